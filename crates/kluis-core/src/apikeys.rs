@@ -1,0 +1,219 @@
+//! Private app keys (API keys): create (secret shown once), list, view, rotate (old secret
+//! valid for a configurable overlap), revoke. Stored as SHA-256 hashes. Privileged: only a
+//! signed-in user with `ApiKeysManage` (or the console) may manage them, never a key.
+
+use kluis_crypto::token;
+use kluis_store::rows::{ApiKeyRow, NewApiKey};
+use serde::{Deserialize, Serialize};
+
+use crate::users::rfc3339;
+use crate::{
+    Actor, ApiKeyId, Error, Kluis, Page, Principal, RequestContext, Result, Scope, UserId, ms,
+    page_limit, tokens, validate,
+};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKey {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: ApiKeyId,
+    pub name: String,
+    pub scopes: Vec<Scope>,
+    /// The user who created it; absent when created at the server console.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub created_by: Option<UserId>,
+    pub created_at: String,
+    pub rotated_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
+}
+
+impl TryFrom<ApiKeyRow> for ApiKey {
+    type Error = Error;
+    fn try_from(r: ApiKeyRow) -> Result<Self> {
+        Ok(ApiKey {
+            id: r.id,
+            name: r.name,
+            scopes: serde_json::from_str(&r.scopes)
+                .map_err(|_| Error::internal("stored scopes unreadable"))?,
+            created_by: r.created_by,
+            created_at: rfc3339(r.created_at),
+            rotated_at: r.rotated_at.map(rfc3339),
+            last_used_at: r.last_used_at.map(rfc3339),
+            revoked_at: r.revoked_at.map(rfc3339),
+        })
+    }
+}
+
+/// A key together with its secret: returned exactly once, at creation or rotation.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ApiKeyWithSecret {
+    #[serde(flatten)]
+    pub key: ApiKey,
+    /// Use as `Authorization: Bearer <secret>`. Not retrievable later.
+    pub secret: String,
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewApiKeyInput {
+    pub name: String,
+    pub scopes: Vec<Scope>,
+}
+
+const TOUCH_EVERY_MS: i64 = 60_000;
+
+impl Kluis {
+    pub async fn create_api_key(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        input: NewApiKeyInput,
+    ) -> Result<ApiKeyWithSecret> {
+        let creator = actor.require_key_manager()?;
+        let name = validate::name("name", &input.name)?;
+        if input.scopes.is_empty() {
+            return Err(Error::validation(
+                "scopes",
+                "scopes_required",
+                "give at least one scope",
+            ));
+        }
+        // Nobody hands out more than they hold.
+        for s in &input.scopes {
+            if !actor.can(s.needs()) {
+                return Err(
+                    Error::forbidden("you cannot grant a scope you do not hold yourself")
+                        .with_field("scopes"),
+                );
+            }
+        }
+        let mut scopes = input.scopes.clone();
+        scopes.sort_by_key(|s| *s as u8);
+        scopes.dedup();
+        let scopes_json =
+            serde_json::to_string(&scopes).map_err(|_| Error::internal("serialise scopes"))?;
+        let secret = token::generate_secret();
+        let id = ApiKeyId::new();
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        tx.insert_api_key(&NewApiKey {
+            id,
+            name: &name,
+            scopes: &scopes_json,
+            secret_hash: &token::hash_secret(&secret),
+            created_by: creator,
+            now: self.now(),
+        })
+        .await?;
+        let key = tx
+            .api_key(id)
+            .await?
+            .ok_or_else(Error::not_found)?
+            .try_into()?;
+        tx.commit().await?;
+        Ok(ApiKeyWithSecret {
+            key,
+            secret: tokens::api_key(actor.tenant(), &secret),
+        })
+    }
+
+    pub async fn list_api_keys(
+        &self,
+        actor: &Actor,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<ApiKey>> {
+        actor.require_key_manager()?;
+        let after = validate::cursor::<ApiKeyId>(cursor)?;
+        let limit = page_limit(limit);
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let rows = tx.list_api_keys(after, limit + 1).await?;
+        crate::users::page(rows, limit, |k: &ApiKey| k.id.to_string())
+    }
+
+    pub async fn get_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
+        actor.require_key_manager()?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        tx.api_key(id)
+            .await?
+            .ok_or_else(Error::not_found)?
+            .try_into()
+    }
+
+    /// New secret; the old one keeps working for the configured overlap (default: not at all).
+    pub async fn rotate_api_key(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        id: ApiKeyId,
+    ) -> Result<ApiKeyWithSecret> {
+        actor.require_key_manager()?;
+        let secret = token::generate_secret();
+        let now = self.now();
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let overlap_until = now + ms(self.config.api_key_rotation_overlap);
+        if !tx
+            .rotate_api_key(id, &token::hash_secret(&secret), overlap_until, now)
+            .await?
+        {
+            return Err(Error::not_found());
+        }
+        let key = tx
+            .api_key(id)
+            .await?
+            .ok_or_else(Error::not_found)?
+            .try_into()?;
+        tx.commit().await?;
+        Ok(ApiKeyWithSecret {
+            key,
+            secret: tokens::api_key(actor.tenant(), &secret),
+        })
+    }
+
+    pub async fn revoke_api_key(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        id: ApiKeyId,
+    ) -> Result<()> {
+        actor.require_key_manager()?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        if !tx.revoke_api_key(id, self.now()).await? {
+            return Err(Error::not_found());
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Resolves `Authorization: Bearer kluis_...`.
+    pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor> {
+        let (tenant, secret) =
+            tokens::parse_api_key(presented).ok_or_else(Error::unauthenticated)?;
+        let now = self.now();
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        if tx.tenant_status().await?.as_deref() != Some("active") {
+            return Err(crate::sessions::suspended_or_unknown());
+        }
+        let m = tx
+            .api_key_by_secret_hash(&token::hash_secret(secret))
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        if m.via_previous && m.key.previous_valid_until.is_none_or(|until| now >= until) {
+            return Err(Error::unauthenticated());
+        }
+        let scopes: Vec<Scope> = serde_json::from_str(&m.key.scopes)
+            .map_err(|_| Error::internal("stored scopes unreadable"))?;
+        drop(tx);
+        if m.key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
+            let mut w = self.store.tenant(tenant).begin().await?;
+            w.touch_api_key(m.key.id, now).await?;
+            w.commit().await?;
+        }
+        Ok(Actor::new(
+            tenant,
+            Principal::ApiKey {
+                id: m.key.id,
+                scopes,
+            },
+        ))
+    }
+}

@@ -1,0 +1,266 @@
+//! Who may do what: built-in roles, API key scopes, and one deny-by-default check.
+//!
+//! An [`Actor`] can only be produced by authentication in this crate (its fields are private),
+//! so a handler cannot invent one for another tenant. Every service starts with
+//! [`Actor::require`], and every tenant transaction is opened for `actor.tenant()`.
+
+use serde::{Deserialize, Serialize};
+
+use crate::{ApiKeyId, Error, Result, SessionId, TenantId, UserId};
+
+/// A permission a service asks for. Later issues add variants (contacts, deals, ...); a new
+/// variant is granted to nobody until the tables below say otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Permission {
+    UsersRead,
+    UsersManage,
+    /// Grant or take away the owner role, or disable/delete an owner.
+    OwnersManage,
+    /// Create, view, rotate, revoke API keys (privileged).
+    ApiKeysManage,
+    SettingsRead,
+    SettingsManage,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    Owner,
+    Admin,
+    Manager,
+    Member,
+    ReadOnly,
+}
+
+impl Role {
+    pub const ALL: [Role; 5] = [
+        Role::Owner,
+        Role::Admin,
+        Role::Manager,
+        Role::Member,
+        Role::ReadOnly,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Owner => "owner",
+            Role::Admin => "admin",
+            Role::Manager => "manager",
+            Role::Member => "member",
+            Role::ReadOnly => "read_only",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        Role::ALL.into_iter().find(|r| r.as_str() == s)
+    }
+
+    /// The permission table for built-in roles. Deny by default: anything not listed is refused.
+    pub fn grants(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Role::Owner => true,
+            Role::Admin => matches!(
+                p,
+                UsersRead | UsersManage | ApiKeysManage | SettingsRead | SettingsManage
+            ),
+            Role::Manager => matches!(p, UsersRead | SettingsRead),
+            Role::Member | Role::ReadOnly => matches!(p, UsersRead),
+        }
+    }
+}
+
+/// An API key scope: one object type, read or write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+pub enum Scope {
+    #[serde(rename = "users:read")]
+    UsersRead,
+    #[serde(rename = "users:write")]
+    UsersWrite,
+    #[serde(rename = "settings:read")]
+    SettingsRead,
+    #[serde(rename = "settings:write")]
+    SettingsWrite,
+}
+
+impl Scope {
+    pub const ALL: [Scope; 4] = [
+        Scope::UsersRead,
+        Scope::UsersWrite,
+        Scope::SettingsRead,
+        Scope::SettingsWrite,
+    ];
+
+    /// What a scope grants. Managing API keys and owners is never reachable with a key:
+    /// a leaked key must not be able to mint more keys or take over the tenant.
+    pub fn grants(self, p: Permission) -> bool {
+        use Permission::*;
+        match self {
+            Scope::UsersRead => p == UsersRead,
+            Scope::UsersWrite => matches!(p, UsersRead | UsersManage),
+            Scope::SettingsRead => p == SettingsRead,
+            Scope::SettingsWrite => matches!(p, SettingsRead | SettingsManage),
+        }
+    }
+
+    /// The permission a holder of this scope exercises; a user may only hand out scopes
+    /// whose permission they hold themselves.
+    pub fn needs(self) -> Permission {
+        match self {
+            Scope::UsersRead => Permission::UsersRead,
+            Scope::UsersWrite => Permission::UsersManage,
+            Scope::SettingsRead => Permission::SettingsRead,
+            Scope::SettingsWrite => Permission::SettingsManage,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum Principal {
+    User {
+        id: UserId,
+        role: Role,
+        /// The session used, when signed in with a cookie.
+        session: Option<SessionId>,
+    },
+    ApiKey {
+        id: ApiKeyId,
+        scopes: Vec<Scope>,
+    },
+    /// The operator at the server console (`kluis user create ...`). Whoever can run the CLI
+    /// against the data directory or database already holds every key, so it is granted all.
+    Console,
+}
+
+/// An authenticated caller inside exactly one tenant.
+#[derive(Debug, Clone)]
+pub struct Actor {
+    tenant: TenantId,
+    principal: Principal,
+}
+
+impl Actor {
+    pub(crate) fn new(tenant: TenantId, principal: Principal) -> Self {
+        Actor { tenant, principal }
+    }
+
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub fn principal(&self) -> &Principal {
+        &self.principal
+    }
+
+    pub fn user_id(&self) -> Option<UserId> {
+        match self.principal {
+            Principal::User { id, .. } => Some(id),
+            Principal::ApiKey { .. } | Principal::Console => None,
+        }
+    }
+
+    pub fn can(&self, p: Permission) -> bool {
+        match &self.principal {
+            Principal::User { role, .. } => role.grants(p),
+            Principal::ApiKey { scopes, .. } => scopes.iter().any(|s| s.grants(p)),
+            Principal::Console => true,
+        }
+    }
+
+    /// The single authorization check: deny unless the table grants `p`.
+    pub fn require(&self, p: Permission) -> Result<()> {
+        if self.can(p) {
+            Ok(())
+        } else {
+            Err(Error::forbidden(
+                "your role or key scopes do not allow this action",
+            ))
+        }
+    }
+
+    /// For actions that need a person (e.g. managing keys), not a key.
+    pub fn require_user(&self) -> Result<UserId> {
+        self.user_id().ok_or_else(|| {
+            Error::forbidden("this action requires a signed-in user, not an API key")
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL_PERMS: [Permission; 6] = [
+        Permission::UsersRead,
+        Permission::UsersManage,
+        Permission::OwnersManage,
+        Permission::ApiKeysManage,
+        Permission::SettingsRead,
+        Permission::SettingsManage,
+    ];
+
+    #[test]
+    fn role_table_is_monotonic_and_deny_by_default() {
+        // Each role holds a subset of the role above it.
+        for pair in Role::ALL.windows(2) {
+            for p in ALL_PERMS {
+                if pair[1].grants(p) {
+                    assert!(
+                        pair[0].grants(p),
+                        "{:?} has {p:?} but {:?} does not",
+                        pair[1],
+                        pair[0]
+                    );
+                }
+            }
+        }
+        assert!(!Role::Admin.grants(Permission::OwnersManage));
+        assert!(!Role::Manager.grants(Permission::UsersManage));
+        assert!(!Role::Member.grants(Permission::ApiKeysManage));
+        assert!(!Role::ReadOnly.grants(Permission::SettingsRead));
+    }
+
+    #[test]
+    fn no_scope_reaches_key_or_owner_management() {
+        for s in Scope::ALL {
+            assert!(!s.grants(Permission::ApiKeysManage));
+            assert!(!s.grants(Permission::OwnersManage));
+            assert!(s.grants(s.needs()));
+        }
+    }
+
+    #[test]
+    fn api_key_actor_is_limited_to_its_scopes() {
+        let a = Actor::new(
+            TenantId::new(),
+            Principal::ApiKey {
+                id: ApiKeyId::new(),
+                scopes: vec![Scope::UsersRead],
+            },
+        );
+        assert!(a.require(Permission::UsersRead).is_ok());
+        assert!(a.require(Permission::UsersManage).is_err());
+        assert!(a.require_user().is_err());
+    }
+}
+
+impl Actor {
+    /// The console operator for one tenant (CLI only; never reachable over HTTP).
+    pub fn console(tenant: TenantId) -> Actor {
+        Actor::new(tenant, Principal::Console)
+    }
+
+    /// Key management needs a signed-in person with the permission, or the console.
+    pub(crate) fn require_key_manager(&self) -> Result<Option<UserId>> {
+        match self.principal {
+            Principal::Console => Ok(None),
+            Principal::User { id, .. } => {
+                self.require(Permission::ApiKeysManage)?;
+                Ok(Some(id))
+            }
+            Principal::ApiKey { .. } => Err(Error::forbidden(
+                "API keys cannot manage API keys; sign in as an admin",
+            )),
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! Kluis application services.
+//!
+//! One async function per use case. Each takes an [`Actor`] (who is asking, already
+//! authenticated, bound to exactly one tenant) and a [`RequestContext`] (where from), checks the
+//! permission table (deny by default), validates input, and does its work in one transaction
+//! opened for the actor's tenant. Handlers in `kluis-http` only parse, call and render.
+
+pub mod apikeys;
+pub mod authz;
+mod clock;
+mod error;
+pub mod sessions;
+pub mod settings;
+pub mod setup;
+pub mod tenants;
+pub mod tokens;
+pub mod users;
+mod validate;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use authz::{Actor, Permission, Principal, Role, Scope};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{Error, ErrorKind};
+pub use kluis_store::{ApiKeyId, SessionId, Store, TenantId, UserId};
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Settings the services need (validated by the binary's config loader).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// A session ends after this long without a request.
+    pub session_idle_timeout: Duration,
+    /// A session ends this long after sign-in, however active.
+    pub session_absolute_timeout: Duration,
+    /// How long a rotated API key's old secret keeps working (default 0: not at all).
+    pub api_key_rotation_overlap: Duration,
+    /// Lifetime of the one-time setup link.
+    pub setup_token_ttl: Duration,
+}
+
+impl Default for CoreConfig {
+    fn default() -> Self {
+        CoreConfig {
+            session_idle_timeout: Duration::from_secs(30 * 60),
+            session_absolute_timeout: Duration::from_secs(12 * 3600),
+            api_key_rotation_overlap: Duration::ZERO,
+            setup_token_ttl: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// The application: store, configuration and clock. Cheap to clone.
+#[derive(Clone)]
+pub struct Kluis {
+    pub(crate) store: Store,
+    pub(crate) config: Arc<CoreConfig>,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+impl Kluis {
+    pub fn new(store: Store, config: CoreConfig) -> Self {
+        Kluis::with_clock(store, config, Arc::new(SystemClock))
+    }
+
+    pub fn with_clock(store: Store, config: CoreConfig, clock: Arc<dyn Clock>) -> Self {
+        Kluis {
+            store,
+            config: Arc::new(config),
+            clock,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn config(&self) -> &CoreConfig {
+        &self.config
+    }
+
+    pub(crate) fn now(&self) -> i64 {
+        self.clock.now_ms()
+    }
+
+    /// Readiness: the database answers.
+    pub async fn ready(&self) -> Result<()> {
+        self.store.ping().await?;
+        Ok(())
+    }
+}
+
+/// Where a request came from; recorded with sessions and (later) audit events.
+#[derive(Debug, Clone, Default)]
+pub struct RequestContext {
+    pub ip: String,
+    pub user_agent: String,
+    pub request_id: String,
+}
+
+/// One page of a keyset-paginated list.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    /// Pass as `cursor` to get the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+/// Page size: default 50, at most 200.
+pub fn page_limit(requested: Option<u32>) -> i64 {
+    i64::from(requested.unwrap_or(50).clamp(1, 200))
+}
+
+pub(crate) fn ms(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
+/// Argon2id is deliberately slow: run it off the async worker threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> T + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|_| Error::internal("blocking task failed"))
+}

@@ -1,0 +1,312 @@
+//! Sign-in with a password, server-side sessions, CSRF tokens, sign-out.
+//!
+//! The session token and the CSRF token are 256-bit random secrets; only their SHA-256 hashes
+//! are stored. A session ends after the idle timeout, the absolute timeout, logout, "sign out
+//! everywhere", a password change (other sessions), or when its user is disabled or deleted.
+
+use kluis_crypto::{password, token};
+use kluis_store::rows::{NewSession, SessionRow, UserPatch};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{check_password, effective_policy};
+use crate::users::{User, rfc3339};
+use crate::{
+    Actor, Error, ErrorKind, Kluis, Principal, RequestContext, Result, Role, SessionId, TenantId,
+    blocking, ms, tokens, validate,
+};
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginInput {
+    /// The tenant's slug (organisation name in the sign-in form).
+    pub tenant: String,
+    pub email: String,
+    pub password: String,
+}
+
+/// Result of a successful sign-in. `session_token` goes into the HttpOnly cookie only.
+pub struct LoginOutcome {
+    pub session_token: String,
+    pub csrf_token: String,
+    pub session: SessionInfo,
+    pub user: User,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct SessionInfo {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: SessionId,
+    pub ip: String,
+    pub user_agent: String,
+    pub created_at: String,
+    pub last_seen_at: String,
+    pub expires_at: String,
+    /// True for the session this request was made with.
+    pub current: bool,
+}
+
+fn info(r: &SessionRow, current: Option<SessionId>) -> SessionInfo {
+    SessionInfo {
+        id: r.id,
+        ip: r.ip.clone(),
+        user_agent: r.user_agent.clone(),
+        created_at: rfc3339(r.created_at),
+        last_seen_at: rfc3339(r.last_seen_at),
+        expires_at: rfc3339(r.expires_at),
+        current: Some(r.id) == current,
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordChange {
+    pub current_password: String,
+    pub new_password: String,
+}
+
+/// One answer for every kind of failed sign-in, so responses never reveal whether a tenant or
+/// account exists.
+fn invalid_credentials() -> Error {
+    Error::new(
+        ErrorKind::Unauthenticated,
+        "invalid_credentials",
+        "wrong organisation, email or password",
+    )
+}
+
+/// Touching `last_seen_at` is a write; do it at most this often per session.
+const TOUCH_EVERY_MS: i64 = 30_000;
+
+impl Kluis {
+    pub async fn login(&self, input: LoginInput, ctx: &RequestContext) -> Result<LoginOutcome> {
+        let found = self.find_login_user(&input).await?;
+        let Some((tenant, user_row)) = found else {
+            // Same work as a real check: unknown accounts cost one argon2 verification too.
+            let pw = input.password;
+            blocking(move || password::burn_verify(&pw)).await?;
+            return Err(invalid_credentials());
+        };
+        let Some(hash) = user_row.password_hash.clone() else {
+            let pw = input.password;
+            blocking(move || password::burn_verify(&pw)).await?;
+            return Err(invalid_credentials());
+        };
+        let pw = input.password;
+        let ok = blocking(move || password::verify_password(&pw, &hash)).await??;
+        if !ok {
+            return Err(invalid_credentials());
+        }
+
+        let secret = token::generate_secret();
+        let csrf = token::generate_secret();
+        let now = self.now();
+        let id = SessionId::new();
+        let expires_at = now + ms(self.config.session_absolute_timeout);
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        tx.insert_session(&NewSession {
+            id,
+            user_id: user_row.id,
+            token_hash: &token::hash_secret(&secret),
+            csrf_hash: &token::hash_secret(&csrf),
+            ip: &truncate(&ctx.ip, 64),
+            user_agent: &truncate(&ctx.user_agent, 256),
+            now,
+            expires_at,
+        })
+        .await?;
+        let row = tx
+            .list_user_sessions(user_row.id, now)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::internal("session vanished"))?;
+        tx.commit().await?;
+        Ok(LoginOutcome {
+            session_token: tokens::session_token(tenant, &secret),
+            csrf_token: csrf,
+            session: info(&row, Some(id)),
+            user: user_row.try_into()?,
+        })
+    }
+
+    /// The active tenant and active user for a sign-in attempt, or None (never an error that
+    /// would distinguish "no such tenant" from "no such user").
+    async fn find_login_user(
+        &self,
+        input: &LoginInput,
+    ) -> Result<Option<(TenantId, kluis_store::rows::UserRow)>> {
+        let Ok(email) = validate::email("email", &input.email) else {
+            return Ok(None);
+        };
+        let mut p = self.store.platform_read().await?;
+        let Some(t) = p.tenant_by_slug(input.tenant.trim()).await? else {
+            return Ok(None);
+        };
+        drop(p);
+        if t.status != "active" {
+            return Ok(None);
+        }
+        let mut tx = self.store.tenant(t.id).begin_read().await?;
+        Ok(tx
+            .user_by_email(&email)
+            .await?
+            .filter(|u| u.status == "active")
+            .map(|u| (t.id, u)))
+    }
+
+    /// Resolves a session cookie. `csrf` must be given (and match) for state-changing requests.
+    pub async fn authenticate_session(
+        &self,
+        cookie: &str,
+        csrf: Option<&str>,
+        state_changing: bool,
+    ) -> Result<Actor> {
+        let (tenant, secret) =
+            tokens::parse_session_token(cookie).ok_or_else(Error::unauthenticated)?;
+        let now = self.now();
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        if tx.tenant_status().await?.as_deref() != Some("active") {
+            return Err(suspended_or_unknown());
+        }
+        let s = tx
+            .session_by_token_hash(&token::hash_secret(secret))
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        if now >= s.expires_at || now - s.last_seen_at >= ms(self.config.session_idle_timeout) {
+            return Err(Error::unauthenticated());
+        }
+        if state_changing {
+            let ok =
+                csrf.is_some_and(|c| token::constant_time_eq(&token::hash_secret(c), &s.csrf_hash));
+            if !ok {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "csrf_failed",
+                    "missing or wrong X-CSRF-Token header",
+                ));
+            }
+        }
+        let user = tx
+            .user(s.user_id)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        if user.status != "active" {
+            return Err(Error::unauthenticated());
+        }
+        let role = Role::parse(&user.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        drop(tx);
+        if now - s.last_seen_at >= TOUCH_EVERY_MS {
+            let mut w = self.store.tenant(tenant).begin().await?;
+            w.touch_session(s.id, now).await?;
+            w.commit().await?;
+        }
+        Ok(Actor::new(
+            tenant,
+            Principal::User {
+                id: user.id,
+                role,
+                session: Some(s.id),
+            },
+        ))
+    }
+
+    pub async fn logout(&self, actor: &Actor) -> Result<()> {
+        if let Principal::User {
+            session: Some(s), ..
+        } = actor.principal()
+        {
+            let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+            tx.revoke_session(*s, self.now()).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// "Sign out all my sessions", this one included. Returns how many were ended.
+    pub async fn logout_everywhere(&self, actor: &Actor) -> Result<u64> {
+        let user = actor.require_user()?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let n = tx.revoke_user_sessions(user, None, self.now()).await?;
+        tx.commit().await?;
+        Ok(n)
+    }
+
+    pub async fn my_sessions(&self, actor: &Actor) -> Result<Vec<SessionInfo>> {
+        let user = actor.require_user()?;
+        let current = match actor.principal() {
+            Principal::User { session, .. } => *session,
+            _ => None,
+        };
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let rows = tx.list_user_sessions(user, self.now()).await?;
+        Ok(rows.iter().map(|r| info(r, current)).collect())
+    }
+
+    pub async fn me(&self, actor: &Actor) -> Result<User> {
+        let user = actor.require_user()?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        tx.user(user)
+            .await?
+            .ok_or_else(Error::unauthenticated)?
+            .try_into()
+    }
+
+    /// Changes the caller's own password and ends their other sessions.
+    pub async fn change_password(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        input: PasswordChange,
+    ) -> Result<()> {
+        let user = actor.require_user()?;
+        let keep = match actor.principal() {
+            Principal::User { session, .. } => *session,
+            _ => None,
+        };
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
+        let current_ok = match row.password_hash.clone() {
+            Some(h) => {
+                let pw = input.current_password.clone();
+                blocking(move || password::verify_password(&pw, &h)).await??
+            }
+            None => false,
+        };
+        if !current_ok {
+            return Err(Error::validation(
+                "current_password",
+                "wrong_password",
+                "the current password is wrong",
+            ));
+        }
+        let policy = effective_policy(&mut tx).await?;
+        check_password(&policy, &input.new_password).map_err(|e| e.with_field("new_password"))?;
+        let pw = input.new_password;
+        let hash = blocking(move || password::hash_password(&pw)).await??;
+        let now = self.now();
+        tx.update_user(
+            user,
+            &UserPatch {
+                password_hash: Some(&hash),
+                ..Default::default()
+            },
+            now,
+        )
+        .await?;
+        tx.revoke_user_sessions(user, keep, now).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+pub(crate) fn suspended_or_unknown() -> Error {
+    Error::new(
+        ErrorKind::Forbidden,
+        "tenant_suspended",
+        "this organisation is suspended or does not exist",
+    )
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    s.chars().take(max).collect()
+}

@@ -1,0 +1,101 @@
+//! Tenant security settings. For now: the password policy, which a tenant may make stricter
+//! than the platform baseline but never weaker.
+
+use kluis_crypto::password::PasswordPolicy;
+use kluis_store::TenantTx;
+use serde::{Deserialize, Serialize};
+
+use crate::{Actor, Error, Kluis, Permission, RequestContext, Result};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PasswordPolicyDoc {
+    pub min_length: usize,
+    pub require_upper: bool,
+    pub require_lower: bool,
+    pub require_digit: bool,
+    pub require_special: bool,
+    pub reject_common: bool,
+}
+
+impl From<PasswordPolicy> for PasswordPolicyDoc {
+    fn from(p: PasswordPolicy) -> Self {
+        PasswordPolicyDoc {
+            min_length: p.min_length,
+            require_upper: p.require_upper,
+            require_lower: p.require_lower,
+            require_digit: p.require_digit,
+            require_special: p.require_special,
+            reject_common: p.reject_common,
+        }
+    }
+}
+
+impl From<PasswordPolicyDoc> for PasswordPolicy {
+    fn from(d: PasswordPolicyDoc) -> Self {
+        PasswordPolicy {
+            min_length: d.min_length,
+            require_upper: d.require_upper,
+            require_lower: d.require_lower,
+            require_digit: d.require_digit,
+            require_special: d.require_special,
+            reject_common: d.reject_common,
+        }
+    }
+}
+
+/// The policy in force for this tenant: its stored policy, never below the baseline (even if
+/// someone edited the database row).
+pub(crate) async fn effective_policy(tx: &mut TenantTx) -> Result<PasswordPolicy> {
+    let stored = match tx.password_policy().await? {
+        Some(json) => serde_json::from_str::<PasswordPolicy>(&json)
+            .map_err(|_| Error::internal("stored password policy is unreadable"))?,
+        None => PasswordPolicy::BASELINE,
+    };
+    Ok(stored.stricter_of(&PasswordPolicy::BASELINE))
+}
+
+/// Checks a new password against a policy; the error names the rule, never the password.
+pub(crate) fn check_password(policy: &PasswordPolicy, password: &str) -> Result<()> {
+    policy
+        .check(password)
+        .map_err(|v| Error::validation("password", v.code(), v.to_string()))
+}
+
+impl Kluis {
+    pub async fn password_policy(&self, actor: &Actor) -> Result<PasswordPolicyDoc> {
+        actor.require(Permission::SettingsRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        Ok(effective_policy(&mut tx).await?.into())
+    }
+
+    pub async fn set_password_policy(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        policy: PasswordPolicyDoc,
+    ) -> Result<PasswordPolicyDoc> {
+        actor.require(Permission::SettingsManage)?;
+        let policy: PasswordPolicy = policy.into();
+        if !policy.at_least(&PasswordPolicy::BASELINE) {
+            return Err(Error::validation(
+                "policy",
+                "policy_weaker_than_baseline",
+                "a tenant may make the password policy stricter than the platform baseline, never weaker",
+            ));
+        }
+        if policy.min_length > 256 {
+            return Err(Error::validation(
+                "min_length",
+                "invalid_min_length",
+                "must be at most 256",
+            ));
+        }
+        let json =
+            serde_json::to_string(&policy).map_err(|_| Error::internal("serialise policy"))?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        tx.put_password_policy(&json, self.now()).await?;
+        tx.commit().await?;
+        Ok(policy.into())
+    }
+}

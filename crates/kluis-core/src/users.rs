@@ -1,0 +1,269 @@
+//! Tenant users: create (with a password, or invited without one), read, list, change role or
+//! status, delete. A tenant always keeps at least one active owner.
+
+use kluis_crypto::password;
+use kluis_store::TenantTx;
+use kluis_store::rows::{NewUser, UserPatch, UserRow};
+use serde::{Deserialize, Serialize};
+
+use crate::settings::{check_password, effective_policy};
+use crate::{
+    Actor, Error, ErrorKind, Kluis, Page, Permission, RequestContext, Result, Role, UserId,
+    blocking, page_limit, validate,
+};
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct User {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: UserId,
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// `active` or `disabled`.
+    pub status: String,
+    /// False for invited users who have not set a password yet.
+    pub has_password: bool,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+impl TryFrom<UserRow> for User {
+    type Error = Error;
+    fn try_from(r: UserRow) -> Result<Self> {
+        Ok(User {
+            id: r.id,
+            role: Role::parse(&r.role).ok_or_else(|| Error::internal("unknown role stored"))?,
+            email: r.email,
+            display_name: r.display_name,
+            status: r.status,
+            has_password: r.password_hash.is_some(),
+            created_at: rfc3339(r.created_at),
+            updated_at: rfc3339(r.updated_at),
+        })
+    }
+}
+
+pub(crate) fn rfc3339(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .ok()
+        .and_then(|t| {
+            t.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
+}
+
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NewUserInput {
+    pub email: String,
+    pub display_name: String,
+    pub role: Role,
+    /// Optional: without one the user is invited and cannot sign in until a password is set.
+    pub password: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UserUpdate {
+    pub display_name: Option<String>,
+    pub role: Option<Role>,
+    /// `active` or `disabled`. Disabling signs the user out everywhere.
+    pub status: Option<String>,
+}
+
+/// Validates and inserts a user inside an open tenant transaction (shared by setup, the API
+/// and the console).
+pub(crate) async fn insert_user(tx: &mut TenantTx, input: &NewUserInput, now: i64) -> Result<User> {
+    let email = validate::email("email", &input.email)?;
+    let display_name = validate::name("display_name", &input.display_name)?;
+    let hash = match &input.password {
+        Some(pw) => {
+            let policy = effective_policy(tx).await?;
+            check_password(&policy, pw)?;
+            let pw = pw.clone();
+            Some(blocking(move || password::hash_password(&pw)).await??)
+        }
+        None => None,
+    };
+    let id = UserId::new();
+    tx.insert_user(&NewUser {
+        id,
+        email: &email,
+        display_name: &display_name,
+        role: input.role.as_str(),
+        password_hash: hash.as_deref(),
+        now,
+    })
+    .await
+    .map_err(|e| match Error::from(e) {
+        c if c.kind == ErrorKind::Conflict => Error::new(
+            ErrorKind::Conflict,
+            "email_taken",
+            "a user with this email already exists",
+        )
+        .with_field("email"),
+        other => other,
+    })?;
+    tx.user(id).await?.ok_or_else(Error::not_found)?.try_into()
+}
+
+impl Kluis {
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        input: NewUserInput,
+    ) -> Result<User> {
+        actor.require(Permission::UsersManage)?;
+        if input.role == Role::Owner {
+            actor.require(Permission::OwnersManage)?;
+        }
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let user = insert_user(&mut tx, &input, self.now()).await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
+        actor.require(Permission::UsersRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        tx.user(id).await?.ok_or_else(Error::not_found)?.try_into()
+    }
+
+    pub async fn list_users(
+        &self,
+        actor: &Actor,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<User>> {
+        actor.require(Permission::UsersRead)?;
+        let after = validate::cursor::<UserId>(cursor)?;
+        let limit = page_limit(limit);
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let rows = tx.list_users(after, limit + 1).await?;
+        page(rows, limit, |u: &User| u.id.to_string())
+    }
+
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        id: UserId,
+        up: UserUpdate,
+    ) -> Result<User> {
+        actor.require(Permission::UsersManage)?;
+        let display_name = up
+            .display_name
+            .as_deref()
+            .map(|n| validate::name("display_name", n))
+            .transpose()?;
+        let status = match up.status.as_deref() {
+            None | Some("active") | Some("disabled") => up.status.as_deref(),
+            Some(_) => {
+                return Err(Error::validation(
+                    "status",
+                    "invalid_status",
+                    "must be `active` or `disabled`",
+                ));
+            }
+        };
+        let now = self.now();
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
+        let was_owner = current.role == Role::Owner.as_str();
+        let becomes_owner = up.role == Some(Role::Owner);
+        if was_owner || becomes_owner {
+            actor.require(Permission::OwnersManage)?;
+        }
+        let loses_owner = was_owner
+            && current.status == "active"
+            && (up.role.is_some_and(|r| r != Role::Owner) || status == Some("disabled"));
+        if loses_owner
+            && tx
+                .count_active_users_with_role(Role::Owner.as_str())
+                .await?
+                <= 1
+        {
+            return Err(last_owner());
+        }
+        tx.update_user(
+            id,
+            &UserPatch {
+                display_name: display_name.as_deref(),
+                role: up.role.map(Role::as_str),
+                status,
+                password_hash: None,
+            },
+            now,
+        )
+        .await?;
+        if status == Some("disabled") {
+            tx.revoke_user_sessions(id, None, now).await?;
+        }
+        let user = tx
+            .user(id)
+            .await?
+            .ok_or_else(Error::not_found)?
+            .try_into()?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    pub async fn delete_user(
+        &self,
+        actor: &Actor,
+        _ctx: &RequestContext,
+        id: UserId,
+    ) -> Result<()> {
+        actor.require(Permission::UsersManage)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
+        if current.role == Role::Owner.as_str() {
+            actor.require(Permission::OwnersManage)?;
+            if current.status == "active"
+                && tx
+                    .count_active_users_with_role(Role::Owner.as_str())
+                    .await?
+                    <= 1
+            {
+                return Err(last_owner());
+            }
+        }
+        // Sessions go with the user (ON DELETE CASCADE).
+        tx.delete_user(id).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+}
+
+fn last_owner() -> Error {
+    Error::new(
+        ErrorKind::Conflict,
+        "last_owner",
+        "a tenant must keep at least one active owner",
+    )
+}
+
+/// Builds a page from `limit + 1` rows: the extra row only tells whether there is a next page.
+pub(crate) fn page<R, T>(
+    mut rows: Vec<R>,
+    limit: i64,
+    cursor_of: impl Fn(&T) -> String,
+) -> Result<Page<T>>
+where
+    T: TryFrom<R, Error = Error>,
+{
+    let more = rows.len() as i64 > limit;
+    rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+    let items = rows
+        .into_iter()
+        .map(T::try_from)
+        .collect::<Result<Vec<T>>>()?;
+    let next_cursor = if more {
+        items.last().map(&cursor_of)
+    } else {
+        None
+    };
+    Ok(Page { items, next_cursor })
+}

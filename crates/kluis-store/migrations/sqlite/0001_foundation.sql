@@ -1,0 +1,85 @@
+-- Foundation schema (SQLite). Kept in lockstep with ../postgres/0001_foundation.sql:
+-- same tables, same columns, same meaning. Ids are UUIDs stored as 16-byte blobs,
+-- times are unix milliseconds, JSON is TEXT.
+
+-- Platform tables (not tenant data).
+CREATE TABLE tenants (
+    id          BLOB PRIMARY KEY NOT NULL,
+    slug        TEXT NOT NULL UNIQUE,
+    name        TEXT NOT NULL,
+    status      TEXT NOT NULL CHECK (status IN ('active', 'suspended')),
+    created_at  INTEGER NOT NULL,
+    updated_at  INTEGER NOT NULL
+) STRICT;
+
+CREATE TABLE setup_tokens (
+    token_hash  BLOB PRIMARY KEY NOT NULL,
+    created_at  INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    used_at     INTEGER
+) STRICT;
+
+CREATE TABLE platform_keys (
+    id          BLOB PRIMARY KEY NOT NULL,
+    name        TEXT NOT NULL,
+    secret_hash BLOB NOT NULL UNIQUE,
+    created_at  INTEGER NOT NULL,
+    revoked_at  INTEGER
+) STRICT;
+
+-- Tenant tables: primary key starts with tenant_id.
+CREATE TABLE tenant_settings (
+    tenant_id        BLOB NOT NULL REFERENCES tenants(id),
+    password_policy  TEXT NOT NULL,
+    updated_at       INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id)
+) STRICT;
+
+CREATE TABLE users (
+    tenant_id      BLOB NOT NULL REFERENCES tenants(id),
+    id             BLOB NOT NULL,
+    email          TEXT NOT NULL,
+    display_name   TEXT NOT NULL,
+    role           TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'manager', 'member', 'read_only')),
+    status         TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
+    password_hash  TEXT,
+    created_at     INTEGER NOT NULL,
+    updated_at     INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, email)
+) STRICT;
+
+CREATE TABLE sessions (
+    tenant_id     BLOB NOT NULL,
+    id            BLOB NOT NULL,
+    user_id       BLOB NOT NULL,
+    token_hash    BLOB NOT NULL,
+    csrf_hash     BLOB NOT NULL,
+    ip            TEXT NOT NULL,
+    user_agent    TEXT NOT NULL,
+    created_at    INTEGER NOT NULL,
+    last_seen_at  INTEGER NOT NULL,
+    expires_at    INTEGER NOT NULL,
+    revoked_at    INTEGER,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, token_hash),
+    FOREIGN KEY (tenant_id, user_id) REFERENCES users(tenant_id, id) ON DELETE CASCADE
+) STRICT;
+
+CREATE TABLE api_keys (
+    tenant_id             BLOB NOT NULL,
+    id                    BLOB NOT NULL,
+    name                  TEXT NOT NULL,
+    scopes                TEXT NOT NULL,
+    secret_hash           BLOB NOT NULL,
+    previous_secret_hash  BLOB,
+    previous_valid_until  INTEGER,
+    created_by            BLOB,
+    created_at            INTEGER NOT NULL,
+    rotated_at            INTEGER,
+    last_used_at          INTEGER,
+    revoked_at            INTEGER,
+    PRIMARY KEY (tenant_id, id),
+    UNIQUE (tenant_id, secret_hash)
+) STRICT;
+CREATE INDEX api_keys_previous_secret ON api_keys (tenant_id, previous_secret_hash);

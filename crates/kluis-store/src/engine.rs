@@ -1,0 +1,247 @@
+//! Connection pools, migrations and transaction start for both engines.
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Postgres, Sqlite, Transaction};
+
+use crate::{PlatformTx, Result, StoreError, TenantId, TenantTx};
+
+/// Tables that hold tenant data. Each has `tenant_id` as the first primary-key column and, on
+/// PostgreSQL, a forced row-level-security policy. Tests check both properties against the
+/// live catalog, so a table added to a migration but not here (or vice versa) fails CI.
+pub const TENANT_TABLES: &[&str] = &["tenant_settings", "users", "sessions", "api_keys"];
+
+/// Platform tables: not tenant data, never reachable through a [`TenantTx`].
+pub const PLATFORM_TABLES: &[&str] = &["tenants", "setup_tokens", "platform_keys"];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// `sqlite://path` / a plain file path, or `postgres://...` (the application role).
+    pub database_url: String,
+    /// PostgreSQL only: the owner role used to run migrations. The application role must
+    /// not own the tables (ownership would let it disable RLS).
+    pub owner_url: Option<String>,
+    pub max_connections: u32,
+}
+
+#[derive(Clone)]
+pub(crate) enum Pool {
+    Sqlite(SqlitePool),
+    Pg(PgPool),
+}
+
+pub(crate) enum Tx {
+    Sqlite(Transaction<'static, Sqlite>),
+    Pg(Transaction<'static, Postgres>),
+}
+
+/// The store: a pool for one engine. Cheap to clone.
+#[derive(Clone)]
+pub struct Store {
+    pool: Pool,
+}
+
+impl Store {
+    /// Opens (creating if needed) an SQLite database file and migrates it.
+    pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // FULL: a committed change (and, later, its audit event) survives power loss.
+            .synchronous(SqliteSynchronous::Full)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        Ok(Store {
+            pool: Pool::Sqlite(pool),
+        })
+    }
+
+    /// Connects to PostgreSQL, runs migrations as the owner role, grants the application
+    /// role what it needs, and refuses to start if the application role could bypass RLS.
+    pub async fn open_postgres(app_url: &str, owner_url: Option<&str>, max: u32) -> Result<Store> {
+        let app_opts = PgConnectOptions::from_str(app_url)?;
+        let app = PgPoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(app_opts)
+            .await?;
+        let app_role: String = sqlx::query_scalar("SELECT current_user::text")
+            .fetch_one(&app)
+            .await?;
+        if let Some(owner_url) = owner_url {
+            let owner = PgPoolOptions::new()
+                .max_connections(1)
+                .connect_with(PgConnectOptions::from_str(owner_url)?)
+                .await?;
+            sqlx::migrate!("./migrations/postgres").run(&owner).await?;
+            let role = quote_ident(&app_role);
+            let mut conn = owner.acquire().await?;
+            for stmt in [
+                format!("GRANT USAGE ON SCHEMA public TO {role}"),
+                format!(
+                    "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
+                ),
+                format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
+                format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
+            ] {
+                sqlx::query(sqlx::AssertSqlSafe(stmt))
+                    .execute(&mut *conn)
+                    .await?;
+            }
+            owner.close().await;
+        }
+        check_app_role(&app).await?;
+        Ok(Store {
+            pool: Pool::Pg(app),
+        })
+    }
+
+    /// Opens whatever `options.database_url` names.
+    pub async fn open(options: &StoreOptions) -> Result<Store> {
+        let url = options.database_url.as_str();
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            Store::open_postgres(url, options.owner_url.as_deref(), options.max_connections).await
+        } else {
+            let path = url.strip_prefix("sqlite://").unwrap_or(url);
+            Store::open_sqlite(Path::new(path)).await
+        }
+    }
+
+    pub fn engine(&self) -> Engine {
+        match self.pool {
+            Pool::Sqlite(_) => Engine::Sqlite,
+            Pool::Pg(_) => Engine::Postgres,
+        }
+    }
+
+    /// A handle for one tenant's data. Nothing else gives access to tenant tables.
+    pub fn tenant(&self, tenant: TenantId) -> TenantScope<'_> {
+        TenantScope {
+            store: self,
+            tenant,
+        }
+    }
+
+    /// A transaction over platform tables only.
+    pub async fn platform(&self) -> Result<PlatformTx> {
+        Ok(PlatformTx::new(self.begin_tx(true).await?))
+    }
+
+    /// A read-only platform transaction (no write lock on SQLite).
+    pub async fn platform_read(&self) -> Result<PlatformTx> {
+        Ok(PlatformTx::new(self.begin_tx(false).await?))
+    }
+
+    /// Readiness probe: one round trip to the database.
+    pub async fn ping(&self) -> Result<()> {
+        match &self.pool {
+            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await?.rows_affected(),
+            Pool::Pg(p) => sqlx::query("SELECT 1").execute(p).await?.rows_affected(),
+        };
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        match &self.pool {
+            Pool::Sqlite(p) => p.close().await,
+            Pool::Pg(p) => p.close().await,
+        }
+    }
+
+    /// `write`: SQLite takes the write lock up front (BEGIN IMMEDIATE) so two writers queue on
+    /// the busy timeout instead of failing when a read lock is upgraded.
+    pub(crate) async fn begin_tx(&self, write: bool) -> Result<Tx> {
+        Ok(match &self.pool {
+            Pool::Sqlite(p) if write => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
+            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+        })
+    }
+}
+
+/// Entry point for one tenant's transactions.
+pub struct TenantScope<'s> {
+    store: &'s Store,
+    tenant: TenantId,
+}
+
+impl TenantScope<'_> {
+    /// A read-write transaction scoped to this tenant.
+    pub async fn begin(self) -> Result<TenantTx> {
+        TenantTx::start(self.store.begin_tx(true).await?, self.tenant).await
+    }
+
+    /// A read-only transaction scoped to this tenant (no write lock on SQLite).
+    pub async fn begin_read(self) -> Result<TenantTx> {
+        TenantTx::start(self.store.begin_tx(false).await?, self.tenant).await
+    }
+}
+
+impl Tx {
+    pub(crate) async fn commit(self) -> Result<()> {
+        match self {
+            Tx::Sqlite(t) => t.commit().await?,
+            Tx::Pg(t) => t.commit().await?,
+        }
+        Ok(())
+    }
+}
+
+/// The application role must be subject to RLS: not a superuser, no BYPASSRLS, and not the
+/// owner of any tenant table (owners can ALTER TABLE ... DISABLE ROW LEVEL SECURITY).
+async fn check_app_role(pool: &PgPool) -> Result<()> {
+    let (superuser, bypass): (bool, bool) =
+        sqlx::query_as("SELECT rolsuper, rolbypassrls FROM pg_roles WHERE rolname = current_user")
+            .fetch_one(pool)
+            .await?;
+    if superuser || bypass {
+        return Err(StoreError::UnsafeConfig(
+            "the database_url role is a superuser or has BYPASSRLS; connect as an ordinary role"
+                .into(),
+        ));
+    }
+    let owned: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tableowner = current_user",
+    )
+    .fetch_one(pool)
+    .await?;
+    if owned > 0 {
+        return Err(StoreError::UnsafeConfig(
+            "the database_url role owns Kluis tables; set database_owner_url to a separate owner role for migrations".into(),
+        ));
+    }
+    let missing: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM pg_tables WHERE schemaname = 'public' AND tablename = ANY($1)",
+    )
+    .bind(TENANT_TABLES)
+    .fetch_one(pool)
+    .await?;
+    if missing != TENANT_TABLES.len() as i64 {
+        return Err(StoreError::UnsafeConfig(
+            "schema is not migrated; run once with database_owner_url set".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}

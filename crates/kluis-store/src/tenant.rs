@@ -1,0 +1,454 @@
+//! Tenant-scoped transaction. Every method binds `self.tenant` as `$1`: the tenant filter is
+//! part of each statement, not something a caller supplies.
+
+use crate::engine::Tx;
+use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
+use crate::rows::{
+    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionRow, UserPatch, UserRow,
+};
+use crate::{Result, on_conn};
+
+pub struct TenantTx {
+    tx: Tx,
+    tenant: TenantId,
+}
+
+const USER_COLS: &str =
+    "tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at";
+const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
+const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, created_by, created_at, rotated_at, last_used_at, revoked_at";
+
+impl TenantTx {
+    pub(crate) async fn start(mut tx: Tx, tenant: TenantId) -> Result<Self> {
+        if let Tx::Pg(t) = &mut tx {
+            // Transaction-local (is_local = true): gone at COMMIT/ROLLBACK, so a pooled
+            // connection never carries this tenant into the next request.
+            sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+                .bind(tenant.0.to_string())
+                .execute(&mut **t)
+                .await?;
+        }
+        Ok(TenantTx { tx, tenant })
+    }
+
+    pub fn tenant(&self) -> TenantId {
+        self.tenant
+    }
+
+    pub async fn commit(self) -> Result<()> {
+        self.tx.commit().await
+    }
+
+    // ---- settings ---------------------------------------------------------------------
+
+    pub async fn password_policy(&mut self) -> Result<Option<String>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT password_policy FROM tenant_settings WHERE tenant_id = $1"
+        )
+        .bind(t)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn put_password_policy(&mut self, policy_json: &str, now: i64) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, password_policy, updated_at) VALUES ($1, $2, $3) \
+             ON CONFLICT (tenant_id) DO UPDATE SET password_policy = excluded.password_policy, updated_at = excluded.updated_at"
+        )
+        .bind(t)
+        .bind(policy_json)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    // ---- users ------------------------------------------------------------------------
+
+    pub async fn insert_user(&mut self, u: &NewUser<'_>) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO users (tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)"
+        )
+        .bind(t)
+        .bind(u.id)
+        .bind(u.email)
+        .bind(u.display_name)
+        .bind(u.role)
+        .bind(u.password_hash)
+        .bind(u.now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn user(&mut self, id: UserId) -> Result<Option<UserRow>> {
+        let t = self.tenant;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2");
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRow>> {
+        let t = self.tenant;
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND email = $2");
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(email)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// Keyset pagination in id order (ids are time-ordered UUIDv7).
+    pub async fn list_users(&mut self, after: Option<UserId>, limit: i64) -> Result<Vec<UserRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn count_active_users_with_role(&mut self, role: &str) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = $2 AND status = 'active'"
+        )
+        .bind(t)
+        .bind(role)
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// Returns false when no such user exists in this tenant.
+    pub async fn update_user(&mut self, id: UserId, p: &UserPatch<'_>, now: i64) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE users SET display_name = COALESCE($3, display_name), role = COALESCE($4, role), \
+             status = COALESCE($5, status), password_hash = COALESCE($6, password_hash), updated_at = $7 \
+             WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(p.display_name)
+        .bind(p.role)
+        .bind(p.status)
+        .bind(p.password_hash)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(r == 1)
+    }
+
+    pub async fn delete_user(&mut self, id: UserId) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM users WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(r == 1)
+    }
+
+    // ---- sessions ---------------------------------------------------------------------
+
+    pub async fn insert_session(&mut self, s: &NewSession<'_>) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO sessions (tenant_id, id, user_id, token_hash, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)"
+        )
+        .bind(t)
+        .bind(s.id)
+        .bind(s.user_id)
+        .bind(s.token_hash)
+        .bind(s.csrf_hash)
+        .bind(s.ip)
+        .bind(s.user_agent)
+        .bind(s.now)
+        .bind(s.expires_at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// A live (not revoked) session by token hash. Timeouts are policy and checked by the caller.
+    pub async fn session_by_token_hash(&mut self, hash: &[u8]) -> Result<Option<SessionRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND token_hash = $2 AND revoked_at IS NULL"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(hash)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn touch_session(&mut self, id: SessionId, now: i64) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE sessions SET last_seen_at = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn revoke_session(&mut self, id: SessionId, now: i64) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE sessions SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(r == 1)
+    }
+
+    /// Revokes every live session of a user, optionally keeping one (the caller's own).
+    pub async fn revoke_user_sessions(
+        &mut self,
+        user: UserId,
+        keep: Option<SessionId>,
+        now: i64,
+    ) -> Result<u64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND user_id = $2 \
+             AND revoked_at IS NULL AND ($3 IS NULL OR id <> $3)"
+        )
+        .bind(t)
+        .bind(user)
+        .bind(keep)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()))
+    }
+
+    pub async fn list_user_sessions(&mut self, user: UserId, now: i64) -> Result<Vec<SessionRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND user_id = $2 \
+             AND revoked_at IS NULL AND expires_at > $3 ORDER BY id"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(user)
+        .bind(now)
+        .fetch_all(c)
+        .await?))
+    }
+
+    // ---- API keys ---------------------------------------------------------------------
+
+    pub async fn insert_api_key(&mut self, k: &NewApiKey<'_>) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO api_keys (tenant_id, id, name, scopes, secret_hash, created_by, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7)"
+        )
+        .bind(t)
+        .bind(k.id)
+        .bind(k.name)
+        .bind(k.scopes)
+        .bind(k.secret_hash)
+        .bind(k.created_by)
+        .bind(k.now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// A non-revoked key whose current or previous (pre-rotation) secret has this hash.
+    pub async fn api_key_by_secret_hash(&mut self, hash: &[u8]) -> Result<Option<ApiKeyMatch>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {KEY_COLS}, (secret_hash <> $2) AS via_previous FROM api_keys \
+             WHERE tenant_id = $1 AND (secret_hash = $2 OR previous_secret_hash = $2) AND revoked_at IS NULL"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(hash)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn api_key(&mut self, id: ApiKeyId) -> Result<Option<ApiKeyRow>> {
+        let t = self.tenant;
+        let sql = format!("SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 AND id = $2");
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn list_api_keys(
+        &mut self,
+        after: Option<ApiKeyId>,
+        limit: i64,
+    ) -> Result<Vec<ApiKeyRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Replaces the secret; the old one stays valid until `previous_valid_until` (may be `now`).
+    pub async fn rotate_api_key(
+        &mut self,
+        id: ApiKeyId,
+        new_hash: &[u8],
+        previous_valid_until: i64,
+        now: i64,
+    ) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE api_keys SET previous_secret_hash = secret_hash, previous_valid_until = $4, \
+             secret_hash = $3, rotated_at = $5 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(new_hash)
+        .bind(previous_valid_until)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(r == 1)
+    }
+
+    pub async fn revoke_api_key(&mut self, id: ApiKeyId, now: i64) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE api_keys SET revoked_at = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(r == 1)
+    }
+
+    pub async fn touch_api_key(&mut self, id: ApiKeyId, now: i64) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE api_keys SET last_used_at = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    // ---- test support -----------------------------------------------------------------
+
+    /// Counts rows of a table WITHOUT the tenant filter. Exists only so tests can prove that
+    /// PostgreSQL row-level security hides other tenants' rows even from an unfiltered query.
+    #[cfg(feature = "testing")]
+    pub async fn count_rows_unfiltered(&mut self, table: &str) -> Result<i64> {
+        assert!(crate::TENANT_TABLES.contains(&table), "not a tenant table");
+        let sql = format!("SELECT count(*) FROM {table}");
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// The `app.tenant_id` setting as this connection sees it (PostgreSQL; None on SQLite).
+    #[cfg(feature = "testing")]
+    pub async fn current_tenant_setting(&mut self) -> Result<Option<String>> {
+        Ok(match &mut self.tx {
+            Tx::Pg(t) => {
+                sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+            Tx::Sqlite(_) => None,
+        })
+    }
+}
+
+impl TenantTx {
+    /// This tenant's own directory entry status (`active` / `suspended`); None if it was never created.
+    pub async fn tenant_status(&mut self) -> Result<Option<String>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT status FROM tenants WHERE id = $1"
+        )
+        .bind(t)
+        .fetch_optional(c)
+        .await?))
+    }
+}

@@ -1,0 +1,354 @@
+//! Store tests, run on SQLite and on a real PostgreSQL started by kluis-testkit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use kluis_store::rows::{NewApiKey, NewSession, NewUser, UserPatch};
+use kluis_store::{Engine, Store, TENANT_TABLES, TenantId, UserId};
+
+struct Backend {
+    store: Store,
+    _dir: Option<tempfile::TempDir>,
+    owner_url: Option<String>,
+}
+
+async fn sqlite() -> Backend {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open_sqlite(&dir.path().join("kluis.db"))
+        .await
+        .unwrap();
+    Backend {
+        store,
+        _dir: Some(dir),
+        owner_url: None,
+    }
+}
+
+async fn postgres(max: u32) -> Option<Backend> {
+    let cluster = kluis_testkit::pg_cluster()?;
+    let db = cluster.create_database();
+    let store = Store::open_postgres(&db.app_url, Some(&db.owner_url), max)
+        .await
+        .unwrap();
+    Some(Backend {
+        store,
+        _dir: None,
+        owner_url: Some(db.owner_url),
+    })
+}
+
+/// Runs a test body against every engine available; PostgreSQL says "skipped" loudly when absent.
+macro_rules! on_both {
+    ($name:ident, $body:expr) => {
+        mod $name {
+            use super::*;
+            #[tokio::test]
+            async fn sqlite() {
+                let b = super::sqlite().await;
+                ($body)(b).await;
+            }
+            #[tokio::test]
+            async fn postgres() {
+                let Some(b) = super::postgres(4).await else {
+                    return;
+                };
+                ($body)(b).await;
+            }
+        }
+    };
+}
+
+async fn tenant(store: &Store, slug: &str) -> TenantId {
+    let id = TenantId::new();
+    let mut p = store.platform().await.unwrap();
+    p.insert_tenant(id, slug, slug, 1).await.unwrap();
+    p.commit().await.unwrap();
+    id
+}
+
+async fn user(store: &Store, t: TenantId, email: &str) -> UserId {
+    let id = UserId::new();
+    let mut tx = store.tenant(t).begin().await.unwrap();
+    tx.insert_user(&NewUser {
+        id,
+        email,
+        display_name: "X",
+        role: "member",
+        password_hash: None,
+        now: 1,
+    })
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    id
+}
+
+on_both!(tenant_scope_filters_every_query, |b: Backend| async move {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let bt = tenant(s, "b").await;
+    let ua = user(s, a, "x@a.test").await;
+    let ub = user(s, bt, "x@b.test").await;
+
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    assert!(tx.user(ua).await.unwrap().is_some());
+    assert!(
+        tx.user(ub).await.unwrap().is_none(),
+        "B's user visible from A"
+    );
+    assert!(tx.user_by_email("x@b.test").await.unwrap().is_none());
+    let list = tx.list_users(None, 100).await.unwrap();
+    assert_eq!(list.iter().map(|u| u.id).collect::<Vec<_>>(), vec![ua]);
+    assert!(
+        !tx.update_user(
+            ub,
+            &UserPatch {
+                role: Some("owner"),
+                ..Default::default()
+            },
+            2
+        )
+        .await
+        .unwrap()
+    );
+    assert!(!tx.delete_user(ub).await.unwrap());
+    tx.commit().await.unwrap();
+
+    let mut tb = s.tenant(bt).begin().await.unwrap();
+    let row = tb.user(ub).await.unwrap().unwrap();
+    assert_eq!(row.role, "member");
+});
+
+on_both!(
+    unique_email_per_tenant_not_global,
+    |b: Backend| async move {
+        let s = &b.store;
+        let a = tenant(s, "a").await;
+        let bt = tenant(s, "b").await;
+        user(s, a, "same@x.test").await;
+        user(s, bt, "same@x.test").await;
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        let err = tx
+            .insert_user(&NewUser {
+                id: UserId::new(),
+                email: "same@x.test",
+                display_name: "Y",
+                role: "member",
+                password_hash: None,
+                now: 1,
+            })
+            .await
+            .unwrap_err();
+        assert!(
+            matches!(err, kluis_store::StoreError::Conflict(_)),
+            "{err:?}"
+        );
+    }
+);
+
+on_both!(rolled_back_tx_leaves_nothing, |b: Backend| async move {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    {
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.insert_user(&NewUser {
+            id: UserId::new(),
+            email: "gone@a.test",
+            display_name: "G",
+            role: "member",
+            password_hash: None,
+            now: 1,
+        })
+        .await
+        .unwrap();
+        // dropped without commit
+    }
+    let mut tx = s.tenant(a).begin_read().await.unwrap();
+    assert!(tx.user_by_email("gone@a.test").await.unwrap().is_none());
+});
+
+on_both!(
+    api_key_rotation_keeps_previous_secret,
+    |b: Backend| async move {
+        let s = &b.store;
+        let a = tenant(s, "a").await;
+        let u = user(s, a, "k@a.test").await;
+        let id = kluis_store::ApiKeyId::new();
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.insert_api_key(&NewApiKey {
+            id,
+            name: "k",
+            scopes: "[]",
+            secret_hash: &[1; 32],
+            created_by: Some(u),
+            now: 1,
+        })
+        .await
+        .unwrap();
+        assert!(tx.rotate_api_key(id, &[2; 32], 100, 5).await.unwrap());
+        let old = tx.api_key_by_secret_hash(&[1; 32]).await.unwrap().unwrap();
+        assert!(old.via_previous);
+        assert_eq!(old.key.previous_valid_until, Some(100));
+        let new = tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().unwrap();
+        assert!(!new.via_previous);
+        assert!(tx.revoke_api_key(id, 6).await.unwrap());
+        assert!(tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().is_none());
+        tx.commit().await.unwrap();
+    }
+);
+
+on_both!(sessions_revoke_all_but_current, |b: Backend| async move {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let u = user(s, a, "s@a.test").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let mut ids = vec![];
+    for i in 0..3u8 {
+        let id = kluis_store::SessionId::new();
+        tx.insert_session(&NewSession {
+            id,
+            user_id: u,
+            token_hash: &[i; 32],
+            csrf_hash: &[i; 32],
+            ip: "127.0.0.1",
+            user_agent: "t",
+            now: 1,
+            expires_at: 10,
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    assert_eq!(
+        tx.revoke_user_sessions(u, Some(ids[0]), 2).await.unwrap(),
+        2
+    );
+    assert!(tx.session_by_token_hash(&[0; 32]).await.unwrap().is_some());
+    assert!(tx.session_by_token_hash(&[1; 32]).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+});
+
+#[test]
+fn migrations_are_in_lockstep() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    let list = |engine: &str| {
+        let mut v: Vec<String> = std::fs::read_dir(root.join(engine))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(
+        list("sqlite"),
+        list("postgres"),
+        "each migration must exist for both engines"
+    );
+}
+
+/// On PostgreSQL: every tenant table has RLS enabled AND forced with a policy, its primary key
+/// starts with tenant_id, and no table exists that is neither declared tenant nor platform.
+#[tokio::test]
+async fn postgres_catalog_every_tenant_table_has_forced_rls() {
+    let Some(b) = postgres(2).await else { return };
+    assert_eq!(b.store.engine(), Engine::Postgres);
+    let owner = sqlx::PgPool::connect(b.owner_url.as_deref().unwrap())
+        .await
+        .unwrap();
+    let tables: Vec<(String, bool, bool, i64)> = sqlx::query_as(
+        "SELECT c.relname::text, c.relrowsecurity, c.relforcerowsecurity, \
+                (SELECT count(*) FROM pg_policy p WHERE p.polrelid = c.oid) \
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
+         WHERE n.nspname = 'public' AND c.relkind = 'r' AND c.relname <> '_sqlx_migrations'",
+    )
+    .fetch_all(&owner)
+    .await
+    .unwrap();
+    assert!(!tables.is_empty());
+    for (name, enabled, forced, policies) in &tables {
+        let is_tenant = TENANT_TABLES.contains(&name.as_str());
+        assert!(
+            is_tenant || kluis_store::PLATFORM_TABLES.contains(&name.as_str()),
+            "table {name} is declared neither tenant nor platform table"
+        );
+        if is_tenant {
+            assert!(
+                enabled && forced && *policies > 0,
+                "tenant table {name}: rls={enabled} forced={forced} policies={policies}"
+            );
+            let first_pk_col: String = sqlx::query_scalar(
+                "SELECT a.attname::text FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = i.indkey[0] \
+                 WHERE i.indrelid = $1::regclass AND i.indisprimary",
+            )
+            .bind(name)
+            .fetch_one(&owner)
+            .await
+            .unwrap();
+            assert_eq!(
+                first_pk_col, "tenant_id",
+                "primary key of {name} must start with tenant_id"
+            );
+        }
+    }
+}
+
+/// On PostgreSQL, RLS hides B's rows from a query with no tenant filter inside A's
+/// transaction, and a pooled connection reused right after A carries no trace of A.
+#[tokio::test]
+async fn postgres_rls_and_pooled_connection_reuse() {
+    let Some(b) = postgres(1).await else { return };
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let bt = tenant(s, "b").await;
+    user(s, a, "1@a.test").await;
+    user(s, bt, "1@b.test").await;
+    user(s, bt, "2@b.test").await;
+
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    assert_eq!(
+        tx.count_rows_unfiltered("users").await.unwrap(),
+        1,
+        "RLS must hide B's rows"
+    );
+    assert_eq!(
+        tx.current_tenant_setting().await.unwrap(),
+        Some(a.to_string())
+    );
+    tx.commit().await.unwrap();
+
+    // max_connections = 1: the same physical connection serves the next transactions.
+    let mut p = s.platform().await.unwrap();
+    let leftover = p.current_tenant_setting().await.unwrap();
+    assert!(
+        leftover.as_deref().unwrap_or("").is_empty(),
+        "tenant setting leaked: {leftover:?}"
+    );
+    assert_eq!(
+        p.count_rows_unfiltered("users").await.unwrap(),
+        0,
+        "no tenant set -> no rows"
+    );
+    p.commit().await.unwrap();
+
+    let mut tb = s.tenant(bt).begin_read().await.unwrap();
+    assert_eq!(tb.count_rows_unfiltered("users").await.unwrap(), 2);
+    assert_eq!(
+        tb.current_tenant_setting().await.unwrap(),
+        Some(bt.to_string())
+    );
+}
+
+/// The store refuses an application role that owns the tables (it could disable RLS).
+#[tokio::test]
+async fn postgres_refuses_owner_as_app_role() {
+    let Some(cluster) = kluis_testkit::pg_cluster() else {
+        return;
+    };
+    let db = cluster.create_database();
+    let err = Store::open_postgres(&db.owner_url, Some(&db.owner_url), 2)
+        .await
+        .err()
+        .expect("must refuse");
+    assert!(
+        matches!(err, kluis_store::StoreError::UnsafeConfig(_)),
+        "{err:?}"
+    );
+}
