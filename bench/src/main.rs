@@ -5,6 +5,8 @@
 //! `GET /api/v1/users/{id}`, each at 1 and 64 keep-alive connections.
 //! Targets are informational: the exit code only reflects harness failures
 //! and request errors.
+//!
+//! Run from the workspace root: `cargo run --release -p kluis-bench -- --help`.
 
 use std::fmt::Write as _;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -30,7 +32,8 @@ const TARGET_IDLE_RSS_MB: f64 = 100.0;
 const TARGET_CONNECTIONS: usize = 64;
 
 const USAGE: &str = "\
-usage: kluis-bench [--bin PATH] [--duration SECS] [--warmup SECS]
+usage: cargo run --release -p kluis-bench -- [options]
+       kluis-bench [--bin PATH] [--duration SECS] [--warmup SECS]
                    [--connections N[,N...]] [--json]
 
   --bin PATH         kluis binary (default: <target dir>/release/kluis; built
@@ -121,6 +124,13 @@ async fn main() -> ExitCode {
 }
 
 async fn run(args: Args) -> Result<ExitCode> {
+    if cfg!(debug_assertions) {
+        progress(
+            "WARNING: this is a debug build of the load generator; it may be the \
+             bottleneck — use `cargo run --release -p kluis-bench`"
+                .into(),
+        );
+    }
     let bin = locate_binary(args.bin.as_deref())?;
     progress(format!("binary: {}", bin.display()));
 
@@ -688,7 +698,7 @@ async fn run_load(
         let endpoint = Arc::clone(&endpoint);
         tasks.spawn(async move {
             let mut out = TaskOutcome {
-                latencies_ns: Vec::with_capacity(64 * 1024),
+                latencies_ns: Vec::with_capacity(16 * 1024),
                 errors: 0,
                 first_error: None,
                 last_done: measure_from,
@@ -779,6 +789,11 @@ fn kb_to_mb(kb: u64) -> f64 {
     kb as f64 / 1024.0
 }
 
+/// Microsecond resolution is all the figures carry; keeps the JSON tidy.
+fn round3(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
 fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
 }
@@ -805,11 +820,15 @@ impl Report<'_> {
     }
 
     fn caveat() -> String {
-        format!(
+        let mut c = format!(
             "load generator and server share this machine's {} core(s); \
              figures understate what the server does on its own hardware",
             Self::cores()
-        )
+        );
+        if cfg!(debug_assertions) {
+            c.push_str("; the load generator is a debug build");
+        }
+        c
     }
 
     fn peak_rss_kb(&self) -> u64 {
@@ -934,9 +953,9 @@ impl Report<'_> {
                     "connections": r.connections,
                     "requests": r.requests,
                     "elapsed_s": r.elapsed.as_secs_f64(),
-                    "requests_per_sec": r.rps(),
-                    "p50_ms": ms(r.p50),
-                    "p99_ms": ms(r.p99),
+                    "requests_per_sec": round3(r.rps()),
+                    "p50_ms": round3(ms(r.p50)),
+                    "p99_ms": round3(ms(r.p99)),
                     "errors": r.errors,
                     "first_error": r.first_error,
                     "peak_rss_kb": r.peak_rss_kb,
@@ -949,7 +968,7 @@ impl Report<'_> {
             .map(|t| {
                 json!({
                     "name": t.name,
-                    "value": t.value,
+                    "value": t.value.map(round3),
                     "unit": t.unit,
                     "target": t.target,
                     "pass": t.pass,

@@ -21,7 +21,7 @@ use std::fmt;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::CryptoError;
-use crate::envelope::put_len_prefixed;
+use crate::encoding::put_len_prefixed;
 use crate::mac::hmac_sha256;
 use crate::token::try_random_bytes;
 

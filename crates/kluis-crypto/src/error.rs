@@ -55,4 +55,25 @@ pub enum CryptoError {
     /// problem (never the key).
     #[error("{0}")]
     KeyFile(String),
+    /// A Merkle inclusion or consistency proof failed to verify; the reason is not secret.
+    #[error("invalid Merkle proof: {0}")]
+    InvalidProof(&'static str),
+    /// A leaf index or tree size outside the tree.
+    #[error("index outside the tree")]
+    IndexOutOfRange,
+    /// A signed-note key name is empty or contains whitespace or `+`.
+    #[error("invalid key name")]
+    InvalidKeyName,
+    /// A public key or verifier key string could not be parsed.
+    #[error("invalid public key")]
+    InvalidPublicKey,
+    /// A checkpoint or signed note is structurally invalid.
+    #[error("malformed checkpoint: {0}")]
+    MalformedCheckpoint(&'static str),
+    /// A signature from the expected key did not verify.
+    #[error("checkpoint signature does not verify")]
+    BadSignature,
+    /// The note carries no signature from the expected key.
+    #[error("checkpoint has no signature from the expected key")]
+    NoValidSignature,
 }

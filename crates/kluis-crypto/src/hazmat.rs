@@ -7,6 +7,7 @@
 
 use crate::CryptoError;
 use crate::aead;
+use crate::checkpoint;
 use crate::mac;
 
 /// AES-256-GCM encryption with a caller-chosen nonce; returns ciphertext || tag.
@@ -33,4 +34,15 @@ pub fn aes256gcm_open_with_nonce(
 /// [`crate::blind_index::blind_index`].
 pub fn hmac_sha256(key: &[u8], msg: &[u8]) -> [u8; 32] {
     mac::hmac_sha256(key, &[msg])
+}
+
+/// Ed25519 verification exactly as [`crate::checkpoint::verify`] performs it (strict: rejects
+/// malleable and small-order inputs). `Ok(())` only for a valid signature.
+pub fn ed25519_verify(public_key: &[u8; 32], msg: &[u8], sig: &[u8]) -> Result<(), CryptoError> {
+    let key = checkpoint::ed25519_public_key(public_key)?;
+    if checkpoint::ed25519_verify(&key, msg, sig) {
+        Ok(())
+    } else {
+        Err(CryptoError::BadSignature)
+    }
 }

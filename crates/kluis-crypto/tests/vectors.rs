@@ -7,10 +7,14 @@
 // The crate root is tests/vectors.rs, so submodule paths are spelled out.
 #[path = "vectors/aes_gcm.rs"]
 mod aes_gcm;
+#[path = "vectors/ed25519.rs"]
+mod ed25519;
 #[path = "vectors/envelope.rs"]
 mod envelope;
 #[path = "vectors/hmac.rs"]
 mod hmac;
+#[path = "vectors/merkle.rs"]
+mod merkle;
 
 use std::path::PathBuf;
 

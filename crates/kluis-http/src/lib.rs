@@ -1,1 +1,193 @@
-//! placeholder
+//! Kluis HTTP edge. Handlers are thin: extract (authenticate, parse), call one service in
+//! `kluis-core`, render JSON. Middleware adds security headers, request ids, limits and
+//! tracing to every response, errors included.
+
+pub mod auth;
+pub mod error;
+mod headers;
+pub mod routes;
+pub mod tls;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderName, StatusCode};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use kluis_core::Kluis;
+use tower::ServiceBuilder;
+use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
+use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
+use tower_http::timeout::TimeoutLayer;
+use tower_http::trace::TraceLayer;
+use utoipa::OpenApi;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+
+pub use headers::CSP;
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// Largest accepted request body.
+    pub body_limit: usize,
+    /// Whole-request deadline (handler included).
+    pub request_timeout: Duration,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            body_limit: 1024 * 1024,
+            request_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub kluis: Kluis,
+    openapi_json: Arc<String>,
+}
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Kluis API",
+        description = "Security-first multi-tenant CRM. Authenticate with `Authorization: Bearer kluis_...` (API key) or the session cookie plus `X-CSRF-Token`."
+    ),
+    components(schemas(error::ErrorBody))
+)]
+struct ApiDoc;
+
+/// All documented routes. The OpenAPI document is generated from this table, and the
+/// cross-tenant test walks that document, so a route added here is tested automatically.
+fn api_routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(routes::health::healthz))
+        .routes(routes!(routes::health::readyz))
+        .routes(routes!(routes::setup::complete))
+        .routes(routes!(routes::auth::login))
+        .routes(routes!(routes::auth::logout))
+        .routes(routes!(routes::auth::logout_all))
+        .routes(routes!(routes::auth::me))
+        .routes(routes!(routes::auth::sessions))
+        .routes(routes!(routes::auth::change_password))
+        .routes(routes!(routes::users::list, routes::users::create))
+        .routes(routes!(
+            routes::users::get,
+            routes::users::update,
+            routes::users::delete
+        ))
+        .routes(routes!(routes::apikeys::list, routes::apikeys::create))
+        .routes(routes!(routes::apikeys::get, routes::apikeys::revoke))
+        .routes(routes!(routes::apikeys::rotate))
+        .routes(routes!(
+            routes::settings::get_policy,
+            routes::settings::put_policy
+        ))
+        .routes(routes!(routes::platform::list, routes::platform::create))
+        .routes(routes!(routes::platform::suspend))
+        .routes(routes!(routes::platform::resume))
+}
+
+/// The OpenAPI 3 document, generated from the route table.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    api_routes().into_openapi()
+}
+
+/// Builds the whole application.
+pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
+    let (api, doc) = api_routes().split_for_parts();
+    let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
+    let state = AppState {
+        kluis,
+        openapi_json,
+    };
+    let x_request_id = HeaderName::from_static("x-request-id");
+
+    let mut router = api
+        .route("/api/v1/openapi.json", get(openapi_doc))
+        .route("/setup", get(routes::setup::page))
+        .route("/assets/setup.js", get(routes::setup::script))
+        .route("/assets/kluis.css", get(routes::setup::stylesheet))
+        .fallback(not_found)
+        .with_state(state)
+        .layer(middleware::map_response(json_for_bare_errors))
+        .layer(DefaultBodyLimit::max(config.body_limit))
+        .layer(
+            ServiceBuilder::new()
+                .layer(SetSensitiveRequestHeadersLayer::new([
+                    axum::http::header::AUTHORIZATION,
+                    axum::http::header::COOKIE,
+                    HeaderName::from_static("x-csrf-token"),
+                ]))
+                .layer(SetRequestIdLayer::new(x_request_id.clone(), MakeRequestUuid))
+                .layer(TraceLayer::new_for_http().make_span_with(|req: &Request| {
+                    // Method, path and request id only: no query strings, no headers.
+                    let id = req.headers().get("x-request-id").and_then(|v| v.to_str().ok()).unwrap_or("");
+                    tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
+                }))
+                .layer(PropagateRequestIdLayer::new(x_request_id))
+                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout)),
+        );
+    for layer in headers::layers() {
+        // Outermost, so every response gets them, including timeouts and errors.
+        router = router.layer(layer);
+    }
+    router.layer(middleware::from_fn(reject_unsafe_paths))
+}
+
+async fn openapi_doc(axum::extract::State(s): axum::extract::State<AppState>) -> impl IntoResponse {
+    (
+        [(axum::http::header::CONTENT_TYPE, "application/json")],
+        s.openapi_json.as_str().to_owned(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such endpoint")
+}
+
+/// Responses produced by axum or tower themselves (405, 408, 413) carry no body; give them
+/// the API's error shape.
+async fn json_for_bare_errors(res: Response) -> Response {
+    let has_type = res.headers().contains_key(axum::http::header::CONTENT_TYPE);
+    if has_type || !(res.status().is_client_error() || res.status().is_server_error()) {
+        return res;
+    }
+    let (code, msg) = match res.status() {
+        StatusCode::METHOD_NOT_ALLOWED => (
+            "method_not_allowed",
+            "this endpoint does not support the method",
+        ),
+        StatusCode::REQUEST_TIMEOUT => ("request_timeout", "the request took too long"),
+        StatusCode::PAYLOAD_TOO_LARGE => ("payload_too_large", "the request body is too large"),
+        s if s.is_server_error() => ("internal", "internal error"),
+        _ => ("bad_request", "the request was not understood"),
+    };
+    let mut out = ApiError::new(res.status(), code, msg).into_response();
+    if let Some(allow) = res.headers().get(axum::http::header::ALLOW) {
+        out.headers_mut()
+            .insert(axum::http::header::ALLOW, allow.clone());
+    }
+    out
+}
+
+/// Refuse request targets that are not plain absolute paths (e.g. `//evil`, `..`).
+async fn reject_unsafe_paths(req: Request, next: Next) -> Response {
+    let p = req.uri().path();
+    if !p.starts_with('/') || p.contains("/../") || p.ends_with("/..") || p.contains("//") {
+        return ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_path",
+            "invalid request path",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}

@@ -56,6 +56,7 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) an SQLite database file and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -244,4 +245,20 @@ async fn check_app_role(pool: &PgPool) -> Result<()> {
 
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// The database holds everything; create it readable by the server's user only. SQLite gives
+/// its -wal and -shm files the same mode.
+fn create_private_file(path: &Path) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    if path.exists() {
+        return Ok(());
+    }
+    std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(path)
+        .map(drop)
+        .map_err(|e| StoreError::UnsafeConfig(format!("cannot create {}: {e}", path.display())))
 }

@@ -112,3 +112,21 @@ fn cluster_is_shared_within_the_process() {
     let db = a.create_database();
     assert!(db.name.starts_with("kluis_t"));
 }
+
+#[test]
+fn databases_can_be_created_concurrently() {
+    let Some(cluster) = pg_cluster() else {
+        return;
+    };
+    // Test binaries create databases from many threads at once.
+    let names: Vec<String> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..8)
+            .map(|_| s.spawn(|| cluster.create_database().name))
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let mut unique = names.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), names.len());
+}

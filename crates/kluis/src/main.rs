@@ -1,1 +1,116 @@
-fn main() {}
+//! `kluis`: the server (`kluis serve`) and the admin CLI in one binary.
+
+mod commands;
+mod config;
+mod serve;
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "kluis",
+    version,
+    about = "Kluis: a security-first multi-tenant CRM server"
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalArgs,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct GlobalArgs {
+    /// Config file (TOML). Default: <data-dir>/kluis.toml if it exists.
+    #[arg(long, global = true, env = "KLUIS_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (SQLite database, keys, certificate). Default: ./kluis-data
+    #[arg(long, global = true)]
+    data_dir: Option<PathBuf>,
+    /// Database URL: sqlite://PATH or postgres://... (application role).
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    /// PostgreSQL owner role URL, used to run migrations.
+    #[arg(long, global = true)]
+    database_owner_url: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the HTTPS server.
+    Serve {
+        /// Listen address, e.g. 127.0.0.1:8443 (port 0 picks a free port).
+        #[arg(long)]
+        listen: Option<std::net::SocketAddr>,
+    },
+    /// Manage tenants.
+    #[command(subcommand)]
+    Tenant(commands::TenantCmd),
+    /// Manage users of a tenant.
+    #[command(subcommand)]
+    User(commands::UserCmd),
+    /// Manage API keys of a tenant.
+    #[command(subcommand)]
+    Apikey(commands::ApiKeyCmd),
+    /// Manage platform administration keys (for /api/v1/platform).
+    #[command(subcommand)]
+    PlatformKey(commands::PlatformKeyCmd),
+    /// Print the OpenAPI document.
+    Openapi,
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("kluis: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = rt.block_on(run(cli));
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("kluis: error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let overrides = |listen| config::Overrides {
+        data_dir: cli.global.data_dir.clone(),
+        listen,
+        database_url: cli.global.database_url.clone(),
+        database_owner_url: cli.global.database_owner_url.clone(),
+    };
+    match cli.command {
+        Command::Serve { listen } => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(listen))?;
+            serve::run(cfg).await
+        }
+        Command::Openapi => {
+            println!("{}", kluis_http::openapi().to_pretty_json()?);
+            Ok(())
+        }
+        other => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
+            let kluis = serve::open(&cfg).await?;
+            let r = match other {
+                Command::Tenant(c) => commands::tenant(&kluis, c).await,
+                Command::User(c) => commands::user(&kluis, c).await,
+                Command::Apikey(c) => commands::apikey(&kluis, c).await,
+                Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
+                Command::Serve { .. } | Command::Openapi => Ok(()),
+            };
+            kluis.store().close().await;
+            r
+        }
+    }
+}

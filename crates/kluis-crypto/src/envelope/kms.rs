@@ -11,9 +11,10 @@ use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use sha2::{Digest, Sha256};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
 
-use super::{DataKey, put_len_prefixed};
+use super::DataKey;
 use crate::CryptoError;
 use crate::aead::{self, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::encoding::put_len_prefixed;
 use crate::token::try_random_bytes;
 
 /// Format byte of wrapped DEKs.

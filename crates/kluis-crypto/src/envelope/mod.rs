@@ -27,6 +27,7 @@ use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::CryptoError;
 use crate::aead::{self, KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::encoding::put_len_prefixed;
 use crate::token::try_random_bytes;
 
 pub use kms::{Kek, Kms, LocalKms, tenant_wrap_aad, unwrap_key, wrap_key};
@@ -207,15 +208,6 @@ impl SealContext<'_> {
         aad.extend_from_slice(&self.record);
         aad
     }
-}
-
-/// Appends `u32 BE length || bytes`.
-pub(crate) fn put_len_prefixed(out: &mut Vec<u8>, bytes: &[u8]) {
-    // Table/column names and labels are tiny; saturating keeps this total without a panic path,
-    // and a >4 GiB field could not be sealed anyway.
-    let len = u32::try_from(bytes.len()).unwrap_or(u32::MAX);
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(bytes);
 }
 
 /// Seals `plaintext` for `ctx` under `key`, with a fresh random nonce.

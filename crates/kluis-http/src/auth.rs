@@ -1,0 +1,128 @@
+//! Request authentication: `Authorization: Bearer kluis_...` (API key) or the session cookie
+//! (then state-changing methods also need the `X-CSRF-Token` header, and cross-site requests
+//! are refused outright). Platform routes take `Authorization: Bearer kluisp_...` only.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
+use kluis_core::tenants::PlatformActor;
+use kluis_core::{Actor, RequestContext};
+
+use crate::AppState;
+use crate::error::ApiError;
+
+pub const SESSION_COOKIE: &str = "__Host-kluis_session";
+pub const CSRF_COOKIE: &str = "__Host-kluis_csrf";
+pub const CSRF_HEADER: &str = "x-csrf-token";
+
+/// An authenticated tenant actor.
+pub struct Authed(pub Actor);
+
+impl FromRequestParts<AppState> for Authed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if let Some(bearer) = bearer(&parts.headers)? {
+            return Ok(Authed(state.kluis.authenticate_api_key(bearer).await?));
+        }
+        let Some(cookie) = cookie(&parts.headers, SESSION_COOKIE) else {
+            return Err(kluis_core::Error::unauthenticated().into());
+        };
+        let state_changing = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+        if state_changing && is_cross_site(&parts.headers) {
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "csrf_failed",
+                "cross-site request refused",
+            ));
+        }
+        let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+        Ok(Authed(
+            state
+                .kluis
+                .authenticate_session(&cookie, csrf, state_changing)
+                .await?,
+        ))
+    }
+}
+
+/// An authenticated platform operator.
+pub struct PlatformAuthed(pub PlatformActor);
+
+impl FromRequestParts<AppState> for PlatformAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = bearer(&parts.headers)?.ok_or_else(kluis_core::Error::unauthenticated)?;
+        Ok(PlatformAuthed(
+            state.kluis.authenticate_platform_key(bearer).await?,
+        ))
+    }
+}
+
+/// `Some(token)` for `Authorization: Bearer <token>`, None without the header, 401 for any
+/// other scheme.
+fn bearer(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let v = v
+        .to_str()
+        .map_err(|_| kluis_core::Error::unauthenticated())?;
+    match v.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(kluis_core::Error::unauthenticated().into()),
+    }
+}
+
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(cookie::Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value().to_owned())
+}
+
+/// Browsers say where a request comes from; refuse state changes started by another site.
+fn is_cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+}
+
+/// Where the request came from (peer address, user agent, request id).
+pub struct Ctx(pub RequestContext);
+
+impl<S: Send + Sync> FromRequestParts<S> for Ctx {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        let ip = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip().to_string())
+            .unwrap_or_default();
+        let header = |name: &str| {
+            parts
+                .headers
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Ok(Ctx(RequestContext {
+            ip,
+            user_agent: header("user-agent"),
+            request_id: header("x-request-id"),
+        }))
+    }
+}

@@ -1,0 +1,238 @@
+//! The one error shape of the API: `{"error": {"code": "...", "message": "...", "field": ...}}`.
+//! Codes are stable; messages are for people; nothing internal (SQL, paths, values) leaks.
+
+use axum::Json;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{FromRequest, Request};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use kluis_core::{Error, ErrorKind};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub error: ErrorDetail,
+}
+
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct ErrorDetail {
+    /// Stable, machine-readable code, e.g. `validation_failed`, `not_found`, `password_too_short`.
+    pub code: String,
+    pub message: String,
+    /// The offending input field, when there is one.
+    pub field: Option<String>,
+}
+
+/// An error on its way to becoming a response.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub field: Option<String>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            field: None,
+        }
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
+
+impl From<Error> for ApiError {
+    fn from(e: Error) -> Self {
+        let status = match e.kind {
+            ErrorKind::BadRequest => StatusCode::BAD_REQUEST,
+            ErrorKind::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ErrorKind::Forbidden => StatusCode::FORBIDDEN,
+            ErrorKind::NotFound => StatusCode::NOT_FOUND,
+            ErrorKind::Conflict => StatusCode::CONFLICT,
+            ErrorKind::Gone => StatusCode::GONE,
+            ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
+            ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        };
+        let message = if status.is_server_error() {
+            "internal error; see the server log for the request id".to_owned()
+        } else {
+            e.message
+        };
+        ApiError {
+            status,
+            code: e.code,
+            message,
+            field: e.field,
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = ErrorBody {
+            error: ErrorDetail {
+                code: self.code.to_owned(),
+                message: self.message,
+                field: self.field,
+            },
+        };
+        let mut res = (self.status, Json(body)).into_response();
+        if self.status == StatusCode::UNAUTHORIZED {
+            res.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                header::HeaderValue::from_static("Bearer"),
+            );
+        }
+        res
+    }
+}
+
+/// JSON body extractor with the API's error shape: wrong content type -> 415
+/// `unsupported_media_type`; too big -> 413 `payload_too_large`; not JSON or not UTF-8 -> 400
+/// `malformed_json`; unknown field -> 422 `unknown_field`; wrong type or missing field -> 422
+/// `invalid_field`, naming the field but never echoing the value (it may be a password).
+pub struct ApiJson<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let is_json = req
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split(';').next())
+            .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+        if !is_json {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                "send Content-Type: application/json",
+            ));
+        }
+        let bytes = axum::body::Bytes::from_request(req, state)
+            .await
+            .map_err(|e| match e {
+                BytesRejection::FailedToBufferBody(_)
+                    if e.status() == StatusCode::PAYLOAD_TOO_LARGE =>
+                {
+                    ApiError::new(
+                        StatusCode::PAYLOAD_TOO_LARGE,
+                        "payload_too_large",
+                        "the request body is too large",
+                    )
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "unreadable_body",
+                    "the request body could not be read",
+                ),
+            })?;
+        parse_json(&bytes).map(ApiJson)
+    }
+}
+
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    let de = &mut serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(de) {
+        Ok(v) => Ok(v),
+        Err(err) => {
+            let path = err.path().to_string();
+            let inner = err.into_inner();
+            let field = (path != "." && !path.is_empty()).then_some(path);
+            let e = match inner.classify() {
+                serde_json::error::Category::Data => {
+                    let msg = inner.to_string();
+                    if msg.starts_with("unknown field") {
+                        // serde names the field (not its value): safe to echo.
+                        let name = msg.split('`').nth(1).unwrap_or_default().to_owned();
+                        let mut e = ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "unknown_field",
+                            format!("unknown field `{name}`"),
+                        );
+                        e.field = Some(match &field {
+                            Some(p) => format!("{p}.{name}"),
+                            None => name,
+                        });
+                        return Err(e);
+                    } else if msg.starts_with("missing field") {
+                        let name = msg.split('`').nth(1).unwrap_or_default().to_owned();
+                        let mut e = ApiError::new(
+                            StatusCode::UNPROCESSABLE_ENTITY,
+                            "missing_field",
+                            format!("missing field `{name}`"),
+                        );
+                        e.field = Some(name);
+                        return Err(e);
+                    }
+                    ApiError::new(
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        "invalid_field",
+                        "a field has the wrong type or an unsupported value",
+                    )
+                }
+                _ => ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "malformed_json",
+                    "the body is not valid UTF-8 JSON",
+                ),
+            };
+            Err(ApiError { field, ..e })
+        }
+    }
+}
+
+/// Path extractor whose rejection is the API's error shape (400 `invalid_id`).
+pub struct IdPath<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S> for IdPath<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|p| IdPath(p.0))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_id",
+                    "the id in the path is not a valid id",
+                )
+            })
+    }
+}
+
+/// Query extractor with the API's error shape (400 `invalid_query`).
+pub struct ApiQuery<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts<S>
+    for ApiQuery<T>
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        state: &S,
+    ) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::from_request_parts(parts, state)
+            .await
+            .map(|q| ApiQuery(q.0))
+            .map_err(|_| {
+                ApiError::new(
+                    StatusCode::BAD_REQUEST,
+                    "invalid_query",
+                    "the query string is not valid for this endpoint",
+                )
+            })
+    }
+}

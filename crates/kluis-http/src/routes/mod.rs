@@ -1,0 +1,19 @@
+pub mod apikeys;
+pub mod auth;
+pub mod health;
+pub mod platform;
+pub mod settings;
+pub mod setup;
+pub mod users;
+
+use serde::Deserialize;
+
+/// `?cursor=...&limit=...` on list endpoints.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct PageQuery {
+    /// Opaque cursor from the previous page's `next_cursor`.
+    pub cursor: Option<String>,
+    /// Page size, 1..=200 (default 50).
+    pub limit: Option<u32>,
+}

@@ -1,0 +1,61 @@
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use kluis_core::tenants::{NewTenantInput, Tenant};
+use kluis_core::{Page, TenantId};
+
+use super::PageQuery;
+use crate::AppState;
+use crate::auth::PlatformAuthed;
+use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
+
+/// List tenants (platform key required).
+#[utoipa::path(get, path = "/api/v1/platform/tenants", tag = "platform", params(PageQuery),
+    responses((status = 200, body = Page<Tenant>), (status = 401, body = ErrorBody)))]
+pub async fn list(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    ApiQuery(q): ApiQuery<PageQuery>,
+) -> ApiResult<Json<Page<Tenant>>> {
+    Ok(Json(
+        s.kluis
+            .list_tenants(&p, q.cursor.as_deref(), q.limit)
+            .await?,
+    ))
+}
+
+/// Create a tenant.
+#[utoipa::path(post, path = "/api/v1/platform/tenants", tag = "platform", request_body = NewTenantInput,
+    responses((status = 201, body = Tenant), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn create(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    ApiJson(input): ApiJson<NewTenantInput>,
+) -> ApiResult<(StatusCode, Json<Tenant>)> {
+    Ok((
+        StatusCode::CREATED,
+        Json(s.kluis.create_tenant(&p, input).await?),
+    ))
+}
+
+/// Suspend a tenant: all its sign-ins, sessions and keys stop working; data is kept.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/suspend", tag = "platform", params(("id" = uuid::Uuid, Path, description = "tenant id")),
+    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+pub async fn suspend(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    IdPath(id): IdPath<TenantId>,
+) -> ApiResult<Json<Tenant>> {
+    Ok(Json(s.kluis.set_tenant_suspended(&p, id, true).await?))
+}
+
+/// Lift a suspension.
+#[utoipa::path(post, path = "/api/v1/platform/tenants/{id}/resume", tag = "platform", params(("id" = uuid::Uuid, Path, description = "tenant id")),
+    responses((status = 200, body = Tenant), (status = 404, body = ErrorBody)))]
+pub async fn resume(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    IdPath(id): IdPath<TenantId>,
+) -> ApiResult<Json<Tenant>> {
+    Ok(Json(s.kluis.set_tenant_suspended(&p, id, false).await?))
+}

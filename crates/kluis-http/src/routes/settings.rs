@@ -1,0 +1,29 @@
+use axum::Json;
+use axum::extract::State;
+use kluis_core::settings::PasswordPolicyDoc;
+
+use crate::AppState;
+use crate::auth::{Authed, Ctx};
+use crate::error::{ApiJson, ApiResult, ErrorBody};
+
+/// The password policy in force for this tenant.
+#[utoipa::path(get, path = "/api/v1/settings/password-policy", tag = "settings",
+    responses((status = 200, body = PasswordPolicyDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_policy(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<PasswordPolicyDoc>> {
+    Ok(Json(s.kluis.password_policy(&a).await?))
+}
+
+/// Replace the password policy; it may be stricter than the platform baseline, never weaker.
+#[utoipa::path(put, path = "/api/v1/settings/password-policy", tag = "settings", request_body = PasswordPolicyDoc,
+    responses((status = 200, body = PasswordPolicyDoc), (status = 422, body = ErrorBody)))]
+pub async fn put_policy(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(p): ApiJson<PasswordPolicyDoc>,
+) -> ApiResult<Json<PasswordPolicyDoc>> {
+    Ok(Json(s.kluis.set_password_policy(&a, &c, p).await?))
+}

@@ -1,0 +1,246 @@
+//! Admin commands: everything the setup link and the platform API can do, for scripts and
+//! tests. They act as the console operator, who holds the database credentials anyway.
+
+use std::io::Read;
+
+use anyhow::{Context, bail};
+use clap::Subcommand;
+use kluis_core::tenants::{NewTenantInput, PlatformActor};
+use kluis_core::users::NewUserInput;
+use kluis_core::{Actor, Kluis, RequestContext, Role, Scope};
+
+#[derive(Subcommand)]
+pub enum TenantCmd {
+    /// Create a tenant.
+    Create {
+        #[arg(long)]
+        slug: String,
+        #[arg(long)]
+        name: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// List tenants.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Suspend a tenant (all sign-ins, sessions and keys stop working).
+    Suspend {
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Lift a suspension.
+    Resume {
+        #[arg(long)]
+        tenant: String,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum UserCmd {
+    /// Create a user. Without --password-stdin the user is invited (no password yet).
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        email: String,
+        #[arg(long, default_value = "member")]
+        role: String,
+        #[arg(long)]
+        name: Option<String>,
+        /// Read the password from standard input (never from the command line).
+        #[arg(long)]
+        password_stdin: bool,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum ApiKeyCmd {
+    /// Create an API key; prints the secret once.
+    Create {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated scopes, e.g. users:read,users:write
+        #[arg(long, value_delimiter = ',')]
+        scopes: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum PlatformKeyCmd {
+    /// Create a platform key; prints the secret once.
+    Create {
+        #[arg(long)]
+        name: String,
+    },
+}
+
+fn console_ctx() -> RequestContext {
+    RequestContext {
+        ip: "console".into(),
+        user_agent: "kluis-cli".into(),
+        request_id: String::new(),
+    }
+}
+
+async fn tenant_actor(kluis: &Kluis, slug: &str) -> anyhow::Result<Actor> {
+    let t = kluis
+        .tenant_by_slug(&PlatformActor::console(), slug)
+        .await
+        .with_context(|| format!("no tenant `{slug}`"))?;
+    Ok(Actor::console(t.id))
+}
+
+fn print<T: serde::Serialize>(
+    json: bool,
+    value: &T,
+    human: impl FnOnce(&T) -> String,
+) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string(value)?);
+    } else {
+        println!("{}", human(value));
+    }
+    Ok(())
+}
+
+pub async fn tenant(kluis: &Kluis, cmd: TenantCmd) -> anyhow::Result<()> {
+    let op = PlatformActor::console();
+    match cmd {
+        TenantCmd::Create { slug, name, json } => {
+            let t = kluis
+                .create_tenant(&op, NewTenantInput { slug, name })
+                .await?;
+            print(json, &t, |t| {
+                format!("created tenant {} ({})", t.slug, t.id)
+            })
+        }
+        TenantCmd::List { json } => {
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = kluis
+                    .list_tenants(&op, cursor.as_deref(), Some(200))
+                    .await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            print(json, &all, |all| {
+                all.iter()
+                    .map(|t| format!("{}\t{}\t{}\t{}", t.id, t.slug, t.status, t.name))
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        TenantCmd::Suspend { tenant } | TenantCmd::Resume { tenant } if tenant.is_empty() => {
+            bail!("--tenant is empty")
+        }
+        TenantCmd::Suspend { tenant } => {
+            let t = kluis.tenant_by_slug(&op, &tenant).await?;
+            kluis.set_tenant_suspended(&op, t.id, true).await?;
+            println!("suspended tenant {tenant}");
+            Ok(())
+        }
+        TenantCmd::Resume { tenant } => {
+            let t = kluis.tenant_by_slug(&op, &tenant).await?;
+            kluis.set_tenant_suspended(&op, t.id, false).await?;
+            println!("resumed tenant {tenant}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn user(kluis: &Kluis, cmd: UserCmd) -> anyhow::Result<()> {
+    match cmd {
+        UserCmd::Create {
+            tenant,
+            email,
+            role,
+            name,
+            password_stdin,
+            json,
+        } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            let role = Role::parse(&role).with_context(|| {
+                format!("unknown role `{role}` (owner, admin, manager, member, read_only)")
+            })?;
+            let password = if password_stdin {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                Some(s.trim_end_matches(['\r', '\n']).to_owned())
+            } else {
+                None
+            };
+            let display_name =
+                name.unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+            let u = kluis
+                .create_user(
+                    &actor,
+                    &console_ctx(),
+                    NewUserInput {
+                        email,
+                        display_name,
+                        role,
+                        password,
+                    },
+                )
+                .await?;
+            print(json, &u, |u| format!("created user {} ({})", u.email, u.id))
+        }
+    }
+}
+
+pub async fn apikey(kluis: &Kluis, cmd: ApiKeyCmd) -> anyhow::Result<()> {
+    match cmd {
+        ApiKeyCmd::Create {
+            tenant,
+            name,
+            scopes,
+            json,
+        } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            let scopes = scopes
+                .iter()
+                .map(|s| {
+                    serde_json::from_value::<Scope>(serde_json::Value::String(s.trim().to_owned()))
+                        .with_context(|| format!("unknown scope `{s}`"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let k = kluis
+                .create_api_key(
+                    &actor,
+                    &console_ctx(),
+                    kluis_core::apikeys::NewApiKeyInput { name, scopes },
+                )
+                .await?;
+            print(json, &k, |k| {
+                format!(
+                    "{}\n(created API key {} — the secret above is shown only now)",
+                    k.secret, k.key.id
+                )
+            })
+        }
+    }
+}
+
+pub async fn platform_key(kluis: &Kluis, cmd: PlatformKeyCmd) -> anyhow::Result<()> {
+    match cmd {
+        PlatformKeyCmd::Create { name } => {
+            let secret = kluis
+                .create_platform_key(&PlatformActor::console(), &name)
+                .await?;
+            println!("{secret}");
+            Ok(())
+        }
+    }
+}

@@ -1,0 +1,187 @@
+//! Configuration: defaults -> TOML file -> `KLUIS_*` environment -> command-line flags.
+//! Validated once at start; a bad value stops the server with a message naming the setting.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Everything the embedded default keeps: database, keys, certificate.
+    pub data_dir: PathBuf,
+    /// HTTPS listen address.
+    pub listen: SocketAddr,
+    /// Base URL printed in the setup link (default: https://localhost:<port>).
+    pub public_url: Option<String>,
+    /// `postgres://...` for PostgreSQL (the application role); default: SQLite in data_dir.
+    pub database_url: Option<String>,
+    /// PostgreSQL owner role used for migrations (the application role must not own tables).
+    pub database_owner_url: Option<String>,
+    pub database_max_connections: u32,
+    /// PEM certificate chain and key; default: a self-signed certificate in data_dir/tls.
+    pub tls_cert: Option<PathBuf>,
+    pub tls_key: Option<PathBuf>,
+    /// Optional plain-HTTP listener that only redirects to HTTPS.
+    pub http_redirect_listen: Option<SocketAddr>,
+    /// Key-encryption key file (256-bit, mode 0600); default data_dir/keys/kek.key.
+    pub kek_file: Option<PathBuf>,
+    pub session_idle_timeout_secs: u64,
+    pub session_absolute_timeout_secs: u64,
+    pub api_key_rotation_overlap_secs: u64,
+    pub body_limit_bytes: usize,
+    pub request_timeout_secs: u64,
+    pub header_read_timeout_secs: u64,
+    /// `json` (default, for log collectors) or `pretty`.
+    pub log_format: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: PathBuf::from("./kluis-data"),
+            listen: SocketAddr::from(([127, 0, 0, 1], 8443)),
+            public_url: None,
+            database_url: None,
+            database_owner_url: None,
+            database_max_connections: 16,
+            tls_cert: None,
+            tls_key: None,
+            http_redirect_listen: None,
+            kek_file: None,
+            session_idle_timeout_secs: 30 * 60,
+            session_absolute_timeout_secs: 12 * 3600,
+            api_key_rotation_overlap_secs: 0,
+            body_limit_bytes: 1024 * 1024,
+            request_timeout_secs: 30,
+            header_read_timeout_secs: 10,
+            log_format: "json".into(),
+        }
+    }
+}
+
+/// Settings that may come from `KLUIS_<NAME>` (and `KLUIS_<NAME>_FILE` for secrets).
+const ENV_KEYS: &[&str] = &[
+    "data_dir",
+    "listen",
+    "public_url",
+    "database_url",
+    "database_owner_url",
+    "database_max_connections",
+    "tls_cert",
+    "tls_key",
+    "http_redirect_listen",
+    "kek_file",
+    "session_idle_timeout_secs",
+    "session_absolute_timeout_secs",
+    "api_key_rotation_overlap_secs",
+    "body_limit_bytes",
+    "request_timeout_secs",
+    "header_read_timeout_secs",
+    "log_format",
+];
+
+/// Command-line overrides (highest precedence).
+#[derive(Debug, Default, Serialize)]
+pub struct Overrides {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub database_owner_url: Option<String>,
+}
+
+impl Config {
+    pub fn load(file: Option<&Path>, overrides: &Overrides) -> anyhow::Result<Config> {
+        let mut fig = Figment::from(Serialized::defaults(Config::default()));
+        // The config file: given explicitly, else kluis.toml in the data dir if present.
+        let data_dir = overrides
+            .data_dir
+            .clone()
+            .or_else(|| std::env::var_os("KLUIS_DATA_DIR").map(PathBuf::from))
+            .unwrap_or_else(|| Config::default().data_dir);
+        match file {
+            Some(f) => {
+                if !f.exists() {
+                    bail!("config file {} does not exist", f.display());
+                }
+                fig = fig.merge(Toml::file(f));
+            }
+            None => fig = fig.merge(Toml::file(data_dir.join("kluis.toml"))),
+        }
+        fig = fig.merge(Env::prefixed("KLUIS_").filter(|k| ENV_KEYS.contains(&k.as_str())));
+        // `*_FILE` variants for secrets (container secrets mounted as files).
+        for key in ["database_url", "database_owner_url"] {
+            let var = format!("KLUIS_{}_FILE", key.to_uppercase());
+            if let Some(path) = std::env::var_os(&var) {
+                let v = std::fs::read_to_string(&path).with_context(|| format!("reading {var}"))?;
+                fig = fig.merge(Serialized::default(key, v.trim().to_owned()));
+            }
+        }
+        fig = fig.merge(Serialized::defaults(overrides));
+        let cfg: Config = fig.extract().context("invalid configuration")?;
+        cfg.validate()?;
+        Ok(cfg)
+    }
+
+    fn validate(&self) -> anyhow::Result<()> {
+        if self.session_idle_timeout_secs == 0 || self.session_absolute_timeout_secs == 0 {
+            bail!("session timeouts must be positive");
+        }
+        if self.session_idle_timeout_secs > self.session_absolute_timeout_secs {
+            bail!("session_idle_timeout_secs must not exceed session_absolute_timeout_secs");
+        }
+        if self.tls_cert.is_some() != self.tls_key.is_some() {
+            bail!("set both tls_cert and tls_key, or neither");
+        }
+        if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
+            bail!("body_limit_bytes must be between 1 KiB and 64 MiB");
+        }
+        if !matches!(self.log_format.as_str(), "json" | "pretty") {
+            bail!("log_format must be `json` or `pretty`");
+        }
+        if let Some(url) = &self.database_url {
+            let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
+            if !pg && !url.starts_with("sqlite://") {
+                bail!("database_url must start with postgres:// or sqlite://");
+            }
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url
+            .clone()
+            .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("kluis.db").display()))
+    }
+
+    pub fn kek_path(&self) -> PathBuf {
+        self.kek_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("kek.key"))
+    }
+
+    pub fn core(&self) -> kluis_core::CoreConfig {
+        kluis_core::CoreConfig {
+            session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
+            session_absolute_timeout: Duration::from_secs(self.session_absolute_timeout_secs),
+            api_key_rotation_overlap: Duration::from_secs(self.api_key_rotation_overlap_secs),
+            ..Default::default()
+        }
+    }
+
+    pub fn http(&self) -> kluis_http::HttpConfig {
+        kluis_http::HttpConfig {
+            body_limit: self.body_limit_bytes,
+            request_timeout: Duration::from_secs(self.request_timeout_secs),
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! `kluis serve`: open the store, make sure keys and certificate exist, print the setup link
+//! on first start, serve HTTPS (and optionally a redirect-only HTTP listener), stop gracefully
+//! on SIGTERM / Ctrl-C.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
+
+use anyhow::Context;
+use axum_server::Handle;
+use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use kluis_core::Kluis;
+use kluis_store::{Store, StoreOptions};
+
+use crate::config::Config;
+
+/// Opens everything a command needs: data directory, key-encryption key, database.
+pub async fn open(cfg: &Config) -> anyhow::Result<Kluis> {
+    create_private_dir(&cfg.data_dir)?;
+    // The local KEK: created with mode 0600 on first start; a looser mode refuses to start.
+    let kek_path = cfg.kek_path();
+    if let Some(dir) = kek_path.parent() {
+        create_private_dir(dir)?;
+    }
+    kluis_crypto::envelope::LocalKms::create_or_load(&kek_path)
+        .with_context(|| format!("key-encryption key {}", kek_path.display()))?;
+    let store = Store::open(&StoreOptions {
+        database_url: cfg.database_url(),
+        owner_url: cfg.database_owner_url.clone(),
+        max_connections: cfg.database_max_connections,
+    })
+    .await
+    .context("opening the database")?;
+    Ok(Kluis::new(store, cfg.core()))
+}
+
+fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    if !dir.exists() {
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .with_context(|| format!("creating {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+fn init_logging(format: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KLUIS_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,sqlx=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "pretty" {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    init_logging(&cfg.log_format);
+    let kluis = open(&cfg).await?;
+
+    let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
+        (Some(c), Some(k)) => (c.clone(), k.clone()),
+        _ => kluis_http::tls::ensure_self_signed(&cfg.data_dir.join("tls"))
+            .context("self-signed certificate")?,
+    };
+    let tls = kluis_http::tls::server_config(&cert, &key).context("TLS configuration")?;
+
+    let listener = std::net::TcpListener::bind(cfg.listen)
+        .with_context(|| format!("binding {}", cfg.listen))?;
+    listener.set_nonblocking(true)?;
+    let addr = listener.local_addr()?;
+    let base = cfg
+        .public_url
+        .clone()
+        .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
+
+    if let Some(token) = kluis.issue_setup_token_if_unconfigured().await? {
+        // Printed to the console only, never logged: it is a one-time secret.
+        println!(
+            "\n  Kluis is not set up yet. Open this one-time link (valid 1 hour) to create the first organisation:\n\n    {base}/setup#{token}\n"
+        );
+    }
+    tracing::info!(%addr, engine = ?kluis.store().engine(), "listening");
+    println!("kluis: listening on https://{addr}");
+
+    let app = kluis_http::app(kluis.clone(), &cfg.http());
+    let handle: Handle<SocketAddr> = Handle::new();
+    tokio::spawn(shutdown_on_signal(handle.clone()));
+
+    if let Some(redirect) = cfg.http_redirect_listen {
+        tokio::spawn(redirect_listener(redirect, addr.port(), handle.clone()));
+    }
+
+    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
+        .handshake_timeout(Duration::from_secs(10));
+    let mut server = axum_server::from_tcp(listener)?
+        .acceptor(acceptor)
+        .handle(handle)
+        .first_request_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    server
+        .http_builder()
+        .http1()
+        .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    server
+        .serve(app.into_make_service_with_connect_info::<SocketAddr>())
+        .await?;
+    kluis.store().close().await;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish (up to 30 s).
+async fn shutdown_on_signal(handle: Handle<SocketAddr>) {
+    let ctrl_c = tokio::signal::ctrl_c();
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = ctrl_c => {},
+                _ = term.recv() => {},
+            }
+        }
+        Err(_) => {
+            let _ = ctrl_c.await;
+        }
+    }
+    tracing::info!("shutting down");
+    handle.graceful_shutdown(Some(Duration::from_secs(30)));
+}
+
+/// Plain HTTP that only redirects to HTTPS (same host, same path; the query is dropped so
+/// nothing sent in clear by mistake travels on).
+async fn redirect_listener(addr: SocketAddr, https_port: u16, handle: Handle<SocketAddr>) {
+    use axum::http::{StatusCode, Uri, header};
+    use axum::response::IntoResponse;
+    let app =
+        axum::Router::new().fallback(move |headers: axum::http::HeaderMap, uri: Uri| async move {
+            let host = headers
+                .get(header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .and_then(|h| h.split(':').next())
+                .filter(|h| {
+                    h.chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+                })
+                .unwrap_or("localhost")
+                .to_owned();
+            let location = format!("https://{host}:{https_port}{}", uri.path());
+            (
+                StatusCode::PERMANENT_REDIRECT,
+                [(header::LOCATION, location)],
+            )
+                .into_response()
+        });
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(l) => {
+            println!("kluis: redirecting http://{addr} to https");
+            let shutdown = async move {
+                while handle.listening().await.is_some() {
+                    tokio::time::sleep(Duration::from_secs(3600)).await;
+                }
+            };
+            let _ = axum::serve(l, app).with_graceful_shutdown(shutdown).await;
+        }
+        Err(e) => tracing::error!(%addr, error = %e, "cannot bind redirect listener"),
+    }
+}
