@@ -1,6 +1,7 @@
 //! TLS: rustls with TLS 1.3 and 1.2 only, AEAD cipher suites only, and a self-signed
 //! certificate generated on first start when none is configured.
 
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -10,10 +11,7 @@ use rustls::pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject};
 
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read {path}: {    {
-        use std::os::unix::fs::DirBuilderExt;
-        std::fs::DirBuilder::new().recursive(true).mode(0o700).create(dir).map_err(|source| TlsError::Write { path: dir.into(), source })?;
-    }}")]
+    #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
         source: std::io::Error,
@@ -87,10 +85,14 @@ pub fn ensure_self_signed(dir: &Path) -> Result<(PathBuf, PathBuf), TlsError> {
     if cert_path.exists() && key_path.exists() {
         return Ok((cert_path, key_path));
     }
-    std::fs::create_dir_all(dir).map_err(|source| TlsError::Write {
-        path: dir.into(),
-        source,
-    })?;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| TlsError::Write {
+            path: dir.into(),
+            source,
+        })?;
     let names = vec![
         "localhost".to_owned(),
         "127.0.0.1".to_owned(),
