@@ -107,6 +107,8 @@ impl Store {
                     .execute(&mut *conn)
                     .await?;
             }
+            // close() waits for every checked-out connection: give ours back first.
+            drop(conn);
             owner.close().await;
         }
         check_app_role(&app).await?;

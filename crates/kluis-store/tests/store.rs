@@ -40,9 +40,12 @@ macro_rules! on_both {
     ($name:ident, $body:expr) => {
         mod $name {
             use super::*;
-            #[tokio::test]
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                let b = super::sqlite().await;
+                let mut b = super::sqlite().await;
+                // Held here: the async body captures only the fields it uses, and dropping
+                // the TempDir early would delete the database under the open pool.
+                let _dir = b._dir.take();
                 ($body)(b).await;
             }
             #[tokio::test]
@@ -271,7 +274,7 @@ async fn postgres_catalog_every_tenant_table_has_forced_rls() {
         );
         if is_tenant {
             assert!(
-                enabled && forced && *policies > 0,
+                *enabled && *forced && *policies > 0,
                 "tenant table {name}: rls={enabled} forced={forced} policies={policies}"
             );
             let first_pk_col: String = sqlx::query_scalar(
