@@ -117,7 +117,10 @@ impl Config {
             }
             None => fig = fig.merge(Toml::file(data_dir.join("kluis.toml"))),
         }
-        fig = fig.merge(Env::prefixed("KLUIS_").filter(|k| ENV_KEYS.contains(&k.as_str())));
+        fig = fig.merge(
+            Env::prefixed("KLUIS_")
+                .filter(|k| ENV_KEYS.iter().any(|e| k.as_str().eq_ignore_ascii_case(e))),
+        );
         // `*_FILE` variants for secrets (container secrets mounted as files).
         for key in ["database_url", "database_owner_url"] {
             let var = format!("KLUIS_{}_FILE", key.to_uppercase());

@@ -1,0 +1,17 @@
+//! End-to-end tests: start the real `kluis` binary (HTTPS, real database) and talk to it
+//! over TLS, on SQLite and on a PostgreSQL cluster started by kluis-testkit.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+#[path = "e2e/support.rs"]
+mod support;
+
+#[path = "e2e/api.rs"]
+mod api;
+#[path = "e2e/isolation.rs"]
+mod isolation;
+#[path = "e2e/secrets.rs"]
+mod secrets;
+#[path = "e2e/server.rs"]
+mod server;
+#[path = "e2e/tls.rs"]
+mod tls;
