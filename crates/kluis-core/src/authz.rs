@@ -186,6 +186,27 @@ impl Actor {
     }
 }
 
+impl Actor {
+    /// The console operator for one tenant (CLI only; never reachable over HTTP).
+    pub fn console(tenant: TenantId) -> Actor {
+        Actor::new(tenant, Principal::Console)
+    }
+
+    /// Key management needs a signed-in person with the permission, or the console.
+    pub(crate) fn require_key_manager(&self) -> Result<Option<UserId>> {
+        match self.principal {
+            Principal::Console => Ok(None),
+            Principal::User { id, .. } => {
+                self.require(Permission::ApiKeysManage)?;
+                Ok(Some(id))
+            }
+            Principal::ApiKey { .. } => Err(Error::forbidden(
+                "API keys cannot manage API keys; sign in as an admin",
+            )),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,26 +262,5 @@ mod tests {
         assert!(a.require(Permission::UsersRead).is_ok());
         assert!(a.require(Permission::UsersManage).is_err());
         assert!(a.require_user().is_err());
-    }
-}
-
-impl Actor {
-    /// The console operator for one tenant (CLI only; never reachable over HTTP).
-    pub fn console(tenant: TenantId) -> Actor {
-        Actor::new(tenant, Principal::Console)
-    }
-
-    /// Key management needs a signed-in person with the permission, or the console.
-    pub(crate) fn require_key_manager(&self) -> Result<Option<UserId>> {
-        match self.principal {
-            Principal::Console => Ok(None),
-            Principal::User { id, .. } => {
-                self.require(Permission::ApiKeysManage)?;
-                Ok(Some(id))
-            }
-            Principal::ApiKey { .. } => Err(Error::forbidden(
-                "API keys cannot manage API keys; sign in as an admin",
-            )),
-        }
     }
 }

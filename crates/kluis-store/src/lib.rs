@@ -38,20 +38,15 @@ pub enum StoreError {
 
 impl From<sqlx::Error> for StoreError {
     fn from(e: sqlx::Error) -> Self {
-        if let sqlx::Error::Database(db) = &e {
-            if db.is_unique_violation() {
-                // Constraint names / messages name columns, never values.
-                let hint = db.constraint().map(str::to_owned).unwrap_or_else(|| {
-                    // SQLite: "UNIQUE constraint failed: users.tenant_id, users.email"
-                    db.message()
-                        .rsplit(':')
-                        .next()
-                        .unwrap_or_default()
-                        .trim()
-                        .to_owned()
-                });
-                return StoreError::Conflict(hint);
-            }
+        if let sqlx::Error::Database(db) = &e
+            && db.is_unique_violation()
+        {
+            // Constraint names / messages name columns, never values.
+            let hint = db.constraint().map(str::to_owned).unwrap_or_else(|| {
+                // SQLite: "UNIQUE constraint failed: users.tenant_id, users.email"
+                db.message().rsplit(':').next().unwrap_or_default().trim().to_owned()
+            });
+            return StoreError::Conflict(hint);
         }
         StoreError::Database(e)
     }

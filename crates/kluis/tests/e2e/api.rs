@@ -45,7 +45,9 @@ async fn malformed_input_gets_4xx_and_writes_nothing(b: Backend) {
     let t = tenant_fixture(&s, "malformed").await;
     let before = user_count(&s, &t.key).await;
     let json_ct = Some("application/json");
-    let cases: Vec<(&str, Option<&str>, Vec<u8>, StatusCode, &str)> = vec![
+    // (case, content type, body, expected status, expected code)
+    type Case<'a> = (&'a str, Option<&'a str>, Vec<u8>, StatusCode, &'a str);
+    let cases: Vec<Case<'_>> = vec![
         (
             "not json",
             json_ct,
