@@ -190,13 +190,14 @@ impl Kluis {
             tokens::parse_api_key(presented).ok_or_else(Error::unauthenticated)?;
         let now = self.now();
         let mut tx = self.store.tenant(tenant).begin_read().await?;
-        if tx.tenant_status().await?.as_deref() != Some("active") {
-            return Err(crate::sessions::suspended_or_unknown());
-        }
+        // One statement: the key (current or pre-rotation secret) and its tenant's status.
         let m = tx
             .api_key_by_secret_hash(&token::hash_secret(secret))
             .await?
             .ok_or_else(Error::unauthenticated)?;
+        if m.tenant_status != "active" {
+            return Err(crate::sessions::suspended_or_unknown());
+        }
         if m.via_previous && m.key.previous_valid_until.is_none_or(|until| now >= until) {
             return Err(Error::unauthenticated());
         }

@@ -165,13 +165,16 @@ impl Kluis {
             tokens::parse_session_token(cookie).ok_or_else(Error::unauthenticated)?;
         let now = self.now();
         let mut tx = self.store.tenant(tenant).begin_read().await?;
-        if tx.tenant_status().await?.as_deref() != Some("active") {
-            return Err(suspended_or_unknown());
-        }
-        let s = tx
-            .session_by_token_hash(&token::hash_secret(secret))
+        // One statement: session, its user's role and status, and the tenant's status.
+        let row = tx
+            .session_for_auth(&token::hash_secret(secret))
             .await?
             .ok_or_else(Error::unauthenticated)?;
+        drop(tx);
+        let s = row.session;
+        if row.tenant_status != "active" {
+            return Err(suspended_or_unknown());
+        }
         if now >= s.expires_at || now - s.last_seen_at >= ms(self.config.session_idle_timeout) {
             return Err(Error::unauthenticated());
         }
@@ -186,15 +189,11 @@ impl Kluis {
                 ));
             }
         }
-        let user = tx
-            .user(s.user_id)
-            .await?
-            .ok_or_else(Error::unauthenticated)?;
-        if user.status != "active" {
+        if row.user_status != "active" {
             return Err(Error::unauthenticated());
         }
-        let role = Role::parse(&user.role).ok_or_else(|| Error::internal("unknown role stored"))?;
-        drop(tx);
+        let role =
+            Role::parse(&row.user_role).ok_or_else(|| Error::internal("unknown role stored"))?;
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
             let mut w = self.store.tenant(tenant).begin().await?;
             w.touch_session(s.id, now).await?;
@@ -203,7 +202,7 @@ impl Kluis {
         Ok(Actor::new(
             tenant,
             Principal::User {
-                id: user.id,
+                id: s.user_id,
                 role,
                 session: Some(s.id),
             },

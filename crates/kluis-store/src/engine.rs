@@ -4,6 +4,7 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
@@ -38,12 +39,20 @@ pub struct StoreOptions {
 
 #[derive(Clone)]
 pub(crate) enum Pool {
-    Sqlite(SqlitePool),
+    /// Writers go through `write`; reads through `read`, whose connections SQLite opens
+    /// read-only, so a read path cannot write even by mistake.
+    Sqlite {
+        write: SqlitePool,
+        read: SqlitePool,
+    },
     Pg(PgPool),
 }
 
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
+    /// A read on SQLite: a read-only connection in autocommit mode. Each statement sees the
+    /// latest committed state; skipping BEGIN/ROLLBACK halves the round trips of a read.
+    SqliteRead(PoolConnection<Sqlite>),
     Pg(Transaction<'static, Postgres>),
 }
 
@@ -65,13 +74,18 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(8)
-            .connect_with(options)
+        let write = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options.clone())
             .await?;
-        sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+        sqlx::migrate!("./migrations/sqlite").run(&write).await?;
+        // Opened after the writer so the WAL index exists; read-only at the SQLite level.
+        let read = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options.read_only(true).create_if_missing(false))
+            .await?;
         Ok(Store {
-            pool: Pool::Sqlite(pool),
+            pool: Pool::Sqlite { write, read },
         })
     }
 
@@ -130,7 +144,7 @@ impl Store {
 
     pub fn engine(&self) -> Engine {
         match self.pool {
-            Pool::Sqlite(_) => Engine::Sqlite,
+            Pool::Sqlite { .. } => Engine::Sqlite,
             Pool::Pg(_) => Engine::Postgres,
         }
     }
@@ -156,7 +170,9 @@ impl Store {
     /// Readiness probe: one round trip to the database.
     pub async fn ping(&self) -> Result<()> {
         match &self.pool {
-            Pool::Sqlite(p) => sqlx::query("SELECT 1").execute(p).await?.rows_affected(),
+            Pool::Sqlite { read, .. } => {
+                sqlx::query("SELECT 1").execute(read).await?.rows_affected()
+            }
             Pool::Pg(p) => sqlx::query("SELECT 1").execute(p).await?.rows_affected(),
         };
         Ok(())
@@ -164,7 +180,10 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite(p) => p.close().await,
+            Pool::Sqlite { write, read } => {
+                read.close().await;
+                write.close().await;
+            }
             Pool::Pg(p) => p.close().await,
         }
     }
@@ -173,8 +192,10 @@ impl Store {
     /// the busy timeout instead of failing when a read lock is upgraded.
     pub(crate) async fn begin_tx(&self, write: bool) -> Result<Tx> {
         Ok(match &self.pool {
-            Pool::Sqlite(p) if write => Tx::Sqlite(p.begin_with("BEGIN IMMEDIATE").await?),
-            Pool::Sqlite(p) => Tx::Sqlite(p.begin().await?),
+            Pool::Sqlite { write: w, .. } if write => {
+                Tx::Sqlite(w.begin_with("BEGIN IMMEDIATE").await?)
+            }
+            Pool::Sqlite { read, .. } => Tx::SqliteRead(read.acquire().await?),
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }
@@ -202,6 +223,7 @@ impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
         match self {
             Tx::Sqlite(t) => t.commit().await?,
+            Tx::SqliteRead(_) => {}
             Tx::Pg(t) => t.commit().await?,
         }
         Ok(())

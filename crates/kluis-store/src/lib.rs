@@ -44,7 +44,12 @@ impl From<sqlx::Error> for StoreError {
             // Constraint names / messages name columns, never values.
             let hint = db.constraint().map(str::to_owned).unwrap_or_else(|| {
                 // SQLite: "UNIQUE constraint failed: users.tenant_id, users.email"
-                db.message().rsplit(':').next().unwrap_or_default().trim().to_owned()
+                db.message()
+                    .rsplit(':')
+                    .next()
+                    .unwrap_or_default()
+                    .trim()
+                    .to_owned()
             });
             return StoreError::Conflict(hint);
         }
@@ -61,6 +66,10 @@ macro_rules! on_conn {
     ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
             $crate::engine::Tx::Sqlite(t) => {
+                let $c: &mut sqlx::SqliteConnection = &mut *t;
+                $body
+            }
+            $crate::engine::Tx::SqliteRead(t) => {
                 let $c: &mut sqlx::SqliteConnection = &mut *t;
                 $body
             }

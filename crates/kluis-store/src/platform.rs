@@ -195,7 +195,7 @@ impl PlatformTx {
                     .fetch_one(&mut **t)
                     .await?
             }
-            Tx::Sqlite(_) => None,
+            Tx::Sqlite(_) | Tx::SqliteRead(_) => None,
         })
     }
 

@@ -63,6 +63,18 @@ pub struct ApiKeyMatch {
     #[sqlx(flatten)]
     pub key: ApiKeyRow,
     pub via_previous: bool,
+    /// The owning tenant's status, fetched in the same statement.
+    pub tenant_status: String,
+}
+
+/// A live session with what authentication needs about its user and tenant, in one statement.
+#[derive(Debug, Clone, FromRow)]
+pub struct SessionAuthRow {
+    #[sqlx(flatten)]
+    pub session: SessionRow,
+    pub user_role: String,
+    pub user_status: String,
+    pub tenant_status: String,
 }
 
 #[derive(Debug, Clone, FromRow)]

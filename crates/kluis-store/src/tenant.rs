@@ -4,7 +4,8 @@
 use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
-    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionRow, UserPatch, UserRow,
+    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionAuthRow, SessionRow, UserPatch,
+    UserRow,
 };
 use crate::{Result, on_conn};
 
@@ -17,6 +18,14 @@ const USER_COLS: &str =
     "tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at";
 const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
 const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, created_by, created_at, rotated_at, last_used_at, revoked_at";
+
+/// `a, b` -> `p.a, p.b` for joins.
+fn prefixed(p: &str, cols: &str) -> String {
+    cols.split(',')
+        .map(|c| format!("{p}.{}", c.trim()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 impl TenantTx {
     pub(crate) async fn start(mut tx: Tx, tenant: TenantId) -> Result<Self> {
@@ -218,6 +227,25 @@ impl TenantTx {
         .await?))
     }
 
+    /// A live session by token hash, joined with its user's role/status and the tenant's status.
+    pub async fn session_for_auth(&mut self, hash: &[u8]) -> Result<Option<SessionAuthRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
+             FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
+             JOIN tenants t ON t.id = s.tenant_id \
+             WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
+            prefixed("s", SESSION_COLS)
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(hash)
+        .fetch_optional(c)
+        .await?))
+    }
+
     pub async fn touch_session(&mut self, id: SessionId, now: i64) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| sqlx::query(
@@ -312,8 +340,10 @@ impl TenantTx {
     pub async fn api_key_by_secret_hash(&mut self, hash: &[u8]) -> Result<Option<ApiKeyMatch>> {
         let t = self.tenant;
         let sql = format!(
-            "SELECT {KEY_COLS}, (secret_hash <> $2) AS via_previous FROM api_keys \
-             WHERE tenant_id = $1 AND (secret_hash = $2 OR previous_secret_hash = $2) AND revoked_at IS NULL"
+            "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
+            prefixed("k", KEY_COLS)
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
@@ -435,20 +465,7 @@ impl TenantTx {
                     .fetch_one(&mut **t)
                     .await?
             }
-            Tx::Sqlite(_) => None,
+            Tx::Sqlite(_) | Tx::SqliteRead(_) => None,
         })
-    }
-}
-
-impl TenantTx {
-    /// This tenant's own directory entry status (`active` / `suspended`); None if it was never created.
-    pub async fn tenant_status(&mut self) -> Result<Option<String>> {
-        let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
-            "SELECT status FROM tenants WHERE id = $1"
-        )
-        .bind(t)
-        .fetch_optional(c)
-        .await?))
     }
 }
