@@ -127,7 +127,7 @@ impl Kluis {
         let limit = page_limit(limit);
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let rows = tx.list_api_keys(after, limit + 1).await?;
-        crate::users::page(rows, limit, |k: &ApiKey| k.id.to_string())
+        crate::users::page(rows, limit, ApiKey::try_from, |k: &ApiKey| k.id.to_string())
     }
 
     pub async fn get_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {

@@ -9,6 +9,7 @@ pub mod apikeys;
 pub mod authz;
 mod clock;
 mod error;
+pub mod keys;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
@@ -57,18 +58,27 @@ pub struct Kluis {
     pub(crate) store: Store,
     pub(crate) config: Arc<CoreConfig>,
     pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) keks: Arc<keys::KeyEncryptionKeys>,
+    pub(crate) key_cache: Arc<keys::KeyCache>,
 }
 
 impl Kluis {
-    pub fn new(store: Store, config: CoreConfig) -> Self {
-        Kluis::with_clock(store, config, Arc::new(SystemClock))
+    pub fn new(store: Store, config: CoreConfig, keks: keys::KeyEncryptionKeys) -> Self {
+        Kluis::with_clock(store, config, keks, Arc::new(SystemClock))
     }
 
-    pub fn with_clock(store: Store, config: CoreConfig, clock: Arc<dyn Clock>) -> Self {
+    pub fn with_clock(
+        store: Store,
+        config: CoreConfig,
+        keks: keys::KeyEncryptionKeys,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
         Kluis {
             store,
             config: Arc::new(config),
             clock,
+            keks: Arc::new(keks),
+            key_cache: Arc::default(),
         }
     }
 

@@ -8,12 +8,14 @@ use kluis_crypto::{password, token};
 use kluis_store::rows::{NewSession, SessionRow, UserPatch};
 use serde::{Deserialize, Serialize};
 
+use crate::keys::TenantKeys;
 use crate::settings::{check_password, effective_policy};
-use crate::users::{User, rfc3339};
+use crate::users::{User, rfc3339, user_from_row};
 use crate::{
     Actor, Error, ErrorKind, Kluis, Principal, RequestContext, Result, Role, SessionId, TenantId,
     blocking, ms, tokens, validate,
 };
+use kluis_crypto::blind_index::normalise_email;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -45,16 +47,17 @@ pub struct SessionInfo {
     pub current: bool,
 }
 
-fn info(r: &SessionRow, current: Option<SessionId>) -> SessionInfo {
-    SessionInfo {
+/// IP address and user agent are personal data: sealed at rest.
+fn info(keys: &TenantKeys, r: &SessionRow, current: Option<SessionId>) -> Result<SessionInfo> {
+    Ok(SessionInfo {
         id: r.id,
-        ip: r.ip.clone(),
-        user_agent: r.user_agent.clone(),
+        ip: keys.open_str("sessions", "ip", r.id.0, &r.ip)?,
+        user_agent: keys.open_str("sessions", "user_agent", r.id.0, &r.user_agent)?,
         created_at: rfc3339(r.created_at),
         last_seen_at: rfc3339(r.last_seen_at),
         expires_at: rfc3339(r.expires_at),
         current: Some(r.id) == current,
-    }
+    })
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -103,17 +106,24 @@ impl Kluis {
         let id = SessionId::new();
         let expires_at = now + ms(self.config.session_absolute_timeout);
         let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
         tx.insert_session(&NewSession {
             id,
             user_id: user_row.id,
             token_hash: &token::hash_secret(&secret),
             csrf_hash: &token::hash_secret(&csrf),
-            ip: &truncate(&ctx.ip, 64),
-            user_agent: &truncate(&ctx.user_agent, 256),
+            ip: &keys.seal_str("sessions", "ip", id.0, &truncate(&ctx.ip, 64))?,
+            user_agent: &keys.seal_str(
+                "sessions",
+                "user_agent",
+                id.0,
+                &truncate(&ctx.user_agent, 256),
+            )?,
             now,
             expires_at,
         })
         .await?;
+        self.count_sealed(&mut tx, &keys, 2).await?;
         let row = tx
             .list_user_sessions(user_row.id, now)
             .await?
@@ -124,8 +134,8 @@ impl Kluis {
         Ok(LoginOutcome {
             session_token: tokens::session_token(tenant, &secret),
             csrf_token: csrf,
-            session: info(&row, Some(id)),
-            user: user_row.try_into()?,
+            session: info(&keys, &row, Some(id))?,
+            user: user_from_row(&keys, user_row)?,
         })
     }
 
@@ -147,8 +157,9 @@ impl Kluis {
             return Ok(None);
         }
         let mut tx = self.store.tenant(t.id).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
         Ok(tx
-            .user_by_email(&email)
+            .user_by_email_index(&keys.email_index(&normalise_email(&email)))
             .await?
             .filter(|u| u.status == "active")
             .map(|u| (t.id, u)))
@@ -237,17 +248,19 @@ impl Kluis {
             _ => None,
         };
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
         let rows = tx.list_user_sessions(user, self.now()).await?;
-        Ok(rows.iter().map(|r| info(r, current)).collect())
+        rows.iter().map(|r| info(&keys, r, current)).collect()
     }
 
     pub async fn me(&self, actor: &Actor) -> Result<User> {
         let user = actor.require_user()?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        tx.user(user)
-            .await?
-            .ok_or_else(Error::unauthenticated)?
-            .try_into()
+        let keys = self.keys(&mut tx).await?;
+        user_from_row(
+            &keys,
+            tx.user(user).await?.ok_or_else(Error::unauthenticated)?,
+        )
     }
 
     /// Changes the caller's own password and ends their other sessions.

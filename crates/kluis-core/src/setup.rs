@@ -71,7 +71,9 @@ impl Kluis {
             .ok_or_else(Error::not_found)?
             .try_into()?;
         let mut tx = p.enter_tenant(id).await?;
+        self.provision_keys(&mut tx).await?;
         let owner = insert_user(
+            self,
             &mut tx,
             &NewUserInput {
                 email: input.owner_email,

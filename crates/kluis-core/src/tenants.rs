@@ -94,7 +94,10 @@ impl Kluis {
             .await
             .map_err(slug_taken)?;
         let row = p.tenant(id).await?.ok_or_else(Error::not_found)?;
-        p.commit().await?;
+        // Keys are created with the tenant, in the same transaction.
+        let mut tx = p.enter_tenant(id).await?;
+        self.provision_keys(&mut tx).await?;
+        tx.commit().await?;
         row.try_into()
     }
 
@@ -108,7 +111,7 @@ impl Kluis {
         let limit = page_limit(limit);
         let mut p = self.store.platform_read().await?;
         let rows = p.list_tenants(after, limit + 1).await?;
-        crate::users::page(rows, limit, |t: &Tenant| t.id.to_string())
+        crate::users::page(rows, limit, Tenant::try_from, |t: &Tenant| t.id.to_string())
     }
 
     pub async fn tenant_by_slug(&self, _by: &PlatformActor, slug: &str) -> Result<Tenant> {

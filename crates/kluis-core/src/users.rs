@@ -1,11 +1,13 @@
 //! Tenant users: create (with a password, or invited without one), read, list, change role or
 //! status, delete. A tenant always keeps at least one active owner.
 
+use kluis_crypto::blind_index::normalise_email;
 use kluis_crypto::password;
 use kluis_store::TenantTx;
 use kluis_store::rows::{NewUser, UserPatch, UserRow};
 use serde::{Deserialize, Serialize};
 
+use crate::keys::TenantKeys;
 use crate::settings::{check_password, effective_policy};
 use crate::{
     Actor, Error, ErrorKind, Kluis, Page, Permission, RequestContext, Result, Role, UserId,
@@ -27,20 +29,19 @@ pub struct User {
     pub updated_at: String,
 }
 
-impl TryFrom<UserRow> for User {
-    type Error = Error;
-    fn try_from(r: UserRow) -> Result<Self> {
-        Ok(User {
-            id: r.id,
-            role: Role::parse(&r.role).ok_or_else(|| Error::internal("unknown role stored"))?,
-            email: r.email,
-            display_name: r.display_name,
-            status: r.status,
-            has_password: r.password_hash.is_some(),
-            created_at: rfc3339(r.created_at),
-            updated_at: rfc3339(r.updated_at),
-        })
-    }
+/// Opens a stored user row (email and name are sealed).
+pub(crate) fn user_from_row(keys: &TenantKeys, r: UserRow) -> Result<User> {
+    let record = r.id.0;
+    Ok(User {
+        id: r.id,
+        role: Role::parse(&r.role).ok_or_else(|| Error::internal("unknown role stored"))?,
+        email: keys.open_str("users", "email", record, &r.email)?,
+        display_name: keys.open_str("users", "display_name", record, &r.display_name)?,
+        status: r.status,
+        has_password: r.password_hash.is_some(),
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+    })
 }
 
 pub(crate) fn rfc3339(ms: i64) -> String {
@@ -74,7 +75,12 @@ pub struct UserUpdate {
 
 /// Validates and inserts a user inside an open tenant transaction (shared by setup, the API
 /// and the console).
-pub(crate) async fn insert_user(tx: &mut TenantTx, input: &NewUserInput, now: i64) -> Result<User> {
+pub(crate) async fn insert_user(
+    kluis: &Kluis,
+    tx: &mut TenantTx,
+    input: &NewUserInput,
+    now: i64,
+) -> Result<User> {
     let email = validate::email("email", &input.email)?;
     let display_name = validate::name("display_name", &input.display_name)?;
     let hash = match &input.password {
@@ -86,11 +92,14 @@ pub(crate) async fn insert_user(tx: &mut TenantTx, input: &NewUserInput, now: i6
         }
         None => None,
     };
+    let keys = kluis.keys(tx).await?;
     let id = UserId::new();
+    let bidx = keys.email_index(&normalise_email(&email));
     tx.insert_user(&NewUser {
         id,
-        email: &email,
-        display_name: &display_name,
+        email_bidx: &bidx,
+        email: &keys.seal_str("users", "email", id.0, &email)?,
+        display_name: &keys.seal_str("users", "display_name", id.0, &display_name)?,
         role: input.role.as_str(),
         password_hash: hash.as_deref(),
         now,
@@ -105,7 +114,8 @@ pub(crate) async fn insert_user(tx: &mut TenantTx, input: &NewUserInput, now: i6
         .with_field("email"),
         other => other,
     })?;
-    tx.user(id).await?.ok_or_else(Error::not_found)?.try_into()
+    kluis.count_sealed(tx, &keys, 2).await?;
+    user_from_row(&keys, tx.user(id).await?.ok_or_else(Error::not_found)?)
 }
 
 impl Kluis {
@@ -120,7 +130,7 @@ impl Kluis {
             actor.require(Permission::OwnersManage)?;
         }
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        let user = insert_user(&mut tx, &input, self.now()).await?;
+        let user = insert_user(self, &mut tx, &input, self.now()).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -128,7 +138,8 @@ impl Kluis {
     pub async fn get_user(&self, actor: &Actor, id: UserId) -> Result<User> {
         actor.require(Permission::UsersRead)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        tx.user(id).await?.ok_or_else(Error::not_found)?.try_into()
+        let keys = self.keys(&mut tx).await?;
+        user_from_row(&keys, tx.user(id).await?.ok_or_else(Error::not_found)?)
     }
 
     pub async fn list_users(
@@ -141,8 +152,14 @@ impl Kluis {
         let after = validate::cursor::<UserId>(cursor)?;
         let limit = page_limit(limit);
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
         let rows = tx.list_users(after, limit + 1).await?;
-        page(rows, limit, |u: &User| u.id.to_string())
+        page(
+            rows,
+            limit,
+            |r| user_from_row(&keys, r),
+            |u: &User| u.id.to_string(),
+        )
     }
 
     pub async fn update_user(
@@ -170,6 +187,7 @@ impl Kluis {
         };
         let now = self.now();
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
         let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
         let was_owner = current.role == Role::Owner.as_str();
         let becomes_owner = up.role == Some(Role::Owner);
@@ -187,10 +205,14 @@ impl Kluis {
         {
             return Err(last_owner());
         }
+        let sealed_name = display_name
+            .as_deref()
+            .map(|n| keys.seal_str("users", "display_name", id.0, n))
+            .transpose()?;
         tx.update_user(
             id,
             &UserPatch {
-                display_name: display_name.as_deref(),
+                display_name: sealed_name.as_deref(),
                 role: up.role.map(Role::as_str),
                 status,
                 password_hash: None,
@@ -201,11 +223,10 @@ impl Kluis {
         if status == Some("disabled") {
             tx.revoke_user_sessions(id, None, now).await?;
         }
-        let user = tx
-            .user(id)
-            .await?
-            .ok_or_else(Error::not_found)?
-            .try_into()?;
+        if sealed_name.is_some() {
+            self.count_sealed(&mut tx, &keys, 1).await?;
+        }
+        let user = user_from_row(&keys, tx.user(id).await?.ok_or_else(Error::not_found)?)?;
         tx.commit().await?;
         Ok(user)
     }
@@ -249,17 +270,12 @@ fn last_owner() -> Error {
 pub(crate) fn page<R, T>(
     mut rows: Vec<R>,
     limit: i64,
+    convert: impl Fn(R) -> Result<T>,
     cursor_of: impl Fn(&T) -> String,
-) -> Result<Page<T>>
-where
-    T: TryFrom<R, Error = Error>,
-{
+) -> Result<Page<T>> {
     let more = rows.len() as i64 > limit;
     rows.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
-    let items = rows
-        .into_iter()
-        .map(T::try_from)
-        .collect::<Result<Vec<T>>>()?;
+    let items = rows.into_iter().map(convert).collect::<Result<Vec<T>>>()?;
     let next_cursor = if more {
         items.last().map(&cursor_of)
     } else {

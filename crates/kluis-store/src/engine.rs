@@ -16,7 +16,13 @@ use crate::{PlatformTx, Result, StoreError, TenantId, TenantTx};
 /// Tables that hold tenant data. Each has `tenant_id` as the first primary-key column and, on
 /// PostgreSQL, a forced row-level-security policy. Tests check both properties against the
 /// live catalog, so a table added to a migration but not here (or vice versa) fails CI.
-pub const TENANT_TABLES: &[&str] = &["tenant_settings", "users", "sessions", "api_keys"];
+pub const TENANT_TABLES: &[&str] = &[
+    "tenant_settings",
+    "users",
+    "sessions",
+    "api_keys",
+    "tenant_keys",
+];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
 pub const PLATFORM_TABLES: &[&str] = &["tenants", "setup_tokens", "platform_keys"];

@@ -18,8 +18,10 @@ pub struct TenantRow {
 pub struct UserRow {
     pub tenant_id: TenantId,
     pub id: UserId,
-    pub email: String,
-    pub display_name: String,
+    /// Sealed.
+    pub email: Vec<u8>,
+    /// Sealed.
+    pub display_name: Vec<u8>,
     pub role: String,
     pub status: String,
     pub password_hash: Option<String>,
@@ -33,8 +35,10 @@ pub struct SessionRow {
     pub id: SessionId,
     pub user_id: UserId,
     pub csrf_hash: Vec<u8>,
-    pub ip: String,
-    pub user_agent: String,
+    /// Sealed.
+    pub ip: Vec<u8>,
+    /// Sealed.
+    pub user_agent: Vec<u8>,
     pub created_at: i64,
     pub last_seen_at: i64,
     pub expires_at: i64,
@@ -87,8 +91,9 @@ pub struct PlatformKeyRow {
 
 pub struct NewUser<'a> {
     pub id: UserId,
-    pub email: &'a str,
-    pub display_name: &'a str,
+    pub email_bidx: &'a [u8],
+    pub email: &'a [u8],
+    pub display_name: &'a [u8],
     pub role: &'a str,
     pub password_hash: Option<&'a str>,
     pub now: i64,
@@ -99,8 +104,8 @@ pub struct NewSession<'a> {
     pub user_id: UserId,
     pub token_hash: &'a [u8],
     pub csrf_hash: &'a [u8],
-    pub ip: &'a str,
-    pub user_agent: &'a str,
+    pub ip: &'a [u8],
+    pub user_agent: &'a [u8],
     pub now: i64,
     pub expires_at: i64,
 }
@@ -117,8 +122,21 @@ pub struct NewApiKey<'a> {
 /// Patch for a user; `None` leaves the column unchanged.
 #[derive(Default)]
 pub struct UserPatch<'a> {
-    pub display_name: Option<&'a str>,
+    pub display_name: Option<&'a [u8]>,
     pub role: Option<&'a str>,
     pub status: Option<&'a str>,
     pub password_hash: Option<&'a str>,
+}
+
+/// A wrapped per-tenant key.
+#[derive(Debug, Clone, FromRow)]
+pub struct TenantKeyRow {
+    /// `data` (sealing) or `index` (blind indexes).
+    pub purpose: String,
+    pub version: i64,
+    pub wrapped: Vec<u8>,
+    pub kek_id: String,
+    pub state: String,
+    pub sealed_count: i64,
+    pub created_at: i64,
 }

@@ -4,8 +4,8 @@
 use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
-    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionAuthRow, SessionRow, UserPatch,
-    UserRow,
+    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionAuthRow, SessionRow,
+    TenantKeyRow, UserPatch, UserRow,
 };
 use crate::{Result, on_conn};
 
@@ -83,8 +83,8 @@ impl TenantTx {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {
             sqlx::query(
-            "INSERT INTO users (tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at) \
-             VALUES ($1, $2, $3, $4, $5, 'active', $6, $7, $7)"
+            "INSERT INTO users (tenant_id, id, email_bidx, email, display_name, role, status, password_hash, created_at, updated_at) \
+             VALUES ($1, $2, $8, $3, $4, $5, 'active', $6, $7, $7)"
         )
         .bind(t)
         .bind(u.id)
@@ -93,6 +93,7 @@ impl TenantTx {
         .bind(u.role)
         .bind(u.password_hash)
         .bind(u.now)
+        .bind(u.email_bidx)
         .execute(c)
         .await?
         .rows_affected()
@@ -112,14 +113,15 @@ impl TenantTx {
         .await?))
     }
 
-    pub async fn user_by_email(&mut self, email: &str) -> Result<Option<UserRow>> {
+    /// Looks a user up by the blind index of their normalised email.
+    pub async fn user_by_email_index(&mut self, email_bidx: &[u8]) -> Result<Option<UserRow>> {
         let t = self.tenant;
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND email = $2");
+        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND email_bidx = $2");
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
         )
         .bind(t)
-        .bind(email)
+        .bind(email_bidx)
         .fetch_optional(c)
         .await?))
     }
@@ -438,6 +440,101 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected());
+        Ok(())
+    }
+
+    // ---- keys -------------------------------------------------------------------------
+
+    pub async fn tenant_keys(&mut self) -> Result<Vec<TenantKeyRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
+             WHERE tenant_id = $1 ORDER BY purpose, version"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
+    /// Adds a key version and retires the previous active one of the same purpose.
+    pub async fn insert_tenant_key(
+        &mut self,
+        purpose: &str,
+        version: i64,
+        wrapped: &[u8],
+        kek_id: &str,
+        now: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE tenant_keys SET state = 'retired' WHERE tenant_id = $1 AND purpose = $2 AND state = 'active'"
+        )
+        .bind(t)
+        .bind(purpose)
+        .execute(&mut *c)
+        .await?
+        .rows_affected()
+        });
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO tenant_keys (tenant_id, purpose, version, wrapped, kek_id, state, sealed_count, created_at) \
+             VALUES ($1, $2, $3, $4, $5, 'active', 0, $6)"
+        )
+        .bind(t)
+        .bind(purpose)
+        .bind(version)
+        .bind(wrapped)
+        .bind(kek_id)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Replaces a key's wrapping (KEK rotation); the key itself is unchanged.
+    pub async fn rewrap_tenant_key(
+        &mut self,
+        purpose: &str,
+        version: i64,
+        wrapped: &[u8],
+        kek_id: &str,
+    ) -> Result<bool> {
+        let t = self.tenant;
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE tenant_keys SET wrapped = $4, kek_id = $5 WHERE tenant_id = $1 AND purpose = $2 AND version = $3"
+        )
+        .bind(t)
+        .bind(purpose)
+        .bind(version)
+        .bind(wrapped)
+        .bind(kek_id)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(r == 1)
+    }
+
+    /// Counts values sealed under a data key version (random 96-bit nonces: rotate before 2^32).
+    pub async fn add_sealed_count(&mut self, version: i64, n: i64) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2"
+        )
+        .bind(t)
+        .bind(version)
+        .bind(n)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
         Ok(())
     }
 

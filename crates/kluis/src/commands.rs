@@ -244,3 +244,50 @@ pub async fn platform_key(kluis: &Kluis, cmd: PlatformKeyCmd) -> anyhow::Result<
         }
     }
 }
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Replace the local key-encryption key: re-wraps every tenant key under a new KEK (no data
+    /// is re-encrypted). Resumable: if interrupted, run it again.
+    RotateKek,
+}
+
+pub async fn rotate_kek(kluis: &Kluis, kek_path: &std::path::Path) -> anyhow::Result<()> {
+    let op = PlatformActor::console();
+    let mut cursor = None;
+    let (mut tenants, mut rewrapped) = (0u64, 0u64);
+    loop {
+        let page = kluis
+            .list_tenants(&op, cursor.as_deref(), Some(200))
+            .await?;
+        for t in &page.items {
+            rewrapped += kluis.rewrap_tenant_keys(t.id).await?;
+            tenants += 1;
+            eprintln!(
+                "  re-wrapped keys of {} ({tenants} tenants, {rewrapped} keys so far)",
+                t.slug
+            );
+        }
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => break,
+        }
+    }
+    // Every key is under the new KEK: make it the current one. The old KEK is kept (renamed) so
+    // backups taken before the rotation stay restorable; delete it when they have expired.
+    let next = crate::serve::next_kek_path(kek_path);
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let retired = kek_path.with_extension(format!("key.retired-{stamp}"));
+    // Copy first (mode 0600 is preserved), then one atomic rename: a crash at any point leaves
+    // a readable state, and running the command again finishes the job.
+    std::fs::copy(kek_path, &retired).with_context(|| format!("keeping {}", retired.display()))?;
+    std::fs::rename(&next, kek_path).with_context(|| format!("activating {}", next.display()))?;
+    println!(
+        "rotated the key-encryption key: {rewrapped} keys of {tenants} tenants re-wrapped; old KEK kept as {}",
+        retired.display()
+    );
+    Ok(())
+}

@@ -57,6 +57,9 @@ enum Command {
     /// Manage platform administration keys (for /api/v1/platform).
     #[command(subcommand)]
     PlatformKey(commands::PlatformKeyCmd),
+    /// Key management.
+    #[command(subcommand)]
+    Keys(commands::KeysCmd),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -99,6 +102,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
         }
+        Command::Keys(commands::KeysCmd::RotateKek) => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
+            let kluis = serve::open_with(&cfg, true).await?;
+            let r = commands::rotate_kek(&kluis, &cfg.kek_path()).await;
+            kluis.store().close().await;
+            r
+        }
         other => {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open(&cfg).await?;
@@ -107,7 +117,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
-                Command::Serve { .. } | Command::Openapi => Ok(()),
+                Command::Serve { .. } | Command::Openapi | Command::Keys(_) => Ok(()),
             };
             kluis.store().close().await;
             r

@@ -9,21 +9,28 @@ use std::time::Duration;
 use anyhow::Context;
 use axum_server::Handle;
 use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
+use std::sync::Arc;
+
 use kluis_core::Kluis;
+use kluis_core::keys::KeyEncryptionKeys;
+use kluis_crypto::envelope::{Kms, LocalKms};
 use kluis_store::{Store, StoreOptions};
 
 use crate::config::Config;
 
 /// Opens everything a command needs: data directory, key-encryption key, database.
 pub async fn open(cfg: &Config) -> anyhow::Result<Kluis> {
+    open_with(cfg, false).await
+}
+
+pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis> {
     create_private_dir(&cfg.data_dir)?;
     // The local KEK: created with mode 0600 on first start; a looser mode refuses to start.
     let kek_path = cfg.kek_path();
     if let Some(dir) = kek_path.parent() {
         create_private_dir(dir)?;
     }
-    kluis_crypto::envelope::LocalKms::create_or_load(&kek_path)
-        .with_context(|| format!("key-encryption key {}", kek_path.display()))?;
+    let keks = load_keks(&kek_path, rotating_kek)?;
     let store = Store::open(&StoreOptions {
         database_url: cfg.database_url(),
         owner_url: cfg.database_owner_url.clone(),
@@ -31,7 +38,33 @@ pub async fn open(cfg: &Config) -> anyhow::Result<Kluis> {
     })
     .await
     .context("opening the database")?;
-    Ok(Kluis::new(store, cfg.core()))
+    Ok(Kluis::new(store, cfg.core(), keks))
+}
+
+/// The path of the next KEK while a rotation is in progress.
+pub fn next_kek_path(kek_path: &Path) -> std::path::PathBuf {
+    kek_path.with_extension("key.next")
+}
+
+/// The local KEK (created with mode 0600 on first start; a looser mode refuses to start).
+/// If a rotation was interrupted, the next KEK is loaded as well so every key stays readable;
+/// `rotating` makes the next KEK the primary (creating it if needed).
+pub fn load_keks(kek_path: &Path, rotating: bool) -> anyhow::Result<KeyEncryptionKeys> {
+    let load = |p: &Path| -> anyhow::Result<Arc<dyn Kms>> {
+        Ok(Arc::new(LocalKms::create_or_load(p).with_context(
+            || format!("key-encryption key {}", p.display()),
+        )?))
+    };
+    let current = load(kek_path)?;
+    let next = next_kek_path(kek_path);
+    Ok(if rotating {
+        KeyEncryptionKeys::new(load(&next)?).with_secondary(current)
+    } else if next.exists() {
+        tracing::warn!("a KEK rotation was interrupted; run `kluis keys rotate-kek` to finish it");
+        KeyEncryptionKeys::new(current).with_secondary(load(&next)?)
+    } else {
+        KeyEncryptionKeys::new(current)
+    })
 }
 
 fn create_private_dir(dir: &Path) -> anyhow::Result<()> {

@@ -37,15 +37,18 @@ CREATE TABLE tenant_settings (
 CREATE TABLE users (
     tenant_id      UUID NOT NULL REFERENCES tenants(id),
     id             UUID NOT NULL,
-    email          TEXT NOT NULL,
-    display_name   TEXT NOT NULL,
+    -- Personal data is sealed (AES-256-GCM, per-tenant data key, bound to tenant/table/column/row).
+    -- email_bidx: HMAC-SHA256 blind index of the normalised email, for lookup and uniqueness.
+    email_bidx     BYTEA NOT NULL,
+    email          BYTEA NOT NULL,
+    display_name   BYTEA NOT NULL,
     role           TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'manager', 'member', 'read_only')),
     status         TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
     password_hash  TEXT,
     created_at     BIGINT NOT NULL,
     updated_at     BIGINT NOT NULL,
     PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, email)
+    UNIQUE (tenant_id, email_bidx)
 );
 
 CREATE TABLE sessions (
@@ -54,8 +57,8 @@ CREATE TABLE sessions (
     user_id       UUID NOT NULL,
     token_hash    BYTEA NOT NULL,
     csrf_hash     BYTEA NOT NULL,
-    ip            TEXT NOT NULL,
-    user_agent    TEXT NOT NULL,
+    ip            BYTEA NOT NULL,    -- sealed
+    user_agent    BYTEA NOT NULL,    -- sealed
     created_at    BIGINT NOT NULL,
     last_seen_at  BIGINT NOT NULL,
     expires_at    BIGINT NOT NULL,
@@ -83,12 +86,26 @@ CREATE TABLE api_keys (
 );
 CREATE INDEX api_keys_previous_secret ON api_keys (tenant_id, previous_secret_hash);
 
+-- Per-tenant data keys (purpose 'data', versioned) and blind-index keys (purpose 'index'),
+-- stored only wrapped by the key-encryption key named in kek_id.
+CREATE TABLE tenant_keys (
+    tenant_id     UUID NOT NULL REFERENCES tenants(id),
+    purpose       TEXT NOT NULL CHECK (purpose IN ('data', 'index')),
+    version       BIGINT NOT NULL,
+    wrapped       BYTEA NOT NULL,
+    kek_id        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('active', 'retired')),
+    sealed_count  BIGINT NOT NULL DEFAULT 0,
+    created_at    BIGINT NOT NULL,
+    PRIMARY KEY (tenant_id, purpose, version)
+);
+
 -- Row-level security: the tenant of the current transaction is set with
 -- set_config('app.tenant_id', ..., true) (transaction-local). No setting -> NULL -> no rows.
 DO $$
 DECLARE t TEXT;
 BEGIN
-    FOREACH t IN ARRAY ARRAY['tenant_settings', 'users', 'sessions', 'api_keys'] LOOP
+    FOREACH t IN ARRAY ARRAY['tenant_settings', 'users', 'sessions', 'api_keys', 'tenant_keys'] LOOP
         EXECUTE format('ALTER TABLE %I ENABLE ROW LEVEL SECURITY', t);
         EXECUTE format('ALTER TABLE %I FORCE ROW LEVEL SECURITY', t);
         EXECUTE format(

@@ -38,15 +38,18 @@ CREATE TABLE tenant_settings (
 CREATE TABLE users (
     tenant_id      BLOB NOT NULL REFERENCES tenants(id),
     id             BLOB NOT NULL,
-    email          TEXT NOT NULL,
-    display_name   TEXT NOT NULL,
+    -- Personal data is sealed (AES-256-GCM, per-tenant data key, bound to tenant/table/column/row).
+    -- email_bidx: HMAC-SHA256 blind index of the normalised email, for lookup and uniqueness.
+    email_bidx     BLOB NOT NULL,
+    email          BLOB NOT NULL,
+    display_name   BLOB NOT NULL,
     role           TEXT NOT NULL CHECK (role IN ('owner', 'admin', 'manager', 'member', 'read_only')),
     status         TEXT NOT NULL CHECK (status IN ('active', 'disabled')),
     password_hash  TEXT,
     created_at     INTEGER NOT NULL,
     updated_at     INTEGER NOT NULL,
     PRIMARY KEY (tenant_id, id),
-    UNIQUE (tenant_id, email)
+    UNIQUE (tenant_id, email_bidx)
 ) STRICT;
 
 CREATE TABLE sessions (
@@ -55,8 +58,8 @@ CREATE TABLE sessions (
     user_id       BLOB NOT NULL,
     token_hash    BLOB NOT NULL,
     csrf_hash     BLOB NOT NULL,
-    ip            TEXT NOT NULL,
-    user_agent    TEXT NOT NULL,
+    ip            BLOB NOT NULL,    -- sealed
+    user_agent    BLOB NOT NULL,    -- sealed
     created_at    INTEGER NOT NULL,
     last_seen_at  INTEGER NOT NULL,
     expires_at    INTEGER NOT NULL,
@@ -83,3 +86,17 @@ CREATE TABLE api_keys (
     UNIQUE (tenant_id, secret_hash)
 ) STRICT;
 CREATE INDEX api_keys_previous_secret ON api_keys (tenant_id, previous_secret_hash);
+
+-- Per-tenant data keys (purpose 'data', versioned) and blind-index keys (purpose 'index'),
+-- stored only wrapped by the key-encryption key named in kek_id.
+CREATE TABLE tenant_keys (
+    tenant_id     BLOB NOT NULL REFERENCES tenants(id),
+    purpose       TEXT NOT NULL CHECK (purpose IN ('data', 'index')),
+    version       INTEGER NOT NULL,
+    wrapped       BLOB NOT NULL,
+    kek_id        TEXT NOT NULL,
+    state         TEXT NOT NULL CHECK (state IN ('active', 'retired')),
+    sealed_count  INTEGER NOT NULL DEFAULT 0,
+    created_at    INTEGER NOT NULL,
+    PRIMARY KEY (tenant_id, purpose, version)
+) STRICT;

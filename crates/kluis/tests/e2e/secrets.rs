@@ -89,16 +89,11 @@ async fn secrets_never_in_database_logs_or_errors(b: Backend) {
     assert!(!v.to_string().contains(weak));
 
     let dump = s.database_dump().await;
-    let logs = s.logs();
-    // The CLI printed the key secret on purpose (shown once); only the server's own log lines count.
-    let server_logs: String = logs
-        .lines()
-        .filter(|l| !l.starts_with('{') || !l.contains("\"secret\""))
-        .filter(|l| l.starts_with('{'))
-        .collect();
+    // Only the server's own output (the CLI printed the key secret on purpose, once).
+    let server_logs = s.logs();
     assert!(
         server_logs.len() > 200,
-        "expected JSON log lines from the server:\n{logs}"
+        "expected JSON log lines from the server:\n{server_logs}"
     );
     for secret in &secrets {
         assert!(
@@ -113,13 +108,10 @@ async fn secrets_never_in_database_logs_or_errors(b: Backend) {
         );
     }
     // And the dump is real: it does hold things we know are there.
-    assert!(
-        contains(&dump, b"owner@geheim.test"),
-        "database dump looks empty"
-    );
+    assert!(contains(&dump, b"geheim"), "database dump looks empty");
 }
 
-fn contains(hay: &[u8], needle: &[u8]) -> bool {
+pub fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 

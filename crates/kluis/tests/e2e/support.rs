@@ -170,6 +170,7 @@ impl Server {
         }
     }
 
+    /// Everything the server process printed (stdout and stderr; CLI runs are not included).
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().clone()
     }
@@ -204,10 +205,6 @@ impl Server {
             String::from_utf8_lossy(&out.stdout).into_owned(),
             String::from_utf8_lossy(&out.stderr).into_owned(),
         );
-        self.output
-            .lock()
-            .unwrap()
-            .push_str(&format!("[cli {args:?}]\n{o}{e}"));
         (out.status.success(), o, e)
     }
 
