@@ -80,14 +80,19 @@ impl Store {
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
             .busy_timeout(Duration::from_secs(10));
+        // No liveness ping before each acquire: a local file cannot drop the connection, and
+        // every ping is a round trip to the connection's worker thread (measured: the largest
+        // cost of a simple authenticated GET).
         let write = SqlitePoolOptions::new()
             .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.clone())
             .await?;
         sqlx::migrate!("./migrations/sqlite").run(&write).await?;
         // Opened after the writer so the WAL index exists; read-only at the SQLite level.
         let read = SqlitePoolOptions::new()
-            .max_connections(8)
+            .max_connections(4)
+            .test_before_acquire(false)
             .connect_with(options.read_only(true).create_if_missing(false))
             .await?;
         Ok(Store {
