@@ -76,4 +76,9 @@ pub enum CryptoError {
     /// The note carries no signature from the expected key.
     #[error("checkpoint has no signature from the expected key")]
     NoValidSignature,
+    /// A PKCS#11 module, token, login or key operation failed. The message names the operation,
+    /// the PKCS#11 function and its return code (or the token/key label that was not found);
+    /// never a PIN or key material.
+    #[error("PKCS#11 key provider: {0}")]
+    Hsm(String),
 }

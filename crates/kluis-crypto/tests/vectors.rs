@@ -15,6 +15,8 @@ mod envelope;
 mod hmac;
 #[path = "vectors/merkle.rs"]
 mod merkle;
+#[path = "vectors/pkcs11.rs"]
+mod pkcs11;
 
 use std::path::PathBuf;
 
