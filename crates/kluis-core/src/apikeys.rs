@@ -6,11 +6,13 @@ use kluis_crypto::token;
 use kluis_store::rows::{ApiKeyRow, NewApiKey};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Event, actor_label};
 use crate::users::rfc3339;
 use crate::{
     Actor, ApiKeyId, Error, Kluis, Page, Principal, RequestContext, Result, Scope, UserId, ms,
     page_limit, tokens, validate,
 };
+use serde_json::json;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
@@ -66,7 +68,7 @@ impl Kluis {
     pub async fn create_api_key(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         input: NewApiKeyInput,
     ) -> Result<ApiKeyWithSecret> {
         let creator = actor.require_key_manager()?;
@@ -104,11 +106,20 @@ impl Kluis {
             now: self.now(),
         })
         .await?;
-        let key = tx
+        let key: ApiKey = tx
             .api_key(id)
             .await?
             .ok_or_else(Error::not_found)?
             .try_into()?;
+        self.audit_key(
+            &mut tx,
+            actor,
+            ctx,
+            "apikey.create",
+            id,
+            json!({"name": key.name, "scopes": key.scopes}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(ApiKeyWithSecret {
             key,
@@ -116,34 +127,85 @@ impl Kluis {
         })
     }
 
+    /// Key management is privileged: every action, views included, is recorded.
+    async fn audit_key(
+        &self,
+        tx: &mut kluis_store::TenantTx,
+        actor: &Actor,
+        ctx: &RequestContext,
+        action: &str,
+        id: impl ToString,
+        details: serde_json::Value,
+    ) -> Result<()> {
+        let keys = self.keys(tx).await?;
+        let ev = Event {
+            action,
+            success: true,
+            object_type: Some("apikey"),
+            object_id: Some(id.to_string()),
+            details,
+        };
+        self.audit(tx, &keys, &actor_label(actor), ctx, ev).await
+    }
+
     pub async fn list_api_keys(
         &self,
         actor: &Actor,
+        ctx: &RequestContext,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<ApiKey>> {
         actor.require_key_manager()?;
         let after = validate::cursor::<ApiKeyId>(cursor)?;
         let limit = page_limit(limit);
-        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let rows = tx.list_api_keys(after, limit + 1).await?;
-        crate::users::page(rows, limit, ApiKey::try_from, |k: &ApiKey| k.id.to_string())
+        let page =
+            crate::users::page(rows, limit, ApiKey::try_from, |k: &ApiKey| k.id.to_string())?;
+        self.audit_key(
+            &mut tx,
+            actor,
+            ctx,
+            "apikey.list",
+            "",
+            json!({"count": page.items.len()}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(page)
     }
 
-    pub async fn get_api_key(&self, actor: &Actor, id: ApiKeyId) -> Result<ApiKey> {
+    pub async fn get_api_key(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: ApiKeyId,
+    ) -> Result<ApiKey> {
         actor.require_key_manager()?;
-        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        tx.api_key(id)
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let key: ApiKey = tx
+            .api_key(id)
             .await?
             .ok_or_else(Error::not_found)?
-            .try_into()
+            .try_into()?;
+        self.audit_key(
+            &mut tx,
+            actor,
+            ctx,
+            "apikey.view",
+            id,
+            json!({"name": key.name}),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(key)
     }
 
     /// New secret; the old one keeps working for the configured overlap (default: not at all).
     pub async fn rotate_api_key(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         id: ApiKeyId,
     ) -> Result<ApiKeyWithSecret> {
         actor.require_key_manager()?;
@@ -162,6 +224,16 @@ impl Kluis {
             .await?
             .ok_or_else(Error::not_found)?
             .try_into()?;
+        let overlap = self.config.api_key_rotation_overlap.as_secs();
+        self.audit_key(
+            &mut tx,
+            actor,
+            ctx,
+            "apikey.rotate",
+            id,
+            json!({"old_secret_valid_for_secs": overlap}),
+        )
+        .await?;
         tx.commit().await?;
         Ok(ApiKeyWithSecret {
             key,
@@ -172,7 +244,7 @@ impl Kluis {
     pub async fn revoke_api_key(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         id: ApiKeyId,
     ) -> Result<()> {
         actor.require_key_manager()?;
@@ -180,6 +252,8 @@ impl Kluis {
         if !tx.revoke_api_key(id, self.now()).await? {
             return Err(Error::not_found());
         }
+        self.audit_key(&mut tx, actor, ctx, "apikey.revoke", id, json!({}))
+            .await?;
         tx.commit().await?;
         Ok(())
     }

@@ -20,6 +20,8 @@ pub enum Permission {
     ApiKeysManage,
     SettingsRead,
     SettingsManage,
+    /// Read and export the tenant's audit trail.
+    AuditRead,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -62,7 +64,7 @@ impl Role {
             Role::Owner => true,
             Role::Admin => matches!(
                 p,
-                UsersRead | UsersManage | ApiKeysManage | SettingsRead | SettingsManage
+                UsersRead | UsersManage | ApiKeysManage | SettingsRead | SettingsManage | AuditRead
             ),
             Role::Manager => matches!(p, UsersRead | SettingsRead),
             Role::Member | Role::ReadOnly => matches!(p, UsersRead),
@@ -81,10 +83,13 @@ pub enum Scope {
     SettingsRead,
     #[serde(rename = "settings:write")]
     SettingsWrite,
+    #[serde(rename = "audit:read")]
+    AuditRead,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 4] = [
+    pub const ALL: [Scope; 5] = [
+        Scope::AuditRead,
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::SettingsRead,
@@ -100,6 +105,7 @@ impl Scope {
             Scope::UsersWrite => matches!(p, UsersRead | UsersManage),
             Scope::SettingsRead => p == SettingsRead,
             Scope::SettingsWrite => matches!(p, SettingsRead | SettingsManage),
+            Scope::AuditRead => p == AuditRead,
         }
     }
 
@@ -111,6 +117,7 @@ impl Scope {
             Scope::UsersWrite => Permission::UsersManage,
             Scope::SettingsRead => Permission::SettingsRead,
             Scope::SettingsWrite => Permission::SettingsManage,
+            Scope::AuditRead => Permission::AuditRead,
         }
     }
 }
@@ -211,7 +218,8 @@ impl Actor {
 mod tests {
     use super::*;
 
-    const ALL_PERMS: [Permission; 6] = [
+    const ALL_PERMS: [Permission; 7] = [
+        Permission::AuditRead,
         Permission::UsersRead,
         Permission::UsersManage,
         Permission::OwnersManage,

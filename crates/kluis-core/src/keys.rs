@@ -128,6 +128,22 @@ impl TenantKeys {
         String::from_utf8(plain).map_err(|_| unreadable())
     }
 
+    pub(crate) fn open(
+        &self,
+        table: &str,
+        column: &str,
+        record: Uuid,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        envelope::open(&self.ring, &self.ctx(table, column, record), sealed)
+            .map_err(|_| unreadable())
+    }
+
+    /// Blind index of a normalised value in a domain (e.g. `audit_events.ip`).
+    pub(crate) fn blind(&self, domain: &str, normalised: &str) -> [u8; 32] {
+        blind_index(&self.index, domain, normalised)
+    }
+
     pub(crate) fn email_index(&self, normalised_email: &str) -> [u8; 32] {
         blind_index(&self.index, "users.email", normalised_email)
     }
@@ -308,6 +324,19 @@ impl Kluis {
             )
             .await?;
             n += 1;
+        }
+        if n > 0 {
+            let keys = self.keys(&mut tx).await?;
+            let ev = crate::audit::Event::ok("keys.rewrap", "tenant_keys", tenant)
+                .with(serde_json::json!({"keys": n, "kek": primary}));
+            self.audit(
+                &mut tx,
+                &keys,
+                "console",
+                &crate::RequestContext::default(),
+                ev,
+            )
+            .await?;
         }
         tx.commit().await?;
         self.key_cache.evict(tenant);

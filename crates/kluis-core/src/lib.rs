@@ -6,6 +6,7 @@
 //! opened for the actor's tenant. Handlers in `kluis-http` only parse, call and render.
 
 pub mod apikeys;
+pub mod audit;
 pub mod authz;
 mod clock;
 mod error;
@@ -60,6 +61,7 @@ pub struct Kluis {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keks: Arc<keys::KeyEncryptionKeys>,
     pub(crate) key_cache: Arc<keys::KeyCache>,
+    pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
 }
 
 impl Kluis {
@@ -79,7 +81,14 @@ impl Kluis {
             clock,
             keks: Arc::new(keks),
             key_cache: Arc::default(),
+            audit_signing: None,
         }
+    }
+
+    /// Enables signed audit checkpoints.
+    pub fn with_audit_signing(mut self, signing: audit::AuditSigning) -> Self {
+        self.audit_signing = Some(Arc::new(signing));
+        self
     }
 
     pub fn store(&self) -> &Store {

@@ -8,6 +8,8 @@ use kluis_crypto::{password, token};
 use kluis_store::rows::{NewSession, SessionRow, UserPatch};
 use serde::{Deserialize, Serialize};
 
+use crate::UserId;
+use crate::audit::{Event, actor_label};
 use crate::keys::TenantKeys;
 use crate::settings::{check_password, effective_policy};
 use crate::users::{User, rfc3339, user_from_row};
@@ -16,6 +18,7 @@ use crate::{
     blocking, ms, tokens, validate,
 };
 use kluis_crypto::blind_index::normalise_email;
+use serde_json::json;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -82,21 +85,45 @@ const TOUCH_EVERY_MS: i64 = 30_000;
 
 impl Kluis {
     pub async fn login(&self, input: LoginInput, ctx: &RequestContext) -> Result<LoginOutcome> {
-        let found = self.find_login_user(&input).await?;
-        let Some((tenant, user_row)) = found else {
-            // Same work as a real check: unknown accounts cost one argon2 verification too.
-            let pw = input.password;
-            blocking(move || password::burn_verify(&pw)).await?;
-            return Err(invalid_credentials());
+        let (tenant, user_row) = match self.find_login_user(&input).await? {
+            Lookup::Found(t, u) => (t, u),
+            Lookup::Failed {
+                tenant,
+                user,
+                reason,
+            } => {
+                // Same work as a real check: unknown accounts cost one argon2 verification too.
+                let pw = input.password.clone();
+                blocking(move || password::burn_verify(&pw)).await?;
+                self.audit_login_failure(tenant, user, reason, &input, ctx)
+                    .await?;
+                return Err(invalid_credentials());
+            }
         };
         let Some(hash) = user_row.password_hash.clone() else {
-            let pw = input.password;
+            let pw = input.password.clone();
             blocking(move || password::burn_verify(&pw)).await?;
+            self.audit_login_failure(
+                Some(tenant),
+                Some(user_row.id),
+                "no_password_set",
+                &input,
+                ctx,
+            )
+            .await?;
             return Err(invalid_credentials());
         };
-        let pw = input.password;
+        let pw = input.password.clone();
         let ok = blocking(move || password::verify_password(&pw, &hash)).await??;
         if !ok {
+            self.audit_login_failure(
+                Some(tenant),
+                Some(user_row.id),
+                "wrong_password",
+                &input,
+                ctx,
+            )
+            .await?;
             return Err(invalid_credentials());
         }
 
@@ -124,6 +151,10 @@ impl Kluis {
         })
         .await?;
         self.count_sealed(&mut tx, &keys, 2).await?;
+        let ev = Event::ok("auth.login", "user", user_row.id)
+            .with(json!({"method": "password", "session": id}));
+        self.audit(&mut tx, &keys, &format!("user:{}", user_row.id), ctx, ev)
+            .await?;
         let row = tx
             .list_user_sessions(user_row.id, now)
             .await?
@@ -139,30 +170,80 @@ impl Kluis {
         })
     }
 
-    /// The active tenant and active user for a sign-in attempt, or None (never an error that
-    /// would distinguish "no such tenant" from "no such user").
-    async fn find_login_user(
-        &self,
-        input: &LoginInput,
-    ) -> Result<Option<(TenantId, kluis_store::rows::UserRow)>> {
-        let Ok(email) = validate::email("email", &input.email) else {
-            return Ok(None);
-        };
+    /// The active tenant and active user for a sign-in attempt, or why not (for the audit
+    /// trail only: the caller answers every failure the same way).
+    async fn find_login_user(&self, input: &LoginInput) -> Result<Lookup> {
         let mut p = self.store.platform_read().await?;
         let Some(t) = p.tenant_by_slug(input.tenant.trim()).await? else {
-            return Ok(None);
+            return Ok(Lookup::Failed {
+                tenant: None,
+                user: None,
+                reason: "unknown_organisation",
+            });
         };
         drop(p);
         if t.status != "active" {
-            return Ok(None);
+            return Ok(Lookup::Failed {
+                tenant: Some(t.id),
+                user: None,
+                reason: "organisation_suspended",
+            });
         }
+        let Ok(email) = validate::email("email", &input.email) else {
+            return Ok(Lookup::Failed {
+                tenant: Some(t.id),
+                user: None,
+                reason: "unknown_user",
+            });
+        };
         let mut tx = self.store.tenant(t.id).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        Ok(tx
-            .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-            .await?
-            .filter(|u| u.status == "active")
-            .map(|u| (t.id, u)))
+        Ok(
+            match tx
+                .user_by_email_index(&keys.email_index(&normalise_email(&email)))
+                .await?
+            {
+                None => Lookup::Failed {
+                    tenant: Some(t.id),
+                    user: None,
+                    reason: "unknown_user",
+                },
+                Some(u) if u.status != "active" => Lookup::Failed {
+                    tenant: Some(t.id),
+                    user: Some(u.id),
+                    reason: "user_disabled",
+                },
+                Some(u) => Lookup::Found(t.id, u),
+            },
+        )
+    }
+
+    /// Records a failed sign-in (never the attempted password) in the tenant's log, or in the
+    /// platform log when the organisation is unknown.
+    async fn audit_login_failure(
+        &self,
+        tenant: Option<TenantId>,
+        user: Option<UserId>,
+        reason: &str,
+        input: &LoginInput,
+        ctx: &RequestContext,
+    ) -> Result<()> {
+        let ev = Event {
+            action: "auth.login",
+            success: false,
+            object_type: Some("user"),
+            object_id: user.map(|u| u.to_string()),
+            details: json!({"method": "password", "reason": reason, "email": input.email.trim(), "organisation": input.tenant.trim()}),
+        };
+        let mut tx = self
+            .store
+            .tenant(tenant.unwrap_or(TenantId::PLATFORM))
+            .begin()
+            .await?;
+        let keys = self.keys(&mut tx).await?;
+        self.audit(&mut tx, &keys, "anonymous", ctx, ev).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Resolves a session cookie. `csrf` must be given (and match) for state-changing requests.
@@ -220,23 +301,31 @@ impl Kluis {
         ))
     }
 
-    pub async fn logout(&self, actor: &Actor) -> Result<()> {
+    pub async fn logout(&self, actor: &Actor, ctx: &RequestContext) -> Result<()> {
         if let Principal::User {
             session: Some(s), ..
         } = actor.principal()
         {
             let mut tx = self.store.tenant(actor.tenant()).begin().await?;
             tx.revoke_session(*s, self.now()).await?;
+            let keys = self.keys(&mut tx).await?;
+            let ev = Event::ok("auth.logout", "session", s);
+            self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+                .await?;
             tx.commit().await?;
         }
         Ok(())
     }
 
     /// "Sign out all my sessions", this one included. Returns how many were ended.
-    pub async fn logout_everywhere(&self, actor: &Actor) -> Result<u64> {
+    pub async fn logout_everywhere(&self, actor: &Actor, ctx: &RequestContext) -> Result<u64> {
         let user = actor.require_user()?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let n = tx.revoke_user_sessions(user, None, self.now()).await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event::ok("auth.logout_all", "user", user).with(json!({"sessions_revoked": n}));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(n)
     }
@@ -267,7 +356,7 @@ impl Kluis {
     pub async fn change_password(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         input: PasswordChange,
     ) -> Result<()> {
         let user = actor.require_user()?;
@@ -305,7 +394,12 @@ impl Kluis {
             now,
         )
         .await?;
-        tx.revoke_user_sessions(user, keep, now).await?;
+        let n = tx.revoke_user_sessions(user, keep, now).await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event::ok("auth.password_change", "user", user)
+            .with(json!({"other_sessions_revoked": n}));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -321,4 +415,13 @@ pub(crate) fn suspended_or_unknown() -> Error {
 
 fn truncate(s: &str, max: usize) -> String {
     s.chars().take(max).collect()
+}
+
+enum Lookup {
+    Found(TenantId, kluis_store::rows::UserRow),
+    Failed {
+        tenant: Option<TenantId>,
+        user: Option<UserId>,
+        reason: &'static str,
+    },
 }

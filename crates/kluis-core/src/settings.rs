@@ -72,7 +72,7 @@ impl Kluis {
     pub async fn set_password_policy(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         policy: PasswordPolicyDoc,
     ) -> Result<PasswordPolicyDoc> {
         actor.require(Permission::SettingsManage)?;
@@ -94,7 +94,18 @@ impl Kluis {
         let json =
             serde_json::to_string(&policy).map_err(|_| Error::internal("serialise policy"))?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let before = PasswordPolicyDoc::from(effective_policy(&mut tx).await?);
         tx.put_password_policy(&json, self.now()).await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event {
+            action: "settings.password_policy.update",
+            success: true,
+            object_type: Some("settings"),
+            object_id: Some("password_policy".into()),
+            details: serde_json::json!({"old": before, "new": PasswordPolicyDoc::from(policy.clone())}),
+        };
+        self.audit(&mut tx, &keys, &crate::audit::actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(policy.into())
     }

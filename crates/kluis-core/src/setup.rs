@@ -4,9 +4,12 @@
 use kluis_crypto::token;
 use serde::{Deserialize, Serialize};
 
+use crate::RequestContext;
+use crate::audit::Event;
 use crate::tenants::{Tenant, slug_taken};
 use crate::users::{NewUserInput, User, insert_user};
 use crate::{Error, ErrorKind, Kluis, Result, Role, TenantId, ms, validate};
+use serde_json::json;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +49,11 @@ impl Kluis {
     }
 
     /// Consumes the setup token and creates tenant + settings + owner in one transaction.
-    pub async fn complete_setup(&self, input: SetupInput) -> Result<SetupResult> {
+    pub async fn complete_setup(
+        &self,
+        input: SetupInput,
+        ctx: &RequestContext,
+    ) -> Result<SetupResult> {
         let slug = validate::slug("tenant_slug", &input.tenant_slug)?;
         let name = validate::name("tenant_name", &input.tenant_name)?;
         let now = self.now();
@@ -91,6 +98,13 @@ impl Kluis {
             Some("password") => e.with_field("owner_password"),
             _ => e,
         })?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event::ok("user.create", "user", owner.id)
+            .with(json!({"email": owner.email, "role": owner.role, "via": "setup_link"}));
+        self.audit(&mut tx, &keys, "setup-link", ctx, ev).await?;
+        let ev = Event::ok("tenant.create", "tenant", id)
+            .with(json!({"slug": tenant.slug, "via": "setup_link"}));
+        let tx = self.audit_platform(tx, "setup-link", ctx, ev).await?;
         // Any error above drops the transaction: the token stays unused, nothing is written.
         tx.commit().await?;
         Ok(SetupResult { tenant, owner })

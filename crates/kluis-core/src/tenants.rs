@@ -5,19 +5,29 @@ use kluis_crypto::token;
 use kluis_store::rows::TenantRow;
 use serde::{Deserialize, Serialize};
 
+use crate::RequestContext;
+use crate::audit::Event;
 use crate::tokens::PLATFORM_KEY_PREFIX;
 use crate::{Error, ErrorKind, Kluis, Page, Result, TenantId, page_limit, validate};
+use serde_json::json;
 
 /// An authenticated platform operator (platform key, or the console).
 #[derive(Debug, Clone)]
 pub struct PlatformActor {
-    _private: (),
+    /// How the operator appears in the platform audit log.
+    label: String,
 }
 
 impl PlatformActor {
     /// The operator at the server console. Holds the database credentials already.
     pub fn console() -> Self {
-        PlatformActor { _private: () }
+        PlatformActor {
+            label: "console".into(),
+        }
+    }
+
+    pub fn label(&self) -> &str {
+        &self.label
     }
 }
 
@@ -60,30 +70,39 @@ impl Kluis {
             .ok_or_else(Error::unauthenticated)?;
         let mut p = self.store.platform_read().await?;
         match p.platform_key_by_hash(&token::hash_secret(secret)).await? {
-            Some(_) => Ok(PlatformActor { _private: () }),
+            Some(k) => Ok(PlatformActor {
+                label: format!("platform-key:{}", k.id.0),
+            }),
             None => Err(Error::unauthenticated()),
         }
     }
 
     /// Creates a platform key (console only); returns the secret, shown once.
-    pub async fn create_platform_key(&self, _by: &PlatformActor, name: &str) -> Result<String> {
+    pub async fn create_platform_key(
+        &self,
+        by: &PlatformActor,
+        ctx: &RequestContext,
+        name: &str,
+    ) -> Result<String> {
         let name = validate::name("name", name)?;
         let secret = token::generate_secret();
+        let id = kluis_store::PlatformKeyId::new();
         let mut p = self.store.platform().await?;
-        p.insert_platform_key(
-            kluis_store::PlatformKeyId::new(),
-            &name,
-            &token::hash_secret(&secret),
-            self.now(),
-        )
-        .await?;
-        p.commit().await?;
+        p.insert_platform_key(id, &name, &token::hash_secret(&secret), self.now())
+            .await?;
+        let tx = p.enter_tenant(TenantId::PLATFORM).await?;
+        let ev = Event::ok("platform_key.create", "platform_key", id.0).with(json!({"name": name}));
+        self.audit_platform(tx, by.label(), ctx, ev)
+            .await?
+            .commit()
+            .await?;
         Ok(format!("{PLATFORM_KEY_PREFIX}{secret}"))
     }
 
     pub async fn create_tenant(
         &self,
-        _by: &PlatformActor,
+        by: &PlatformActor,
+        ctx: &RequestContext,
         input: NewTenantInput,
     ) -> Result<Tenant> {
         let slug = validate::slug("slug", &input.slug)?;
@@ -97,7 +116,11 @@ impl Kluis {
         // Keys are created with the tenant, in the same transaction.
         let mut tx = p.enter_tenant(id).await?;
         self.provision_keys(&mut tx).await?;
-        tx.commit().await?;
+        let ev = Event::ok("tenant.create", "tenant", id).with(json!({"slug": slug, "name": name}));
+        self.audit_platform(tx, by.label(), ctx, ev)
+            .await?
+            .commit()
+            .await?;
         row.try_into()
     }
 
@@ -125,7 +148,8 @@ impl Kluis {
     /// Suspending blocks every sign-in, session and key of the tenant at once; data is kept.
     pub async fn set_tenant_suspended(
         &self,
-        _by: &PlatformActor,
+        by: &PlatformActor,
+        ctx: &RequestContext,
         id: TenantId,
         suspended: bool,
     ) -> Result<Tenant> {
@@ -135,7 +159,16 @@ impl Kluis {
             return Err(Error::not_found());
         }
         let row = p.tenant(id).await?.ok_or_else(Error::not_found)?;
-        p.commit().await?;
+        let action = if suspended {
+            "tenant.suspend"
+        } else {
+            "tenant.resume"
+        };
+        let tx = p.enter_tenant(TenantId::PLATFORM).await?;
+        self.audit_platform(tx, by.label(), ctx, Event::ok(action, "tenant", id))
+            .await?
+            .commit()
+            .await?;
         row.try_into()
     }
 }

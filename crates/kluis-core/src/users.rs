@@ -7,12 +7,14 @@ use kluis_store::TenantTx;
 use kluis_store::rows::{NewUser, UserPatch, UserRow};
 use serde::{Deserialize, Serialize};
 
+use crate::audit::{Event, actor_label};
 use crate::keys::TenantKeys;
 use crate::settings::{check_password, effective_policy};
 use crate::{
     Actor, Error, ErrorKind, Kluis, Page, Permission, RequestContext, Result, Role, UserId,
     blocking, page_limit, validate,
 };
+use serde_json::json;
 
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct User {
@@ -122,7 +124,7 @@ impl Kluis {
     pub async fn create_user(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         input: NewUserInput,
     ) -> Result<User> {
         actor.require(Permission::UsersManage)?;
@@ -131,6 +133,11 @@ impl Kluis {
         }
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let user = insert_user(self, &mut tx, &input, self.now()).await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event::ok("user.create", "user", user.id)
+            .with(json!({"email": user.email, "role": user.role, "invited": !user.has_password}));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -145,6 +152,7 @@ impl Kluis {
     pub async fn list_users(
         &self,
         actor: &Actor,
+        ctx: &RequestContext,
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<User>> {
@@ -154,18 +162,32 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let rows = tx.list_users(after, limit + 1).await?;
-        page(
+        let page = page(
             rows,
             limit,
             |r| user_from_row(&keys, r),
             |u: &User| u.id.to_string(),
-        )
+        )?;
+        drop(tx);
+        // Bulk reads of personal data are recorded as counts.
+        let mut w = self.store.tenant(actor.tenant()).begin().await?;
+        let ev = Event {
+            action: "user.list",
+            success: true,
+            object_type: Some("user"),
+            object_id: None,
+            details: json!({"count": page.items.len()}),
+        };
+        self.audit(&mut w, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        w.commit().await?;
+        Ok(page)
     }
 
     pub async fn update_user(
         &self,
         actor: &Actor,
-        _ctx: &RequestContext,
+        ctx: &RequestContext,
         id: UserId,
         up: UserUpdate,
     ) -> Result<User> {
@@ -226,19 +248,35 @@ impl Kluis {
         if sealed_name.is_some() {
             self.count_sealed(&mut tx, &keys, 1).await?;
         }
+        let before = user_from_row(&keys, current)?;
         let user = user_from_row(&keys, tx.user(id).await?.ok_or_else(Error::not_found)?)?;
+        let mut changed = serde_json::Map::new();
+        if before.display_name != user.display_name {
+            changed.insert(
+                "display_name".into(),
+                json!({"old": before.display_name, "new": user.display_name}),
+            );
+        }
+        if before.role != user.role {
+            changed.insert("role".into(), json!({"old": before.role, "new": user.role}));
+        }
+        if before.status != user.status {
+            changed.insert(
+                "status".into(),
+                json!({"old": before.status, "new": user.status}),
+            );
+        }
+        let ev = Event::ok("user.update", "user", id).with(json!({"changed": changed}));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(user)
     }
 
-    pub async fn delete_user(
-        &self,
-        actor: &Actor,
-        _ctx: &RequestContext,
-        id: UserId,
-    ) -> Result<()> {
+    pub async fn delete_user(&self, actor: &Actor, ctx: &RequestContext, id: UserId) -> Result<()> {
         actor.require(Permission::UsersManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
         let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
         if current.role == Role::Owner.as_str() {
             actor.require(Permission::OwnersManage)?;
@@ -251,8 +289,13 @@ impl Kluis {
                 return Err(last_owner());
             }
         }
+        let gone = user_from_row(&keys, current)?;
         // Sessions go with the user (ON DELETE CASCADE).
         tx.delete_user(id).await?;
+        let ev = Event::ok("user.delete", "user", id)
+            .with(json!({"email": gone.email, "role": gone.role}));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
         tx.commit().await?;
         Ok(())
     }

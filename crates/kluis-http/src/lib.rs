@@ -90,6 +90,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_policy,
             routes::settings::put_policy
         ))
+        .routes(routes!(routes::audit::events))
+        .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))

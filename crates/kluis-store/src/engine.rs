@@ -22,6 +22,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "sessions",
     "api_keys",
     "tenant_keys",
+    "audit_heads",
+    "audit_events",
+    "audit_checkpoints",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
@@ -126,6 +129,10 @@ impl Store {
                     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
                 ),
                 format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
+                // The audit trail is append-only for the application, whatever a bug might try.
+                format!(
+                    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_checkpoints FROM {role}"
+                ),
                 format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
             ] {
                 sqlx::query(sqlx::AssertSqlSafe(stmt))

@@ -59,3 +59,8 @@ id_type!(
     /// A platform administration key.
     PlatformKeyId
 );
+
+impl TenantId {
+    /// The nil id: the platform's own audit log and keys live under it. No tenant has it.
+    pub const PLATFORM: TenantId = TenantId(Uuid::nil());
+}

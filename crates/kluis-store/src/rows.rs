@@ -140,3 +140,49 @@ pub struct TenantKeyRow {
     pub sealed_count: i64,
     pub created_at: i64,
 }
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditEventRow {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub action: String,
+    pub outcome: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    /// Sealed JSON.
+    pub details: Vec<u8>,
+    pub leaf_hash: Vec<u8>,
+}
+
+pub struct NewAuditEvent<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub object_type: Option<&'a str>,
+    pub object_id: Option<&'a str>,
+    pub ip_bidx: Option<&'a [u8]>,
+    pub details: &'a [u8],
+    pub leaf_hash: &'a [u8],
+}
+
+/// Filters for the audit query; `None` means "any".
+#[derive(Debug, Default, Clone)]
+pub struct AuditFilter {
+    pub from: Option<i64>,
+    pub to: Option<i64>,
+    pub actor: Option<String>,
+    pub action: Option<String>,
+    pub object_id: Option<String>,
+    pub ip_bidx: Option<Vec<u8>>,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct AuditCheckpointRow {
+    pub size: i64,
+    pub root: Vec<u8>,
+    pub note: String,
+    pub at: i64,
+}

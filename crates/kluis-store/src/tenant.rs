@@ -4,8 +4,9 @@
 use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
-    ApiKeyMatch, ApiKeyRow, NewApiKey, NewSession, NewUser, SessionAuthRow, SessionRow,
-    TenantKeyRow, UserPatch, UserRow,
+    ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRow, AuditFilter, NewApiKey,
+    NewAuditEvent, NewSession, NewUser, SessionAuthRow, SessionRow, TenantKeyRow, UserPatch,
+    UserRow,
 };
 use crate::{Result, on_conn};
 
@@ -42,6 +43,13 @@ impl TenantTx {
 
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// Moves this transaction to the platform audit log (the nil tenant) so that a platform
+    /// change and its audit event commit together. The only tenant switch there is: it can
+    /// never reach another customer's tenant.
+    pub async fn into_platform_log(self) -> Result<TenantTx> {
+        TenantTx::start(self.tx, TenantId::PLATFORM).await
     }
 
     pub async fn commit(self) -> Result<()> {
@@ -536,6 +544,121 @@ impl TenantTx {
         .rows_affected()
         });
         Ok(())
+    }
+
+    // ---- audit trail ------------------------------------------------------------------
+
+    /// Reserves the next sequence number of this tenant's log. The upsert takes a row lock
+    /// (PostgreSQL) / runs under the write lock (SQLite), so concurrent appenders serialise.
+    pub async fn audit_next_seq(&mut self) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "INSERT INTO audit_heads (tenant_id, size) VALUES ($1, 1) \
+             ON CONFLICT (tenant_id) DO UPDATE SET size = audit_heads.size + 1 RETURNING size - 1"
+        )
+        .bind(t)
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// Number of events appended so far (the head counter, independent of the rows).
+    pub async fn audit_size(&mut self) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = $1), 0)"
+        )
+        .bind(t)
+        .fetch_one(c)
+        .await?))
+    }
+
+    pub async fn insert_audit_event(&mut self, e: &NewAuditEvent<'_>) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
+        )
+        .bind(t)
+        .bind(e.seq)
+        .bind(e.at)
+        .bind(e.actor)
+        .bind(e.action)
+        .bind(e.outcome)
+        .bind(e.object_type)
+        .bind(e.object_id)
+        .bind(e.ip_bidx)
+        .bind(e.details)
+        .bind(e.leaf_hash)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Events in sequence order after `after` (exclusive), filtered.
+    pub async fn audit_events(
+        &mut self,
+        after: Option<i64>,
+        limit: i64,
+        f: &AuditFilter,
+    ) -> Result<Vec<AuditEventRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR seq > $2) AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) \
+             AND ($5 IS NULL OR actor = $5) AND ($6 IS NULL OR action = $6) AND ($7 IS NULL OR object_id = $7) \
+             AND ($8 IS NULL OR ip_bidx = $8) ORDER BY seq LIMIT $9"
+        )
+        .bind(t)
+        .bind(after)
+        .bind(f.from)
+        .bind(f.to)
+        .bind(f.actor.as_deref())
+        .bind(f.action.as_deref())
+        .bind(f.object_id.as_deref())
+        .bind(f.ip_bidx.as_deref())
+        .bind(limit)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
+    pub async fn insert_audit_checkpoint(
+        &mut self,
+        size: i64,
+        root: &[u8],
+        note: &str,
+        at: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO audit_checkpoints (tenant_id, size, root, note, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, size) DO NOTHING"
+        )
+        .bind(t)
+        .bind(size)
+        .bind(root)
+        .bind(note)
+        .bind(at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpointRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT size, root, note, at FROM audit_checkpoints WHERE tenant_id = $1 ORDER BY size"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?))
     }
 
     // ---- test support -----------------------------------------------------------------

@@ -116,7 +116,7 @@ pub async fn tenant(kluis: &Kluis, cmd: TenantCmd) -> anyhow::Result<()> {
     match cmd {
         TenantCmd::Create { slug, name, json } => {
             let t = kluis
-                .create_tenant(&op, NewTenantInput { slug, name })
+                .create_tenant(&op, &console_ctx(), NewTenantInput { slug, name })
                 .await?;
             print(json, &t, |t| {
                 format!("created tenant {} ({})", t.slug, t.id)
@@ -147,13 +147,17 @@ pub async fn tenant(kluis: &Kluis, cmd: TenantCmd) -> anyhow::Result<()> {
         }
         TenantCmd::Suspend { tenant } => {
             let t = kluis.tenant_by_slug(&op, &tenant).await?;
-            kluis.set_tenant_suspended(&op, t.id, true).await?;
+            kluis
+                .set_tenant_suspended(&op, &console_ctx(), t.id, true)
+                .await?;
             println!("suspended tenant {tenant}");
             Ok(())
         }
         TenantCmd::Resume { tenant } => {
             let t = kluis.tenant_by_slug(&op, &tenant).await?;
-            kluis.set_tenant_suspended(&op, t.id, false).await?;
+            kluis
+                .set_tenant_suspended(&op, &console_ctx(), t.id, false)
+                .await?;
             println!("resumed tenant {tenant}");
             Ok(())
         }
@@ -237,7 +241,7 @@ pub async fn platform_key(kluis: &Kluis, cmd: PlatformKeyCmd) -> anyhow::Result<
     match cmd {
         PlatformKeyCmd::Create { name } => {
             let secret = kluis
-                .create_platform_key(&PlatformActor::console(), &name)
+                .create_platform_key(&PlatformActor::console(), &console_ctx(), &name)
                 .await?;
             println!("{secret}");
             Ok(())
@@ -290,4 +294,157 @@ pub async fn rotate_kek(kluis: &Kluis, kek_path: &std::path::Path) -> anyhow::Re
         retired.display()
     );
     Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum AuditCmd {
+    /// Verify every log (or one tenant's): sequence, leaf hashes, and the signed checkpoints
+    /// kept outside the database. Exits non-zero and names the first broken event.
+    Verify {
+        #[arg(long)]
+        tenant: Option<String>,
+    },
+    /// Sign a checkpoint of every log that grew (the server also does this periodically).
+    Checkpoint,
+    /// Inclusion proof of one event, or consistency proof between two tree sizes (JSON).
+    Prove {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, conflicts_with_all = ["from", "to"])]
+        seq: Option<i64>,
+        #[arg(long, requires = "to")]
+        from: Option<i64>,
+        #[arg(long)]
+        to: Option<i64>,
+    },
+    /// Print events as JSON Lines (filters as in the API).
+    Events {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        action: Option<String>,
+        #[arg(long)]
+        actor: Option<String>,
+        #[arg(long)]
+        ip: Option<String>,
+        #[arg(long)]
+        from: Option<String>,
+        #[arg(long)]
+        to: Option<String>,
+    },
+    /// Print the checkpoint verifier key (C2SP vkey).
+    VerifierKey,
+}
+
+/// Every log the platform has: the platform log and each tenant's.
+async fn all_logs(kluis: &Kluis) -> anyhow::Result<Vec<(String, kluis_core::TenantId)>> {
+    let op = PlatformActor::console();
+    let mut out = vec![("platform".to_owned(), kluis_core::TenantId::PLATFORM)];
+    let mut cursor = None;
+    loop {
+        let page = kluis
+            .list_tenants(&op, cursor.as_deref(), Some(200))
+            .await?;
+        out.extend(page.items.iter().map(|t| (t.slug.clone(), t.id)));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
+    }
+}
+
+async fn log_id(kluis: &Kluis, slug: &str) -> anyhow::Result<kluis_core::TenantId> {
+    if slug == "platform" {
+        return Ok(kluis_core::TenantId::PLATFORM);
+    }
+    Ok(kluis
+        .tenant_by_slug(&PlatformActor::console(), slug)
+        .await
+        .with_context(|| format!("no tenant `{slug}`"))?
+        .id)
+}
+
+pub async fn audit(kluis: &Kluis, cmd: AuditCmd) -> anyhow::Result<()> {
+    match cmd {
+        AuditCmd::Verify { tenant } => {
+            let logs = match tenant {
+                Some(t) => vec![(t.clone(), log_id(kluis, &t).await?)],
+                None => all_logs(kluis).await?,
+            };
+            let mut broken = false;
+            for (name, id) in logs {
+                let r = kluis.verify_log(id).await?;
+                match &r.first_broken {
+                    None => println!(
+                        "ok      {name}: {} events, {} checkpoints verified",
+                        r.events, r.checkpoints_checked
+                    ),
+                    Some((seq, why)) => {
+                        broken = true;
+                        println!("BROKEN  {name}: first broken event {seq}: {why}");
+                    }
+                }
+            }
+            if broken {
+                bail!("audit verification failed");
+            }
+            Ok(())
+        }
+        AuditCmd::Checkpoint => {
+            for (name, id) in all_logs(kluis).await? {
+                if let Some(note) = kluis.checkpoint_log(id).await? {
+                    println!("{name}:\n{note}");
+                }
+            }
+            Ok(())
+        }
+        AuditCmd::Prove {
+            tenant,
+            seq,
+            from,
+            to,
+        } => {
+            let id = log_id(kluis, &tenant).await?;
+            let proof = match (seq, from, to) {
+                (Some(seq), _, to) => kluis.prove_inclusion(id, seq, to).await?,
+                (None, Some(from), Some(to)) => kluis.prove_consistency(id, from, to).await?,
+                _ => bail!("give --seq N (inclusion) or --from M --to N (consistency)"),
+            };
+            println!("{}", serde_json::to_string_pretty(&proof)?);
+            Ok(())
+        }
+        AuditCmd::Events {
+            tenant,
+            action,
+            actor,
+            ip,
+            from,
+            to,
+        } => {
+            let id = log_id(kluis, &tenant).await?;
+            let mut q = kluis_core::audit::AuditQuery {
+                action,
+                actor,
+                ip,
+                from,
+                to,
+                limit: Some(200),
+                ..Default::default()
+            };
+            loop {
+                let page = kluis.audit_log_page(id, &q).await?;
+                for e in &page.items {
+                    println!("{}", serde_json::to_string(e)?);
+                }
+                match page.next_cursor {
+                    Some(c) => q.cursor = Some(c),
+                    None => return Ok(()),
+                }
+            }
+        }
+        AuditCmd::VerifierKey => {
+            println!("{}", kluis.audit_verifier_key()?);
+            Ok(())
+        }
+    }
 }

@@ -39,6 +39,8 @@ pub struct Config {
     pub header_read_timeout_secs: u64,
     /// `json` (default, for log collectors) or `pretty`.
     pub log_format: String,
+    /// How often the server signs a checkpoint of every audit log that grew.
+    pub audit_checkpoint_interval_secs: u64,
 }
 
 impl Default for Config {
@@ -61,6 +63,7 @@ impl Default for Config {
             request_timeout_secs: 30,
             header_read_timeout_secs: 10,
             log_format: "json".into(),
+            audit_checkpoint_interval_secs: 60,
         }
     }
 }
@@ -84,6 +87,7 @@ const ENV_KEYS: &[&str] = &[
     "request_timeout_secs",
     "header_read_timeout_secs",
     "log_format",
+    "audit_checkpoint_interval_secs",
 ];
 
 /// Command-line overrides (highest precedence).
@@ -147,6 +151,9 @@ impl Config {
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
             bail!("body_limit_bytes must be between 1 KiB and 64 MiB");
+        }
+        if self.audit_checkpoint_interval_secs == 0 {
+            bail!("audit_checkpoint_interval_secs must be positive");
         }
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             bail!("log_format must be `json` or `pretty`");

@@ -60,6 +60,9 @@ enum Command {
     /// Key management.
     #[command(subcommand)]
     Keys(commands::KeysCmd),
+    /// The tamper-evident audit trail.
+    #[command(subcommand)]
+    Audit(commands::AuditCmd),
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -117,6 +120,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
+                Command::Audit(c) => commands::audit(&kluis, c).await,
                 Command::Serve { .. } | Command::Openapi | Command::Keys(_) => Ok(()),
             };
             kluis.store().close().await;

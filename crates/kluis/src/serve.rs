@@ -12,7 +12,9 @@ use axum_server::tls_rustls::{RustlsAcceptor, RustlsConfig};
 use std::sync::Arc;
 
 use kluis_core::Kluis;
+use kluis_core::audit::AuditSigning;
 use kluis_core::keys::KeyEncryptionKeys;
+use kluis_crypto::checkpoint::CheckpointSigner;
 use kluis_crypto::envelope::{Kms, LocalKms};
 use kluis_store::{Store, StoreOptions};
 
@@ -38,7 +40,92 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
     })
     .await
     .context("opening the database")?;
-    Ok(Kluis::new(store, cfg.core(), keks))
+    let audit_dir = cfg.data_dir.join("audit");
+    create_private_dir(&audit_dir)?;
+    let signing = AuditSigning {
+        signer: load_audit_signer(&cfg.data_dir.join("keys").join("audit-signing.key"))?,
+        dir: audit_dir,
+    };
+    let kluis = Kluis::new(store, cfg.core(), keks).with_audit_signing(signing);
+    kluis
+        .ensure_platform_keys()
+        .await
+        .context("platform audit keys")?;
+    Ok(kluis)
+}
+
+/// The Ed25519 key that signs audit checkpoints: a 32-byte seed, base64, in a file with mode
+/// 0600 (created on first start; a looser mode refuses to start).
+fn load_audit_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
+    use base64::Engine;
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let b64 = base64::engine::general_purpose::STANDARD;
+    const NAME: &str = "kluis-audit";
+    if !path.exists() {
+        let signer = CheckpointSigner::generate(NAME)?;
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .with_context(|| format!("creating {}", path.display()))?;
+        writeln!(f, "{}", b64.encode(signer.to_bytes().as_slice()))?;
+        f.sync_all()?;
+        return Ok(signer);
+    }
+    let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        anyhow::bail!(
+            "{} has mode {mode:o}; it must be readable by its owner only (chmod 600)",
+            path.display()
+        );
+    }
+    let seed = b64
+        .decode(std::fs::read_to_string(path)?.trim())
+        .map_err(|_| anyhow::anyhow!("{} is not a base64 key", path.display()))?;
+    let seed: [u8; 32] = seed
+        .try_into()
+        .map_err(|_| anyhow::anyhow!("{} must hold 32 bytes", path.display()))?;
+    Ok(CheckpointSigner::from_bytes(NAME, &seed)?)
+}
+
+/// Signs a checkpoint of every log that grew, every `interval`.
+async fn checkpoint_loop(kluis: Kluis, interval: Duration) {
+    let mut tick = tokio::time::interval(interval);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let mut ids = vec![kluis_core::TenantId::PLATFORM];
+        let mut cursor = None;
+        loop {
+            match kluis
+                .list_tenants(
+                    &kluis_core::tenants::PlatformActor::console(),
+                    cursor.as_deref(),
+                    Some(200),
+                )
+                .await
+            {
+                Ok(page) => {
+                    ids.extend(page.items.iter().map(|t| t.id));
+                    match page.next_cursor {
+                        Some(c) => cursor = Some(c),
+                        None => break,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "listing tenants for checkpoints");
+                    break;
+                }
+            }
+        }
+        for id in ids {
+            if let Err(e) = kluis.checkpoint_log(id).await {
+                tracing::error!(tenant = %id, error = %e, "audit checkpoint failed");
+            }
+        }
+    }
 }
 
 /// The path of the next KEK while a rotation is in progress.
@@ -121,6 +208,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, engine = ?kluis.store().engine(), "listening");
     println!("kluis: listening on https://{addr}");
 
+    tokio::spawn(checkpoint_loop(
+        kluis.clone(),
+        Duration::from_secs(cfg.audit_checkpoint_interval_secs),
+    ));
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));

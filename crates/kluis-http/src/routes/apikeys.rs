@@ -15,11 +15,12 @@ use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 pub async fn list(
     State(s): State<AppState>,
     Authed(a): Authed,
+    Ctx(c): Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<ApiKey>>> {
     Ok(Json(
         s.kluis
-            .list_api_keys(&a, q.cursor.as_deref(), q.limit)
+            .list_api_keys(&a, &c, q.cursor.as_deref(), q.limit)
             .await?,
     ))
 }
@@ -45,9 +46,10 @@ pub async fn create(
 pub async fn get(
     State(s): State<AppState>,
     Authed(a): Authed,
+    Ctx(c): Ctx,
     IdPath(id): IdPath<ApiKeyId>,
 ) -> ApiResult<Json<ApiKey>> {
-    Ok(Json(s.kluis.get_api_key(&a, id).await?))
+    Ok(Json(s.kluis.get_api_key(&a, &c, id).await?))
 }
 
 /// Rotate: a new secret (in this response only); the old one stops working after the configured overlap.

@@ -84,8 +84,9 @@ fn clearing_cookies() -> ApiResult<HeaderMap> {
 pub async fn logout(
     State(s): State<AppState>,
     Authed(a): Authed,
+    Ctx(c): Ctx,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    s.kluis.logout(&a).await?;
+    s.kluis.logout(&a, &c).await?;
     Ok((StatusCode::NO_CONTENT, clearing_cookies()?))
 }
 
@@ -94,8 +95,9 @@ pub async fn logout(
 pub async fn logout_all(
     State(s): State<AppState>,
     Authed(a): Authed,
+    Ctx(c): Ctx,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
-    s.kluis.logout_everywhere(&a).await?;
+    s.kluis.logout_everywhere(&a, &c).await?;
     Ok((StatusCode::NO_CONTENT, clearing_cookies()?))
 }
 

@@ -1,4 +1,5 @@
 pub mod apikeys;
+pub mod audit;
 pub mod auth;
 pub mod health;
 pub mod platform;

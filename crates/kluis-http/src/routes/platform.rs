@@ -6,7 +6,7 @@ use kluis_core::{Page, TenantId};
 
 use super::PageQuery;
 use crate::AppState;
-use crate::auth::PlatformAuthed;
+use crate::auth::{Ctx, PlatformAuthed};
 use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 
 /// List tenants (platform key required).
@@ -30,11 +30,12 @@ pub async fn list(
 pub async fn create(
     State(s): State<AppState>,
     PlatformAuthed(p): PlatformAuthed,
+    Ctx(c): Ctx,
     ApiJson(input): ApiJson<NewTenantInput>,
 ) -> ApiResult<(StatusCode, Json<Tenant>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.kluis.create_tenant(&p, input).await?),
+        Json(s.kluis.create_tenant(&p, &c, input).await?),
     ))
 }
 
@@ -44,9 +45,10 @@ pub async fn create(
 pub async fn suspend(
     State(s): State<AppState>,
     PlatformAuthed(p): PlatformAuthed,
+    Ctx(c): Ctx,
     IdPath(id): IdPath<TenantId>,
 ) -> ApiResult<Json<Tenant>> {
-    Ok(Json(s.kluis.set_tenant_suspended(&p, id, true).await?))
+    Ok(Json(s.kluis.set_tenant_suspended(&p, &c, id, true).await?))
 }
 
 /// Lift a suspension.
@@ -55,7 +57,8 @@ pub async fn suspend(
 pub async fn resume(
     State(s): State<AppState>,
     PlatformAuthed(p): PlatformAuthed,
+    Ctx(c): Ctx,
     IdPath(id): IdPath<TenantId>,
 ) -> ApiResult<Json<Tenant>> {
-    Ok(Json(s.kluis.set_tenant_suspended(&p, id, false).await?))
+    Ok(Json(s.kluis.set_tenant_suspended(&p, &c, id, false).await?))
 }

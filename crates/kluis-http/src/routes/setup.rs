@@ -5,6 +5,7 @@ use axum::response::{Html, IntoResponse};
 use kluis_core::setup::{SetupInput, SetupResult};
 
 use crate::AppState;
+use crate::auth::Ctx;
 use crate::error::{ApiJson, ApiResult, ErrorBody};
 
 /// Complete first-start setup with the one-time token from the console.
@@ -12,11 +13,12 @@ use crate::error::{ApiJson, ApiResult, ErrorBody};
     responses((status = 201, body = SetupResult), (status = 410, body = ErrorBody), (status = 422, body = ErrorBody)))]
 pub async fn complete(
     State(s): State<AppState>,
+    Ctx(c): Ctx,
     ApiJson(input): ApiJson<SetupInput>,
 ) -> ApiResult<(StatusCode, Json<SetupResult>)> {
     Ok((
         StatusCode::CREATED,
-        Json(s.kluis.complete_setup(input).await?),
+        Json(s.kluis.complete_setup(input, &c).await?),
     ))
 }
 

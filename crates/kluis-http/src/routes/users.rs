@@ -15,10 +15,13 @@ use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 pub async fn list(
     State(s): State<AppState>,
     Authed(a): Authed,
+    Ctx(c): Ctx,
     ApiQuery(q): ApiQuery<PageQuery>,
 ) -> ApiResult<Json<Page<User>>> {
     Ok(Json(
-        s.kluis.list_users(&a, q.cursor.as_deref(), q.limit).await?,
+        s.kluis
+            .list_users(&a, &c, q.cursor.as_deref(), q.limit)
+            .await?,
     ))
 }
 

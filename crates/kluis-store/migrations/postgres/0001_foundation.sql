@@ -89,7 +89,7 @@ CREATE INDEX api_keys_previous_secret ON api_keys (tenant_id, previous_secret_ha
 -- Per-tenant data keys (purpose 'data', versioned) and blind-index keys (purpose 'index'),
 -- stored only wrapped by the key-encryption key named in kek_id.
 CREATE TABLE tenant_keys (
-    tenant_id     UUID NOT NULL REFERENCES tenants(id),
+    tenant_id     UUID NOT NULL,  -- no FK: the platform audit log keys live under the nil tenant id
     purpose       TEXT NOT NULL CHECK (purpose IN ('data', 'index')),
     version       BIGINT NOT NULL,
     wrapped       BYTEA NOT NULL,

@@ -1,0 +1,639 @@
+//! The audit trail: one append-only RFC 6962 Merkle log per tenant (and one for the platform,
+//! under the nil tenant id), written in the same transaction as the change it records.
+//!
+//! Each event's leaf hash covers a canonical JSON encoding of the plaintext event (sequence
+//! number included, so reordering is visible). Personal data in the event (IP, user agent,
+//! changed values) is sealed in `details`. Signed checkpoints (C2SP signed notes, Ed25519) of
+//! tree size and root are stored in the database and appended to a file outside it, so someone
+//! with database access alone cannot rewrite history unnoticed.
+
+use std::path::PathBuf;
+
+use kluis_crypto::checkpoint::{self, CheckpointSigner, CheckpointVerifier};
+use kluis_crypto::merkle::{self, Hash};
+use kluis_store::TenantTx;
+use kluis_store::rows::{AuditEventRow, AuditFilter, NewAuditEvent};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::keys::TenantKeys;
+use crate::users::rfc3339;
+use crate::{
+    Actor, Error, ErrorKind, Kluis, Page, Permission, Principal, RequestContext, Result, TenantId,
+    page_limit,
+};
+
+/// What happened; `details` is free-form JSON (it is sealed at rest).
+pub(crate) struct Event<'a> {
+    pub action: &'a str,
+    pub success: bool,
+    pub object_type: Option<&'a str>,
+    pub object_id: Option<String>,
+    pub details: Value,
+}
+
+impl<'a> Event<'a> {
+    pub(crate) fn ok(action: &'a str, object_type: &'a str, object_id: impl ToString) -> Self {
+        Event {
+            action,
+            success: true,
+            object_type: Some(object_type),
+            object_id: Some(object_id.to_string()),
+            details: json!({}),
+        }
+    }
+    pub(crate) fn with(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+/// The label an actor appears under in the log.
+pub(crate) fn actor_label(actor: &Actor) -> String {
+    match actor.principal() {
+        Principal::User { id, .. } => format!("user:{id}"),
+        Principal::ApiKey { id, .. } => format!("apikey:{id}"),
+        Principal::Console => "console".to_owned(),
+    }
+}
+
+/// The canonical encoding a leaf hash covers (version 1). Field order is fixed by the struct
+/// and `details` keys are sorted (serde_json maps are BTreeMaps), so it is deterministic.
+#[derive(Serialize)]
+struct LeafV1<'a> {
+    v: u8,
+    tenant: Uuid,
+    seq: i64,
+    at: i64,
+    actor: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    object_type: Option<&'a str>,
+    object_id: Option<&'a str>,
+    details: &'a Value,
+}
+
+fn leaf_bytes(tenant: TenantId, r: &AuditEventRow, details: &Value) -> Result<Vec<u8>> {
+    serde_json::to_vec(&LeafV1 {
+        v: 1,
+        tenant: tenant.0,
+        seq: r.seq,
+        at: r.at,
+        actor: &r.actor,
+        action: &r.action,
+        outcome: &r.outcome,
+        object_type: r.object_type.as_deref(),
+        object_id: r.object_id.as_deref(),
+        details,
+    })
+    .map_err(|_| Error::internal("audit encoding"))
+}
+
+/// Sealing context record id of an event: its sequence number.
+fn seq_record(seq: i64) -> Uuid {
+    Uuid::from_u64_pair(0, seq as u64)
+}
+
+/// Signs checkpoints and keeps the external checkpoint files.
+pub struct AuditSigning {
+    pub signer: CheckpointSigner,
+    /// Directory of `<tenant>.checkpoints` files (JSON lines), outside the database.
+    pub dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct AuditEvent {
+    pub seq: i64,
+    pub at: String,
+    pub actor: String,
+    pub action: String,
+    /// `success` or `failure`.
+    pub outcome: String,
+    pub object_type: Option<String>,
+    pub object_id: Option<String>,
+    /// IP, user agent, request id, changed fields, failure reason.
+    #[schema(value_type = Object)]
+    pub details: Value,
+    /// RFC 6962 leaf hash (hex) of the event's canonical encoding.
+    pub leaf_hash: String,
+}
+
+/// Query parameters of the audit API and CLI.
+#[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct AuditQuery {
+    /// RFC 3339 lower bound (inclusive).
+    pub from: Option<String>,
+    /// RFC 3339 upper bound (exclusive).
+    pub to: Option<String>,
+    /// e.g. `user:<id>`, `apikey:<id>`.
+    pub actor: Option<String>,
+    /// e.g. `auth.login`, `user.update`.
+    pub action: Option<String>,
+    pub object_id: Option<String>,
+    /// Exact IP address (matched through a blind index; IPs are sealed).
+    pub ip: Option<String>,
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct CheckpointList {
+    /// Verifier key (C2SP vkey) to check the signatures with.
+    pub verifier_key: String,
+    /// Signed notes, oldest first.
+    pub checkpoints: Vec<String>,
+}
+
+/// The result of verifying one log.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    pub tenant: TenantId,
+    pub events: i64,
+    pub checkpoints_checked: usize,
+    /// The first event found broken (sequence number) and why.
+    pub first_broken: Option<(i64, String)>,
+}
+
+fn parse_time(field: &str, v: &Option<String>) -> Result<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| {
+                    Error::validation(
+                        field,
+                        "invalid_time",
+                        "use RFC 3339, e.g. 2026-11-25T10:00:00Z",
+                    )
+                })
+        })
+        .transpose()
+}
+
+impl Kluis {
+    /// Appends one event inside `tx` (same transaction as the change it records).
+    pub(crate) async fn audit(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        actor: &str,
+        ctx: &RequestContext,
+        ev: Event<'_>,
+    ) -> Result<()> {
+        let tenant = tx.tenant();
+        let seq = tx.audit_next_seq().await?;
+        let at = self.now();
+        let mut details = ev.details;
+        if let Value::Object(m) = &mut details {
+            m.insert("ip".into(), json!(ctx.ip));
+            m.insert("user_agent".into(), json!(ctx.user_agent));
+            m.insert("request_id".into(), json!(ctx.request_id));
+        }
+        let outcome = if ev.success { "success" } else { "failure" };
+        let row = AuditEventRow {
+            seq,
+            at,
+            actor: actor.to_owned(),
+            action: ev.action.to_owned(),
+            outcome: outcome.to_owned(),
+            object_type: ev.object_type.map(str::to_owned),
+            object_id: ev.object_id.clone(),
+            details: Vec::new(),
+            leaf_hash: Vec::new(),
+        };
+        let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
+        let plain = serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
+        let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
+        let ip_bidx = (!ctx.ip.is_empty()).then(|| keys.blind("audit_events.ip", &ctx.ip));
+        tx.insert_audit_event(&NewAuditEvent {
+            seq,
+            at,
+            actor,
+            action: ev.action,
+            outcome,
+            object_type: ev.object_type,
+            object_id: ev.object_id.as_deref(),
+            ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
+            details: &sealed,
+            leaf_hash: &leaf,
+        })
+        .await?;
+        self.count_sealed(tx, keys, 1).await?;
+        // The structured log stream gets the event too, without personal data.
+        tracing::info!(target: "kluis::audit", tenant = %tenant, seq, action = ev.action, outcome, actor, object_type = ev.object_type, object_id = ev.object_id.as_deref(), "audit event");
+        failpoint(ev.action)?;
+        Ok(())
+    }
+
+    /// Appends an event to the platform log, moving `tx` there (see `TenantTx::into_platform_log`).
+    pub(crate) async fn audit_platform(
+        &self,
+        tx: TenantTx,
+        actor: &str,
+        ctx: &RequestContext,
+        ev: Event<'_>,
+    ) -> Result<TenantTx> {
+        let mut tx = tx.into_platform_log().await?;
+        let keys = self.keys(&mut tx).await?;
+        self.audit(&mut tx, &keys, actor, ctx, ev).await?;
+        Ok(tx)
+    }
+
+    /// Creates the platform log's keys on first start.
+    pub async fn ensure_platform_keys(&self) -> Result<()> {
+        let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
+        if tx.tenant_keys().await?.is_empty() {
+            self.provision_keys(&mut tx).await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    /// Query the tenant's audit log (owners and admins; API keys with `audit:read`).
+    pub async fn audit_events(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        q: &AuditQuery,
+    ) -> Result<Page<AuditEvent>> {
+        actor.require(Permission::AuditRead)?;
+        let page = self.query_log(actor.tenant(), q).await?;
+        // Reading the log is itself recorded, as a count.
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event {
+            action: "audit.read",
+            success: true,
+            object_type: Some("audit_log"),
+            object_id: None,
+            details: json!({"count": page.items.len()}),
+        };
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(page)
+    }
+
+    /// One page of any log, for the console (`kluis audit events`).
+    pub async fn audit_log_page(
+        &self,
+        tenant: TenantId,
+        q: &AuditQuery,
+    ) -> Result<Page<AuditEvent>> {
+        self.query_log(tenant, q).await
+    }
+
+    pub fn audit_verifier_key(&self) -> Result<String> {
+        Ok(self.audit_signing()?.signer.verifier().to_vkey())
+    }
+
+    pub(crate) async fn query_log(
+        &self,
+        tenant: TenantId,
+        q: &AuditQuery,
+    ) -> Result<Page<AuditEvent>> {
+        let after = q
+            .cursor
+            .as_deref()
+            .map(|c| {
+                c.parse::<i64>().map_err(|_| {
+                    Error::validation("cursor", "invalid_cursor", "cursor is not valid")
+                })
+            })
+            .transpose()?;
+        let limit = page_limit(q.limit);
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let filter = AuditFilter {
+            from: parse_time("from", &q.from)?,
+            to: parse_time("to", &q.to)?,
+            actor: q.actor.clone(),
+            action: q.action.clone(),
+            object_id: q.object_id.clone(),
+            ip_bidx: q
+                .ip
+                .as_deref()
+                .map(|ip| keys.blind("audit_events.ip", ip.trim()).to_vec()),
+        };
+        let rows = tx.audit_events(after, limit + 1, &filter).await?;
+        crate::users::page(
+            rows,
+            limit,
+            |r| open_event(&keys, r),
+            |e: &AuditEvent| e.seq.to_string(),
+        )
+    }
+
+    /// Signed checkpoints of the tenant's log and the key to verify them.
+    pub async fn audit_checkpoints(&self, actor: &Actor) -> Result<CheckpointList> {
+        actor.require(Permission::AuditRead)?;
+        let signing = self.audit_signing()?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let cps = tx.audit_checkpoints().await?;
+        Ok(CheckpointList {
+            verifier_key: signing.signer.verifier().to_vkey(),
+            checkpoints: cps.into_iter().map(|c| c.note).collect(),
+        })
+    }
+
+    fn audit_signing(&self) -> Result<&AuditSigning> {
+        self.audit_signing.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unavailable,
+                "audit_signing_unavailable",
+                "no audit signing key is configured",
+            )
+        })
+    }
+
+    /// Signs a checkpoint of the tenant's log if it grew since the last one. Returns the note.
+    pub async fn checkpoint_log(&self, tenant: TenantId) -> Result<Option<String>> {
+        let signing = self.audit_signing()?;
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let size = tx.audit_size().await?;
+        let last = tx
+            .audit_checkpoints()
+            .await?
+            .last()
+            .map(|c| c.size)
+            .unwrap_or(0);
+        if size == 0 || size == last {
+            return Ok(None);
+        }
+        let leaves = leaf_hashes(&mut tx, size).await?;
+        let root = merkle::root(&leaves);
+        let note = signing.signer.sign(&origin(tenant), size as u64, &root)?;
+        tx.insert_audit_checkpoint(size, &root, &note, self.now())
+            .await?;
+        // Outside the database first: if the append fails, the checkpoint is not recorded.
+        append_checkpoint_file(&signing.dir, tenant, size, &note)?;
+        tx.commit().await?;
+        Ok(Some(note))
+    }
+
+    /// Verifies one log: sequence, every leaf hash against the event contents, the head
+    /// counter, and every external checkpoint's signature and root.
+    pub async fn verify_log(&self, tenant: TenantId) -> Result<VerifyReport> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let head = tx.audit_size().await?;
+        let mut rows = Vec::new();
+        let mut after = None;
+        loop {
+            let batch = tx
+                .audit_events(after, 5000, &AuditFilter::default())
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.seq);
+            rows.extend(batch);
+        }
+        let mut report = VerifyReport {
+            tenant,
+            events: rows.len() as i64,
+            checkpoints_checked: 0,
+            first_broken: None,
+        };
+        let mut leaves: Vec<Hash> = Vec::with_capacity(rows.len());
+        for (i, r) in rows.iter().enumerate() {
+            let expected = i as i64;
+            if r.seq != expected {
+                report.first_broken = Some((
+                    expected,
+                    format!(
+                        "event {expected} is missing (next stored event is {})",
+                        r.seq
+                    ),
+                ));
+                return Ok(report);
+            }
+            let details = keys
+                .open("audit_events", "details", seq_record(r.seq), &r.details)
+                .ok()
+                .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
+            let Some(details) = details else {
+                report.first_broken = Some((
+                    r.seq,
+                    "event details were altered (they no longer decrypt)".into(),
+                ));
+                return Ok(report);
+            };
+            let leaf = merkle::leaf_hash(&leaf_bytes(tenant, r, &details)?);
+            if leaf.as_slice() != r.leaf_hash.as_slice() {
+                report.first_broken = Some((
+                    r.seq,
+                    "event contents do not match its leaf hash (edited, reordered or inserted)"
+                        .into(),
+                ));
+                return Ok(report);
+            }
+            leaves.push(leaf);
+        }
+        if head != rows.len() as i64 {
+            let seq = rows.len() as i64;
+            report.first_broken = Some((
+                seq,
+                format!(
+                    "the log counter says {head} events but {seq} are stored: events from {seq} were deleted"
+                ),
+            ));
+            return Ok(report);
+        }
+        // External checkpoints (the file is authoritative; the database copy may be forged).
+        if let Some(signing) = &self.audit_signing {
+            let verifier = signing.signer.verifier();
+            let mut prev_size = 0;
+            for (size, note) in read_checkpoint_file(&signing.dir, tenant)? {
+                report.checkpoints_checked += 1;
+                let cp = checkpoint::verify(&note, &verifier).map_err(|_| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        "checkpoint_invalid",
+                        format!("checkpoint at size {size} has no valid signature"),
+                    )
+                })?;
+                let n = usize::try_from(cp.size).unwrap_or(usize::MAX);
+                if n > leaves.len() {
+                    report.first_broken = Some((
+                        leaves.len() as i64,
+                        format!(
+                            "a signed checkpoint covers {n} events but only {} are stored: history was truncated",
+                            leaves.len()
+                        ),
+                    ));
+                    return Ok(report);
+                }
+                if merkle::root(&leaves[..n]) != cp.root {
+                    report.first_broken = Some((
+                        prev_size,
+                        format!(
+                            "history was rewritten: the events between {prev_size} and {n} do not match the signed checkpoint at size {n}"
+                        ),
+                    ));
+                    return Ok(report);
+                }
+                prev_size = n as i64;
+            }
+        }
+        Ok(report)
+    }
+
+    /// Inclusion proof of event `seq` in the tree of size `size` (default: current size).
+    pub async fn prove_inclusion(
+        &self,
+        tenant: TenantId,
+        seq: i64,
+        size: Option<i64>,
+    ) -> Result<Value> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let size = size.unwrap_or(tx.audit_size().await?);
+        let leaves = leaf_hashes(&mut tx, size).await?;
+        let proof = merkle::inclusion_proof(&leaves, seq as u64)?;
+        Ok(json!({
+            "origin": origin(tenant), "index": seq, "tree_size": size,
+            "leaf_hash": hex::encode(leaves.get(seq as usize).ok_or_else(Error::not_found)?),
+            "root": hex::encode(merkle::root(&leaves)),
+            "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+
+    /// Consistency proof between tree sizes `from` and `to`.
+    pub async fn prove_consistency(&self, tenant: TenantId, from: i64, to: i64) -> Result<Value> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let leaves = leaf_hashes(&mut tx, to).await?;
+        let proof = merkle::consistency_proof(&leaves, from as u64)?;
+        Ok(json!({
+            "origin": origin(tenant), "from": from, "to": to,
+            "root_from": hex::encode(merkle::root(&leaves[..from as usize])),
+            "root_to": hex::encode(merkle::root(&leaves)),
+            "proof": proof.iter().map(hex::encode).collect::<Vec<_>>(),
+        }))
+    }
+}
+
+/// A standalone check needing no server: verifies checkpoint signatures with `vkey` and the
+/// consistency of consecutive checkpoints given a proof source. Used by `kluis audit verify-checkpoints`.
+pub fn verify_checkpoint_notes(vkey: &str, notes: &[String]) -> Result<Vec<(u64, Hash)>> {
+    let verifier = CheckpointVerifier::from_vkey(vkey)
+        .map_err(|_| Error::validation("vkey", "invalid_vkey", "not a verifier key"))?;
+    let mut out = Vec::new();
+    for n in notes {
+        let cp = checkpoint::verify(n, &verifier).map_err(|_| {
+            Error::new(
+                ErrorKind::Validation,
+                "checkpoint_invalid",
+                "a checkpoint's signature does not verify",
+            )
+        })?;
+        out.push((cp.size, cp.root));
+    }
+    Ok(out)
+}
+
+fn origin(tenant: TenantId) -> String {
+    format!("kluis.audit/{}", tenant.0)
+}
+
+async fn leaf_hashes(tx: &mut TenantTx, size: i64) -> Result<Vec<Hash>> {
+    let mut leaves = Vec::new();
+    let mut after = None;
+    while (leaves.len() as i64) < size {
+        let batch = tx
+            .audit_events(after, 5000, &AuditFilter::default())
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        for r in batch {
+            if leaves.len() as i64 >= size {
+                break;
+            }
+            leaves.push(
+                <Hash>::try_from(r.leaf_hash.as_slice())
+                    .map_err(|_| Error::internal("stored leaf hash has the wrong length"))?,
+            );
+        }
+    }
+    if (leaves.len() as i64) < size {
+        return Err(Error::validation(
+            "size",
+            "size_out_of_range",
+            "the log is smaller than that",
+        ));
+    }
+    Ok(leaves)
+}
+
+fn open_event(keys: &TenantKeys, r: AuditEventRow) -> Result<AuditEvent> {
+    let plain = keys.open("audit_events", "details", seq_record(r.seq), &r.details)?;
+    Ok(AuditEvent {
+        seq: r.seq,
+        at: rfc3339(r.at),
+        actor: r.actor,
+        action: r.action,
+        outcome: r.outcome,
+        object_type: r.object_type,
+        object_id: r.object_id,
+        details: serde_json::from_slice(&plain)
+            .map_err(|_| Error::internal("audit details unreadable"))?,
+        leaf_hash: hex::encode(&r.leaf_hash),
+    })
+}
+
+fn checkpoint_file(dir: &std::path::Path, tenant: TenantId) -> PathBuf {
+    dir.join(format!("{}.checkpoints", tenant.0))
+}
+
+fn append_checkpoint_file(
+    dir: &std::path::Path,
+    tenant: TenantId,
+    size: i64,
+    note: &str,
+) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let line = serde_json::to_string(&json!({"size": size, "note": note}))
+        .map_err(|_| Error::internal("checkpoint encoding"))?;
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(checkpoint_file(dir, tenant))
+        .map_err(|e| Error::internal(format!("checkpoint file: {e}")))?;
+    writeln!(f, "{line}")
+        .and_then(|_| f.sync_all())
+        .map_err(|e| Error::internal(format!("checkpoint file: {e}")))
+}
+
+fn read_checkpoint_file(dir: &std::path::Path, tenant: TenantId) -> Result<Vec<(i64, String)>> {
+    let path = checkpoint_file(dir, tenant);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(Error::internal(format!("checkpoint file: {e}"))),
+    };
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let v: Value = serde_json::from_str(l)
+                .map_err(|_| Error::internal("checkpoint file is corrupt"))?;
+            Ok((
+                v["size"].as_i64().unwrap_or(-1),
+                v["note"].as_str().unwrap_or_default().to_owned(),
+            ))
+        })
+        .collect()
+}
+
+/// Test hook, compiled into debug builds only: `KLUIS_FAILPOINT=after-audit:<action>` makes
+/// the request fail right after its data and audit event were written, so tests can prove
+/// that neither is committed without the other.
+fn failpoint(action: &str) -> Result<()> {
+    if cfg!(debug_assertions)
+        && std::env::var("KLUIS_FAILPOINT")
+            .is_ok_and(|f| f.strip_prefix("after-audit:") == Some(action))
+    {
+        return Err(Error::internal("failpoint"));
+    }
+    Ok(())
+}
