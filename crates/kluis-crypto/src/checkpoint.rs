@@ -175,9 +175,11 @@ impl CheckpointVerifier {
     /// Parses a verifier key string `<name>+<hex key hash>+<base64(0x01 || public key)>`,
     /// checking that the key hash matches.
     pub fn from_vkey(vkey: &str) -> Result<Self, CryptoError> {
-        let mut parts = vkey.split('+');
-        let (Some(name), Some(hash_hex), Some(key_b64), None) =
-            (parts.next(), parts.next(), parts.next(), parts.next())
+        // The base64 key may itself contain '+': split at the first two separators only (as
+        // golang.org/x/mod/sumdb/note does).
+        let mut parts = vkey.splitn(3, '+');
+        let (Some(name), Some(hash_hex), Some(key_b64)) =
+            (parts.next(), parts.next(), parts.next())
         else {
             return Err(CryptoError::InvalidPublicKey);
         };
@@ -350,6 +352,17 @@ mod tests {
                 extensions: vec![]
             }
         );
+    }
+
+    #[test]
+    fn vkey_round_trips_when_the_key_contains_plus() {
+        // Standard base64 uses '+': the parser must split only at the first two separators.
+        for _ in 0..64 {
+            let s = CheckpointSigner::generate("kluis-audit").unwrap();
+            let vkey = s.verifier().to_vkey();
+            let back = CheckpointVerifier::from_vkey(&vkey).unwrap();
+            assert_eq!(back.public_key(), s.verifier().public_key(), "{vkey}");
+        }
     }
 
     #[test]

@@ -310,7 +310,7 @@ pub enum AuditCmd {
     Prove {
         #[arg(long)]
         tenant: String,
-        #[arg(long, conflicts_with_all = ["from", "to"])]
+        #[arg(long, conflicts_with = "from")]
         seq: Option<i64>,
         #[arg(long, requires = "to")]
         from: Option<i64>,

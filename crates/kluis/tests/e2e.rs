@@ -7,6 +7,8 @@ mod support;
 
 #[path = "e2e/api.rs"]
 mod api;
+#[path = "e2e/audit.rs"]
+mod audit;
 #[path = "e2e/encryption.rs"]
 mod encryption;
 #[path = "e2e/isolation.rs"]
