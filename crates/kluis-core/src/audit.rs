@@ -146,6 +146,12 @@ pub struct CheckpointList {
     pub checkpoints: Vec<String>,
 }
 
+/// An authorised, recorded export in progress (see [`Kluis::audit_export`]).
+pub struct AuditExport {
+    tenant: TenantId,
+    query: AuditQuery,
+}
+
 /// The result of verifying one log.
 #[derive(Debug, Clone, Serialize)]
 pub struct VerifyReport {
@@ -274,6 +280,55 @@ impl Kluis {
             .await?;
         tx.commit().await?;
         Ok(page)
+    }
+
+    /// Starts an export of the tenant's log (JSON Lines or CSV, streamed page by page by the
+    /// caller). The export is itself recorded, with its filters.
+    pub async fn audit_export(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        q: &AuditQuery,
+        format: &str,
+    ) -> Result<AuditExport> {
+        actor.require(Permission::AuditRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let filters = json!({"format": format, "from": q.from, "to": q.to, "actor": q.actor, "action": q.action, "object_id": q.object_id, "ip": q.ip});
+        let ev = Event {
+            action: "audit.export",
+            success: true,
+            object_type: Some("audit_log"),
+            object_id: None,
+            details: json!({"filters": filters}),
+        };
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(AuditExport {
+            tenant: actor.tenant(),
+            query: AuditQuery {
+                cursor: None,
+                limit: Some(200),
+                ..q.clone()
+            },
+        })
+    }
+
+    /// The next page of an export; None when done.
+    pub async fn audit_export_next(
+        &self,
+        export: &mut AuditExport,
+    ) -> Result<Option<Vec<AuditEvent>>> {
+        if export.query.limit.is_none() {
+            return Ok(None);
+        }
+        let page = self.query_log(export.tenant, &export.query).await?;
+        match page.next_cursor {
+            Some(c) => export.query.cursor = Some(c),
+            None => export.query.limit = None,
+        }
+        Ok(Some(page.items))
     }
 
     /// One page of any log, for the console (`kluis audit events`).

@@ -92,6 +92,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
+        .routes(routes!(routes::audit::export))
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))

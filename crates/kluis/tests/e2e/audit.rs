@@ -710,3 +710,80 @@ async fn checkpoints_and_proofs_verify_offline() {
     forged[0] ^= 1;
     assert!(merkle::verify_inclusion(&forged, seq as u64, new.size, &proof, &new.root).is_err());
 }
+
+/// Exports stream JSON Lines or CSV, are themselves recorded, and CSV cells that a spreadsheet
+/// would execute are neutralised.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn export_is_recorded_and_csv_is_safe() {
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "uitvoer").await;
+    let Auth::Session { cookie, csrf } = &t.owner else {
+        unreachable!()
+    };
+    // An attacker-chosen user agent ends up in the log.
+    let res = s
+        .client
+        .post(s.url("/api/v1/users"))
+        .header("cookie", format!("__Host-kluis_session={cookie}"))
+        .header("x-csrf-token", csrf)
+        .header("user-agent", "=HYPERLINK(\"http://evil.test\",\"klik\")")
+        .json(&json!({"email": "x@uitvoer.test", "display_name": "X", "role": "member"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::CREATED);
+
+    let jsonl = s
+        .client
+        .get(s.url("/api/v1/audit/export?format=jsonl"))
+        .header("cookie", format!("__Host-kluis_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(jsonl.status(), StatusCode::OK);
+    assert_eq!(jsonl.headers()["content-type"], "application/x-ndjson");
+    let body = jsonl.text().await.unwrap();
+    let lines: Vec<Value> = body
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(lines.iter().any(|e| e["action"] == "user.create"));
+    let seqs: Vec<i64> = lines.iter().map(|e| e["seq"].as_i64().unwrap()).collect();
+    assert_eq!(seqs, (0..seqs.len() as i64).collect::<Vec<_>>());
+
+    let csv = s
+        .client
+        .get(s.url("/api/v1/audit/export?format=csv&action=user.create"))
+        .header("cookie", format!("__Host-kluis_session={cookie}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(csv.status(), StatusCode::OK);
+    let text = csv.text().await.unwrap();
+    assert!(text.starts_with("seq,at,actor,action"), "{text}");
+    assert!(
+        text.contains("'=HYPERLINK"),
+        "formula must be neutralised: {text}"
+    );
+    // No cell starts with a formula character (plain or quoted).
+    for bad in [",=", ",\"=", ",+", ",\"+", ",@", ",\"@"] {
+        assert!(
+            !text.contains(bad),
+            "cell starting with a formula character ({bad}): {text}"
+        );
+    }
+
+    // Both exports are in the log, with their filters.
+    let exports = events(&s, &t.owner, "&action=audit.export").await;
+    assert_eq!(exports.len(), 2);
+    assert_eq!(exports[1]["details"]["filters"]["format"], "csv");
+    assert_eq!(exports[1]["details"]["filters"]["action"], "user.create");
+    // Members may not export.
+    let (st, _) = s.get("/api/v1/audit/export", &t.member).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s.get("/api/v1/audit/export?format=xml", &t.owner).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_format")
+    );
+}
