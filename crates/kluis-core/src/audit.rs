@@ -405,16 +405,29 @@ impl Kluis {
 
     /// Signs a checkpoint of the tenant's log if it grew since the last one. Returns the note.
     pub async fn checkpoint_log(&self, tenant: TenantId) -> Result<Option<String>> {
+        self.checkpoint_log_when(tenant, 1, 0).await
+    }
+
+    /// Signs a checkpoint when the log grew by at least `every_events` events, or grew at all
+    /// and the last checkpoint is older than `max_age_ms`.
+    pub async fn checkpoint_log_when(
+        &self,
+        tenant: TenantId,
+        every_events: i64,
+        max_age_ms: i64,
+    ) -> Result<Option<String>> {
         let signing = self.audit_signing()?;
         let mut tx = self.store.tenant(tenant).begin().await?;
         let size = tx.audit_size().await?;
-        let last = tx
+        let (last, last_at) = tx
             .audit_checkpoints()
             .await?
             .last()
-            .map(|c| c.size)
-            .unwrap_or(0);
-        if size == 0 || size == last {
+            .map(|c| (c.size, c.at))
+            .unwrap_or((0, 0));
+        let grown = size - last;
+        let due = grown >= every_events.max(1) || (grown > 0 && self.now() - last_at >= max_age_ms);
+        if size == 0 || !due {
             return Ok(None);
         }
         let leaves = leaf_hashes(&mut tx, size).await?;

@@ -41,6 +41,8 @@ pub struct Config {
     pub log_format: String,
     /// How often the server signs a checkpoint of every audit log that grew.
     pub audit_checkpoint_interval_secs: u64,
+    /// ... or as soon as a log has grown by this many events.
+    pub audit_checkpoint_every_events: u64,
 }
 
 impl Default for Config {
@@ -64,6 +66,7 @@ impl Default for Config {
             header_read_timeout_secs: 10,
             log_format: "json".into(),
             audit_checkpoint_interval_secs: 60,
+            audit_checkpoint_every_events: 1000,
         }
     }
 }
@@ -88,6 +91,7 @@ const ENV_KEYS: &[&str] = &[
     "header_read_timeout_secs",
     "log_format",
     "audit_checkpoint_interval_secs",
+    "audit_checkpoint_every_events",
 ];
 
 /// Command-line overrides (highest precedence).

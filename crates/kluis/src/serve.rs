@@ -90,9 +90,12 @@ fn load_audit_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
     Ok(CheckpointSigner::from_bytes(NAME, &seed)?)
 }
 
-/// Signs a checkpoint of every log that grew, every `interval`.
-async fn checkpoint_loop(kluis: Kluis, interval: Duration) {
-    let mut tick = tokio::time::interval(interval);
+/// Signs a checkpoint of every log that grew by `every_events` events, or grew at all in the
+/// last `interval`. Checks every few seconds.
+async fn checkpoint_loop(kluis: Kluis, interval: Duration, every_events: u64) {
+    let max_age_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
+    let every = i64::try_from(every_events).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(interval.min(Duration::from_secs(5)));
     tick.tick().await;
     loop {
         tick.tick().await;
@@ -121,7 +124,7 @@ async fn checkpoint_loop(kluis: Kluis, interval: Duration) {
             }
         }
         for id in ids {
-            if let Err(e) = kluis.checkpoint_log(id).await {
+            if let Err(e) = kluis.checkpoint_log_when(id, every, max_age_ms).await {
                 tracing::error!(tenant = %id, error = %e, "audit checkpoint failed");
             }
         }
@@ -211,6 +214,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tokio::spawn(checkpoint_loop(
         kluis.clone(),
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
+        cfg.audit_checkpoint_every_events,
     ));
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();

@@ -787,3 +787,38 @@ async fn export_is_recorded_and_csv_is_safe() {
         (StatusCode::UNPROCESSABLE_ENTITY, "invalid_format")
     );
 }
+
+/// The server signs checkpoints by itself: after N events (here 3) without waiting for the
+/// time interval (here an hour).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_signs_checkpoints_every_n_events() {
+    let s = Server::start_with(
+        Backend::Sqlite,
+        &[
+            ("KLUIS_AUDIT_CHECKPOINT_EVERY_EVENTS", "3"),
+            ("KLUIS_AUDIT_CHECKPOINT_INTERVAL_SECS", "3600"),
+        ],
+    )
+    .await;
+    let t = tenant_fixture(&s, "vanzelf").await;
+    for i in 0..3 {
+        s.post(
+            "/api/v1/users",
+            &t.owner,
+            json!({"email": format!("v{i}@vanzelf.test"), "display_name": "V", "role": "member"}),
+        )
+        .await;
+    }
+    let mut found = 0;
+    for _ in 0..40 {
+        let (_, v) = s.get("/api/v1/audit/checkpoints", &t.owner).await;
+        found = v["checkpoints"].as_array().map_or(0, Vec::len);
+        if found > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(250)).await;
+    }
+    assert!(found > 0, "no checkpoint signed after N events");
+    let (ok, out, err) = s.cli_raw(&["audit", "verify", "--tenant", "vanzelf"], None);
+    assert!(ok && out.contains("checkpoints verified"), "{out}{err}");
+}
