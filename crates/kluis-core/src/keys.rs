@@ -1,8 +1,13 @@
 //! Per-tenant keys and sealing of personal data.
 //!
-//! Each tenant has versioned data keys (AES-256-GCM, purpose `data`) and a blind-index key
-//! (HMAC-SHA256, purpose `index`), created when the tenant is provisioned and stored only
-//! wrapped by a key-encryption key (KEK) held by a [`Kms`]. Sealed values are bound to tenant,
+//! Key hierarchy: KEK (held by a [`Kms`]: local key file or PKCS#11) -> tenant root key (one per
+//! tenant, wrapped by the KEK, kept in a [`RootKeyStore`] OUTSIDE the database) -> versioned data
+//! keys (AES-256-GCM, purpose `data`) and a blind-index key (HMAC-SHA256, purpose `index`),
+//! stored in the database wrapped by the tenant root key.
+//!
+//! Because the root key never enters the database, destroying it (crypto-shredding) makes the
+//! tenant's data unreadable in the database AND in every database backup, and rotating the KEK
+//! only re-wraps one small blob per tenant. Sealed values are bound to tenant,
 //! table, column and record id, so a ciphertext copied elsewhere fails to open.
 
 use std::collections::HashMap;
@@ -10,7 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use kluis_crypto::blind_index::{BlindIndexKey, blind_index};
-use kluis_crypto::envelope::{self, DataKey, KeyRing, Kms, SealContext, tenant_wrap_aad};
+use kluis_crypto::envelope::{
+    self, DataKey, Kek, KeyRing, Kms, LocalKms, SealContext, tenant_wrap_aad,
+};
 use kluis_store::TenantTx;
 use uuid::Uuid;
 
@@ -57,6 +64,8 @@ impl KeyEncryptionKeys {
 
 /// One tenant's unwrapped keys.
 pub(crate) struct TenantKeys {
+    /// The tenant root key, which wraps this tenant's data and index keys.
+    root: Arc<dyn Kms>,
     tenant: TenantId,
     ring: KeyRing,
     index: BlindIndexKey,
@@ -177,18 +186,181 @@ impl KeyCache {
     }
 }
 
+/// Where tenant root keys live: outside the database, so that database backups never contain
+/// them. Values are opaque (already wrapped by a KEK).
+pub trait RootKeyStore: Send + Sync {
+    fn load(&self, tenant: TenantId) -> Result<Option<Vec<u8>>>;
+    fn store(&self, tenant: TenantId, blob: &[u8]) -> Result<()>;
+    /// Destroys the key for good. Returns false if there was none.
+    fn destroy(&self, tenant: TenantId) -> Result<bool>;
+}
+
+/// Root keys as files `<dir>/<tenant>.key`, mode 0600, written atomically.
+pub struct FileRootKeyStore {
+    dir: std::path::PathBuf,
+}
+
+impl FileRootKeyStore {
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> Self {
+        FileRootKeyStore { dir: dir.into() }
+    }
+    fn path(&self, tenant: TenantId) -> std::path::PathBuf {
+        self.dir.join(format!("{}.key", tenant.0))
+    }
+}
+
+fn io_err(what: &str, e: std::io::Error) -> Error {
+    tracing::error!(error = %e, what, "root key store");
+    Error::new(
+        ErrorKind::Unavailable,
+        "key_unavailable",
+        "the key store is not available",
+    )
+}
+
+impl RootKeyStore for FileRootKeyStore {
+    fn load(&self, tenant: TenantId) -> Result<Option<Vec<u8>>> {
+        match std::fs::read(self.path(tenant)) {
+            Ok(b) => Ok(Some(b)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_err("read", e)),
+        }
+    }
+    fn store(&self, tenant: TenantId, blob: &[u8]) -> Result<()> {
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        let tmp = self.dir.join(format!(".{}.tmp", tenant.0));
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(|e| io_err("create", e))?;
+        f.write_all(blob)
+            .and_then(|_| f.sync_all())
+            .map_err(|e| io_err("write", e))?;
+        std::fs::rename(&tmp, self.path(tenant)).map_err(|e| io_err("rename", e))?;
+        // Make the rename itself durable.
+        std::fs::File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| io_err("sync", e))
+    }
+    fn destroy(&self, tenant: TenantId) -> Result<bool> {
+        match std::fs::remove_file(self.path(tenant)) {
+            Ok(()) => {
+                std::fs::File::open(&self.dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| io_err("sync", e))?;
+                Ok(true)
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(io_err("remove", e)),
+        }
+    }
+}
+
+/// In-memory root keys: for tests and benchmarks only (lost at exit).
+#[derive(Default)]
+pub struct MemoryRootKeyStore(Mutex<HashMap<TenantId, Vec<u8>>>);
+
+impl RootKeyStore for MemoryRootKeyStore {
+    fn load(&self, tenant: TenantId) -> Result<Option<Vec<u8>>> {
+        Ok(self
+            .0
+            .lock()
+            .map_err(|_| Error::internal("lock"))?
+            .get(&tenant)
+            .cloned())
+    }
+    fn store(&self, tenant: TenantId, blob: &[u8]) -> Result<()> {
+        self.0
+            .lock()
+            .map_err(|_| Error::internal("lock"))?
+            .insert(tenant, blob.to_vec());
+        Ok(())
+    }
+    fn destroy(&self, tenant: TenantId) -> Result<bool> {
+        Ok(self
+            .0
+            .lock()
+            .map_err(|_| Error::internal("lock"))?
+            .remove(&tenant)
+            .is_some())
+    }
+}
+
+/// A root key as stored: which KEK wraps it, and the wrapped bytes.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StoredRootKey {
+    kek_id: String,
+    wrapped: String,
+}
+
+/// The `kek_id` recorded for data and index keys: they are wrapped by the tenant root key.
+const ROOT_WRAPPED: &str = "tenant-root";
+
+fn key_unavailable(why: &str) -> Error {
+    tracing::error!(why, "tenant keys unavailable");
+    Error::new(
+        ErrorKind::Unavailable,
+        "key_unavailable",
+        "the key protecting this organisation's data is not available",
+    )
+}
+
+fn root_kms(root: &DataKey) -> Arc<dyn Kms> {
+    Arc::new(LocalKms::new(Kek::from_bytes(*root.expose_secret())))
+}
+
 impl Kluis {
-    /// Creates a new tenant's first data key and index key inside its provisioning transaction.
+    fn encode_root(&self, tenant: TenantId, root: &DataKey) -> Result<Vec<u8>> {
+        use base64::Engine;
+        let kms = &self.keks.primary;
+        let wrapped = kms.wrap(root, &wrap_aad(tenant, "root"))?;
+        serde_json::to_vec(&StoredRootKey {
+            kek_id: kms.key_id(),
+            wrapped: base64::engine::general_purpose::STANDARD.encode(wrapped),
+        })
+        .map_err(|_| Error::internal("root key encoding"))
+    }
+
+    fn load_root(&self, tenant: TenantId) -> Result<(DataKey, String)> {
+        use base64::Engine;
+        let blob = self
+            .root_keys
+            .load(tenant)?
+            .ok_or_else(|| key_unavailable("no root key: shredded or never provisioned"))?;
+        let stored: StoredRootKey = serde_json::from_slice(&blob)
+            .map_err(|_| key_unavailable("root key file unreadable"))?;
+        let kms = self
+            .keks
+            .by_id(&stored.kek_id)
+            .ok_or_else(|| key_unavailable("root key wrapped by an unknown KEK"))?;
+        let wrapped = base64::engine::general_purpose::STANDARD
+            .decode(&stored.wrapped)
+            .map_err(|_| key_unavailable("root key file unreadable"))?;
+        let root = kms
+            .unwrap(&wrapped, &wrap_aad(tenant, "root"))
+            .map_err(|_| key_unavailable("root key does not unwrap"))?;
+        Ok((root, stored.kek_id))
+    }
+
+    /// Creates a new tenant's root key (outside the database) and its first data and index keys
+    /// (inside `tx`, wrapped by the root key).
     pub(crate) async fn provision_keys(&self, tx: &mut TenantTx) -> Result<()> {
         let tenant = tx.tenant();
         let now = self.now();
-        let kms = &self.keks.primary;
+        let root = DataKey::generate(1)?;
+        self.root_keys
+            .store(tenant, &self.encode_root(tenant, &root)?)?;
+        let kms = root_kms(&root);
         let data = DataKey::generate(1)?;
         tx.insert_tenant_key(
             "data",
             1,
             &kms.wrap(&data, &wrap_aad(tenant, "data"))?,
-            &kms.key_id(),
+            ROOT_WRAPPED,
             now,
         )
         .await?;
@@ -197,7 +369,7 @@ impl Kluis {
             "index",
             1,
             &kms.wrap(&index, &wrap_aad(tenant, "index"))?,
-            &kms.key_id(),
+            ROOT_WRAPPED,
             now,
         )
         .await?;
@@ -210,28 +382,16 @@ impl Kluis {
         if let Some(k) = self.key_cache.get(tenant) {
             return Ok(k);
         }
-        let rows = tx.tenant_keys().await?;
-        let mut ring: Option<KeyRing> = None;
-        let mut index = None;
-        let mut current_sealed = 0;
+        let (root, _) = self.load_root(tenant)?;
+        let root = root_kms(&root);
+        let mut rows = tx.tenant_keys().await?;
         // Active versions last, so the ring's current key is the active one.
-        let mut rows = rows;
         rows.sort_by_key(|r| (r.state == "active", r.version));
+        let (mut ring, mut index, mut current_sealed): (Option<KeyRing>, _, _) = (None, None, 0);
         for r in rows {
-            let kms = self.keks.by_id(&r.kek_id).ok_or_else(|| {
-                tracing::error!(kek_id = %r.kek_id, "no key-encryption key with this id is configured");
-                Error::new(ErrorKind::Unavailable, "key_unavailable", "the key protecting this organisation's data is not available")
-            })?;
-            let key = kms
+            let key = root
                 .unwrap(&r.wrapped, &wrap_aad(tenant, &r.purpose))
-                .map_err(|e| {
-                    tracing::error!(error = %e, "unwrapping a tenant key failed");
-                    Error::new(
-                        ErrorKind::Unavailable,
-                        "key_unavailable",
-                        "the key protecting this organisation's data is not available",
-                    )
-                })?;
+                .map_err(|_| key_unavailable("a data key does not unwrap"))?;
             match r.purpose.as_str() {
                 "data" => {
                     if r.state == "active" {
@@ -247,13 +407,12 @@ impl Kluis {
             }
         }
         let (Some(ring), Some(index)) = (ring, index) else {
-            return Err(Error::new(
-                ErrorKind::Unavailable,
-                "key_unavailable",
-                "this organisation has no keys (shredded or never provisioned)",
+            return Err(key_unavailable(
+                "no data keys: shredded or never provisioned",
             ));
         };
         let keys = Arc::new(TenantKeys {
+            root,
             tenant,
             ring,
             index,
@@ -273,73 +432,76 @@ impl Kluis {
     ) -> Result<()> {
         tx.add_sealed_count(keys.current_version(), n).await?;
         if keys.current_sealed + n >= DEK_ROTATE_AFTER {
-            self.add_data_key_version(tx, keys.current_version() + 1)
-                .await?;
+            let tenant = tx.tenant();
+            let version = keys.current_version() + 1;
+            let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
+            let dek = DataKey::generate(v)?;
+            tx.insert_tenant_key(
+                "data",
+                version,
+                &keys.root.wrap(&dek, &wrap_aad(tenant, "data"))?,
+                ROOT_WRAPPED,
+                self.now(),
+            )
+            .await?;
+            self.key_cache.evict(tenant);
+            tracing::info!(%tenant, version, "data key rotated after its usage limit");
         }
         Ok(())
     }
 
-    async fn add_data_key_version(&self, tx: &mut TenantTx, version: i64) -> Result<()> {
-        let tenant = tx.tenant();
-        let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
-        let dek = DataKey::generate(v)?;
-        let kms = &self.keks.primary;
-        tx.insert_tenant_key(
-            "data",
-            version,
-            &kms.wrap(&dek, &wrap_aad(tenant, "data"))?,
-            &kms.key_id(),
-            self.now(),
+    /// KEK rotation for one tenant (or the platform log): re-wraps its root key under the
+    /// primary KEK. Data and data keys are untouched. Returns 1 if re-wrapped, 0 if already done.
+    pub async fn rewrap_tenant_keys(&self, tenant: TenantId) -> Result<u64> {
+        let (root, kek_id) = self.load_root(tenant)?;
+        let primary = self.keks.primary_id();
+        if kek_id == primary {
+            return Ok(0);
+        }
+        self.root_keys
+            .store(tenant, &self.encode_root(tenant, &root)?)?;
+        self.key_cache.evict(tenant);
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event::ok("keys.rewrap", "tenant_keys", tenant)
+            .with(serde_json::json!({"old_kek": kek_id, "new_kek": primary}));
+        self.audit(
+            &mut tx,
+            &keys,
+            "console",
+            &crate::RequestContext::default(),
+            ev,
         )
         .await?;
-        self.key_cache.evict(tenant);
-        tracing::info!(%tenant, version, "data key rotated");
-        Ok(())
+        tx.commit().await?;
+        Ok(1)
     }
 
-    /// KEK rotation for one tenant: re-wraps every key not yet under the primary KEK. The keys
-    /// themselves do not change, so no data is re-encrypted. Returns how many were re-wrapped.
-    pub async fn rewrap_tenant_keys(&self, tenant: TenantId) -> Result<u64> {
-        let mut tx = self.store.tenant(tenant).begin().await?;
-        let primary = self.keks.primary_id();
-        let mut n = 0;
-        for r in tx.tenant_keys().await? {
-            if r.kek_id == primary {
-                continue;
-            }
-            let old = self.keks.by_id(&r.kek_id).ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unavailable,
-                    "key_unavailable",
-                    format!("KEK {} is not configured", r.kek_id),
-                )
-            })?;
-            let aad = wrap_aad(tenant, &r.purpose);
-            let key = old.unwrap(&r.wrapped, &aad)?;
-            tx.rewrap_tenant_key(
-                &r.purpose,
-                r.version,
-                &self.keks.primary.wrap(&key, &aad)?,
-                &primary,
-            )
-            .await?;
-            n += 1;
+    /// Crypto-shredding, the final step of deleting a tenant: destroys the tenant's root key
+    /// (outside the database) and its wrapped data keys, and suspends the tenant. Everything the
+    /// tenant stored, in this database and in every backup of it, becomes unreadable.
+    pub async fn shred_tenant(
+        &self,
+        by: &crate::tenants::PlatformActor,
+        ctx: &crate::RequestContext,
+        tenant: TenantId,
+    ) -> Result<()> {
+        if tenant == TenantId::PLATFORM {
+            return Err(Error::forbidden("the platform log cannot be shredded"));
         }
-        if n > 0 {
-            let keys = self.keys(&mut tx).await?;
-            let ev = crate::audit::Event::ok("keys.rewrap", "tenant_keys", tenant)
-                .with(serde_json::json!({"keys": n, "kek": primary}));
-            self.audit(
-                &mut tx,
-                &keys,
-                "console",
-                &crate::RequestContext::default(),
-                ev,
-            )
-            .await?;
+        let mut p = self.store.platform().await?;
+        if !p.set_tenant_status(tenant, "suspended", self.now()).await? {
+            return Err(Error::not_found());
         }
-        tx.commit().await?;
+        let mut tx = p.enter_tenant(tenant).await?;
+        tx.delete_tenant_keys().await?;
+        let ev = crate::audit::Event::ok("tenant.shred", "tenant", tenant);
+        let tx = self.audit_platform(tx, by.label(), ctx, ev).await?;
+        // Destroy the root key first: if the commit then fails, the data is already unreadable
+        // (the intended outcome), never the other way round.
+        self.root_keys.destroy(tenant)?;
         self.key_cache.evict(tenant);
-        Ok(n)
+        tx.commit().await?;
+        Ok(())
     }
 }

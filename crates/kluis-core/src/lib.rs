@@ -8,6 +8,8 @@
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
+#[doc(hidden)]
+pub mod bench_support;
 mod clock;
 mod error;
 pub mod keys;
@@ -62,6 +64,7 @@ pub struct Kluis {
     pub(crate) keks: Arc<keys::KeyEncryptionKeys>,
     pub(crate) key_cache: Arc<keys::KeyCache>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
+    pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
 }
 
 impl Kluis {
@@ -82,7 +85,15 @@ impl Kluis {
             keks: Arc::new(keks),
             key_cache: Arc::default(),
             audit_signing: None,
+            root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
         }
+    }
+
+    /// Where tenant root keys are kept (outside the database). The default keeps them in
+    /// memory, which is only right for tests and benchmarks.
+    pub fn with_root_key_store(mut self, store: Arc<dyn keys::RootKeyStore>) -> Self {
+        self.root_keys = store;
+        self
     }
 
     /// Enables signed audit checkpoints.

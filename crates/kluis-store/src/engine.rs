@@ -237,6 +237,30 @@ impl TenantScope<'_> {
     }
 }
 
+#[cfg(feature = "testing")]
+impl Tx {
+    pub(crate) async fn count_rows_unfiltered(&mut self, table: &str) -> Result<i64> {
+        assert!(TENANT_TABLES.contains(&table), "not a tenant table");
+        let sql = format!("SELECT count(*) FROM {table}");
+        Ok(crate::on_conn!(self, |c| sqlx::query_scalar(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .fetch_one(c)
+        .await?))
+    }
+
+    pub(crate) async fn current_tenant_setting(&mut self) -> Result<Option<String>> {
+        Ok(match self {
+            Tx::Pg(t) => {
+                sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
+                    .fetch_one(&mut **t)
+                    .await?
+            }
+            Tx::Sqlite(_) | Tx::SqliteRead(_) => None,
+        })
+    }
+}
+
 impl Tx {
     pub(crate) async fn commit(self) -> Result<()> {
         match self {

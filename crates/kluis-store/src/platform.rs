@@ -189,25 +189,12 @@ impl PlatformTx {
 impl PlatformTx {
     /// The `app.tenant_id` setting this connection carries (PostgreSQL; None on SQLite).
     pub async fn current_tenant_setting(&mut self) -> Result<Option<String>> {
-        Ok(match &mut self.tx {
-            Tx::Pg(t) => {
-                sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
-                    .fetch_one(&mut **t)
-                    .await?
-            }
-            Tx::Sqlite(_) | Tx::SqliteRead(_) => None,
-        })
+        self.tx.current_tenant_setting().await
     }
 
     /// Unfiltered row count of a tenant table from the platform side (sees nothing under RLS).
     pub async fn count_rows_unfiltered(&mut self, table: &str) -> Result<i64> {
-        assert!(crate::TENANT_TABLES.contains(&table), "not a tenant table");
-        let sql = format!("SELECT count(*) FROM {table}");
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .fetch_one(c)
-        .await?))
+        self.tx.count_rows_unfiltered(table).await
     }
 }
 

@@ -667,25 +667,26 @@ impl TenantTx {
     /// PostgreSQL row-level security hides other tenants' rows even from an unfiltered query.
     #[cfg(feature = "testing")]
     pub async fn count_rows_unfiltered(&mut self, table: &str) -> Result<i64> {
-        assert!(crate::TENANT_TABLES.contains(&table), "not a tenant table");
-        let sql = format!("SELECT count(*) FROM {table}");
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
-            sqlx::AssertSqlSafe(sql)
-        )
-        .fetch_one(c)
-        .await?))
+        self.tx.count_rows_unfiltered(table).await
     }
 
     /// The `app.tenant_id` setting as this connection sees it (PostgreSQL; None on SQLite).
     #[cfg(feature = "testing")]
     pub async fn current_tenant_setting(&mut self) -> Result<Option<String>> {
-        Ok(match &mut self.tx {
-            Tx::Pg(t) => {
-                sqlx::query_scalar("SELECT current_setting('app.tenant_id', true)")
-                    .fetch_one(&mut **t)
-                    .await?
-            }
-            Tx::Sqlite(_) | Tx::SqliteRead(_) => None,
-        })
+        self.tx.current_tenant_setting().await
+    }
+}
+
+impl TenantTx {
+    /// Deletes every wrapped key of this tenant (crypto-shredding).
+    pub async fn delete_tenant_keys(&mut self) -> Result<u64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM tenant_keys WHERE tenant_id = $1"
+        )
+        .bind(t)
+        .execute(c)
+        .await?
+        .rows_affected()))
     }
 }

@@ -35,6 +35,15 @@ pub enum TenantCmd {
         #[arg(long)]
         tenant: String,
     },
+    /// Crypto-shred a tenant: destroy its keys so that all its data, in the database and in
+    /// every backup, becomes unreadable. Irreversible.
+    Shred {
+        #[arg(long)]
+        tenant: String,
+        /// Repeat the tenant's slug to confirm.
+        #[arg(long)]
+        confirm: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -153,6 +162,15 @@ pub async fn tenant(kluis: &Kluis, cmd: TenantCmd) -> anyhow::Result<()> {
             println!("suspended tenant {tenant}");
             Ok(())
         }
+        TenantCmd::Shred { tenant, confirm } => {
+            if tenant != confirm {
+                bail!("--confirm must repeat the tenant slug exactly");
+            }
+            let t = kluis.tenant_by_slug(&op, &tenant).await?;
+            kluis.shred_tenant(&op, &console_ctx(), t.id).await?;
+            println!("shredded tenant {tenant}: its keys are destroyed and its data is unreadable");
+            Ok(())
+        }
         TenantCmd::Resume { tenant } => {
             let t = kluis.tenant_by_slug(&op, &tenant).await?;
             kluis
@@ -260,6 +278,10 @@ pub async fn rotate_kek(kluis: &Kluis, kek_path: &std::path::Path) -> anyhow::Re
     let op = PlatformActor::console();
     let mut cursor = None;
     let (mut tenants, mut rewrapped) = (0u64, 0u64);
+    // The platform log's own keys first.
+    rewrapped += kluis
+        .rewrap_tenant_keys(kluis_core::TenantId::PLATFORM)
+        .await?;
     loop {
         let page = kluis
             .list_tenants(&op, cursor.as_deref(), Some(200))

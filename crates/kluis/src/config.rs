@@ -29,8 +29,18 @@ pub struct Config {
     pub tls_key: Option<PathBuf>,
     /// Optional plain-HTTP listener that only redirects to HTTPS.
     pub http_redirect_listen: Option<SocketAddr>,
+    /// Where the key-encryption key lives: `local` (a key file) or `pkcs11` (an HSM token).
+    pub kms: String,
     /// Key-encryption key file (256-bit, mode 0600); default data_dir/keys/kek.key.
     pub kek_file: Option<PathBuf>,
+    /// PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+    pub pkcs11_module: Option<PathBuf>,
+    pub pkcs11_token_label: Option<String>,
+    /// Label of the AES-256 KEK in the token; created (non-extractable) on first start if absent.
+    pub pkcs11_key_label: Option<String>,
+    /// The token's user PIN (prefer KLUIS_PKCS11_PIN_FILE). Never logged.
+    #[serde(skip_serializing)]
+    pub pkcs11_pin: Option<String>,
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
     pub api_key_rotation_overlap_secs: u64,
@@ -57,7 +67,12 @@ impl Default for Config {
             tls_cert: None,
             tls_key: None,
             http_redirect_listen: None,
+            kms: "local".into(),
             kek_file: None,
+            pkcs11_module: None,
+            pkcs11_token_label: None,
+            pkcs11_key_label: None,
+            pkcs11_pin: None,
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
             api_key_rotation_overlap_secs: 0,
@@ -92,6 +107,11 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "audit_checkpoint_interval_secs",
     "audit_checkpoint_every_events",
+    "kms",
+    "pkcs11_module",
+    "pkcs11_token_label",
+    "pkcs11_key_label",
+    "pkcs11_pin",
 ];
 
 /// Command-line overrides (highest precedence).
@@ -130,7 +150,7 @@ impl Config {
                 .filter(|k| ENV_KEYS.iter().any(|e| k.as_str().eq_ignore_ascii_case(e))),
         );
         // `*_FILE` variants for secrets (container secrets mounted as files).
-        for key in ["database_url", "database_owner_url"] {
+        for key in ["database_url", "database_owner_url", "pkcs11_pin"] {
             let var = format!("KLUIS_{}_FILE", key.to_uppercase());
             if let Some(path) = std::env::var_os(&var) {
                 let v = std::fs::read_to_string(&path).with_context(|| format!("reading {var}"))?;
@@ -155,6 +175,21 @@ impl Config {
         }
         if !(1024..=64 * 1024 * 1024).contains(&self.body_limit_bytes) {
             bail!("body_limit_bytes must be between 1 KiB and 64 MiB");
+        }
+        match self.kms.as_str() {
+            "local" => {}
+            "pkcs11" => {
+                if self.pkcs11_module.is_none()
+                    || self.pkcs11_token_label.is_none()
+                    || self.pkcs11_key_label.is_none()
+                    || self.pkcs11_pin.is_none()
+                {
+                    bail!(
+                        "kms = \"pkcs11\" needs pkcs11_module, pkcs11_token_label, pkcs11_key_label and pkcs11_pin (or KLUIS_PKCS11_PIN_FILE)"
+                    );
+                }
+            }
+            other => bail!("kms must be `local` or `pkcs11`, not `{other}`"),
         }
         if self.audit_checkpoint_interval_secs == 0 {
             bail!("audit_checkpoint_interval_secs must be positive");

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use kluis_core::Kluis;
 use kluis_core::audit::AuditSigning;
-use kluis_core::keys::KeyEncryptionKeys;
+use kluis_core::keys::{FileRootKeyStore, KeyEncryptionKeys};
 use kluis_crypto::checkpoint::CheckpointSigner;
 use kluis_crypto::envelope::{Kms, LocalKms};
 use kluis_store::{Store, StoreOptions};
@@ -32,7 +32,16 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
     if let Some(dir) = kek_path.parent() {
         create_private_dir(dir)?;
     }
-    let keks = load_keks(&kek_path, rotating_kek)?;
+    let keks = if cfg.kms == "pkcs11" {
+        if rotating_kek {
+            anyhow::bail!(
+                "rotate-kek rotates the local key file; with kms = \"pkcs11\" rotate the key in the HSM and re-wrap with a new key label"
+            );
+        }
+        KeyEncryptionKeys::new(open_pkcs11(cfg)?)
+    } else {
+        load_keks(&kek_path, rotating_kek)?
+    };
     let store = Store::open(&StoreOptions {
         database_url: cfg.database_url(),
         owner_url: cfg.database_owner_url.clone(),
@@ -46,7 +55,12 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
         signer: load_audit_signer(&cfg.data_dir.join("keys").join("audit-signing.key"))?,
         dir: audit_dir,
     };
-    let kluis = Kluis::new(store, cfg.core(), keks).with_audit_signing(signing);
+    // Tenant root keys live next to the KEK, outside the database (and its backups).
+    let root_dir = kek_path.parent().unwrap_or(&cfg.data_dir).join("tenants");
+    create_private_dir(&root_dir)?;
+    let kluis = Kluis::new(store, cfg.core(), keks)
+        .with_audit_signing(signing)
+        .with_root_key_store(Arc::new(FileRootKeyStore::new(root_dir)));
     kluis
         .ensure_platform_keys()
         .await
@@ -129,6 +143,31 @@ async fn checkpoint_loop(kluis: Kluis, interval: Duration, every_events: u64) {
             }
         }
     }
+}
+
+/// The KEK inside a PKCS#11 token: wrapping and unwrapping happen in the token, the key never
+/// leaves it. Created (non-extractable, sensitive) on first start if the label is free.
+fn open_pkcs11(cfg: &Config) -> anyhow::Result<Arc<dyn Kms>> {
+    use kluis_crypto::envelope::Pkcs11Kms;
+    let (Some(module), Some(token), Some(label), Some(pin)) = (
+        &cfg.pkcs11_module,
+        &cfg.pkcs11_token_label,
+        &cfg.pkcs11_key_label,
+        &cfg.pkcs11_pin,
+    ) else {
+        anyhow::bail!("incomplete PKCS#11 settings");
+    };
+    let pin = || secrecy::SecretString::from(pin.clone());
+    let kms = match Pkcs11Kms::open(module, token, pin(), label) {
+        Ok(k) => k,
+        Err(open_err) => {
+            tracing::warn!(error = %open_err, "no usable KEK with this label in the token; creating one");
+            Pkcs11Kms::generate_key(module, token, pin(), label).with_context(|| {
+                format!("PKCS#11 token `{token}`: cannot open ({open_err}) or create key `{label}`")
+            })?
+        }
+    };
+    Ok(Arc::new(kms))
 }
 
 /// The path of the next KEK while a rotation is in progress.

@@ -137,7 +137,7 @@ async fn kek_rotation_rewraps_every_key(b: Backend) {
     let kek = s.dir.path().join("keys/kek.key");
     let before = std::fs::read(&kek).unwrap();
     let out = s.cli(&["keys", "rotate-kek"], None);
-    assert!(out.contains("4 keys of 2 tenants re-wrapped"), "{out}");
+    assert!(out.contains("3 keys of 2 tenants re-wrapped"), "{out}");
     let after = std::fs::read(&kek).unwrap();
     assert_ne!(before, after, "the KEK file must hold a new key");
     assert!(!s.dir.path().join("keys/kek.key.next").exists());
@@ -170,5 +170,203 @@ async fn kek_rotation_rewraps_every_key(b: Backend) {
     // A second rotation right after has nothing left under the old KEK but still works.
     assert!(s.stop().success());
     let out = s.cli(&["keys", "rotate-kek"], None);
-    assert!(out.contains("4 keys of 2 tenants re-wrapped"), "{out}");
+    assert!(out.contains("3 keys of 2 tenants re-wrapped"), "{out}");
+}
+
+/// Crypto-shredding: after a tenant's keys are destroyed, an old copy of the database (a
+/// backup taken before) no longer yields that tenant's data, while other tenants are unaffected.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shredding_makes_old_backups_unreadable() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    let a = tenant_fixture(&s, "weg").await;
+    let b = tenant_fixture(&s, "blijft").await;
+    // Root keys live outside the database, one private file per tenant.
+    let root = s
+        .dir
+        .path()
+        .join("keys/tenants")
+        .join(format!("{}.key", a.id));
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&root).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    assert!(s.stop().success());
+
+    // A backup of the database, taken before the shredding.
+    let backup = tempfile::tempdir().unwrap();
+    for f in ["kluis.db", "kluis.db-wal", "kluis.db-shm"] {
+        let from = s.dir.path().join(f);
+        if from.exists() {
+            std::fs::copy(&from, backup.path().join(f)).unwrap();
+        }
+    }
+    let (ok, _, err) = s.cli_raw(
+        &["tenant", "shred", "--tenant", "weg", "--confirm", "wrong"],
+        None,
+    );
+    assert!(!ok && err.contains("confirm"), "{err}");
+    let out = s.cli(
+        &["tenant", "shred", "--tenant", "weg", "--confirm", "weg"],
+        None,
+    );
+    assert!(out.contains("shredded"), "{out}");
+    assert!(!root.exists(), "the root key file must be gone");
+    // The platform log records it (the tenant's own log is unreadable from now on).
+    let log = s.cli(
+        &[
+            "audit",
+            "events",
+            "--tenant",
+            "platform",
+            "--action",
+            "tenant.shred",
+        ],
+        None,
+    );
+    assert!(log.contains(&a.id), "{log}");
+
+    s.spawn().await;
+    let (st, v) = s.get("/api/v1/users", &a.key).await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "tenant_suspended"));
+    assert_eq!(s.get("/api/v1/users", &b.key).await.0, StatusCode::OK);
+    assert!(s.stop().success());
+
+    // Restore the old database next to today's key store: the shredded tenant stays dark.
+    for f in ["kluis.db", "kluis.db-wal", "kluis.db-shm"] {
+        let _ = std::fs::remove_file(s.dir.path().join(f));
+        let from = backup.path().join(f);
+        if from.exists() {
+            std::fs::copy(&from, s.dir.path().join(f)).unwrap();
+        }
+    }
+    s.spawn().await;
+    let (st, v) = s.get("/api/v1/users", &a.key).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::SERVICE_UNAVAILABLE, "key_unavailable"),
+        "{v}"
+    );
+    assert!(!v.to_string().contains("weg.test"));
+    let (st, _) = s
+        .post(
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"tenant": "weg", "email": "owner@weg.test", "password": PASSWORD}),
+        )
+        .await;
+    assert!(
+        st.is_server_error() || st == StatusCode::UNAUTHORIZED,
+        "no sign-in into a shredded tenant: {st}"
+    );
+    let (st, v) = s.get("/api/v1/users", &b.key).await;
+    assert_eq!(st, StatusCode::OK, "other tenants unaffected: {v}");
+    assert!(v.to_string().contains("member@blijft.test"));
+}
+
+/// The KEK inside a real PKCS#11 token (SoftHSM2): the server creates a non-extractable key on
+/// first start, every tenant key is wrapped inside the token, and no KEK file exists on disk.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hsm_kek_end_to_end() {
+    let module = "/usr/lib/softhsm/libsofthsm2.so";
+    let util_ok = std::process::Command::new("softhsm2-util")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !std::path::Path::new(module).exists() || !util_ok {
+        let msg = "skipped: PKCS#11 end-to-end test — SoftHSM2 not found (/usr/lib/softhsm/libsofthsm2.so); install the softhsm2 package";
+        assert!(
+            std::env::var("KLUIS_REQUIRE_SOFTHSM").as_deref() != Ok("1"),
+            "{msg}"
+        );
+        eprintln!("{msg}");
+        return;
+    }
+    let hsm = tempfile::tempdir().unwrap();
+    std::fs::create_dir(hsm.path().join("tokens")).unwrap();
+    let conf = hsm.path().join("softhsm2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+            hsm.path().join("tokens").display()
+        ),
+    )
+    .unwrap();
+    let pin = "kluis-pin-7391";
+    let out = std::process::Command::new("softhsm2-util")
+        .env("SOFTHSM2_CONF", &conf)
+        .args([
+            "--init-token",
+            "--free",
+            "--label",
+            "kluis-e2e",
+            "--pin",
+            pin,
+            "--so-pin",
+            "so-pin-5678",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pin_file = hsm.path().join("pin");
+    std::fs::write(&pin_file, pin).unwrap();
+    let conf_s = conf.display().to_string();
+    let pin_s = pin_file.display().to_string();
+    let env = [
+        ("SOFTHSM2_CONF", conf_s.as_str()),
+        ("KLUIS_KMS", "pkcs11"),
+        ("KLUIS_PKCS11_MODULE", module),
+        ("KLUIS_PKCS11_TOKEN_LABEL", "kluis-e2e"),
+        ("KLUIS_PKCS11_KEY_LABEL", "kluis-kek"),
+        ("KLUIS_PKCS11_PIN_FILE", pin_s.as_str()),
+    ];
+    let mut s = Server::start_with(Backend::Sqlite, &env).await;
+    let t = tenant_fixture(&s, "hsm").await;
+    assert!(
+        !s.dir.path().join("keys/kek.key").exists(),
+        "no KEK on disk with kms = pkcs11"
+    );
+    let root = std::fs::read_to_string(
+        s.dir
+            .path()
+            .join("keys/tenants")
+            .join(format!("{}.key", t.id)),
+    )
+    .unwrap();
+    assert!(
+        root.contains("pkcs11:kluis-e2e/kluis-kek"),
+        "root key wrapped by the token: {root}"
+    );
+    // Restart: the key persists in the token and everything reads back.
+    assert!(s.stop().success());
+    s.spawn().await;
+    let (st, v) = s.get("/api/v1/users", &t.key).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("member@hsm.test"));
+    assert!(!s.logs().contains(pin), "the PIN must never be logged");
+    // A wrong PIN: refused, and the error does not echo it.
+    let wrong = hsm.path().join("wrong-pin");
+    std::fs::write(&wrong, "not-the-pin-4242").unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"))
+        .args([
+            "--data-dir",
+            s.dir.path().to_str().unwrap(),
+            "tenant",
+            "list",
+        ])
+        .envs(env.iter().map(|(k, v)| (k.to_string(), v.to_string())))
+        .env("KLUIS_PKCS11_PIN_FILE", &wrong)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a wrong PIN must stop the CLI");
+    assert!(
+        !err.contains("not-the-pin-4242") && !err.contains(pin),
+        "{err}"
+    );
 }

@@ -1,0 +1,586 @@
+//! BENCHMARK SUPPORT ONLY — not an API. Hidden from the docs, used by `benches/audit.rs`.
+//!
+//! Nothing here is reachable from the HTTP layer or the CLI. It exposes just enough of the
+//! crate-private audit write path (`Kluis::audit`) to (a) build large logs quickly through the
+//! real append code, (b) time one small write with and without its audit event, and (c) time
+//! the stages `Kluis::verify_log` goes through, one at a time, so the bench can show where the
+//! verification time goes. Do not call these functions from production code.
+
+use std::time::{Duration, Instant};
+
+use kluis_crypto::checkpoint;
+use kluis_crypto::merkle::{self, Hash};
+use kluis_crypto::password::PasswordPolicy;
+use kluis_store::rows::{AuditEventRow, AuditFilter};
+use serde::Serialize;
+use serde_json::{Value, json};
+use uuid::Uuid;
+
+use crate::audit::{Event, actor_label};
+use crate::{Actor, Error, Kluis, RequestContext, Result, TenantId};
+
+/// A request context as a browser request would have one (the audit event seals these).
+pub fn bench_context() -> RequestContext {
+    RequestContext {
+        ip: "203.0.113.7".into(),
+        user_agent: "Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101 Firefox/140.0".into(),
+        request_id: "01JBENCH0000000000000000000".into(),
+    }
+}
+
+/// The baseline password policy as stored JSON (the payload of the measured small write).
+pub fn baseline_policy_json() -> Result<String> {
+    serde_json::to_string(&PasswordPolicy::BASELINE)
+        .map_err(|_| Error::internal("serialise policy"))
+}
+
+/// A typical event: a user's display name changed.
+fn synthetic_event(i: u64) -> Event<'static> {
+    Event::ok("user.update", "user", Uuid::from_u64_pair(0x0bec_4000, i)).with(json!({
+        "changes": {"display_name": {"old": format!("User {i}"), "new": format!("User {i} (renamed)")}}
+    }))
+}
+
+/// Appends `n` synthetic events to `tenant`'s log through the real `Kluis::audit`, `per_tx`
+/// events per write transaction.
+pub async fn append_events(kluis: &Kluis, tenant: TenantId, n: u64, per_tx: u64) -> Result<()> {
+    let ctx = bench_context();
+    let per_tx = per_tx.max(1);
+    let mut done = 0;
+    while done < n {
+        let m = per_tx.min(n - done);
+        let mut tx = kluis.store.tenant(tenant).begin().await?;
+        let keys = kluis.keys(&mut tx).await?;
+        for i in done..done + m {
+            kluis
+                .audit(&mut tx, &keys, "console", &ctx, synthetic_event(i))
+                .await?;
+        }
+        tx.commit().await?;
+        done += m;
+    }
+    Ok(())
+}
+
+/// The measured small write without an audit event: the password-policy upsert alone, in its
+/// own write transaction (`BEGIN IMMEDIATE` … `COMMIT`, fsync on SQLite).
+pub async fn write_without_audit(kluis: &Kluis, tenant: TenantId, policy_json: &str) -> Result<()> {
+    let mut tx = kluis.store.tenant(tenant).begin().await?;
+    tx.put_password_policy(policy_json, kluis.now()).await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// The same write plus the audit event `set_password_policy` records (old and new policy,
+/// request context), in the same transaction.
+pub async fn write_with_audit(
+    kluis: &Kluis,
+    actor: &Actor,
+    ctx: &RequestContext,
+    policy_json: &str,
+) -> Result<()> {
+    let mut tx = kluis.store.tenant(actor.tenant()).begin().await?;
+    tx.put_password_policy(policy_json, kluis.now()).await?;
+    let keys = kluis.keys(&mut tx).await?;
+    let policy: Value =
+        serde_json::from_str(policy_json).map_err(|_| Error::internal("policy json"))?;
+    let ev = Event {
+        action: "settings.password_policy.update",
+        success: true,
+        object_type: Some("settings"),
+        object_id: Some("password_policy".into()),
+        details: json!({"old": policy, "new": policy}),
+    };
+    kluis
+        .audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+        .await?;
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Time of each step of one audited write, in order. Without the audit event only `begin`,
+/// `write` and `commit` are non-zero.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct WriteProfile {
+    /// `BEGIN IMMEDIATE` (taking the write lock).
+    pub begin: Duration,
+    /// The recorded write itself (policy upsert).
+    pub write: Duration,
+    /// `Kluis::keys` (cached) + building the details.
+    pub prepare: Duration,
+    /// `audit_next_seq` (upsert on `audit_heads`).
+    pub next_seq: Duration,
+    /// Canonical leaf JSON + SHA-256, details JSON + AES-GCM seal, IP blind index (CPU only).
+    pub crypto: Duration,
+    /// `insert_audit_event` (table + 3 indexes).
+    pub insert: Duration,
+    /// `add_sealed_count` (update of the data key row).
+    pub sealed_count: Duration,
+    /// `COMMIT` (WAL append + fsync).
+    pub commit: Duration,
+}
+
+impl std::ops::AddAssign for WriteProfile {
+    fn add_assign(&mut self, o: Self) {
+        self.begin += o.begin;
+        self.write += o.write;
+        self.prepare += o.prepare;
+        self.next_seq += o.next_seq;
+        self.crypto += o.crypto;
+        self.insert += o.insert;
+        self.sealed_count += o.sealed_count;
+        self.commit += o.commit;
+    }
+}
+
+/// The write of [`write_with_audit`] (or, with `with_audit` false, [`write_without_audit`])
+/// with each step timed. The audit steps replay `Kluis::audit` statement by statement (same
+/// store calls, same sealing and hashing; minus the `tracing` line), so the figures show
+/// which part of the audit event costs what.
+pub async fn profile_write(
+    kluis: &Kluis,
+    actor: &Actor,
+    ctx: &RequestContext,
+    policy_json: &str,
+    with_audit: bool,
+) -> Result<WriteProfile> {
+    let mut p = WriteProfile::default();
+    let mut t = Instant::now();
+    let mut lap = |d: &mut Duration| {
+        *d = t.elapsed();
+        t = Instant::now();
+    };
+    let mut tx = kluis.store.tenant(actor.tenant()).begin().await?;
+    lap(&mut p.begin);
+    tx.put_password_policy(policy_json, kluis.now()).await?;
+    lap(&mut p.write);
+    if with_audit {
+        let tenant = actor.tenant();
+        let keys = kluis.keys(&mut tx).await?;
+        let policy: Value =
+            serde_json::from_str(policy_json).map_err(|_| Error::internal("policy json"))?;
+        let mut details = json!({"old": policy, "new": policy});
+        if let Value::Object(m) = &mut details {
+            m.insert("ip".into(), json!(ctx.ip));
+            m.insert("user_agent".into(), json!(ctx.user_agent));
+            m.insert("request_id".into(), json!(ctx.request_id));
+        }
+        let label = actor_label(actor);
+        lap(&mut p.prepare);
+        let seq = tx.audit_next_seq().await?;
+        lap(&mut p.next_seq);
+        let at = kluis.now();
+        let leaf_bytes = serde_json::to_vec(&LeafV1 {
+            v: 1,
+            tenant: tenant.0,
+            seq,
+            at,
+            actor: &label,
+            action: "settings.password_policy.update",
+            outcome: "success",
+            object_type: Some("settings"),
+            object_id: Some("password_policy"),
+            details: &details,
+        })
+        .map_err(|_| Error::internal("leaf encoding"))?;
+        let leaf = merkle::leaf_hash(&leaf_bytes);
+        let plain = serde_json::to_vec(&details).map_err(|_| Error::internal("details"))?;
+        let sealed = keys.seal(
+            "audit_events",
+            "details",
+            Uuid::from_u64_pair(0, seq as u64),
+            &plain,
+        )?;
+        let ip_bidx = keys.blind("audit_events.ip", &ctx.ip);
+        lap(&mut p.crypto);
+        tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+            seq,
+            at,
+            actor: &label,
+            action: "settings.password_policy.update",
+            outcome: "success",
+            object_type: Some("settings"),
+            object_id: Some("password_policy"),
+            ip_bidx: Some(&ip_bidx),
+            details: &sealed,
+            leaf_hash: &leaf,
+        })
+        .await?;
+        lap(&mut p.insert);
+        kluis.count_sealed(&mut tx, &keys, 1).await?;
+        lap(&mut p.sealed_count);
+    }
+    tx.commit().await?;
+    lap(&mut p.commit);
+    Ok(p)
+}
+
+/// RFC 6962 tree hash of a growing prefix, in O(log n) per leaf: the roots of the perfect
+/// subtrees of the binary decomposition of the size, largest first. The tree hash of the
+/// prefix folds them right to left (RFC 6962 splits at the largest power of two below n, so
+/// the left part is always one perfect subtree).
+#[derive(Default)]
+pub struct MerkleFrontier {
+    /// (subtree size, subtree root), sizes strictly decreasing powers of two.
+    stack: Vec<(u64, Hash)>,
+}
+
+impl MerkleFrontier {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (1u64, leaf);
+        while let Some(&(size, left)) = self.stack.last() {
+            if size != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (size * 2, merkle::node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+    }
+
+    /// Tree hash of everything pushed so far (`merkle::root` of the same leaves).
+    pub fn root(&self) -> Hash {
+        let mut it = self.stack.iter().rev();
+        let Some(&(_, mut acc)) = it.next() else {
+            return merkle::empty_root();
+        };
+        for (_, left) in it {
+            acc = merkle::node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
+fn origin(tenant: TenantId) -> String {
+    format!("kluis.audit/{}", tenant.0)
+}
+
+async fn all_rows(kluis: &Kluis, tenant: TenantId) -> Result<(Vec<AuditEventRow>, Vec<Duration>)> {
+    let mut tx = kluis.store.tenant(tenant).begin_read().await?;
+    let mut rows = Vec::new();
+    let mut batch_times = Vec::new();
+    let mut after = None;
+    loop {
+        let t = Instant::now();
+        let batch = tx
+            .audit_events(after, 5000, &AuditFilter::default())
+            .await?;
+        batch_times.push(t.elapsed());
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        rows.extend(batch);
+    }
+    Ok((rows, batch_times))
+}
+
+fn hash_of(r: &AuditEventRow) -> Result<Hash> {
+    <Hash>::try_from(r.leaf_hash.as_slice()).map_err(|_| Error::internal("leaf hash length"))
+}
+
+/// Signs a checkpoint after every `every` events of the log (and at its end), as the server's
+/// checkpoint loop (`audit_checkpoint_every_events`) would have while the log grew: the notes
+/// go to the database and to the external checkpoint file `verify_log` checks. Uses the stored
+/// leaf hashes and a [`MerkleFrontier`], so it costs one pass over the log. Returns how many.
+pub async fn sign_checkpoints_every(kluis: &Kluis, tenant: TenantId, every: u64) -> Result<usize> {
+    let signing = kluis
+        .audit_signing
+        .clone()
+        .ok_or_else(|| Error::internal("no audit signing configured"))?;
+    let (rows, _) = all_rows(kluis, tenant).await?;
+    let every = every.max(1);
+    let now = kluis.now();
+    let mut frontier = MerkleFrontier::default();
+    let mut notes = Vec::new();
+    for (i, r) in rows.iter().enumerate() {
+        frontier.push(hash_of(r)?);
+        let size = i as u64 + 1;
+        if size % every == 0 || size == rows.len() as u64 {
+            let root = frontier.root();
+            let note = signing.signer.sign(&origin(tenant), size, &root)?;
+            notes.push((size as i64, root, note));
+        }
+    }
+    let mut tx = kluis.store.tenant(tenant).begin().await?;
+    let mut file = String::new();
+    for (size, root, note) in &notes {
+        tx.insert_audit_checkpoint(*size, root, note, now).await?;
+        let line = serde_json::to_string(&json!({"size": size, "note": note}))
+            .map_err(|_| Error::internal("checkpoint encoding"))?;
+        file.push_str(&line);
+        file.push('\n');
+    }
+    {
+        use std::io::Write;
+        let path = signing.dir.join(format!("{}.checkpoints", tenant.0));
+        let mut f = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| Error::internal(format!("checkpoint file: {e}")))?;
+        f.write_all(file.as_bytes())
+            .and_then(|_| f.sync_all())
+            .map_err(|e| Error::internal(format!("checkpoint file: {e}")))?;
+    }
+    tx.commit().await?;
+    Ok(notes.len())
+}
+
+/// Copy of the version-1 canonical leaf encoding in `audit.rs` (checked: the recomputed hashes
+/// must equal the stored ones, see [`VerifyBreakdown::mismatches`]).
+#[derive(Serialize)]
+struct LeafV1<'a> {
+    v: u8,
+    tenant: Uuid,
+    seq: i64,
+    at: i64,
+    actor: &'a str,
+    action: &'a str,
+    outcome: &'a str,
+    object_type: Option<&'a str>,
+    object_id: Option<&'a str>,
+    details: &'a Value,
+}
+
+/// Where `verify_log`'s time goes: each stage run on its own over the whole log.
+#[derive(Debug, Default)]
+pub struct VerifyBreakdown {
+    pub events: usize,
+    /// Reading all rows as `verify_log` does (batches of 5000, keyset on `seq`).
+    pub fetch: Duration,
+    pub batches: usize,
+    pub first_batch: Duration,
+    pub last_full_batch: Duration,
+    /// AES-256-GCM open of every event's details.
+    pub decrypt: Duration,
+    /// `serde_json::from_slice::<Value>` of the details.
+    pub parse: Duration,
+    /// Canonical leaf encoding (`serde_json::to_vec` of the leaf struct).
+    pub encode: Duration,
+    /// Alternative encoding: the leaf struct with `details: null`, then the decrypted details
+    /// bytes spliced in (they are already canonical: `audit` seals `serde_json::to_vec` of the
+    /// same sorted map), so no parse and no re-encode of the details.
+    pub encode_spliced: Duration,
+    /// Events whose spliced encoding hashes differently from the stored leaf hash.
+    pub spliced_mismatches: usize,
+    /// SHA-256 leaf hashes of the encodings.
+    pub leaf_hash: Duration,
+    /// Total bytes hashed for the leaves.
+    pub leaf_bytes: usize,
+    /// One `merkle::root` over all leaf hashes.
+    pub root_once: Duration,
+    /// Checkpoints in the external file.
+    pub checkpoints: usize,
+    /// Signature checks of all checkpoint notes.
+    pub signatures: Duration,
+    /// `merkle::root(&leaves[..size])` for every checkpoint, as `verify_log` does. Measured
+    /// on an evenly spread sample of at most 100 checkpoints and scaled by the leaves covered
+    /// (the cost is linear in the size), to keep the bench short.
+    pub checkpoint_roots: Duration,
+    pub checkpoint_roots_sampled: usize,
+    /// The same roots from one pass with a [`MerkleFrontier`].
+    pub checkpoint_roots_incremental: Duration,
+    /// Events whose recomputed leaf hash differs from the stored one (should be 0), plus
+    /// checkpoints whose roots differ between the two methods or from the note.
+    pub mismatches: usize,
+}
+
+/// Runs the stages of `verify_log` one at a time over `tenant`'s log and times each.
+pub async fn verify_breakdown(kluis: &Kluis, tenant: TenantId) -> Result<VerifyBreakdown> {
+    let mut b = VerifyBreakdown::default();
+    let keys = {
+        let mut tx = kluis.store.tenant(tenant).begin_read().await?;
+        kluis.keys(&mut tx).await?
+    };
+
+    let t = Instant::now();
+    let (rows, batch_times) = all_rows(kluis, tenant).await?;
+    b.fetch = t.elapsed();
+    b.events = rows.len();
+    b.batches = batch_times.len();
+    b.first_batch = batch_times.first().copied().unwrap_or_default();
+    // The last call returns nothing; the one before it is the last full-ish batch.
+    b.last_full_batch = batch_times
+        .len()
+        .checked_sub(2)
+        .and_then(|i| batch_times.get(i).copied())
+        .unwrap_or_default();
+
+    let t = Instant::now();
+    let plain: Vec<Vec<u8>> = rows
+        .iter()
+        .map(|r| {
+            keys.open(
+                "audit_events",
+                "details",
+                Uuid::from_u64_pair(0, r.seq as u64),
+                &r.details,
+            )
+        })
+        .collect::<Result<_>>()?;
+    b.decrypt = t.elapsed();
+
+    let t = Instant::now();
+    let details: Vec<Value> = plain
+        .iter()
+        .map(|p| serde_json::from_slice(p).map_err(|_| Error::internal("details json")))
+        .collect::<Result<_>>()?;
+    b.parse = t.elapsed();
+
+    let t = Instant::now();
+    let encoded: Vec<Vec<u8>> = rows
+        .iter()
+        .zip(&details)
+        .map(|(r, d)| {
+            serde_json::to_vec(&LeafV1 {
+                v: 1,
+                tenant: tenant.0,
+                seq: r.seq,
+                at: r.at,
+                actor: &r.actor,
+                action: &r.action,
+                outcome: &r.outcome,
+                object_type: r.object_type.as_deref(),
+                object_id: r.object_id.as_deref(),
+                details: d,
+            })
+            .map_err(|_| Error::internal("leaf encoding"))
+        })
+        .collect::<Result<_>>()?;
+    b.encode = t.elapsed();
+    b.leaf_bytes = encoded.iter().map(Vec::len).sum();
+
+    let t = Instant::now();
+    let spliced: Vec<Vec<u8>> = rows
+        .iter()
+        .zip(&plain)
+        .map(|(r, p)| {
+            let mut out = serde_json::to_vec(&LeafV1 {
+                v: 1,
+                tenant: tenant.0,
+                seq: r.seq,
+                at: r.at,
+                actor: &r.actor,
+                action: &r.action,
+                outcome: &r.outcome,
+                object_type: r.object_type.as_deref(),
+                object_id: r.object_id.as_deref(),
+                details: &Value::Null,
+            })
+            .map_err(|_| Error::internal("leaf encoding"))?;
+            out.truncate(out.len() - b"null}".len());
+            out.extend_from_slice(p);
+            out.push(b'}');
+            Ok(out)
+        })
+        .collect::<Result<_>>()?;
+    b.encode_spliced = t.elapsed();
+    b.spliced_mismatches = rows
+        .iter()
+        .zip(&spliced)
+        .filter(|(r, e)| r.leaf_hash.as_slice() != merkle::leaf_hash(e).as_slice())
+        .count();
+    drop(spliced);
+
+    let t = Instant::now();
+    let leaves: Vec<Hash> = encoded.iter().map(|e| merkle::leaf_hash(e)).collect();
+    b.leaf_hash = t.elapsed();
+    b.mismatches += rows
+        .iter()
+        .zip(&leaves)
+        .filter(|(r, l)| r.leaf_hash.as_slice() != l.as_slice())
+        .count();
+
+    let t = Instant::now();
+    let full_root = merkle::root(&leaves);
+    b.root_once = t.elapsed();
+    std::hint::black_box(full_root);
+
+    // Checkpoints from the external file, as verify_log reads them.
+    let Some(signing) = kluis.audit_signing.as_deref() else {
+        return Ok(b);
+    };
+    let path = signing.dir.join(format!("{}.checkpoints", tenant.0));
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(Error::internal(format!("checkpoint file: {e}"))),
+    };
+    let notes: Vec<String> = text
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .filter_map(|v| v["note"].as_str().map(str::to_owned))
+        .collect();
+    b.checkpoints = notes.len();
+
+    let verifier = signing.signer.verifier();
+    let t = Instant::now();
+    let cps = notes
+        .iter()
+        .map(|n| checkpoint::verify(n, &verifier))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    b.signatures = t.elapsed();
+
+    let covered = |c: &checkpoint::Checkpoint| (c.size as usize).min(leaves.len());
+    let stride = cps.len().div_ceil(100).max(1);
+    let t = Instant::now();
+    let direct: Vec<(usize, Hash)> = cps
+        .iter()
+        .enumerate()
+        .step_by(stride)
+        .map(|(i, c)| (i, merkle::root(&leaves[..covered(c)])))
+        .collect();
+    let sampled = t.elapsed();
+    b.checkpoint_roots_sampled = direct.len();
+    let all: usize = cps.iter().map(covered).sum();
+    let some: usize = direct
+        .iter()
+        .filter_map(|(i, _)| cps.get(*i))
+        .map(covered)
+        .sum();
+    b.checkpoint_roots = sampled.mul_f64(all as f64 / some.max(1) as f64);
+
+    let t = Instant::now();
+    let mut frontier = MerkleFrontier::default();
+    let mut incremental = Vec::with_capacity(cps.len());
+    let mut next = leaves.iter();
+    let mut pushed = 0u64;
+    for c in &cps {
+        while pushed < c.size {
+            let Some(l) = next.next() else { break };
+            frontier.push(*l);
+            pushed += 1;
+        }
+        incremental.push(frontier.root());
+    }
+    b.checkpoint_roots_incremental = t.elapsed();
+
+    b.mismatches += cps
+        .iter()
+        .zip(&incremental)
+        .filter(|(c, i)| **i != c.root)
+        .count();
+    b.mismatches += direct
+        .iter()
+        .filter(|(i, d)| incremental.get(*i) != Some(d))
+        .count();
+    Ok(b)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn frontier_matches_merkle_root() {
+        let leaves: Vec<Hash> = (0u32..300)
+            .map(|i| merkle::leaf_hash(&i.to_be_bytes()))
+            .collect();
+        let mut f = MerkleFrontier::default();
+        assert_eq!(f.root(), merkle::root(&[]));
+        for (i, l) in leaves.iter().enumerate() {
+            f.push(*l);
+            assert_eq!(f.root(), merkle::root(&leaves[..=i]), "size {}", i + 1);
+        }
+    }
+}
