@@ -705,3 +705,14 @@ fn failpoint(action: &str) -> Result<()> {
     }
     Ok(())
 }
+
+/// Test hook (debug builds only): `KLUIS_FAILPOINT=reencrypt-abort` stops a re-encryption after
+/// its first committed batch, as a crash would, so tests can prove it resumes.
+pub(crate) fn failpoint_after_batch() -> Result<()> {
+    if cfg!(debug_assertions)
+        && std::env::var("KLUIS_FAILPOINT").is_ok_and(|f| f == "reencrypt-abort")
+    {
+        return Err(Error::internal("failpoint: re-encryption aborted"));
+    }
+    Ok(())
+}

@@ -294,7 +294,7 @@ pub async fn sign_checkpoints_every(kluis: &Kluis, tenant: TenantId, every: u64)
     for (i, r) in rows.iter().enumerate() {
         frontier.push(hash_of(r)?);
         let size = i as u64 + 1;
-        if size % every == 0 || size == rows.len() as u64 {
+        if size.is_multiple_of(every) || size == rows.len() as u64 {
             let root = frontier.root();
             let note = signing.signer.sign(&origin(tenant), size, &root)?;
             notes.push((size as i64, root, note));

@@ -28,7 +28,12 @@ pub const DEK_ROTATE_AFTER: i64 = 1 << 31;
 
 /// Unwrapped keys are cached this long, so KEK use stays rare but a change made by another
 /// node (rotation, shredding) is picked up within minutes.
-const CACHE_TTL: Duration = Duration::from_secs(300);
+const CACHE_TTL: Duration = Duration::from_secs(60);
+
+/// Within this window a cached entry is used as is; after it, one cheap query checks that no
+/// newer data-key version exists. A data-key rotation waits longer than this before writing
+/// values under the new version, so every server can read them by then.
+pub const CACHE_REVALIDATE: Duration = Duration::from_secs(2);
 
 /// The KEKs this process can use: the primary wraps, any of them unwraps (by `kek_id`), so a
 /// KEK rotation can proceed tenant by tenant and resume after a crash.
@@ -70,6 +75,8 @@ pub(crate) struct TenantKeys {
     ring: KeyRing,
     index: BlindIndexKey,
     current_sealed: i64,
+    /// Highest data-key version in the ring (for cache validation).
+    max_version: i64,
 }
 
 fn wrap_aad(tenant: TenantId, purpose: &str) -> Vec<u8> {
@@ -164,19 +171,42 @@ impl TenantKeys {
 
 #[derive(Default)]
 pub(crate) struct KeyCache {
-    entries: Mutex<HashMap<TenantId, (Instant, Arc<TenantKeys>)>>,
+    entries: Mutex<HashMap<TenantId, CacheEntry>>,
+}
+
+/// (loaded at, last validated at, keys)
+type CacheEntry = (Instant, Instant, Arc<TenantKeys>);
+
+enum Cached {
+    Fresh(Arc<TenantKeys>),
+    Validate(Arc<TenantKeys>),
+    Miss,
 }
 
 impl KeyCache {
-    fn get(&self, t: TenantId) -> Option<Arc<TenantKeys>> {
-        let map = self.entries.lock().ok()?;
-        map.get(&t)
-            .filter(|(at, _)| at.elapsed() < CACHE_TTL)
-            .map(|(_, k)| k.clone())
+    fn get(&self, t: TenantId) -> Cached {
+        let Ok(map) = self.entries.lock() else {
+            return Cached::Miss;
+        };
+        match map.get(&t) {
+            Some((loaded, _, _)) if loaded.elapsed() >= CACHE_TTL => Cached::Miss,
+            Some((_, validated, k)) if validated.elapsed() < CACHE_REVALIDATE => {
+                Cached::Fresh(k.clone())
+            }
+            Some((_, _, k)) => Cached::Validate(k.clone()),
+            None => Cached::Miss,
+        }
+    }
+    fn validated(&self, t: TenantId) {
+        if let Ok(mut map) = self.entries.lock()
+            && let Some(e) = map.get_mut(&t)
+        {
+            e.1 = Instant::now();
+        }
     }
     fn put(&self, t: TenantId, k: Arc<TenantKeys>) {
         if let Ok(mut map) = self.entries.lock() {
-            map.insert(t, (Instant::now(), k));
+            map.insert(t, (Instant::now(), Instant::now(), k));
         }
     }
     pub(crate) fn evict(&self, t: TenantId) {
@@ -379,8 +409,15 @@ impl Kluis {
     /// The tenant's keys, unwrapped (cached briefly).
     pub(crate) async fn keys(&self, tx: &mut TenantTx) -> Result<Arc<TenantKeys>> {
         let tenant = tx.tenant();
-        if let Some(k) = self.key_cache.get(tenant) {
-            return Ok(k);
+        match self.key_cache.get(tenant) {
+            Cached::Fresh(k) => return Ok(k),
+            Cached::Validate(k) => {
+                if tx.data_key_version().await? == k.max_version {
+                    self.key_cache.validated(tenant);
+                    return Ok(k);
+                }
+            }
+            Cached::Miss => {}
         }
         let (root, _) = self.load_root(tenant)?;
         let root = root_kms(&root);
@@ -411,12 +448,14 @@ impl Kluis {
                 "no data keys: shredded or never provisioned",
             ));
         };
+        let max_version = ring.versions().into_iter().max().map_or(0, i64::from);
         let keys = Arc::new(TenantKeys {
             root,
             tenant,
             ring,
             index,
             current_sealed,
+            max_version,
         });
         self.key_cache.put(tenant, keys.clone());
         Ok(keys)
@@ -503,5 +542,123 @@ impl Kluis {
         self.key_cache.evict(tenant);
         tx.commit().await?;
         Ok(())
+    }
+}
+
+/// Progress of a data-key re-encryption.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct ReencryptProgress {
+    pub current_version: i64,
+    pub rows_seen: u64,
+    pub values_resealed: u64,
+}
+
+impl TenantKeys {
+    /// True if `sealed` is not under the current data key version.
+    fn stale(&self, sealed: &[u8]) -> bool {
+        envelope::sealed_key_version(sealed)
+            .map_or(true, |v| i64::from(v) != self.current_version())
+    }
+
+    fn reseal(&self, table: &str, column: &str, record: Uuid, sealed: &[u8]) -> Result<Vec<u8>> {
+        let plain = self.open(table, column, record, sealed)?;
+        self.seal(table, column, record, &plain)
+    }
+}
+
+impl Kluis {
+    /// Starts a data-key rotation: a new version becomes current for every new value. Returns
+    /// the new version. Follow with [`Kluis::reencrypt_tenant`].
+    pub async fn rotate_data_key(&self, tenant: TenantId) -> Result<i64> {
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let version = keys.current_version() + 1;
+        let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
+        let dek = DataKey::generate(v)?;
+        tx.insert_tenant_key(
+            "data",
+            version,
+            &keys.root.wrap(&dek, &wrap_aad(tenant, "data"))?,
+            ROOT_WRAPPED,
+            self.now(),
+        )
+        .await?;
+        self.key_cache.evict(tenant);
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event::ok("keys.rotate_dek", "tenant_keys", tenant)
+            .with(serde_json::json!({"version": version}));
+        self.audit(
+            &mut tx,
+            &keys,
+            "console",
+            &crate::RequestContext::default(),
+            ev,
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(version)
+    }
+
+    /// Re-encrypts every sealed user and session value not yet under the current data key, in
+    /// batches of `batch` rows, one transaction per batch, while the server keeps serving (reads
+    /// use every key version; each batch commits on its own). Idempotent, so an interrupted run is
+    /// resumed by running it again. Audit events keep the key version they were written with
+    /// (they are append-only); retired versions stay available for reading them.
+    pub async fn reencrypt_tenant(
+        &self,
+        tenant: TenantId,
+        batch: i64,
+        mut progress: impl FnMut(&ReencryptProgress),
+    ) -> Result<ReencryptProgress> {
+        self.key_cache.evict(tenant);
+        let mut p = ReencryptProgress::default();
+        let mut after_user = None;
+        loop {
+            let mut tx = self.store.tenant(tenant).begin().await?;
+            let keys = self.keys(&mut tx).await?;
+            p.current_version = keys.current_version();
+            let rows = tx.list_users(after_user, batch).await?;
+            let Some(last) = rows.last() else { break };
+            after_user = Some(last.id);
+            let mut n = 0;
+            for r in &rows {
+                if keys.stale(&r.email) || keys.stale(&r.display_name) {
+                    let email = keys.reseal("users", "email", r.id.0, &r.email)?;
+                    let name = keys.reseal("users", "display_name", r.id.0, &r.display_name)?;
+                    tx.reseal_user(r.id, &email, &name).await?;
+                    n += 2;
+                }
+            }
+            self.count_sealed(&mut tx, &keys, n).await?;
+            tx.commit().await?;
+            p.rows_seen += rows.len() as u64;
+            p.values_resealed += n as u64;
+            progress(&p);
+            crate::audit::failpoint_after_batch()?;
+        }
+        let mut after_session = None;
+        loop {
+            let mut tx = self.store.tenant(tenant).begin().await?;
+            let keys = self.keys(&mut tx).await?;
+            let rows = tx.sessions_batch(after_session, batch).await?;
+            let Some(last) = rows.last() else { break };
+            after_session = Some(last.id);
+            let mut n = 0;
+            for r in &rows {
+                if keys.stale(&r.ip) || keys.stale(&r.user_agent) {
+                    let ip = keys.reseal("sessions", "ip", r.id.0, &r.ip)?;
+                    let ua = keys.reseal("sessions", "user_agent", r.id.0, &r.user_agent)?;
+                    tx.reseal_session(r.id, &ip, &ua).await?;
+                    n += 2;
+                }
+            }
+            self.count_sealed(&mut tx, &keys, n).await?;
+            tx.commit().await?;
+            p.rows_seen += rows.len() as u64;
+            p.values_resealed += n as u64;
+            progress(&p);
+            crate::audit::failpoint_after_batch()?;
+        }
+        Ok(p)
     }
 }

@@ -690,3 +690,81 @@ impl TenantTx {
         .rows_affected()))
     }
 }
+
+impl TenantTx {
+    /// Replaces a user's sealed columns (data-key rotation re-encrypts them).
+    pub async fn reseal_user(
+        &mut self,
+        id: UserId,
+        email: &[u8],
+        display_name: &[u8],
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE users SET email = $3, display_name = $4 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(email)
+        .bind(display_name)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Sessions in id order after `after`, including ended ones (for re-encryption).
+    pub async fn sessions_batch(
+        &mut self,
+        after: Option<SessionId>,
+        limit: i64,
+    ) -> Result<Vec<SessionRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn reseal_session(
+        &mut self,
+        id: SessionId,
+        ip: &[u8],
+        user_agent: &[u8],
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE sessions SET ip = $3, user_agent = $4 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(ip)
+        .bind(user_agent)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+}
+
+impl TenantTx {
+    /// Highest data-key version (0 if none): lets a cache check it is still current.
+    pub async fn data_key_version(&mut self) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+            "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'"
+        )
+        .bind(t)
+        .fetch_one(c)
+        .await?
+        }))
+    }
+}

@@ -272,6 +272,55 @@ pub enum KeysCmd {
     /// Replace the local key-encryption key: re-wraps every tenant key under a new KEK (no data
     /// is re-encrypted). Resumable: if interrupted, run it again.
     RotateKek,
+    /// New data-key version for a tenant, then re-encrypt its data online in batches.
+    RotateDek {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+    /// Finish (or resume after a crash) re-encrypting a tenant's data under its current data key.
+    Reencrypt {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long, default_value_t = 500)]
+        batch: i64,
+    },
+}
+
+pub async fn keys(kluis: &Kluis, cmd: KeysCmd) -> anyhow::Result<()> {
+    let (tenant, batch, rotate) = match cmd {
+        KeysCmd::RotateDek { tenant, batch } => (tenant, batch, true),
+        KeysCmd::Reencrypt { tenant, batch } => (tenant, batch, false),
+        KeysCmd::RotateKek => bail!("rotate-kek is handled separately"),
+    };
+    if !(1..=100_000).contains(&batch) {
+        bail!("--batch must be between 1 and 100000");
+    }
+    let id = log_id(kluis, &tenant).await?;
+    if rotate {
+        let v = kluis.rotate_data_key(id).await?;
+        // Give every server time to notice the new version before values appear under it.
+        let wait = kluis_core::keys::CACHE_REVALIDATE + std::time::Duration::from_secs(1);
+        eprintln!(
+            "data key version {v} is now current for {tenant}; re-encrypting in {}s",
+            wait.as_secs()
+        );
+        tokio::time::sleep(wait).await;
+    }
+    let p = kluis
+        .reencrypt_tenant(id, batch, |p| {
+            eprintln!(
+                "  {} rows checked, {} values re-encrypted",
+                p.rows_seen, p.values_resealed
+            )
+        })
+        .await?;
+    println!(
+        "re-encrypted {} values of {tenant} under data key version {}",
+        p.values_resealed, p.current_version
+    );
+    Ok(())
 }
 
 pub async fn rotate_kek(kluis: &Kluis, kek_path: &std::path::Path) -> anyhow::Result<()> {

@@ -121,7 +121,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
                 Command::Audit(c) => commands::audit(&kluis, c).await,
-                Command::Serve { .. } | Command::Openapi | Command::Keys(_) => Ok(()),
+                Command::Keys(c) => commands::keys(&kluis, c).await,
+                Command::Serve { .. } | Command::Openapi => Ok(()),
             };
             kluis.store().close().await;
             r
