@@ -662,3 +662,32 @@ impl Kluis {
         Ok(p)
     }
 }
+
+/// The age of a tenant's current data key.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyAge {
+    pub tenant: TenantId,
+    pub version: i64,
+    pub created_at_ms: i64,
+    pub age_days: i64,
+    pub sealed_count: i64,
+}
+
+impl Kluis {
+    /// Current data-key age of one log (tenant or platform).
+    pub async fn data_key_age(&self, tenant: TenantId) -> Result<Option<KeyAge>> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let rows = tx.tenant_keys().await?;
+        Ok(rows
+            .into_iter()
+            .filter(|r| r.purpose == "data" && r.state == "active")
+            .max_by_key(|r| r.version)
+            .map(|r| KeyAge {
+                tenant,
+                version: r.version,
+                created_at_ms: r.created_at,
+                age_days: (self.now() - r.created_at) / 86_400_000,
+                sealed_count: r.sealed_count,
+            }))
+    }
+}

@@ -519,3 +519,75 @@ pub async fn audit(kluis: &Kluis, cmd: AuditCmd) -> anyhow::Result<()> {
         }
     }
 }
+
+/// `kluis doctor`: checks that can be made from the configuration and the database. Each line
+/// says PASS, WARN or FAIL; any FAIL makes the command fail.
+pub async fn doctor(kluis: &Kluis, cfg: &crate::config::Config) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut failed = 0;
+    let mut line = |ok: Option<bool>, what: String| {
+        let tag = match ok {
+            Some(true) => "PASS",
+            Some(false) => {
+                failed += 1;
+                "FAIL"
+            }
+            None => "WARN",
+        };
+        println!("{tag}  {what}");
+    };
+    // Key-encryption key.
+    if cfg.kms == "pkcs11" {
+        line(
+            Some(true),
+            "key-encryption key is held in a PKCS#11 token (non-extractable)".into(),
+        );
+    } else {
+        let mode = std::fs::metadata(cfg.kek_path())
+            .map(|m| m.permissions().mode() & 0o777)
+            .unwrap_or(0o777);
+        line(
+            Some(mode & 0o077 == 0),
+            format!(
+                "local key-encryption key {} has mode {mode:o}",
+                cfg.kek_path().display()
+            ),
+        );
+        line(
+            None,
+            "the key-encryption key is a local file; an HSM (kms = \"pkcs11\") is stronger".into(),
+        );
+    }
+    // TLS.
+    line(
+        Some(true),
+        "TLS 1.2 and 1.3 only, AEAD cipher suites only (rustls)".into(),
+    );
+    if cfg.tls_cert.is_none() {
+        line(
+            None,
+            "serving a self-signed certificate; configure tls_cert/tls_key for production".into(),
+        );
+    }
+    // Data-key age, per log.
+    let max = i64::try_from(cfg.key_max_age_days).unwrap_or(i64::MAX);
+    for (name, id) in all_logs(kluis).await? {
+        match kluis.data_key_age(id).await? {
+            Some(age) => line(
+                Some(age.age_days <= max),
+                format!(
+                    "{name}: data key v{} is {} days old (policy {max} days; rotate with `kluis keys rotate-dek --tenant {name}`), {} values sealed",
+                    age.version, age.age_days, age.sealed_count
+                ),
+            ),
+            None => line(
+                Some(false),
+                format!("{name}: no data key (shredded or never provisioned)"),
+            ),
+        }
+    }
+    if failed > 0 {
+        bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}

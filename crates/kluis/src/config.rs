@@ -31,6 +31,8 @@ pub struct Config {
     pub http_redirect_listen: Option<SocketAddr>,
     /// Where the key-encryption key lives: `local` (a key file) or `pkcs11` (an HSM token).
     pub kms: String,
+    /// Data keys older than this make the server warn and `kluis doctor` fail.
+    pub key_max_age_days: u64,
     /// Key-encryption key file (256-bit, mode 0600); default data_dir/keys/kek.key.
     pub kek_file: Option<PathBuf>,
     /// PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
@@ -68,6 +70,7 @@ impl Default for Config {
             tls_key: None,
             http_redirect_listen: None,
             kms: "local".into(),
+            key_max_age_days: 90,
             kek_file: None,
             pkcs11_module: None,
             pkcs11_token_label: None,
@@ -108,6 +111,7 @@ const ENV_KEYS: &[&str] = &[
     "audit_checkpoint_interval_secs",
     "audit_checkpoint_every_events",
     "kms",
+    "key_max_age_days",
     "pkcs11_module",
     "pkcs11_token_label",
     "pkcs11_key_label",

@@ -63,6 +63,8 @@ enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Check the hardening of this installation; exits non-zero if a check fails.
+    Doctor,
     /// Print the OpenAPI document.
     Openapi,
 }
@@ -101,6 +103,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(listen))?;
             serve::run(cfg).await
         }
+        Command::Doctor => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
+            let kluis = serve::open(&cfg).await?;
+            let r = commands::doctor(&kluis, &cfg).await;
+            kluis.store().close().await;
+            r
+        }
         Command::Openapi => {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
@@ -122,7 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
                 Command::Audit(c) => commands::audit(&kluis, c).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
-                Command::Serve { .. } | Command::Openapi => Ok(()),
+                Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
             };
             kluis.store().close().await;
             r

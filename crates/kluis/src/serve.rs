@@ -255,6 +255,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
         cfg.audit_checkpoint_every_events,
     ));
+    tokio::spawn(key_age_warnings(kluis.clone(), cfg.key_max_age_days));
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -334,5 +335,38 @@ async fn redirect_listener(addr: SocketAddr, https_port: u16, handle: Handle<Soc
             let _ = axum::serve(l, app).with_graceful_shutdown(shutdown).await;
         }
         Err(e) => tracing::error!(%addr, error = %e, "cannot bind redirect listener"),
+    }
+}
+
+/// Warns (daily, and at start) about tenants whose current data key is older than the policy.
+async fn key_age_warnings(kluis: Kluis, max_days: u64) {
+    let max = i64::try_from(max_days).unwrap_or(i64::MAX);
+    let mut tick = tokio::time::interval(Duration::from_secs(86_400));
+    loop {
+        tick.tick().await;
+        let mut cursor = None;
+        loop {
+            let Ok(page) = kluis
+                .list_tenants(
+                    &kluis_core::tenants::PlatformActor::console(),
+                    cursor.as_deref(),
+                    Some(200),
+                )
+                .await
+            else {
+                break;
+            };
+            for t in &page.items {
+                if let Ok(Some(age)) = kluis.data_key_age(t.id).await
+                    && age.age_days > max
+                {
+                    tracing::warn!(tenant = %t.slug, version = age.version, age_days = age.age_days, max_days, "data key older than the rotation policy; run `kluis keys rotate-dek`");
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
     }
 }

@@ -453,3 +453,38 @@ async fn dek_rotation_is_online_and_resumable() {
         .await;
     assert_eq!(ev["items"].as_array().unwrap().len(), 1);
 }
+
+/// `kluis doctor` fails when a data key is older than the rotation policy, and passes again
+/// after a rotation.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn doctor_enforces_the_key_age_policy() {
+    let s = Server::start(Backend::Sqlite).await;
+    tenant_fixture(&s, "oud").await;
+    let out = s.cli(&["doctor"], None);
+    assert!(
+        out.contains("PASS  oud: data key v1 is 0 days old"),
+        "{out}"
+    );
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.sqlite_path().display()))
+        .await
+        .unwrap();
+    sqlx::query(
+        "UPDATE tenant_keys SET created_at = created_at - 91 * 86400000 WHERE purpose = 'data'",
+    )
+    .execute(&db)
+    .await
+    .unwrap();
+    db.close().await;
+    let (ok, out, err) = s.cli_raw(&["doctor"], None);
+    assert!(
+        !ok && out.contains("FAIL  oud: data key v1 is 91 days old") && err.contains("failed"),
+        "{out}{err}"
+    );
+    s.cli(&["keys", "rotate-dek", "--tenant", "oud"], None);
+    s.cli(&["keys", "rotate-dek", "--tenant", "platform"], None);
+    let out = s.cli(&["doctor"], None);
+    assert!(
+        out.contains("PASS  oud: data key v2 is 0 days old"),
+        "{out}"
+    );
+}
