@@ -509,9 +509,10 @@ impl Kluis {
             return Ok(report);
         }
         // External checkpoints (the file is authoritative; the database copy may be forged).
+        // Roots are computed in one incremental pass over the leaves, in checkpoint order.
         if let Some(signing) = &self.audit_signing {
             let verifier = signing.signer.verifier();
-            let mut prev_size = 0;
+            let mut cps = Vec::new();
             for (size, note) in read_checkpoint_file(&signing.dir, tenant)? {
                 report.checkpoints_checked += 1;
                 let cp = checkpoint::verify(&note, &verifier).map_err(|_| {
@@ -521,27 +522,40 @@ impl Kluis {
                         format!("checkpoint at size {size} has no valid signature"),
                     )
                 })?;
-                let n = usize::try_from(cp.size).unwrap_or(usize::MAX);
-                if n > leaves.len() {
+                cps.push(cp);
+            }
+            cps.sort_by_key(|c| c.size);
+            let mut frontier = merkle::Frontier::default();
+            let mut leaf_iter = leaves.iter();
+            let mut prev_size = 0i64;
+            for cp in cps {
+                if cp.size > leaves.len() as u64 {
                     report.first_broken = Some((
                         leaves.len() as i64,
                         format!(
-                            "a signed checkpoint covers {n} events but only {} are stored: history was truncated",
+                            "a signed checkpoint covers {} events but only {} are stored: history was truncated",
+                            cp.size,
                             leaves.len()
                         ),
                     ));
                     return Ok(report);
                 }
-                if merkle::root(&leaves[..n]) != cp.root {
+                while frontier.size() < cp.size {
+                    if let Some(l) = leaf_iter.next() {
+                        frontier.push(*l);
+                    }
+                }
+                if frontier.root() != cp.root {
                     report.first_broken = Some((
                         prev_size,
                         format!(
-                            "history was rewritten: the events between {prev_size} and {n} do not match the signed checkpoint at size {n}"
+                            "history was rewritten: the events between {prev_size} and {} do not match the signed checkpoint at size {}",
+                            cp.size, cp.size
                         ),
                     ));
                     return Ok(report);
                 }
-                prev_size = n as i64;
+                prev_size = cp.size as i64;
             }
         }
         Ok(report)

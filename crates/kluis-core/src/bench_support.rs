@@ -215,41 +215,8 @@ pub async fn profile_write(
     Ok(p)
 }
 
-/// RFC 6962 tree hash of a growing prefix, in O(log n) per leaf: the roots of the perfect
-/// subtrees of the binary decomposition of the size, largest first. The tree hash of the
-/// prefix folds them right to left (RFC 6962 splits at the largest power of two below n, so
-/// the left part is always one perfect subtree).
-#[derive(Default)]
-pub struct MerkleFrontier {
-    /// (subtree size, subtree root), sizes strictly decreasing powers of two.
-    stack: Vec<(u64, Hash)>,
-}
-
-impl MerkleFrontier {
-    pub fn push(&mut self, leaf: Hash) {
-        let mut node = (1u64, leaf);
-        while let Some(&(size, left)) = self.stack.last() {
-            if size != node.0 {
-                break;
-            }
-            self.stack.pop();
-            node = (size * 2, merkle::node_hash(&left, &node.1));
-        }
-        self.stack.push(node);
-    }
-
-    /// Tree hash of everything pushed so far (`merkle::root` of the same leaves).
-    pub fn root(&self) -> Hash {
-        let mut it = self.stack.iter().rev();
-        let Some(&(_, mut acc)) = it.next() else {
-            return merkle::empty_root();
-        };
-        for (_, left) in it {
-            acc = merkle::node_hash(left, &acc);
-        }
-        acc
-    }
-}
+/// The incremental tree head now lives in `kluis_crypto::merkle::Frontier`.
+pub type MerkleFrontier = merkle::Frontier;
 
 fn origin(tenant: TenantId) -> String {
     format!("kluis.audit/{}", tenant.0)

@@ -252,9 +252,62 @@ pub fn verify_consistency(
     )
 }
 
+/// Incremental RFC 6962 tree head: push leaf hashes one by one and read the root of everything
+/// pushed so far in O(log n), so checking many checkpoints of one log is a single pass.
+#[derive(Debug, Clone, Default)]
+pub struct Frontier {
+    /// (subtree size, subtree root) of the perfect subtrees, sizes strictly decreasing.
+    stack: Vec<(u64, Hash)>,
+    size: u64,
+}
+
+impl Frontier {
+    pub fn push(&mut self, leaf: Hash) {
+        let mut node = (1u64, leaf);
+        while let Some(&(size, left)) = self.stack.last() {
+            if size != node.0 {
+                break;
+            }
+            self.stack.pop();
+            node = (size * 2, node_hash(&left, &node.1));
+        }
+        self.stack.push(node);
+        self.size += 1;
+    }
+
+    /// Number of leaves pushed.
+    pub fn size(&self) -> u64 {
+        self.size
+    }
+
+    /// The tree hash of the leaves pushed so far (equal to [`root`] of the same leaves).
+    pub fn root(&self) -> Hash {
+        let mut it = self.stack.iter().rev();
+        let Some(&(_, mut acc)) = it.next() else {
+            return empty_root();
+        };
+        for (_, left) in it {
+            acc = node_hash(left, &acc);
+        }
+        acc
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn frontier_matches_root_for_every_size() {
+        let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        let mut f = Frontier::default();
+        assert_eq!(f.root(), root(&[]));
+        for (i, l) in leaves.iter().enumerate() {
+            f.push(*l);
+            assert_eq!(f.size(), i as u64 + 1);
+            assert_eq!(f.root(), root(&leaves[..=i]), "size {}", i + 1);
+        }
+    }
+
     use super::*;
 
     fn leaves(n: usize) -> Vec<Hash> {
