@@ -430,8 +430,7 @@ impl Kluis {
         if size == 0 || !due {
             return Ok(None);
         }
-        let leaves = leaf_hashes(&mut tx, size).await?;
-        let root = merkle::root(&leaves);
+        let root = tree_root(&mut tx, size).await?;
         let note = signing.signer.sign(&origin(tenant), size as u64, &root)?;
         tx.insert_audit_checkpoint(size, &root, &note, self.now())
             .await?;
@@ -447,6 +446,7 @@ impl Kluis {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let head = tx.audit_size().await?;
+        let (truncated, range, marker) = tx.audit_truncation().await?;
         let mut rows = Vec::new();
         let mut after = None;
         loop {
@@ -463,9 +463,25 @@ impl Kluis {
             checkpoints_checked: 0,
             first_broken: None,
         };
+        // Expired prefix: the signed marker must cover exactly the recorded compact range.
+        let mut frontier = merkle::Frontier::default();
+        if truncated > 0 {
+            match self.check_truncation_marker(
+                tenant,
+                truncated,
+                range.as_deref(),
+                marker.as_deref(),
+            ) {
+                Ok(f) => frontier = f,
+                Err(why) => {
+                    report.first_broken = Some((truncated, why));
+                    return Ok(report);
+                }
+            }
+        }
         let mut leaves: Vec<Hash> = Vec::with_capacity(rows.len());
         for (i, r) in rows.iter().enumerate() {
-            let expected = i as i64;
+            let expected = truncated + i as i64;
             if r.seq != expected {
                 report.first_broken = Some((
                     expected,
@@ -498,23 +514,23 @@ impl Kluis {
             }
             leaves.push(leaf);
         }
-        if head != rows.len() as i64 {
-            let seq = rows.len() as i64;
+        let stored_end = truncated + rows.len() as i64;
+        if head != stored_end {
             report.first_broken = Some((
-                seq,
+                stored_end,
                 format!(
-                    "the log counter says {head} events but {seq} are stored: events from {seq} were deleted"
+                    "the log counter says {head} events but {stored_end} are accounted for: events from {stored_end} were deleted"
                 ),
             ));
             return Ok(report);
         }
         // External checkpoints (the file is authoritative; the database copy may be forged).
-        // Roots are computed in one incremental pass over the leaves, in checkpoint order.
+        // Roots are computed in one incremental pass over the leaves, in checkpoint order;
+        // checkpoints older than the retention point cannot be recomputed and are skipped.
         if let Some(signing) = &self.audit_signing {
             let verifier = signing.signer.verifier();
             let mut cps = Vec::new();
             for (size, note) in read_checkpoint_file(&signing.dir, tenant)? {
-                report.checkpoints_checked += 1;
                 let cp = checkpoint::verify(&note, &verifier).map_err(|_| {
                     Error::new(
                         ErrorKind::Internal,
@@ -522,27 +538,43 @@ impl Kluis {
                         format!("checkpoint at size {size} has no valid signature"),
                     )
                 })?;
+                if cp.origin == truncation_origin(tenant) {
+                    continue; // checked through the database marker above
+                }
+                if cp.origin != origin(tenant) {
+                    return Err(Error::new(
+                        ErrorKind::Internal,
+                        "checkpoint_invalid",
+                        format!(
+                            "checkpoint at size {size} belongs to another log ({})",
+                            cp.origin
+                        ),
+                    ));
+                }
+                if (cp.size as i64) < truncated {
+                    continue;
+                }
+                report.checkpoints_checked += 1;
                 cps.push(cp);
             }
             cps.sort_by_key(|c| c.size);
-            let mut frontier = merkle::Frontier::default();
             let mut leaf_iter = leaves.iter();
-            let mut prev_size = 0i64;
+            let mut prev_size = truncated;
             for cp in cps {
-                if cp.size > leaves.len() as u64 {
+                if cp.size as i64 > stored_end {
                     report.first_broken = Some((
-                        leaves.len() as i64,
+                        stored_end,
                         format!(
-                            "a signed checkpoint covers {} events but only {} are stored: history was truncated",
-                            cp.size,
-                            leaves.len()
+                            "a signed checkpoint covers {} events but only {stored_end} exist: history was truncated",
+                            cp.size
                         ),
                     ));
                     return Ok(report);
                 }
                 while frontier.size() < cp.size {
-                    if let Some(l) = leaf_iter.next() {
-                        frontier.push(*l);
+                    match leaf_iter.next() {
+                        Some(l) => frontier.push(*l),
+                        None => break,
                     }
                 }
                 if frontier.root() != cp.root {
@@ -559,6 +591,109 @@ impl Kluis {
             }
         }
         Ok(report)
+    }
+
+    /// Checks a truncation marker: a note signed by the audit key whose size is the truncation
+    /// point and whose root is the root of the recorded compact range.
+    fn check_truncation_marker(
+        &self,
+        tenant: TenantId,
+        truncated: i64,
+        range: Option<&str>,
+        marker: Option<&str>,
+    ) -> std::result::Result<merkle::Frontier, String> {
+        let signing = self.audit_signing().map_err(|e| e.message)?;
+        let (Some(range), Some(marker)) = (range, marker) else {
+            return Err(format!(
+                "events before {truncated} are gone but there is no signed truncation marker"
+            ));
+        };
+        let cp = checkpoint::verify(marker, &signing.signer.verifier())
+            .map_err(|_| "the truncation marker has no valid signature".to_owned())?;
+        if cp.origin != truncation_origin(tenant) || cp.size as i64 != truncated {
+            return Err(format!(
+                "the truncation marker is for another log or point (signed for {} events, recorded {truncated})",
+                cp.size
+            ));
+        }
+        let frontier = parse_range(range)
+            .ok_or_else(|| "the recorded compact range is unreadable".to_owned())?;
+        if frontier.size() as i64 != truncated || frontier.root() != cp.root {
+            return Err(
+                "the recorded compact range does not match the signed truncation marker".into(),
+            );
+        }
+        Ok(frontier)
+    }
+
+    /// Retention: removes events older than `cutoff_ms` from the start of the log, but only as
+    /// far as a signed checkpoint reaches, and records a signed "truncated before N" marker so
+    /// verification still passes. The expiry is itself an audit event. Returns the new point.
+    pub async fn expire_log(&self, tenant: TenantId, cutoff_ms: i64) -> Result<Option<i64>> {
+        let signing = self.audit_signing()?;
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let (truncated, range, _) = tx.audit_truncation().await?;
+        let last_cp = tx
+            .audit_checkpoints()
+            .await?
+            .last()
+            .map(|c| c.size)
+            .unwrap_or(0);
+        let mut frontier = match (truncated, range.as_deref()) {
+            (0, _) => merkle::Frontier::default(),
+            (_, Some(r)) => {
+                parse_range(r).ok_or_else(|| Error::internal("compact range unreadable"))?
+            }
+            (_, None) => return Err(Error::internal("truncation point without compact range")),
+        };
+        let mut point = truncated;
+        let mut after = None;
+        'scan: loop {
+            let batch = tx
+                .audit_events(after, 5000, &AuditFilter::default())
+                .await?;
+            let Some(last) = batch.last() else { break };
+            after = Some(last.seq);
+            for r in batch {
+                if r.at >= cutoff_ms || r.seq >= last_cp || r.seq != point {
+                    break 'scan;
+                }
+                frontier.push(
+                    <Hash>::try_from(r.leaf_hash.as_slice())
+                        .map_err(|_| Error::internal("stored leaf hash has the wrong length"))?,
+                );
+                point += 1;
+            }
+        }
+        if point == truncated {
+            return Ok(None);
+        }
+        let note =
+            signing
+                .signer
+                .sign(&truncation_origin(tenant), point as u64, &frontier.root())?;
+        let range = serde_json::to_string(
+            &frontier
+                .compact_range()
+                .iter()
+                .map(|(n, h)| (n, hex::encode(h)))
+                .collect::<Vec<_>>(),
+        )
+        .map_err(|_| Error::internal("compact range encoding"))?;
+        let removed = tx.truncate_audit_log(point, &range, &note).await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event {
+            action: "audit.expire",
+            success: true,
+            object_type: Some("audit_log"),
+            object_id: None,
+            details: json!({"truncated_before": point, "removed": removed}),
+        };
+        self.audit(&mut tx, &keys, "retention", &RequestContext::default(), ev)
+            .await?;
+        append_checkpoint_file(&signing.dir, tenant, point, &note)?;
+        tx.commit().await?;
+        Ok(Some(point))
     }
 
     /// Inclusion proof of event `seq` in the tree of size `size` (default: current size).
@@ -617,7 +752,70 @@ fn origin(tenant: TenantId) -> String {
     format!("kluis.audit/{}", tenant.0)
 }
 
+/// Origin line of truncation markers (distinct from checkpoints of the same log).
+fn truncation_origin(tenant: TenantId) -> String {
+    format!("kluis.audit/{}/truncated", tenant.0)
+}
+
+fn parse_range(json: &str) -> Option<merkle::Frontier> {
+    let pairs: Vec<(u64, String)> = serde_json::from_str(json).ok()?;
+    let mut range = Vec::with_capacity(pairs.len());
+    for (n, h) in pairs {
+        range.push((n, <Hash>::try_from(hex::decode(h).ok()?.as_slice()).ok()?));
+    }
+    merkle::Frontier::from_compact_range(range).ok()
+}
+
+/// Root of the first `size` events, continuing from the retention marker's compact range.
+async fn tree_root(tx: &mut TenantTx, size: i64) -> Result<Hash> {
+    let (truncated, range, _) = tx.audit_truncation().await?;
+    let mut frontier = match (truncated, range.as_deref()) {
+        (0, _) => merkle::Frontier::default(),
+        (_, Some(r)) => {
+            parse_range(r).ok_or_else(|| Error::internal("compact range unreadable"))?
+        }
+        (_, None) => return Err(Error::internal("truncation point without compact range")),
+    };
+    let mut after = None;
+    while (frontier.size() as i64) < size {
+        let batch = tx
+            .audit_events(after, 5000, &AuditFilter::default())
+            .await?;
+        let Some(last) = batch.last() else { break };
+        after = Some(last.seq);
+        for r in batch {
+            if frontier.size() as i64 >= size {
+                break;
+            }
+            frontier.push(
+                <Hash>::try_from(r.leaf_hash.as_slice())
+                    .map_err(|_| Error::internal("stored leaf hash has the wrong length"))?,
+            );
+        }
+    }
+    if (frontier.size() as i64) < size {
+        return Err(Error::validation(
+            "size",
+            "size_out_of_range",
+            "the log is smaller than that",
+        ));
+    }
+    Ok(frontier.root())
+}
+
+/// All leaf hashes of the first `size` events (for proofs). Not available once retention has
+/// removed the start of the log: proofs then need the events' own export.
 async fn leaf_hashes(tx: &mut TenantTx, size: i64) -> Result<Vec<Hash>> {
+    let (truncated, _, _) = tx.audit_truncation().await?;
+    if truncated > 0 {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "proof_unavailable",
+            format!(
+                "events before {truncated} have expired; proofs over them are no longer possible"
+            ),
+        ));
+    }
     let mut leaves = Vec::new();
     let mut after = None;
     while (leaves.len() as i64) < size {

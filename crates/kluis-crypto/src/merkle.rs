@@ -275,6 +275,29 @@ impl Frontier {
         self.size += 1;
     }
 
+    /// The compact range: roots of the perfect subtrees covering the leaves pushed so far, largest
+    /// first. Enough to continue the tree later without the leaves themselves (used when old
+    /// audit events expire).
+    pub fn compact_range(&self) -> &[(u64, Hash)] {
+        &self.stack
+    }
+
+    /// Rebuilds a frontier from a compact range. Sizes must be strictly decreasing powers of two.
+    pub fn from_compact_range(range: Vec<(u64, Hash)>) -> Result<Self, CryptoError> {
+        let mut prev = u64::MAX;
+        let mut size = 0u64;
+        for (s, _) in &range {
+            if !s.is_power_of_two() || *s >= prev {
+                return Err(CryptoError::InvalidProof(
+                    "compact range sizes must be decreasing powers of two",
+                ));
+            }
+            prev = *s;
+            size += s;
+        }
+        Ok(Frontier { stack: range, size })
+    }
+
     /// Number of leaves pushed.
     pub fn size(&self) -> u64 {
         self.size
@@ -296,6 +319,20 @@ impl Frontier {
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {
+    #[test]
+    fn frontier_resumes_from_its_compact_range() {
+        let leaves: Vec<Hash> = (0u32..100).map(|i| leaf_hash(&i.to_be_bytes())).collect();
+        for cut in [0usize, 1, 7, 32, 63, 99] {
+            let mut f = Frontier::default();
+            leaves[..cut].iter().for_each(|l| f.push(*l));
+            let mut g = Frontier::from_compact_range(f.compact_range().to_vec()).unwrap();
+            leaves[cut..].iter().for_each(|l| g.push(*l));
+            assert_eq!(g.root(), root(&leaves), "cut {cut}");
+        }
+        assert!(Frontier::from_compact_range(vec![(2, [0; 32]), (4, [0; 32])]).is_err());
+        assert!(Frontier::from_compact_range(vec![(3, [0; 32])]).is_err());
+    }
+
     #[test]
     fn frontier_matches_root_for_every_size() {
         let leaves: Vec<Hash> = (0u32..300).map(|i| leaf_hash(&i.to_be_bytes())).collect();

@@ -129,10 +129,10 @@ impl Store {
                     "GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}"
                 ),
                 format!("REVOKE ALL ON _sqlx_migrations FROM {role}"),
-                // The audit trail is append-only for the application, whatever a bug might try.
-                format!(
-                    "REVOKE UPDATE, DELETE, TRUNCATE ON audit_events, audit_checkpoints FROM {role}"
-                ),
+                // The audit trail is append-only for the application: no UPDATE or TRUNCATE at all, and the
+                // trigger allows DELETE only below the signed truncation point (retention).
+                format!("REVOKE UPDATE, TRUNCATE ON audit_events FROM {role}"),
+                format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoints FROM {role}"),
                 format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
             ] {
                 sqlx::query(sqlx::AssertSqlSafe(stmt))

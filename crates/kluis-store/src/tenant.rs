@@ -768,3 +768,50 @@ impl TenantTx {
         }))
     }
 }
+
+impl TenantTx {
+    /// The retention truncation point of this log: (truncated_before, compact range, signed note).
+    pub async fn audit_truncation(&mut self) -> Result<(i64, Option<String>, Option<String>)> {
+        let t = self.tenant;
+        let row: Option<(i64, Option<String>, Option<String>)> = on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT truncated_before, truncation_range, truncation_note FROM audit_heads WHERE tenant_id = $1"
+        )
+        .bind(t)
+        .fetch_optional(c)
+        .await?
+        });
+        Ok(row.unwrap_or((0, None, None)))
+    }
+
+    /// Records a new truncation point and removes the expired events below it (the database
+    /// trigger refuses deletes at or above the recorded point).
+    pub async fn truncate_audit_log(
+        &mut self,
+        before: i64,
+        range: &str,
+        note: &str,
+    ) -> Result<u64> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE audit_heads SET truncated_before = $2, truncation_range = $3, truncation_note = $4 WHERE tenant_id = $1"
+        )
+        .bind(t)
+        .bind(before)
+        .bind(range)
+        .bind(note)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM audit_events WHERE tenant_id = $1 AND seq < $2"
+        )
+        .bind(t)
+        .bind(before)
+        .execute(c)
+        .await?
+        .rows_affected()))
+    }
+}

@@ -405,6 +405,13 @@ pub enum AuditCmd {
     },
     /// Print the checkpoint verifier key (C2SP vkey).
     VerifierKey,
+    /// Apply retention: remove events older than the retention period (only as far as a signed
+    /// checkpoint reaches) and record a signed truncation marker. The server does this daily.
+    Expire {
+        /// Override the configured retention, in days.
+        #[arg(long)]
+        days: Option<u64>,
+    },
 }
 
 /// Every log the platform has: the platform log and each tenant's.
@@ -435,8 +442,27 @@ async fn log_id(kluis: &Kluis, slug: &str) -> anyhow::Result<kluis_core::TenantI
         .id)
 }
 
-pub async fn audit(kluis: &Kluis, cmd: AuditCmd) -> anyhow::Result<()> {
+pub async fn audit(kluis: &Kluis, cmd: AuditCmd, retention_days: u64) -> anyhow::Result<()> {
     match cmd {
+        AuditCmd::Expire { days } => {
+            let days = days.unwrap_or(retention_days);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap_or_default();
+            let cutoff = i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+                - i64::try_from(days)
+                    .unwrap_or(i64::MAX)
+                    .saturating_mul(86_400_000);
+            for (name, id) in all_logs(kluis).await? {
+                match kluis.expire_log(id, cutoff).await? {
+                    Some(point) => {
+                        println!("{name}: events before {point} expired (older than {days} days)")
+                    }
+                    None => println!("{name}: nothing to expire"),
+                }
+            }
+            Ok(())
+        }
         AuditCmd::Verify { tenant } => {
             let logs = match tenant {
                 Some(t) => vec![(t.clone(), log_id(kluis, &t).await?)],

@@ -55,6 +55,8 @@ pub struct Config {
     pub audit_checkpoint_interval_secs: u64,
     /// ... or as soon as a log has grown by this many events.
     pub audit_checkpoint_every_events: u64,
+    /// Audit events older than this are removed (with a signed truncation marker). Default 6 years.
+    pub audit_retention_days: u64,
 }
 
 impl Default for Config {
@@ -85,6 +87,7 @@ impl Default for Config {
             log_format: "json".into(),
             audit_checkpoint_interval_secs: 60,
             audit_checkpoint_every_events: 1000,
+            audit_retention_days: 6 * 365,
         }
     }
 }
@@ -110,6 +113,7 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "audit_checkpoint_interval_secs",
     "audit_checkpoint_every_events",
+    "audit_retention_days",
     "kms",
     "key_max_age_days",
     "pkcs11_module",

@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
-                Command::Audit(c) => commands::audit(&kluis, c).await,
+                Command::Audit(c) => commands::audit(&kluis, c, cfg.audit_retention_days).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
                 Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
             };

@@ -255,7 +255,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
         cfg.audit_checkpoint_every_events,
     ));
-    tokio::spawn(key_age_warnings(kluis.clone(), cfg.key_max_age_days));
+    tokio::spawn(daily_maintenance(
+        kluis.clone(),
+        cfg.key_max_age_days,
+        cfg.audit_retention_days,
+    ));
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -338,12 +342,26 @@ async fn redirect_listener(addr: SocketAddr, https_port: u16, handle: Handle<Soc
     }
 }
 
-/// Warns (daily, and at start) about tenants whose current data key is older than the policy.
-async fn key_age_warnings(kluis: Kluis, max_days: u64) {
+/// Daily (and at start): applies audit retention to every log, and warns about tenants whose
+/// current data key is older than the rotation policy.
+async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64) {
     let max = i64::try_from(max_days).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(Duration::from_secs(86_400));
     loop {
         tick.tick().await;
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let cutoff = i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
+            - i64::try_from(retention_days)
+                .unwrap_or(i64::MAX)
+                .saturating_mul(86_400_000);
+        if let Err(e) = kluis
+            .expire_log(kluis_core::TenantId::PLATFORM, cutoff)
+            .await
+        {
+            tracing::error!(error = %e, "audit retention (platform log)");
+        }
         let mut cursor = None;
         loop {
             let Ok(page) = kluis
@@ -357,6 +375,9 @@ async fn key_age_warnings(kluis: Kluis, max_days: u64) {
                 break;
             };
             for t in &page.items {
+                if let Err(e) = kluis.expire_log(t.id, cutoff).await {
+                    tracing::error!(tenant = %t.slug, error = %e, "audit retention");
+                }
                 if let Ok(Some(age)) = kluis.data_key_age(t.id).await
                     && age.age_days > max
                 {

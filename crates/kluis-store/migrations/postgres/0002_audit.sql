@@ -2,6 +2,12 @@
 CREATE TABLE audit_heads (
     tenant_id  UUID NOT NULL,
     size       BIGINT NOT NULL,
+    -- Retention: events with seq < truncated_before have expired and were removed. The compact
+    -- range (perfect-subtree roots of the removed prefix) lets the tree continue; the signed note
+    -- proves it was the server's signing key, not someone with database access, that truncated.
+    truncated_before  BIGINT NOT NULL DEFAULT 0,
+    truncation_range  TEXT,
+    truncation_note   TEXT,
     PRIMARY KEY (tenant_id)
 );
 
@@ -44,8 +50,13 @@ BEGIN
 END $$;
 
 -- Append-only: even with the application's own credentials, no UPDATE or DELETE.
+-- Deleting is allowed only below the recorded (signed) truncation point: retention expiry.
 CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+    IF TG_OP = 'DELETE' AND OLD.seq < COALESCE(
+        (SELECT truncated_before FROM audit_heads WHERE tenant_id = OLD.tenant_id), 0) THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'audit events are append-only';
 END $$;
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE OR DELETE ON audit_events

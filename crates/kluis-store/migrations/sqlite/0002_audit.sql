@@ -5,6 +5,12 @@
 CREATE TABLE audit_heads (
     tenant_id  BLOB NOT NULL,
     size       INTEGER NOT NULL,
+    -- Retention: events with seq < truncated_before have expired and were removed. The compact
+    -- range (perfect-subtree roots of the removed prefix) lets the tree continue; the signed note
+    -- proves it was the server's signing key, not someone with database access, that truncated.
+    truncated_before  INTEGER NOT NULL DEFAULT 0,
+    truncation_range  TEXT,
+    truncation_note   TEXT,
     PRIMARY KEY (tenant_id)
 ) STRICT;
 
@@ -38,5 +44,7 @@ CREATE TABLE audit_checkpoints (
 -- Append-only inside the database too: updates and deletes are refused by triggers.
 CREATE TRIGGER audit_events_no_update BEFORE UPDATE ON audit_events
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;
+-- Deleting is allowed only below the recorded (signed) truncation point: retention expiry.
 CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events
+WHEN OLD.seq >= COALESCE((SELECT truncated_before FROM audit_heads WHERE tenant_id = OLD.tenant_id), 0)
 BEGIN SELECT RAISE(ABORT, 'audit events are append-only'); END;

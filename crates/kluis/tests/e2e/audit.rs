@@ -13,7 +13,8 @@ use crate::support::{Auth, Backend, PASSWORD, Server, code, on_both, tenant_fixt
 on_both!(
     every_mutating_route_is_audited,
     failed_logins_are_audited_without_password,
-    tampering_is_detected_and_named
+    tampering_is_detected_and_named,
+    retention_truncates_with_a_signed_marker
 );
 
 /// The audit action each mutating route must produce. A mutating route missing here fails
@@ -821,4 +822,97 @@ async fn server_signs_checkpoints_every_n_events() {
     assert!(found > 0, "no checkpoint signed after N events");
     let (ok, out, err) = s.cli_raw(&["audit", "verify", "--tenant", "vanzelf"], None);
     assert!(ok && out.contains("checkpoints verified"), "{out}{err}");
+}
+
+async fn retention_truncates_with_a_signed_marker(b: Backend) {
+    let mut s = Server::start(b).await;
+    let t = tenant_fixture(&s, "bewaar").await;
+    for i in 0..4 {
+        s.post(
+            "/api/v1/users",
+            &t.owner,
+            json!({"email": format!("r{i}@bewaar.test"), "display_name": "R", "role": "member"}),
+        )
+        .await;
+    }
+    s.cli(&["audit", "checkpoint"], None);
+    let covered = events(&s, &t.owner, "").await.len() as i64;
+    // Later events, not covered by a checkpoint yet: they must survive expiry.
+    s.post(
+        "/api/v1/users",
+        &t.owner,
+        json!({"email": "laat@bewaar.test", "display_name": "L", "role": "member"}),
+    )
+    .await;
+    assert!(s.stop().success());
+    // Retention 0 days: everything is "old", but only what a signed checkpoint covers may go.
+    let out = s.cli(&["audit", "expire", "--days", "0"], None);
+    assert!(out.contains("bewaar: events before"), "{out}");
+    let out = s.cli(&["audit", "verify", "--tenant", "bewaar"], None);
+    assert!(
+        out.starts_with("ok"),
+        "verification passes after expiry: {out}"
+    );
+    let remaining: Vec<Value> = s
+        .cli(&["audit", "events", "--tenant", "bewaar"], None)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let first = remaining[0]["seq"].as_i64().unwrap();
+    assert!(
+        first >= covered - 1 && first > 0,
+        "expired up to the checkpoint: first remaining {first}, covered {covered}"
+    );
+    assert!(
+        remaining
+            .iter()
+            .any(|e| e["details"]["email"] == "laat@bewaar.test"),
+        "uncovered events survive"
+    );
+    assert!(
+        remaining.iter().any(|e| e["action"] == "audit.expire"),
+        "expiry is itself recorded"
+    );
+    // New checkpoints continue from the marker, and verification still passes.
+    s.cli(&["audit", "checkpoint"], None);
+    let out = s.cli(&["audit", "verify", "--tenant", "bewaar"], None);
+    assert!(out.starts_with("ok"), "{out}");
+    // Below the marker the database now allows deletes; above it, still not.
+    let tid = tenant_hex(&s, "bewaar");
+    assert!(
+        try_sql(
+            &s,
+            &format!("DELETE FROM audit_events WHERE tenant_id = {tid} AND seq = {first};")
+        )
+        .unwrap_err()
+        .contains("append-only")
+    );
+    // Forging the truncation point (hiding more history) is detected: the marker is signed.
+    let unlock = if matches!(s.backend, Backend::Postgres { .. }) {
+        "ALTER TABLE audit_events DISABLE TRIGGER USER;"
+    } else {
+        "DROP TRIGGER IF EXISTS audit_events_no_delete;"
+    };
+    sql(
+        &s,
+        &format!(
+            "{unlock} DELETE FROM audit_events WHERE tenant_id = {tid} AND seq = {first}; UPDATE audit_heads SET truncated_before = {} WHERE tenant_id = {tid};",
+            first + 1
+        ),
+    );
+    let (ok, out, err) = s.cli_raw(&["audit", "verify", "--tenant", "bewaar"], None);
+    assert!(!ok && out.contains("truncation marker"), "{out}{err}");
+    // Proofs over an expired prefix are refused with a clear error.
+    let (ok, _, err) = s.cli_raw(
+        &[
+            "audit",
+            "prove",
+            "--tenant",
+            "bewaar",
+            "--seq",
+            &(first + 2).to_string(),
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("proof_unavailable"), "{err}");
 }
