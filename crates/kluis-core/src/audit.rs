@@ -61,17 +61,17 @@ pub(crate) fn actor_label(actor: &Actor) -> String {
 /// The canonical encoding a leaf hash covers (version 1). Field order is fixed by the struct
 /// and `details` keys are sorted (serde_json maps are BTreeMaps), so it is deterministic.
 #[derive(Serialize)]
-struct LeafV1<'a> {
-    v: u8,
-    tenant: Uuid,
-    seq: i64,
-    at: i64,
-    actor: &'a str,
-    action: &'a str,
-    outcome: &'a str,
-    object_type: Option<&'a str>,
-    object_id: Option<&'a str>,
-    details: &'a Value,
+pub(crate) struct LeafV1<'a> {
+    pub v: u8,
+    pub tenant: Uuid,
+    pub seq: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub object_type: Option<&'a str>,
+    pub object_id: Option<&'a str>,
+    pub details: &'a Value,
 }
 
 fn leaf_bytes(tenant: TenantId, r: &AuditEventRow, details: &Value) -> Result<Vec<u8>> {

@@ -12,7 +12,6 @@ use kluis_crypto::checkpoint;
 use kluis_crypto::merkle::{self, Hash};
 use kluis_crypto::password::PasswordPolicy;
 use kluis_store::rows::{AuditEventRow, AuditFilter};
-use serde::Serialize;
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -292,21 +291,7 @@ pub async fn sign_checkpoints_every(kluis: &Kluis, tenant: TenantId, every: u64)
     Ok(notes.len())
 }
 
-/// Copy of the version-1 canonical leaf encoding in `audit.rs` (checked: the recomputed hashes
-/// must equal the stored ones, see [`VerifyBreakdown::mismatches`]).
-#[derive(Serialize)]
-struct LeafV1<'a> {
-    v: u8,
-    tenant: Uuid,
-    seq: i64,
-    at: i64,
-    actor: &'a str,
-    action: &'a str,
-    outcome: &'a str,
-    object_type: Option<&'a str>,
-    object_id: Option<&'a str>,
-    details: &'a Value,
-}
+use crate::audit::LeafV1;
 
 /// Where `verify_log`'s time goes: each stage run on its own over the whole log.
 #[derive(Debug, Default)]

@@ -5,7 +5,7 @@
 //! 2024, and unsafe code is forbidden here). So [`softhsm2`], the one test here that runs by
 //! default, makes a private token directory and config, initialises two tokens with
 //! `softhsm2-util`, and re-runs this test binary with `SOFTHSM2_CONF` set, selecting the
-//! `#[ignore]`d tests in [`hsm`], which do the work in that child process (all sharing its one
+//! ignored tests in [`hsm`], which do the work in that child process (all sharing its one
 //! token directory). Started any other way, those tests return at once.
 //!
 //! Without SoftHSM2 the test prints a skip notice, unless `KLUIS_REQUIRE_SOFTHSM=1` (CI), where
@@ -23,7 +23,7 @@ const PIN: &str = "1234";
 const SO_PIN: &str = "5678";
 /// Set by [`softhsm2`] for the child process.
 const CHILD_ENV: &str = "KLUIS_PKCS11_CHILD";
-/// Number of `#[ignore]`d tests in [`hsm`]; the parent checks the child ran them all.
+/// Number of ignored tests in [`hsm`]; the parent checks the child ran them all.
 const HSM_TESTS: usize = 8;
 
 fn softhsm_util_works() -> bool {
