@@ -405,6 +405,20 @@ pub enum AuditCmd {
     },
     /// Print the checkpoint verifier key (C2SP vkey).
     VerifierKey,
+    /// Verify downloaded checkpoints without trusting the server or touching any database: every
+    /// signature against the verifier key YOU pinned, sizes that never shrink, and optionally an
+    /// inclusion proof (from `kluis audit prove`) against one of those checkpoints.
+    VerifyCheckpoints {
+        /// The verifier key (C2SP vkey) you obtained out of band.
+        #[arg(long)]
+        vkey: String,
+        /// JSON from GET /api/v1/audit/checkpoints.
+        #[arg(long)]
+        checkpoints: std::path::PathBuf,
+        /// JSON from `kluis audit prove --seq N --to SIZE`.
+        #[arg(long)]
+        proof: Option<std::path::PathBuf>,
+    },
     /// Apply retention: remove events older than the retention period (only as far as a signed
     /// checkpoint reaches) and record a signed truncation marker. The server does this daily.
     Expire {
@@ -539,6 +553,7 @@ pub async fn audit(kluis: &Kluis, cmd: AuditCmd, retention_days: u64) -> anyhow:
                 }
             }
         }
+        AuditCmd::VerifyCheckpoints { .. } => bail!("handled without a database"),
         AuditCmd::VerifierKey => {
             println!("{}", kluis.audit_verifier_key()?);
             Ok(())
@@ -614,6 +629,62 @@ pub async fn doctor(kluis: &Kluis, cfg: &crate::config::Config) -> anyhow::Resul
     }
     if failed > 0 {
         bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+/// `kluis audit verify-checkpoints`: pure verification, no server, no database.
+pub fn verify_checkpoints_offline(
+    vkey: &str,
+    checkpoints: &std::path::Path,
+    proof: Option<&std::path::Path>,
+) -> anyhow::Result<()> {
+    use kluis_crypto::merkle;
+    let list: serde_json::Value = serde_json::from_slice(&std::fs::read(checkpoints)?)
+        .context("checkpoints file is not JSON")?;
+    let notes: Vec<String> = list["checkpoints"]
+        .as_array()
+        .context("expected {\"checkpoints\": [...]} as served by /api/v1/audit/checkpoints")?
+        .iter()
+        .filter_map(|n| n.as_str().map(str::to_owned))
+        .collect();
+    let verified = kluis_core::audit::verify_checkpoint_notes(vkey, &notes)?;
+    let mut prev = 0;
+    for (size, _) in &verified {
+        if *size < prev {
+            bail!("checkpoint sizes went backwards ({prev} then {size}): the log was rewritten");
+        }
+        prev = *size;
+    }
+    println!(
+        "ok: {} checkpoints, all signed by {}",
+        verified.len(),
+        vkey.split('+').next().unwrap_or_default()
+    );
+    if let Some(p) = proof {
+        let proof: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(p)?).context("proof file is not JSON")?;
+        let hex32 = |v: &serde_json::Value| -> anyhow::Result<[u8; 32]> {
+            let bytes = hex::decode(v.as_str().context("expected a hex string")?)?;
+            bytes
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("expected 32 bytes"))
+        };
+        let size = proof["tree_size"].as_u64().context("tree_size")?;
+        let index = proof["index"].as_u64().context("index")?;
+        let (_, root) = verified
+            .iter()
+            .find(|(s, _)| *s == size)
+            .context("no verified checkpoint has the proof's tree size")?;
+        let path: Vec<[u8; 32]> = proof["proof"]
+            .as_array()
+            .context("proof")?
+            .iter()
+            .map(&hex32)
+            .collect::<anyhow::Result<_>>()?;
+        merkle::verify_inclusion(&hex32(&proof["leaf_hash"])?, index, size, &path, root)
+            .map_err(|_| anyhow::anyhow!("the event is NOT in the signed log"))?;
+        println!("ok: event {index} is included in the signed checkpoint of size {size}");
     }
     Ok(())
 }

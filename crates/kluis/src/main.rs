@@ -114,6 +114,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
         }
+        Command::Audit(commands::AuditCmd::VerifyCheckpoints {
+            vkey,
+            checkpoints,
+            proof,
+        }) => commands::verify_checkpoints_offline(&vkey, &checkpoints, proof.as_deref()),
         Command::Keys(commands::KeysCmd::RotateKek) => {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open_with(&cfg, true).await?;

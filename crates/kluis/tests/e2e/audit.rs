@@ -706,6 +706,38 @@ async fn checkpoints_and_proofs_verify_offline() {
     let proof: Vec<[u8; 32]> = p["proof"].as_array().unwrap().iter().map(hex32).collect();
     let leaf = hex32(&e["leaf_hash"]);
     merkle::verify_inclusion(&leaf, seq as u64, new.size, &proof, &new.root).unwrap();
+    // The standalone verifier (no server, no database) agrees, with the key pinned by the user.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("cps.json"), v.to_string()).unwrap();
+    std::fs::write(dir.path().join("proof.json"), p.to_string()).unwrap();
+    let offline = |vkey: &str, proof: bool| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"));
+        c.args([
+            "audit",
+            "verify-checkpoints",
+            "--vkey",
+            vkey,
+            "--checkpoints",
+        ])
+        .arg(dir.path().join("cps.json"));
+        if proof {
+            c.arg("--proof").arg(dir.path().join("proof.json"));
+        }
+        c.output().unwrap()
+    };
+    let out = offline(vkey, true);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("is included in the signed checkpoint"),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Another key (an impostor server) is refused.
+    let other = checkpoint::CheckpointSigner::generate("kluis-audit")
+        .unwrap()
+        .verifier()
+        .to_vkey();
+    assert!(!offline(&other, false).status.success());
     // A different event's hash does not verify at that position.
     let mut forged = leaf;
     forged[0] ^= 1;
