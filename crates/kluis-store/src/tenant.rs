@@ -13,6 +13,9 @@ use crate::{Result, on_conn};
 pub struct TenantTx {
     tx: Tx,
     tenant: TenantId,
+    /// Seal counts per data-key version, written once at commit (one statement per
+    /// transaction instead of one per sealing call).
+    pending_sealed: Vec<(i64, i64)>,
 }
 
 const USER_COLS: &str =
@@ -38,7 +41,11 @@ impl TenantTx {
                 .execute(&mut **t)
                 .await?;
         }
-        Ok(TenantTx { tx, tenant })
+        Ok(TenantTx {
+            tx,
+            tenant,
+            pending_sealed: Vec::new(),
+        })
     }
 
     pub fn tenant(&self) -> TenantId {
@@ -48,12 +55,32 @@ impl TenantTx {
     /// Moves this transaction to the platform audit log (the nil tenant) so that a platform
     /// change and its audit event commit together. The only tenant switch there is: it can
     /// never reach another customer's tenant.
-    pub async fn into_platform_log(self) -> Result<TenantTx> {
+    pub async fn into_platform_log(mut self) -> Result<TenantTx> {
+        self.flush_sealed_counts().await?;
         TenantTx::start(self.tx, TenantId::PLATFORM).await
     }
 
-    pub async fn commit(self) -> Result<()> {
+    pub async fn commit(mut self) -> Result<()> {
+        self.flush_sealed_counts().await?;
         self.tx.commit().await
+    }
+
+    async fn flush_sealed_counts(&mut self) -> Result<()> {
+        let t = self.tenant;
+        for (version, n) in std::mem::take(&mut self.pending_sealed) {
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
+                "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2"
+            )
+            .bind(t)
+            .bind(version)
+            .bind(n)
+            .execute(c)
+            .await?
+            .rows_affected()
+            });
+        }
+        Ok(())
     }
 
     // ---- settings ---------------------------------------------------------------------
@@ -530,19 +557,13 @@ impl TenantTx {
     }
 
     /// Counts values sealed under a data key version (random 96-bit nonces: rotate before 2^32).
+    /// Accumulated in memory and written once, at commit; nothing is counted if the transaction
+    /// rolls back (nothing was stored either).
     pub async fn add_sealed_count(&mut self, version: i64, n: i64) -> Result<()> {
-        let t = self.tenant;
-        on_conn!(&mut self.tx, |c| {
-            sqlx::query(
-            "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2"
-        )
-        .bind(t)
-        .bind(version)
-        .bind(n)
-        .execute(c)
-        .await?
-        .rows_affected()
-        });
+        match self.pending_sealed.iter_mut().find(|(v, _)| *v == version) {
+            Some((_, count)) => *count += n,
+            None => self.pending_sealed.push((version, n)),
+        }
         Ok(())
     }
 

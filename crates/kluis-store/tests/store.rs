@@ -364,3 +364,28 @@ async fn postgres_refuses_owner_as_app_role() {
         "{err:?}"
     );
 }
+
+on_both!(
+    sealed_counts_are_written_once_at_commit,
+    |b: Backend| async move {
+        let s = &b.store;
+        let a = tenant(s, "a").await;
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.insert_tenant_key("data", 1, b"wrapped", "k", 1)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 2).await.unwrap();
+        tx.add_sealed_count(1, 3).await.unwrap();
+        tx.commit().await.unwrap();
+        {
+            let mut tx = s.tenant(a).begin().await.unwrap();
+            tx.add_sealed_count(1, 100).await.unwrap();
+            // dropped: rolled back, not counted
+        }
+        let mut tx = s.tenant(a).begin_read().await.unwrap();
+        let keys = tx.tenant_keys().await.unwrap();
+        assert_eq!(keys[0].sealed_count, 5);
+    }
+);
