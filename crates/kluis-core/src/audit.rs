@@ -74,7 +74,7 @@ pub(crate) struct LeafV1<'a> {
     pub details: &'a Value,
 }
 
-fn leaf_bytes(tenant: TenantId, r: &AuditEventRow, details: &Value) -> Result<Vec<u8>> {
+pub(crate) fn leaf_bytes(tenant: TenantId, r: &AuditEventRow, details: &Value) -> Result<Vec<u8>> {
     serde_json::to_vec(&LeafV1 {
         v: 1,
         tenant: tenant.0,
@@ -776,29 +776,8 @@ async fn tree_root(tx: &mut TenantTx, size: i64) -> Result<Hash> {
         }
         (_, None) => return Err(Error::internal("truncation point without compact range")),
     };
-    let mut after = None;
-    while (frontier.size() as i64) < size {
-        let batch = tx
-            .audit_events(after, 5000, &AuditFilter::default())
-            .await?;
-        let Some(last) = batch.last() else { break };
-        after = Some(last.seq);
-        for r in batch {
-            if frontier.size() as i64 >= size {
-                break;
-            }
-            frontier.push(
-                <Hash>::try_from(r.leaf_hash.as_slice())
-                    .map_err(|_| Error::internal("stored leaf hash has the wrong length"))?,
-            );
-        }
-    }
-    if (frontier.size() as i64) < size {
-        return Err(Error::validation(
-            "size",
-            "size_out_of_range",
-            "the log is smaller than that",
-        ));
+    for leaf in stored_leaf_hashes(tx, size - truncated).await? {
+        frontier.push(leaf);
     }
     Ok(frontier.root())
 }
@@ -816,25 +795,31 @@ async fn leaf_hashes(tx: &mut TenantTx, size: i64) -> Result<Vec<Hash>> {
             ),
         ));
     }
+    stored_leaf_hashes(tx, size).await
+}
+
+/// The leaf hashes of the first `count` events still stored, in sequence order.
+async fn stored_leaf_hashes(tx: &mut TenantTx, count: i64) -> Result<Vec<Hash>> {
     let mut leaves = Vec::new();
     let mut after = None;
-    while (leaves.len() as i64) < size {
+    while (leaves.len() as i64) < count {
         let batch = tx
             .audit_events(after, 5000, &AuditFilter::default())
             .await?;
         let Some(last) = batch.last() else { break };
         after = Some(last.seq);
-        for r in batch {
-            if leaves.len() as i64 >= size {
-                break;
-            }
+        for r in batch.iter().take(
+            usize::try_from(count)
+                .unwrap_or(0)
+                .saturating_sub(leaves.len()),
+        ) {
             leaves.push(
                 <Hash>::try_from(r.leaf_hash.as_slice())
                     .map_err(|_| Error::internal("stored leaf hash has the wrong length"))?,
             );
         }
     }
-    if (leaves.len() as i64) < size {
+    if (leaves.len() as i64) < count {
         return Err(Error::validation(
             "size",
             "size_out_of_range",

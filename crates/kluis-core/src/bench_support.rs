@@ -382,21 +382,7 @@ pub async fn verify_breakdown(kluis: &Kluis, tenant: TenantId) -> Result<VerifyB
     let encoded: Vec<Vec<u8>> = rows
         .iter()
         .zip(&details)
-        .map(|(r, d)| {
-            serde_json::to_vec(&LeafV1 {
-                v: 1,
-                tenant: tenant.0,
-                seq: r.seq,
-                at: r.at,
-                actor: &r.actor,
-                action: &r.action,
-                outcome: &r.outcome,
-                object_type: r.object_type.as_deref(),
-                object_id: r.object_id.as_deref(),
-                details: d,
-            })
-            .map_err(|_| Error::internal("leaf encoding"))
-        })
+        .map(|(r, d)| crate::audit::leaf_bytes(tenant, r, d))
         .collect::<Result<_>>()?;
     b.encode = t.elapsed();
     b.leaf_bytes = encoded.iter().map(Vec::len).sum();
