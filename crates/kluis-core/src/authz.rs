@@ -22,6 +22,9 @@ pub enum Permission {
     SettingsManage,
     /// Read and export the tenant's audit trail.
     AuditRead,
+    /// Choose the key that protects the tenant's data (customer-managed key). Owners only,
+    /// never an API key.
+    EncryptionKeysManage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]

@@ -23,6 +23,8 @@ pub enum ErrorKind {
     Internal,
     /// 503: a dependency is unavailable.
     Unavailable,
+    /// 423: the tenant's data is locked by its own key holder (customer-managed key revoked).
+    Locked,
 }
 
 #[derive(Debug, thiserror::Error)]

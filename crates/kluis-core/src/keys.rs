@@ -21,14 +21,16 @@ use kluis_crypto::envelope::{
 use kluis_store::TenantTx;
 use uuid::Uuid;
 
+use crate::customer_key::{CustomerKeyRef, customer_key_unavailable};
 use crate::{Error, ErrorKind, Kluis, Result, TenantId};
 
 /// Random 96-bit nonces: NIST SP 800-38D caps one key at 2^32 messages. Rotate well before.
 pub const DEK_ROTATE_AFTER: i64 = 1 << 31;
 
-/// Unwrapped keys are cached this long, so KEK use stays rare but a change made by another
-/// node (rotation, shredding) is picked up within minutes.
-const CACHE_TTL: Duration = Duration::from_secs(60);
+/// Unwrapped keys are cached this long by default (`CoreConfig::key_cache_ttl`), so KEK use
+/// stays rare but a change made by another node (rotation, shredding) or a revoked customer key
+/// is picked up within a minute.
+pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(60);
 
 /// Within this window a cached entry is used as is; after it, one cheap query checks that no
 /// newer data-key version exists. A data-key rotation waits longer than this before writing
@@ -38,7 +40,7 @@ pub const CACHE_REVALIDATE: Duration = Duration::from_secs(2);
 /// The KEKs this process can use: the primary wraps, any of them unwraps (by `kek_id`), so a
 /// KEK rotation can proceed tenant by tenant and resume after a crash.
 pub struct KeyEncryptionKeys {
-    primary: Arc<dyn Kms>,
+    pub(crate) primary: Arc<dyn Kms>,
     others: Vec<Arc<dyn Kms>>,
 }
 
@@ -60,7 +62,7 @@ impl KeyEncryptionKeys {
         self.primary.key_id()
     }
 
-    fn by_id(&self, id: &str) -> Option<&Arc<dyn Kms>> {
+    pub(crate) fn by_id(&self, id: &str) -> Option<&Arc<dyn Kms>> {
         std::iter::once(&self.primary)
             .chain(&self.others)
             .find(|k| k.key_id() == id)
@@ -79,7 +81,7 @@ pub(crate) struct TenantKeys {
     max_version: i64,
 }
 
-fn wrap_aad(tenant: TenantId, purpose: &str) -> Vec<u8> {
+pub(crate) fn wrap_aad(tenant: TenantId, purpose: &str) -> Vec<u8> {
     // Bind the purpose too: a data key row cannot be swapped in as the index key.
     let mut aad = tenant_wrap_aad(tenant.0.as_bytes());
     aad.extend_from_slice(purpose.as_bytes());
@@ -169,9 +171,9 @@ impl TenantKeys {
     }
 }
 
-#[derive(Default)]
 pub(crate) struct KeyCache {
     entries: Mutex<HashMap<TenantId, CacheEntry>>,
+    ttl: Duration,
 }
 
 /// (loaded at, last validated at, keys)
@@ -184,12 +186,18 @@ enum Cached {
 }
 
 impl KeyCache {
+    pub(crate) fn new(ttl: Duration) -> Self {
+        KeyCache {
+            entries: Mutex::default(),
+            ttl,
+        }
+    }
     fn get(&self, t: TenantId) -> Cached {
         let Ok(map) = self.entries.lock() else {
             return Cached::Miss;
         };
         match map.get(&t) {
-            Some((loaded, _, _)) if loaded.elapsed() >= CACHE_TTL => Cached::Miss,
+            Some((loaded, _, _)) if loaded.elapsed() >= self.ttl => Cached::Miss,
             Some((_, validated, k)) if validated.elapsed() < CACHE_REVALIDATE => {
                 Cached::Fresh(k.clone())
             }
@@ -320,11 +328,14 @@ impl RootKeyStore for MemoryRootKeyStore {
     }
 }
 
-/// A root key as stored: which KEK wraps it, and the wrapped bytes.
+/// A root key as stored: which KEK wraps it, and the wrapped bytes. With a customer-managed
+/// key, `wrapped` is wrapped by the tenant's own key and `customer` says where that key is.
 #[derive(serde::Serialize, serde::Deserialize)]
-struct StoredRootKey {
-    kek_id: String,
-    wrapped: String,
+pub(crate) struct StoredRootKey {
+    pub(crate) kek_id: String,
+    pub(crate) wrapped: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) customer: Option<CustomerKeyRef>,
 }
 
 /// The `kek_id` recorded for data and index keys: they are wrapped by the tenant root key.
@@ -344,35 +355,53 @@ fn root_kms(root: &DataKey) -> Arc<dyn Kms> {
 }
 
 impl Kluis {
-    fn encode_root(&self, tenant: TenantId, root: &DataKey) -> Result<Vec<u8>> {
+    pub(crate) fn encode_root(&self, tenant: TenantId, root: &DataKey) -> Result<Vec<u8>> {
         use base64::Engine;
         let kms = &self.keks.primary;
         let wrapped = kms.wrap(root, &wrap_aad(tenant, "root"))?;
         serde_json::to_vec(&StoredRootKey {
             kek_id: kms.key_id(),
             wrapped: base64::engine::general_purpose::STANDARD.encode(wrapped),
+            customer: None,
         })
         .map_err(|_| Error::internal("root key encoding"))
     }
 
-    fn load_root(&self, tenant: TenantId) -> Result<(DataKey, String)> {
-        use base64::Engine;
+    /// The tenant's root key record as stored (still wrapped).
+    pub(crate) fn stored_root(&self, tenant: TenantId) -> Result<StoredRootKey> {
         let blob = self
             .root_keys
             .load(tenant)?
             .ok_or_else(|| key_unavailable("no root key: shredded or never provisioned"))?;
-        let stored: StoredRootKey = serde_json::from_slice(&blob)
-            .map_err(|_| key_unavailable("root key file unreadable"))?;
-        let kms = self
-            .keks
-            .by_id(&stored.kek_id)
-            .ok_or_else(|| key_unavailable("root key wrapped by an unknown KEK"))?;
+        serde_json::from_slice(&blob).map_err(|_| key_unavailable("root key file unreadable"))
+    }
+
+    pub(crate) fn put_stored_root(&self, tenant: TenantId, stored: &StoredRootKey) -> Result<()> {
+        let blob = serde_json::to_vec(stored).map_err(|_| Error::internal("root key encoding"))?;
+        self.root_keys.store(tenant, &blob)
+    }
+
+    /// Unwraps the tenant's root key with the platform KEK that wrapped it or, for a
+    /// customer-managed key, inside the tenant's own token.
+    pub(crate) fn load_root(&self, tenant: TenantId) -> Result<(DataKey, String)> {
+        use base64::Engine;
+        let stored = self.stored_root(tenant)?;
         let wrapped = base64::engine::general_purpose::STANDARD
             .decode(&stored.wrapped)
             .map_err(|_| key_unavailable("root key file unreadable"))?;
-        let root = kms
-            .unwrap(&wrapped, &wrap_aad(tenant, "root"))
-            .map_err(|_| key_unavailable("root key does not unwrap"))?;
+        let aad = wrap_aad(tenant, "root");
+        let root = match &stored.customer {
+            Some(c) => self
+                .customer_kms(tenant, c)?
+                .unwrap(&wrapped, &aad)
+                .map_err(|e| customer_key_unavailable(&e.to_string()))?,
+            None => self
+                .keks
+                .by_id(&stored.kek_id)
+                .ok_or_else(|| key_unavailable("root key wrapped by an unknown KEK"))?
+                .unwrap(&wrapped, &aad)
+                .map_err(|_| key_unavailable("root key does not unwrap"))?,
+        };
         Ok((root, stored.kek_id))
     }
 
@@ -492,13 +521,38 @@ impl Kluis {
     /// KEK rotation for one tenant (or the platform log): re-wraps its root key under the
     /// primary KEK. Data and data keys are untouched. Returns 1 if re-wrapped, 0 if already done.
     pub async fn rewrap_tenant_keys(&self, tenant: TenantId) -> Result<u64> {
-        let (root, kek_id) = self.load_root(tenant)?;
+        let mut stored = self.stored_root(tenant)?;
         let primary = self.keks.primary_id();
-        if kek_id == primary {
-            return Ok(0);
-        }
-        self.root_keys
-            .store(tenant, &self.encode_root(tenant, &root)?)?;
+        let kek_id = match &mut stored.customer {
+            // Customer-managed: the root key is the tenant's business; only the PIN it granted
+            // us is under the platform KEK.
+            Some(c) => {
+                let old = c.pin_kek_id().to_owned();
+                if !self.reseal_customer_pin(tenant, c)? {
+                    return Ok(0);
+                }
+                self.put_stored_root(tenant, &stored)?;
+                // The tenant's own log may be locked (its key revoked): record it in the
+                // platform log, which never depends on a customer key.
+                let tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
+                let ev = crate::audit::Event::ok("keys.rewrap_customer_pin", "tenant", tenant)
+                    .with(serde_json::json!({"old_kek": old, "new_kek": primary}));
+                let tx = self
+                    .audit_platform(tx, "console", &crate::RequestContext::default(), ev)
+                    .await?;
+                tx.commit().await?;
+                return Ok(1);
+            }
+            None => {
+                let (root, kek_id) = self.load_root(tenant)?;
+                if kek_id == primary {
+                    return Ok(0);
+                }
+                self.root_keys
+                    .store(tenant, &self.encode_root(tenant, &root)?)?;
+                kek_id
+            }
+        };
         self.key_cache.evict(tenant);
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;

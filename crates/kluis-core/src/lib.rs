@@ -11,6 +11,7 @@ pub mod authz;
 #[doc(hidden)]
 pub mod bench_support;
 mod clock;
+pub mod customer_key;
 mod error;
 pub mod keys;
 pub mod sessions;
@@ -42,6 +43,11 @@ pub struct CoreConfig {
     pub api_key_rotation_overlap: Duration,
     /// Lifetime of the one-time setup link.
     pub setup_token_ttl: Duration,
+    /// How long unwrapped tenant keys stay cached; also the longest a revoked customer-managed
+    /// key keeps working.
+    pub key_cache_ttl: Duration,
+    /// PKCS#11 modules tenants may use for customer-managed keys (operator's allowlist).
+    pub byok_pkcs11_modules: Vec<std::path::PathBuf>,
 }
 
 impl Default for CoreConfig {
@@ -51,6 +57,8 @@ impl Default for CoreConfig {
             session_absolute_timeout: Duration::from_secs(12 * 3600),
             api_key_rotation_overlap: Duration::ZERO,
             setup_token_ttl: Duration::from_secs(3600),
+            key_cache_ttl: keys::DEFAULT_CACHE_TTL,
+            byok_pkcs11_modules: Vec::new(),
         }
     }
 }
@@ -80,10 +88,10 @@ impl Kluis {
     ) -> Self {
         Kluis {
             store,
+            key_cache: Arc::new(keys::KeyCache::new(config.key_cache_ttl)),
             config: Arc::new(config),
             clock,
             keks: Arc::new(keks),
-            key_cache: Arc::default(),
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
         }

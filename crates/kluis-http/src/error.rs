@@ -58,6 +58,7 @@ impl From<Error> for ApiError {
             ErrorKind::Validation => StatusCode::UNPROCESSABLE_ENTITY,
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            ErrorKind::Locked => StatusCode::LOCKED,
         };
         let message = if status.is_server_error() {
             "internal error; see the server log for the request id".to_owned()

@@ -90,6 +90,11 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_policy,
             routes::settings::put_policy
         ))
+        .routes(routes!(
+            routes::keys::status,
+            routes::keys::set,
+            routes::keys::remove
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

@@ -286,13 +286,57 @@ pub enum KeysCmd {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+    /// Create a non-extractable AES-256 key in a PKCS#11 token, e.g. an organisation's own key
+    /// for `PUT /api/v1/keys/customer-key`. Needs no database; run it where the token is.
+    HsmCreateKey {
+        /// PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
+        #[arg(long)]
+        module: std::path::PathBuf,
+        #[arg(long)]
+        token_label: String,
+        #[arg(long)]
+        key_label: String,
+        /// File holding the token's user PIN (never given on the command line).
+        #[arg(long)]
+        pin_file: std::path::PathBuf,
+    },
+}
+
+/// `kluis keys hsm-create-key`: creates the key and prints how the token protects it.
+pub fn hsm_create_key(
+    module: &std::path::Path,
+    token_label: &str,
+    key_label: &str,
+    pin_file: &std::path::Path,
+) -> anyhow::Result<()> {
+    use kluis_crypto::envelope::{Kms, Pkcs11Kms};
+    let pin = std::fs::read_to_string(pin_file)
+        .with_context(|| format!("reading {}", pin_file.display()))?;
+    let kms = Pkcs11Kms::generate_key(
+        module,
+        token_label,
+        secrecy::SecretString::from(pin.trim().to_owned()),
+        key_label,
+    )?;
+    let p = kms.key_protection()?;
+    println!(
+        "{}",
+        serde_json::json!({
+            "key_id": kms.key_id(),
+            "sensitive": p.sensitive,
+            "extractable": p.extractable,
+        })
+    );
+    Ok(())
 }
 
 pub async fn keys(kluis: &Kluis, cmd: KeysCmd) -> anyhow::Result<()> {
     let (tenant, batch, rotate) = match cmd {
         KeysCmd::RotateDek { tenant, batch } => (tenant, batch, true),
         KeysCmd::Reencrypt { tenant, batch } => (tenant, batch, false),
-        KeysCmd::RotateKek => bail!("rotate-kek is handled separately"),
+        KeysCmd::RotateKek | KeysCmd::HsmCreateKey { .. } => {
+            bail!("handled before the database is opened")
+        }
     };
     if !(1..=100_000).contains(&batch) {
         bail!("--batch must be between 1 and 100000");

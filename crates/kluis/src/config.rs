@@ -43,6 +43,13 @@ pub struct Config {
     /// The token's user PIN (prefer KLUIS_PKCS11_PIN_FILE). Never logged.
     #[serde(skip_serializing)]
     pub pkcs11_pin: Option<String>,
+    /// PKCS#11 modules tenants may use for customer-managed keys (BYOK), as absolute paths.
+    /// Empty (the default): customer-managed keys are not offered. Loading a module runs its
+    /// code in the server, so only the operator chooses them.
+    pub byok_pkcs11_modules: Vec<PathBuf>,
+    /// How long unwrapped tenant keys are cached: also the longest a revoked customer key keeps
+    /// working.
+    pub key_cache_ttl_secs: u64,
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
     pub api_key_rotation_overlap_secs: u64,
@@ -78,6 +85,8 @@ impl Default for Config {
             pkcs11_token_label: None,
             pkcs11_key_label: None,
             pkcs11_pin: None,
+            byok_pkcs11_modules: Vec::new(),
+            key_cache_ttl_secs: 60,
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
             api_key_rotation_overlap_secs: 0,
@@ -120,6 +129,8 @@ const ENV_KEYS: &[&str] = &[
     "pkcs11_token_label",
     "pkcs11_key_label",
     "pkcs11_pin",
+    "byok_pkcs11_modules",
+    "key_cache_ttl_secs",
 ];
 
 /// Command-line overrides (highest precedence).
@@ -199,6 +210,15 @@ impl Config {
             }
             other => bail!("kms must be `local` or `pkcs11`, not `{other}`"),
         }
+        if let Some(m) = self.byok_pkcs11_modules.iter().find(|m| !m.is_absolute()) {
+            bail!(
+                "byok_pkcs11_modules: {} is not an absolute path",
+                m.display()
+            );
+        }
+        if !(1..=3600).contains(&self.key_cache_ttl_secs) {
+            bail!("key_cache_ttl_secs must be between 1 and 3600");
+        }
         if self.audit_checkpoint_interval_secs == 0 {
             bail!("audit_checkpoint_interval_secs must be positive");
         }
@@ -231,6 +251,8 @@ impl Config {
             session_idle_timeout: Duration::from_secs(self.session_idle_timeout_secs),
             session_absolute_timeout: Duration::from_secs(self.session_absolute_timeout_secs),
             api_key_rotation_overlap: Duration::from_secs(self.api_key_rotation_overlap_secs),
+            key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
+            byok_pkcs11_modules: self.byok_pkcs11_modules.clone(),
             ..Default::default()
         }
     }

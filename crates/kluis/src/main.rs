@@ -119,6 +119,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             checkpoints,
             proof,
         }) => commands::verify_checkpoints_offline(&vkey, &checkpoints, proof.as_deref()),
+        Command::Keys(commands::KeysCmd::HsmCreateKey {
+            module,
+            token_label,
+            key_label,
+            pin_file,
+        }) => commands::hsm_create_key(&module, &token_label, &key_label, &pin_file),
         Command::Keys(commands::KeysCmd::RotateKek) => {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open_with(&cfg, true).await?;

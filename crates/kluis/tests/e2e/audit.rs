@@ -36,6 +36,13 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/settings/password-policy",
         "settings.password_policy.update",
     ),
+    // Exercised by encryption::customer_key_revoke_and_regrant (needs SoftHSM2).
+    ("PUT", "/api/v1/keys/customer-key", "keys.customer_key.set"),
+    (
+        "DELETE",
+        "/api/v1/keys/customer-key",
+        "keys.customer_key.remove",
+    ),
     ("POST", "/api/v1/platform/tenants", "tenant.create"),
     (
         "POST",

@@ -264,63 +264,92 @@ async fn shredding_makes_old_backups_unreadable() {
     assert!(v.to_string().contains("member@blijft.test"));
 }
 
+const SOFTHSM_MODULE: &str = "/usr/lib/softhsm/libsofthsm2.so";
+
+/// A throwaway SoftHSM2 token directory with its own config file.
+struct SoftHsm {
+    dir: tempfile::TempDir,
+}
+
+impl SoftHsm {
+    /// None (after saying "skipped" loudly) when SoftHSM2 is not installed; a failure instead
+    /// when KLUIS_REQUIRE_SOFTHSM=1 (CI).
+    fn new(test: &str) -> Option<SoftHsm> {
+        let util_ok = std::process::Command::new("softhsm2-util")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !std::path::Path::new(SOFTHSM_MODULE).exists() || !util_ok {
+            let msg = format!(
+                "skipped: {test} — SoftHSM2 not found ({SOFTHSM_MODULE}); install the softhsm2 package"
+            );
+            assert!(
+                std::env::var("KLUIS_REQUIRE_SOFTHSM").as_deref() != Ok("1"),
+                "{msg}"
+            );
+            eprintln!("{msg}");
+            return None;
+        }
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("tokens")).unwrap();
+        std::fs::write(
+            dir.path().join("softhsm2.conf"),
+            format!(
+                "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
+                dir.path().join("tokens").display()
+            ),
+        )
+        .unwrap();
+        Some(SoftHsm { dir })
+    }
+
+    fn conf(&self) -> std::path::PathBuf {
+        self.dir.path().join("softhsm2.conf")
+    }
+
+    /// Initialises a token; returns the path of a file holding its user PIN.
+    fn init_token(&self, label: &str, pin: &str) -> std::path::PathBuf {
+        let out = std::process::Command::new("softhsm2-util")
+            .env("SOFTHSM2_CONF", self.conf())
+            .args([
+                "--init-token",
+                "--free",
+                "--label",
+                label,
+                "--pin",
+                pin,
+                "--so-pin",
+                "so-pin-5678",
+            ])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let pin_file = self.dir.path().join(format!("{label}.pin"));
+        std::fs::write(&pin_file, pin).unwrap();
+        pin_file
+    }
+}
+
 /// The KEK inside a real PKCS#11 token (SoftHSM2): the server creates a non-extractable key on
 /// first start, every tenant key is wrapped inside the token, and no KEK file exists on disk.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hsm_kek_end_to_end() {
-    let module = "/usr/lib/softhsm/libsofthsm2.so";
-    let util_ok = std::process::Command::new("softhsm2-util")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !std::path::Path::new(module).exists() || !util_ok {
-        let msg = "skipped: PKCS#11 end-to-end test — SoftHSM2 not found (/usr/lib/softhsm/libsofthsm2.so); install the softhsm2 package";
-        assert!(
-            std::env::var("KLUIS_REQUIRE_SOFTHSM").as_deref() != Ok("1"),
-            "{msg}"
-        );
-        eprintln!("{msg}");
+    let Some(hsm) = SoftHsm::new("PKCS#11 end-to-end test") else {
         return;
-    }
-    let hsm = tempfile::tempdir().unwrap();
-    std::fs::create_dir(hsm.path().join("tokens")).unwrap();
-    let conf = hsm.path().join("softhsm2.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "directories.tokendir = {}\nobjectstore.backend = file\nlog.level = ERROR\n",
-            hsm.path().join("tokens").display()
-        ),
-    )
-    .unwrap();
+    };
     let pin = "kluis-pin-7391";
-    let out = std::process::Command::new("softhsm2-util")
-        .env("SOFTHSM2_CONF", &conf)
-        .args([
-            "--init-token",
-            "--free",
-            "--label",
-            "kluis-e2e",
-            "--pin",
-            pin,
-            "--so-pin",
-            "so-pin-5678",
-        ])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let pin_file = hsm.path().join("pin");
-    std::fs::write(&pin_file, pin).unwrap();
+    let pin_file = hsm.init_token("kluis-e2e", pin);
+    let conf = hsm.conf();
     let conf_s = conf.display().to_string();
     let pin_s = pin_file.display().to_string();
     let env = [
         ("SOFTHSM2_CONF", conf_s.as_str()),
         ("KLUIS_KMS", "pkcs11"),
-        ("KLUIS_PKCS11_MODULE", module),
+        ("KLUIS_PKCS11_MODULE", SOFTHSM_MODULE),
         ("KLUIS_PKCS11_TOKEN_LABEL", "kluis-e2e"),
         ("KLUIS_PKCS11_KEY_LABEL", "kluis-kek"),
         ("KLUIS_PKCS11_PIN_FILE", pin_s.as_str()),
@@ -350,7 +379,7 @@ async fn hsm_kek_end_to_end() {
     assert!(v.to_string().contains("member@hsm.test"));
     assert!(!s.logs().contains(pin), "the PIN must never be logged");
     // A wrong PIN: refused, and the error does not echo it.
-    let wrong = hsm.path().join("wrong-pin");
+    let wrong = hsm.dir.path().join("wrong-pin");
     std::fs::write(&wrong, "not-the-pin-4242").unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"))
         .args([
@@ -487,4 +516,196 @@ async fn doctor_enforces_the_key_age_policy() {
         out.contains("PASS  oud: data key v2 is 0 days old"),
         "{out}"
     );
+}
+
+/// The key objects of the only token in `hsm` (every `*.object` file but the token's own).
+fn token_objects(hsm: &SoftHsm) -> Vec<std::path::PathBuf> {
+    let tokens = hsm.dir.path().join("tokens");
+    let mut out = Vec::new();
+    for token in std::fs::read_dir(tokens).unwrap() {
+        for f in std::fs::read_dir(token.unwrap().path()).unwrap() {
+            let p = f.unwrap().path();
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            if name.ends_with(".object") && name != "token.object" {
+                out.push(p);
+            }
+        }
+    }
+    out
+}
+
+/// SoftHSM2 re-reads a token's object list only when the token's generation counter moves, as
+/// it does when the token itself deletes or restores a key; moving object files must say so.
+fn bump_generation(object: &std::path::Path) {
+    let generation = object.parent().unwrap().join("generation");
+    let g = u64::from_be_bytes(std::fs::read(&generation).unwrap()[..8].try_into().unwrap());
+    std::fs::write(&generation, (g + 1).to_be_bytes()).unwrap();
+}
+
+/// BYOK / hold-your-own-key: a tenant moves its root key under an AES key in its OWN token.
+/// Revoking that key (here: the key object disappears from the tenant's token, as when the
+/// tenant deletes or withdraws it) locks exactly that tenant's data with a clear error; other
+/// tenants are untouched; restoring the key restores access; nothing is re-encrypted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn customer_key_revoke_and_regrant() {
+    let Some(hsm) = SoftHsm::new("BYOK end-to-end test") else {
+        return;
+    };
+    let pin = "klant-pin-8264";
+    let pin_file = hsm.init_token("klant-token", pin);
+    let conf = hsm.conf().display().to_string();
+    let modules = format!("[\"{SOFTHSM_MODULE}\"]");
+    let env = [
+        ("SOFTHSM2_CONF", conf.as_str()),
+        ("KLUIS_BYOK_PKCS11_MODULES", modules.as_str()),
+        ("KLUIS_KEY_CACHE_TTL_SECS", "1"),
+    ];
+    let s = Server::start_with(Backend::Sqlite, &env).await;
+    let a = tenant_fixture(&s, "eigen").await;
+    let b = tenant_fixture(&s, "ander").await;
+
+    // The tenant creates its key in its own token (non-extractable, sensitive).
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"))
+        .args(["keys", "hsm-create-key", "--module", SOFTHSM_MODULE])
+        .args([
+            "--token-label",
+            "klant-token",
+            "--key-label",
+            "klant-sleutel",
+        ])
+        .arg("--pin-file")
+        .arg(&pin_file)
+        .env("SOFTHSM2_CONF", hsm.conf())
+        .output()
+        .unwrap();
+    let created = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{created}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(created.contains("\"extractable\":false"), "{created}");
+
+    let path = "/api/v1/keys/customer-key";
+    let body = |module: &str, key: &str, pin: &str| json!({"module": module, "token_label": "klant-token", "key_label": key, "pin": pin});
+    let (st, v) = s.get(path, &a.owner).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["mode"], "platform");
+    // Only owners, never API keys or admins' keys; only allowed modules; bad keys refused
+    // without echoing the PIN.
+    let put = async |auth: &Auth, b: serde_json::Value| {
+        s.call(reqwest::Method::PUT, path, auth, Some(b)).await
+    };
+    let (st, _) = put(&a.key, body(SOFTHSM_MODULE, "klant-sleutel", pin)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, _) = put(&a.member, body(SOFTHSM_MODULE, "klant-sleutel", pin)).await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = put(&a.owner, body("/tmp/evil.so", "klant-sleutel", pin)).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "module_not_allowed")
+    );
+    let (st, v) = put(
+        &a.owner,
+        body(SOFTHSM_MODULE, "klant-sleutel", "fout-pin-1937"),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "customer_key_rejected")
+    );
+    assert!(!v.to_string().contains("fout-pin-1937"));
+    let (st, v) = put(&a.owner, body(SOFTHSM_MODULE, "bestaat-niet", pin)).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "customer_key_rejected")
+    );
+    let (st, v) = put(&a.owner, body(SOFTHSM_MODULE, "klant-sleutel", pin)).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        (v["mode"].as_str(), v["available"].as_bool()),
+        (Some("customer"), Some(true))
+    );
+
+    // The root key is now wrapped inside the tenant's token; the granted PIN is stored sealed.
+    let root_file = s
+        .dir
+        .path()
+        .join("keys/tenants")
+        .join(format!("{}.key", a.id));
+    let root = std::fs::read_to_string(&root_file).unwrap();
+    assert!(root.contains("pkcs11:klant-token/klant-sleutel"), "{root}");
+    assert!(!root.contains(pin), "PIN stored in plaintext");
+    assert!(!s.logs().contains(pin), "PIN logged");
+    let (st, v) = s.get("/api/v1/users", &a.owner).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("member@eigen.test"));
+
+    // Revoke: the key leaves the tenant's token.
+    let parked = hsm.dir.path().join("parked");
+    std::fs::create_dir(&parked).unwrap();
+    let objects = token_objects(&hsm);
+    assert_eq!(objects.len(), 1, "one key in the tenant's token");
+    for o in &objects {
+        std::fs::rename(o, parked.join(o.file_name().unwrap())).unwrap();
+    }
+    bump_generation(&objects[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    for auth in [&a.owner, &a.key] {
+        let (st, v) = s.get("/api/v1/users", auth).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::LOCKED, "customer_key_unavailable"),
+            "{v}"
+        );
+        assert!(!v.to_string().contains("member@eigen.test"));
+    }
+    let (st, v) = s.get(path, &a.owner).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["available"], false);
+    let (st, v) = s.get("/api/v1/users", &b.key).await;
+    assert_eq!(st, StatusCode::OK, "other tenants unaffected: {v}");
+    assert!(v.to_string().contains("member@ander.test"));
+
+    // Re-grant: the key is back, and so is the data.
+    for o in &objects {
+        std::fs::rename(parked.join(o.file_name().unwrap()), o).unwrap();
+    }
+    bump_generation(&objects[0]);
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let (st, v) = s.get("/api/v1/users", &a.key).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("member@eigen.test"));
+
+    // Back to the platform key: from now on the tenant's token no longer matters.
+    let (st, v) = s.call(reqwest::Method::DELETE, path, &a.owner, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["mode"], "platform");
+    let (st, v) = s.call(reqwest::Method::DELETE, path, &a.owner, None).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "no_customer_key"));
+    for o in &objects {
+        std::fs::remove_file(o).unwrap();
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(3500)).await;
+    let (st, v) = s.get("/api/v1/users", &a.owner).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+
+    // Both changes are in the tenant's audit trail, without the PIN.
+    let (st, v) = s
+        .get(
+            "/api/v1/audit/events?action=keys.customer_key.set",
+            &a.owner,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
+    assert_eq!(v["items"][0]["details"]["key_label"], "klant-sleutel");
+    assert!(!v.to_string().contains(pin));
+    let (_, v) = s
+        .get(
+            "/api/v1/audit/events?action=keys.customer_key.remove",
+            &a.owner,
+        )
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "{v}");
 }
