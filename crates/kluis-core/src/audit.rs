@@ -830,7 +830,7 @@ async fn stored_leaf_hashes(tx: &mut TenantTx, count: i64) -> Result<Vec<Hash>> 
 }
 
 fn open_event(keys: &TenantKeys, r: AuditEventRow) -> Result<AuditEvent> {
-    let plain = keys.open("audit_events", "details", seq_record(r.seq), &r.details)?;
+    let plain = keys.open_retained("audit_events", "details", seq_record(r.seq), &r.details)?;
     Ok(AuditEvent {
         seq: r.seq,
         at: rfc3339(r.at),

@@ -361,7 +361,7 @@ pub async fn verify_breakdown(kluis: &Kluis, tenant: TenantId) -> Result<VerifyB
     let plain: Vec<Vec<u8>> = rows
         .iter()
         .map(|r| {
-            keys.open(
+            keys.open_retained(
                 "audit_events",
                 "details",
                 Uuid::from_u64_pair(0, r.seq as u64),

@@ -79,6 +79,9 @@ pub(crate) struct TenantKeys {
     current_sealed: i64,
     /// Highest data-key version in the ring (for cache validation).
     max_version: i64,
+    /// Records sealed under an older version do not open (min decryption version); audit
+    /// payloads, append-only, still do.
+    min_record_version: i64,
 }
 
 pub(crate) fn wrap_aad(tenant: TenantId, purpose: &str) -> Vec<u8> {
@@ -130,6 +133,21 @@ impl TenantKeys {
         self.seal(table, column, record, s.as_bytes())
     }
 
+    /// Refuses values sealed under a version disabled for records.
+    fn check_record_version(&self, table: &str, column: &str, sealed: &[u8]) -> Result<()> {
+        match envelope::sealed_key_version(sealed) {
+            Ok(v) if i64::from(v) >= self.min_record_version => Ok(()),
+            _ => {
+                tracing::error!(table, column, "sealed value under a disabled key version");
+                Err(Error::new(
+                    ErrorKind::Internal,
+                    "key_version_disabled",
+                    "stored data is sealed under a key version that is disabled for decryption",
+                ))
+            }
+        }
+    }
+
     /// Decryption failures are errors, never empty values.
     pub(crate) fn open_str(
         &self,
@@ -138,6 +156,7 @@ impl TenantKeys {
         record: Uuid,
         sealed: &[u8],
     ) -> Result<String> {
+        self.check_record_version(table, column, sealed)?;
         let plain =
             envelope::open(&self.ring, &self.ctx(table, column, record), sealed).map_err(|e| {
                 tracing::error!(error = %e, table, column, "sealed value failed to open");
@@ -147,6 +166,19 @@ impl TenantKeys {
     }
 
     pub(crate) fn open(
+        &self,
+        table: &str,
+        column: &str,
+        record: Uuid,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
+        self.check_record_version(table, column, sealed)?;
+        self.open_retained(table, column, record, sealed)
+    }
+
+    /// Opens an append-only value (audit payloads) under any version, disabled ones included:
+    /// such values cannot be re-encrypted and keep the version they were written with.
+    pub(crate) fn open_retained(
         &self,
         table: &str,
         column: &str,
@@ -441,7 +473,7 @@ impl Kluis {
         match self.key_cache.get(tenant) {
             Cached::Fresh(k) => return Ok(k),
             Cached::Validate(k) => {
-                if tx.data_key_version().await? == k.max_version {
+                if tx.data_key_versions().await? == (k.max_version, k.min_record_version) {
                     self.key_cache.validated(tenant);
                     return Ok(k);
                 }
@@ -454,6 +486,7 @@ impl Kluis {
         // Active versions last, so the ring's current key is the active one.
         rows.sort_by_key(|r| (r.state == "active", r.version));
         let (mut ring, mut index, mut current_sealed): (Option<KeyRing>, _, _) = (None, None, 0);
+        let mut min_record_version = i64::MAX;
         for r in rows {
             let key = root
                 .unwrap(&r.wrapped, &wrap_aad(tenant, &r.purpose))
@@ -462,6 +495,9 @@ impl Kluis {
                 "data" => {
                     if r.state == "active" {
                         current_sealed = r.sealed_count;
+                    }
+                    if r.state != "disabled" {
+                        min_record_version = min_record_version.min(r.version);
                     }
                     match &mut ring {
                         None => ring = Some(KeyRing::new(key)),
@@ -485,6 +521,7 @@ impl Kluis {
             index,
             current_sealed,
             max_version,
+            min_record_version,
         });
         self.key_cache.put(tenant, keys.clone());
         Ok(keys)
@@ -714,6 +751,69 @@ impl Kluis {
             crate::audit::failpoint_after_batch()?;
         }
         Ok(p)
+    }
+}
+
+/// Outcome of [`Kluis::set_min_decryption_version`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MinDecryption {
+    pub min_decryption_version: i64,
+    pub current_version: i64,
+    /// Key rows whose state changed (disabled, or re-enabled when lowering).
+    pub versions_changed: u64,
+}
+
+impl Kluis {
+    /// Like Vault's `min_decryption_version`: records sealed under an older data-key version no
+    /// longer open (a restored old ciphertext or a forgotten copy is refused). Allowed only once
+    /// re-encryption has finished, i.e. no record holds a value under another version than the
+    /// current one. Lowering it again re-enables versions. Audit payloads are append-only and keep
+    /// opening under the version they were written with.
+    pub async fn set_min_decryption_version(
+        &self,
+        tenant: TenantId,
+        min: i64,
+    ) -> Result<MinDecryption> {
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let current = keys.current_version();
+        if !(1..=current).contains(&min) {
+            return Err(Error::validation(
+                "version",
+                "version_out_of_range",
+                format!("the minimum decryption version must be between 1 and {current}"),
+            ));
+        }
+        let v = u32::try_from(current).map_err(|_| Error::internal("key version overflow"))?;
+        let pending = tx.count_records_not_under(v).await?;
+        if min > 1 && pending > 0 {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "reencryption_unfinished",
+                format!(
+                    "{pending} records still hold values under older key versions; run `kluis keys \
+                     reencrypt` first"
+                ),
+            ));
+        }
+        let changed = tx.set_min_decryption_version(min).await?;
+        let ev = crate::audit::Event::ok("keys.min_decryption_version", "tenant_keys", tenant)
+            .with(serde_json::json!({"min_decryption_version": min, "current_version": current}));
+        self.audit(
+            &mut tx,
+            &keys,
+            "console",
+            &crate::RequestContext::default(),
+            ev,
+        )
+        .await?;
+        tx.commit().await?;
+        self.key_cache.evict(tenant);
+        Ok(MinDecryption {
+            min_decryption_version: min,
+            current_version: current,
+            versions_changed: changed,
+        })
     }
 }
 

@@ -777,15 +777,56 @@ impl TenantTx {
 
 impl TenantTx {
     /// Highest data-key version (0 if none): lets a cache check it is still current.
-    pub async fn data_key_version(&mut self) -> Result<i64> {
+    /// Disables data-key versions below `min` for decrypting records (and re-enables retired
+    /// versions at or above it). The active version is never touched.
+    pub async fn set_min_decryption_version(&mut self, min: i64) -> Result<u64> {
         let t = self.tenant;
         Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'"
+            sqlx::query(
+            "UPDATE tenant_keys SET state = CASE WHEN version < $2 THEN 'disabled' ELSE 'retired' END \
+             WHERE tenant_id = $1 AND purpose = 'data' AND state <> 'active'"
         )
         .bind(t)
-        .fetch_one(c)
+        .bind(min)
+        .execute(c)
         .await?
+        .rows_affected()
+        }))
+    }
+
+    /// Records with a sealed value NOT under data-key `version` (sealed format: byte 0 is the
+    /// format, bytes 1..5 the key version, big-endian). Covers the same columns as the
+    /// re-encryption job (`Kluis::reencrypt_tenant`); keep the two in step.
+    pub async fn count_records_not_under(&mut self, version: u32) -> Result<i64> {
+        let t = self.tenant;
+        let v = version.to_be_bytes().to_vec();
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+                "SELECT (SELECT COUNT(*) FROM users WHERE tenant_id = $1 \
+                       AND (substr(email, 2, 4) <> $2 OR substr(display_name, 2, 4) <> $2)) \
+                  + (SELECT COUNT(*) FROM sessions WHERE tenant_id = $1 \
+                       AND (substr(ip, 2, 4) <> $2 OR substr(user_agent, 2, 4) <> $2))",
+            )
+            .bind(t)
+            .bind(v.clone())
+            .fetch_one(c)
+            .await?
+        }))
+    }
+
+    /// (highest data-key version, lowest version not disabled for records): what a cached key
+    /// ring is checked against.
+    pub async fn data_key_versions(&mut self) -> Result<(i64, i64)> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+                "SELECT COALESCE(MAX(version), 0), \
+                    COALESCE(MIN(CASE WHEN state <> 'disabled' THEN version END), 0) \
+             FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'",
+            )
+            .bind(t)
+            .fetch_one(c)
+            .await?
         }))
     }
 }

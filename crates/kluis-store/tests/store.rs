@@ -389,3 +389,54 @@ on_both!(
         assert_eq!(keys[0].sealed_count, 5);
     }
 );
+
+on_both!(
+    min_decryption_version_states_and_pending_count,
+    |b: Backend| async move {
+        let s = &b.store;
+        let a = tenant(s, "a").await;
+        let other = tenant(s, "b").await;
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        for v in 1..=3 {
+            tx.insert_tenant_key("data", v, b"wrapped", "k", 1)
+                .await
+                .unwrap();
+        }
+        tx.commit().await.unwrap();
+        // Sealed format: byte 0 format, bytes 1..5 key version (big-endian).
+        let sealed = |v: u8| [1u8, 0, 0, 0, v, 42, 42];
+        for (t, v) in [(a, 2u8), (a, 3), (other, 1)] {
+            let mut tx = s.tenant(t).begin().await.unwrap();
+            tx.insert_user(&NewUser {
+                id: UserId::new(),
+                email_bidx: &[v; 32],
+                email: &sealed(v),
+                display_name: &sealed(3),
+                role: "member",
+                password_hash: None,
+                now: 1,
+            })
+            .await
+            .unwrap();
+            tx.commit().await.unwrap();
+        }
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        // Only tenant a's records count: the version-2 one (b's version-1 record is not seen).
+        assert_eq!(tx.count_records_not_under(3).await.unwrap(), 1);
+        assert_eq!(tx.count_records_not_under(2).await.unwrap(), 2);
+        assert_eq!(tx.set_min_decryption_version(3).await.unwrap(), 2);
+        assert_eq!(tx.data_key_versions().await.unwrap(), (3, 3));
+        let states: Vec<String> = tx
+            .tenant_keys()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|k| k.state)
+            .collect();
+        assert_eq!(states, ["disabled", "disabled", "active"]);
+        // Lowering re-enables.
+        tx.set_min_decryption_version(2).await.unwrap();
+        assert_eq!(tx.data_key_versions().await.unwrap(), (3, 2));
+        tx.commit().await.unwrap();
+    }
+);

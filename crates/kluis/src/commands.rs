@@ -286,6 +286,14 @@ pub enum KeysCmd {
         #[arg(long, default_value_t = 500)]
         batch: i64,
     },
+    /// Disable data-key versions below VERSION for decrypting records (after `reencrypt` has
+    /// finished); a lower VERSION re-enables them.
+    MinDecryptionVersion {
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        version: i64,
+    },
     /// Create a non-extractable AES-256 key in a PKCS#11 token, e.g. an organisation's own key
     /// for `PUT /api/v1/keys/customer-key`. Needs no database; run it where the token is.
     HsmCreateKey {
@@ -332,6 +340,12 @@ pub fn hsm_create_key(
 
 pub async fn keys(kluis: &Kluis, cmd: KeysCmd) -> anyhow::Result<()> {
     let (tenant, batch, rotate) = match cmd {
+        KeysCmd::MinDecryptionVersion { tenant, version } => {
+            let id = log_id(kluis, &tenant).await?;
+            let r = kluis.set_min_decryption_version(id, version).await?;
+            println!("{}", serde_json::to_string(&r)?);
+            return Ok(());
+        }
         KeysCmd::RotateDek { tenant, batch } => (tenant, batch, true),
         KeysCmd::Reencrypt { tenant, batch } => (tenant, batch, false),
         KeysCmd::RotateKek | KeysCmd::HsmCreateKey { .. } => {

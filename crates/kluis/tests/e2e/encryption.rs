@@ -430,6 +430,8 @@ async fn dek_rotation_is_online_and_resumable() {
             .iter()
             .all(|v| *v == 1)
     );
+    // A copy of one record's value under version 1, for the min-decryption-version check.
+    let (old_rowid, old_email) = sealed_email(&s).await;
 
     // A rotation that crashes after its first batch of 2 rows.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_kluis"))
@@ -456,6 +458,16 @@ async fn dek_rotation_is_online_and_resumable() {
     let (st, v) = s.get("/api/v1/users?limit=200", &t.key).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert!(v.to_string().contains("Draai 5"));
+    // Old versions cannot be disabled before re-encryption has finished.
+    let min = [
+        "keys",
+        "min-decryption-version",
+        "--tenant",
+        "draai",
+        "--version",
+    ];
+    let (ok, _, err) = s.cli_raw(&[&min[..], &["2"]].concat(), None);
+    assert!(!ok && err.contains("reencryption_unfinished"), "{err}");
     // Resume.
     let out = s.cli(
         &["keys", "reencrypt", "--tenant", "draai", "--batch", "2"],
@@ -481,6 +493,66 @@ async fn dek_rotation_is_online_and_resumable() {
         .get("/api/v1/audit/events?action=keys.rotate_dek", &t.owner)
         .await;
     assert_eq!(ev["items"].as_array().unwrap().len(), 1);
+
+    // Min decryption version 2: records under version 1 no longer open...
+    let out = s.cli(&[&min[..], &["2"]].concat(), None);
+    assert!(out.contains("\"versions_changed\":1"), "{out}");
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.sqlite_path().display()))
+        .await
+        .unwrap();
+    let (_, current_email) = sealed_email(&s).await;
+    let put_email = async |email: &[u8]| {
+        sqlx::query("UPDATE users SET email = ? WHERE rowid = ?")
+            .bind(email.to_vec())
+            .bind(old_rowid)
+            .execute(&db)
+            .await
+            .unwrap();
+    };
+    put_email(&old_email).await;
+    // Servers re-check their cached key ring every 2 s (keys::CACHE_REVALIDATE).
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (st, v) = s.get("/api/v1/users?limit=200", &t.key).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::INTERNAL_SERVER_ERROR, "key_version_disabled"),
+        "a restored version-1 value must not open: {v}"
+    );
+    // ... while audit payloads written under version 1 (append-only) still do.
+    let (st, v) = s
+        .get("/api/v1/audit/events?action=user.create", &t.owner)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert!(v.to_string().contains("\"ip\""), "{v}");
+    // Lowering it re-enables version 1.
+    let out = s.cli(&[&min[..], &["1"]].concat(), None);
+    assert!(out.contains("\"min_decryption_version\":1"), "{out}");
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (st, v) = s.get("/api/v1/users?limit=200", &t.key).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    put_email(&current_email).await;
+    db.close().await;
+    let (_, ev) = s
+        .get(
+            "/api/v1/audit/events?action=keys.min_decryption_version",
+            &t.owner,
+        )
+        .await;
+    assert_eq!(ev["items"].as_array().unwrap().len(), 2, "{ev}");
+}
+
+/// The first user's rowid and sealed email, read straight from the SQLite file.
+async fn sealed_email(s: &Server) -> (i64, Vec<u8>) {
+    let db = sqlx::SqlitePool::connect(&format!("sqlite://{}", s.sqlite_path().display()))
+        .await
+        .unwrap();
+    let row: (i64, Vec<u8>) =
+        sqlx::query_as("SELECT rowid, email FROM users ORDER BY rowid LIMIT 1")
+            .fetch_one(&db)
+            .await
+            .unwrap();
+    db.close().await;
+    row
 }
 
 /// `kluis doctor` fails when a data key is older than the rotation policy, and passes again
