@@ -25,6 +25,12 @@ pub enum Permission {
     /// Choose the key that protects the tenant's data (customer-managed key). Owners only,
     /// never an API key.
     EncryptionKeysManage,
+    /// Read CRM records (contacts, companies, ...) and their versions and the trash.
+    CrmRead,
+    /// Create, change, delete (to the trash) and restore CRM records.
+    CrmWrite,
+    /// Delete CRM records for good from the trash.
+    CrmPurge,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -67,10 +73,19 @@ impl Role {
             Role::Owner => true,
             Role::Admin => matches!(
                 p,
-                UsersRead | UsersManage | ApiKeysManage | SettingsRead | SettingsManage | AuditRead
+                UsersRead
+                    | UsersManage
+                    | ApiKeysManage
+                    | SettingsRead
+                    | SettingsManage
+                    | AuditRead
+                    | CrmRead
+                    | CrmWrite
+                    | CrmPurge
             ),
-            Role::Manager => matches!(p, UsersRead | SettingsRead),
-            Role::Member | Role::ReadOnly => matches!(p, UsersRead),
+            Role::Manager => matches!(p, UsersRead | SettingsRead | CrmRead | CrmWrite),
+            Role::Member => matches!(p, UsersRead | CrmRead | CrmWrite),
+            Role::ReadOnly => matches!(p, UsersRead | CrmRead),
         }
     }
 }
@@ -88,11 +103,17 @@ pub enum Scope {
     SettingsWrite,
     #[serde(rename = "audit:read")]
     AuditRead,
+    #[serde(rename = "crm:read")]
+    CrmRead,
+    #[serde(rename = "crm:write")]
+    CrmWrite,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 5] = [
+    pub const ALL: [Scope; 7] = [
         Scope::AuditRead,
+        Scope::CrmRead,
+        Scope::CrmWrite,
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::SettingsRead,
@@ -109,6 +130,8 @@ impl Scope {
             Scope::SettingsRead => p == SettingsRead,
             Scope::SettingsWrite => matches!(p, SettingsRead | SettingsManage),
             Scope::AuditRead => p == AuditRead,
+            Scope::CrmRead => p == CrmRead,
+            Scope::CrmWrite => matches!(p, CrmRead | CrmWrite),
         }
     }
 
@@ -121,6 +144,8 @@ impl Scope {
             Scope::SettingsRead => Permission::SettingsRead,
             Scope::SettingsWrite => Permission::SettingsManage,
             Scope::AuditRead => Permission::AuditRead,
+            Scope::CrmRead => Permission::CrmRead,
+            Scope::CrmWrite => Permission::CrmWrite,
         }
     }
 }

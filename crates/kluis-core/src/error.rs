@@ -23,6 +23,10 @@ pub enum ErrorKind {
     Internal,
     /// 503: a dependency is unavailable.
     Unavailable,
+    /// 412: the `If-Match` precondition does not hold (stale update).
+    PreconditionFailed,
+    /// 428: a change needs `If-Match`.
+    PreconditionRequired,
     /// 423: the tenant's data is locked by its own key holder (customer-managed key revoked).
     Locked,
 }

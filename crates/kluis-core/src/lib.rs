@@ -11,6 +11,7 @@ pub mod authz;
 #[doc(hidden)]
 pub mod bench_support;
 mod clock;
+pub mod crm;
 pub mod customer_key;
 mod error;
 pub mod keys;
@@ -28,7 +29,7 @@ use std::time::Duration;
 pub use authz::{Actor, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind};
-pub use kluis_store::{ApiKeyId, SessionId, Store, TenantId, UserId};
+pub use kluis_store::{ApiKeyId, RecordId, SessionId, Store, TenantId, UserId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -59,6 +59,8 @@ impl From<Error> for ApiError {
             ErrorKind::Internal => StatusCode::INTERNAL_SERVER_ERROR,
             ErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             ErrorKind::Locked => StatusCode::LOCKED,
+            ErrorKind::PreconditionFailed => StatusCode::PRECONDITION_FAILED,
+            ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         };
         let message = if status.is_server_error() {
             "internal error; see the server log for the request id".to_owned()

@@ -95,6 +95,31 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::keys::set,
             routes::keys::remove
         ))
+        .routes(routes!(
+            routes::records::contacts::list,
+            routes::records::contacts::create
+        ))
+        .routes(routes!(
+            routes::records::contacts::get,
+            routes::records::contacts::update,
+            routes::records::contacts::delete
+        ))
+        .routes(routes!(routes::records::contacts::versions))
+        .routes(routes!(routes::records::contacts::restore_version))
+        .routes(routes!(
+            routes::records::companies::list,
+            routes::records::companies::create
+        ))
+        .routes(routes!(
+            routes::records::companies::get,
+            routes::records::companies::update,
+            routes::records::companies::delete
+        ))
+        .routes(routes!(routes::records::companies::versions))
+        .routes(routes!(routes::records::companies::restore_version))
+        .routes(routes!(routes::records::trash::list))
+        .routes(routes!(routes::records::trash::restore))
+        .routes(routes!(routes::records::trash::purge))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

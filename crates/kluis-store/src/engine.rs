@@ -25,6 +25,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "audit_heads",
     "audit_events",
     "audit_checkpoints",
+    "crm_records",
+    "crm_lookup",
+    "crm_versions",
+    "idempotency_keys",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -59,6 +59,10 @@ id_type!(
     /// A platform administration key.
     PlatformKeyId
 );
+id_type!(
+    /// A CRM record (contact, company, ...) of one tenant.
+    RecordId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

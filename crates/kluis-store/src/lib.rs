@@ -8,6 +8,7 @@
 //! Platform data (the tenant directory, setup tokens, platform keys) goes through [`PlatformTx`].
 //! This crate holds SQL and nothing else: no policy, no crypto, no HTTP.
 
+mod crm;
 mod engine;
 pub mod ids;
 mod platform;
@@ -15,7 +16,7 @@ pub mod rows;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
-pub use ids::{ApiKeyId, PlatformKeyId, SessionId, TenantId, UserId};
+pub use ids::{ApiKeyId, PlatformKeyId, RecordId, SessionId, TenantId, UserId};
 pub use platform::PlatformTx;
 pub use tenant::TenantTx;
 

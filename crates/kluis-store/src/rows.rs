@@ -186,3 +186,70 @@ pub struct AuditCheckpointRow {
     pub note: String,
     pub at: i64,
 }
+
+/// A CRM record as stored; `fields` is sealed.
+#[derive(Debug, Clone, FromRow)]
+pub struct CrmRecordRow {
+    pub id: crate::ids::RecordId,
+    pub object_type: String,
+    pub owner_id: Option<UserId>,
+    pub company_id: Option<crate::ids::RecordId>,
+    pub revision: i64,
+    /// Sealed JSON object.
+    pub fields: Vec<u8>,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub created_by: String,
+    pub updated_by: String,
+    pub deleted_at: Option<i64>,
+    pub deleted_by: Option<String>,
+}
+
+/// A new record or a new state of one (`revision` is the state's number).
+#[derive(Debug)]
+pub struct RecordWrite<'a> {
+    pub id: crate::ids::RecordId,
+    pub object_type: &'a str,
+    pub owner_id: Option<UserId>,
+    pub company_id: Option<crate::ids::RecordId>,
+    pub revision: i64,
+    pub fields: &'a [u8],
+    pub at: i64,
+    pub by: &'a str,
+}
+
+/// An earlier version of a record; `fields` is sealed.
+#[derive(Debug, Clone, FromRow)]
+pub struct CrmVersionRow {
+    pub revision: i64,
+    pub fields: Vec<u8>,
+    pub changed_at: i64,
+    pub changed_by: String,
+}
+
+/// List filters; `None` means "any".
+#[derive(Debug, Default, Clone)]
+pub struct RecordFilter {
+    pub object_type: Option<String>,
+    /// The trash instead of live records.
+    pub deleted: bool,
+    pub owner_id: Option<UserId>,
+    pub company_id: Option<crate::ids::RecordId>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub updated_from: Option<i64>,
+    pub updated_to: Option<i64>,
+    /// Exact match on a blind-indexed field: (field, blind index).
+    pub lookup: Option<(String, Vec<u8>)>,
+    /// Newest first instead of oldest first (ids are time-ordered).
+    pub descending: bool,
+}
+
+/// A stored Idempotency-Key outcome; `response` is sealed.
+#[derive(Debug, Clone, FromRow)]
+pub struct IdempotencyRow {
+    pub request_hash: Vec<u8>,
+    pub status: i32,
+    pub response: Vec<u8>,
+    pub created_at: i64,
+}

@@ -11,8 +11,8 @@ use crate::rows::{
 use crate::{Result, on_conn};
 
 pub struct TenantTx {
-    tx: Tx,
-    tenant: TenantId,
+    pub(crate) tx: Tx,
+    pub(crate) tenant: TenantId,
     /// Seal counts per data-key version, written once at commit (one statement per
     /// transaction instead of one per sealing call).
     pending_sealed: Vec<(i64, i64)>,
@@ -805,7 +805,10 @@ impl TenantTx {
                 "SELECT (SELECT COUNT(*) FROM users WHERE tenant_id = $1 \
                        AND (substr(email, 2, 4) <> $2 OR substr(display_name, 2, 4) <> $2)) \
                   + (SELECT COUNT(*) FROM sessions WHERE tenant_id = $1 \
-                       AND (substr(ip, 2, 4) <> $2 OR substr(user_agent, 2, 4) <> $2))",
+                       AND (substr(ip, 2, 4) <> $2 OR substr(user_agent, 2, 4) <> $2)) \
+                  + (SELECT COUNT(*) FROM crm_records WHERE tenant_id = $1 AND substr(fields, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM crm_versions WHERE tenant_id = $1 AND substr(fields, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM idempotency_keys WHERE tenant_id = $1 AND substr(response, 2, 4) <> $2)",
             )
             .bind(t)
             .bind(v.clone())

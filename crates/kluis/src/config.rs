@@ -64,6 +64,8 @@ pub struct Config {
     pub audit_checkpoint_every_events: u64,
     /// Audit events older than this are removed (with a signed truncation marker). Default 6 years.
     pub audit_retention_days: u64,
+    /// Deleted CRM records stay restorable in the trash this long, then are purged for good.
+    pub trash_retention_days: u64,
 }
 
 impl Default for Config {
@@ -97,6 +99,7 @@ impl Default for Config {
             audit_checkpoint_interval_secs: 60,
             audit_checkpoint_every_events: 1000,
             audit_retention_days: 6 * 365,
+            trash_retention_days: 30,
         }
     }
 }
@@ -123,6 +126,7 @@ const ENV_KEYS: &[&str] = &[
     "audit_checkpoint_interval_secs",
     "audit_checkpoint_every_events",
     "audit_retention_days",
+    "trash_retention_days",
     "kms",
     "key_max_age_days",
     "pkcs11_module",
@@ -215,6 +219,9 @@ impl Config {
                 "byok_pkcs11_modules: {} is not an absolute path",
                 m.display()
             );
+        }
+        if !(1..=3650).contains(&self.trash_retention_days) {
+            bail!("trash_retention_days must be between 1 and 3650");
         }
         if !(1..=3600).contains(&self.key_cache_ttl_secs) {
             bail!("key_cache_ttl_secs must be between 1 and 3600");

@@ -259,6 +259,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         kluis.clone(),
         cfg.key_max_age_days,
         cfg.audit_retention_days,
+        cfg.trash_retention_days,
     ));
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();
@@ -342,9 +343,13 @@ async fn redirect_listener(addr: SocketAddr, https_port: u16, handle: Handle<Soc
     }
 }
 
-/// Daily (and at start): applies audit retention to every log, and warns about tenants whose
-/// current data key is older than the rotation policy.
-async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64) {
+/// Daily (and at start): applies audit retention to every log, purges trash entries older than
+/// the trash retention, and warns about tenants whose current data key is older than the
+/// rotation policy.
+async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, trash_days: u64) {
+    let trash_ms = i64::try_from(trash_days)
+        .unwrap_or(i64::MAX)
+        .saturating_mul(86_400_000);
     let max = i64::try_from(max_days).unwrap_or(i64::MAX);
     let mut tick = tokio::time::interval(Duration::from_secs(86_400));
     loop {
@@ -377,6 +382,11 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64) {
             for t in &page.items {
                 if let Err(e) = kluis.expire_log(t.id, cutoff).await {
                     tracing::error!(tenant = %t.slug, error = %e, "audit retention");
+                }
+                match kluis.purge_expired_trash(t.id, trash_ms).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tenant = %t.slug, purged = n, "trash retention"),
+                    Err(e) => tracing::error!(tenant = %t.slug, error = %e, "trash retention"),
                 }
                 if let Ok(Some(age)) = kluis.data_key_age(t.id).await
                     && age.age_days > max

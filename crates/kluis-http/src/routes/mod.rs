@@ -4,6 +4,7 @@ pub mod auth;
 pub mod health;
 pub mod keys;
 pub mod platform;
+pub mod records;
 pub mod settings;
 pub mod setup;
 pub mod users;

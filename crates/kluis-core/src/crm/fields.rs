@@ -1,0 +1,332 @@
+//! The built-in field sets of CRM objects and their validation. Every value a record holds is
+//! personal data until proven otherwise, so all of them are sealed; fields marked `lookup` also
+//! get a blind index of their normalised value for exact-match search and duplicate detection.
+
+use serde_json::{Map, Value};
+
+use crate::{Error, Result, validate};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// One line, at most `max` characters.
+    Text,
+    /// Multi-line free text.
+    LongText,
+    Email,
+    /// Normalised to E.164 for lookups; stored as entered.
+    Phone,
+    /// http(s) URL.
+    Url,
+    /// ISO 3166-1 alpha-2, upper case.
+    Country,
+    /// A domain name, lower case (company websites, dedupe of companies).
+    Domain,
+}
+
+#[derive(Debug)]
+pub(crate) struct Field {
+    pub name: &'static str,
+    pub kind: Kind,
+    pub max: usize,
+    /// Blind-indexed for exact match (`?email=`), named by this lookup key.
+    pub lookup: bool,
+}
+
+const fn f(name: &'static str, kind: Kind, max: usize) -> Field {
+    Field {
+        name,
+        kind,
+        max,
+        lookup: false,
+    }
+}
+
+const fn l(name: &'static str, kind: Kind, max: usize) -> Field {
+    Field {
+        name,
+        kind,
+        max,
+        lookup: true,
+    }
+}
+
+pub(crate) const CONTACT: &[Field] = &[
+    f("first_name", Kind::Text, 100),
+    f("last_name", Kind::Text, 100),
+    l("email", Kind::Email, 254),
+    l("phone", Kind::Phone, 40),
+    l("mobile", Kind::Phone, 40),
+    f("job_title", Kind::Text, 100),
+    f("street", Kind::Text, 200),
+    f("postal_code", Kind::Text, 20),
+    f("city", Kind::Text, 100),
+    f("country", Kind::Country, 2),
+    f("website", Kind::Url, 500),
+    f("description", Kind::LongText, 10_000),
+];
+
+pub(crate) const COMPANY: &[Field] = &[
+    f("name", Kind::Text, 200),
+    l("domain", Kind::Domain, 253),
+    f("website", Kind::Url, 500),
+    l("email", Kind::Email, 254),
+    l("phone", Kind::Phone, 40),
+    f("street", Kind::Text, 200),
+    f("postal_code", Kind::Text, 20),
+    f("city", Kind::Text, 100),
+    f("country", Kind::Country, 2),
+    f("industry", Kind::Text, 100),
+    f("kvk_number", Kind::Text, 8),
+    f("vat_number", Kind::Text, 20),
+    f("description", Kind::LongText, 10_000),
+];
+
+fn invalid(field: &str, code: &'static str, message: &str) -> Error {
+    Error::validation(&format!("fields.{field}"), code, message)
+}
+
+/// Validates and normalises one value. Errors name the field, never the value.
+fn check(spec: &Field, v: &str) -> Result<String> {
+    let name = spec.name;
+    let v = match spec.kind {
+        Kind::LongText => v.trim_end().to_owned(),
+        _ => v.trim().to_owned(),
+    };
+    if v.chars().count() > spec.max {
+        return Err(invalid(
+            name,
+            "too_long",
+            &format!("at most {} characters", spec.max),
+        ));
+    }
+    let bad_control = match spec.kind {
+        Kind::LongText => v
+            .chars()
+            .any(|c| c.is_control() && c != '\n' && c != '\t' && c != '\r'),
+        _ => v.chars().any(char::is_control),
+    };
+    if bad_control {
+        return Err(invalid(
+            name,
+            "invalid_characters",
+            "contains control characters",
+        ));
+    }
+    Ok(match spec.kind {
+        Kind::Text | Kind::LongText => v,
+        Kind::Email => validate::email(&format!("fields.{name}"), &v)?,
+        Kind::Phone => {
+            e164(&v).ok_or_else(|| {
+                invalid(
+                    name,
+                    "invalid_phone",
+                    "not a phone number: use +<country code><number> or a Dutch number",
+                )
+            })?;
+            v
+        }
+        Kind::Url => {
+            let lower = v.to_ascii_lowercase();
+            let rest = lower
+                .strip_prefix("https://")
+                .or_else(|| lower.strip_prefix("http://"));
+            if rest.is_none_or(|r| r.is_empty() || r.contains(char::is_whitespace)) {
+                return Err(invalid(
+                    name,
+                    "invalid_url",
+                    "must be an http:// or https:// URL",
+                ));
+            }
+            v
+        }
+        Kind::Country => {
+            let c = v.to_ascii_uppercase();
+            if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
+                return Err(invalid(
+                    name,
+                    "invalid_country",
+                    "must be an ISO 3166-1 alpha-2 code such as NL",
+                ));
+            }
+            c
+        }
+        Kind::Domain => {
+            let d = v.to_ascii_lowercase();
+            let ok = d.contains('.')
+                && !d.starts_with('.')
+                && !d.ends_with('.')
+                && !d.contains("..")
+                && d.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.');
+            if !ok {
+                return Err(invalid(
+                    name,
+                    "invalid_domain",
+                    "must be a domain name such as example.nl",
+                ));
+            }
+            d
+        }
+    })
+}
+
+/// The phone number in E.164 form (`+31612345678`), for lookups. Accepts international forms
+/// (`+31 6 1234 5678`, `0031 6 ...`) and Dutch national ones (`06-12345678` -> `+31...`);
+/// formatting characters are ignored. This normalises for matching; it does not check numbering
+/// plans.
+pub(crate) fn e164(raw: &str) -> Option<String> {
+    let mut digits = String::with_capacity(raw.len());
+    let mut plus = false;
+    // "+31 (0)6 ...": the national trunk prefix in brackets is not dialled internationally.
+    let raw = raw.trim().replacen("(0)", "", 1);
+    for (i, c) in raw.chars().enumerate() {
+        match c {
+            '+' if i == 0 => plus = true,
+            '0'..='9' => digits.push(c),
+            ' ' | '-' | '.' | '(' | ')' | '/' => {}
+            _ => return None,
+        }
+    }
+    let international = if plus {
+        digits
+    } else if let Some(rest) = digits.strip_prefix("00") {
+        rest.to_owned()
+    } else if let Some(rest) = digits.strip_prefix('0') {
+        format!("31{rest}")
+    } else {
+        return None;
+    };
+    let ok = (8..=15).contains(&international.len()) && !international.starts_with('0');
+    ok.then(|| format!("+{international}"))
+}
+
+/// The normalised value a lookup field is indexed under.
+pub(crate) fn lookup_key(spec: &Field, value: &str) -> Option<String> {
+    match spec.kind {
+        Kind::Phone => e164(value),
+        Kind::Email | Kind::Domain => Some(value.to_lowercase()),
+        _ => Some(value.to_owned()),
+    }
+}
+
+/// Applies `patch` (a JSON merge patch: null removes a field) to `current`, validating every
+/// value written. Unknown fields and non-string values are refused.
+pub(crate) fn apply(
+    specs: &[Field],
+    current: &Map<String, Value>,
+    patch: &Map<String, Value>,
+) -> Result<Map<String, Value>> {
+    let mut out = current.clone();
+    for (k, v) in patch {
+        let spec = specs.iter().find(|s| s.name == k).ok_or_else(|| {
+            Error::validation(
+                &format!("fields.{k}"),
+                "unknown_field",
+                "no such field on this object type",
+            )
+        })?;
+        match v {
+            Value::Null => {
+                out.remove(k);
+            }
+            Value::String(s) => {
+                let s = check(spec, s)?;
+                if s.is_empty() {
+                    out.remove(k);
+                } else {
+                    out.insert(k.clone(), Value::String(s));
+                }
+            }
+            _ => {
+                return Err(invalid(k, "invalid_type", "must be a string or null"));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Fields that differ between two states, as `{field: {old, new}}`.
+pub(crate) fn changes(old: &Map<String, Value>, new: &Map<String, Value>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for k in old.keys().chain(new.keys()) {
+        let (o, n) = (old.get(k), new.get(k));
+        if o != n && !out.contains_key(k) {
+            out.insert(
+                k.clone(),
+                serde_json::json!({"old": o.cloned().unwrap_or(Value::Null), "new": n.cloned().unwrap_or(Value::Null)}),
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: Value) -> Map<String, Value> {
+        v.as_object().unwrap().clone()
+    }
+
+    #[test]
+    fn phone_numbers_normalise_to_e164() {
+        for (raw, want) in [
+            ("+31 6 1234 5678", Some("+31612345678")),
+            ("06-12345678", Some("+31612345678")),
+            // "(0)": the trunk prefix written after the country code, dropped when dialling.
+            ("0031 (0)6 12345678", Some("+31612345678")),
+            ("+44 (0)20 7946 0000", Some("+442079460000")),
+            ("0031 6 12345678", Some("+31612345678")),
+            ("020 123 4567", Some("+31201234567")),
+            ("+1 (415) 555-0100", Some("+14155550100")),
+            ("12345", None),
+            ("+31 6 1234 5678 ext 9", None),
+            ("++31612345678", None),
+        ] {
+            assert_eq!(e164(raw).as_deref(), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn merge_patch_validates_and_removes() {
+        let cur = obj(json!({"first_name": "Anna", "city": "Delft"}));
+        let next = apply(
+            CONTACT,
+            &cur,
+            &obj(json!({"city": null, "email": " Anna@Example.NL ", "country": "nl"})),
+        )
+        .unwrap();
+        assert_eq!(
+            Value::Object(next),
+            json!({"first_name": "Anna", "email": "anna@example.nl", "country": "NL"})
+        );
+        for (patch, code) in [
+            (json!({"nickname": "x"}), "unknown_field"),
+            (json!({"email": "not-an-email"}), "invalid_email"),
+            (json!({"first_name": 5}), "invalid_type"),
+            (json!({"website": "javascript:alert(1)"}), "invalid_url"),
+            (json!({"country": "N1"}), "invalid_country"),
+            (json!({"country": "NLD"}), "too_long"),
+            (json!({"first_name": "a\u{0007}b"}), "invalid_characters"),
+            (json!({"first_name": "x".repeat(101)}), "too_long"),
+            (json!({"phone": "call me"}), "invalid_phone"),
+        ] {
+            let e = apply(CONTACT, &cur, &obj(patch.clone())).unwrap_err();
+            assert_eq!(e.code, code, "{patch}");
+            assert!(e.field.as_deref().unwrap().starts_with("fields."));
+        }
+    }
+
+    #[test]
+    fn changes_list_old_and_new() {
+        let c = changes(
+            &obj(json!({"a": "1", "b": "2"})),
+            &obj(json!({"b": "3", "c": "4"})),
+        );
+        assert_eq!(
+            Value::Object(c),
+            json!({"a": {"old": "1", "new": null}, "b": {"old": "2", "new": "3"}, "c": {"old": null, "new": "4"}})
+        );
+    }
+}

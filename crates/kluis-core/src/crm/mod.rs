@@ -1,0 +1,1031 @@
+//! CRM records: contacts and companies (more object types follow the same path).
+//!
+//! Every write is one transaction holding the record, its blind-index lookups, the previous
+//! version and the audit event (changed fields, old and new values, sealed like everything
+//! else). Updates are optimistic: the caller names the revision it read (`If-Match`), and the
+//! statement itself only updates that revision, so a concurrent writer can never be silently
+//! overwritten. Deletes move records to the trash, restorable until the retention purges them.
+
+mod fields;
+
+use kluis_store::rows::{CrmRecordRow, RecordFilter, RecordWrite};
+use kluis_store::{RecordId, TenantTx};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use crate::audit::{Event, actor_label};
+use crate::keys::TenantKeys;
+use crate::users::rfc3339;
+use crate::{
+    Actor, Error, ErrorKind, Kluis, Page, Permission, RequestContext, Result, TenantId, UserId,
+    page_limit, validate,
+};
+
+/// The object types with a record API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectType {
+    Contact,
+    Company,
+}
+
+impl ObjectType {
+    pub const ALL: [ObjectType; 2] = [ObjectType::Contact, ObjectType::Company];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ObjectType::Contact => "contact",
+            ObjectType::Company => "company",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<ObjectType> {
+        Self::ALL.into_iter().find(|t| t.as_str() == s)
+    }
+
+    fn fields(self) -> &'static [fields::Field] {
+        match self {
+            ObjectType::Contact => fields::CONTACT,
+            ObjectType::Company => fields::COMPANY,
+        }
+    }
+
+    /// The lookup field duplicates are detected on.
+    fn dedupe_field(self) -> &'static str {
+        match self {
+            ObjectType::Contact => "email",
+            ObjectType::Company => "domain",
+        }
+    }
+
+    /// A record must say at least this much about itself.
+    fn check_required(self, f: &Map<String, Value>) -> Result<()> {
+        let ok = match self {
+            ObjectType::Contact => ["first_name", "last_name", "email"]
+                .iter()
+                .any(|k| f.contains_key(*k)),
+            ObjectType::Company => f.contains_key("name"),
+        };
+        if ok {
+            return Ok(());
+        }
+        Err(match self {
+            ObjectType::Contact => Error::validation(
+                "fields",
+                "required",
+                "a contact needs a first name, last name or email",
+            ),
+            ObjectType::Company => {
+                Error::validation("fields.name", "required", "a company needs a name")
+            }
+        })
+    }
+}
+
+/// A record as the API shows it.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+pub struct Record {
+    #[schema(value_type = uuid::Uuid)]
+    pub id: RecordId,
+    pub object_type: ObjectType,
+    /// Increases with every change; the ETag is `"<revision>"`.
+    pub revision: i64,
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub owner_id: Option<UserId>,
+    /// The company a contact belongs to.
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub company_id: Option<RecordId>,
+    /// Field values (all strings), e.g. `first_name`, `email`.
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+    pub created_by: String,
+    pub updated_by: String,
+    /// Set while the record is in the trash.
+    pub deleted_at: Option<String>,
+    pub deleted_by: Option<String>,
+}
+
+/// `Some(None)` clears, `None` leaves as is.
+fn double_option<'de, D, T>(d: D) -> std::result::Result<Option<Option<T>>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d).map(Some)
+}
+
+/// Create or change a record. On change, `fields` is a merge patch (null removes a field).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RecordInput {
+    #[serde(default)]
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    /// A user of this organisation; default on create: the signed-in user.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub owner_id: Option<Option<UserId>>,
+    /// Contacts only: a company of this organisation.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub company_id: Option<Option<RecordId>>,
+}
+
+/// List filters (exact-match lookups work on sealed fields through blind indexes).
+#[derive(Debug, Clone, Default)]
+pub struct RecordQuery {
+    pub owner_id: Option<UserId>,
+    pub company_id: Option<RecordId>,
+    /// Exact match, case-insensitive.
+    pub email: Option<String>,
+    /// Exact match in any notation (normalised to E.164).
+    pub phone: Option<String>,
+    pub domain: Option<String>,
+    pub created_from: Option<i64>,
+    pub created_to: Option<i64>,
+    pub updated_from: Option<i64>,
+    pub updated_to: Option<i64>,
+    pub newest_first: bool,
+}
+
+/// The `If-Match` precondition of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IfMatch {
+    /// No header: refused for updates (428), so no client overwrites blindly.
+    Missing,
+    /// `*`: any current revision.
+    Any,
+    /// One or more ETags; the change applies only if the current revision is among them.
+    Revisions(Vec<i64>),
+}
+
+impl IfMatch {
+    fn check(&self, current: i64, required: bool) -> Result<()> {
+        match self {
+            IfMatch::Missing if required => Err(Error::new(
+                ErrorKind::PreconditionRequired,
+                "precondition_required",
+                "send If-Match with the ETag you read, so a concurrent change is never overwritten",
+            )),
+            IfMatch::Missing | IfMatch::Any => Ok(()),
+            IfMatch::Revisions(r) if r.contains(&current) => Ok(()),
+            IfMatch::Revisions(_) => Err(stale()),
+        }
+    }
+}
+
+fn stale() -> Error {
+    Error::new(
+        ErrorKind::PreconditionFailed,
+        "precondition_failed",
+        "the record changed since you read it; read it again and retry",
+    )
+}
+
+/// An earlier (or the current) state of a record.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct RecordVersion {
+    pub revision: i64,
+    #[schema(value_type = Object)]
+    pub fields: Map<String, Value>,
+    pub changed_at: String,
+    pub changed_by: String,
+    pub current: bool,
+}
+
+/// What a version row holds (sealed): the state, with its revision inside so a sealed blob moved
+/// to another revision row is noticed.
+#[derive(Serialize, Deserialize)]
+struct StoredVersion {
+    revision: i64,
+    fields: Map<String, Value>,
+    owner_id: Option<UserId>,
+    company_id: Option<RecordId>,
+}
+
+/// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
+#[derive(Debug, Clone)]
+pub struct Idempotency {
+    pub key: String,
+    pub request_hash: [u8; 32],
+}
+
+impl Idempotency {
+    /// Keys are 1..=255 visible ASCII characters.
+    pub fn new(key: &str, method: &str, path: &str, body: &[u8]) -> Result<Idempotency> {
+        if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 1 to 255 visible ASCII characters",
+            ));
+        }
+        let mut h = Sha256::new();
+        for part in [method.as_bytes(), path.as_bytes(), body] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        Ok(Idempotency {
+            key: key.to_owned(),
+            request_hash: h.finalize().into(),
+        })
+    }
+
+    fn key_hash(&self, actor: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        for part in [actor.as_bytes(), self.key.as_bytes()] {
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        h.finalize().into()
+    }
+}
+
+/// Idempotency outcomes are kept this long.
+pub const IDEMPOTENCY_TTL_MS: i64 = 24 * 3600 * 1000;
+
+fn record_ctx_id(id: RecordId) -> Uuid {
+    id.0
+}
+
+fn open_fields(keys: &TenantKeys, r: &CrmRecordRow) -> Result<Map<String, Value>> {
+    let plain = keys.open("crm_records", "fields", record_ctx_id(r.id), &r.fields)?;
+    serde_json::from_slice(&plain).map_err(|_| Error::internal("stored record fields unreadable"))
+}
+
+fn seal_fields(keys: &TenantKeys, id: RecordId, f: &Map<String, Value>) -> Result<Vec<u8>> {
+    let plain = serde_json::to_vec(f).map_err(|_| Error::internal("record encoding"))?;
+    keys.seal("crm_records", "fields", record_ctx_id(id), &plain)
+}
+
+fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
+    let fields = open_fields(keys, &r)?;
+    Ok(Record {
+        id: r.id,
+        object_type: ObjectType::parse(&r.object_type)
+            .ok_or_else(|| Error::internal("unknown object type stored"))?,
+        revision: r.revision,
+        owner_id: r.owner_id,
+        company_id: r.company_id,
+        fields,
+        created_at: rfc3339(r.created_at),
+        updated_at: rfc3339(r.updated_at),
+        created_by: r.created_by,
+        updated_by: r.updated_by,
+        deleted_at: r.deleted_at.map(rfc3339),
+        deleted_by: r.deleted_by,
+    })
+}
+
+/// The blind-index entries of a record's lookup fields.
+fn lookups(
+    keys: &TenantKeys,
+    t: ObjectType,
+    f: &Map<String, Value>,
+) -> Vec<(&'static str, [u8; 32])> {
+    t.fields()
+        .iter()
+        .filter(|s| s.lookup)
+        .filter_map(|s| {
+            let v = f.get(s.name)?.as_str()?;
+            let key = fields::lookup_key(s, v)?;
+            Some((s.name, keys.blind(&lookup_domain(t, s.name), &key)))
+        })
+        .collect()
+}
+
+fn lookup_domain(t: ObjectType, field: &str) -> String {
+    format!("crm.{}.{field}", t.as_str())
+}
+
+fn event<'a>(t: ObjectType, verb: &str, id: RecordId, details: Value) -> Event<'a> {
+    Event {
+        action: action_name(t, verb),
+        success: true,
+        object_type: Some(t.as_str()),
+        object_id: Some(id.to_string()),
+        details,
+    }
+}
+
+/// Audit action names are static strings (`contact.create`, ...).
+fn action_name(t: ObjectType, verb: &str) -> &'static str {
+    macro_rules! names {
+        ($($verb:literal),*) => {
+            match (t, verb) {
+                $((ObjectType::Contact, $verb) => concat!("contact.", $verb),)*
+                $((ObjectType::Company, $verb) => concat!("company.", $verb),)*
+                _ => "record.unknown",
+            }
+        };
+    }
+    names!(
+        "create",
+        "update",
+        "delete",
+        "restore",
+        "purge",
+        "restore_version",
+        "list",
+        "versions"
+    )
+}
+
+impl Kluis {
+    /// An active user of the tenant, for `owner_id`.
+    async fn check_owner(&self, tx: &mut TenantTx, owner: Option<UserId>) -> Result<()> {
+        if let Some(id) = owner {
+            let ok = tx.user(id).await?.is_some_and(|u| u.status == "active");
+            if !ok {
+                return Err(Error::validation(
+                    "owner_id",
+                    "unknown_user",
+                    "no active user with this id in your organisation",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    async fn check_company(
+        &self,
+        tx: &mut TenantTx,
+        t: ObjectType,
+        company: Option<RecordId>,
+    ) -> Result<()> {
+        let Some(id) = company else { return Ok(()) };
+        if t != ObjectType::Contact {
+            return Err(Error::validation(
+                "company_id",
+                "not_applicable",
+                "only contacts belong to a company",
+            ));
+        }
+        let live = tx
+            .record(ObjectType::Company.as_str(), id)
+            .await?
+            .is_some_and(|c| c.deleted_at.is_none());
+        if !live {
+            return Err(Error::validation(
+                "company_id",
+                "unknown_company",
+                "no company with this id in your organisation",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuses a second live record with the same dedupe value (email of contacts, domain of
+    /// companies).
+    async fn check_duplicate(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        t: ObjectType,
+        id: RecordId,
+        f: &Map<String, Value>,
+    ) -> Result<()> {
+        let field = t.dedupe_field();
+        let Some((_, bidx)) = lookups(keys, t, f).into_iter().find(|(n, _)| *n == field) else {
+            return Ok(());
+        };
+        let existing = tx.lookup_live(t.as_str(), field, &bidx).await?;
+        if let Some(other) = existing.into_iter().find(|o| *o != id) {
+            return Err(Error::new(
+                ErrorKind::Conflict,
+                "duplicate",
+                format!("a {} with this {field} already exists: {other}", t.as_str()),
+            )
+            .with_field(format!("fields.{field}")));
+        }
+        Ok(())
+    }
+
+    pub async fn create_record(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        input: RecordInput,
+        idem: Option<&Idempotency>,
+    ) -> Result<Record> {
+        actor.require(Permission::CrmWrite)?;
+        let label = actor_label(actor);
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let idem_hash = idem.map(|i| (i.key_hash(&format!("{label}\n{}", t.as_str())), i));
+        if let Some((key_hash, i)) = &idem_hash
+            && let Some(done) = self.replay(&mut tx, &keys, key_hash, i).await?
+        {
+            return Ok(done);
+        }
+        let id = RecordId::new();
+        let f = fields::apply(t.fields(), &Map::new(), &input.fields)?;
+        t.check_required(&f)?;
+        let owner = input.owner_id.unwrap_or(actor.user_id());
+        self.check_owner(&mut tx, owner).await?;
+        let company = input.company_id.flatten();
+        self.check_company(&mut tx, t, company).await?;
+        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        let now = self.now();
+        let sealed = seal_fields(&keys, id, &f)?;
+        tx.insert_record(&RecordWrite {
+            id,
+            object_type: t.as_str(),
+            owner_id: owner,
+            company_id: company,
+            revision: 1,
+            fields: &sealed,
+            at: now,
+            by: &label,
+        })
+        .await?;
+        tx.set_lookups(t.as_str(), id, &lookups(&keys, t, &f))
+            .await?;
+        let changed = fields::changes(&Map::new(), &f);
+        let ev = event(
+            t,
+            "create",
+            id,
+            json!({"changed": changed, "owner_id": owner, "company_id": company}),
+        );
+        self.audit(&mut tx, &keys, &label, ctx, ev).await?;
+        let mut sealed_n = 1;
+        let rec = to_record(
+            &keys,
+            tx.record(t.as_str(), id)
+                .await?
+                .ok_or_else(Error::not_found)?,
+        )?;
+        if let Some((key_hash, i)) = &idem_hash {
+            let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
+            let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
+            tx.insert_idempotency(key_hash, &i.request_hash, 201, &sealed, now)
+                .await?;
+            sealed_n += 1;
+        }
+        self.count_sealed(&mut tx, &keys, sealed_n).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// The stored outcome of an earlier request with the same Idempotency-Key, if any.
+    async fn replay(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        key_hash: &[u8; 32],
+        i: &Idempotency,
+    ) -> Result<Option<Record>> {
+        let Some(row) = tx.idempotency(key_hash).await? else {
+            return Ok(None);
+        };
+        if row.created_at < self.now() - IDEMPOTENCY_TTL_MS {
+            return Ok(None);
+        }
+        if row.request_hash != i.request_hash {
+            return Err(Error::new(
+                ErrorKind::Validation,
+                "idempotency_key_reused",
+                "this Idempotency-Key was used for a different request",
+            ));
+        }
+        let body = keys.open(
+            "idempotency_keys",
+            "response",
+            idem_ctx(key_hash),
+            &row.response,
+        )?;
+        serde_json::from_slice(&body)
+            .map(Some)
+            .map_err(|_| Error::internal("stored response unreadable"))
+    }
+
+    pub async fn get_record(&self, actor: &Actor, t: ObjectType, id: RecordId) -> Result<Record> {
+        actor.require(Permission::CrmRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = tx
+            .record(t.as_str(), id)
+            .await?
+            .filter(|r| r.deleted_at.is_none())
+            .ok_or_else(Error::not_found)?;
+        to_record(&keys, row)
+    }
+
+    pub async fn list_records(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        q: RecordQuery,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Record>> {
+        actor.require(Permission::CrmRead)?;
+        let after = validate::cursor::<RecordId>(cursor)?;
+        let limit = page_limit(limit);
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let lookup = self.query_lookup(&keys, t, &q)?;
+        let filter = RecordFilter {
+            object_type: Some(t.as_str().to_owned()),
+            deleted: false,
+            owner_id: q.owner_id,
+            company_id: q.company_id,
+            created_from: q.created_from,
+            created_to: q.created_to,
+            updated_from: q.updated_from,
+            updated_to: q.updated_to,
+            lookup,
+            descending: q.newest_first,
+        };
+        let rows = tx.list_records(&filter, after, limit + 1).await?;
+        drop(tx);
+        let page = crate::users::page(
+            rows,
+            limit,
+            |r| to_record(&keys, r),
+            |r: &Record| r.id.to_string(),
+        )?;
+        self.audit_read(actor, ctx, t, "list", page.items.len())
+            .await?;
+        Ok(page)
+    }
+
+    /// Bulk reads of personal data are recorded as counts.
+    async fn audit_read(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        verb: &str,
+        count: usize,
+    ) -> Result<()> {
+        let mut w = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut w).await?;
+        let ev = Event {
+            action: action_name(t, verb),
+            success: true,
+            object_type: Some(t.as_str()),
+            object_id: None,
+            details: json!({"count": count}),
+        };
+        self.audit(&mut w, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    fn query_lookup(
+        &self,
+        keys: &TenantKeys,
+        t: ObjectType,
+        q: &RecordQuery,
+    ) -> Result<Option<(String, Vec<u8>)>> {
+        let asked: Vec<(&str, &String)> = [
+            ("email", &q.email),
+            ("phone", &q.phone),
+            ("domain", &q.domain),
+        ]
+        .into_iter()
+        .filter_map(|(k, v)| v.as_ref().map(|v| (k, v)))
+        .collect();
+        let [(field, raw)] = asked.as_slice() else {
+            if asked.len() > 1 {
+                return Err(Error::validation(
+                    "email",
+                    "one_lookup",
+                    "filter on one of email, phone or domain at a time",
+                ));
+            }
+            return Ok(None);
+        };
+        let spec = t
+            .fields()
+            .iter()
+            .find(|s| s.lookup && s.name == *field)
+            .ok_or_else(|| {
+                Error::validation(
+                    field,
+                    "not_applicable",
+                    "this object type has no such field",
+                )
+            })?;
+        let key = fields::lookup_key(spec, raw.trim())
+            .ok_or_else(|| Error::validation(field, "invalid_phone", "not a phone number"))?;
+        Ok(Some((
+            (*field).to_owned(),
+            keys.blind(&lookup_domain(t, field), &key).to_vec(),
+        )))
+    }
+
+    pub async fn update_record(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        id: RecordId,
+        if_match: &IfMatch,
+        input: RecordInput,
+    ) -> Result<Record> {
+        actor.require(Permission::CrmWrite)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = live(&mut tx, t, id).await?;
+        if_match.check(row.revision, true)?;
+        let current = open_fields(&keys, &row)?;
+        let f = fields::apply(t.fields(), &current, &input.fields)?;
+        t.check_required(&f)?;
+        let owner = input.owner_id.unwrap_or(row.owner_id);
+        let company = input.company_id.unwrap_or(row.company_id);
+        if owner != row.owner_id {
+            self.check_owner(&mut tx, owner).await?;
+        }
+        if company != row.company_id {
+            self.check_company(&mut tx, t, company).await?;
+        }
+        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        let changed = fields::changes(&current, &f);
+        let mut details = json!({"changed": changed, "revision": row.revision + 1});
+        if owner != row.owner_id {
+            details["owner_id"] = json!({"old": row.owner_id, "new": owner});
+        }
+        if company != row.company_id {
+            details["company_id"] = json!({"old": row.company_id, "new": company});
+        }
+        let rec = self
+            .write_revision(
+                &mut tx, &keys, actor, ctx, t, &row, current, f, owner, company, "update", details,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// Keeps `row`'s state as a version and writes the next revision, with its event.
+    #[allow(clippy::too_many_arguments)]
+    async fn write_revision(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        row: &CrmRecordRow,
+        previous: Map<String, Value>,
+        next: Map<String, Value>,
+        owner: Option<UserId>,
+        company: Option<RecordId>,
+        verb: &str,
+        details: Value,
+    ) -> Result<Record> {
+        let label = actor_label(actor);
+        let now = self.now();
+        let stored = StoredVersion {
+            revision: row.revision,
+            fields: previous,
+            owner_id: row.owner_id,
+            company_id: row.company_id,
+        };
+        let plain = serde_json::to_vec(&stored).map_err(|_| Error::internal("version encoding"))?;
+        let sealed_version = keys.seal("crm_versions", "fields", record_ctx_id(row.id), &plain)?;
+        tx.insert_version(
+            row.id,
+            row.revision,
+            &sealed_version,
+            row.updated_at,
+            &row.updated_by,
+        )
+        .await?;
+        let sealed = seal_fields(keys, row.id, &next)?;
+        let updated = tx
+            .update_record(
+                row.revision,
+                &RecordWrite {
+                    id: row.id,
+                    object_type: t.as_str(),
+                    owner_id: owner,
+                    company_id: company,
+                    revision: row.revision + 1,
+                    fields: &sealed,
+                    at: now,
+                    by: &label,
+                },
+            )
+            .await?;
+        if !updated {
+            return Err(stale());
+        }
+        tx.set_lookups(t.as_str(), row.id, &lookups(keys, t, &next))
+            .await?;
+        self.audit(tx, keys, &label, ctx, event(t, verb, row.id, details))
+            .await?;
+        self.count_sealed(tx, keys, 2).await?;
+        to_record(
+            keys,
+            tx.record(t.as_str(), row.id)
+                .await?
+                .ok_or_else(Error::not_found)?,
+        )
+    }
+
+    /// Moves a record to the trash (restorable until the trash retention purges it).
+    pub async fn delete_record(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        id: RecordId,
+        if_match: &IfMatch,
+    ) -> Result<()> {
+        actor.require(Permission::CrmWrite)?;
+        let label = actor_label(actor);
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = live(&mut tx, t, id).await?;
+        if_match.check(row.revision, false)?;
+        if !tx
+            .set_record_deleted(id, Some((self.now(), &label)))
+            .await?
+        {
+            return Err(stale());
+        }
+        self.audit(
+            &mut tx,
+            &keys,
+            &label,
+            ctx,
+            event(t, "delete", id, json!({"revision": row.revision})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every version of a record, newest (current) first.
+    pub async fn record_versions(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        id: RecordId,
+    ) -> Result<Vec<RecordVersion>> {
+        actor.require(Permission::CrmRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = live(&mut tx, t, id).await?;
+        let mut out = vec![RecordVersion {
+            revision: row.revision,
+            fields: open_fields(&keys, &row)?,
+            changed_at: rfc3339(row.updated_at),
+            changed_by: row.updated_by.clone(),
+            current: true,
+        }];
+        for v in tx.versions(id).await? {
+            let s = open_version(&keys, id, v.revision, &v.fields)?;
+            out.push(RecordVersion {
+                revision: v.revision,
+                fields: s.fields,
+                changed_at: rfc3339(v.changed_at),
+                changed_by: v.changed_by,
+                current: false,
+            });
+        }
+        drop(tx);
+        self.audit_read(actor, ctx, t, "versions", out.len())
+            .await?;
+        Ok(out)
+    }
+
+    /// Makes an earlier version's field values current again (as a new revision; the versions
+    /// in between are kept). Owner and company stay as they are now.
+    pub async fn restore_record_version(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        id: RecordId,
+        revision: i64,
+        if_match: &IfMatch,
+    ) -> Result<Record> {
+        actor.require(Permission::CrmWrite)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = live(&mut tx, t, id).await?;
+        if_match.check(row.revision, true)?;
+        let v = tx
+            .versions(id)
+            .await?
+            .into_iter()
+            .find(|v| v.revision == revision)
+            .ok_or_else(Error::not_found)?;
+        let old = open_version(&keys, id, revision, &v.fields)?;
+        let current = open_fields(&keys, &row)?;
+        self.check_duplicate(&mut tx, &keys, t, id, &old.fields)
+            .await?;
+        let changed = fields::changes(&current, &old.fields);
+        let details = json!({"changed": changed, "restored_revision": revision, "revision": row.revision + 1});
+        let rec = self
+            .write_revision(
+                &mut tx,
+                &keys,
+                actor,
+                ctx,
+                t,
+                &row,
+                current,
+                old.fields,
+                row.owner_id,
+                row.company_id,
+                "restore_version",
+                details,
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// The trash: deleted records of every type (or one), most recently deleted last.
+    pub async fn list_trash(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: Option<ObjectType>,
+        cursor: Option<&str>,
+        limit: Option<u32>,
+    ) -> Result<Page<Record>> {
+        actor.require(Permission::CrmRead)?;
+        let after = validate::cursor::<RecordId>(cursor)?;
+        let limit = page_limit(limit);
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let filter = RecordFilter {
+            object_type: t.map(|t| t.as_str().to_owned()),
+            deleted: true,
+            ..Default::default()
+        };
+        let rows = tx.list_records(&filter, after, limit + 1).await?;
+        drop(tx);
+        let page = crate::users::page(
+            rows,
+            limit,
+            |r| to_record(&keys, r),
+            |r: &Record| r.id.to_string(),
+        )?;
+        for t in ObjectType::ALL {
+            let n = page.items.iter().filter(|r| r.object_type == t).count();
+            if n > 0 {
+                self.audit_read(actor, ctx, t, "list", n).await?;
+            }
+        }
+        Ok(page)
+    }
+
+    /// Takes a record out of the trash.
+    pub async fn restore_from_trash(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: RecordId,
+    ) -> Result<Record> {
+        actor.require(Permission::CrmWrite)?;
+        let label = actor_label(actor);
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = tx
+            .any_record(id)
+            .await?
+            .filter(|r| r.deleted_at.is_some())
+            .ok_or_else(Error::not_found)?;
+        let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        let f = open_fields(&keys, &row)?;
+        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        tx.set_record_deleted(id, None).await?;
+        self.audit(
+            &mut tx,
+            &keys,
+            &label,
+            ctx,
+            event(t, "restore", id, json!({})),
+        )
+        .await?;
+        let rec = to_record(
+            &keys,
+            tx.record(t.as_str(), id)
+                .await?
+                .ok_or_else(Error::not_found)?,
+        )?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// Deletes a trashed record for good (a separate, privileged permission).
+    pub async fn purge_from_trash(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: RecordId,
+    ) -> Result<()> {
+        actor.require(Permission::CrmPurge)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = tx
+            .any_record(id)
+            .await?
+            .filter(|r| r.deleted_at.is_some())
+            .ok_or_else(Error::not_found)?;
+        let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        tx.purge_record(id).await?;
+        self.audit(
+            &mut tx,
+            &keys,
+            &actor_label(actor),
+            ctx,
+            event(t, "purge", id, json!({"reason": "requested"})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The retention job: purges trash entries older than `retention_ms` and forgets expired
+    /// Idempotency-Key outcomes, for one tenant. Returns the number of records purged.
+    pub async fn purge_expired_trash(&self, tenant: TenantId, retention_ms: i64) -> Result<u64> {
+        let before = self.now() - retention_ms;
+        let mut purged = 0;
+        loop {
+            let mut tx = self.store.tenant(tenant).begin().await?;
+            let ids = tx.trash_older_than(before, 100).await?;
+            if ids.is_empty() {
+                tx.expire_idempotency(self.now() - IDEMPOTENCY_TTL_MS)
+                    .await?;
+                tx.commit().await?;
+                return Ok(purged);
+            }
+            let keys = self.keys(&mut tx).await?;
+            for id in ids {
+                let Some(row) = tx.any_record(id).await? else {
+                    continue;
+                };
+                let t = ObjectType::parse(&row.object_type)
+                    .ok_or_else(|| Error::internal("unknown object type stored"))?;
+                tx.purge_record(id).await?;
+                let ev = event(
+                    t,
+                    "purge",
+                    id,
+                    json!({"reason": "trash_retention", "deleted_at": row.deleted_at.map(rfc3339)}),
+                );
+                self.audit(&mut tx, &keys, "system", &RequestContext::default(), ev)
+                    .await?;
+                purged += 1;
+            }
+            tx.commit().await?;
+        }
+    }
+}
+
+fn idem_ctx(key_hash: &[u8; 32]) -> Uuid {
+    let mut b = [0u8; 16];
+    b.copy_from_slice(&key_hash[..16]);
+    Uuid::from_bytes(b)
+}
+
+fn open_version(
+    keys: &TenantKeys,
+    id: RecordId,
+    revision: i64,
+    sealed: &[u8],
+) -> Result<StoredVersion> {
+    let plain = keys.open("crm_versions", "fields", record_ctx_id(id), sealed)?;
+    let v: StoredVersion =
+        serde_json::from_slice(&plain).map_err(|_| Error::internal("stored version unreadable"))?;
+    // A sealed version copied onto another revision row of the same record opens (same AAD),
+    // but says which revision it is.
+    if v.revision != revision {
+        return Err(Error::internal(
+            "stored version does not match its revision",
+        ));
+    }
+    Ok(v)
+}
+
+async fn live(tx: &mut TenantTx, t: ObjectType, id: RecordId) -> Result<CrmRecordRow> {
+    tx.record(t.as_str(), id)
+        .await?
+        .filter(|r| r.deleted_at.is_none())
+        .ok_or_else(Error::not_found)
+}

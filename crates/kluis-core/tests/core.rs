@@ -1,0 +1,236 @@
+//! Service-level tests that need control over time (an injectable clock), on SQLite and on a
+//! real PostgreSQL started by kluis-testkit. HTTP-level behaviour is tested in crates/kluis.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use kluis_core::crm::{IfMatch, ObjectType, RecordInput, RecordQuery};
+use kluis_core::keys::KeyEncryptionKeys;
+use kluis_core::tenants::{NewTenantInput, PlatformActor};
+use kluis_core::{Actor, CoreConfig, ErrorKind, Kluis, ManualClock, RequestContext, Store};
+use kluis_crypto::envelope::{Kek, LocalKms};
+use serde_json::{Value, json};
+
+const DAY: i64 = 86_400_000;
+
+struct Fixture {
+    kluis: Kluis,
+    clock: Arc<ManualClock>,
+    actor: Actor,
+    _dir: Option<tempfile::TempDir>,
+}
+
+async fn fixture(store: Store, dir: Option<tempfile::TempDir>) -> Fixture {
+    let clock = Arc::new(ManualClock::new(1_790_000_000_000));
+    let kluis = Kluis::with_clock(
+        store,
+        CoreConfig::default(),
+        KeyEncryptionKeys::new(Arc::new(LocalKms::new(Kek::generate().unwrap()))),
+        clock.clone(),
+    );
+    kluis.ensure_platform_keys().await.unwrap();
+    let t = kluis
+        .create_tenant(
+            &PlatformActor::console(),
+            &RequestContext::default(),
+            NewTenantInput {
+                slug: "tijd".into(),
+                name: "Tijd".into(),
+            },
+        )
+        .await
+        .unwrap();
+    Fixture {
+        kluis,
+        clock,
+        actor: Actor::console(t.id),
+        _dir: dir,
+    }
+}
+
+macro_rules! on_both {
+    ($name:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let dir = tempfile::tempdir().unwrap();
+                let store = kluis_core::Store::open_sqlite(&dir.path().join("k.db"))
+                    .await
+                    .unwrap();
+                super::$name(super::fixture(store, Some(dir)).await).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(cluster) = kluis_testkit::pg_cluster() else {
+                    return;
+                };
+                let db = cluster.create_database();
+                let store = kluis_core::Store::open_postgres(&db.app_url, Some(&db.owner_url), 4)
+                    .await
+                    .unwrap();
+                super::$name(super::fixture(store, None).await).await;
+            }
+        }
+    };
+}
+
+on_both!(trash_is_restorable_until_retention_purges_it);
+on_both!(version_restore_brings_back_exact_values);
+
+fn input(v: Value) -> RecordInput {
+    serde_json::from_value(v).unwrap()
+}
+
+async fn trash_is_restorable_until_retention_purges_it(f: Fixture) {
+    let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
+    let mut ids = Vec::new();
+    for i in 0..3 {
+        let r = k
+            .create_record(
+                a,
+                &ctx,
+                ObjectType::Contact,
+                input(json!({"fields": {"email": format!("p{i}@prullenbak.test")}})),
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    // Day 0: delete #0 and #1. Day 20: delete #2.
+    for id in &ids[..2] {
+        k.delete_record(a, &ctx, ObjectType::Contact, *id, &IfMatch::Missing)
+            .await
+            .unwrap();
+    }
+    f.clock.advance(20 * DAY);
+    k.delete_record(a, &ctx, ObjectType::Contact, ids[2], &IfMatch::Missing)
+        .await
+        .unwrap();
+    // Day 25: #1 restored from the trash (inside the window).
+    f.clock.advance(5 * DAY);
+    k.restore_from_trash(a, &ctx, ids[1]).await.unwrap();
+    // Day 29: nothing is old enough yet.
+    f.clock.advance(4 * DAY);
+    assert_eq!(
+        k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap(),
+        0
+    );
+    // Day 31: #0 (deleted on day 0) is purged; #2 (day 20) stays; #1 is live.
+    f.clock.advance(2 * DAY);
+    assert_eq!(
+        k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap(),
+        1
+    );
+    let trash = k.list_trash(a, &ctx, None, None, None).await.unwrap();
+    let in_trash: Vec<_> = trash.items.iter().map(|r| r.id).collect();
+    assert_eq!(in_trash, vec![ids[2]]);
+    let e = k.restore_from_trash(a, &ctx, ids[0]).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound, "purged for good");
+    k.get_record(a, ObjectType::Contact, ids[1]).await.unwrap();
+    // The purged email is free again; the purge is audited as the system's.
+    k.create_record(
+        a,
+        &ctx,
+        ObjectType::Contact,
+        input(json!({"fields": {"email": "p0@prullenbak.test"}})),
+        None,
+    )
+    .await
+    .unwrap();
+    let ev = k
+        .audit_events(
+            a,
+            &ctx,
+            &kluis_core::audit::AuditQuery {
+                action: Some("contact.purge".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev.items.len(), 1);
+    assert_eq!(ev.items[0].actor, "system");
+    assert_eq!(ev.items[0].details["reason"], "trash_retention");
+}
+
+async fn version_restore_brings_back_exact_values(f: Fixture) {
+    let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
+    let v1 = json!({"first_name": "Jan", "last_name": "de Boer", "email": "jan@versie.test", "city": "Gouda"});
+    let r = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(json!({ "fields": v1 })),
+            None,
+        )
+        .await
+        .unwrap();
+    let r2 = k
+        .update_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            r.id,
+            &IfMatch::Revisions(vec![1]),
+            input(json!({"fields": {"city": null, "last_name": "Visser", "phone": "06-12345678"}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r2.revision, 2);
+    // A stale writer (still at revision 1) is refused, and nothing changes.
+    let e = k
+        .update_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            r.id,
+            &IfMatch::Revisions(vec![1]),
+            input(json!({"fields": {"first_name": "Overschreven"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::PreconditionFailed);
+    let versions = k
+        .record_versions(a, &ctx, ObjectType::Contact, r.id)
+        .await
+        .unwrap();
+    assert_eq!(
+        versions.iter().map(|v| v.revision).collect::<Vec<_>>(),
+        [2, 1]
+    );
+    let r3 = k
+        .restore_record_version(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            r.id,
+            1,
+            &IfMatch::Revisions(vec![2]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(r3.revision, 3);
+    assert_eq!(
+        Value::Object(r3.fields.clone()),
+        v1,
+        "exactly revision 1's values"
+    );
+    // Lookups follow the restored values: the phone of revision 2 no longer finds it.
+    let found = k
+        .list_records(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            RecordQuery {
+                phone: Some("+31612345678".into()),
+                ..Default::default()
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(found.items.is_empty());
+}

@@ -1,0 +1,374 @@
+//! CRM record routes: the same handlers for every object type, stamped out per type by
+//! `record_routes!` so that each gets its own paths and OpenAPI operations.
+
+use axum::extract::FromRequestParts;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header, request::Parts};
+use kluis_core::RecordId;
+use kluis_core::crm::{IfMatch, ObjectType, Record, RecordQuery};
+use serde::Deserialize;
+
+use crate::error::{ApiError, ApiResult};
+
+/// `If-Match` as the core wants it. Strong comparison: a weak ETag never matches.
+pub struct IfMatchHeader(pub IfMatch);
+
+impl<S: Send + Sync> FromRequestParts<S> for IfMatchHeader {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let values: Vec<&HeaderValue> = parts.headers.get_all(header::IF_MATCH).iter().collect();
+        if values.is_empty() {
+            return Ok(IfMatchHeader(IfMatch::Missing));
+        }
+        let bad = || {
+            ApiError::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_if_match",
+                "If-Match must be * or a list of ETags as returned in the ETag header",
+            )
+        };
+        let mut revisions = Vec::new();
+        for v in values {
+            for tag in v.to_str().map_err(|_| bad())?.split(',') {
+                let tag = tag.trim();
+                if tag == "*" {
+                    return Ok(IfMatchHeader(IfMatch::Any));
+                }
+                if tag.starts_with("W/") {
+                    // Weak tags never match for If-Match (RFC 9110 13.1.1).
+                    continue;
+                }
+                let rev = tag
+                    .strip_prefix('"')
+                    .and_then(|t| t.strip_suffix('"'))
+                    .and_then(|t| t.parse::<i64>().ok())
+                    .ok_or_else(bad)?;
+                revisions.push(rev);
+            }
+        }
+        Ok(IfMatchHeader(IfMatch::Revisions(revisions)))
+    }
+}
+
+/// The `Idempotency-Key` header, if sent.
+pub struct IdempotencyKey(pub Option<String>);
+
+impl<S: Send + Sync> FromRequestParts<S> for IdempotencyKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        match parts.headers.get("idempotency-key") {
+            None => Ok(IdempotencyKey(None)),
+            Some(v) => v
+                .to_str()
+                .map(|s| IdempotencyKey(Some(s.to_owned())))
+                .map_err(|_| {
+                    ApiError::new(
+                        StatusCode::BAD_REQUEST,
+                        "invalid_idempotency_key",
+                        "Idempotency-Key must be visible ASCII",
+                    )
+                }),
+        }
+    }
+}
+
+pub fn etag_headers(r: &Record) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    if let Ok(v) = HeaderValue::from_str(&format!("\"{}\"", r.revision)) {
+        h.insert(header::ETAG, v);
+    }
+    h
+}
+
+/// List filters: exact-match lookups on sealed fields, owner, company, time ranges.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct RecordListQuery {
+    pub cursor: Option<String>,
+    /// 1..=200 (default 50).
+    pub limit: Option<u32>,
+    pub owner_id: Option<uuid::Uuid>,
+    /// Contacts of this company.
+    pub company_id: Option<uuid::Uuid>,
+    /// Exact match, case-insensitive.
+    pub email: Option<String>,
+    /// Exact match in any notation (+31 6 ..., 06-...).
+    pub phone: Option<String>,
+    /// Companies: exact domain.
+    pub domain: Option<String>,
+    /// RFC 3339; inclusive.
+    pub created_from: Option<String>,
+    /// RFC 3339; exclusive.
+    pub created_to: Option<String>,
+    pub updated_from: Option<String>,
+    pub updated_to: Option<String>,
+    /// `created` (oldest first, default) or `-created` (newest first).
+    pub sort: Option<String>,
+}
+
+fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
+    v.as_deref()
+        .map(|s| {
+            time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+                .map(|t| (t.unix_timestamp_nanos() / 1_000_000) as i64)
+                .map_err(|_| {
+                    ApiError::from(kluis_core::Error::validation(
+                        field,
+                        "invalid_time",
+                        "must be an RFC 3339 time such as 2026-01-31T12:00:00Z",
+                    ))
+                })
+        })
+        .transpose()
+}
+
+impl RecordListQuery {
+    pub fn to_query(&self) -> ApiResult<RecordQuery> {
+        let newest_first = match self.sort.as_deref() {
+            None | Some("created") => false,
+            Some("-created") => true,
+            Some(_) => {
+                return Err(kluis_core::Error::validation(
+                    "sort",
+                    "invalid_sort",
+                    "sort must be `created` or `-created`",
+                )
+                .into());
+            }
+        };
+        Ok(RecordQuery {
+            owner_id: self.owner_id.map(kluis_core::UserId),
+            company_id: self.company_id.map(RecordId),
+            email: self.email.clone(),
+            phone: self.phone.clone(),
+            domain: self.domain.clone(),
+            created_from: time_ms("created_from", &self.created_from)?,
+            created_to: time_ms("created_to", &self.created_to)?,
+            updated_from: time_ms("updated_from", &self.updated_from)?,
+            updated_to: time_ms("updated_to", &self.updated_to)?,
+            newest_first,
+        })
+    }
+}
+
+/// `?object_type=` of the trash.
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+pub struct TrashQuery {
+    pub cursor: Option<String>,
+    pub limit: Option<u32>,
+    /// `contact` or `company`; default all.
+    pub object_type: Option<ObjectType>,
+}
+
+macro_rules! record_routes {
+    (
+        $module:ident, $t:expr, $tag:literal, $what:literal,
+        $collection:literal, $item:literal, $versions:literal, $restore:literal
+    ) => {
+        pub mod $module {
+            use axum::Json;
+            use axum::extract::State;
+            use axum::http::{HeaderMap, StatusCode, header};
+            use kluis_core::crm::{Idempotency, Record, RecordInput, RecordVersion};
+            use kluis_core::{Page, RecordId};
+
+            use super::{IdempotencyKey, IfMatchHeader, RecordListQuery, etag_headers};
+            use crate::AppState;
+            use crate::auth::{Authed, Ctx};
+            use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
+
+            #[doc = concat!("List ", $what, "s: filters, exact-match lookup by email/phone on sealed fields, cursor pagination.")]
+            #[utoipa::path(get, path = $collection, tag = $tag, params(RecordListQuery),
+                responses((status = 200, body = Page<Record>), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+            pub async fn list(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                ApiQuery(q): ApiQuery<RecordListQuery>,
+            ) -> ApiResult<Json<Page<Record>>> {
+                let query = q.to_query()?;
+                Ok(Json(
+                    s.kluis
+                        .list_records(&a, &c, $t, query, q.cursor.as_deref(), q.limit)
+                        .await?,
+                ))
+            }
+
+            #[doc = concat!("Create a ", $what, ". Send `Idempotency-Key` to make retries safe; a duplicate (same email/domain) is refused with 409.")]
+            #[utoipa::path(post, path = $collection, tag = $tag, request_body = RecordInput,
+                params(("Idempotency-Key" = Option<String>, Header, description = "retries with the same key return the first result")),
+                responses((status = 201, body = Record), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+            pub async fn create(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                IdempotencyKey(key): IdempotencyKey,
+                ApiJson(input): ApiJson<RecordInput>,
+            ) -> ApiResult<(StatusCode, HeaderMap, Json<Record>)> {
+                let idem = match key {
+                    Some(k) => {
+                        let body = serde_json::to_vec(&input)
+                            .map_err(|_| kluis_core::Error::internal("encoding"))?;
+                        Some(Idempotency::new(&k, "POST", $collection, &body)?)
+                    }
+                    None => None,
+                };
+                let r = s.kluis.create_record(&a, &c, $t, input, idem.as_ref()).await?;
+                let mut h = etag_headers(&r);
+                if let Ok(loc) = format!("{}/{}", $collection, r.id).parse() {
+                    h.insert(header::LOCATION, loc);
+                }
+                Ok((StatusCode::CREATED, h, Json(r)))
+            }
+
+            #[doc = concat!("One ", $what, "; the ETag header is its revision.")]
+            #[utoipa::path(get, path = $item, tag = $tag, params(("id" = uuid::Uuid, Path)),
+                responses((status = 200, body = Record), (status = 404, body = ErrorBody)))]
+            pub async fn get(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                IdPath(id): IdPath<RecordId>,
+            ) -> ApiResult<(HeaderMap, Json<Record>)> {
+                let r = s.kluis.get_record(&a, $t, id).await?;
+                Ok((etag_headers(&r), Json(r)))
+            }
+
+            #[doc = concat!("Change a ", $what, " (JSON merge patch of `fields`). Needs `If-Match` with the ETag you read: 412 if it changed since, 428 without.")]
+            #[utoipa::path(patch, path = $item, tag = $tag, params(("id" = uuid::Uuid, Path), ("If-Match" = String, Header)), request_body = RecordInput,
+                responses((status = 200, body = Record), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody), (status = 428, body = ErrorBody)))]
+            pub async fn update(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                IdPath(id): IdPath<RecordId>,
+                IfMatchHeader(m): IfMatchHeader,
+                ApiJson(input): ApiJson<RecordInput>,
+            ) -> ApiResult<(HeaderMap, Json<Record>)> {
+                let r = s.kluis.update_record(&a, &c, $t, id, &m, input).await?;
+                Ok((etag_headers(&r), Json(r)))
+            }
+
+            #[doc = concat!("Move a ", $what, " to the trash (restorable). `If-Match` is honoured when sent.")]
+            #[utoipa::path(delete, path = $item, tag = $tag, params(("id" = uuid::Uuid, Path)),
+                responses((status = 204), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
+            pub async fn delete(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                IdPath(id): IdPath<RecordId>,
+                IfMatchHeader(m): IfMatchHeader,
+            ) -> ApiResult<StatusCode> {
+                s.kluis.delete_record(&a, &c, $t, id, &m).await?;
+                Ok(StatusCode::NO_CONTENT)
+            }
+
+            #[doc = concat!("Every version of a ", $what, ", current first.")]
+            #[utoipa::path(get, path = $versions, tag = $tag, params(("id" = uuid::Uuid, Path)),
+                responses((status = 200, body = Vec<RecordVersion>), (status = 404, body = ErrorBody)))]
+            pub async fn versions(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                IdPath(id): IdPath<RecordId>,
+            ) -> ApiResult<Json<Vec<RecordVersion>>> {
+                Ok(Json(s.kluis.record_versions(&a, &c, $t, id).await?))
+            }
+
+            #[doc = concat!("Make an earlier version's field values current again (a new revision). Needs `If-Match`.")]
+            #[utoipa::path(post, path = $restore, tag = $tag,
+                params(("id" = uuid::Uuid, Path), ("revision" = i64, Path), ("If-Match" = String, Header)),
+                responses((status = 200, body = Record), (status = 404, body = ErrorBody), (status = 412, body = ErrorBody)))]
+            pub async fn restore_version(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                IdPath((id, revision)): IdPath<(RecordId, i64)>,
+                IfMatchHeader(m): IfMatchHeader,
+            ) -> ApiResult<(HeaderMap, Json<Record>)> {
+                let r = s
+                    .kluis
+                    .restore_record_version(&a, &c, $t, id, revision, &m)
+                    .await?;
+                Ok((etag_headers(&r), Json(r)))
+            }
+        }
+    };
+}
+
+record_routes!(
+    contacts,
+    kluis_core::crm::ObjectType::Contact,
+    "contacts",
+    "contact",
+    "/api/v1/contacts",
+    "/api/v1/contacts/{id}",
+    "/api/v1/contacts/{id}/versions",
+    "/api/v1/contacts/{id}/versions/{revision}/restore"
+);
+
+record_routes!(
+    companies,
+    kluis_core::crm::ObjectType::Company,
+    "companies",
+    "company",
+    "/api/v1/companies",
+    "/api/v1/companies/{id}",
+    "/api/v1/companies/{id}/versions",
+    "/api/v1/companies/{id}/versions/{revision}/restore"
+);
+
+pub mod trash {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use kluis_core::crm::Record;
+    use kluis_core::{Page, RecordId};
+
+    use super::TrashQuery;
+    use crate::AppState;
+    use crate::auth::{Authed, Ctx};
+    use crate::error::{ApiQuery, ApiResult, ErrorBody, IdPath};
+
+    /// Deleted records, restorable until the trash retention (default 30 days) purges them.
+    #[utoipa::path(get, path = "/api/v1/trash", tag = "trash", params(TrashQuery),
+        responses((status = 200, body = Page<Record>), (status = 403, body = ErrorBody)))]
+    pub async fn list(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        ApiQuery(q): ApiQuery<TrashQuery>,
+    ) -> ApiResult<Json<Page<Record>>> {
+        Ok(Json(
+            s.kluis
+                .list_trash(&a, &c, q.object_type, q.cursor.as_deref(), q.limit)
+                .await?,
+        ))
+    }
+
+    /// Take a record out of the trash.
+    #[utoipa::path(post, path = "/api/v1/trash/{id}/restore", tag = "trash", params(("id" = uuid::Uuid, Path)),
+        responses((status = 200, body = Record), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    pub async fn restore(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<RecordId>,
+    ) -> ApiResult<Json<Record>> {
+        Ok(Json(s.kluis.restore_from_trash(&a, &c, id).await?))
+    }
+
+    /// Delete a trashed record for good (owners and admins).
+    #[utoipa::path(delete, path = "/api/v1/trash/{id}", tag = "trash", params(("id" = uuid::Uuid, Path)),
+        responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    pub async fn purge(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<RecordId>,
+    ) -> ApiResult<StatusCode> {
+        s.kluis.purge_from_trash(&a, &c, id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+}

@@ -1,0 +1,356 @@
+//! CRM records, their lookups (blind indexes), versions, the trash and Idempotency-Key
+//! outcomes. Same rule as the rest of [`TenantTx`]: every statement binds `self.tenant` as `$1`.
+
+use crate::ids::RecordId;
+use crate::rows::{CrmRecordRow, CrmVersionRow, IdempotencyRow, RecordFilter, RecordWrite};
+use crate::{Result, TenantTx, on_conn};
+
+const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fields, created_at, \
+                           updated_at, created_by, updated_by, deleted_at, deleted_by";
+
+impl TenantTx {
+    pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
+             fields, created_at, updated_at, created_by, updated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9)"
+        )
+        .bind(t)
+        .bind(r.id)
+        .bind(r.object_type)
+        .bind(r.owner_id)
+        .bind(r.company_id)
+        .bind(r.revision)
+        .bind(r.fields)
+        .bind(r.at)
+        .bind(r.by)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// A record of this type, live or in the trash.
+    pub async fn record(
+        &mut self,
+        object_type: &str,
+        id: RecordId,
+    ) -> Result<Option<CrmRecordRow>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT {RECORD_COLS} FROM crm_records WHERE tenant_id = $1 AND id = $2 AND object_type = $3"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(id)
+        .bind(object_type)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// A record of any type (the trash works across types).
+    pub async fn any_record(&mut self, id: RecordId) -> Result<Option<CrmRecordRow>> {
+        let t = self.tenant;
+        let sql = format!("SELECT {RECORD_COLS} FROM crm_records WHERE tenant_id = $1 AND id = $2");
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql)
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// Replaces a live record's state if it is still at `expected` revision (optimistic
+    /// concurrency in the statement itself: a concurrent writer makes this return false).
+    pub async fn update_record(&mut self, expected: i64, r: &RecordWrite<'_>) -> Result<bool> {
+        let t = self.tenant;
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE crm_records SET owner_id = $3, company_id = $4, revision = $5, fields = $6, \
+             updated_at = $7, updated_by = $8 \
+             WHERE tenant_id = $1 AND id = $2 AND revision = $9 AND deleted_at IS NULL"
+        )
+        .bind(t)
+        .bind(r.id)
+        .bind(r.owner_id)
+        .bind(r.company_id)
+        .bind(r.revision)
+        .bind(r.fields)
+        .bind(r.at)
+        .bind(r.by)
+        .bind(expected)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(n == 1)
+    }
+
+    /// Moves a live record to the trash (`Some`) or restores it from there (`None`).
+    pub async fn set_record_deleted(
+        &mut self,
+        id: RecordId,
+        deleted: Option<(i64, &str)>,
+    ) -> Result<bool> {
+        let t = self.tenant;
+        let (at, by) = deleted.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_records SET deleted_at = $3, deleted_by = $4 \
+             WHERE tenant_id = $1 AND id = $2 AND (deleted_at IS NULL) = ($3 IS NOT NULL)"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(at)
+        .bind(by)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Deletes a record for good, with its versions and lookups.
+    pub async fn purge_record(&mut self, id: RecordId) -> Result<bool> {
+        let t = self.tenant;
+        for table in ["crm_lookup", "crm_versions"] {
+            let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND record_id = $2");
+            on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
+                sql.clone()
+            ))
+            .bind(t)
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        // Contacts of a purged company lose the association, not their data.
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_records SET company_id = NULL WHERE tenant_id = $1 AND company_id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_records WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Trash entries deleted before `before`, oldest first.
+    pub async fn trash_older_than(&mut self, before: i64, limit: i64) -> Result<Vec<RecordId>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT id FROM crm_records WHERE tenant_id = $1 AND deleted_at IS NOT NULL \
+             AND deleted_at < $2 ORDER BY deleted_at LIMIT $3"
+        )
+        .bind(t)
+        .bind(before)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// One page of records in id (= creation) order after the cursor `after`.
+    pub async fn list_records(
+        &mut self,
+        f: &RecordFilter,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Vec<CrmRecordRow>> {
+        let t = self.tenant;
+        let (cmp, order) = if f.descending {
+            ("<", "DESC")
+        } else {
+            (">", "ASC")
+        };
+        let (field, bidx) = f.lookup.as_ref().map_or((None, None), |(f, b)| {
+            (Some(f.as_str()), Some(b.as_slice()))
+        });
+        let sql = format!(
+            "SELECT {RECORD_COLS} FROM crm_records WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR object_type = $2) AND (deleted_at IS NOT NULL) = $3 \
+             AND ($4 IS NULL OR id {cmp} $4) AND ($5 IS NULL OR owner_id = $5) \
+             AND ($6 IS NULL OR company_id = $6) \
+             AND ($7 IS NULL OR created_at >= $7) AND ($8 IS NULL OR created_at < $8) \
+             AND ($9 IS NULL OR updated_at >= $9) AND ($10 IS NULL OR updated_at < $10) \
+             AND ($11 IS NULL OR id IN (SELECT record_id FROM crm_lookup WHERE tenant_id = $1 \
+                  AND object_type = $2 AND field = $11 AND bidx = $12)) \
+             ORDER BY id {order} LIMIT $13"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .bind(t)
+        .bind(f.object_type.as_deref())
+        .bind(f.deleted)
+        .bind(after)
+        .bind(f.owner_id)
+        .bind(f.company_id)
+        .bind(f.created_from)
+        .bind(f.created_to)
+        .bind(f.updated_from)
+        .bind(f.updated_to)
+        .bind(field)
+        .bind(bidx)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Replaces a record's blind-index entries.
+    pub async fn set_lookups(
+        &mut self,
+        object_type: &str,
+        id: RecordId,
+        entries: &[(&str, [u8; 32])],
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_lookup WHERE tenant_id = $1 AND record_id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        for (field, bidx) in entries {
+            on_conn!(&mut self.tx, |c| sqlx::query(
+                "INSERT INTO crm_lookup (tenant_id, object_type, field, bidx, record_id) \
+                 VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING"
+            )
+            .bind(t)
+            .bind(object_type)
+            .bind(*field)
+            .bind(&bidx[..])
+            .bind(id)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
+    }
+
+    /// Live records of this type whose `field` has this blind index.
+    pub async fn lookup_live(
+        &mut self,
+        object_type: &str,
+        field: &str,
+        bidx: &[u8],
+    ) -> Result<Vec<RecordId>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT l.record_id FROM crm_lookup l JOIN crm_records r \
+               ON r.tenant_id = l.tenant_id AND r.id = l.record_id \
+             WHERE l.tenant_id = $1 AND l.object_type = $2 AND l.field = $3 AND l.bidx = $4 \
+               AND r.deleted_at IS NULL ORDER BY l.record_id"
+        )
+        .bind(t)
+        .bind(object_type)
+        .bind(field)
+        .bind(bidx)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn insert_version(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        sealed: &[u8],
+        at: i64,
+        by: &str,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO crm_versions (tenant_id, record_id, revision, fields, changed_at, changed_by) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(revision)
+        .bind(sealed)
+        .bind(at)
+        .bind(by)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Earlier versions of a record, newest first.
+    pub async fn versions(&mut self, id: RecordId) -> Result<Vec<CrmVersionRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT revision, fields, changed_at, changed_by FROM crm_versions \
+             WHERE tenant_id = $1 AND record_id = $2 ORDER BY revision DESC"
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn idempotency(&mut self, key_hash: &[u8]) -> Result<Option<IdempotencyRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT request_hash, status, response, created_at FROM idempotency_keys \
+             WHERE tenant_id = $1 AND key_hash = $2"
+        )
+        .bind(t)
+        .bind(key_hash)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    pub async fn insert_idempotency(
+        &mut self,
+        key_hash: &[u8],
+        request_hash: &[u8],
+        status: i32,
+        sealed_response: &[u8],
+        at: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO idempotency_keys (tenant_id, key_hash, request_hash, status, response, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6)"
+        )
+        .bind(t)
+        .bind(key_hash)
+        .bind(request_hash)
+        .bind(status)
+        .bind(sealed_response)
+        .bind(at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Forgets Idempotency-Key outcomes older than `before`.
+    pub async fn expire_idempotency(&mut self, before: i64) -> Result<u64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND created_at < $2"
+        )
+        .bind(t)
+        .bind(before)
+        .execute(c)
+        .await?
+        .rows_affected()))
+    }
+}
