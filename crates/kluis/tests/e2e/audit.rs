@@ -43,6 +43,33 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/keys/customer-key",
         "keys.customer_key.remove",
     ),
+    // CRM routes: exercised with their events by crm::contacts_and_companies_end_to_end.
+    ("POST", "/api/v1/contacts", "contact.create"),
+    ("PATCH", "/api/v1/contacts/{id}", "contact.update"),
+    ("DELETE", "/api/v1/contacts/{id}", "contact.delete"),
+    (
+        "POST",
+        "/api/v1/contacts/{id}/versions/{revision}/restore",
+        "contact.restore_version",
+    ),
+    ("POST", "/api/v1/companies", "company.create"),
+    ("PATCH", "/api/v1/companies/{id}", "company.update"),
+    ("DELETE", "/api/v1/companies/{id}", "company.delete"),
+    (
+        "POST",
+        "/api/v1/companies/{id}/versions/{revision}/restore",
+        "company.restore_version",
+    ),
+    (
+        "POST",
+        "/api/v1/trash/{id}/restore",
+        "contact.restore / company.restore",
+    ),
+    (
+        "DELETE",
+        "/api/v1/trash/{id}",
+        "contact.purge / company.purge",
+    ),
     ("POST", "/api/v1/platform/tenants", "tenant.create"),
     (
         "POST",

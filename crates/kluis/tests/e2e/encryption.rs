@@ -50,6 +50,28 @@ async fn personal_data_is_sealed_at_rest(b: Backend) {
     // The API reads it all back.
     let (_, list) = s.get("/api/v1/users", &t.key).await;
     assert!(list.to_string().contains(name));
+    // CRM records: every field sealed, lookups through blind indexes; a change keeps the old
+    // version (sealed too) and writes an audit event with old and new values (sealed too).
+    let (st, c) = s
+        .post(
+            "/api/v1/contacts",
+            &t.owner,
+            json!({"fields": {"first_name": "Herkenbaarvoornaam", "last_name": "Achternaamuniek", "email": "klant.herkenbaar@adres-uniek.nl", "phone": "+31 6 9876 5432", "street": "Herkenbaarstraat 12", "description": "Notitie-die-niemand-mag-lezen"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    let (st, _, _) = s
+        .call_with(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/contacts/{}", c["id"].as_str().unwrap()),
+            &t.owner,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"city": "Stadherkenbaar"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (_, found) = s.get("/api/v1/contacts?phone=0698765432", &t.key).await;
+    assert_eq!(found["items"][0]["fields"]["last_name"], "Achternaamuniek");
 
     let dump = s.database_dump().await;
     assert!(contains(&dump, b"zegel"), "dump looks empty");
@@ -62,6 +84,13 @@ async fn personal_data_is_sealed_at_rest(b: Backend) {
         "member@zegel.test",
         "voorbeeld-herkenbaar",
         "Herkenbare-Browser",
+        "Herkenbaarvoornaam",
+        "Achternaamuniek",
+        "adres-uniek",
+        "98765432",
+        "Herkenbaarstraat",
+        "Notitie-die-niemand",
+        "Stadherkenbaar",
     ] {
         assert!(
             !contains(&dump, needle.as_bytes()),

@@ -18,6 +18,9 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/apikeys",
         "/api/v1/settings/password-policy",
         "/api/v1/me/sessions",
+        "/api/v1/contacts",
+        "/api/v1/companies",
+        "/api/v1/trash",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -52,6 +55,15 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("PATCH", _) if path.starts_with("/api/v1/users/") => {
             Some(json!({"display_name": "pwned", "role": "read_only", "status": "disabled"}))
         }
+        ("POST", "/api/v1/contacts" | "/api/v1/companies") => {
+            Some(json!({"fields": {"email": "intruder@a.test", "name": "Intruder"}}))
+        }
+        ("PATCH", _) if path.starts_with("/api/v1/contacts/") => {
+            Some(json!({"fields": {"first_name": "pwned"}}))
+        }
+        ("PATCH", _) if path.starts_with("/api/v1/companies/") => {
+            Some(json!({"fields": {"name": "pwned"}}))
+        }
         ("POST", "/api/v1/apikeys") => Some(json!({"name": "x", "scopes": ["users:read"]})),
         ("PUT", "/api/v1/settings/password-policy") => Some(
             json!({"min_length": 20, "require_upper": true, "require_lower": true, "require_digit": true, "require_special": true, "reject_common": true}),
@@ -71,13 +83,60 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
     }
 }
 
+/// B's CRM records: a contact, a company and a contact in the trash.
+struct BRecords {
+    contact: String,
+    company: String,
+    trashed: String,
+}
+
+async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
+    let mut ids = Vec::new();
+    for (path, fields) in [
+        (
+            "/api/v1/companies",
+            json!({"name": "Bedrijf B", "domain": "tenant-b.test"}),
+        ),
+        (
+            "/api/v1/contacts",
+            json!({"email": "klant@tenant-b.test", "first_name": "Klant"}),
+        ),
+        ("/api/v1/contacts", json!({"email": "weg@tenant-b.test"})),
+    ] {
+        let (st, v) = s.post(path, &b.owner, json!({ "fields": fields })).await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/contacts/{}", ids[2]),
+            &b.owner,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    BRecords {
+        company: ids[0].clone(),
+        contact: ids[1].clone(),
+        trashed: ids[2].clone(),
+    }
+}
+
 /// Fills `{id}` with B's object of the collection the path names. A path whose id we do not
 /// know how to fill makes the test fail: a new route must be taught here, not skipped.
-fn fill(path: &str, b: &TenantFixture) -> String {
+fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
     if !path.contains('{') {
         return path.to_owned();
     }
-    let id = if path.starts_with("/api/v1/users/{id}") {
+    let path = path.replace("{revision}", "1");
+    let id = if path.starts_with("/api/v1/contacts/{id}") {
+        &r.contact
+    } else if path.starts_with("/api/v1/companies/{id}") {
+        &r.company
+    } else if path.starts_with("/api/v1/trash/{id}") {
+        &r.trashed
+    } else if path.starts_with("/api/v1/users/{id}") {
         &b.member_id
     } else if path.starts_with("/api/v1/apikeys/{id}") {
         &b.key_id
@@ -95,6 +154,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
     let s = Server::start(backend).await;
     let mut a = tenant_fixture(&s, "tenant-a").await;
     let b = tenant_fixture(&s, "tenant-b").await;
+    let records = b_records(&s, &b).await;
     let before = snapshot(&s, &b).await;
 
     let (_, doc) = s.get("/api/v1/openapi.json", &Auth::None).await;
@@ -110,6 +170,10 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         b.key_id.as_str(),
         "owner@tenant-b.test",
         "member@tenant-b.test",
+        "klant@tenant-b.test",
+        "weg@tenant-b.test",
+        records.contact.as_str(),
+        records.company.as_str(),
     ];
     let mut exercised = 0;
 
@@ -117,7 +181,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         for (method, op) in ops.as_object().unwrap() {
             let method = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
             let tag = op["tags"][0].as_str().unwrap_or_default();
-            let url = fill(path, &b);
+            let url = fill(path, &b, &records);
             for actor in [a.owner.clone(), a.key.clone()] {
                 let (st, v) = s
                     .call(method.clone(), &url, &actor, body_for(path, &method))

@@ -275,20 +275,37 @@ impl Server {
         auth: &Auth,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
+        let (status, _, v) = self.call_with(method, path, auth, &[], body).await;
+        (status, v)
+    }
+
+    /// Like `call`, with extra request headers; also returns the response headers.
+    pub async fn call_with(
+        &self,
+        method: Method,
+        path: &str,
+        auth: &Auth,
+        headers: &[(&str, &str)],
+        body: Option<Value>,
+    ) -> (StatusCode, reqwest::header::HeaderMap, Value) {
         let mut rb = self.client.request(method, self.url(path));
         rb = auth.apply(rb);
+        for (k, v) in headers {
+            rb = rb.header(*k, *v);
+        }
         if let Some(b) = body {
             rb = rb.json(&b);
         }
         let res = rb.send().await.unwrap();
         let status = res.status();
+        let h = res.headers().clone();
         let text = res.text().await.unwrap();
         let v = if text.is_empty() {
             Value::Null
         } else {
             serde_json::from_str(&text).unwrap_or(Value::String(text))
         };
-        (status, v)
+        (status, h, v)
     }
 
     pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
@@ -472,7 +489,7 @@ pub async fn tenant_fixture(s: &Server, slug: &str) -> TenantFixture {
             "--name",
             "all",
             "--scopes",
-            "users:read,users:write,settings:read,settings:write",
+            "users:read,users:write,settings:read,settings:write,crm:read,crm:write",
             "--json",
         ],
         None,

@@ -1,0 +1,448 @@
+//! CRM records over HTTP, on SQLite and PostgreSQL: CRUD, lookups on sealed fields, duplicate
+//! detection, validation, If-Match, Idempotency-Key, trash, versions, permissions and the audit
+//! event of every CRM route.
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use crate::support::{Auth, Backend, Server, code, on_both, tenant_fixture};
+
+on_both!(
+    contacts_and_companies_end_to_end,
+    concurrent_updates_and_retried_creates
+);
+
+/// The newest audit event with this action, read as the owner.
+async fn last_event(s: &Server, auth: &Auth, action: &str) -> Value {
+    let (st, v) = s
+        .get(
+            &format!("/api/v1/audit/events?limit=200&action={action}"),
+            auth,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    v["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or_else(|| panic!("no {action} event"))
+}
+
+async fn contacts_and_companies_end_to_end(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "crm").await;
+    let o = &t.owner;
+
+    // Company, then a contact at that company.
+    let (st, h, company) = s
+        .call_with(
+            Method::POST,
+            "/api/v1/companies",
+            o,
+            &[],
+            Some(json!({"fields": {"name": "Bakkerij De Korenaar", "domain": "Korenaar.NL", "city": "Leiden"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{company}");
+    assert_eq!(h["etag"], "\"1\"");
+    assert_eq!(company["fields"]["domain"], "korenaar.nl");
+    let cid = company["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        h["location"].to_str().unwrap(),
+        format!("/api/v1/companies/{cid}")
+    );
+    let e = last_event(&s, o, "company.create").await;
+    assert_eq!(e["object_id"], cid);
+    assert_eq!(
+        e["details"]["changed"]["name"]["new"],
+        "Bakkerij De Korenaar"
+    );
+
+    let (st, contact) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Sanne", "last_name": "Jansen", "email": "Sanne.Jansen@Korenaar.nl", "phone": "06-12345678"}, "company_id": cid}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{contact}");
+    let id = contact["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        contact["owner_id"], t.owner_id,
+        "the creator owns it by default"
+    );
+    assert_eq!(contact["fields"]["email"], "sanne.jansen@korenaar.nl");
+    assert_eq!(contact["revision"], 1);
+
+    // Lookups on sealed fields: email in any case, phone in any notation, company filter.
+    for q in [
+        "email=SANNE.JANSEN@korenaar.nl",
+        "phone=%2B31%206%201234%205678",
+        "phone=0612345678",
+    ] {
+        let (st, v) = s.get(&format!("/api/v1/contacts?{q}"), &t.key).await;
+        assert_eq!(st, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v["items"].as_array().unwrap().len(), 1, "{q}: {v}");
+        assert_eq!(v["items"][0]["id"], id);
+    }
+    let (_, v) = s.get("/api/v1/contacts?email=nobody@korenaar.nl", o).await;
+    assert!(v["items"].as_array().unwrap().is_empty());
+    let (_, v) = s
+        .get(&format!("/api/v1/contacts?company_id={cid}"), o)
+        .await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (_, v) = s.get("/api/v1/companies?domain=korenaar.nl", o).await;
+    assert_eq!(v["items"][0]["id"], cid);
+    let e = last_event(&s, o, "company.list").await;
+    assert_eq!(e["details"]["count"], 1, "list reads are audited as counts");
+
+    // Duplicates and validation: clear 4xx codes naming the field, values never echoed.
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"email": "sanne.jansen@korenaar.nl"}}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+    assert_eq!(v["error"]["field"], "fields.email");
+    for (body, want) in [
+        (json!({"fields": {"email": "geen-email"}}), "invalid_email"),
+        (json!({"fields": {"city": "Leiden"}}), "required"),
+        (json!({"fields": {"shoe_size": "44"}}), "unknown_field"),
+        (json!({"fields": {"first_name": ["x"]}}), "invalid_type"),
+        (
+            json!({"fields": {"first_name": "A"}, "owner_id": t.id}),
+            "unknown_user",
+        ),
+        (
+            json!({"fields": {"first_name": "A"}, "company_id": id}),
+            "unknown_company",
+        ),
+        (
+            json!({"fields": {"first_name": "A"}, "extra": 1}),
+            "unknown_field",
+        ),
+    ] {
+        let (st, v) = s.post("/api/v1/contacts", o, body.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{body}: {v}"
+        );
+        assert!(!v.to_string().contains("geen-email"));
+    }
+    let (st, v) = s.get("/api/v1/contacts?sort=name", o).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_sort")
+    );
+    // A contact id is not a company.
+    let (st, _) = s.get(&format!("/api/v1/companies/{id}"), o).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Update with If-Match, then versions and restore of revision 1.
+    let path = format!("/api/v1/contacts/{id}");
+    let (st, h, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"last_name": "de Vries", "phone": null}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(h["etag"], "\"2\"");
+    assert!(v["fields"].get("phone").is_none());
+    let e = last_event(&s, o, "contact.update").await;
+    assert_eq!(
+        e["details"]["changed"]["last_name"],
+        json!({"old": "Jansen", "new": "de Vries"})
+    );
+    let (st, versions) = s.get(&format!("{path}/versions"), o).await;
+    assert_eq!(st, StatusCode::OK, "{versions}");
+    assert_eq!(versions[1]["revision"], 1);
+    assert_eq!(versions[1]["fields"]["last_name"], "Jansen");
+    let (st, _, _) = s
+        .call_with(
+            Method::POST,
+            &format!("{path}/versions/1/restore"),
+            o,
+            &[],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::PRECONDITION_REQUIRED);
+    let (st, h, v) = s
+        .call_with(
+            Method::POST,
+            &format!("{path}/versions/1/restore"),
+            o,
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(h["etag"], "\"3\"");
+    assert_eq!(
+        v["fields"], contact["fields"],
+        "revision 1's values, exactly"
+    );
+    let e = last_event(&s, o, "contact.restore_version").await;
+    assert_eq!(e["details"]["restored_revision"], 1);
+
+    // Trash: delete, gone from lists, listed in the trash, restored, deleted again and purged.
+    let (st, _) = s.call(Method::DELETE, &path, o, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "contact.delete").await;
+    let (st, _) = s.get(&path, o).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = s
+        .get("/api/v1/contacts?email=sanne.jansen@korenaar.nl", o)
+        .await;
+    assert!(v["items"].as_array().unwrap().is_empty());
+    let (_, v) = s.get("/api/v1/trash?object_type=contact", o).await;
+    assert_eq!(v["items"][0]["id"], id, "{v}");
+    assert!(v["items"][0]["deleted_at"].is_string());
+    let (st, v) = s
+        .post(&format!("/api/v1/trash/{id}/restore"), o, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    last_event(&s, o, "contact.restore").await;
+    s.call(Method::DELETE, &path, o, None).await;
+    // Purging is a separate, privileged permission: members and keys cannot.
+    for auth in [&t.member, &t.key] {
+        let (st, _) = s
+            .call(Method::DELETE, &format!("/api/v1/trash/{id}"), auth, None)
+            .await;
+        assert_eq!(st, StatusCode::FORBIDDEN);
+    }
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/v1/trash/{id}"), o, None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "contact.purge").await;
+    let (st, _) = s
+        .post(&format!("/api/v1/trash/{id}/restore"), o, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+
+    // Company routes write their own events too.
+    let cpath = format!("/api/v1/companies/{cid}");
+    let (st, _, _) = s
+        .call_with(
+            Method::PATCH,
+            &cpath,
+            o,
+            &[("if-match", "*")],
+            Some(json!({"fields": {"city": "Delft"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "company.update").await;
+    let (st, _, _) = s
+        .call_with(
+            Method::POST,
+            &format!("{cpath}/versions/1/restore"),
+            o,
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "company.restore_version").await;
+    s.call(Method::DELETE, &cpath, o, None).await;
+    last_event(&s, o, "company.delete").await;
+    s.post(&format!("/api/v1/trash/{cid}/restore"), o, json!({}))
+        .await;
+    last_event(&s, o, "company.restore").await;
+    s.call(Method::DELETE, &cpath, o, None).await;
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/v1/trash/{cid}"), o, None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "company.purge").await;
+
+    // Read-only users read but do not write.
+    let (st, _) = s
+        .call(
+            Method::POST,
+            "/api/v1/users",
+            o,
+            Some(json!({"email": "lezer@crm.test", "display_name": "Lezer", "role": "read_only", "password": crate::support::PASSWORD})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let reader = s
+        .login("crm", "lezer@crm.test", crate::support::PASSWORD)
+        .await;
+    let (st, _) = s.get("/api/v1/contacts", &reader).await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .post(
+            "/api/v1/contacts",
+            &reader,
+            json!({"fields": {"first_name": "X"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+}
+
+async fn concurrent_updates_and_retried_creates(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "gelijk").await;
+    let o = &t.owner;
+    let body = json!({"fields": {"first_name": "Piet", "email": "piet@gelijk.test"}});
+    // A retried create with the same Idempotency-Key returns the first result.
+    let mut first = None;
+    for _ in 0..3 {
+        let (st, h, v) = s
+            .call_with(
+                Method::POST,
+                "/api/v1/contacts",
+                &t.key,
+                &[("idempotency-key", "aanmaak-0001")],
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        assert_eq!(h["etag"], "\"1\"");
+        match &first {
+            None => first = Some(v),
+            Some(f) => assert_eq!(&v, f),
+        }
+    }
+    let (_, v) = s.get("/api/v1/contacts", o).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1, "no duplicate");
+    // The same key with another body is refused.
+    let (st, _, v) = s
+        .call_with(
+            Method::POST,
+            "/api/v1/contacts",
+            &t.key,
+            &[("idempotency-key", "aanmaak-0001")],
+            Some(json!({"fields": {"first_name": "Anders"}})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused")
+    );
+    // Keys are per caller: the owner session's same key is a new request.
+    let (st, _, v) = s
+        .call_with(
+            Method::POST,
+            "/api/v1/contacts",
+            o,
+            &[("idempotency-key", "aanmaak-0001")],
+            Some(json!({"fields": {"first_name": "Eigen"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+
+    let id = first.unwrap()["id"].as_str().unwrap().to_owned();
+    let path = format!("/api/v1/contacts/{id}");
+    let patch = |name: &str| json!({"fields": {"first_name": name}});
+    // No If-Match: refused (428), never a blind overwrite.
+    let (st, _, v) = s
+        .call_with(Method::PATCH, &path, o, &[], Some(patch("Blind")))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::PRECONDITION_REQUIRED, "precondition_required")
+    );
+    // Two writers read revision 1; the first wins, the second gets 412 and changes nothing.
+    let (st, _, _) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(patch("Eerste")),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    for stale in ["\"1\"", "W/\"2\"", "\"7\", \"1\""] {
+        let (st, _, v) = s
+            .call_with(
+                Method::PATCH,
+                &path,
+                &t.key,
+                &[("if-match", stale)],
+                Some(patch("Tweede")),
+            )
+            .await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
+            "{stale}"
+        );
+    }
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "nonsense")],
+            Some(patch("X")),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "invalid_if_match")
+    );
+    let (_, h, v) = s.call_with(Method::GET, &path, o, &[], None).await;
+    assert_eq!(v["fields"]["first_name"], "Eerste");
+    assert_eq!(h["etag"], "\"2\"");
+    // A stale delete is refused too when If-Match is sent.
+    let (st, _, _) = s
+        .call_with(Method::DELETE, &path, o, &[("if-match", "\"1\"")], None)
+        .await;
+    assert_eq!(st, StatusCode::PRECONDITION_FAILED);
+    // Pagination: 7 contacts, pages of 3, newest first, no overlap.
+    for i in 0..5 {
+        s.post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"email": format!("p{i}@gelijk.test")}}),
+        )
+        .await;
+    }
+    let mut seen = Vec::new();
+    let mut cursor = String::new();
+    loop {
+        let (st, v) = s
+            .get(
+                &format!("/api/v1/contacts?limit=3&sort=-created{cursor}"),
+                o,
+            )
+            .await;
+        assert_eq!(st, StatusCode::OK, "{v}");
+        for r in v["items"].as_array().unwrap() {
+            seen.push(r["id"].as_str().unwrap().to_owned());
+        }
+        match v["next_cursor"].as_str() {
+            Some(c) => cursor = format!("&cursor={c}"),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 7);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first (ids are time-ordered)");
+    let (st, v) = s.get("/api/v1/contacts?created_from=gisteren", o).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_time")
+    );
+    let (_, v) = s
+        .get(
+            "/api/v1/contacts?created_from=2000-01-01T00:00:00Z&created_to=2001-01-01T00:00:00Z",
+            o,
+        )
+        .await;
+    assert!(v["items"].as_array().unwrap().is_empty());
+}
