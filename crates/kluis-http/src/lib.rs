@@ -117,6 +117,25 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::records::companies::versions))
         .routes(routes!(routes::records::companies::restore_version))
+        .routes(routes!(
+            routes::records::deals::list,
+            routes::records::deals::create
+        ))
+        .routes(routes!(
+            routes::records::deals::get,
+            routes::records::deals::update,
+            routes::records::deals::delete
+        ))
+        .routes(routes!(routes::records::deals::versions))
+        .routes(routes!(routes::records::deals::restore_version))
+        .routes(routes!(
+            routes::records::pipelines::list,
+            routes::records::pipelines::create
+        ))
+        .routes(routes!(
+            routes::records::pipelines::update,
+            routes::records::pipelines::delete
+        ))
         .routes(routes!(routes::records::trash::list))
         .routes(routes!(routes::records::trash::restore))
         .routes(routes!(routes::records::trash::purge))

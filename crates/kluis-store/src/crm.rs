@@ -1,20 +1,24 @@
 //! CRM records, their lookups (blind indexes), versions, the trash and Idempotency-Key
 //! outcomes. Same rule as the rest of [`TenantTx`]: every statement binds `self.tenant` as `$1`.
 
-use crate::ids::RecordId;
-use crate::rows::{CrmRecordRow, CrmVersionRow, IdempotencyRow, RecordFilter, RecordWrite};
+use crate::ids::{PipelineId, RecordId, StageId};
+use crate::rows::{
+    CrmRecordRow, CrmVersionRow, IdempotencyRow, PipelineRow, RecordFilter, RecordWrite, StageRow,
+};
 use crate::{Result, TenantTx, on_conn};
 
 const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fields, created_at, \
-                           updated_at, created_by, updated_by, deleted_at, deleted_by";
+                           updated_at, created_by, updated_by, deleted_at, deleted_by, \
+                           pipeline_id, stage_id, amount_minor, currency, close_date";
 
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| sqlx::query(
             "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
-             fields, created_at, updated_at, created_by, updated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9)"
+             fields, created_at, updated_at, created_by, updated_by, \
+             pipeline_id, stage_id, amount_minor, currency, close_date) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14)"
         )
         .bind(t)
         .bind(r.id)
@@ -25,6 +29,11 @@ impl TenantTx {
         .bind(r.fields)
         .bind(r.at)
         .bind(r.by)
+        .bind(r.deal.pipeline_id)
+        .bind(r.deal.stage_id)
+        .bind(r.deal.amount_minor)
+        .bind(r.deal.currency.as_deref())
+        .bind(r.deal.close_date.as_deref())
         .execute(c)
         .await?
         .rows_affected());
@@ -71,7 +80,8 @@ impl TenantTx {
         let n = on_conn!(&mut self.tx, |c| {
             sqlx::query(
             "UPDATE crm_records SET owner_id = $3, company_id = $4, revision = $5, fields = $6, \
-             updated_at = $7, updated_by = $8 \
+             updated_at = $7, updated_by = $8, pipeline_id = $10, stage_id = $11, \
+             amount_minor = $12, currency = $13, close_date = $14 \
              WHERE tenant_id = $1 AND id = $2 AND revision = $9 AND deleted_at IS NULL"
         )
         .bind(t)
@@ -83,6 +93,11 @@ impl TenantTx {
         .bind(r.at)
         .bind(r.by)
         .bind(expected)
+        .bind(r.deal.pipeline_id)
+        .bind(r.deal.stage_id)
+        .bind(r.deal.amount_minor)
+        .bind(r.deal.currency.as_deref())
+        .bind(r.deal.close_date.as_deref())
         .execute(c)
         .await?
         .rows_affected()
@@ -115,6 +130,16 @@ impl TenantTx {
     /// Deletes a record for good, with its versions and lookups.
     pub async fn purge_record(&mut self, id: RecordId) -> Result<bool> {
         let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "DELETE FROM crm_associations WHERE tenant_id = $1 AND (record_id = $2 OR other_id = $2)"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
         for table in ["crm_lookup", "crm_versions"] {
             let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND record_id = $2");
             on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
@@ -185,6 +210,10 @@ impl TenantTx {
              AND ($9 IS NULL OR updated_at >= $9) AND ($10 IS NULL OR updated_at < $10) \
              AND ($11 IS NULL OR id IN (SELECT record_id FROM crm_lookup WHERE tenant_id = $1 \
                   AND object_type = $2 AND field = $11 AND bidx = $12)) \
+             AND ($14 IS NULL OR pipeline_id = $14) AND ($15 IS NULL OR stage_id = $15) \
+             AND ($16 IS NULL OR stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
+             AND ($17 IS NULL OR close_date >= $17) AND ($18 IS NULL OR close_date <= $18) \
+             AND ($19 IS NULL OR id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
              ORDER BY id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
@@ -203,6 +232,12 @@ impl TenantTx {
         .bind(field)
         .bind(bidx)
         .bind(limit)
+        .bind(f.pipeline_id)
+        .bind(f.stage_id)
+        .bind(f.outcome.as_deref())
+        .bind(f.close_from.as_deref())
+        .bind(f.close_to.as_deref())
+        .bind(f.associated_with)
         .fetch_all(c)
         .await?))
     }
@@ -352,5 +387,167 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected()))
+    }
+
+    // ---- associations -----------------------------------------------------------------
+
+    /// Replaces the records `id` is associated with (e.g. a deal's contacts).
+    pub async fn set_associations(&mut self, id: RecordId, others: &[RecordId]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_associations WHERE tenant_id = $1 AND record_id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        for other in others {
+            on_conn!(&mut self.tx, |c| sqlx::query(
+                "INSERT INTO crm_associations (tenant_id, record_id, other_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING"
+            )
+            .bind(t)
+            .bind(id)
+            .bind(*other)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
+    }
+
+    pub async fn associations(&mut self, id: RecordId) -> Result<Vec<RecordId>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+            "SELECT other_id FROM crm_associations WHERE tenant_id = $1 AND record_id = $2 ORDER BY other_id"
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
+    // ---- pipelines and stages ----------------------------------------------------------
+
+    pub async fn pipelines(&mut self, object_type: &str) -> Result<Vec<PipelineRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, object_type, name, position, created_at, updated_at FROM crm_pipelines \
+             WHERE tenant_id = $1 AND object_type = $2 ORDER BY position, id"
+        )
+        .bind(t)
+        .bind(object_type)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Stages of every pipeline of a type, in pipeline then stage order.
+    pub async fn stages(&mut self, object_type: &str) -> Result<Vec<StageRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT s.id, s.pipeline_id, s.name, s.position, s.outcome FROM crm_stages s \
+             JOIN crm_pipelines p ON p.tenant_id = s.tenant_id AND p.id = s.pipeline_id \
+             WHERE s.tenant_id = $1 AND p.object_type = $2 ORDER BY p.position, p.id, s.position"
+        )
+        .bind(t)
+        .bind(object_type)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn upsert_pipeline(&mut self, p: &PipelineRow) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO crm_pipelines (tenant_id, id, object_type, name, position, created_at, updated_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = $4, position = $5, updated_at = $7"
+        )
+        .bind(t)
+        .bind(p.id)
+        .bind(&p.object_type)
+        .bind(&p.name)
+        .bind(p.position)
+        .bind(p.created_at)
+        .bind(p.updated_at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn upsert_stage(&mut self, s: &StageRow) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "INSERT INTO crm_stages (tenant_id, id, pipeline_id, name, position, outcome) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = $4, position = $5, outcome = $6"
+        )
+        .bind(t)
+        .bind(s.id)
+        .bind(s.pipeline_id)
+        .bind(&s.name)
+        .bind(s.position)
+        .bind(&s.outcome)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn delete_stage(&mut self, id: StageId) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_stages WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn delete_pipeline(&mut self, id: PipelineId) -> Result<bool> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_stages WHERE tenant_id = $1 AND pipeline_id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_pipelines WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Records (live or in the trash) in a stage or pipeline: these cannot be removed.
+    pub async fn records_in(
+        &mut self,
+        pipeline: Option<PipelineId>,
+        stage: Option<StageId>,
+    ) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT COUNT(*) FROM crm_records WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR pipeline_id = $2) AND ($3 IS NULL OR stage_id = $3)"
+        )
+        .bind(t)
+        .bind(pipeline)
+        .bind(stage)
+        .fetch_one(c)
+        .await?))
     }
 }

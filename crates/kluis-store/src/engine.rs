@@ -29,6 +29,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_lookup",
     "crm_versions",
     "idempotency_keys",
+    "crm_pipelines",
+    "crm_stages",
+    "crm_associations",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -63,6 +63,14 @@ id_type!(
     /// A CRM record (contact, company, ...) of one tenant.
     RecordId
 );
+id_type!(
+    /// A pipeline (deals or tickets) of one tenant.
+    PipelineId
+);
+id_type!(
+    /// A stage of a pipeline.
+    StageId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

@@ -16,7 +16,9 @@ pub mod rows;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
-pub use ids::{ApiKeyId, PlatformKeyId, RecordId, SessionId, TenantId, UserId};
+pub use ids::{
+    ApiKeyId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TenantId, UserId,
+};
 pub use platform::PlatformTx;
 pub use tenant::TenantTx;
 

@@ -203,6 +203,20 @@ pub struct CrmRecordRow {
     pub updated_by: String,
     pub deleted_at: Option<i64>,
     pub deleted_by: Option<String>,
+    #[sqlx(flatten)]
+    pub deal: DealCols,
+}
+
+/// The plain columns of a deal (none for other types): what boards and forecasts filter and
+/// sum on.
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct DealCols {
+    pub pipeline_id: Option<crate::ids::PipelineId>,
+    pub stage_id: Option<crate::ids::StageId>,
+    pub amount_minor: Option<i64>,
+    pub currency: Option<String>,
+    /// `YYYY-MM-DD`.
+    pub close_date: Option<String>,
 }
 
 /// A new record or a new state of one (`revision` is the state's number).
@@ -216,6 +230,27 @@ pub struct RecordWrite<'a> {
     pub fields: &'a [u8],
     pub at: i64,
     pub by: &'a str,
+    pub deal: &'a DealCols,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct PipelineRow {
+    pub id: crate::ids::PipelineId,
+    pub object_type: String,
+    pub name: String,
+    pub position: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+#[derive(Debug, Clone, FromRow)]
+pub struct StageRow {
+    pub id: crate::ids::StageId,
+    pub pipeline_id: crate::ids::PipelineId,
+    pub name: String,
+    pub position: i64,
+    /// `open`, `won` or `lost`.
+    pub outcome: String,
 }
 
 /// An earlier version of a record; `fields` is sealed.
@@ -241,6 +276,15 @@ pub struct RecordFilter {
     pub updated_to: Option<i64>,
     /// Exact match on a blind-indexed field: (field, blind index).
     pub lookup: Option<(String, Vec<u8>)>,
+    pub pipeline_id: Option<crate::ids::PipelineId>,
+    pub stage_id: Option<crate::ids::StageId>,
+    /// Deals whose stage has this outcome (`open`, `won`, `lost`).
+    pub outcome: Option<String>,
+    /// Close date range, `YYYY-MM-DD`, inclusive.
+    pub close_from: Option<String>,
+    pub close_to: Option<String>,
+    /// Records associated with this one (e.g. the deals of a contact).
+    pub associated_with: Option<crate::ids::RecordId>,
     /// Newest first instead of oldest first (ids are time-ordered).
     pub descending: bool,
 }

@@ -65,6 +65,12 @@ pub(crate) const CONTACT: &[Field] = &[
     f("description", Kind::LongText, 10_000),
 ];
 
+pub(crate) const DEAL: &[Field] = &[
+    f("name", Kind::Text, 200),
+    f("description", Kind::LongText, 10_000),
+    f("lost_reason", Kind::Text, 500),
+];
+
 pub(crate) const COMPANY: &[Field] = &[
     f("name", Kind::Text, 200),
     l("domain", Kind::Domain, 253),

@@ -6,10 +6,14 @@
 //! statement itself only updates that revision, so a concurrent writer can never be silently
 //! overwritten. Deletes move records to the trash, restorable until the retention purges them.
 
+mod deals;
 mod fields;
+pub mod pipelines;
 
-use kluis_store::rows::{CrmRecordRow, RecordFilter, RecordWrite};
+use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite};
 use kluis_store::{RecordId, TenantTx};
+
+pub use kluis_store::{PipelineId, StageId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -29,15 +33,17 @@ use crate::{
 pub enum ObjectType {
     Contact,
     Company,
+    Deal,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 2] = [ObjectType::Contact, ObjectType::Company];
+    pub const ALL: [ObjectType; 3] = [ObjectType::Contact, ObjectType::Company, ObjectType::Deal];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectType::Contact => "contact",
             ObjectType::Company => "company",
+            ObjectType::Deal => "deal",
         }
     }
 
@@ -49,14 +55,16 @@ impl ObjectType {
         match self {
             ObjectType::Contact => fields::CONTACT,
             ObjectType::Company => fields::COMPANY,
+            ObjectType::Deal => fields::DEAL,
         }
     }
 
-    /// The lookup field duplicates are detected on.
-    fn dedupe_field(self) -> &'static str {
+    /// The lookup field duplicates are detected on, if any.
+    fn dedupe_field(self) -> Option<&'static str> {
         match self {
-            ObjectType::Contact => "email",
-            ObjectType::Company => "domain",
+            ObjectType::Contact => Some("email"),
+            ObjectType::Company => Some("domain"),
+            ObjectType::Deal => None,
         }
     }
 
@@ -66,7 +74,7 @@ impl ObjectType {
             ObjectType::Contact => ["first_name", "last_name", "email"]
                 .iter()
                 .any(|k| f.contains_key(*k)),
-            ObjectType::Company => f.contains_key("name"),
+            ObjectType::Company | ObjectType::Deal => f.contains_key("name"),
         };
         if ok {
             return Ok(());
@@ -77,9 +85,11 @@ impl ObjectType {
                 "required",
                 "a contact needs a first name, last name or email",
             ),
-            ObjectType::Company => {
-                Error::validation("fields.name", "required", "a company needs a name")
-            }
+            ObjectType::Company | ObjectType::Deal => Error::validation(
+                "fields.name",
+                "required",
+                format!("a {} needs a name", self.as_str()),
+            ),
         })
     }
 }
@@ -107,6 +117,17 @@ pub struct Record {
     /// Set while the record is in the trash.
     pub deleted_at: Option<String>,
     pub deleted_by: Option<String>,
+    /// Deals: pipeline, stage, amount (minor units, e.g. cents), currency, close date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<deals::DealSchema>)]
+    pub deal: Option<DealCols>,
+    /// Deals: `open`, `won` or `lost`, from the stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome: Option<String>,
+    /// Deals: the contacts the deal is with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub contact_ids: Option<Vec<RecordId>>,
 }
 
 /// `Some(None)` clears, `None` leaves as is.
@@ -141,6 +162,35 @@ pub struct RecordInput {
     )]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub company_id: Option<Option<RecordId>>,
+    /// Deals: default the first pipeline.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub pipeline_id: Option<PipelineId>,
+    /// Deals: a stage of the pipeline; default its first stage.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<uuid::Uuid>)]
+    pub stage_id: Option<StageId>,
+    /// Deals: amount in minor units (cents); null clears.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub amount_minor: Option<Option<i64>>,
+    /// Deals: ISO 4217 code; default EUR.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub currency: Option<String>,
+    /// Deals: expected close date `YYYY-MM-DD`; null clears.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub close_date: Option<Option<String>>,
+    /// Deals: the contacts the deal is with (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub contact_ids: Option<Vec<RecordId>>,
 }
 
 /// List filters (exact-match lookups work on sealed fields through blind indexes).
@@ -158,6 +208,15 @@ pub struct RecordQuery {
     pub updated_from: Option<i64>,
     pub updated_to: Option<i64>,
     pub newest_first: bool,
+    /// Deals: in this pipeline / stage / with this outcome (`open`, `won`, `lost`).
+    pub pipeline_id: Option<PipelineId>,
+    pub stage_id: Option<StageId>,
+    pub outcome: Option<String>,
+    /// Deals: close date range `YYYY-MM-DD`, inclusive.
+    pub close_from: Option<String>,
+    pub close_to: Option<String>,
+    /// Deals with this contact.
+    pub contact_id: Option<RecordId>,
 }
 
 /// The `If-Match` precondition of a change.
@@ -200,6 +259,9 @@ pub struct RecordVersion {
     pub revision: i64,
     #[schema(value_type = Object)]
     pub fields: Map<String, Value>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<deals::DealSchema>)]
+    pub deal: Option<DealCols>,
     pub changed_at: String,
     pub changed_by: String,
     pub current: bool,
@@ -213,6 +275,18 @@ struct StoredVersion {
     fields: Map<String, Value>,
     owner_id: Option<UserId>,
     company_id: Option<RecordId>,
+    #[serde(default)]
+    deal: DealCols,
+}
+
+/// The state a change writes.
+struct NextState {
+    fields: Map<String, Value>,
+    owner: Option<UserId>,
+    company: Option<RecordId>,
+    deal: DealCols,
+    /// Replaces a deal's contacts when set.
+    contacts: Option<Vec<RecordId>>,
 }
 
 /// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
@@ -286,6 +360,9 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
         updated_by: r.updated_by,
         deleted_at: r.deleted_at.map(rfc3339),
         deleted_by: r.deleted_by,
+        deal: (r.object_type == "deal").then_some(r.deal),
+        outcome: None,
+        contact_ids: None,
     })
 }
 
@@ -327,6 +404,7 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
             match (t, verb) {
                 $((ObjectType::Contact, $verb) => concat!("contact.", $verb),)*
                 $((ObjectType::Company, $verb) => concat!("company.", $verb),)*
+                $((ObjectType::Deal, $verb) => concat!("deal.", $verb),)*
                 _ => "record.unknown",
             }
         };
@@ -397,7 +475,9 @@ impl Kluis {
         id: RecordId,
         f: &Map<String, Value>,
     ) -> Result<()> {
-        let field = t.dedupe_field();
+        let Some(field) = t.dedupe_field() else {
+            return Ok(());
+        };
         let Some((_, bidx)) = lookups(keys, t, f).into_iter().find(|(n, _)| *n == field) else {
             return Ok(());
         };
@@ -439,6 +519,7 @@ impl Kluis {
         let company = input.company_id.flatten();
         self.check_company(&mut tx, t, company).await?;
         self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
         let now = self.now();
         let sealed = seal_fields(&keys, id, &f)?;
         tx.insert_record(&RecordWrite {
@@ -450,25 +531,24 @@ impl Kluis {
             fields: &sealed,
             at: now,
             by: &label,
+            deal: &deal,
         })
         .await?;
         tx.set_lookups(t.as_str(), id, &lookups(&keys, t, &f))
             .await?;
+        if let Some(contacts) = &input.contact_ids {
+            tx.set_associations(id, contacts).await?;
+        }
         let changed = fields::changes(&Map::new(), &f);
-        let ev = event(
-            t,
-            "create",
-            id,
-            json!({"changed": changed, "owner_id": owner, "company_id": company}),
-        );
-        self.audit(&mut tx, &keys, &label, ctx, ev).await?;
+        let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company});
+        if t == ObjectType::Deal {
+            details["deal"] = json!(deal);
+            details["contact_ids"] = json!(input.contact_ids);
+        }
+        self.audit(&mut tx, &keys, &label, ctx, event(t, "create", id, details))
+            .await?;
         let mut sealed_n = 1;
-        let rec = to_record(
-            &keys,
-            tx.record(t.as_str(), id)
-                .await?
-                .ok_or_else(Error::not_found)?,
-        )?;
+        let rec = self.load(&mut tx, &keys, t, id).await?;
         if let Some((key_hash, i)) = &idem_hash {
             let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
             let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
@@ -478,6 +558,24 @@ impl Kluis {
         }
         self.count_sealed(&mut tx, &keys, sealed_n).await?;
         tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// A record as the API shows it, read inside `tx` (live or in the trash).
+    async fn load(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        t: ObjectType,
+        id: RecordId,
+    ) -> Result<Record> {
+        let row = tx
+            .record(t.as_str(), id)
+            .await?
+            .ok_or_else(Error::not_found)?;
+        let mut recs = [to_record(keys, row)?];
+        self.enrich_deals(tx, &mut recs).await?;
+        let [rec] = recs;
         Ok(rec)
     }
 
@@ -517,12 +615,8 @@ impl Kluis {
         actor.require(Permission::CrmRead)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        let row = tx
-            .record(t.as_str(), id)
-            .await?
-            .filter(|r| r.deleted_at.is_none())
-            .ok_or_else(Error::not_found)?;
-        to_record(&keys, row)
+        live(&mut tx, t, id).await?;
+        self.load(&mut tx, &keys, t, id).await
     }
 
     pub async fn list_records(
@@ -551,15 +645,23 @@ impl Kluis {
             updated_to: q.updated_to,
             lookup,
             descending: q.newest_first,
+            pipeline_id: q.pipeline_id,
+            stage_id: q.stage_id,
+            outcome: q.outcome.clone(),
+            close_from: q.close_from.clone(),
+            close_to: q.close_to.clone(),
+            associated_with: q.contact_id,
         };
+        deals::check_filter(t, &filter)?;
         let rows = tx.list_records(&filter, after, limit + 1).await?;
-        drop(tx);
-        let page = crate::users::page(
+        let mut page = crate::users::page(
             rows,
             limit,
             |r| to_record(&keys, r),
             |r: &Record| r.id.to_string(),
         )?;
+        self.enrich_deals(&mut tx, &mut page.items).await?;
+        drop(tx);
         self.audit_read(actor, ctx, t, "list", page.items.len())
             .await?;
         Ok(page)
@@ -658,6 +760,9 @@ impl Kluis {
             self.check_company(&mut tx, t, company).await?;
         }
         self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        let deal = self
+            .resolve_deal(&mut tx, t, Some(&row.deal), &input)
+            .await?;
         let changed = fields::changes(&current, &f);
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
         if owner != row.owner_id {
@@ -666,9 +771,22 @@ impl Kluis {
         if company != row.company_id {
             details["company_id"] = json!({"old": row.company_id, "new": company});
         }
+        if deal != row.deal {
+            details["deal"] = json!(deals::deal_changes(&row.deal, &deal));
+        }
+        if let Some(contacts) = &input.contact_ids {
+            details["contact_ids"] = json!(contacts);
+        }
+        let next = NextState {
+            fields: f,
+            owner,
+            company,
+            deal,
+            contacts: input.contact_ids,
+        };
         let rec = self
             .write_revision(
-                &mut tx, &keys, actor, ctx, t, &row, current, f, owner, company, "update", details,
+                &mut tx, &keys, actor, ctx, t, &row, current, next, "update", details,
             )
             .await?;
         tx.commit().await?;
@@ -686,9 +804,7 @@ impl Kluis {
         t: ObjectType,
         row: &CrmRecordRow,
         previous: Map<String, Value>,
-        next: Map<String, Value>,
-        owner: Option<UserId>,
-        company: Option<RecordId>,
+        next: NextState,
         verb: &str,
         details: Value,
     ) -> Result<Record> {
@@ -699,6 +815,7 @@ impl Kluis {
             fields: previous,
             owner_id: row.owner_id,
             company_id: row.company_id,
+            deal: row.deal.clone(),
         };
         let plain = serde_json::to_vec(&stored).map_err(|_| Error::internal("version encoding"))?;
         let sealed_version = keys.seal("crm_versions", "fields", record_ctx_id(row.id), &plain)?;
@@ -710,36 +827,35 @@ impl Kluis {
             &row.updated_by,
         )
         .await?;
-        let sealed = seal_fields(keys, row.id, &next)?;
+        let sealed = seal_fields(keys, row.id, &next.fields)?;
         let updated = tx
             .update_record(
                 row.revision,
                 &RecordWrite {
                     id: row.id,
                     object_type: t.as_str(),
-                    owner_id: owner,
-                    company_id: company,
+                    owner_id: next.owner,
+                    company_id: next.company,
                     revision: row.revision + 1,
                     fields: &sealed,
                     at: now,
                     by: &label,
+                    deal: &next.deal,
                 },
             )
             .await?;
         if !updated {
             return Err(stale());
         }
-        tx.set_lookups(t.as_str(), row.id, &lookups(keys, t, &next))
+        tx.set_lookups(t.as_str(), row.id, &lookups(keys, t, &next.fields))
             .await?;
+        if let Some(contacts) = &next.contacts {
+            tx.set_associations(row.id, contacts).await?;
+        }
         self.audit(tx, keys, &label, ctx, event(t, verb, row.id, details))
             .await?;
         self.count_sealed(tx, keys, 2).await?;
-        to_record(
-            keys,
-            tx.record(t.as_str(), row.id)
-                .await?
-                .ok_or_else(Error::not_found)?,
-        )
+        self.load(tx, keys, t, row.id).await
     }
 
     /// Moves a record to the trash (restorable until the trash retention purges it).
@@ -787,9 +903,11 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let row = live(&mut tx, t, id).await?;
+        let is_deal = t == ObjectType::Deal;
         let mut out = vec![RecordVersion {
             revision: row.revision,
             fields: open_fields(&keys, &row)?,
+            deal: is_deal.then(|| row.deal.clone()),
             changed_at: rfc3339(row.updated_at),
             changed_by: row.updated_by.clone(),
             current: true,
@@ -799,6 +917,7 @@ impl Kluis {
             out.push(RecordVersion {
                 revision: v.revision,
                 fields: s.fields,
+                deal: is_deal.then_some(s.deal),
                 changed_at: rfc3339(v.changed_at),
                 changed_by: v.changed_by,
                 current: false,
@@ -810,8 +929,9 @@ impl Kluis {
         Ok(out)
     }
 
-    /// Makes an earlier version's field values current again (as a new revision; the versions
-    /// in between are kept). Owner and company stay as they are now.
+    /// Makes an earlier version's values current again (as a new revision; the versions in
+    /// between are kept): its fields and, for deals, pipeline, stage, amount and close date.
+    /// Owner, company and a deal's contacts stay as they are now.
     pub async fn restore_record_version(
         &self,
         actor: &Actor,
@@ -836,8 +956,30 @@ impl Kluis {
         let current = open_fields(&keys, &row)?;
         self.check_duplicate(&mut tx, &keys, t, id, &old.fields)
             .await?;
+        if t == ObjectType::Deal {
+            // The old stage must still exist (stages in use cannot be removed, but a stage that
+            // was emptied may have been).
+            let stages = self.deal_stages(&mut tx).await?;
+            if !stages.iter().any(|s| Some(s.id) == old.deal.stage_id) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "stage_gone",
+                    "the stage of that version no longer exists",
+                ));
+            }
+        }
         let changed = fields::changes(&current, &old.fields);
-        let details = json!({"changed": changed, "restored_revision": revision, "revision": row.revision + 1});
+        let mut details = json!({"changed": changed, "restored_revision": revision, "revision": row.revision + 1});
+        if old.deal != row.deal {
+            details["deal"] = json!(deals::deal_changes(&row.deal, &old.deal));
+        }
+        let next = NextState {
+            fields: old.fields,
+            owner: row.owner_id,
+            company: row.company_id,
+            deal: old.deal,
+            contacts: None,
+        };
         let rec = self
             .write_revision(
                 &mut tx,
@@ -847,9 +989,7 @@ impl Kluis {
                 t,
                 &row,
                 current,
-                old.fields,
-                row.owner_id,
-                row.company_id,
+                next,
                 "restore_version",
                 details,
             )
@@ -878,13 +1018,14 @@ impl Kluis {
             ..Default::default()
         };
         let rows = tx.list_records(&filter, after, limit + 1).await?;
-        drop(tx);
-        let page = crate::users::page(
+        let mut page = crate::users::page(
             rows,
             limit,
             |r| to_record(&keys, r),
             |r: &Record| r.id.to_string(),
         )?;
+        self.enrich_deals(&mut tx, &mut page.items).await?;
+        drop(tx);
         for t in ObjectType::ALL {
             let n = page.items.iter().filter(|r| r.object_type == t).count();
             if n > 0 {
@@ -922,12 +1063,7 @@ impl Kluis {
             event(t, "restore", id, json!({})),
         )
         .await?;
-        let rec = to_record(
-            &keys,
-            tx.record(t.as_str(), id)
-                .await?
-                .ok_or_else(Error::not_found)?,
-        )?;
+        let rec = self.load(&mut tx, &keys, t, id).await?;
         tx.commit().await?;
         Ok(rec)
     }

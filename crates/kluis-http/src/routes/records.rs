@@ -105,6 +105,18 @@ pub struct RecordListQuery {
     pub updated_to: Option<String>,
     /// `created` (oldest first, default) or `-created` (newest first).
     pub sort: Option<String>,
+    /// Deals in this pipeline.
+    pub pipeline_id: Option<uuid::Uuid>,
+    /// Deals in this stage.
+    pub stage_id: Option<uuid::Uuid>,
+    /// Deals by outcome: `open`, `won` or `lost`.
+    pub outcome: Option<String>,
+    /// Deals closing on or after this date (YYYY-MM-DD).
+    pub close_from: Option<String>,
+    /// Deals closing on or before this date (YYYY-MM-DD).
+    pub close_to: Option<String>,
+    /// Deals with this contact.
+    pub contact_id: Option<uuid::Uuid>,
 }
 
 fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
@@ -148,6 +160,12 @@ impl RecordListQuery {
             updated_from: time_ms("updated_from", &self.updated_from)?,
             updated_to: time_ms("updated_to", &self.updated_to)?,
             newest_first,
+            pipeline_id: self.pipeline_id.map(kluis_core::crm::PipelineId),
+            stage_id: self.stage_id.map(kluis_core::crm::StageId),
+            outcome: self.outcome.clone(),
+            close_from: self.close_from.clone(),
+            close_to: self.close_to.clone(),
+            contact_id: self.contact_id.map(RecordId),
         })
     }
 }
@@ -318,6 +336,81 @@ record_routes!(
     "/api/v1/companies/{id}/versions",
     "/api/v1/companies/{id}/versions/{revision}/restore"
 );
+
+record_routes!(
+    deals,
+    kluis_core::crm::ObjectType::Deal,
+    "deals",
+    "deal",
+    "/api/v1/deals",
+    "/api/v1/deals/{id}",
+    "/api/v1/deals/{id}/versions",
+    "/api/v1/deals/{id}/versions/{revision}/restore"
+);
+
+pub mod pipelines {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use kluis_core::crm::PipelineId;
+    use kluis_core::crm::pipelines::{Pipeline, PipelineInput};
+
+    use crate::AppState;
+    use crate::auth::{Authed, Ctx};
+    use crate::error::{ApiJson, ApiResult, ErrorBody, IdPath};
+
+    /// The deal pipelines with their ordered stages (a default pipeline exists from the start).
+    #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines",
+        responses((status = 200, body = Vec<Pipeline>), (status = 403, body = ErrorBody)))]
+    pub async fn list(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+    ) -> ApiResult<Json<Vec<Pipeline>>> {
+        Ok(Json(s.kluis.list_pipelines(&a).await?))
+    }
+
+    /// Add a deal pipeline (owners and admins).
+    #[utoipa::path(post, path = "/api/v1/pipelines", tag = "pipelines", request_body = PipelineInput,
+        responses((status = 201, body = Pipeline), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    pub async fn create(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        ApiJson(input): ApiJson<PipelineInput>,
+    ) -> ApiResult<(StatusCode, Json<Pipeline>)> {
+        Ok((
+            StatusCode::CREATED,
+            Json(s.kluis.create_pipeline(&a, &c, input).await?),
+        ))
+    }
+
+    /// Rename a pipeline and replace its stage list (stages keep their id when given; a stage
+    /// with deals cannot be removed).
+    #[utoipa::path(put, path = "/api/v1/pipelines/{id}", tag = "pipelines", params(("id" = uuid::Uuid, Path)), request_body = PipelineInput,
+        responses((status = 200, body = Pipeline), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    pub async fn update(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<PipelineId>,
+        ApiJson(input): ApiJson<PipelineInput>,
+    ) -> ApiResult<Json<Pipeline>> {
+        Ok(Json(s.kluis.update_pipeline(&a, &c, id, input).await?))
+    }
+
+    /// Delete an empty pipeline (not the last one).
+    #[utoipa::path(delete, path = "/api/v1/pipelines/{id}", tag = "pipelines", params(("id" = uuid::Uuid, Path)),
+        responses((status = 204), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    pub async fn delete(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<PipelineId>,
+    ) -> ApiResult<StatusCode> {
+        s.kluis.delete_pipeline(&a, &c, id).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+}
 
 pub mod trash {
     use axum::Json;

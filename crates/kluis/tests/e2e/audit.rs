@@ -60,6 +60,18 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/companies/{id}/versions/{revision}/restore",
         "company.restore_version",
     ),
+    ("POST", "/api/v1/deals", "deal.create"),
+    ("PATCH", "/api/v1/deals/{id}", "deal.update"),
+    ("DELETE", "/api/v1/deals/{id}", "deal.delete"),
+    (
+        "POST",
+        "/api/v1/deals/{id}/versions/{revision}/restore",
+        "deal.restore_version",
+    ),
+    // Exercised with their events by crm::deals_and_pipelines.
+    ("POST", "/api/v1/pipelines", "pipeline.create"),
+    ("PUT", "/api/v1/pipelines/{id}", "pipeline.update"),
+    ("DELETE", "/api/v1/pipelines/{id}", "pipeline.delete"),
     (
         "POST",
         "/api/v1/trash/{id}/restore",

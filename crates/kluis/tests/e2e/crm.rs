@@ -9,7 +9,8 @@ use crate::support::{Auth, Backend, Server, code, on_both, tenant_fixture};
 
 on_both!(
     contacts_and_companies_end_to_end,
-    concurrent_updates_and_retried_creates
+    concurrent_updates_and_retried_creates,
+    deals_and_pipelines
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -445,4 +446,236 @@ async fn concurrent_updates_and_retried_creates(b: Backend) {
         )
         .await;
     assert!(v["items"].as_array().unwrap().is_empty());
+}
+
+async fn deals_and_pipelines(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "verkoop").await;
+    let o = &t.owner;
+    // A default pipeline exists from the start.
+    let (st, p) = s.get("/api/v1/pipelines", &t.key).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    let sales = &p[0];
+    let stage = |name: &str| -> String {
+        sales["stages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["name"] == name)
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(sales["stages"].as_array().unwrap().len(), 6);
+    let (_, c) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"email": "koper@verkoop.test"}}),
+        )
+        .await;
+    let contact = c["id"].as_str().unwrap().to_owned();
+
+    let (st, d) = s
+        .post(
+            "/api/v1/deals",
+            o,
+            json!({"fields": {"name": "Jaarcontract 2027"}, "amount_minor": 1250000, "close_date": "2026-12-31", "contact_ids": [contact]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{d}");
+    let id = d["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        d["deal"]["stage_id"],
+        stage("New"),
+        "first stage by default"
+    );
+    assert_eq!(d["deal"]["currency"], "EUR");
+    assert_eq!(d["outcome"], "open");
+    assert_eq!(d["contact_ids"], json!([contact]));
+    let e = last_event(&s, o, "deal.create").await;
+    assert_eq!(e["details"]["deal"]["amount_minor"], 1250000);
+
+    // Won: move to the Won stage.
+    let path = format!("/api/v1/deals/{id}");
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"stage_id": stage("Won"), "amount_minor": 1300000})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "won");
+    let e = last_event(&s, o, "deal.update").await;
+    assert_eq!(
+        e["details"]["deal"]["amount_minor"],
+        json!({"old": 1250000, "new": 1300000})
+    );
+    // Filters: outcome, stage, pipeline, contact, close date range.
+    for (q, n) in [
+        ("outcome=won".to_owned(), 1),
+        ("outcome=open".to_owned(), 0),
+        (format!("stage_id={}", stage("Won")), 1),
+        (format!("pipeline_id={}", sales["id"].as_str().unwrap()), 1),
+        (format!("contact_id={contact}"), 1),
+        ("close_from=2026-12-01&close_to=2026-12-31".to_owned(), 1),
+        ("close_from=2027-01-01".to_owned(), 0),
+    ] {
+        let (st, v) = s.get(&format!("/api/v1/deals?{q}"), &t.key).await;
+        assert_eq!(st, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v["items"].as_array().unwrap().len(), n, "{q}: {v}");
+    }
+    for (q, want) in [
+        ("/api/v1/deals?outcome=maybe", "invalid_outcome"),
+        ("/api/v1/deals?close_from=31-12-2026", "invalid_date"),
+        ("/api/v1/contacts?outcome=won", "not_applicable"),
+    ] {
+        let (st, v) = s.get(q, o).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{q}"
+        );
+    }
+    for (body, want) in [
+        (
+            json!({"fields": {"name": "X"}, "amount_minor": -5}),
+            "invalid_amount",
+        ),
+        (
+            json!({"fields": {"name": "X"}, "currency": "euro"}),
+            "invalid_currency",
+        ),
+        (
+            json!({"fields": {"name": "X"}, "close_date": "2026-02-30"}),
+            "invalid_date",
+        ),
+        (
+            json!({"fields": {"name": "X"}, "stage_id": t.id}),
+            "unknown_stage",
+        ),
+        (
+            json!({"fields": {"name": "X"}, "contact_ids": [id]}),
+            "unknown_contact",
+        ),
+        (json!({"fields": {}}), "required"),
+    ] {
+        let (st, v) = s.post("/api/v1/deals", o, body.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "X"}, "amount_minor": 5}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_applicable")
+    );
+
+    // A second pipeline (admins only); moving the deal there lands in its first stage.
+    let (st, _) = s
+        .post(
+            "/api/v1/pipelines",
+            &t.member,
+            json!({"name": "Partners", "stages": [{"name": "Intake"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, p2) = s
+        .post(
+            "/api/v1/pipelines",
+            o,
+            json!({"name": "Partners", "stages": [{"name": "Intake"}, {"name": "Getekend", "outcome": "won"}]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{p2}");
+    last_event(&s, o, "pipeline.create").await;
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "\"2\"")],
+            Some(json!({"pipeline_id": p2["id"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["deal"]["stage_id"], p2["stages"][0]["id"]);
+    assert_eq!(v["outcome"], "open");
+    // A stage of another pipeline is refused.
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            o,
+            &[("if-match", "\"3\"")],
+            Some(json!({"stage_id": stage("Lost")})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_stage")
+    );
+    // Stages and pipelines in use cannot be removed; renaming keeps ids.
+    let p2path = format!("/api/v1/pipelines/{}", p2["id"].as_str().unwrap());
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &p2path,
+            o,
+            Some(json!({"name": "Partners NL", "stages": [{"name": "Nieuw"}, {"id": p2["stages"][1]["id"], "name": "Getekend", "outcome": "won"}]})),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "in_use"), "{v}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &p2path,
+            o,
+            Some(json!({"name": "Partners NL", "stages": [{"id": p2["stages"][0]["id"], "name": "Aanmelding"}, {"id": p2["stages"][1]["id"], "name": "Getekend", "outcome": "won"}, {"name": "Afgehaakt", "outcome": "lost"}]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["stages"][0]["id"], p2["stages"][0]["id"]);
+    assert_eq!(v["stages"][2]["outcome"], "lost");
+    last_event(&s, o, "pipeline.update").await;
+    let (st, v) = s.call(Method::DELETE, &p2path, o, None).await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "in_use"));
+
+    // Restore revision 2: back in the Sales pipeline, Won, at the old amount.
+    let (st, _, v) = s
+        .call_with(
+            Method::POST,
+            &format!("{path}/versions/2/restore"),
+            o,
+            &[("if-match", "\"3\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["deal"]["stage_id"], stage("Won"));
+    assert_eq!(v["deal"]["amount_minor"], 1300000);
+    assert_eq!(v["outcome"], "won");
+    last_event(&s, o, "deal.restore_version").await;
+    // Now the second pipeline is empty and can go; the deal lifecycle ends in the trash.
+    let (st, _) = s.call(Method::DELETE, &p2path, o, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "pipeline.delete").await;
+    let (st, _) = s.call(Method::DELETE, &path, o, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "deal.delete").await;
+    let (_, v) = s.get("/api/v1/trash?object_type=deal", o).await;
+    assert_eq!(v["items"][0]["id"], id);
+    assert_eq!(v["items"][0]["outcome"], "won");
 }

@@ -21,6 +21,8 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/contacts",
         "/api/v1/companies",
         "/api/v1/trash",
+        "/api/v1/deals",
+        "/api/v1/pipelines",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -55,6 +57,13 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("PATCH", _) if path.starts_with("/api/v1/users/") => {
             Some(json!({"display_name": "pwned", "role": "read_only", "status": "disabled"}))
         }
+        ("POST", "/api/v1/deals") => Some(json!({"fields": {"name": "Intrusion"}})),
+        ("PATCH", _) if path.starts_with("/api/v1/deals/") => {
+            Some(json!({"fields": {"name": "pwned"}, "amount_minor": 1}))
+        }
+        ("POST" | "PUT", _) if path.starts_with("/api/v1/pipelines") => {
+            Some(json!({"name": "pwned", "stages": [{"name": "x"}]}))
+        }
         ("POST", "/api/v1/contacts" | "/api/v1/companies") => {
             Some(json!({"fields": {"email": "intruder@a.test", "name": "Intruder"}}))
         }
@@ -88,6 +97,8 @@ struct BRecords {
     contact: String,
     company: String,
     trashed: String,
+    deal: String,
+    pipeline: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -116,10 +127,20 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, deal) = s
+        .post(
+            "/api/v1/deals",
+            &b.owner,
+            json!({"fields": {"name": "Deal B"}, "amount_minor": 500000, "contact_ids": [ids[1]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{deal}");
     BRecords {
         company: ids[0].clone(),
         contact: ids[1].clone(),
         trashed: ids[2].clone(),
+        deal: deal["id"].as_str().unwrap().to_owned(),
+        pipeline: deal["deal"]["pipeline_id"].as_str().unwrap().to_owned(),
     }
 }
 
@@ -134,6 +155,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.contact
     } else if path.starts_with("/api/v1/companies/{id}") {
         &r.company
+    } else if path.starts_with("/api/v1/deals/{id}") {
+        &r.deal
+    } else if path.starts_with("/api/v1/pipelines/{id}") {
+        &r.pipeline
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
     } else if path.starts_with("/api/v1/users/{id}") {
@@ -174,6 +199,9 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         "weg@tenant-b.test",
         records.contact.as_str(),
         records.company.as_str(),
+        records.deal.as_str(),
+        records.pipeline.as_str(),
+        "Deal B",
     ];
     let mut exercised = 0;
 
