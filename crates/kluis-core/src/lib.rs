@@ -14,6 +14,7 @@ mod clock;
 pub mod customer_key;
 mod error;
 pub mod keys;
+pub mod sensitive;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
