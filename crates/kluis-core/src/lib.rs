@@ -15,6 +15,7 @@ pub mod crm;
 pub mod customer_key;
 mod error;
 pub mod keys;
+pub mod sensitive;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
