@@ -110,3 +110,58 @@ impl Kluis {
         Ok(policy.into())
     }
 }
+
+/// What CRM writes do with payment card numbers, IBANs and national id numbers.
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SensitiveDataDoc {
+    /// `block` (default): refuse the write with 422 `sensitive_data`. `flag`: store it and mark
+    /// the record with the kinds found.
+    pub mode: String,
+}
+
+impl Kluis {
+    pub async fn sensitive_data_setting(&self, actor: &Actor) -> Result<SensitiveDataDoc> {
+        actor.require(Permission::SettingsRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        Ok(SensitiveDataDoc {
+            mode: crate::crm::sensitive_mode(&mut tx).await?,
+        })
+    }
+
+    pub async fn set_sensitive_data_setting(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        doc: SensitiveDataDoc,
+    ) -> Result<SensitiveDataDoc> {
+        actor.require(Permission::SettingsManage)?;
+        if !matches!(doc.mode.as_str(), "block" | "flag") {
+            return Err(Error::validation(
+                "mode",
+                "invalid_mode",
+                "must be block or flag",
+            ));
+        }
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let before = crate::crm::sensitive_mode(&mut tx).await?;
+        // Only used if the tenant has no settings row yet: the policy in force now.
+        let policy = effective_policy(&mut tx).await?;
+        let json =
+            serde_json::to_string(&policy).map_err(|_| Error::internal("serialise policy"))?;
+        tx.put_sensitive_data_mode(&doc.mode, &json, self.now())
+            .await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event {
+            action: "settings.sensitive_data.update",
+            success: true,
+            object_type: Some("settings"),
+            object_id: Some("sensitive_data".into()),
+            details: serde_json::json!({"old": before, "new": doc.mode}),
+        };
+        self.audit(&mut tx, &keys, &crate::audit::actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+}

@@ -139,6 +139,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::records::trash::list))
         .routes(routes!(routes::records::trash::restore))
         .routes(routes!(routes::records::trash::purge))
+        .routes(routes!(
+            routes::settings::get_sensitive,
+            routes::settings::put_sensitive
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

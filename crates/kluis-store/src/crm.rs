@@ -9,7 +9,7 @@ use crate::{Result, TenantTx, on_conn};
 
 const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fields, created_at, \
                            updated_at, created_by, updated_by, deleted_at, deleted_by, \
-                           pipeline_id, stage_id, amount_minor, currency, close_date";
+                           pipeline_id, stage_id, amount_minor, currency, close_date, sensitive";
 
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
@@ -17,8 +17,8 @@ impl TenantTx {
         on_conn!(&mut self.tx, |c| sqlx::query(
             "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
              fields, created_at, updated_at, created_by, updated_by, \
-             pipeline_id, stage_id, amount_minor, currency, close_date) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14)"
+             pipeline_id, stage_id, amount_minor, currency, close_date, sensitive) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14, $15)"
         )
         .bind(t)
         .bind(r.id)
@@ -34,6 +34,7 @@ impl TenantTx {
         .bind(r.deal.amount_minor)
         .bind(r.deal.currency.as_deref())
         .bind(r.deal.close_date.as_deref())
+        .bind(r.sensitive)
         .execute(c)
         .await?
         .rows_affected());
@@ -81,7 +82,7 @@ impl TenantTx {
             sqlx::query(
             "UPDATE crm_records SET owner_id = $3, company_id = $4, revision = $5, fields = $6, \
              updated_at = $7, updated_by = $8, pipeline_id = $10, stage_id = $11, \
-             amount_minor = $12, currency = $13, close_date = $14 \
+             amount_minor = $12, currency = $13, close_date = $14, sensitive = $15 \
              WHERE tenant_id = $1 AND id = $2 AND revision = $9 AND deleted_at IS NULL"
         )
         .bind(t)
@@ -98,6 +99,7 @@ impl TenantTx {
         .bind(r.deal.amount_minor)
         .bind(r.deal.currency.as_deref())
         .bind(r.deal.close_date.as_deref())
+        .bind(r.sensitive)
         .execute(c)
         .await?
         .rows_affected()

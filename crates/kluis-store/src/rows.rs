@@ -205,6 +205,8 @@ pub struct CrmRecordRow {
     pub deleted_by: Option<String>,
     #[sqlx(flatten)]
     pub deal: DealCols,
+    /// Comma-separated kinds of flagged sensitive data (never values).
+    pub sensitive: Option<String>,
 }
 
 /// The plain columns of a deal (none for other types): what boards and forecasts filter and
@@ -231,6 +233,7 @@ pub struct RecordWrite<'a> {
     pub at: i64,
     pub by: &'a str,
     pub deal: &'a DealCols,
+    pub sensitive: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, FromRow)]

@@ -95,6 +95,45 @@ impl TenantTx {
         .await?))
     }
 
+    /// `block` or `flag`; None when never set.
+    pub async fn sensitive_data_mode(&mut self) -> Result<Option<String>> {
+        let t = self.tenant;
+        Ok(
+            on_conn!(&mut self.tx, |c| sqlx::query_scalar::<_, Option<String>>(
+                "SELECT sensitive_data FROM tenant_settings WHERE tenant_id = $1"
+            )
+            .bind(t)
+            .fetch_optional(c)
+            .await?)
+            .flatten(),
+        )
+    }
+
+    /// Sets the sensitive-data mode; `policy_json` is the password policy to store if the
+    /// tenant has no settings row yet.
+    pub async fn put_sensitive_data_mode(
+        &mut self,
+        mode: &str,
+        policy_json: &str,
+        now: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, password_policy, sensitive_data, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id) DO UPDATE SET sensitive_data = excluded.sensitive_data, updated_at = excluded.updated_at"
+        )
+        .bind(t)
+        .bind(policy_json)
+        .bind(mode)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
     pub async fn put_password_policy(&mut self, policy_json: &str, now: i64) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {

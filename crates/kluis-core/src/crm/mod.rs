@@ -8,11 +8,13 @@
 
 mod deals;
 mod fields;
+mod guard;
 pub mod pipelines;
 
 use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite};
 use kluis_store::{RecordId, TenantTx};
 
+pub use guard::mode as sensitive_mode;
 pub use kluis_store::{PipelineId, StageId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
@@ -128,6 +130,10 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub contact_ids: Option<Vec<RecordId>>,
+    /// Kinds of forbidden data the record holds (only when the organisation allows them with a
+    /// flag), e.g. `iban`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sensitive: Vec<crate::sensitive::SensitiveKind>,
 }
 
 /// `Some(None)` clears, `None` leaves as is.
@@ -287,6 +293,8 @@ struct NextState {
     deal: DealCols,
     /// Replaces a deal's contacts when set.
     contacts: Option<Vec<RecordId>>,
+    /// Flagged kinds of sensitive data.
+    sensitive: Option<String>,
 }
 
 /// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
@@ -363,6 +371,7 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
         deal: (r.object_type == "deal").then_some(r.deal),
         outcome: None,
         contact_ids: None,
+        sensitive: guard::parse_flags(r.sensitive.as_deref()),
     })
 }
 
@@ -520,6 +529,7 @@ impl Kluis {
         self.check_company(&mut tx, t, company).await?;
         self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
         let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
+        let sensitive = self.guard(&mut tx, &f, f.keys()).await?;
         let now = self.now();
         let sealed = seal_fields(&keys, id, &f)?;
         tx.insert_record(&RecordWrite {
@@ -532,6 +542,7 @@ impl Kluis {
             at: now,
             by: &label,
             deal: &deal,
+            sensitive: sensitive.as_deref(),
         })
         .await?;
         tx.set_lookups(t.as_str(), id, &lookups(&keys, t, &f))
@@ -764,6 +775,7 @@ impl Kluis {
             .resolve_deal(&mut tx, t, Some(&row.deal), &input)
             .await?;
         let changed = fields::changes(&current, &f);
+        let sensitive = self.guard(&mut tx, &f, changed.keys()).await?;
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
         if owner != row.owner_id {
             details["owner_id"] = json!({"old": row.owner_id, "new": owner});
@@ -783,6 +795,7 @@ impl Kluis {
             company,
             deal,
             contacts: input.contact_ids,
+            sensitive,
         };
         let rec = self
             .write_revision(
@@ -841,6 +854,7 @@ impl Kluis {
                     at: now,
                     by: &label,
                     deal: &next.deal,
+                    sensitive: next.sensitive.as_deref(),
                 },
             )
             .await?;
@@ -969,6 +983,7 @@ impl Kluis {
             }
         }
         let changed = fields::changes(&current, &old.fields);
+        let sensitive = self.guard(&mut tx, &old.fields, changed.keys()).await?;
         let mut details = json!({"changed": changed, "restored_revision": revision, "revision": row.revision + 1});
         if old.deal != row.deal {
             details["deal"] = json!(deals::deal_changes(&row.deal, &old.deal));
@@ -979,6 +994,7 @@ impl Kluis {
             company: row.company_id,
             deal: old.deal,
             contacts: None,
+            sensitive,
         };
         let rec = self
             .write_revision(

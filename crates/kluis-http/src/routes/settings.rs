@@ -1,6 +1,6 @@
 use axum::Json;
 use axum::extract::State;
-use kluis_core::settings::PasswordPolicyDoc;
+use kluis_core::settings::{PasswordPolicyDoc, SensitiveDataDoc};
 
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
@@ -26,4 +26,27 @@ pub async fn put_policy(
     ApiJson(p): ApiJson<PasswordPolicyDoc>,
 ) -> ApiResult<Json<PasswordPolicyDoc>> {
     Ok(Json(s.kluis.set_password_policy(&a, &c, p).await?))
+}
+
+/// What CRM writes do with payment card numbers, IBANs and national id numbers.
+#[utoipa::path(get, path = "/api/v1/settings/sensitive-data", tag = "settings",
+    responses((status = 200, body = SensitiveDataDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_sensitive(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<SensitiveDataDoc>> {
+    Ok(Json(s.kluis.sensitive_data_setting(&a).await?))
+}
+
+/// `block` (default) refuses such values with 422 `sensitive_data`; `flag` stores them and marks
+/// the record.
+#[utoipa::path(put, path = "/api/v1/settings/sensitive-data", tag = "settings", request_body = SensitiveDataDoc,
+    responses((status = 200, body = SensitiveDataDoc), (status = 422, body = ErrorBody)))]
+pub async fn put_sensitive(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(d): ApiJson<SensitiveDataDoc>,
+) -> ApiResult<Json<SensitiveDataDoc>> {
+    Ok(Json(s.kluis.set_sensitive_data_setting(&a, &c, d).await?))
 }

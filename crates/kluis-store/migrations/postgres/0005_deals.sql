@@ -1,4 +1,5 @@
--- Deals: pipelines with ordered stages, amounts, close dates; associations between records.
+-- Deals: pipelines with ordered stages, amounts, close dates; associations between records;
+-- the sensitive-data guard's flags and setting.
 -- Lockstep with ../sqlite/0005_deals.sql, which explains the design.
 CREATE TABLE crm_pipelines (
     tenant_id   UUID NOT NULL REFERENCES tenants (id),
@@ -28,6 +29,11 @@ ALTER TABLE crm_records ADD COLUMN stage_id UUID;
 ALTER TABLE crm_records ADD COLUMN amount_minor BIGINT;
 ALTER TABLE crm_records ADD COLUMN currency TEXT;
 ALTER TABLE crm_records ADD COLUMN close_date TEXT;
+-- Kinds of forbidden data (payment_card, iban, ...) a record holds because the organisation
+-- allows such values with a flag instead of refusing them; comma-separated, never the values.
+ALTER TABLE crm_records ADD COLUMN sensitive TEXT;
+-- What to do with them: 'block' (default when NULL) or 'flag'.
+ALTER TABLE tenant_settings ADD COLUMN sensitive_data TEXT CHECK (sensitive_data IN ('block', 'flag'));
 CREATE INDEX crm_records_stage ON crm_records (tenant_id, object_type, stage_id, id);
 
 CREATE TABLE crm_associations (

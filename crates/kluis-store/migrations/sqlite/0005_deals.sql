@@ -1,4 +1,5 @@
--- Deals: pipelines with ordered stages, amounts, close dates; associations between records.
+-- Deals: pipelines with ordered stages, amounts, close dates; associations between records;
+-- the sensitive-data guard's flags and setting.
 -- Lockstep with ../postgres/0005_deals.sql.
 --
 -- Pipeline and stage names are the organisation's configuration, not personal data, so they are
@@ -33,6 +34,11 @@ ALTER TABLE crm_records ADD COLUMN stage_id BLOB;
 ALTER TABLE crm_records ADD COLUMN amount_minor INTEGER;  -- in the currency's minor unit (cents)
 ALTER TABLE crm_records ADD COLUMN currency TEXT;         -- ISO 4217
 ALTER TABLE crm_records ADD COLUMN close_date TEXT;       -- YYYY-MM-DD
+-- Kinds of forbidden data (payment_card, iban, ...) a record holds because the organisation
+-- allows such values with a flag instead of refusing them; comma-separated, never the values.
+ALTER TABLE crm_records ADD COLUMN sensitive TEXT;
+-- What to do with them: 'block' (default when NULL) or 'flag'.
+ALTER TABLE tenant_settings ADD COLUMN sensitive_data TEXT CHECK (sensitive_data IN ('block', 'flag'));
 CREATE INDEX crm_records_stage ON crm_records (tenant_id, object_type, stage_id, id);
 
 -- Which records a deal (and later tickets, notes, tasks) is about: its contacts.

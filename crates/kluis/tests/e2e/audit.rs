@@ -82,6 +82,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/trash/{id}",
         "contact.purge / company.purge",
     ),
+    // Exercised by crm::sensitive_data_guard.
+    (
+        "PUT",
+        "/api/v1/settings/sensitive-data",
+        "settings.sensitive_data.update",
+    ),
     ("POST", "/api/v1/platform/tenants", "tenant.create"),
     (
         "POST",

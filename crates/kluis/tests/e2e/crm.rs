@@ -10,7 +10,8 @@ use crate::support::{Auth, Backend, Server, code, on_both, tenant_fixture};
 on_both!(
     contacts_and_companies_end_to_end,
     concurrent_updates_and_retried_creates,
-    deals_and_pipelines
+    deals_and_pipelines,
+    sensitive_data_guard
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -678,4 +679,140 @@ async fn deals_and_pipelines(b: Backend) {
     let (_, v) = s.get("/api/v1/trash?object_type=deal", o).await;
     assert_eq!(v["items"][0]["id"], id);
     assert_eq!(v["items"][0]["outcome"], "won");
+}
+
+async fn sensitive_data_guard(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "gevoelig").await;
+    let o = &t.owner;
+    let iban = "NL91ABNA0417164300";
+    // Blocked by default, with the field and the kind named and the value nowhere.
+    for (path, fields, field) in [
+        (
+            "/api/v1/contacts",
+            json!({"first_name": "A", "description": format!("Mijn rekening is {iban}.")}),
+            "fields.description",
+        ),
+        (
+            "/api/v1/companies",
+            json!({"name": "B", "description": "Pas 4111 1111 1111 1111, exp 12/28"}),
+            "fields.description",
+        ),
+        (
+            "/api/v1/contacts",
+            json!({"first_name": "C", "job_title": "BSN 111222333"}),
+            "fields.job_title",
+        ),
+        (
+            "/api/v1/deals",
+            json!({"name": "D", "description": "BE68 5390 0754 7034"}),
+            "fields.description",
+        ),
+    ] {
+        let (st, v) = s.post(path, o, json!({ "fields": fields })).await;
+        assert_eq!(
+            (st, code(&v), v["error"]["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                "sensitive_data",
+                Some(field)
+            ),
+            "{path} {fields}: {v}"
+        );
+        for secret in [iban, "4111", "111222333", "5390"] {
+            assert!(!v.to_string().contains(secret), "{v}");
+        }
+    }
+    // Look-alikes that fail the checksum pass.
+    for text in [
+        "NL91ABNA0417164301",
+        "4111 1111 1111 1112",
+        "111222334",
+        "+31 6 12345678",
+        "1012 AB Amsterdam",
+    ] {
+        let (st, v) = s
+            .post(
+                "/api/v1/contacts",
+                o,
+                json!({"fields": {"first_name": "L", "description": text}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{text}: {v}");
+        assert!(v.get("sensitive").is_none(), "{v}");
+    }
+    // Only owners and admins switch to flag mode; the switch is audited.
+    let path = "/api/v1/settings/sensitive-data";
+    let (st, v) = s.get(path, &t.key).await;
+    assert_eq!((st, v["mode"].as_str()), (StatusCode::OK, Some("block")));
+    let (st, _) = s
+        .call(Method::PUT, path, &t.member, Some(json!({"mode": "flag"})))
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+    let (st, v) = s
+        .call(Method::PUT, path, o, Some(json!({"mode": "maybe"})))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_mode")
+    );
+    let (st, _) = s
+        .call(Method::PUT, path, o, Some(json!({"mode": "flag"})))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let e = last_event(&s, o, "settings.sensitive_data.update").await;
+    assert_eq!(
+        e["details"],
+        json!({"old": "block", "new": "flag", "ip": "127.0.0.1", "request_id": e["details"]["request_id"], "user_agent": e["details"]["user_agent"]})
+    );
+    // Flag mode: stored, and the record says which kinds it holds.
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "F", "description": format!("IBAN {iban}")}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    assert_eq!(v["sensitive"], json!(["iban"]));
+    let id = v["id"].as_str().unwrap().to_owned();
+    // Back to block: unrelated changes still work (the flagged value is not re-judged), new
+    // forbidden values do not.
+    s.call(Method::PUT, path, o, Some(json!({"mode": "block"})))
+        .await;
+    let cpath = format!("/api/v1/contacts/{id}");
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &cpath,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"city": "Zwolle"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["sensitive"], json!(["iban"]));
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &cpath,
+            o,
+            &[("if-match", "\"2\"")],
+            Some(json!({"fields": {"job_title": "kaart 5555 5555 5555 4444"}})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "sensitive_data")
+    );
+    // Nothing detected reaches the logs.
+    let logs = s.logs();
+    for secret in [
+        iban,
+        "4111 1111 1111 1111",
+        "111222333",
+        "5555 5555 5555 4444",
+    ] {
+        assert!(!logs.contains(secret), "logged: {secret}");
+    }
 }

@@ -17,6 +17,7 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/users",
         "/api/v1/apikeys",
         "/api/v1/settings/password-policy",
+        "/api/v1/settings/sensitive-data",
         "/api/v1/me/sessions",
         "/api/v1/contacts",
         "/api/v1/companies",
@@ -80,6 +81,7 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": "x", "new_password": "y"}))
         }
+        ("PUT", "/api/v1/settings/sensitive-data") => Some(json!({"mode": "flag"})),
         ("POST", "/api/v1/platform/tenants") => Some(json!({"slug": "evil", "name": "Evil"})),
         ("POST", "/api/v1/auth/login") => {
             Some(json!({"tenant": "x", "email": "x@x.test", "password": "x"}))
