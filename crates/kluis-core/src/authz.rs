@@ -31,6 +31,8 @@ pub enum Permission {
     CrmWrite,
     /// Delete CRM records for good from the trash.
     CrmPurge,
+    /// Export CRM records in bulk (privileged, audited).
+    CrmExport,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -82,8 +84,9 @@ impl Role {
                     | CrmRead
                     | CrmWrite
                     | CrmPurge
+                    | CrmExport
             ),
-            Role::Manager => matches!(p, UsersRead | SettingsRead | CrmRead | CrmWrite),
+            Role::Manager => matches!(p, UsersRead | SettingsRead | CrmRead | CrmWrite | CrmExport),
             Role::Member => matches!(p, UsersRead | CrmRead | CrmWrite),
             Role::ReadOnly => matches!(p, UsersRead | CrmRead),
         }
@@ -107,13 +110,16 @@ pub enum Scope {
     CrmRead,
     #[serde(rename = "crm:write")]
     CrmWrite,
+    #[serde(rename = "crm:export")]
+    CrmExport,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 7] = [
+    pub const ALL: [Scope; 8] = [
         Scope::AuditRead,
         Scope::CrmRead,
         Scope::CrmWrite,
+        Scope::CrmExport,
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::SettingsRead,
@@ -132,6 +138,7 @@ impl Scope {
             Scope::AuditRead => p == AuditRead,
             Scope::CrmRead => p == CrmRead,
             Scope::CrmWrite => matches!(p, CrmRead | CrmWrite),
+            Scope::CrmExport => matches!(p, CrmRead | CrmExport),
         }
     }
 
@@ -146,6 +153,7 @@ impl Scope {
             Scope::AuditRead => Permission::AuditRead,
             Scope::CrmRead => Permission::CrmRead,
             Scope::CrmWrite => Permission::CrmWrite,
+            Scope::CrmExport => Permission::CrmExport,
         }
     }
 }

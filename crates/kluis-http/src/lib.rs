@@ -4,6 +4,7 @@
 
 pub mod auth;
 pub mod error;
+pub mod export;
 mod headers;
 pub mod routes;
 pub mod tls;
@@ -105,6 +106,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::contacts::delete
         ))
         .routes(routes!(routes::records::contacts::versions))
+        .routes(routes!(routes::records::contacts::export))
         .routes(routes!(routes::records::contacts::restore_version))
         .routes(routes!(
             routes::records::companies::list,
@@ -116,6 +118,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::companies::delete
         ))
         .routes(routes!(routes::records::companies::versions))
+        .routes(routes!(routes::records::companies::export))
         .routes(routes!(routes::records::companies::restore_version))
         .routes(routes!(
             routes::records::deals::list,
@@ -127,6 +130,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::deals::delete
         ))
         .routes(routes!(routes::records::deals::versions))
+        .routes(routes!(routes::records::deals::export))
         .routes(routes!(routes::records::deals::restore_version))
         .routes(routes!(
             routes::records::pipelines::list,

@@ -53,6 +53,11 @@ impl ObjectType {
         Self::ALL.into_iter().find(|t| t.as_str() == s)
     }
 
+    /// The field names of this type, in their documented order (export columns).
+    pub fn field_names(self) -> Vec<&'static str> {
+        self.fields().iter().map(|f| f.name).collect()
+    }
+
     fn fields(self) -> &'static [fields::Field] {
         match self {
             ObjectType::Contact => fields::CONTACT,
@@ -285,6 +290,18 @@ struct StoredVersion {
     deal: DealCols,
 }
 
+/// Rows per page of an export: memory stays constant whatever the number of records.
+const EXPORT_PAGE: i64 = 500;
+
+/// An authorised, recorded export in progress (see [`Kluis::export_records`]).
+pub struct RecordExport {
+    tenant: TenantId,
+    object_type: ObjectType,
+    query: RecordQuery,
+    after: Option<RecordId>,
+    done: bool,
+}
+
 /// The state a change writes.
 struct NextState {
     fields: Map<String, Value>,
@@ -426,7 +443,8 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
         "purge",
         "restore_version",
         "list",
-        "versions"
+        "versions",
+        "export"
     )
 }
 
@@ -641,10 +659,26 @@ impl Kluis {
     ) -> Result<Page<Record>> {
         actor.require(Permission::CrmRead)?;
         let after = validate::cursor::<RecordId>(cursor)?;
-        let limit = page_limit(limit);
-        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let page = self
+            .query_records(actor.tenant(), t, &q, after, page_limit(limit))
+            .await?;
+        self.audit_read(actor, ctx, t, "list", page.items.len())
+            .await?;
+        Ok(page)
+    }
+
+    /// One page of live records matching `q` (no authorisation, no audit: callers do both).
+    async fn query_records(
+        &self,
+        tenant: TenantId,
+        t: ObjectType,
+        q: &RecordQuery,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Page<Record>> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        let lookup = self.query_lookup(&keys, t, &q)?;
+        let lookup = self.query_lookup(&keys, t, q)?;
         let filter = RecordFilter {
             object_type: Some(t.as_str().to_owned()),
             deleted: false,
@@ -672,10 +706,63 @@ impl Kluis {
             |r: &Record| r.id.to_string(),
         )?;
         self.enrich_deals(&mut tx, &mut page.items).await?;
-        drop(tx);
-        self.audit_read(actor, ctx, t, "list", page.items.len())
-            .await?;
         Ok(page)
+    }
+
+    /// Starts an export of records matching `q` (CSV or JSON Lines, streamed page by page by
+    /// the caller). A privileged action; the export and its filters are recorded.
+    pub async fn export_records(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        q: RecordQuery,
+        format: &str,
+    ) -> Result<RecordExport> {
+        actor.require(Permission::CrmExport)?;
+        // Validate the filters before recording anything.
+        self.query_records(actor.tenant(), t, &q, None, 1).await?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let filters = json!({
+            "format": format,
+            "owner_id": q.owner_id, "company_id": q.company_id,
+            "email": q.email.is_some(), "phone": q.phone.is_some(), "domain": q.domain.is_some(),
+            "created_from": q.created_from, "created_to": q.created_to,
+            "updated_from": q.updated_from, "updated_to": q.updated_to,
+            "pipeline_id": q.pipeline_id, "stage_id": q.stage_id, "outcome": q.outcome,
+            "close_from": q.close_from, "close_to": q.close_to, "contact_id": q.contact_id,
+        });
+        let ev = Event {
+            action: action_name(t, "export"),
+            success: true,
+            object_type: Some(t.as_str()),
+            object_id: None,
+            details: json!({"filters": filters}),
+        };
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(RecordExport {
+            tenant: actor.tenant(),
+            object_type: t,
+            query: q,
+            after: None,
+            done: false,
+        })
+    }
+
+    /// The next page of an export; None when done.
+    pub async fn export_records_next(&self, e: &mut RecordExport) -> Result<Option<Vec<Record>>> {
+        if e.done {
+            return Ok(None);
+        }
+        let page = self
+            .query_records(e.tenant, e.object_type, &e.query, e.after, EXPORT_PAGE)
+            .await?;
+        e.after = page.items.last().map(|r| r.id);
+        e.done = page.next_cursor.is_none();
+        Ok(Some(page.items))
     }
 
     /// Bulk reads of personal data are recorded as counts.

@@ -6,6 +6,7 @@ use kluis_core::audit::{AuditEvent, AuditQuery, CheckpointList};
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
 use crate::error::{ApiQuery, ApiResult, ErrorBody};
+use crate::export::{Format, csv_row, download};
 
 /// Query the tenant's audit trail: time range, actor, IP, action, object; cursor pagination.
 /// Reading it is itself recorded.
@@ -54,20 +55,7 @@ pub async fn export(
     Ctx(c): Ctx,
     ApiQuery(q): ApiQuery<ExportQuery>,
 ) -> ApiResult<axum::response::Response> {
-    use axum::http::header;
-    use axum::response::IntoResponse;
-    let format = q.format.clone().unwrap_or_else(|| "jsonl".into());
-    let csv = match format.as_str() {
-        "jsonl" => false,
-        "csv" => true,
-        _ => {
-            return Err(crate::error::ApiError::new(
-                axum::http::StatusCode::UNPROCESSABLE_ENTITY,
-                "invalid_format",
-                "format must be `jsonl` or `csv`",
-            ));
-        }
-    };
+    let format = Format::parse(q.format.as_deref())?;
     let query = AuditQuery {
         from: q.from,
         to: q.to,
@@ -78,86 +66,34 @@ pub async fn export(
         cursor: None,
         limit: None,
     };
-    let export = s.kluis.audit_export(&a, &c, &query, &format).await?;
-    let kluis = s.kluis.clone();
-    let header_row = csv.then(|| {
-        csv_row(&[
-            "seq",
-            "at",
-            "actor",
-            "action",
-            "outcome",
-            "object_type",
-            "object_id",
-            "ip",
-            "user_agent",
-            "details",
-            "leaf_hash",
-        ])
-    });
-    let stream = futures_util::stream::unfold(
-        (kluis, export, header_row),
-        move |(kluis, mut export, header)| async move {
-            if let Some(h) = header {
-                return Some((Ok::<_, std::io::Error>(h), (kluis, export, None)));
-            }
-            match kluis.audit_export_next(&mut export).await {
-                Ok(Some(items)) => {
-                    let mut chunk = Vec::new();
-                    for e in &items {
-                        if csv {
-                            chunk.extend(csv_event(e));
-                        } else if let Ok(line) = serde_json::to_vec(e) {
-                            chunk.extend(line);
-                            chunk.push(b'\n');
-                        }
-                    }
-                    Some((Ok(chunk), (kluis, export, None)))
-                }
-                Ok(None) => None,
-                Err(e) => {
-                    // Headers are already sent: end the stream with an error so the client sees a broken download.
-                    tracing::error!(error = %e, "audit export failed mid-stream");
-                    Some((
-                        Err(std::io::Error::other("export failed")),
-                        (kluis, export, None),
-                    ))
-                }
-            }
+    let export = s
+        .kluis
+        .audit_export(&a, &c, &query, format.as_str())
+        .await?;
+    let header = csv_row(&[
+        "seq",
+        "at",
+        "actor",
+        "action",
+        "outcome",
+        "object_type",
+        "object_id",
+        "ip",
+        "user_agent",
+        "details",
+        "leaf_hash",
+    ]);
+    Ok(download(
+        "audit",
+        format,
+        header,
+        (s.kluis.clone(), export),
+        |(kluis, mut export)| async move {
+            let r = kluis.audit_export_next(&mut export).await;
+            (r, (kluis, export))
         },
-    );
-    let (ctype, ext) = if csv {
-        ("text/csv; charset=utf-8", "csv")
-    } else {
-        ("application/x-ndjson", "jsonl")
-    };
-    Ok((
-        [
-            (header::CONTENT_TYPE, ctype.to_owned()),
-            (
-                header::CONTENT_DISPOSITION,
-                format!("attachment; filename=\"audit.{ext}\""),
-            ),
-        ],
-        axum::body::Body::from_stream(stream),
-    )
-        .into_response())
-}
-
-/// Spreadsheet programs execute cells starting with these; prefix them with `'` so an exported
-/// value like `=HYPERLINK(...)` stays text.
-fn neutralise(cell: &str) -> std::borrow::Cow<'_, str> {
-    if cell.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        std::borrow::Cow::Owned(format!("'{cell}"))
-    } else {
-        std::borrow::Cow::Borrowed(cell)
-    }
-}
-
-fn csv_row(cells: &[&str]) -> Vec<u8> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let _ = w.write_record(cells.iter().map(|c| neutralise(c).into_owned()));
-    w.into_inner().unwrap_or_default()
+        csv_event,
+    ))
 }
 
 fn csv_event(e: &AuditEvent) -> Vec<u8> {

@@ -85,9 +85,12 @@ pub fn etag_headers(r: &Record) -> HeaderMap {
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
 pub struct RecordListQuery {
+    /// Lists only.
     pub cursor: Option<String>,
-    /// 1..=200 (default 50).
+    /// Lists only: 1..=200 (default 50).
     pub limit: Option<u32>,
+    /// Exports only: `jsonl` (default) or `csv`.
+    pub format: Option<String>,
     pub owner_id: Option<uuid::Uuid>,
     /// Contacts of this company.
     pub company_id: Option<uuid::Uuid>,
@@ -135,8 +138,37 @@ fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
         .transpose()
 }
 
+fn unknown_param(name: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_REQUEST,
+        "invalid_query",
+        format!("`{name}` is not a parameter of this endpoint"),
+    )
+}
+
 impl RecordListQuery {
-    pub fn to_query(&self) -> ApiResult<RecordQuery> {
+    /// Filters of a list (no `format`).
+    pub fn list_query(&self) -> ApiResult<RecordQuery> {
+        if self.format.is_some() {
+            return Err(unknown_param("format"));
+        }
+        self.to_query()
+    }
+
+    /// Filters of an export (no paging: an export is the whole result).
+    pub fn export_query(&self) -> ApiResult<RecordQuery> {
+        for (set, name) in [
+            (self.cursor.is_some(), "cursor"),
+            (self.limit.is_some(), "limit"),
+        ] {
+            if set {
+                return Err(unknown_param(name));
+            }
+        }
+        self.to_query()
+    }
+
+    fn to_query(&self) -> ApiResult<RecordQuery> {
         let newest_first = match self.sort.as_deref() {
             None | Some("created") => false,
             Some("-created") => true,
@@ -180,10 +212,74 @@ pub struct TrashQuery {
     pub object_type: Option<ObjectType>,
 }
 
+/// Export columns: metadata, every field of the type, then (deals) the deal columns.
+pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
+    let mut cols = vec![
+        "id",
+        "created_at",
+        "updated_at",
+        "created_by",
+        "updated_by",
+        "owner_id",
+        "company_id",
+    ];
+    cols.extend(t.field_names());
+    if t == ObjectType::Deal {
+        cols.extend([
+            "pipeline_id",
+            "stage_id",
+            "outcome",
+            "amount_minor",
+            "currency",
+            "close_date",
+            "contact_ids",
+        ]);
+    }
+    crate::export::csv_row(&cols)
+}
+
+pub fn record_csv(r: &Record) -> Vec<u8> {
+    let opt = |v: Option<String>| v.unwrap_or_default();
+    let mut cells = vec![
+        r.id.to_string(),
+        r.created_at.clone(),
+        r.updated_at.clone(),
+        r.created_by.clone(),
+        r.updated_by.clone(),
+        opt(r.owner_id.map(|v| v.to_string())),
+        opt(r.company_id.map(|v| v.to_string())),
+    ];
+    for f in r.object_type.field_names() {
+        cells.push(opt(r
+            .fields
+            .get(f)
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)));
+    }
+    if let Some(d) = &r.deal {
+        cells.extend([
+            opt(d.pipeline_id.map(|v| v.to_string())),
+            opt(d.stage_id.map(|v| v.to_string())),
+            opt(r.outcome.clone()),
+            opt(d.amount_minor.map(|v| v.to_string())),
+            opt(d.currency.clone()),
+            opt(d.close_date.clone()),
+            r.contact_ids
+                .iter()
+                .flatten()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        ]);
+    }
+    crate::export::csv_row(&cells)
+}
+
 macro_rules! record_routes {
     (
         $module:ident, $t:expr, $tag:literal, $what:literal,
-        $collection:literal, $item:literal, $versions:literal, $restore:literal
+        $collection:literal, $item:literal, $versions:literal, $restore:literal,
+        $export:literal, $file:literal
     ) => {
         pub mod $module {
             use axum::Json;
@@ -206,11 +302,39 @@ macro_rules! record_routes {
                 Ctx(c): Ctx,
                 ApiQuery(q): ApiQuery<RecordListQuery>,
             ) -> ApiResult<Json<Page<Record>>> {
-                let query = q.to_query()?;
+                let query = q.list_query()?;
                 Ok(Json(
                     s.kluis
                         .list_records(&a, &c, $t, query, q.cursor.as_deref(), q.limit)
                         .await?,
+                ))
+            }
+
+            #[doc = concat!("Export ", $what, "s matching the list filters as CSV or JSON Lines, streamed (privileged, audited). CSV cells that spreadsheets would execute are prefixed with '.")]
+            #[utoipa::path(get, path = $export, tag = $tag, params(RecordListQuery),
+                responses((status = 200, description = "CSV or JSON Lines"), (status = 403, body = ErrorBody)))]
+            pub async fn export(
+                State(s): State<AppState>,
+                Authed(a): Authed,
+                Ctx(c): Ctx,
+                ApiQuery(q): ApiQuery<RecordListQuery>,
+            ) -> ApiResult<axum::response::Response> {
+                let format = crate::export::Format::parse(q.format.as_deref())?;
+                let query = q.export_query()?;
+                let export = s
+                    .kluis
+                    .export_records(&a, &c, $t, query, format.as_str())
+                    .await?;
+                Ok(crate::export::download(
+                    $file,
+                    format,
+                    super::record_csv_header($t),
+                    (s.kluis.clone(), export),
+                    |(kluis, mut export)| async move {
+                        let r = kluis.export_records_next(&mut export).await;
+                        (r, (kluis, export))
+                    },
+                    super::record_csv,
                 ))
             }
 
@@ -323,7 +447,9 @@ record_routes!(
     "/api/v1/contacts",
     "/api/v1/contacts/{id}",
     "/api/v1/contacts/{id}/versions",
-    "/api/v1/contacts/{id}/versions/{revision}/restore"
+    "/api/v1/contacts/{id}/versions/{revision}/restore",
+    "/api/v1/contacts/export",
+    "contacts"
 );
 
 record_routes!(
@@ -334,7 +460,9 @@ record_routes!(
     "/api/v1/companies",
     "/api/v1/companies/{id}",
     "/api/v1/companies/{id}/versions",
-    "/api/v1/companies/{id}/versions/{revision}/restore"
+    "/api/v1/companies/{id}/versions/{revision}/restore",
+    "/api/v1/companies/export",
+    "companies"
 );
 
 record_routes!(
@@ -345,7 +473,9 @@ record_routes!(
     "/api/v1/deals",
     "/api/v1/deals/{id}",
     "/api/v1/deals/{id}/versions",
-    "/api/v1/deals/{id}/versions/{revision}/restore"
+    "/api/v1/deals/{id}/versions/{revision}/restore",
+    "/api/v1/deals/export",
+    "deals"
 );
 
 pub mod pipelines {

@@ -11,7 +11,8 @@ on_both!(
     contacts_and_companies_end_to_end,
     concurrent_updates_and_retried_creates,
     deals_and_pipelines,
-    sensitive_data_guard
+    sensitive_data_guard,
+    exports_are_streamed_privileged_and_safe
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -815,4 +816,98 @@ async fn sensitive_data_guard(b: Backend) {
     ] {
         assert!(!logs.contains(secret), "logged: {secret}");
     }
+}
+
+async fn exports_are_streamed_privileged_and_safe(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "uitvoer").await;
+    let o = &t.owner;
+    for i in 0..1203 {
+        let first = if i == 7 {
+            "=HYPERLINK(\"http://evil.test\",\"klik\")".to_owned()
+        } else {
+            format!("Naam{i}")
+        };
+        let (st, v) = s
+            .post(
+                "/api/v1/contacts",
+                o,
+                json!({"fields": {"first_name": first, "email": format!("c{i}@uitvoer.test"), "city": "Den Haag, \"centrum\""}}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    // Privileged: a member or a key without crm:export cannot.
+    for auth in [&t.member, &t.key] {
+        let res = s
+            .client
+            .get(s.url("/api/v1/contacts/export?format=csv"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), StatusCode::UNAUTHORIZED);
+        let (st, v) = s.get("/api/v1/contacts/export?format=csv", auth).await;
+        assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
+    }
+    let (st, v) = s.get("/api/v1/contacts/export?format=xml", o).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_format")
+    );
+    let (st, _) = s.get("/api/v1/contacts/export?limit=5", o).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+    let (st, _) = s.get("/api/v1/contacts?format=csv", o).await;
+    assert_eq!(st, StatusCode::BAD_REQUEST);
+
+    // CSV: every record (more than one export page), quoted properly, formulas neutralised.
+    let (st, body) = s.get("/api/v1/contacts/export?format=csv", o).await;
+    assert_eq!(st, StatusCode::OK);
+    let text = body.as_str().unwrap().to_owned();
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    assert_eq!(&headers[0], "id");
+    let first = headers.iter().position(|h| h == "first_name").unwrap();
+    let city = headers.iter().position(|h| h == "city").unwrap();
+    let rows: Vec<csv::StringRecord> = r.records().map(Result::unwrap).collect();
+    assert_eq!(rows.len(), 1203);
+    assert_eq!(&rows[0][city], "Den Haag, \"centrum\"");
+    let evil = rows
+        .iter()
+        .find(|r| r[first].contains("HYPERLINK"))
+        .unwrap();
+    assert!(
+        evil[first].starts_with("'="),
+        "formula neutralised: {:?}",
+        &evil[first]
+    );
+    // JSON Lines with a filter.
+    let (st, body) = s
+        .get("/api/v1/contacts/export?email=C5@uitvoer.test", o)
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let lines: Vec<Value> = match body {
+        Value::String(t) => t
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect(),
+        one => vec![one],
+    };
+    assert_eq!(lines.len(), 1);
+    assert_eq!(lines[0]["fields"]["email"], "c5@uitvoer.test");
+    // Recorded, with the filters but not the looked-up value.
+    let e = last_event(&s, o, "contact.export").await;
+    assert_eq!(e["details"]["filters"]["format"], "jsonl");
+    assert_eq!(e["details"]["filters"]["email"], true);
+    assert!(!e.to_string().contains("c5@uitvoer.test"));
+    // Deals export with their columns.
+    s.post(
+        "/api/v1/deals",
+        o,
+        json!({"fields": {"name": "Groot"}, "amount_minor": 990000}),
+    )
+    .await;
+    let (_, body) = s.get("/api/v1/deals/export?format=csv", o).await;
+    let text = body.as_str().unwrap().to_owned();
+    assert!(text.lines().next().unwrap().contains("amount_minor"));
+    assert!(text.contains("990000") && text.contains("open"), "{text}");
 }
