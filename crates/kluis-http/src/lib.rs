@@ -133,6 +133,30 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::records::deals::export))
         .routes(routes!(routes::records::deals::restore_version))
         .routes(routes!(
+            routes::records::notes::list,
+            routes::records::notes::create
+        ))
+        .routes(routes!(
+            routes::records::notes::get,
+            routes::records::notes::update,
+            routes::records::notes::delete
+        ))
+        .routes(routes!(routes::records::notes::versions))
+        .routes(routes!(routes::records::notes::export))
+        .routes(routes!(routes::records::notes::restore_version))
+        .routes(routes!(
+            routes::records::tasks::list,
+            routes::records::tasks::create
+        ))
+        .routes(routes!(
+            routes::records::tasks::get,
+            routes::records::tasks::update,
+            routes::records::tasks::delete
+        ))
+        .routes(routes!(routes::records::tasks::versions))
+        .routes(routes!(routes::records::tasks::export))
+        .routes(routes!(routes::records::tasks::restore_version))
+        .routes(routes!(
             routes::records::pipelines::list,
             routes::records::pipelines::create
         ))

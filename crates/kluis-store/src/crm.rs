@@ -9,16 +9,18 @@ use crate::{Result, TenantTx, on_conn};
 
 const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fields, created_at, \
                            updated_at, created_by, updated_by, deleted_at, deleted_by, \
-                           pipeline_id, stage_id, amount_minor, currency, close_date, sensitive";
+                           pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, \
+                           due_date, done_at";
 
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
              fields, created_at, updated_at, created_by, updated_by, \
-             pipeline_id, stage_id, amount_minor, currency, close_date, sensitive) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14, $15)"
+             pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, due_date, done_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
         )
         .bind(t)
         .bind(r.id)
@@ -35,9 +37,12 @@ impl TenantTx {
         .bind(r.deal.currency.as_deref())
         .bind(r.deal.close_date.as_deref())
         .bind(r.sensitive)
+        .bind(r.task.due_date.as_deref())
+        .bind(r.task.done_at)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
@@ -82,7 +87,8 @@ impl TenantTx {
             sqlx::query(
             "UPDATE crm_records SET owner_id = $3, company_id = $4, revision = $5, fields = $6, \
              updated_at = $7, updated_by = $8, pipeline_id = $10, stage_id = $11, \
-             amount_minor = $12, currency = $13, close_date = $14, sensitive = $15 \
+             amount_minor = $12, currency = $13, close_date = $14, sensitive = $15, \
+             due_date = $16, done_at = $17 \
              WHERE tenant_id = $1 AND id = $2 AND revision = $9 AND deleted_at IS NULL"
         )
         .bind(t)
@@ -100,6 +106,8 @@ impl TenantTx {
         .bind(r.deal.currency.as_deref())
         .bind(r.deal.close_date.as_deref())
         .bind(r.sensitive)
+        .bind(r.task.due_date.as_deref())
+        .bind(r.task.done_at)
         .execute(c)
         .await?
         .rows_affected()
@@ -216,6 +224,8 @@ impl TenantTx {
              AND ($16 IS NULL OR stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
              AND ($17 IS NULL OR close_date >= $17) AND ($18 IS NULL OR close_date <= $18) \
              AND ($19 IS NULL OR id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
+             AND ($20 IS NULL OR (done_at IS NOT NULL) = $20) \
+             AND ($21 IS NULL OR due_date >= $21) AND ($22 IS NULL OR due_date <= $22) \
              ORDER BY id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
@@ -240,6 +250,9 @@ impl TenantTx {
         .bind(f.close_from.as_deref())
         .bind(f.close_to.as_deref())
         .bind(f.associated_with)
+        .bind(f.done)
+        .bind(f.due_from.as_deref())
+        .bind(f.due_to.as_deref())
         .fetch_all(c)
         .await?))
     }

@@ -205,6 +205,8 @@ pub struct CrmRecordRow {
     pub deleted_by: Option<String>,
     #[sqlx(flatten)]
     pub deal: DealCols,
+    #[sqlx(flatten)]
+    pub task: TaskCols,
     /// Comma-separated kinds of flagged sensitive data (never values).
     pub sensitive: Option<String>,
 }
@@ -221,6 +223,15 @@ pub struct DealCols {
     pub close_date: Option<String>,
 }
 
+/// The plain columns of a task (none for other types).
+#[derive(Debug, Clone, Default, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize)]
+pub struct TaskCols {
+    /// `YYYY-MM-DD`.
+    pub due_date: Option<String>,
+    /// When it was marked done (unix ms); None while open.
+    pub done_at: Option<i64>,
+}
+
 /// A new record or a new state of one (`revision` is the state's number).
 #[derive(Debug)]
 pub struct RecordWrite<'a> {
@@ -233,6 +244,7 @@ pub struct RecordWrite<'a> {
     pub at: i64,
     pub by: &'a str,
     pub deal: &'a DealCols,
+    pub task: &'a TaskCols,
     pub sensitive: Option<&'a str>,
 }
 
@@ -288,6 +300,11 @@ pub struct RecordFilter {
     pub close_to: Option<String>,
     /// Records associated with this one (e.g. the deals of a contact).
     pub associated_with: Option<crate::ids::RecordId>,
+    /// Tasks: done (true) or open (false).
+    pub done: Option<bool>,
+    /// Tasks: due date range `YYYY-MM-DD`, inclusive.
+    pub due_from: Option<String>,
+    pub due_to: Option<String>,
     /// Newest first instead of oldest first (ids are time-ordered).
     pub descending: bool,
 }

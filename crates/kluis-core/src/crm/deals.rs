@@ -1,7 +1,8 @@
-//! Deals: pipeline and stage, amount and currency, close date, contacts. Validated here against
-//! the tenant's pipelines; the record mechanics (revisions, versions, trash, audit) are shared.
+//! What some object types have beyond fields: deals (pipeline and stage, amount and currency,
+//! close date, contacts), tasks (due date, done) and the records notes and tasks are about.
+//! Validated here; the record mechanics (revisions, versions, trash, audit) are shared.
 
-use kluis_store::rows::{DealCols, RecordFilter, StageRow};
+use kluis_store::rows::{DealCols, RecordFilter, StageRow, TaskCols};
 use kluis_store::{RecordId, TenantTx};
 
 use super::{ObjectType, Record, RecordInput};
@@ -34,21 +35,72 @@ fn not_applicable(field: &str, t: ObjectType) -> Error {
     )
 }
 
-/// Deal-only inputs on another object type are refused, not ignored.
-fn refuse_deal_input(t: ObjectType, i: &RecordInput) -> Result<()> {
-    for (set, field) in [
-        (i.pipeline_id.is_some(), "pipeline_id"),
-        (i.stage_id.is_some(), "stage_id"),
-        (i.amount_minor.is_some(), "amount_minor"),
-        (i.currency.is_some(), "currency"),
-        (i.close_date.is_some(), "close_date"),
-        (i.contact_ids.is_some(), "contact_ids"),
+/// Inputs that belong to other object types are refused, not ignored.
+fn check_inputs(t: ObjectType, i: &RecordInput) -> Result<()> {
+    use ObjectType::{Deal, Note, Task};
+    for (set, field, ok) in [
+        (i.pipeline_id.is_some(), "pipeline_id", t == Deal),
+        (i.stage_id.is_some(), "stage_id", t == Deal),
+        (i.amount_minor.is_some(), "amount_minor", t == Deal),
+        (i.currency.is_some(), "currency", t == Deal),
+        (i.close_date.is_some(), "close_date", t == Deal),
+        (i.contact_ids.is_some(), "contact_ids", t == Deal),
+        (
+            i.related_ids.is_some(),
+            "related_ids",
+            matches!(t, Note | Task),
+        ),
+        (i.due_date.is_some(), "due_date", t == Task),
+        (i.done.is_some(), "done", t == Task),
     ] {
-        if set {
+        if set && !ok {
             return Err(not_applicable(field, t));
         }
     }
     Ok(())
+}
+
+/// How a task shows its plain columns.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct TaskView {
+    pub due_date: Option<String>,
+    pub done: bool,
+    pub done_at: Option<String>,
+}
+
+impl From<&TaskCols> for TaskView {
+    fn from(t: &TaskCols) -> Self {
+        TaskView {
+            due_date: t.due_date.clone(),
+            done: t.done_at.is_some(),
+            done_at: t.done_at.map(crate::users::rfc3339),
+        }
+    }
+}
+
+/// A task's columns after applying `input` (other types: none).
+pub(super) fn resolve_task(
+    t: ObjectType,
+    current: Option<&TaskCols>,
+    input: &RecordInput,
+    now: i64,
+) -> Result<TaskCols> {
+    if t != ObjectType::Task {
+        return Ok(TaskCols::default());
+    }
+    let mut c = current.cloned().unwrap_or_default();
+    if let Some(d) = &input.due_date {
+        c.due_date = d
+            .as_deref()
+            .map(|d| check_date(d).map_err(|e| e.with_field("due_date")))
+            .transpose()?;
+    }
+    match input.done {
+        Some(true) if c.done_at.is_none() => c.done_at = Some(now),
+        Some(false) => c.done_at = None,
+        _ => {}
+    }
+    Ok(c)
 }
 
 fn check_currency(c: &str) -> Result<String> {
@@ -82,8 +134,8 @@ impl Kluis {
         current: Option<&DealCols>,
         input: &RecordInput,
     ) -> Result<DealCols> {
+        check_inputs(t, input)?;
         if t != ObjectType::Deal {
-            refuse_deal_input(t, input)?;
             return Ok(DealCols::default());
         }
         let mut d = current.cloned().unwrap_or_default();
@@ -143,35 +195,56 @@ impl Kluis {
         if let Some(c) = &input.close_date {
             d.close_date = c.as_deref().map(check_date).transpose()?;
         }
-        if let Some(ids) = &input.contact_ids {
-            self.check_contacts(tx, ids).await?;
-        }
         Ok(d)
     }
 
-    /// Every id must be a live contact of the tenant.
-    async fn check_contacts(&self, tx: &mut TenantTx, ids: &[RecordId]) -> Result<()> {
+    /// The records a deal (its contacts) or a note or task (contacts, companies, deals) is
+    /// about, checked to be live records of the tenant; None when not sent.
+    pub(super) async fn resolve_related(
+        &self,
+        tx: &mut TenantTx,
+        t: ObjectType,
+        input: &RecordInput,
+    ) -> Result<Option<Vec<RecordId>>> {
+        let (ids, field, kinds): (_, _, &[ObjectType]) = match t {
+            ObjectType::Deal => (&input.contact_ids, "contact_ids", &[ObjectType::Contact]),
+            ObjectType::Note | ObjectType::Task => (
+                &input.related_ids,
+                "related_ids",
+                &[ObjectType::Contact, ObjectType::Company, ObjectType::Deal],
+            ),
+            _ => return Ok(None),
+        };
+        let Some(ids) = ids else { return Ok(None) };
         if ids.len() > MAX_CONTACTS {
             return Err(Error::validation(
-                "contact_ids",
+                field,
                 "too_many",
-                format!("at most {MAX_CONTACTS} contacts per deal"),
+                format!("at most {MAX_CONTACTS} related records"),
             ));
         }
+        let mut out = Vec::with_capacity(ids.len());
         for id in ids {
-            let live = tx
-                .record(ObjectType::Contact.as_str(), *id)
-                .await?
-                .is_some_and(|r| r.deleted_at.is_none());
+            let live = tx.any_record(*id).await?.is_some_and(|r| {
+                r.deleted_at.is_none()
+                    && ObjectType::parse(&r.object_type).is_some_and(|k| kinds.contains(&k))
+            });
             if !live {
                 return Err(Error::validation(
-                    "contact_ids",
-                    "unknown_contact",
-                    "no contact with this id in your organisation",
+                    field,
+                    if t == ObjectType::Deal {
+                        "unknown_contact"
+                    } else {
+                        "unknown_record"
+                    },
+                    "no such record in your organisation",
                 ));
             }
+            if !out.contains(id) {
+                out.push(*id);
+            }
         }
-        Ok(())
+        Ok(Some(out))
     }
 
     /// The tenant's deal stages, creating the default pipeline on first use.
@@ -184,38 +257,53 @@ impl Kluis {
         Ok(tx.stages(ObjectType::Deal.as_str()).await?)
     }
 
-    /// Outcome (from the stage) and contacts of the deals among `recs`.
+    /// Outcome (from the stage) and contacts of deals, related records of notes and tasks.
     pub(super) async fn enrich_deals(&self, tx: &mut TenantTx, recs: &mut [Record]) -> Result<()> {
-        if !recs.iter().any(|r| r.object_type == ObjectType::Deal) {
-            return Ok(());
-        }
-        let stages = tx.stages(ObjectType::Deal.as_str()).await?;
-        for r in recs
-            .iter_mut()
-            .filter(|r| r.object_type == ObjectType::Deal)
-        {
-            let stage = r.deal.as_ref().and_then(|d| d.stage_id);
-            r.outcome = stages
-                .iter()
-                .find(|s| Some(s.id) == stage)
-                .map(|s| s.outcome.clone());
-            r.contact_ids = Some(tx.associations(r.id).await?);
+        let stages = if recs.iter().any(|r| r.object_type == ObjectType::Deal) {
+            tx.stages(ObjectType::Deal.as_str()).await?
+        } else {
+            Vec::new()
+        };
+        for r in recs.iter_mut() {
+            match r.object_type {
+                ObjectType::Deal => {
+                    let stage = r.deal.as_ref().and_then(|d| d.stage_id);
+                    r.outcome = stages
+                        .iter()
+                        .find(|s| Some(s.id) == stage)
+                        .map(|s| s.outcome.clone());
+                    r.contact_ids = Some(tx.associations(r.id).await?);
+                }
+                ObjectType::Note | ObjectType::Task => {
+                    r.related_ids = Some(tx.associations(r.id).await?);
+                }
+                ObjectType::Contact | ObjectType::Company => {}
+            }
         }
         Ok(())
     }
 }
 
-/// Deal filters on another object type are refused, not ignored.
-pub(super) fn check_filter(t: ObjectType, f: &RecordFilter) -> Result<()> {
-    for (set, field) in [
-        (f.pipeline_id.is_some(), "pipeline_id"),
-        (f.stage_id.is_some(), "stage_id"),
-        (f.outcome.is_some(), "outcome"),
-        (f.close_from.is_some(), "close_from"),
-        (f.close_to.is_some(), "close_to"),
-        (f.associated_with.is_some(), "contact_id"),
+/// Filters of other object types are refused, not ignored.
+pub(super) fn check_filter(t: ObjectType, f: &RecordFilter, q: &super::RecordQuery) -> Result<()> {
+    use ObjectType::{Deal, Note, Task};
+    for (set, field, ok) in [
+        (f.pipeline_id.is_some(), "pipeline_id", t == Deal),
+        (f.stage_id.is_some(), "stage_id", t == Deal),
+        (f.outcome.is_some(), "outcome", t == Deal),
+        (f.close_from.is_some(), "close_from", t == Deal),
+        (f.close_to.is_some(), "close_to", t == Deal),
+        (q.contact_id.is_some(), "contact_id", t == Deal),
+        (
+            q.related_id.is_some(),
+            "related_id",
+            matches!(t, Note | Task),
+        ),
+        (f.done.is_some(), "done", t == Task),
+        (f.due_from.is_some(), "due_from", t == Task),
+        (f.due_to.is_some(), "due_to", t == Task),
     ] {
-        if set && t != ObjectType::Deal {
+        if set && !ok {
             return Err(not_applicable(field, t));
         }
     }
@@ -228,7 +316,12 @@ pub(super) fn check_filter(t: ObjectType, f: &RecordFilter) -> Result<()> {
             "must be open, won or lost",
         ));
     }
-    for (field, d) in [("close_from", &f.close_from), ("close_to", &f.close_to)] {
+    for (field, d) in [
+        ("close_from", &f.close_from),
+        ("close_to", &f.close_to),
+        ("due_from", &f.due_from),
+        ("due_to", &f.due_to),
+    ] {
         if let Some(d) = d {
             check_date(d).map_err(|e| e.with_field(field))?;
         }
@@ -240,6 +333,14 @@ pub(super) fn check_filter(t: ObjectType, f: &RecordFilter) -> Result<()> {
 pub(super) fn deal_changes(
     old: &DealCols,
     new: &DealCols,
+) -> serde_json::Map<String, serde_json::Value> {
+    cols_changes(old, new)
+}
+
+/// Changed plain columns as `{column: {old, new}}` for the audit event.
+pub(super) fn cols_changes<T: serde::Serialize>(
+    old: &T,
+    new: &T,
 ) -> serde_json::Map<String, serde_json::Value> {
     let (o, n) = (
         serde_json::to_value(old).unwrap_or_default(),

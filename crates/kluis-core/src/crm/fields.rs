@@ -71,6 +71,13 @@ pub(crate) const DEAL: &[Field] = &[
     f("lost_reason", Kind::Text, 500),
 ];
 
+pub(crate) const NOTE: &[Field] = &[f("body", Kind::LongText, 50_000)];
+
+pub(crate) const TASK: &[Field] = &[
+    f("title", Kind::Text, 200),
+    f("description", Kind::LongText, 10_000),
+];
+
 pub(crate) const COMPANY: &[Field] = &[
     f("name", Kind::Text, 200),
     l("domain", Kind::Domain, 253),

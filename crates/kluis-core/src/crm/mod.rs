@@ -11,7 +11,7 @@ mod fields;
 mod guard;
 pub mod pipelines;
 
-use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite};
+use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_store::{RecordId, TenantTx};
 
 pub use guard::mode as sensitive_mode;
@@ -36,16 +36,26 @@ pub enum ObjectType {
     Contact,
     Company,
     Deal,
+    Note,
+    Task,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 3] = [ObjectType::Contact, ObjectType::Company, ObjectType::Deal];
+    pub const ALL: [ObjectType; 5] = [
+        ObjectType::Contact,
+        ObjectType::Company,
+        ObjectType::Deal,
+        ObjectType::Note,
+        ObjectType::Task,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
             ObjectType::Contact => "contact",
             ObjectType::Company => "company",
             ObjectType::Deal => "deal",
+            ObjectType::Note => "note",
+            ObjectType::Task => "task",
         }
     }
 
@@ -63,6 +73,8 @@ impl ObjectType {
             ObjectType::Contact => fields::CONTACT,
             ObjectType::Company => fields::COMPANY,
             ObjectType::Deal => fields::DEAL,
+            ObjectType::Note => fields::NOTE,
+            ObjectType::Task => fields::TASK,
         }
     }
 
@@ -71,7 +83,7 @@ impl ObjectType {
         match self {
             ObjectType::Contact => Some("email"),
             ObjectType::Company => Some("domain"),
-            ObjectType::Deal => None,
+            ObjectType::Deal | ObjectType::Note | ObjectType::Task => None,
         }
     }
 
@@ -82,6 +94,8 @@ impl ObjectType {
                 .iter()
                 .any(|k| f.contains_key(*k)),
             ObjectType::Company | ObjectType::Deal => f.contains_key("name"),
+            ObjectType::Note => f.contains_key("body"),
+            ObjectType::Task => f.contains_key("title"),
         };
         if ok {
             return Ok(());
@@ -97,6 +111,10 @@ impl ObjectType {
                 "required",
                 format!("a {} needs a name", self.as_str()),
             ),
+            ObjectType::Note => Error::validation("fields.body", "required", "a note needs a body"),
+            ObjectType::Task => {
+                Error::validation("fields.title", "required", "a task needs a title")
+            }
         })
     }
 }
@@ -135,6 +153,13 @@ pub struct Record {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub contact_ids: Option<Vec<RecordId>>,
+    /// Notes and tasks: the records they are about.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub related_ids: Option<Vec<RecordId>>,
+    /// Tasks: due date and whether done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<deals::TaskView>,
     /// Kinds of forbidden data the record holds (only when the organisation allows them with a
     /// flag), e.g. `iban`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -202,6 +227,20 @@ pub struct RecordInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Vec<uuid::Uuid>>)]
     pub contact_ids: Option<Vec<RecordId>>,
+    /// Notes and tasks: the contacts, companies and deals they are about (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub related_ids: Option<Vec<RecordId>>,
+    /// Tasks: due date `YYYY-MM-DD`; null clears.
+    #[serde(
+        default,
+        deserialize_with = "double_option",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub due_date: Option<Option<String>>,
+    /// Tasks: mark done or open again.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub done: Option<bool>,
 }
 
 /// List filters (exact-match lookups work on sealed fields through blind indexes).
@@ -228,6 +267,13 @@ pub struct RecordQuery {
     pub close_to: Option<String>,
     /// Deals with this contact.
     pub contact_id: Option<RecordId>,
+    /// Notes and tasks about this record.
+    pub related_id: Option<RecordId>,
+    /// Tasks: done or open.
+    pub done: Option<bool>,
+    /// Tasks: due date range `YYYY-MM-DD`, inclusive.
+    pub due_from: Option<String>,
+    pub due_to: Option<String>,
 }
 
 /// The `If-Match` precondition of a change.
@@ -288,6 +334,8 @@ struct StoredVersion {
     company_id: Option<RecordId>,
     #[serde(default)]
     deal: DealCols,
+    #[serde(default)]
+    task: TaskCols,
 }
 
 /// Rows per page of an export: memory stays constant whatever the number of records.
@@ -308,7 +356,8 @@ struct NextState {
     owner: Option<UserId>,
     company: Option<RecordId>,
     deal: DealCols,
-    /// Replaces a deal's contacts when set.
+    task: TaskCols,
+    /// Replaces a deal's contacts / a note's or task's related records when set.
     contacts: Option<Vec<RecordId>>,
     /// Flagged kinds of sensitive data.
     sensitive: Option<String>,
@@ -388,6 +437,8 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
         deal: (r.object_type == "deal").then_some(r.deal),
         outcome: None,
         contact_ids: None,
+        related_ids: None,
+        task: (r.object_type == "task").then(|| deals::TaskView::from(&r.task)),
         sensitive: guard::parse_flags(r.sensitive.as_deref()),
     })
 }
@@ -431,6 +482,8 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
                 $((ObjectType::Contact, $verb) => concat!("contact.", $verb),)*
                 $((ObjectType::Company, $verb) => concat!("company.", $verb),)*
                 $((ObjectType::Deal, $verb) => concat!("deal.", $verb),)*
+                $((ObjectType::Note, $verb) => concat!("note.", $verb),)*
+                $((ObjectType::Task, $verb) => concat!("task.", $verb),)*
                 _ => "record.unknown",
             }
         };
@@ -547,6 +600,8 @@ impl Kluis {
         self.check_company(&mut tx, t, company).await?;
         self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
         let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
+        let task = deals::resolve_task(t, None, &input, self.now())?;
+        let related = self.resolve_related(&mut tx, t, &input).await?;
         let sensitive = self.guard(&mut tx, &f, f.keys()).await?;
         let now = self.now();
         let sealed = seal_fields(&keys, id, &f)?;
@@ -560,19 +615,24 @@ impl Kluis {
             at: now,
             by: &label,
             deal: &deal,
+            task: &task,
             sensitive: sensitive.as_deref(),
         })
         .await?;
         tx.set_lookups(t.as_str(), id, &lookups(&keys, t, &f))
             .await?;
-        if let Some(contacts) = &input.contact_ids {
-            tx.set_associations(id, contacts).await?;
+        if let Some(others) = &related {
+            tx.set_associations(id, others).await?;
         }
         let changed = fields::changes(&Map::new(), &f);
         let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company});
-        if t == ObjectType::Deal {
-            details["deal"] = json!(deal);
-            details["contact_ids"] = json!(input.contact_ids);
+        match t {
+            ObjectType::Deal => details["deal"] = json!(deal),
+            ObjectType::Task => details["task"] = json!(task),
+            _ => {}
+        }
+        if related.is_some() {
+            details["related_ids"] = json!(related);
         }
         self.audit(&mut tx, &keys, &label, ctx, event(t, "create", id, details))
             .await?;
@@ -695,9 +755,12 @@ impl Kluis {
             outcome: q.outcome.clone(),
             close_from: q.close_from.clone(),
             close_to: q.close_to.clone(),
-            associated_with: q.contact_id,
+            associated_with: q.contact_id.or(q.related_id),
+            done: q.done,
+            due_from: q.due_from.clone(),
+            due_to: q.due_to.clone(),
         };
-        deals::check_filter(t, &filter)?;
+        deals::check_filter(t, &filter, q)?;
         let rows = tx.list_records(&filter, after, limit + 1).await?;
         let mut page = crate::users::page(
             rows,
@@ -861,6 +924,8 @@ impl Kluis {
         let deal = self
             .resolve_deal(&mut tx, t, Some(&row.deal), &input)
             .await?;
+        let task = deals::resolve_task(t, Some(&row.task), &input, self.now())?;
+        let related = self.resolve_related(&mut tx, t, &input).await?;
         let changed = fields::changes(&current, &f);
         let sensitive = self.guard(&mut tx, &f, changed.keys()).await?;
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
@@ -873,15 +938,19 @@ impl Kluis {
         if deal != row.deal {
             details["deal"] = json!(deals::deal_changes(&row.deal, &deal));
         }
-        if let Some(contacts) = &input.contact_ids {
-            details["contact_ids"] = json!(contacts);
+        if task != row.task {
+            details["task"] = json!(deals::cols_changes(&row.task, &task));
+        }
+        if let Some(others) = &related {
+            details["related_ids"] = json!(others);
         }
         let next = NextState {
             fields: f,
             owner,
             company,
             deal,
-            contacts: input.contact_ids,
+            task,
+            contacts: related,
             sensitive,
         };
         let rec = self
@@ -916,6 +985,7 @@ impl Kluis {
             owner_id: row.owner_id,
             company_id: row.company_id,
             deal: row.deal.clone(),
+            task: row.task.clone(),
         };
         let plain = serde_json::to_vec(&stored).map_err(|_| Error::internal("version encoding"))?;
         let sealed_version = keys.seal("crm_versions", "fields", record_ctx_id(row.id), &plain)?;
@@ -941,6 +1011,7 @@ impl Kluis {
                     at: now,
                     by: &label,
                     deal: &next.deal,
+                    task: &next.task,
                     sensitive: next.sensitive.as_deref(),
                 },
             )
@@ -1075,11 +1146,15 @@ impl Kluis {
         if old.deal != row.deal {
             details["deal"] = json!(deals::deal_changes(&row.deal, &old.deal));
         }
+        if old.task != row.task {
+            details["task"] = json!(deals::cols_changes(&row.task, &old.task));
+        }
         let next = NextState {
             fields: old.fields,
             owner: row.owner_id,
             company: row.company_id,
             deal: old.deal,
+            task: old.task,
             contacts: None,
             sensitive,
         };

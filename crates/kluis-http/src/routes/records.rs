@@ -120,6 +120,14 @@ pub struct RecordListQuery {
     pub close_to: Option<String>,
     /// Deals with this contact.
     pub contact_id: Option<uuid::Uuid>,
+    /// Notes and tasks about this record.
+    pub related_id: Option<uuid::Uuid>,
+    /// Tasks: done (`true`) or open (`false`).
+    pub done: Option<bool>,
+    /// Tasks due on or after this date (YYYY-MM-DD).
+    pub due_from: Option<String>,
+    /// Tasks due on or before this date (YYYY-MM-DD).
+    pub due_to: Option<String>,
 }
 
 fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
@@ -198,6 +206,10 @@ impl RecordListQuery {
             close_from: self.close_from.clone(),
             close_to: self.close_to.clone(),
             contact_id: self.contact_id.map(RecordId),
+            related_id: self.related_id.map(RecordId),
+            done: self.done,
+            due_from: self.due_from.clone(),
+            due_to: self.due_to.clone(),
         })
     }
 }
@@ -235,6 +247,12 @@ pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
             "contact_ids",
         ]);
     }
+    if matches!(t, ObjectType::Note | ObjectType::Task) {
+        cols.push("related_ids");
+    }
+    if t == ObjectType::Task {
+        cols.extend(["due_date", "done_at"]);
+    }
     crate::export::csv_row(&cols)
 }
 
@@ -271,6 +289,18 @@ pub fn record_csv(r: &Record) -> Vec<u8> {
                 .collect::<Vec<_>>()
                 .join(" "),
         ]);
+    }
+    if let Some(related) = &r.related_ids {
+        cells.push(
+            related
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(" "),
+        );
+    }
+    if let Some(t) = &r.task {
+        cells.extend([opt(t.due_date.clone()), opt(t.done_at.clone())]);
     }
     crate::export::csv_row(&cells)
 }
@@ -476,6 +506,32 @@ record_routes!(
     "/api/v1/deals/{id}/versions/{revision}/restore",
     "/api/v1/deals/export",
     "deals"
+);
+
+record_routes!(
+    notes,
+    kluis_core::crm::ObjectType::Note,
+    "notes",
+    "note",
+    "/api/v1/notes",
+    "/api/v1/notes/{id}",
+    "/api/v1/notes/{id}/versions",
+    "/api/v1/notes/{id}/versions/{revision}/restore",
+    "/api/v1/notes/export",
+    "notes"
+);
+
+record_routes!(
+    tasks,
+    kluis_core::crm::ObjectType::Task,
+    "tasks",
+    "task",
+    "/api/v1/tasks",
+    "/api/v1/tasks/{id}",
+    "/api/v1/tasks/{id}/versions",
+    "/api/v1/tasks/{id}/versions/{revision}/restore",
+    "/api/v1/tasks/export",
+    "tasks"
 );
 
 pub mod pipelines {

@@ -29,6 +29,9 @@ ALTER TABLE crm_records ADD COLUMN stage_id UUID;
 ALTER TABLE crm_records ADD COLUMN amount_minor BIGINT;
 ALTER TABLE crm_records ADD COLUMN currency TEXT;
 ALTER TABLE crm_records ADD COLUMN close_date TEXT;
+-- Tasks: due date (YYYY-MM-DD) and when it was done.
+ALTER TABLE crm_records ADD COLUMN due_date TEXT;
+ALTER TABLE crm_records ADD COLUMN done_at BIGINT;
 -- Kinds of forbidden data (payment_card, iban, ...) a record holds because the organisation
 -- allows such values with a flag instead of refusing them; comma-separated, never the values.
 ALTER TABLE crm_records ADD COLUMN sensitive TEXT;

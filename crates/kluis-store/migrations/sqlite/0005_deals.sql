@@ -34,6 +34,9 @@ ALTER TABLE crm_records ADD COLUMN stage_id BLOB;
 ALTER TABLE crm_records ADD COLUMN amount_minor INTEGER;  -- in the currency's minor unit (cents)
 ALTER TABLE crm_records ADD COLUMN currency TEXT;         -- ISO 4217
 ALTER TABLE crm_records ADD COLUMN close_date TEXT;       -- YYYY-MM-DD
+-- Tasks: due date (YYYY-MM-DD) and when it was done.
+ALTER TABLE crm_records ADD COLUMN due_date TEXT;
+ALTER TABLE crm_records ADD COLUMN done_at INTEGER;
 -- Kinds of forbidden data (payment_card, iban, ...) a record holds because the organisation
 -- allows such values with a flag instead of refusing them; comma-separated, never the values.
 ALTER TABLE crm_records ADD COLUMN sensitive TEXT;

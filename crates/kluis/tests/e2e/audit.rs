@@ -68,6 +68,23 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/deals/{id}/versions/{revision}/restore",
         "deal.restore_version",
     ),
+    // Exercised with their events by crm::notes_and_tasks.
+    ("POST", "/api/v1/notes", "note.create"),
+    ("PATCH", "/api/v1/notes/{id}", "note.update"),
+    ("DELETE", "/api/v1/notes/{id}", "note.delete"),
+    (
+        "POST",
+        "/api/v1/notes/{id}/versions/{revision}/restore",
+        "note.restore_version",
+    ),
+    ("POST", "/api/v1/tasks", "task.create"),
+    ("PATCH", "/api/v1/tasks/{id}", "task.update"),
+    ("DELETE", "/api/v1/tasks/{id}", "task.delete"),
+    (
+        "POST",
+        "/api/v1/tasks/{id}/versions/{revision}/restore",
+        "task.restore_version",
+    ),
     // Exercised with their events by crm::deals_and_pipelines.
     ("POST", "/api/v1/pipelines", "pipeline.create"),
     ("PUT", "/api/v1/pipelines/{id}", "pipeline.update"),

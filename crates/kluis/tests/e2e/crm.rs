@@ -12,7 +12,8 @@ on_both!(
     concurrent_updates_and_retried_creates,
     deals_and_pipelines,
     sensitive_data_guard,
-    exports_are_streamed_privileged_and_safe
+    exports_are_streamed_privileged_and_safe,
+    notes_and_tasks
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -910,4 +911,197 @@ async fn exports_are_streamed_privileged_and_safe(b: Backend) {
     let text = body.as_str().unwrap().to_owned();
     assert!(text.lines().next().unwrap().contains("amount_minor"));
     assert!(text.contains("990000") && text.contains("open"), "{text}");
+}
+
+async fn notes_and_tasks(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "taken").await;
+    let o = &t.owner;
+    let (_, c) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"email": "klant@taken.test"}}),
+        )
+        .await;
+    let contact = c["id"].as_str().unwrap().to_owned();
+    let (_, d) = s
+        .post(
+            "/api/v1/deals",
+            o,
+            json!({"fields": {"name": "Deal"}, "contact_ids": [contact]}),
+        )
+        .await;
+    let deal = d["id"].as_str().unwrap().to_owned();
+
+    // A note about a contact and a deal.
+    let (st, n) = s
+        .post(
+            "/api/v1/notes",
+            &t.key,
+            json!({"fields": {"body": "Gebeld over de offerte.\nTerugbellen volgende week."}, "related_ids": [contact, deal, contact]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{n}");
+    assert_eq!(
+        n["related_ids"].as_array().unwrap().len(),
+        2,
+        "deduplicated"
+    );
+    let note = n["id"].as_str().unwrap().to_owned();
+    last_event(&s, o, "note.create").await;
+    for q in [
+        format!("related_id={contact}"),
+        format!("related_id={deal}"),
+    ] {
+        let (_, v) = s.get(&format!("/api/v1/notes?{q}"), o).await;
+        assert_eq!(v["items"][0]["id"], note, "{q}: {v}");
+    }
+    // Notes are about contacts, companies and deals; not about notes, not about nothing real.
+    for (related, want) in [
+        (json!([note]), "unknown_record"),
+        (json!([t.id]), "unknown_record"),
+    ] {
+        let (st, v) = s
+            .post(
+                "/api/v1/notes",
+                o,
+                json!({"fields": {"body": "x"}, "related_ids": related}),
+            )
+            .await;
+        assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, want));
+    }
+    for (body, want) in [
+        (
+            json!({"fields": {"body": "x"}, "amount_minor": 5}),
+            "not_applicable",
+        ),
+        (
+            json!({"fields": {"body": "x"}, "done": true}),
+            "not_applicable",
+        ),
+        (json!({"fields": {}}), "required"),
+    ] {
+        let (st, v) = s.post("/api/v1/notes", o, body.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{body}"
+        );
+    }
+    // Editing a note keeps the earlier version.
+    let (st, _, _) = s
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/notes/{note}"),
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"body": "Gecorrigeerd"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "note.update").await;
+    let (_, v) = s.get(&format!("/api/v1/notes/{note}/versions"), o).await;
+    assert!(
+        v[1]["fields"]["body"]
+            .as_str()
+            .unwrap()
+            .starts_with("Gebeld")
+    );
+    let (st, _, _) = s
+        .call_with(
+            Method::POST,
+            &format!("/api/v1/notes/{note}/versions/1/restore"),
+            o,
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "note.restore_version").await;
+    s.call(Method::DELETE, &format!("/api/v1/notes/{note}"), o, None)
+        .await;
+    last_event(&s, o, "note.delete").await;
+
+    // Tasks: due date, assignee (the owner), done.
+    let (st, tk) = s
+        .post(
+            "/api/v1/tasks",
+            o,
+            json!({"fields": {"title": "Offerte sturen"}, "due_date": "2026-12-01", "related_ids": [deal], "owner_id": t.member_id}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{tk}");
+    assert_eq!(
+        tk["task"],
+        json!({"due_date": "2026-12-01", "done": false, "done_at": null})
+    );
+    assert_eq!(tk["owner_id"], t.member_id);
+    let task = tk["id"].as_str().unwrap().to_owned();
+    s.post(
+        "/api/v1/tasks",
+        o,
+        json!({"fields": {"title": "Later"}, "due_date": "2027-03-01"}),
+    )
+    .await;
+    let (st, v) = s
+        .post(
+            "/api/v1/tasks",
+            o,
+            json!({"fields": {"title": "x"}, "due_date": "morgen"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v), v["error"]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_date",
+            Some("due_date")
+        )
+    );
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/tasks/{task}"),
+            &t.member,
+            &[("if-match", "\"1\"")],
+            Some(json!({"done": true})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["task"]["done"], true);
+    assert!(v["task"]["done_at"].is_string());
+    let e = last_event(&s, o, "task.update").await;
+    assert!(e["details"]["task"]["done_at"]["new"].is_i64(), "{e}");
+    for (q, n) in [
+        ("done=true", 1),
+        ("done=false", 1),
+        ("due_to=2026-12-31", 1),
+        ("due_from=2027-01-01&done=false", 1),
+    ] {
+        let (st, v) = s.get(&format!("/api/v1/tasks?{q}"), o).await;
+        assert_eq!(st, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v["items"].as_array().unwrap().len(), n, "{q}: {v}");
+    }
+    let (st, v) = s.get("/api/v1/contacts?done=true", o).await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_applicable")
+    );
+    let (st, _, _) = s
+        .call_with(
+            Method::POST,
+            &format!("/api/v1/tasks/{task}/versions/1/restore"),
+            o,
+            &[("if-match", "\"2\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "task.restore_version").await;
+    let (_, v) = s.get(&format!("/api/v1/tasks/{task}"), o).await;
+    assert_eq!(v["task"]["done"], false, "restored to open");
+    s.call(Method::DELETE, &format!("/api/v1/tasks/{task}"), o, None)
+        .await;
+    last_event(&s, o, "task.delete").await;
 }

@@ -24,6 +24,8 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/trash",
         "/api/v1/deals",
         "/api/v1/pipelines",
+        "/api/v1/notes",
+        "/api/v1/tasks",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -59,6 +61,14 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
             Some(json!({"display_name": "pwned", "role": "read_only", "status": "disabled"}))
         }
         ("POST", "/api/v1/deals") => Some(json!({"fields": {"name": "Intrusion"}})),
+        ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
+        ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
+        ("PATCH", _) if path.starts_with("/api/v1/notes/") => {
+            Some(json!({"fields": {"body": "pwned"}}))
+        }
+        ("PATCH", _) if path.starts_with("/api/v1/tasks/") => {
+            Some(json!({"fields": {"title": "pwned"}, "done": true}))
+        }
         ("PATCH", _) if path.starts_with("/api/v1/deals/") => {
             Some(json!({"fields": {"name": "pwned"}, "amount_minor": 1}))
         }
@@ -101,6 +111,8 @@ struct BRecords {
     trashed: String,
     deal: String,
     pipeline: String,
+    note: String,
+    task: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -137,7 +149,25 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{deal}");
+    let (st, note) = s
+        .post(
+            "/api/v1/notes",
+            &b.owner,
+            json!({"fields": {"body": "Geheime notitie B"}, "related_ids": [ids[1]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{note}");
+    let (st, task) = s
+        .post(
+            "/api/v1/tasks",
+            &b.owner,
+            json!({"fields": {"title": "Taak B"}, "due_date": "2027-01-15", "related_ids": [ids[1]]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{task}");
     BRecords {
+        note: note["id"].as_str().unwrap().to_owned(),
+        task: task["id"].as_str().unwrap().to_owned(),
         company: ids[0].clone(),
         contact: ids[1].clone(),
         trashed: ids[2].clone(),
@@ -159,6 +189,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.company
     } else if path.starts_with("/api/v1/deals/{id}") {
         &r.deal
+    } else if path.starts_with("/api/v1/notes/{id}") {
+        &r.note
+    } else if path.starts_with("/api/v1/tasks/{id}") {
+        &r.task
     } else if path.starts_with("/api/v1/pipelines/{id}") {
         &r.pipeline
     } else if path.starts_with("/api/v1/trash/{id}") {
@@ -204,6 +238,10 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         records.deal.as_str(),
         records.pipeline.as_str(),
         "Deal B",
+        "Geheime notitie B",
+        "Taak B",
+        records.note.as_str(),
+        records.task.as_str(),
     ];
     let mut exercised = 0;
 
