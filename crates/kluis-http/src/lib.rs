@@ -164,6 +164,23 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::pipelines::update,
             routes::records::pipelines::delete
         ))
+        .routes(routes!(
+            routes::records::custom::list,
+            routes::records::custom::create
+        ))
+        .routes(routes!(
+            routes::records::custom::update,
+            routes::records::custom::delete
+        ))
+        .routes(routes!(routes::records::custom::restore))
+        .routes(routes!(
+            routes::records::custom::values,
+            routes::records::custom::create_value
+        ))
+        .routes(routes!(
+            routes::records::custom::update_value,
+            routes::records::custom::delete_value
+        ))
         .routes(routes!(routes::records::trash::list))
         .routes(routes!(routes::records::trash::restore))
         .routes(routes!(routes::records::trash::purge))

@@ -3,7 +3,8 @@
 
 use crate::ids::{PipelineId, RecordId, StageId};
 use crate::rows::{
-    CrmRecordRow, CrmVersionRow, IdempotencyRow, PipelineRow, RecordFilter, RecordWrite, StageRow,
+    CrmRecordRow, CrmVersionRow, CustomFieldRow, CustomValueRow, IdempotencyRow, PipelineRow,
+    RecordFilter, RecordWrite, StageRow,
 };
 use crate::{Result, TenantTx, on_conn};
 
@@ -262,7 +263,7 @@ impl TenantTx {
         &mut self,
         object_type: &str,
         id: RecordId,
-        entries: &[(&str, [u8; 32])],
+        entries: &[(String, [u8; 32])],
     ) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| sqlx::query(
@@ -280,7 +281,7 @@ impl TenantTx {
             )
             .bind(t)
             .bind(object_type)
-            .bind(*field)
+            .bind(field.as_str())
             .bind(&bidx[..])
             .bind(id)
             .execute(c)
@@ -564,5 +565,110 @@ impl TenantTx {
         .bind(stage)
         .fetch_one(c)
         .await?))
+    }
+
+    // ---- custom fields and values ------------------------------------------------------
+
+    /// Definitions of one type (or all), in position order; deleted ones only if asked.
+    pub async fn custom_fields(
+        &mut self,
+        object_type: Option<&str>,
+        include_deleted: bool,
+    ) -> Result<Vec<CustomFieldRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT id, object_type, key, label, kind, required, is_unique, options, position, \
+                    created_at, updated_at, deleted_at FROM crm_custom_fields \
+             WHERE tenant_id = $1 AND ($2 IS NULL OR object_type = $2) AND ($3 OR deleted_at IS NULL) \
+             ORDER BY object_type, position, key"
+        )
+        .bind(t)
+        .bind(object_type)
+        .bind(include_deleted)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
+    pub async fn upsert_custom_field(&mut self, f: &CustomFieldRow) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO crm_custom_fields (tenant_id, id, object_type, key, label, kind, required, \
+               is_unique, options, position, created_at, updated_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET label = $5, required = $7, is_unique = $8, \
+               options = $9, position = $10, updated_at = $12, deleted_at = $13"
+        )
+        .bind(t)
+        .bind(f.id)
+        .bind(&f.object_type)
+        .bind(&f.key)
+        .bind(&f.label)
+        .bind(&f.kind)
+        .bind(f.required)
+        .bind(f.is_unique)
+        .bind(&f.options)
+        .bind(f.position)
+        .bind(f.created_at)
+        .bind(f.updated_at)
+        .bind(f.deleted_at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn custom_values(&mut self) -> Result<Vec<CustomValueRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT key, value, updated_at, updated_by FROM crm_custom_values WHERE tenant_id = $1 ORDER BY key"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
+    pub async fn put_custom_value(
+        &mut self,
+        key: &str,
+        sealed: &[u8],
+        at: i64,
+        by: &str,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO crm_custom_values (tenant_id, key, value, updated_at, updated_by) \
+             VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (tenant_id, key) DO UPDATE SET value = $3, updated_at = $4, updated_by = $5"
+        )
+        .bind(t)
+        .bind(key)
+        .bind(sealed)
+        .bind(at)
+        .bind(by)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    pub async fn delete_custom_value(&mut self, key: &str) -> Result<bool> {
+        let t = self.tenant;
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_custom_values WHERE tenant_id = $1 AND key = $2"
+        )
+        .bind(t)
+        .bind(key)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
     }
 }

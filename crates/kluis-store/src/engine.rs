@@ -32,6 +32,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_pipelines",
     "crm_stages",
     "crm_associations",
+    "crm_custom_fields",
+    "crm_custom_values",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

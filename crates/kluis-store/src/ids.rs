@@ -71,6 +71,10 @@ id_type!(
     /// A stage of a pipeline.
     StageId
 );
+id_type!(
+    /// A custom field definition.
+    CustomFieldId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

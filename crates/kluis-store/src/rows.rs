@@ -317,3 +317,30 @@ pub struct IdempotencyRow {
     pub response: Vec<u8>,
     pub created_at: i64,
 }
+
+/// A custom field definition (configuration, plain).
+#[derive(Debug, Clone, FromRow)]
+pub struct CustomFieldRow {
+    pub id: crate::ids::CustomFieldId,
+    pub object_type: String,
+    pub key: String,
+    pub label: String,
+    pub kind: String,
+    pub required: bool,
+    pub is_unique: bool,
+    /// JSON.
+    pub options: String,
+    pub position: i64,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
+}
+
+/// A custom value; `value` is sealed.
+#[derive(Debug, Clone, FromRow)]
+pub struct CustomValueRow {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub updated_at: i64,
+    pub updated_by: String,
+}

@@ -103,7 +103,7 @@ pub(super) fn resolve_task(
     Ok(c)
 }
 
-fn check_currency(c: &str) -> Result<String> {
+pub(super) fn check_currency(c: &str) -> Result<String> {
     let c = c.trim().to_ascii_uppercase();
     if c.len() != 3 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
         return Err(Error::validation(
@@ -115,7 +115,7 @@ fn check_currency(c: &str) -> Result<String> {
     Ok(c)
 }
 
-fn check_date(d: &str) -> Result<String> {
+pub(super) fn check_date(d: &str) -> Result<String> {
     let fmt = time::format_description::parse_borrowed::<2>("[year]-[month]-[day]")
         .map_err(|_| Error::internal("date format"))?;
     time::Date::parse(d.trim(), &fmt)

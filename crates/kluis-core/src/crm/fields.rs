@@ -4,6 +4,7 @@
 
 use serde_json::{Map, Value};
 
+use super::custom::{self, Schema};
 use crate::{Error, Result, validate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,7 +100,7 @@ fn invalid(field: &str, code: &'static str, message: &str) -> Error {
 }
 
 /// Validates and normalises one value. Errors name the field, never the value.
-fn check(spec: &Field, v: &str) -> Result<String> {
+pub(crate) fn check_one(spec: &Field, v: &str) -> Result<String> {
     let name = spec.name;
     let v = match spec.kind {
         Kind::LongText => v.trim_end().to_owned(),
@@ -223,32 +224,53 @@ pub(crate) fn lookup_key(spec: &Field, value: &str) -> Option<String> {
 }
 
 /// Applies `patch` (a JSON merge patch: null removes a field) to `current`, validating every
-/// value written. Unknown fields and non-string values are refused.
+/// value written: built-in fields by their spec, `custom.<key>` by the custom field's kind.
+/// Unknown fields and wrong types are refused.
 pub(crate) fn apply(
-    specs: &[Field],
+    schema: &Schema,
     current: &Map<String, Value>,
     patch: &Map<String, Value>,
 ) -> Result<Map<String, Value>> {
     let mut out = current.clone();
     for (k, v) in patch {
-        let spec = specs.iter().find(|s| s.name == k).ok_or_else(|| {
+        let unknown = || {
             Error::validation(
                 &format!("fields.{k}"),
                 "unknown_field",
                 "no such field on this object type",
             )
-        })?;
-        match v {
-            Value::Null => {
-                out.remove(k);
+        };
+        if v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()) {
+            if k.strip_prefix("custom.")
+                .is_some_and(|c| !schema.custom.iter().any(|d| d.key == c))
+                && !current.contains_key(k)
+            {
+                return Err(unknown());
             }
+            if !k.starts_with("custom.") && !schema.t.fields().iter().any(|s| s.name == k) {
+                return Err(unknown());
+            }
+            out.remove(k);
+            continue;
+        }
+        if let Some(ck) = k.strip_prefix("custom.") {
+            let def = schema
+                .custom
+                .iter()
+                .find(|d| d.key == ck)
+                .ok_or_else(unknown)?;
+            out.insert(k.clone(), custom::check_value(def, v)?);
+            continue;
+        }
+        let spec = schema
+            .t
+            .fields()
+            .iter()
+            .find(|s| s.name == k)
+            .ok_or_else(unknown)?;
+        match v {
             Value::String(s) => {
-                let s = check(spec, s)?;
-                if s.is_empty() {
-                    out.remove(k);
-                } else {
-                    out.insert(k.clone(), Value::String(s));
-                }
+                out.insert(k.clone(), Value::String(check_one(spec, s)?));
             }
             _ => {
                 return Err(invalid(k, "invalid_type", "must be a string or null"));
@@ -256,6 +278,20 @@ pub(crate) fn apply(
         }
     }
     Ok(out)
+}
+
+/// Required custom fields must have a value.
+pub(crate) fn check_custom_required(schema: &Schema, f: &Map<String, Value>) -> Result<()> {
+    for d in schema.custom.iter().filter(|d| d.required) {
+        if !f.contains_key(&format!("custom.{}", d.key)) {
+            return Err(Error::validation(
+                &format!("fields.custom.{}", d.key),
+                "required",
+                "this custom field is required",
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Fields that differ between two states, as `{field: {old, new}}`.
@@ -304,8 +340,12 @@ mod tests {
     #[test]
     fn merge_patch_validates_and_removes() {
         let cur = obj(json!({"first_name": "Anna", "city": "Delft"}));
+        let schema = Schema {
+            t: super::super::ObjectType::Contact,
+            custom: vec![],
+        };
         let next = apply(
-            CONTACT,
+            &schema,
             &cur,
             &obj(json!({"city": null, "email": " Anna@Example.NL ", "country": "nl"})),
         )
@@ -325,7 +365,7 @@ mod tests {
             (json!({"first_name": "x".repeat(101)}), "too_long"),
             (json!({"phone": "call me"}), "invalid_phone"),
         ] {
-            let e = apply(CONTACT, &cur, &obj(patch.clone())).unwrap_err();
+            let e = apply(&schema, &cur, &obj(patch.clone())).unwrap_err();
             assert_eq!(e.code, code, "{patch}");
             assert!(e.field.as_deref().unwrap().starts_with("fields."));
         }

@@ -6,6 +6,7 @@
 //! statement itself only updates that revision, so a concurrent writer can never be silently
 //! overwritten. Deletes move records to the trash, restorable until the retention purges them.
 
+pub mod custom;
 mod deals;
 mod fields;
 mod guard;
@@ -15,7 +16,7 @@ use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskC
 use kluis_store::{RecordId, TenantTx};
 
 pub use guard::mode as sensitive_mode;
-pub use kluis_store::{PipelineId, StageId};
+pub use kluis_store::{CustomFieldId, PipelineId, StageId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -28,6 +29,7 @@ use crate::{
     Actor, Error, ErrorKind, Kluis, Page, Permission, RequestContext, Result, TenantId, UserId,
     page_limit, validate,
 };
+use custom::Schema;
 
 /// The object types with a record API.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -361,6 +363,8 @@ struct NextState {
     contacts: Option<Vec<RecordId>>,
     /// Flagged kinds of sensitive data.
     sensitive: Option<String>,
+    /// Blind-index entries of `fields`.
+    lookups: Vec<(String, [u8; 32])>,
 }
 
 /// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
@@ -444,20 +448,24 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
 }
 
 /// The blind-index entries of a record's lookup fields.
-fn lookups(
-    keys: &TenantKeys,
-    t: ObjectType,
-    f: &Map<String, Value>,
-) -> Vec<(&'static str, [u8; 32])> {
-    t.fields()
-        .iter()
-        .filter(|s| s.lookup)
-        .filter_map(|s| {
-            let v = f.get(s.name)?.as_str()?;
-            let key = fields::lookup_key(s, v)?;
-            Some((s.name, keys.blind(&lookup_domain(t, s.name), &key)))
-        })
-        .collect()
+/// Blind-index entries of a record: built-in lookup fields and unique custom fields.
+fn lookups(keys: &TenantKeys, schema: &Schema, f: &Map<String, Value>) -> Vec<(String, [u8; 32])> {
+    let t = schema.t;
+    let builtin = t.fields().iter().filter(|s| s.lookup).filter_map(|s| {
+        let v = f.get(s.name)?.as_str()?;
+        let key = fields::lookup_key(s, v)?;
+        Some((
+            s.name.to_owned(),
+            keys.blind(&lookup_domain(t, s.name), &key),
+        ))
+    });
+    let unique = schema.custom.iter().filter(|d| d.unique).filter_map(|d| {
+        let name = format!("custom.{}", d.key);
+        let key = custom::unique_key(d, f.get(&name)?)?;
+        let bidx = keys.blind(&lookup_domain(t, &name), &key);
+        Some((name, bidx))
+    });
+    builtin.chain(unique).collect()
 }
 
 fn lookup_domain(t: ObjectType, field: &str) -> String {
@@ -551,24 +559,36 @@ impl Kluis {
         &self,
         tx: &mut TenantTx,
         keys: &TenantKeys,
-        t: ObjectType,
+        schema: &Schema,
         id: RecordId,
         f: &Map<String, Value>,
     ) -> Result<()> {
-        let Some(field) = t.dedupe_field() else {
-            return Ok(());
-        };
-        let Some((_, bidx)) = lookups(keys, t, f).into_iter().find(|(n, _)| *n == field) else {
-            return Ok(());
-        };
-        let existing = tx.lookup_live(t.as_str(), field, &bidx).await?;
-        if let Some(other) = existing.into_iter().find(|o| *o != id) {
-            return Err(Error::new(
-                ErrorKind::Conflict,
-                "duplicate",
-                format!("a {} with this {field} already exists: {other}", t.as_str()),
+        let t = schema.t;
+        let unique: Vec<String> = t
+            .dedupe_field()
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                schema
+                    .custom
+                    .iter()
+                    .filter(|d| d.unique)
+                    .map(|d| format!("custom.{}", d.key)),
             )
-            .with_field(format!("fields.{field}")));
+            .collect();
+        for (field, bidx) in lookups(keys, schema, f) {
+            if !unique.contains(&field) {
+                continue;
+            }
+            let existing = tx.lookup_live(t.as_str(), &field, &bidx).await?;
+            if let Some(other) = existing.into_iter().find(|o| *o != id) {
+                return Err(Error::new(
+                    ErrorKind::Conflict,
+                    "duplicate",
+                    format!("a {} with this {field} already exists: {other}", t.as_str()),
+                )
+                .with_field(format!("fields.{field}")));
+            }
         }
         Ok(())
     }
@@ -592,13 +612,16 @@ impl Kluis {
             return Ok(done);
         }
         let id = RecordId::new();
-        let f = fields::apply(t.fields(), &Map::new(), &input.fields)?;
+        let schema = self.schema(&mut tx, t).await?;
+        let f = fields::apply(&schema, &Map::new(), &input.fields)?;
         t.check_required(&f)?;
+        fields::check_custom_required(&schema, &f)?;
         let owner = input.owner_id.unwrap_or(actor.user_id());
         self.check_owner(&mut tx, owner).await?;
         let company = input.company_id.flatten();
         self.check_company(&mut tx, t, company).await?;
-        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
+            .await?;
         let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
         let task = deals::resolve_task(t, None, &input, self.now())?;
         let related = self.resolve_related(&mut tx, t, &input).await?;
@@ -619,7 +642,7 @@ impl Kluis {
             sensitive: sensitive.as_deref(),
         })
         .await?;
-        tx.set_lookups(t.as_str(), id, &lookups(&keys, t, &f))
+        tx.set_lookups(t.as_str(), id, &lookups(&keys, &schema, &f))
             .await?;
         if let Some(others) = &related {
             tx.set_associations(id, others).await?;
@@ -910,8 +933,10 @@ impl Kluis {
         let row = live(&mut tx, t, id).await?;
         if_match.check(row.revision, true)?;
         let current = open_fields(&keys, &row)?;
-        let f = fields::apply(t.fields(), &current, &input.fields)?;
+        let schema = self.schema(&mut tx, t).await?;
+        let f = fields::apply(&schema, &current, &input.fields)?;
         t.check_required(&f)?;
+        fields::check_custom_required(&schema, &f)?;
         let owner = input.owner_id.unwrap_or(row.owner_id);
         let company = input.company_id.unwrap_or(row.company_id);
         if owner != row.owner_id {
@@ -920,7 +945,8 @@ impl Kluis {
         if company != row.company_id {
             self.check_company(&mut tx, t, company).await?;
         }
-        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
+            .await?;
         let deal = self
             .resolve_deal(&mut tx, t, Some(&row.deal), &input)
             .await?;
@@ -945,6 +971,7 @@ impl Kluis {
             details["related_ids"] = json!(others);
         }
         let next = NextState {
+            lookups: lookups(&keys, &schema, &f),
             fields: f,
             owner,
             company,
@@ -1019,8 +1046,7 @@ impl Kluis {
         if !updated {
             return Err(stale());
         }
-        tx.set_lookups(t.as_str(), row.id, &lookups(keys, t, &next.fields))
-            .await?;
+        tx.set_lookups(t.as_str(), row.id, &next.lookups).await?;
         if let Some(contacts) = &next.contacts {
             tx.set_associations(row.id, contacts).await?;
         }
@@ -1126,7 +1152,8 @@ impl Kluis {
             .ok_or_else(Error::not_found)?;
         let old = open_version(&keys, id, revision, &v.fields)?;
         let current = open_fields(&keys, &row)?;
-        self.check_duplicate(&mut tx, &keys, t, id, &old.fields)
+        let schema = self.schema(&mut tx, t).await?;
+        self.check_duplicate(&mut tx, &keys, &schema, id, &old.fields)
             .await?;
         if t == ObjectType::Deal {
             // The old stage must still exist (stages in use cannot be removed, but a stage that
@@ -1150,6 +1177,7 @@ impl Kluis {
             details["task"] = json!(deals::cols_changes(&row.task, &old.task));
         }
         let next = NextState {
+            lookups: lookups(&keys, &schema, &old.fields),
             fields: old.fields,
             owner: row.owner_id,
             company: row.company_id,
@@ -1231,7 +1259,9 @@ impl Kluis {
             .ok_or_else(Error::not_found)?;
         let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
         let f = open_fields(&keys, &row)?;
-        self.check_duplicate(&mut tx, &keys, t, id, &f).await?;
+        let schema = self.schema(&mut tx, t).await?;
+        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
+            .await?;
         tx.set_record_deleted(id, None).await?;
         self.audit(
             &mut tx,

@@ -651,3 +651,151 @@ pub mod trash {
         Ok(StatusCode::NO_CONTENT)
     }
 }
+
+pub mod custom {
+    use axum::Json;
+    use axum::extract::State;
+    use axum::http::StatusCode;
+    use kluis_core::crm::CustomFieldId;
+    use kluis_core::crm::ObjectType;
+    use kluis_core::crm::custom::{
+        CustomField, CustomFieldInput, CustomFieldUpdate, CustomValue, CustomValueInput,
+        NewCustomValue,
+    };
+    use serde::Deserialize;
+
+    use crate::AppState;
+    use crate::auth::{Authed, Ctx};
+    use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
+
+    #[derive(Debug, Deserialize, utoipa::IntoParams)]
+    #[serde(deny_unknown_fields)]
+    pub struct CustomFieldQuery {
+        pub object_type: Option<ObjectType>,
+    }
+
+    /// Custom field definitions (also those in the trash, marked `deleted_at`).
+    #[utoipa::path(get, path = "/api/v1/custom-fields", tag = "custom-fields", params(CustomFieldQuery),
+        responses((status = 200, body = Vec<CustomField>), (status = 403, body = ErrorBody)))]
+    pub async fn list(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        ApiQuery(q): ApiQuery<CustomFieldQuery>,
+    ) -> ApiResult<Json<Vec<CustomField>>> {
+        Ok(Json(s.kluis.list_custom_fields(&a, q.object_type).await?))
+    }
+
+    /// Define a custom field (owners and admins). Its values go in `fields` as `custom.<key>`.
+    #[utoipa::path(post, path = "/api/v1/custom-fields", tag = "custom-fields", request_body = CustomFieldInput,
+        responses((status = 201, body = CustomField), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    pub async fn create(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        ApiJson(input): ApiJson<CustomFieldInput>,
+    ) -> ApiResult<(StatusCode, Json<CustomField>)> {
+        Ok((
+            StatusCode::CREATED,
+            Json(s.kluis.create_custom_field(&a, &c, input).await?),
+        ))
+    }
+
+    /// Change label, required/unique flags, options or position (key and kind are fixed).
+    #[utoipa::path(patch, path = "/api/v1/custom-fields/{id}", tag = "custom-fields", params(("id" = uuid::Uuid, Path)), request_body = CustomFieldUpdate,
+        responses((status = 200, body = CustomField), (status = 404, body = ErrorBody)))]
+    pub async fn update(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<CustomFieldId>,
+        ApiJson(input): ApiJson<CustomFieldUpdate>,
+    ) -> ApiResult<Json<CustomField>> {
+        Ok(Json(s.kluis.update_custom_field(&a, &c, id, input).await?))
+    }
+
+    /// Move a custom field to the trash; its values are kept and come back with it.
+    #[utoipa::path(delete, path = "/api/v1/custom-fields/{id}", tag = "custom-fields", params(("id" = uuid::Uuid, Path)),
+        responses((status = 200, body = CustomField), (status = 404, body = ErrorBody)))]
+    pub async fn delete(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<CustomFieldId>,
+    ) -> ApiResult<Json<CustomField>> {
+        Ok(Json(
+            s.kluis.set_custom_field_deleted(&a, &c, id, true).await?,
+        ))
+    }
+
+    /// Take a custom field out of the trash.
+    #[utoipa::path(post, path = "/api/v1/custom-fields/{id}/restore", tag = "custom-fields", params(("id" = uuid::Uuid, Path)),
+        responses((status = 200, body = CustomField), (status = 404, body = ErrorBody)))]
+    pub async fn restore(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<CustomFieldId>,
+    ) -> ApiResult<Json<CustomField>> {
+        Ok(Json(
+            s.kluis.set_custom_field_deleted(&a, &c, id, false).await?,
+        ))
+    }
+
+    /// Tenant-wide named values for templates.
+    #[utoipa::path(get, path = "/api/v1/custom-values", tag = "custom-fields",
+        responses((status = 200, body = Vec<CustomValue>), (status = 403, body = ErrorBody)))]
+    pub async fn values(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+    ) -> ApiResult<Json<Vec<CustomValue>>> {
+        Ok(Json(s.kluis.list_custom_values(&a).await?))
+    }
+
+    /// Add a custom value (owners and admins).
+    #[utoipa::path(post, path = "/api/v1/custom-values", tag = "custom-fields", request_body = NewCustomValue,
+        responses((status = 201, body = CustomValue), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    pub async fn create_value(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        ApiJson(input): ApiJson<NewCustomValue>,
+    ) -> ApiResult<(StatusCode, Json<CustomValue>)> {
+        let v = CustomValueInput { value: input.value };
+        Ok((
+            StatusCode::CREATED,
+            Json(
+                s.kluis
+                    .put_custom_value(&a, &c, &input.key, v, true)
+                    .await?,
+            ),
+        ))
+    }
+
+    /// Change a custom value.
+    #[utoipa::path(put, path = "/api/v1/custom-values/{key}", tag = "custom-fields", params(("key" = String, Path)), request_body = CustomValueInput,
+        responses((status = 200, body = CustomValue), (status = 404, body = ErrorBody)))]
+    pub async fn update_value(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(key): IdPath<String>,
+        ApiJson(input): ApiJson<CustomValueInput>,
+    ) -> ApiResult<Json<CustomValue>> {
+        Ok(Json(
+            s.kluis.put_custom_value(&a, &c, &key, input, false).await?,
+        ))
+    }
+
+    /// Delete a custom value (its last value stays in the audit trail).
+    #[utoipa::path(delete, path = "/api/v1/custom-values/{key}", tag = "custom-fields", params(("key" = String, Path)),
+        responses((status = 204), (status = 404, body = ErrorBody)))]
+    pub async fn delete_value(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(key): IdPath<String>,
+    ) -> ApiResult<StatusCode> {
+        s.kluis.delete_custom_value(&a, &c, &key).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+}

@@ -85,6 +85,26 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/tasks/{id}/versions/{revision}/restore",
         "task.restore_version",
     ),
+    // Exercised with their events by crm::custom_fields_and_values.
+    ("POST", "/api/v1/custom-fields", "custom_field.create"),
+    ("PATCH", "/api/v1/custom-fields/{id}", "custom_field.update"),
+    (
+        "DELETE",
+        "/api/v1/custom-fields/{id}",
+        "custom_field.delete",
+    ),
+    (
+        "POST",
+        "/api/v1/custom-fields/{id}/restore",
+        "custom_field.restore",
+    ),
+    ("POST", "/api/v1/custom-values", "custom_value.create"),
+    ("PUT", "/api/v1/custom-values/{key}", "custom_value.update"),
+    (
+        "DELETE",
+        "/api/v1/custom-values/{key}",
+        "custom_value.delete",
+    ),
     // Exercised with their events by crm::deals_and_pipelines.
     ("POST", "/api/v1/pipelines", "pipeline.create"),
     ("PUT", "/api/v1/pipelines/{id}", "pipeline.update"),

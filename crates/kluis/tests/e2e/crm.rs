@@ -13,7 +13,8 @@ on_both!(
     deals_and_pipelines,
     sensitive_data_guard,
     exports_are_streamed_privileged_and_safe,
-    notes_and_tasks
+    notes_and_tasks,
+    custom_fields_and_values
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -1104,4 +1105,265 @@ async fn notes_and_tasks(b: Backend) {
     s.call(Method::DELETE, &format!("/api/v1/tasks/{task}"), o, None)
         .await;
     last_event(&s, o, "task.delete").await;
+}
+
+async fn custom_fields_and_values(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "eigen-velden").await;
+    let o = &t.owner;
+    let define = async |body: Value| s.post("/api/v1/custom-fields", o, body).await;
+    // One field of every kind on contacts.
+    let kinds = [
+        (
+            "bron",
+            json!({"kind": "single_select", "options": ["Beurs", "Website", "Tip"]}),
+        ),
+        (
+            "interesses",
+            json!({"kind": "multi_select", "options": ["A", "B", "C"]}),
+        ),
+        ("klantnummer", json!({"kind": "text", "unique": true})),
+        ("notitie", json!({"kind": "long_text"})),
+        ("score", json!({"kind": "number"})),
+        ("budget", json!({"kind": "currency", "currency": "EUR"})),
+        ("verjaardag", json!({"kind": "date"})),
+        ("laatste_contact", json!({"kind": "datetime"})),
+        ("nieuwsbrief", json!({"kind": "boolean"})),
+        ("prive_email", json!({"kind": "email"})),
+        ("werk_telefoon", json!({"kind": "phone"})),
+        ("linkedin", json!({"kind": "url"})),
+    ];
+    let mut ids = std::collections::HashMap::new();
+    for (key, extra) in &kinds {
+        let mut body = json!({"object_type": "contact", "key": key, "label": key.to_uppercase()});
+        body.as_object_mut()
+            .unwrap()
+            .extend(extra.as_object().unwrap().clone());
+        let (st, v) = define(body).await;
+        assert_eq!(st, StatusCode::CREATED, "{key}: {v}");
+        ids.insert(*key, v["id"].as_str().unwrap().to_owned());
+    }
+    last_event(&s, o, "custom_field.create").await;
+    for (body, want) in [
+        (
+            json!({"object_type": "contact", "key": "Bron", "label": "x", "kind": "text"}),
+            "invalid_key",
+        ),
+        (
+            json!({"object_type": "contact", "key": "bron", "label": "x", "kind": "text"}),
+            "duplicate",
+        ),
+        (
+            json!({"object_type": "contact", "key": "keuze", "label": "x", "kind": "single_select"}),
+            "invalid_options",
+        ),
+        (
+            json!({"object_type": "contact", "key": "tekst", "label": "x", "kind": "text", "options": ["a"]}),
+            "not_applicable",
+        ),
+        (
+            json!({"object_type": "contact", "key": "x", "label": "x", "kind": "colour"}),
+            "invalid_field",
+        ),
+    ] {
+        let (st, v) = define(body.clone()).await;
+        assert!(st.is_client_error() && code(&v) == want, "{body}: {st} {v}");
+    }
+    let (st, _) = s
+        .post(
+            "/api/v1/custom-fields",
+            &t.member,
+            json!({"object_type": "contact", "key": "m", "label": "m", "kind": "text"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::FORBIDDEN);
+
+    // Valid values of every kind, normalised.
+    let good = json!({
+        "first_name": "Eva",
+        "custom.bron": "Beurs",
+        "custom.interesses": ["C", "A", "C"],
+        "custom.klantnummer": "K-1001",
+        "custom.notitie": "regel 1\nregel 2",
+        "custom.score": 7.5,
+        "custom.budget": 250000,
+        "custom.verjaardag": "1990-04-01",
+        "custom.laatste_contact": "2026-11-20T10:00:00+01:00",
+        "custom.nieuwsbrief": true,
+        "custom.prive_email": "Eva@Thuis.NL",
+        "custom.werk_telefoon": "030 123 4567",
+        "custom.linkedin": "https://linkedin.com/in/eva"
+    });
+    let (st, c) = s
+        .post("/api/v1/contacts", o, json!({ "fields": good }))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    let f = &c["fields"];
+    assert_eq!(f["custom.interesses"], json!(["A", "C"]));
+    assert_eq!(f["custom.laatste_contact"], "2026-11-20T09:00:00Z");
+    assert_eq!(f["custom.prive_email"], "eva@thuis.nl");
+    assert_eq!(f["custom.nieuwsbrief"], true);
+    let id = c["id"].as_str().unwrap().to_owned();
+    // Invalid values of every kind: 422 naming the field.
+    for (key, bad, want) in [
+        ("bron", json!("Radio"), "invalid_option"),
+        ("interesses", json!(["A", "Z"]), "invalid_option"),
+        ("interesses", json!("A"), "invalid_type"),
+        ("score", json!("zeven"), "invalid_type"),
+        ("budget", json!(12.5), "invalid_type"),
+        ("verjaardag", json!("01-04-1990"), "invalid_date"),
+        ("laatste_contact", json!("gisteren"), "invalid_datetime"),
+        ("nieuwsbrief", json!("ja"), "invalid_type"),
+        ("prive_email", json!("geen"), "invalid_email"),
+        ("werk_telefoon", json!("bel me"), "invalid_phone"),
+        ("linkedin", json!("javascript:alert(1)"), "invalid_url"),
+        ("klantnummer", json!(5), "invalid_type"),
+        ("onbekend", json!("x"), "unknown_field"),
+    ] {
+        let mut fields = serde_json::Map::new();
+        fields.insert("first_name".into(), json!("X"));
+        fields.insert(format!("custom.{key}"), bad.clone());
+        let (st, v) = s
+            .post("/api/v1/contacts", o, json!({ "fields": fields }))
+            .await;
+        assert_eq!(
+            (st, code(&v), v["error"]["field"].as_str()),
+            (
+                StatusCode::UNPROCESSABLE_ENTITY,
+                want,
+                Some(format!("fields.custom.{key}").as_str())
+            ),
+            "{key} = {bad}: {v}"
+        );
+    }
+    // Unique: a second contact with the same customer number (any case) is refused.
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Dub", "custom.klantnummer": "k-1001"}}),
+        )
+        .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "duplicate"), "{v}");
+    // Required: once set, new records need it; old ones need it when they are written.
+    let (st, _) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/custom-fields/{}", ids["bron"]),
+            o,
+            Some(json!({"required": true, "options": ["Beurs", "Website", "Tip", "Radio"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "custom_field.update").await;
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Zonder"}}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v), v["error"]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "required",
+            Some("fields.custom.bron")
+        )
+    );
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Met", "custom.bron": "Radio"}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "new option accepted: {v}");
+    // A field in the trash cannot be written; its values stay and come back with it.
+    let fpath = format!("/api/v1/custom-fields/{}", ids["score"]);
+    let (st, _) = s.call(Method::DELETE, &fpath, o, None).await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "custom_field.delete").await;
+    let cpath = format!("/api/v1/contacts/{id}");
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &cpath,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"custom.score": 9}})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_field")
+    );
+    let (_, v) = s.get(&cpath, o).await;
+    assert_eq!(v["fields"]["custom.score"], 7.5);
+    let (st, _) = s.post(&format!("{fpath}/restore"), o, json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "custom_field.restore").await;
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &cpath,
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"custom.score": 9}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, list) = s
+        .get("/api/v1/custom-fields?object_type=contact", &t.key)
+        .await;
+    assert_eq!(list.as_array().unwrap().len(), kinds.len());
+
+    // Custom values: create, change, delete; sealed and audited.
+    let (st, v) = s
+        .post(
+            "/api/v1/custom-values",
+            o,
+            json!({"key": "slogan", "value": "Altijd dichtbij"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    last_event(&s, o, "custom_value.create").await;
+    let (st, _) = s
+        .post(
+            "/api/v1/custom-values",
+            o,
+            json!({"key": "slogan", "value": "Twee keer"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CONFLICT);
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/custom-values/slogan",
+            o,
+            Some(json!({"value": "Nog dichterbij"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let e = last_event(&s, o, "custom_value.update").await;
+    assert_eq!(e["details"]["old"], "Altijd dichtbij");
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v1/custom-values/bestaat_niet",
+            o,
+            Some(json!({"value": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (_, v) = s.get("/api/v1/custom-values", &t.key).await;
+    assert_eq!(v[0]["value"], "Nog dichterbij");
+    let (st, _) = s
+        .call(Method::DELETE, "/api/v1/custom-values/slogan", o, None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "custom_value.delete").await;
+    let dump = s.database_dump().await;
+    assert!(!crate::secrets::contains(&dump, b"Nog dichterbij"));
+    assert!(!crate::secrets::contains(&dump, b"K-1001"));
 }

@@ -26,6 +26,8 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/pipelines",
         "/api/v1/notes",
         "/api/v1/tasks",
+        "/api/v1/custom-fields",
+        "/api/v1/custom-values",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -61,6 +63,14 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
             Some(json!({"display_name": "pwned", "role": "read_only", "status": "disabled"}))
         }
         ("POST", "/api/v1/deals") => Some(json!({"fields": {"name": "Intrusion"}})),
+        ("POST", "/api/v1/custom-fields") => {
+            Some(json!({"object_type": "contact", "key": "geheim_b", "label": "x", "kind": "text"}))
+        }
+        ("PATCH", _) if path.starts_with("/api/v1/custom-fields/") => {
+            Some(json!({"label": "pwned", "required": true}))
+        }
+        ("POST", "/api/v1/custom-values") => Some(json!({"key": "eigen_a", "value": "pwned"})),
+        ("PUT", _) if path.starts_with("/api/v1/custom-values/") => Some(json!({"value": "pwned"})),
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
         ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
         ("PATCH", _) if path.starts_with("/api/v1/notes/") => {
@@ -113,6 +123,7 @@ struct BRecords {
     pipeline: String,
     note: String,
     task: String,
+    custom_field: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -165,7 +176,24 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{task}");
+    let (st, cf) = s
+        .post(
+            "/api/v1/custom-fields",
+            &b.owner,
+            json!({"object_type": "contact", "key": "geheim_b", "label": "Geheim B", "kind": "text"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{cf}");
+    let (st, cv) = s
+        .post(
+            "/api/v1/custom-values",
+            &b.owner,
+            json!({"key": "slogan_b", "value": "Slogan van B"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{cv}");
     BRecords {
+        custom_field: cf["id"].as_str().unwrap().to_owned(),
         note: note["id"].as_str().unwrap().to_owned(),
         task: task["id"].as_str().unwrap().to_owned(),
         company: ids[0].clone(),
@@ -189,6 +217,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.company
     } else if path.starts_with("/api/v1/deals/{id}") {
         &r.deal
+    } else if path.starts_with("/api/v1/custom-fields/{id}") {
+        &r.custom_field
+    } else if path.starts_with("/api/v1/custom-values/{key}") {
+        return path.replace("{key}", "slogan_b");
     } else if path.starts_with("/api/v1/notes/{id}") {
         &r.note
     } else if path.starts_with("/api/v1/tasks/{id}") {
@@ -240,6 +272,8 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         "Deal B",
         "Geheime notitie B",
         "Taak B",
+        "Slogan van B",
+        "Geheim B",
         records.note.as_str(),
         records.task.as_str(),
     ];
