@@ -646,12 +646,18 @@ pub struct ReencryptProgress {
 
 impl TenantKeys {
     /// True if `sealed` is not under the current data key version.
-    fn stale(&self, sealed: &[u8]) -> bool {
+    pub(crate) fn stale(&self, sealed: &[u8]) -> bool {
         envelope::sealed_key_version(sealed)
             .map_or(true, |v| i64::from(v) != self.current_version())
     }
 
-    fn reseal(&self, table: &str, column: &str, record: Uuid, sealed: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn reseal(
+        &self,
+        table: &str,
+        column: &str,
+        record: Uuid,
+        sealed: &[u8],
+    ) -> Result<Vec<u8>> {
         let plain = self.open(table, column, record, sealed)?;
         self.seal(table, column, record, &plain)
     }
@@ -750,6 +756,8 @@ impl Kluis {
             progress(&p);
             crate::audit::failpoint_after_batch()?;
         }
+        self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
+            .await?;
         Ok(p)
     }
 }

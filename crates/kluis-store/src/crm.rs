@@ -671,4 +671,122 @@ impl TenantTx {
         .rows_affected());
         Ok(n == 1)
     }
+
+    // ---- re-encryption (data-key rotation) ---------------------------------------------
+
+    /// Sealed record field maps after `after`, in id order, trash included.
+    pub async fn record_fields_batch(
+        &mut self,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Vec<(RecordId, Vec<u8>)>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, fields FROM crm_records WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) \
+             ORDER BY id LIMIT $3"
+        )
+        .bind(t)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    /// Replaces a record's sealed fields with the same values under another key: not a change,
+    /// so revision and times stay.
+    pub async fn reseal_record(&mut self, id: RecordId, sealed: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_records SET fields = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(sealed)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    /// Sealed versions after `(record, revision)`, in key order.
+    pub async fn version_fields_batch(
+        &mut self,
+        after: Option<(RecordId, i64)>,
+        limit: i64,
+    ) -> Result<Vec<(RecordId, i64, Vec<u8>)>> {
+        let t = self.tenant;
+        let (id, rev) = after.map_or((None, 0), |(i, r)| (Some(i), r));
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT record_id, revision, fields FROM crm_versions WHERE tenant_id = $1 \
+             AND ($2 IS NULL OR record_id > $2 OR (record_id = $2 AND revision > $3)) \
+             ORDER BY record_id, revision LIMIT $4"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(rev)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn reseal_version(
+        &mut self,
+        id: RecordId,
+        revision: i64,
+        sealed: &[u8],
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "UPDATE crm_versions SET fields = $4 WHERE tenant_id = $1 AND record_id = $2 AND revision = $3"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(revision)
+        .bind(sealed)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Every stored Idempotency-Key response (few: they expire after a day).
+    pub async fn idempotency_responses(&mut self) -> Result<Vec<(Vec<u8>, Vec<u8>)>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT key_hash, response FROM idempotency_keys WHERE tenant_id = $1"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn reseal_idempotency(&mut self, key_hash: &[u8], sealed: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE idempotency_keys SET response = $3 WHERE tenant_id = $1 AND key_hash = $2"
+        )
+        .bind(t)
+        .bind(key_hash)
+        .bind(sealed)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn reseal_custom_value(&mut self, key: &str, sealed: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_custom_values SET value = $3 WHERE tenant_id = $1 AND key = $2"
+        )
+        .bind(t)
+        .bind(key)
+        .bind(sealed)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
 }

@@ -538,7 +538,7 @@ pub struct NewCustomValue {
     pub value: String,
 }
 
-fn value_ctx(key: &str) -> uuid::Uuid {
+pub(crate) fn value_ctx(key: &str) -> uuid::Uuid {
     // Sealing context record id: derived from the key, so a value moved to another key fails
     // to open.
     use sha2::Digest;

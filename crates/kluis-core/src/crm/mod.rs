@@ -11,6 +11,7 @@ mod deals;
 mod fields;
 mod guard;
 pub mod pipelines;
+mod reencrypt;
 
 use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_store::{RecordId, TenantTx};
@@ -1342,7 +1343,7 @@ impl Kluis {
     }
 }
 
-fn idem_ctx(key_hash: &[u8; 32]) -> Uuid {
+pub(crate) fn idem_ctx(key_hash: &[u8; 32]) -> Uuid {
     let mut b = [0u8; 16];
     b.copy_from_slice(&key_hash[..16]);
     Uuid::from_bytes(b)

@@ -459,6 +459,37 @@ async fn dek_rotation_is_online_and_resumable() {
             .iter()
             .all(|v| *v == 1)
     );
+    // CRM data of every sealed kind: a record with a version, an Idempotency-Key response and
+    // a custom value.
+    let (_, h, c) = s
+        .call_with(
+            reqwest::Method::POST,
+            "/api/v1/contacts",
+            &t.owner,
+            &[("idempotency-key", "draai-1")],
+            Some(json!({"fields": {"first_name": "Roteer", "email": "roteer@draai.test"}})),
+        )
+        .await;
+    assert_eq!(h["etag"], "\"1\"", "{c}");
+    let contact = format!("/api/v1/contacts/{}", c["id"].as_str().unwrap());
+    let (st, _, _) = s
+        .call_with(
+            reqwest::Method::PATCH,
+            &contact,
+            &t.owner,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"city": "Draaiburg"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, _) = s
+        .post(
+            "/api/v1/custom-values",
+            &t.owner,
+            json!({"key": "motto", "value": "Draaien"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
     // A copy of one record's value under version 1, for the min-decryption-version check.
     let (old_rowid, old_email) = sealed_email(&s).await;
 
@@ -508,6 +539,10 @@ async fn dek_rotation_is_online_and_resumable() {
         "SELECT display_name FROM users",
         "SELECT ip FROM sessions",
         "SELECT user_agent FROM sessions",
+        "SELECT fields FROM crm_records",
+        "SELECT fields FROM crm_versions",
+        "SELECT response FROM idempotency_keys",
+        "SELECT value FROM crm_custom_values",
     ] {
         let v = key_versions(&s, sql).await;
         assert!(!v.is_empty() && v.iter().all(|v| *v == 2), "{sql}: {v:?}");
@@ -517,6 +552,22 @@ async fn dek_rotation_is_online_and_resumable() {
     for i in 0..6 {
         assert!(v.to_string().contains(&format!("d{i}@draai.test")));
     }
+    // CRM data reads back under the new key: record, version, replayed create, custom value.
+    let (_, v) = s.get(&format!("{contact}/versions"), &t.owner).await;
+    assert_eq!(v[0]["fields"]["city"], "Draaiburg");
+    assert_eq!(v[1]["fields"]["first_name"], "Roteer");
+    let (st, _, again) = s
+        .call_with(
+            reqwest::Method::POST,
+            "/api/v1/contacts",
+            &t.owner,
+            &[("idempotency-key", "draai-1")],
+            Some(json!({"fields": {"first_name": "Roteer", "email": "roteer@draai.test"}})),
+        )
+        .await;
+    assert_eq!((st, &again), (StatusCode::CREATED, &c));
+    let (_, v) = s.get("/api/v1/custom-values", &t.owner).await;
+    assert_eq!(v[0]["value"], "Draaien");
     // The rotation is in the tenant's audit trail.
     let (_, ev) = s
         .get("/api/v1/audit/events?action=keys.rotate_dek", &t.owner)
