@@ -181,6 +181,15 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::custom::update_value,
             routes::records::custom::delete_value
         ))
+        .routes(routes!(
+            routes::records::tags::list,
+            routes::records::tags::create
+        ))
+        .routes(routes!(
+            routes::records::tags::update,
+            routes::records::tags::delete
+        ))
+        .routes(routes!(routes::records::tags::restore))
         .routes(routes!(routes::records::trash::list))
         .routes(routes!(routes::records::trash::restore))
         .routes(routes!(routes::records::trash::purge))

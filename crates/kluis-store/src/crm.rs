@@ -1,10 +1,10 @@
 //! CRM records, their lookups (blind indexes), versions, the trash and Idempotency-Key
 //! outcomes. Same rule as the rest of [`TenantTx`]: every statement binds `self.tenant` as `$1`.
 
-use crate::ids::{PipelineId, RecordId, StageId};
+use crate::ids::{PipelineId, RecordId, StageId, TagId};
 use crate::rows::{
     CrmRecordRow, CrmVersionRow, CustomFieldRow, CustomValueRow, IdempotencyRow, PipelineRow,
-    RecordFilter, RecordWrite, StageRow,
+    RecordFilter, RecordWrite, StageRow, TagRow,
 };
 use crate::{Result, TenantTx, on_conn};
 
@@ -151,7 +151,7 @@ impl TenantTx {
         .await?
         .rows_affected()
         });
-        for table in ["crm_lookup", "crm_versions"] {
+        for table in ["crm_lookup", "crm_versions", "crm_record_tags"] {
             let sql = format!("DELETE FROM {table} WHERE tenant_id = $1 AND record_id = $2");
             on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
                 sql.clone()
@@ -227,6 +227,7 @@ impl TenantTx {
              AND ($19 IS NULL OR id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
              AND ($20 IS NULL OR (done_at IS NOT NULL) = $20) \
              AND ($21 IS NULL OR due_date >= $21) AND ($22 IS NULL OR due_date <= $22) \
+             AND ($23 IS NULL OR id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
              ORDER BY id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
@@ -254,6 +255,7 @@ impl TenantTx {
         .bind(f.done)
         .bind(f.due_from.as_deref())
         .bind(f.due_to.as_deref())
+        .bind(f.tag_id)
         .fetch_all(c)
         .await?))
     }
@@ -783,6 +785,103 @@ impl TenantTx {
         )
         .bind(t)
         .bind(key)
+        .bind(sealed)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    // ---- tags --------------------------------------------------------------------------
+
+    pub async fn tags(&mut self, include_deleted: bool) -> Result<Vec<TagRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, name, name_bidx, color, created_at, updated_at, deleted_at FROM crm_tags \
+             WHERE tenant_id = $1 AND ($2 OR deleted_at IS NULL) ORDER BY id"
+        )
+        .bind(t)
+        .bind(include_deleted)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn upsert_tag(&mut self, r: &TagRow) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO crm_tags (tenant_id, id, name, name_bidx, color, created_at, updated_at, deleted_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (tenant_id, id) DO UPDATE SET name = $3, name_bidx = $4, color = $5, \
+               updated_at = $7, deleted_at = $8"
+        )
+        .bind(t)
+        .bind(r.id)
+        .bind(&r.name)
+        .bind(&r.name_bidx)
+        .bind(&r.color)
+        .bind(r.created_at)
+        .bind(r.updated_at)
+        .bind(r.deleted_at)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// The tags of records, as (record, tag) pairs.
+    pub async fn record_tags(&mut self, ids: &[RecordId]) -> Result<Vec<(RecordId, TagId)>> {
+        let t = self.tenant;
+        let mut out = Vec::new();
+        for id in ids {
+            let rows: Vec<(RecordId, TagId)> = on_conn!(&mut self.tx, |c| {
+                sqlx::query_as(
+                "SELECT record_id, tag_id FROM crm_record_tags WHERE tenant_id = $1 AND record_id = $2 \
+                 ORDER BY tag_id"
+            )
+            .bind(t)
+            .bind(*id)
+            .fetch_all(c)
+            .await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
+    }
+
+    pub async fn set_record_tags(&mut self, id: RecordId, tags: &[TagId]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_record_tags WHERE tenant_id = $1 AND record_id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        for tag in tags {
+            on_conn!(&mut self.tx, |c| sqlx::query(
+                "INSERT INTO crm_record_tags (tenant_id, record_id, tag_id) VALUES ($1, $2, $3) \
+                 ON CONFLICT DO NOTHING"
+            )
+            .bind(t)
+            .bind(id)
+            .bind(*tag)
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        Ok(())
+    }
+
+    pub async fn reseal_tag_name(&mut self, id: TagId, sealed: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_tags SET name = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
         .bind(sealed)
         .execute(c)
         .await?

@@ -34,6 +34,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_associations",
     "crm_custom_fields",
     "crm_custom_values",
+    "crm_tags",
+    "crm_record_tags",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -75,6 +75,10 @@ id_type!(
     /// A custom field definition.
     CustomFieldId
 );
+id_type!(
+    /// A tag of a tenant's catalogue.
+    TagId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

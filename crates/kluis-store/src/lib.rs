@@ -17,8 +17,8 @@ mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub use ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TenantId,
-    UserId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
+    TenantId, UserId,
 };
 pub use platform::PlatformTx;
 pub use tenant::TenantTx;

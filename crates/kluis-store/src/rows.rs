@@ -302,6 +302,8 @@ pub struct RecordFilter {
     pub associated_with: Option<crate::ids::RecordId>,
     /// Tasks: done (true) or open (false).
     pub done: Option<bool>,
+    /// Records carrying this tag.
+    pub tag_id: Option<crate::ids::TagId>,
     /// Tasks: due date range `YYYY-MM-DD`, inclusive.
     pub due_from: Option<String>,
     pub due_to: Option<String>,
@@ -343,4 +345,16 @@ pub struct CustomValueRow {
     pub value: Vec<u8>,
     pub updated_at: i64,
     pub updated_by: String,
+}
+
+/// A tag; `name` is sealed, `name_bidx` its blind index.
+#[derive(Debug, Clone, FromRow)]
+pub struct TagRow {
+    pub id: crate::ids::TagId,
+    pub name: Vec<u8>,
+    pub name_bidx: Vec<u8>,
+    pub color: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+    pub deleted_at: Option<i64>,
 }

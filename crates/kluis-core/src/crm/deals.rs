@@ -257,14 +257,24 @@ impl Kluis {
         Ok(tx.stages(ObjectType::Deal.as_str()).await?)
     }
 
-    /// Outcome (from the stage) and contacts of deals, related records of notes and tasks.
-    pub(super) async fn enrich_deals(&self, tx: &mut TenantTx, recs: &mut [Record]) -> Result<()> {
+    /// What a record shows beyond its row: tags (live ones), a deal's outcome (from its stage)
+    /// and contacts, the related records of notes and tasks.
+    pub(super) async fn enrich(&self, tx: &mut TenantTx, recs: &mut [Record]) -> Result<()> {
         let stages = if recs.iter().any(|r| r.object_type == ObjectType::Deal) {
             tx.stages(ObjectType::Deal.as_str()).await?
         } else {
             Vec::new()
         };
+        let live_tags: Vec<kluis_store::TagId> =
+            tx.tags(false).await?.into_iter().map(|t| t.id).collect();
+        let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
+        let pairs = tx.record_tags(&ids).await?;
         for r in recs.iter_mut() {
+            r.tag_ids = pairs
+                .iter()
+                .filter(|(rec, tag)| *rec == r.id && live_tags.contains(tag))
+                .map(|(_, tag)| *tag)
+                .collect();
             match r.object_type {
                 ObjectType::Deal => {
                     let stage = r.deal.as_ref().and_then(|d| d.stage_id);

@@ -12,12 +12,13 @@ mod fields;
 mod guard;
 pub mod pipelines;
 mod reencrypt;
+pub mod tags;
 
 use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_store::{RecordId, TenantTx};
 
 pub use guard::mode as sensitive_mode;
-pub use kluis_store::{CustomFieldId, PipelineId, StageId};
+pub use kluis_store::{CustomFieldId, PipelineId, StageId, TagId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -163,6 +164,10 @@ pub struct Record {
     /// Tasks: due date and whether done.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<deals::TaskView>,
+    /// The record's tags (those not in the trash).
+    #[serde(default)]
+    #[schema(value_type = Vec<uuid::Uuid>)]
+    pub tag_ids: Vec<TagId>,
     /// Kinds of forbidden data the record holds (only when the organisation allows them with a
     /// flag), e.g. `iban`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -244,6 +249,10 @@ pub struct RecordInput {
     /// Tasks: mark done or open again.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub done: Option<bool>,
+    /// The record's tags (replaces the list).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Vec<uuid::Uuid>>)]
+    pub tag_ids: Option<Vec<TagId>>,
 }
 
 /// List filters (exact-match lookups work on sealed fields through blind indexes).
@@ -277,6 +286,8 @@ pub struct RecordQuery {
     /// Tasks: due date range `YYYY-MM-DD`, inclusive.
     pub due_from: Option<String>,
     pub due_to: Option<String>,
+    /// Records with this tag.
+    pub tag_id: Option<TagId>,
 }
 
 /// The `If-Match` precondition of a change.
@@ -366,6 +377,8 @@ struct NextState {
     sensitive: Option<String>,
     /// Blind-index entries of `fields`.
     lookups: Vec<(String, [u8; 32])>,
+    /// Replaces the record's tags when set.
+    tags: Option<Vec<TagId>>,
 }
 
 /// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
@@ -444,6 +457,7 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
         contact_ids: None,
         related_ids: None,
         task: (r.object_type == "task").then(|| deals::TaskView::from(&r.task)),
+        tag_ids: Vec::new(),
         sensitive: guard::parse_flags(r.sensitive.as_deref()),
     })
 }
@@ -626,6 +640,10 @@ impl Kluis {
         let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
         let task = deals::resolve_task(t, None, &input, self.now())?;
         let related = self.resolve_related(&mut tx, t, &input).await?;
+        let tags = match &input.tag_ids {
+            Some(ids) => Some(self.check_tags(&mut tx, ids).await?),
+            None => None,
+        };
         let sensitive = self.guard(&mut tx, &f, f.keys()).await?;
         let now = self.now();
         let sealed = seal_fields(&keys, id, &f)?;
@@ -658,6 +676,10 @@ impl Kluis {
         if related.is_some() {
             details["related_ids"] = json!(related);
         }
+        if let Some(tags) = &tags {
+            tx.set_record_tags(id, tags).await?;
+            details["tag_ids"] = json!(tags);
+        }
         self.audit(&mut tx, &keys, &label, ctx, event(t, "create", id, details))
             .await?;
         let mut sealed_n = 1;
@@ -687,7 +709,7 @@ impl Kluis {
             .await?
             .ok_or_else(Error::not_found)?;
         let mut recs = [to_record(keys, row)?];
-        self.enrich_deals(tx, &mut recs).await?;
+        self.enrich(tx, &mut recs).await?;
         let [rec] = recs;
         Ok(rec)
     }
@@ -783,6 +805,7 @@ impl Kluis {
             done: q.done,
             due_from: q.due_from.clone(),
             due_to: q.due_to.clone(),
+            tag_id: q.tag_id,
         };
         deals::check_filter(t, &filter, q)?;
         let rows = tx.list_records(&filter, after, limit + 1).await?;
@@ -792,7 +815,7 @@ impl Kluis {
             |r| to_record(&keys, r),
             |r: &Record| r.id.to_string(),
         )?;
-        self.enrich_deals(&mut tx, &mut page.items).await?;
+        self.enrich(&mut tx, &mut page.items).await?;
         Ok(page)
     }
 
@@ -953,6 +976,10 @@ impl Kluis {
             .await?;
         let task = deals::resolve_task(t, Some(&row.task), &input, self.now())?;
         let related = self.resolve_related(&mut tx, t, &input).await?;
+        let tags = match &input.tag_ids {
+            Some(ids) => Some(self.check_tags(&mut tx, ids).await?),
+            None => None,
+        };
         let changed = fields::changes(&current, &f);
         let sensitive = self.guard(&mut tx, &f, changed.keys()).await?;
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
@@ -971,6 +998,9 @@ impl Kluis {
         if let Some(others) = &related {
             details["related_ids"] = json!(others);
         }
+        if let Some(tags) = &tags {
+            details["tag_ids"] = json!(tags);
+        }
         let next = NextState {
             lookups: lookups(&keys, &schema, &f),
             fields: f,
@@ -980,6 +1010,7 @@ impl Kluis {
             task,
             contacts: related,
             sensitive,
+            tags,
         };
         let rec = self
             .write_revision(
@@ -1050,6 +1081,9 @@ impl Kluis {
         tx.set_lookups(t.as_str(), row.id, &next.lookups).await?;
         if let Some(contacts) = &next.contacts {
             tx.set_associations(row.id, contacts).await?;
+        }
+        if let Some(tags) = &next.tags {
+            tx.set_record_tags(row.id, tags).await?;
         }
         self.audit(tx, keys, &label, ctx, event(t, verb, row.id, details))
             .await?;
@@ -1186,6 +1220,7 @@ impl Kluis {
             task: old.task,
             contacts: None,
             sensitive,
+            tags: None,
         };
         let rec = self
             .write_revision(
@@ -1231,7 +1266,7 @@ impl Kluis {
             |r| to_record(&keys, r),
             |r: &Record| r.id.to_string(),
         )?;
-        self.enrich_deals(&mut tx, &mut page.items).await?;
+        self.enrich(&mut tx, &mut page.items).await?;
         drop(tx);
         for t in ObjectType::ALL {
             let n = page.items.iter().filter(|r| r.object_type == t).count();

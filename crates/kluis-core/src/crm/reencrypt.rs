@@ -61,7 +61,7 @@ impl Kluis {
             progress(p);
             crate::audit::failpoint_after_batch()?;
         }
-        // Idempotency-Key responses and custom values: few rows, one transaction.
+        // Idempotency-Key responses, tags and custom values: few rows, one transaction.
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let mut n = 0;
@@ -74,6 +74,14 @@ impl Kluis {
                 let ctx = super::idem_ctx(&hash);
                 let fresh = keys.reseal("idempotency_keys", "response", ctx, &sealed)?;
                 tx.reseal_idempotency(&key_hash, &fresh).await?;
+                n += 1;
+            }
+            p.rows_seen += 1;
+        }
+        for r in tx.tags(true).await? {
+            if keys.stale(&r.name) {
+                let fresh = keys.reseal("crm_tags", "name", r.id.0, &r.name)?;
+                tx.reseal_tag_name(r.id, &fresh).await?;
                 n += 1;
             }
             p.rows_seen += 1;

@@ -128,6 +128,8 @@ pub struct RecordListQuery {
     pub due_from: Option<String>,
     /// Tasks due on or before this date (YYYY-MM-DD).
     pub due_to: Option<String>,
+    /// Records with this tag.
+    pub tag_id: Option<uuid::Uuid>,
 }
 
 fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
@@ -210,6 +212,7 @@ impl RecordListQuery {
             done: self.done,
             due_from: self.due_from.clone(),
             due_to: self.due_to.clone(),
+            tag_id: self.tag_id.map(kluis_core::crm::TagId),
         })
     }
 }
@@ -797,5 +800,76 @@ pub mod custom {
     ) -> ApiResult<StatusCode> {
         s.kluis.delete_custom_value(&a, &c, &key).await?;
         Ok(StatusCode::NO_CONTENT)
+    }
+}
+
+pub mod tags {
+    use axum::Json;
+    use axum::extract::State;
+    use kluis_core::crm::TagId;
+    use kluis_core::crm::tags::{Tag, TagInput, TagUpdate};
+
+    use crate::AppState;
+    use crate::auth::{Authed, Ctx};
+    use crate::error::{ApiJson, ApiResult, ErrorBody, IdPath};
+    use axum::http::StatusCode;
+
+    /// The organisation's tags (also those in the trash, marked `deleted_at`).
+    #[utoipa::path(get, path = "/api/v1/tags", tag = "tags",
+        responses((status = 200, body = Vec<Tag>), (status = 403, body = ErrorBody)))]
+    pub async fn list(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<Vec<Tag>>> {
+        Ok(Json(s.kluis.list_tags(&a).await?))
+    }
+
+    /// Add a tag; put it on records with `tag_ids`.
+    #[utoipa::path(post, path = "/api/v1/tags", tag = "tags", request_body = TagInput,
+        responses((status = 201, body = Tag), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    pub async fn create(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        ApiJson(input): ApiJson<TagInput>,
+    ) -> ApiResult<(StatusCode, Json<Tag>)> {
+        Ok((
+            StatusCode::CREATED,
+            Json(s.kluis.create_tag(&a, &c, input).await?),
+        ))
+    }
+
+    /// Rename or recolour a tag.
+    #[utoipa::path(patch, path = "/api/v1/tags/{id}", tag = "tags", params(("id" = uuid::Uuid, Path)), request_body = TagUpdate,
+        responses((status = 200, body = Tag), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    pub async fn update(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<TagId>,
+        ApiJson(input): ApiJson<TagUpdate>,
+    ) -> ApiResult<Json<Tag>> {
+        Ok(Json(s.kluis.update_tag(&a, &c, id, input).await?))
+    }
+
+    /// Move a tag to the trash (records keep it, hidden, until it is restored).
+    #[utoipa::path(delete, path = "/api/v1/tags/{id}", tag = "tags", params(("id" = uuid::Uuid, Path)),
+        responses((status = 200, body = Tag), (status = 404, body = ErrorBody)))]
+    pub async fn delete(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<TagId>,
+    ) -> ApiResult<Json<Tag>> {
+        Ok(Json(s.kluis.set_tag_deleted(&a, &c, id, true).await?))
+    }
+
+    /// Take a tag out of the trash.
+    #[utoipa::path(post, path = "/api/v1/tags/{id}/restore", tag = "tags", params(("id" = uuid::Uuid, Path)),
+        responses((status = 200, body = Tag), (status = 404, body = ErrorBody)))]
+    pub async fn restore(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(id): IdPath<TagId>,
+    ) -> ApiResult<Json<Tag>> {
+        Ok(Json(s.kluis.set_tag_deleted(&a, &c, id, false).await?))
     }
 }

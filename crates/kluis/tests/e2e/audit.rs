@@ -105,6 +105,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/custom-values/{key}",
         "custom_value.delete",
     ),
+    // Exercised with their events by crm::tags_on_records.
+    ("POST", "/api/v1/tags", "tag.create"),
+    ("PATCH", "/api/v1/tags/{id}", "tag.update"),
+    ("DELETE", "/api/v1/tags/{id}", "tag.delete"),
+    ("POST", "/api/v1/tags/{id}/restore", "tag.restore"),
     // Exercised with their events by crm::deals_and_pipelines.
     ("POST", "/api/v1/pipelines", "pipeline.create"),
     ("PUT", "/api/v1/pipelines/{id}", "pipeline.update"),

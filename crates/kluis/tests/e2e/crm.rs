@@ -14,7 +14,8 @@ on_both!(
     sensitive_data_guard,
     exports_are_streamed_privileged_and_safe,
     notes_and_tasks,
-    custom_fields_and_values
+    custom_fields_and_values,
+    tags_on_records
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -1366,4 +1367,129 @@ async fn custom_fields_and_values(b: Backend) {
     let dump = s.database_dump().await;
     assert!(!crate::secrets::contains(&dump, b"Nog dichterbij"));
     assert!(!crate::secrets::contains(&dump, b"K-1001"));
+}
+
+async fn tags_on_records(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "labels").await;
+    let o = &t.owner;
+    let (st, vip) = s
+        .post(
+            "/api/v1/tags",
+            &t.key,
+            json!({"name": "VIP", "color": "#FF0000"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{vip}");
+    assert_eq!(vip["color"], "#ff0000");
+    let vip_id = vip["id"].as_str().unwrap().to_owned();
+    last_event(&s, o, "tag.create").await;
+    let (st, lead) = s.post("/api/v1/tags", o, json!({"name": "Lead"})).await;
+    assert_eq!(st, StatusCode::CREATED);
+    let lead_id = lead["id"].as_str().unwrap().to_owned();
+    for (body, st_want, want) in [
+        (json!({"name": "vip"}), StatusCode::CONFLICT, "duplicate"),
+        (
+            json!({"name": ""}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_name",
+        ),
+        (
+            json!({"name": "X", "color": "red"}),
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "invalid_color",
+        ),
+    ] {
+        let (st, v) = s.post("/api/v1/tags", o, body.clone()).await;
+        assert_eq!((st, code(&v)), (st_want, want), "{body}");
+    }
+    // Tags on records of any type; filter by tag.
+    let (st, c) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Getagd"}, "tag_ids": [vip_id, lead_id, vip_id]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{c}");
+    assert_eq!(c["tag_ids"].as_array().unwrap().len(), 2);
+    let cid = c["id"].as_str().unwrap().to_owned();
+    s.post(
+        "/api/v1/deals",
+        o,
+        json!({"fields": {"name": "Deal"}, "tag_ids": [vip_id]}),
+    )
+    .await;
+    s.post(
+        "/api/v1/contacts",
+        o,
+        json!({"fields": {"first_name": "Zonder"}}),
+    )
+    .await;
+    let (_, v) = s.get(&format!("/api/v1/contacts?tag_id={vip_id}"), o).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    assert_eq!(v["items"][0]["id"], cid);
+    let (_, v) = s.get(&format!("/api/v1/deals?tag_id={vip_id}"), o).await;
+    assert_eq!(v["items"].as_array().unwrap().len(), 1);
+    let (st, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "X"}, "tag_ids": [t.id]}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unknown_tag")
+    );
+    // Changing a record's tags is audited.
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{cid}"),
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"tag_ids": [lead_id]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["tag_ids"], json!([lead_id]));
+    let e = last_event(&s, o, "contact.update").await;
+    assert_eq!(e["details"]["tag_ids"], json!([lead_id]));
+    // Rename; trash hides the tag on records; restore brings it back.
+    let tpath = format!("/api/v1/tags/{lead_id}");
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &tpath,
+            o,
+            Some(json!({"name": "Warme lead"})),
+        )
+        .await;
+    assert_eq!(
+        (st, v["name"].as_str()),
+        (StatusCode::OK, Some("Warme lead"))
+    );
+    let e = last_event(&s, o, "tag.update").await;
+    assert_eq!(
+        e["details"]["name"],
+        json!({"old": "Lead", "new": "Warme lead"})
+    );
+    let (st, _) = s.call(Method::DELETE, &tpath, o, None).await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "tag.delete").await;
+    let (_, v) = s.get(&format!("/api/v1/contacts/{cid}"), o).await;
+    assert_eq!(v["tag_ids"], json!([]));
+    let (st, _) = s.post(&format!("{tpath}/restore"), o, json!({})).await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "tag.restore").await;
+    let (_, v) = s.get(&format!("/api/v1/contacts/{cid}"), o).await;
+    assert_eq!(v["tag_ids"], json!([lead_id]));
+    let (_, list) = s.get("/api/v1/tags", o).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let dump = s.database_dump().await;
+    assert!(
+        !crate::secrets::contains(&dump, b"Warme lead"),
+        "tag names are sealed"
+    );
 }

@@ -28,6 +28,7 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/tasks",
         "/api/v1/custom-fields",
         "/api/v1/custom-values",
+        "/api/v1/tags",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -71,6 +72,8 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         }
         ("POST", "/api/v1/custom-values") => Some(json!({"key": "eigen_a", "value": "pwned"})),
         ("PUT", _) if path.starts_with("/api/v1/custom-values/") => Some(json!({"value": "pwned"})),
+        ("POST", "/api/v1/tags") => Some(json!({"name": "Van A"})),
+        ("PATCH", _) if path.starts_with("/api/v1/tags/") => Some(json!({"name": "pwned"})),
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
         ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
         ("PATCH", _) if path.starts_with("/api/v1/notes/") => {
@@ -124,6 +127,7 @@ struct BRecords {
     note: String,
     task: String,
     custom_field: String,
+    tag: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -192,7 +196,12 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{cv}");
+    let (st, tag) = s
+        .post("/api/v1/tags", &b.owner, json!({"name": "Geheime tag B"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{tag}");
     BRecords {
+        tag: tag["id"].as_str().unwrap().to_owned(),
         custom_field: cf["id"].as_str().unwrap().to_owned(),
         note: note["id"].as_str().unwrap().to_owned(),
         task: task["id"].as_str().unwrap().to_owned(),
@@ -217,6 +226,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.company
     } else if path.starts_with("/api/v1/deals/{id}") {
         &r.deal
+    } else if path.starts_with("/api/v1/tags/{id}") {
+        &r.tag
     } else if path.starts_with("/api/v1/custom-fields/{id}") {
         &r.custom_field
     } else if path.starts_with("/api/v1/custom-values/{key}") {
@@ -273,6 +284,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         "Geheime notitie B",
         "Taak B",
         "Slogan van B",
+        "Geheime tag B",
         "Geheim B",
         records.note.as_str(),
         records.task.as_str(),
