@@ -133,6 +133,18 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::records::deals::export))
         .routes(routes!(routes::records::deals::restore_version))
         .routes(routes!(
+            routes::records::tickets::list,
+            routes::records::tickets::create
+        ))
+        .routes(routes!(
+            routes::records::tickets::get,
+            routes::records::tickets::update,
+            routes::records::tickets::delete
+        ))
+        .routes(routes!(routes::records::tickets::versions))
+        .routes(routes!(routes::records::tickets::export))
+        .routes(routes!(routes::records::tickets::restore_version))
+        .routes(routes!(
             routes::records::notes::list,
             routes::records::notes::create
         ))

@@ -11,7 +11,7 @@ use crate::{Result, TenantTx, on_conn};
 const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fields, created_at, \
                            updated_at, created_by, updated_by, deleted_at, deleted_by, \
                            pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, \
-                           due_date, done_at";
+                           due_date, done_at, priority";
 
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
@@ -20,8 +20,9 @@ impl TenantTx {
             sqlx::query(
             "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
              fields, created_at, updated_at, created_by, updated_by, \
-             pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, due_date, done_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+             pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, due_date, done_at, \
+             priority) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)"
         )
         .bind(t)
         .bind(r.id)
@@ -40,6 +41,7 @@ impl TenantTx {
         .bind(r.sensitive)
         .bind(r.task.due_date.as_deref())
         .bind(r.task.done_at)
+        .bind(r.deal.priority.as_deref())
         .execute(c)
         .await?
         .rows_affected()
@@ -89,7 +91,7 @@ impl TenantTx {
             "UPDATE crm_records SET owner_id = $3, company_id = $4, revision = $5, fields = $6, \
              updated_at = $7, updated_by = $8, pipeline_id = $10, stage_id = $11, \
              amount_minor = $12, currency = $13, close_date = $14, sensitive = $15, \
-             due_date = $16, done_at = $17 \
+             due_date = $16, done_at = $17, priority = $18 \
              WHERE tenant_id = $1 AND id = $2 AND revision = $9 AND deleted_at IS NULL"
         )
         .bind(t)
@@ -109,6 +111,7 @@ impl TenantTx {
         .bind(r.sensitive)
         .bind(r.task.due_date.as_deref())
         .bind(r.task.done_at)
+        .bind(r.deal.priority.as_deref())
         .execute(c)
         .await?
         .rows_affected()
@@ -228,6 +231,7 @@ impl TenantTx {
              AND ($20 IS NULL OR (done_at IS NOT NULL) = $20) \
              AND ($21 IS NULL OR due_date >= $21) AND ($22 IS NULL OR due_date <= $22) \
              AND ($23 IS NULL OR id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
+             AND ($24 IS NULL OR priority = $24) \
              ORDER BY id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
@@ -256,6 +260,7 @@ impl TenantTx {
         .bind(f.due_from.as_deref())
         .bind(f.due_to.as_deref())
         .bind(f.tag_id)
+        .bind(f.priority.as_deref())
         .fetch_all(c)
         .await?))
     }

@@ -211,8 +211,8 @@ pub struct CrmRecordRow {
     pub sensitive: Option<String>,
 }
 
-/// The plain columns of a deal (none for other types): what boards and forecasts filter and
-/// sum on.
+/// The plain columns of a deal or ticket (none for other types): what boards and forecasts
+/// filter and sum on. Amount, currency and close date are for deals, priority for tickets.
 #[derive(Debug, Clone, Default, PartialEq, Eq, FromRow, serde::Serialize, serde::Deserialize)]
 pub struct DealCols {
     pub pipeline_id: Option<crate::ids::PipelineId>,
@@ -221,6 +221,8 @@ pub struct DealCols {
     pub currency: Option<String>,
     /// `YYYY-MM-DD`.
     pub close_date: Option<String>,
+    /// Tickets: `low`, `normal`, `high` or `urgent`.
+    pub priority: Option<String>,
 }
 
 /// The plain columns of a task (none for other types).
@@ -293,8 +295,10 @@ pub struct RecordFilter {
     pub lookup: Option<(String, Vec<u8>)>,
     pub pipeline_id: Option<crate::ids::PipelineId>,
     pub stage_id: Option<crate::ids::StageId>,
-    /// Deals whose stage has this outcome (`open`, `won`, `lost`).
+    /// Deals and tickets whose stage has this outcome (`open`, `won`, `lost`, `closed`).
     pub outcome: Option<String>,
+    /// Tickets of this priority.
+    pub priority: Option<String>,
     /// Close date range, `YYYY-MM-DD`, inclusive.
     pub close_from: Option<String>,
     pub close_to: Option<String>,

@@ -37,14 +37,16 @@ fn not_applicable(field: &str, t: ObjectType) -> Error {
 
 /// Inputs that belong to other object types are refused, not ignored.
 fn check_inputs(t: ObjectType, i: &RecordInput) -> Result<()> {
-    use ObjectType::{Deal, Note, Task};
+    use ObjectType::{Deal, Note, Task, Ticket};
+    let staged = matches!(t, Deal | Ticket);
     for (set, field, ok) in [
-        (i.pipeline_id.is_some(), "pipeline_id", t == Deal),
-        (i.stage_id.is_some(), "stage_id", t == Deal),
+        (i.pipeline_id.is_some(), "pipeline_id", staged),
+        (i.stage_id.is_some(), "stage_id", staged),
+        (i.priority.is_some(), "priority", t == Ticket),
         (i.amount_minor.is_some(), "amount_minor", t == Deal),
         (i.currency.is_some(), "currency", t == Deal),
         (i.close_date.is_some(), "close_date", t == Deal),
-        (i.contact_ids.is_some(), "contact_ids", t == Deal),
+        (i.contact_ids.is_some(), "contact_ids", staged),
         (
             i.related_ids.is_some(),
             "related_ids",
@@ -135,11 +137,11 @@ impl Kluis {
         input: &RecordInput,
     ) -> Result<DealCols> {
         check_inputs(t, input)?;
-        if t != ObjectType::Deal {
+        if !matches!(t, ObjectType::Deal | ObjectType::Ticket) {
             return Ok(DealCols::default());
         }
         let mut d = current.cloned().unwrap_or_default();
-        let stages = self.deal_stages(tx).await?;
+        let stages = self.stages_of(tx, t).await?;
         let pipeline = input
             .pipeline_id
             .or(d.pipeline_id)
@@ -149,7 +151,10 @@ impl Kluis {
             return Err(Error::validation(
                 "pipeline_id",
                 "unknown_pipeline",
-                "no deal pipeline with this id in your organisation",
+                format!(
+                    "no {} pipeline with this id in your organisation",
+                    t.as_str()
+                ),
             ));
         }
         let stage = match input.stage_id {
@@ -171,11 +176,27 @@ impl Kluis {
             return Err(Error::validation(
                 "stage_id",
                 "unknown_stage",
-                "no stage with this id in the deal's pipeline",
+                format!("no stage with this id in the {}'s pipeline", t.as_str()),
             ));
         }
         d.pipeline_id = Some(pipeline);
         d.stage_id = Some(stage);
+        if t == ObjectType::Ticket {
+            if let Some(p) = &input.priority {
+                if !matches!(p.as_str(), "low" | "normal" | "high" | "urgent") {
+                    return Err(Error::validation(
+                        "priority",
+                        "invalid_priority",
+                        "must be low, normal, high or urgent",
+                    ));
+                }
+                d.priority = Some(p.clone());
+            }
+            if d.priority.is_none() {
+                d.priority = Some("normal".into());
+            }
+            return Ok(d);
+        }
         if let Some(a) = input.amount_minor {
             if a.is_some_and(|a| !(0..=MAX_AMOUNT).contains(&a)) {
                 return Err(Error::validation(
@@ -207,7 +228,9 @@ impl Kluis {
         input: &RecordInput,
     ) -> Result<Option<Vec<RecordId>>> {
         let (ids, field, kinds): (_, _, &[ObjectType]) = match t {
-            ObjectType::Deal => (&input.contact_ids, "contact_ids", &[ObjectType::Contact]),
+            ObjectType::Deal | ObjectType::Ticket => {
+                (&input.contact_ids, "contact_ids", &[ObjectType::Contact])
+            }
             ObjectType::Note | ObjectType::Task => (
                 &input.related_ids,
                 "related_ids",
@@ -232,7 +255,7 @@ impl Kluis {
             if !live {
                 return Err(Error::validation(
                     field,
-                    if t == ObjectType::Deal {
+                    if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
                         "unknown_contact"
                     } else {
                         "unknown_record"
@@ -247,24 +270,29 @@ impl Kluis {
         Ok(Some(out))
     }
 
-    /// The tenant's deal stages, creating the default pipeline on first use.
-    pub(super) async fn deal_stages(&self, tx: &mut TenantTx) -> Result<Vec<StageRow>> {
-        let stages = tx.stages(ObjectType::Deal.as_str()).await?;
+    /// The stages of a type's pipelines, creating the default pipeline on first use.
+    pub(super) async fn stages_of(
+        &self,
+        tx: &mut TenantTx,
+        t: ObjectType,
+    ) -> Result<Vec<StageRow>> {
+        let stages = tx.stages(t.as_str()).await?;
         if !stages.is_empty() {
             return Ok(stages);
         }
-        self.create_default_pipeline(tx).await?;
-        Ok(tx.stages(ObjectType::Deal.as_str()).await?)
+        self.create_default_pipeline(tx, t).await?;
+        Ok(tx.stages(t.as_str()).await?)
     }
 
     /// What a record shows beyond its row: tags (live ones), a deal's outcome (from its stage)
     /// and contacts, the related records of notes and tasks.
     pub(super) async fn enrich(&self, tx: &mut TenantTx, recs: &mut [Record]) -> Result<()> {
-        let stages = if recs.iter().any(|r| r.object_type == ObjectType::Deal) {
-            tx.stages(ObjectType::Deal.as_str()).await?
-        } else {
-            Vec::new()
-        };
+        let mut stages = Vec::new();
+        for t in [ObjectType::Deal, ObjectType::Ticket] {
+            if recs.iter().any(|r| r.object_type == t) {
+                stages.extend(tx.stages(t.as_str()).await?);
+            }
+        }
         let live_tags: Vec<kluis_store::TagId> =
             tx.tags(false).await?.into_iter().map(|t| t.id).collect();
         let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
@@ -276,7 +304,7 @@ impl Kluis {
                 .map(|(_, tag)| *tag)
                 .collect();
             match r.object_type {
-                ObjectType::Deal => {
+                ObjectType::Deal | ObjectType::Ticket => {
                     let stage = r.deal.as_ref().and_then(|d| d.stage_id);
                     r.outcome = stages
                         .iter()
@@ -296,14 +324,16 @@ impl Kluis {
 
 /// Filters of other object types are refused, not ignored.
 pub(super) fn check_filter(t: ObjectType, f: &RecordFilter, q: &super::RecordQuery) -> Result<()> {
-    use ObjectType::{Deal, Note, Task};
+    use ObjectType::{Deal, Note, Task, Ticket};
+    let staged = matches!(t, Deal | Ticket);
     for (set, field, ok) in [
-        (f.pipeline_id.is_some(), "pipeline_id", t == Deal),
-        (f.stage_id.is_some(), "stage_id", t == Deal),
-        (f.outcome.is_some(), "outcome", t == Deal),
+        (f.pipeline_id.is_some(), "pipeline_id", staged),
+        (f.stage_id.is_some(), "stage_id", staged),
+        (f.outcome.is_some(), "outcome", staged),
+        (f.priority.is_some(), "priority", t == Ticket),
         (f.close_from.is_some(), "close_from", t == Deal),
         (f.close_to.is_some(), "close_to", t == Deal),
-        (q.contact_id.is_some(), "contact_id", t == Deal),
+        (q.contact_id.is_some(), "contact_id", staged),
         (
             q.related_id.is_some(),
             "related_id",
@@ -318,12 +348,12 @@ pub(super) fn check_filter(t: ObjectType, f: &RecordFilter, q: &super::RecordQue
         }
     }
     if let Some(o) = &f.outcome
-        && !matches!(o.as_str(), "open" | "won" | "lost")
+        && !matches!(o.as_str(), "open" | "won" | "lost" | "closed")
     {
         return Err(Error::validation(
             "outcome",
             "invalid_outcome",
-            "must be open, won or lost",
+            "must be open, won, lost or closed",
         ));
     }
     for (field, d) in [

@@ -72,6 +72,11 @@ pub(crate) const DEAL: &[Field] = &[
     f("lost_reason", Kind::Text, 500),
 ];
 
+pub(crate) const TICKET: &[Field] = &[
+    f("subject", Kind::Text, 200),
+    f("description", Kind::LongText, 50_000),
+];
+
 pub(crate) const NOTE: &[Field] = &[f("body", Kind::LongText, 50_000)];
 
 pub(crate) const TASK: &[Field] = &[

@@ -40,15 +40,17 @@ pub enum ObjectType {
     Contact,
     Company,
     Deal,
+    Ticket,
     Note,
     Task,
 }
 
 impl ObjectType {
-    pub const ALL: [ObjectType; 5] = [
+    pub const ALL: [ObjectType; 6] = [
         ObjectType::Contact,
         ObjectType::Company,
         ObjectType::Deal,
+        ObjectType::Ticket,
         ObjectType::Note,
         ObjectType::Task,
     ];
@@ -58,6 +60,7 @@ impl ObjectType {
             ObjectType::Contact => "contact",
             ObjectType::Company => "company",
             ObjectType::Deal => "deal",
+            ObjectType::Ticket => "ticket",
             ObjectType::Note => "note",
             ObjectType::Task => "task",
         }
@@ -77,6 +80,7 @@ impl ObjectType {
             ObjectType::Contact => fields::CONTACT,
             ObjectType::Company => fields::COMPANY,
             ObjectType::Deal => fields::DEAL,
+            ObjectType::Ticket => fields::TICKET,
             ObjectType::Note => fields::NOTE,
             ObjectType::Task => fields::TASK,
         }
@@ -87,7 +91,7 @@ impl ObjectType {
         match self {
             ObjectType::Contact => Some("email"),
             ObjectType::Company => Some("domain"),
-            ObjectType::Deal | ObjectType::Note | ObjectType::Task => None,
+            ObjectType::Deal | ObjectType::Ticket | ObjectType::Note | ObjectType::Task => None,
         }
     }
 
@@ -98,6 +102,7 @@ impl ObjectType {
                 .iter()
                 .any(|k| f.contains_key(*k)),
             ObjectType::Company | ObjectType::Deal => f.contains_key("name"),
+            ObjectType::Ticket => f.contains_key("subject"),
             ObjectType::Note => f.contains_key("body"),
             ObjectType::Task => f.contains_key("title"),
         };
@@ -115,6 +120,9 @@ impl ObjectType {
                 "required",
                 format!("a {} needs a name", self.as_str()),
             ),
+            ObjectType::Ticket => {
+                Error::validation("fields.subject", "required", "a ticket needs a subject")
+            }
             ObjectType::Note => Error::validation("fields.body", "required", "a note needs a body"),
             ObjectType::Task => {
                 Error::validation("fields.title", "required", "a task needs a title")
@@ -210,7 +218,10 @@ pub struct RecordInput {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub pipeline_id: Option<PipelineId>,
-    /// Deals: a stage of the pipeline; default its first stage.
+    /// Tickets: `low`, `normal` (default), `high` or `urgent`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<String>,
+    /// Deals and tickets: a stage of the pipeline; default its first stage.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<uuid::Uuid>)]
     pub stage_id: Option<StageId>,
@@ -270,10 +281,13 @@ pub struct RecordQuery {
     pub updated_from: Option<i64>,
     pub updated_to: Option<i64>,
     pub newest_first: bool,
-    /// Deals: in this pipeline / stage / with this outcome (`open`, `won`, `lost`).
+    /// Deals and tickets: in this pipeline / stage / with this outcome (`open`, `won`, `lost`,
+    /// `closed`).
     pub pipeline_id: Option<PipelineId>,
     pub stage_id: Option<StageId>,
     pub outcome: Option<String>,
+    /// Tickets of this priority.
+    pub priority: Option<String>,
     /// Deals: close date range `YYYY-MM-DD`, inclusive.
     pub close_from: Option<String>,
     pub close_to: Option<String>,
@@ -452,7 +466,7 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
         updated_by: r.updated_by,
         deleted_at: r.deleted_at.map(rfc3339),
         deleted_by: r.deleted_by,
-        deal: (r.object_type == "deal").then_some(r.deal),
+        deal: matches!(r.object_type.as_str(), "deal" | "ticket").then_some(r.deal),
         outcome: None,
         contact_ids: None,
         related_ids: None,
@@ -505,6 +519,7 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
                 $((ObjectType::Contact, $verb) => concat!("contact.", $verb),)*
                 $((ObjectType::Company, $verb) => concat!("company.", $verb),)*
                 $((ObjectType::Deal, $verb) => concat!("deal.", $verb),)*
+                $((ObjectType::Ticket, $verb) => concat!("ticket.", $verb),)*
                 $((ObjectType::Note, $verb) => concat!("note.", $verb),)*
                 $((ObjectType::Task, $verb) => concat!("task.", $verb),)*
                 _ => "record.unknown",
@@ -669,7 +684,7 @@ impl Kluis {
         let changed = fields::changes(&Map::new(), &f);
         let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company});
         match t {
-            ObjectType::Deal => details["deal"] = json!(deal),
+            ObjectType::Deal | ObjectType::Ticket => details["deal"] = json!(deal),
             ObjectType::Task => details["task"] = json!(task),
             _ => {}
         }
@@ -799,6 +814,7 @@ impl Kluis {
             pipeline_id: q.pipeline_id,
             stage_id: q.stage_id,
             outcome: q.outcome.clone(),
+            priority: q.priority.clone(),
             close_from: q.close_from.clone(),
             close_to: q.close_to.clone(),
             associated_with: q.contact_id.or(q.related_id),
@@ -1136,7 +1152,7 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let row = live(&mut tx, t, id).await?;
-        let is_deal = t == ObjectType::Deal;
+        let is_deal = matches!(t, ObjectType::Deal | ObjectType::Ticket);
         let mut out = vec![RecordVersion {
             revision: row.revision,
             fields: open_fields(&keys, &row)?,
@@ -1190,10 +1206,10 @@ impl Kluis {
         let schema = self.schema(&mut tx, t).await?;
         self.check_duplicate(&mut tx, &keys, &schema, id, &old.fields)
             .await?;
-        if t == ObjectType::Deal {
+        if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
             // The old stage must still exist (stages in use cannot be removed, but a stage that
             // was emptied may have been).
-            let stages = self.deal_stages(&mut tx).await?;
+            let stages = self.stages_of(&mut tx, t).await?;
             if !stages.iter().any(|s| Some(s.id) == old.deal.stage_id) {
                 return Err(Error::new(
                     ErrorKind::Conflict,

@@ -1,5 +1,6 @@
-//! Deal pipelines: ordered stages, each open, won or lost. Configuration of the organisation
-//! (admins), not personal data, so names are stored plain. Stages in use cannot be removed.
+//! Pipelines of deals (stages open, won or lost) and tickets (stages open or closed): ordered
+//! stages, configuration of the organisation (admins), not personal data, so names are stored
+//! plain. Stages in use cannot be removed.
 
 use kluis_store::rows::{PipelineRow, StageRow};
 use kluis_store::{PipelineId, StageId, TenantTx};
@@ -15,6 +16,8 @@ use crate::{Actor, Error, ErrorKind, Kluis, Permission, RequestContext, Result, 
 pub struct Pipeline {
     #[schema(value_type = uuid::Uuid)]
     pub id: PipelineId,
+    /// `deal` or `ticket`.
+    pub object_type: ObjectType,
     pub name: String,
     pub position: i64,
     pub stages: Vec<Stage>,
@@ -37,6 +40,8 @@ pub struct Stage {
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PipelineInput {
+    /// `deal` (default) or `ticket`; fixed once created.
+    pub object_type: Option<ObjectType>,
     pub name: String,
     /// Position among the pipelines (default: last).
     pub position: Option<i64>,
@@ -49,11 +54,18 @@ pub struct StageInput {
     #[schema(value_type = Option<uuid::Uuid>)]
     pub id: Option<StageId>,
     pub name: String,
-    /// `open` (default), `won` or `lost`.
+    /// `open` (default); `won` or `lost` for deals, `closed` for tickets.
     pub outcome: Option<String>,
 }
 
-const DEFAULT_STAGES: [(&str, &str); 6] = [
+const TICKET_STAGES: [(&str, &str); 4] = [
+    ("New", "open"),
+    ("In progress", "open"),
+    ("Waiting on customer", "open"),
+    ("Closed", "closed"),
+];
+
+const DEAL_STAGES: [(&str, &str); 6] = [
     ("New", "open"),
     ("Qualified", "open"),
     ("Proposal", "open"),
@@ -64,6 +76,7 @@ const DEFAULT_STAGES: [(&str, &str); 6] = [
 
 fn to_pipeline(p: PipelineRow, stages: &[StageRow]) -> Pipeline {
     Pipeline {
+        object_type: ObjectType::parse(&p.object_type).unwrap_or(ObjectType::Deal),
         stages: stages
             .iter()
             .filter(|s| s.pipeline_id == p.id)
@@ -85,16 +98,37 @@ fn in_use(what: &str) -> Error {
     Error::new(
         ErrorKind::Conflict,
         "in_use",
-        format!("deals are in this {what} (also in the trash); move them first"),
+        format!("records are in this {what} (also in the trash); move them first"),
     )
 }
 
+fn check_pipeline_type(t: ObjectType) -> Result<()> {
+    if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
+        Ok(())
+    } else {
+        Err(Error::validation(
+            "object_type",
+            "not_applicable",
+            "only deals and tickets have pipelines",
+        ))
+    }
+}
+
 impl Kluis {
-    pub(super) async fn create_default_pipeline(&self, tx: &mut TenantTx) -> Result<()> {
+    pub(super) async fn create_default_pipeline(
+        &self,
+        tx: &mut TenantTx,
+        t: ObjectType,
+    ) -> Result<()> {
+        let (name, stages): (&str, &[(&str, &str)]) = match t {
+            ObjectType::Ticket => ("Support", &TICKET_STAGES),
+            _ => ("Sales", &DEAL_STAGES),
+        };
         let input = PipelineInput {
-            name: "Sales".into(),
+            object_type: Some(t),
+            name: name.into(),
             position: Some(0),
-            stages: DEFAULT_STAGES
+            stages: stages
                 .iter()
                 .map(|(n, o)| StageInput {
                     id: None,
@@ -103,7 +137,7 @@ impl Kluis {
                 })
                 .collect(),
         };
-        self.write_pipeline(tx, PipelineId::new(), None, &input)
+        self.write_pipeline(tx, t, PipelineId::new(), None, &input)
             .await
     }
 
@@ -111,6 +145,7 @@ impl Kluis {
     async fn write_pipeline(
         &self,
         tx: &mut TenantTx,
+        t: ObjectType,
         id: PipelineId,
         existing: Option<&PipelineRow>,
         input: &PipelineInput,
@@ -127,11 +162,16 @@ impl Kluis {
         for (i, s) in input.stages.iter().enumerate() {
             validate::name(&format!("stages[{i}].name"), &s.name)?;
             let o = s.outcome.as_deref().unwrap_or("open");
-            if !matches!(o, "open" | "won" | "lost") {
+            let allowed: &[&str] = if t == ObjectType::Ticket {
+                &["open", "closed"]
+            } else {
+                &["open", "won", "lost"]
+            };
+            if !allowed.contains(&o) {
                 return Err(Error::validation(
                     &format!("stages[{i}].outcome"),
                     "invalid_outcome",
-                    "must be open, won or lost",
+                    format!("must be one of {}", allowed.join(", ")),
                 ));
             }
             outcomes.push(o);
@@ -144,7 +184,7 @@ impl Kluis {
             ));
         }
         let current: Vec<StageRow> = tx
-            .stages(ObjectType::Deal.as_str())
+            .stages(t.as_str())
             .await?
             .into_iter()
             .filter(|s| s.pipeline_id == id)
@@ -172,11 +212,11 @@ impl Kluis {
         let position = match (input.position, existing) {
             (Some(p), _) => p,
             (None, Some(e)) => e.position,
-            (None, None) => tx.pipelines(ObjectType::Deal.as_str()).await?.len() as i64,
+            (None, None) => tx.pipelines(t.as_str()).await?.len() as i64,
         };
         tx.upsert_pipeline(&PipelineRow {
             id,
-            object_type: ObjectType::Deal.as_str().into(),
+            object_type: t.as_str().into(),
             name,
             position,
             created_at: existing.map_or(now, |e| e.created_at),
@@ -196,23 +236,38 @@ impl Kluis {
         Ok(())
     }
 
+    /// A pipeline of either type, with its type.
+    async fn find_pipeline(
+        &self,
+        tx: &mut TenantTx,
+        id: PipelineId,
+    ) -> Result<(ObjectType, PipelineRow)> {
+        for t in [ObjectType::Deal, ObjectType::Ticket] {
+            if let Some(p) = tx
+                .pipelines(t.as_str())
+                .await?
+                .into_iter()
+                .find(|p| p.id == id)
+            {
+                return Ok((t, p));
+            }
+        }
+        Err(Error::not_found())
+    }
+
     async fn pipeline_state(&self, tx: &mut TenantTx, id: PipelineId) -> Result<Pipeline> {
-        let stages = tx.stages(ObjectType::Deal.as_str()).await?;
-        let p = tx
-            .pipelines(ObjectType::Deal.as_str())
-            .await?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or_else(Error::not_found)?;
+        let (t, p) = self.find_pipeline(tx, id).await?;
+        let stages = tx.stages(t.as_str()).await?;
         Ok(to_pipeline(p, &stages))
     }
 
-    /// The deal pipelines, in order (the default one is created on first use).
-    pub async fn list_pipelines(&self, actor: &Actor) -> Result<Vec<Pipeline>> {
+    /// The pipelines of deals or tickets, in order (a default one is created on first use).
+    pub async fn list_pipelines(&self, actor: &Actor, t: ObjectType) -> Result<Vec<Pipeline>> {
         actor.require(Permission::CrmRead)?;
+        check_pipeline_type(t)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        let stages = self.deal_stages(&mut tx).await?;
-        let pipelines = tx.pipelines(ObjectType::Deal.as_str()).await?;
+        let stages = self.stages_of(&mut tx, t).await?;
+        let pipelines = tx.pipelines(t.as_str()).await?;
         tx.commit().await?;
         Ok(pipelines
             .into_iter()
@@ -227,10 +282,12 @@ impl Kluis {
         input: PipelineInput,
     ) -> Result<Pipeline> {
         actor.require(Permission::SettingsManage)?;
+        let t = input.object_type.unwrap_or(ObjectType::Deal);
+        check_pipeline_type(t)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        self.deal_stages(&mut tx).await?;
+        self.stages_of(&mut tx, t).await?;
         let id = PipelineId::new();
-        self.write_pipeline(&mut tx, id, None, &input).await?;
+        self.write_pipeline(&mut tx, t, id, None, &input).await?;
         let p = self.pipeline_state(&mut tx, id).await?;
         self.audit_pipeline(&mut tx, actor, ctx, "pipeline.create", &p)
             .await?;
@@ -247,13 +304,15 @@ impl Kluis {
     ) -> Result<Pipeline> {
         actor.require(Permission::SettingsManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        let existing = tx
-            .pipelines(ObjectType::Deal.as_str())
-            .await?
-            .into_iter()
-            .find(|p| p.id == id)
-            .ok_or_else(Error::not_found)?;
-        self.write_pipeline(&mut tx, id, Some(&existing), &input)
+        let (t, existing) = self.find_pipeline(&mut tx, id).await?;
+        if input.object_type.is_some_and(|o| o != t) {
+            return Err(Error::validation(
+                "object_type",
+                "immutable",
+                "a pipeline's object type cannot change",
+            ));
+        }
+        self.write_pipeline(&mut tx, t, id, Some(&existing), &input)
             .await?;
         let p = self.pipeline_state(&mut tx, id).await?;
         self.audit_pipeline(&mut tx, actor, ctx, "pipeline.update", &p)
@@ -272,7 +331,7 @@ impl Kluis {
         actor.require(Permission::SettingsManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let p = self.pipeline_state(&mut tx, id).await?;
-        if tx.pipelines(ObjectType::Deal.as_str()).await?.len() == 1 {
+        if tx.pipelines(p.object_type.as_str()).await?.len() == 1 {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "last_pipeline",

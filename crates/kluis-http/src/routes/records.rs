@@ -112,8 +112,10 @@ pub struct RecordListQuery {
     pub pipeline_id: Option<uuid::Uuid>,
     /// Deals in this stage.
     pub stage_id: Option<uuid::Uuid>,
-    /// Deals by outcome: `open`, `won` or `lost`.
+    /// Deals and tickets by outcome: `open`, `won`, `lost` (deals), `closed` (tickets).
     pub outcome: Option<String>,
+    /// Tickets of this priority.
+    pub priority: Option<String>,
     /// Deals closing on or after this date (YYYY-MM-DD).
     pub close_from: Option<String>,
     /// Deals closing on or before this date (YYYY-MM-DD).
@@ -205,6 +207,7 @@ impl RecordListQuery {
             pipeline_id: self.pipeline_id.map(kluis_core::crm::PipelineId),
             stage_id: self.stage_id.map(kluis_core::crm::StageId),
             outcome: self.outcome.clone(),
+            priority: self.priority.clone(),
             close_from: self.close_from.clone(),
             close_to: self.close_to.clone(),
             contact_id: self.contact_id.map(RecordId),
@@ -250,6 +253,15 @@ pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
             "contact_ids",
         ]);
     }
+    if t == ObjectType::Ticket {
+        cols.extend([
+            "pipeline_id",
+            "stage_id",
+            "outcome",
+            "priority",
+            "contact_ids",
+        ]);
+    }
     if matches!(t, ObjectType::Note | ObjectType::Task) {
         cols.push("related_ids");
     }
@@ -282,16 +294,24 @@ pub fn record_csv(r: &Record) -> Vec<u8> {
             opt(d.pipeline_id.map(|v| v.to_string())),
             opt(d.stage_id.map(|v| v.to_string())),
             opt(r.outcome.clone()),
-            opt(d.amount_minor.map(|v| v.to_string())),
-            opt(d.currency.clone()),
-            opt(d.close_date.clone()),
+        ]);
+        if r.object_type == ObjectType::Ticket {
+            cells.push(opt(d.priority.clone()));
+        } else {
+            cells.extend([
+                opt(d.amount_minor.map(|v| v.to_string())),
+                opt(d.currency.clone()),
+                opt(d.close_date.clone()),
+            ]);
+        }
+        cells.push(
             r.contact_ids
                 .iter()
                 .flatten()
                 .map(ToString::to_string)
                 .collect::<Vec<_>>()
                 .join(" "),
-        ]);
+        );
     }
     if let Some(related) = &r.related_ids {
         cells.push(
@@ -512,6 +532,19 @@ record_routes!(
 );
 
 record_routes!(
+    tickets,
+    kluis_core::crm::ObjectType::Ticket,
+    "tickets",
+    "ticket",
+    "/api/v1/tickets",
+    "/api/v1/tickets/{id}",
+    "/api/v1/tickets/{id}/versions",
+    "/api/v1/tickets/{id}/versions/{revision}/restore",
+    "/api/v1/tickets/export",
+    "tickets"
+);
+
+record_routes!(
     notes,
     kluis_core::crm::ObjectType::Note,
     "notes",
@@ -541,21 +574,31 @@ pub mod pipelines {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
-    use kluis_core::crm::PipelineId;
     use kluis_core::crm::pipelines::{Pipeline, PipelineInput};
+    use kluis_core::crm::{ObjectType, PipelineId};
 
     use crate::AppState;
     use crate::auth::{Authed, Ctx};
-    use crate::error::{ApiJson, ApiResult, ErrorBody, IdPath};
+    use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 
-    /// The deal pipelines with their ordered stages (a default pipeline exists from the start).
-    #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines",
+    #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+    #[serde(deny_unknown_fields)]
+    pub struct PipelineQuery {
+        /// `deal` (default) or `ticket`.
+        pub object_type: Option<ObjectType>,
+    }
+
+    /// The pipelines of deals or tickets with their ordered stages (a default pipeline exists
+    /// from the start).
+    #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", params(PipelineQuery),
         responses((status = 200, body = Vec<Pipeline>), (status = 403, body = ErrorBody)))]
     pub async fn list(
         State(s): State<AppState>,
         Authed(a): Authed,
+        ApiQuery(q): ApiQuery<PipelineQuery>,
     ) -> ApiResult<Json<Vec<Pipeline>>> {
-        Ok(Json(s.kluis.list_pipelines(&a).await?))
+        let t = q.object_type.unwrap_or(ObjectType::Deal);
+        Ok(Json(s.kluis.list_pipelines(&a, t).await?))
     }
 
     /// Add a deal pipeline (owners and admins).

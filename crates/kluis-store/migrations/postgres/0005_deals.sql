@@ -1,4 +1,4 @@
--- Deals: pipelines with ordered stages, amounts, close dates; associations between records;
+-- Deals and tickets: pipelines with ordered stages, amounts, close dates; associations between records;
 -- the sensitive-data guard's flags and setting.
 -- Lockstep with ../sqlite/0005_deals.sql, which explains the design.
 CREATE TABLE crm_pipelines (
@@ -18,7 +18,7 @@ CREATE TABLE crm_stages (
     pipeline_id UUID NOT NULL,
     name        TEXT NOT NULL,
     position    BIGINT NOT NULL,
-    outcome     TEXT NOT NULL CHECK (outcome IN ('open', 'won', 'lost')),
+    outcome     TEXT NOT NULL CHECK (outcome IN ('open', 'won', 'lost', 'closed')),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, pipeline_id) REFERENCES crm_pipelines (tenant_id, id)
 );
@@ -29,6 +29,7 @@ ALTER TABLE crm_records ADD COLUMN stage_id UUID;
 ALTER TABLE crm_records ADD COLUMN amount_minor BIGINT;
 ALTER TABLE crm_records ADD COLUMN currency TEXT;
 ALTER TABLE crm_records ADD COLUMN close_date TEXT;
+ALTER TABLE crm_records ADD COLUMN priority TEXT;
 -- Tasks: due date (YYYY-MM-DD) and when it was done.
 ALTER TABLE crm_records ADD COLUMN due_date TEXT;
 ALTER TABLE crm_records ADD COLUMN done_at BIGINT;

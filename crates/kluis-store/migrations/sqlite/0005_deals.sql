@@ -1,4 +1,4 @@
--- Deals: pipelines with ordered stages, amounts, close dates; associations between records;
+-- Deals and tickets: pipelines with ordered stages, amounts, close dates; associations between records;
 -- the sensitive-data guard's flags and setting.
 -- Lockstep with ../postgres/0005_deals.sql.
 --
@@ -22,8 +22,9 @@ CREATE TABLE crm_stages (
     pipeline_id BLOB NOT NULL,
     name        TEXT NOT NULL,
     position    INTEGER NOT NULL,
-    -- open stages are in progress; a deal in a won or lost stage is closed with that outcome
-    outcome     TEXT NOT NULL CHECK (outcome IN ('open', 'won', 'lost')),
+    -- open stages are in progress; a deal in a won or lost stage is closed with that outcome,
+    -- a ticket in a closed stage is done
+    outcome     TEXT NOT NULL CHECK (outcome IN ('open', 'won', 'lost', 'closed')),
     PRIMARY KEY (tenant_id, id),
     FOREIGN KEY (tenant_id, pipeline_id) REFERENCES crm_pipelines (tenant_id, id)
 ) STRICT;
@@ -33,7 +34,8 @@ ALTER TABLE crm_records ADD COLUMN pipeline_id BLOB;
 ALTER TABLE crm_records ADD COLUMN stage_id BLOB;
 ALTER TABLE crm_records ADD COLUMN amount_minor INTEGER;  -- in the currency's minor unit (cents)
 ALTER TABLE crm_records ADD COLUMN currency TEXT;         -- ISO 4217
-ALTER TABLE crm_records ADD COLUMN close_date TEXT;       -- YYYY-MM-DD
+ALTER TABLE crm_records ADD COLUMN close_date TEXT;
+ALTER TABLE crm_records ADD COLUMN priority TEXT;       -- YYYY-MM-DD
 -- Tasks: due date (YYYY-MM-DD) and when it was done.
 ALTER TABLE crm_records ADD COLUMN due_date TEXT;
 ALTER TABLE crm_records ADD COLUMN done_at INTEGER;

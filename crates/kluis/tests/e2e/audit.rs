@@ -110,6 +110,15 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PATCH", "/api/v1/tags/{id}", "tag.update"),
     ("DELETE", "/api/v1/tags/{id}", "tag.delete"),
     ("POST", "/api/v1/tags/{id}/restore", "tag.restore"),
+    // Exercised with their events by crm::tickets.
+    ("POST", "/api/v1/tickets", "ticket.create"),
+    ("PATCH", "/api/v1/tickets/{id}", "ticket.update"),
+    ("DELETE", "/api/v1/tickets/{id}", "ticket.delete"),
+    (
+        "POST",
+        "/api/v1/tickets/{id}/versions/{revision}/restore",
+        "ticket.restore_version",
+    ),
     // Exercised with their events by crm::deals_and_pipelines.
     ("POST", "/api/v1/pipelines", "pipeline.create"),
     ("PUT", "/api/v1/pipelines/{id}", "pipeline.update"),

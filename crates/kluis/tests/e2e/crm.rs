@@ -15,7 +15,8 @@ on_both!(
     exports_are_streamed_privileged_and_safe,
     notes_and_tasks,
     custom_fields_and_values,
-    tags_on_records
+    tags_on_records,
+    tickets
 );
 
 /// The newest audit event with this action, read as the owner.
@@ -1491,5 +1492,150 @@ async fn tags_on_records(b: Backend) {
     assert!(
         !crate::secrets::contains(&dump, b"Warme lead"),
         "tag names are sealed"
+    );
+}
+
+async fn tickets(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "support").await;
+    let o = &t.owner;
+    let (st, p) = s.get("/api/v1/pipelines?object_type=ticket", &t.key).await;
+    assert_eq!(st, StatusCode::OK, "{p}");
+    assert_eq!(p[0]["name"], "Support");
+    assert_eq!(p[0]["object_type"], "ticket");
+    let closed = p[0]["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["outcome"] == "closed")
+        .unwrap()["id"]
+        .clone();
+    let (_, c) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"email": "klant@support.test"}}),
+        )
+        .await;
+    let contact = c["id"].clone();
+    let (st, tk) = s
+        .post(
+            "/api/v1/tickets",
+            o,
+            json!({"fields": {"subject": "Factuur klopt niet", "description": "Bedrag te hoog"}, "contact_ids": [contact], "owner_id": t.member_id}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{tk}");
+    assert_eq!(tk["deal"]["priority"], "normal");
+    assert_eq!(tk["outcome"], "open");
+    assert_eq!(tk["owner_id"], t.member_id, "assignee");
+    let id = tk["id"].as_str().unwrap().to_owned();
+    last_event(&s, o, "ticket.create").await;
+    for (body, want) in [
+        (
+            json!({"fields": {"subject": "x"}, "priority": "asap"}),
+            "invalid_priority",
+        ),
+        (
+            json!({"fields": {"subject": "x"}, "amount_minor": 5}),
+            "not_applicable",
+        ),
+        (
+            json!({"fields": {"subject": "x"}, "stage_id": p[0]["id"]}),
+            "unknown_stage",
+        ),
+        (json!({"fields": {}}), "required"),
+    ] {
+        let (st, v) = s.post("/api/v1/tickets", o, body.clone()).await;
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{body}: {v}"
+        );
+    }
+    let (st, v) = s
+        .post(
+            "/api/v1/deals",
+            o,
+            json!({"fields": {"name": "x"}, "priority": "high"}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "not_applicable")
+    );
+    let path = format!("/api/v1/tickets/{id}");
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            &t.member,
+            &[("if-match", "\"1\"")],
+            Some(json!({"priority": "urgent"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, _, v) = s
+        .call_with(
+            Method::PATCH,
+            &path,
+            &t.member,
+            &[("if-match", "\"2\"")],
+            Some(json!({"stage_id": closed})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["outcome"], "closed");
+    last_event(&s, o, "ticket.update").await;
+    for (q, n) in [
+        ("outcome=closed".to_owned(), 1),
+        ("outcome=open".to_owned(), 0),
+        ("priority=urgent".to_owned(), 1),
+        (format!("contact_id={}", contact.as_str().unwrap()), 1),
+    ] {
+        let (st, v) = s.get(&format!("/api/v1/tickets?{q}"), o).await;
+        assert_eq!(st, StatusCode::OK, "{q}: {v}");
+        assert_eq!(v["items"].as_array().unwrap().len(), n, "{q}: {v}");
+    }
+    // Ticket pipelines close; they do not win or lose.
+    let (st, v) = s
+        .post("/api/v1/pipelines", o, json!({"object_type": "ticket", "name": "Retouren", "stages": [{"name": "Open"}, {"name": "Gewonnen", "outcome": "won"}]}))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_outcome")
+    );
+    let (st, v) = s
+        .post("/api/v1/pipelines", o, json!({"object_type": "ticket", "name": "Retouren", "stages": [{"name": "Open"}, {"name": "Afgehandeld", "outcome": "closed"}]}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{v}");
+    let (_, list) = s.get("/api/v1/pipelines?object_type=ticket", o).await;
+    assert_eq!(list.as_array().unwrap().len(), 2);
+    let (st, _, _) = s
+        .call_with(
+            Method::POST,
+            &format!("{path}/versions/1/restore"),
+            o,
+            &[("if-match", "\"3\"")],
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    last_event(&s, o, "ticket.restore_version").await;
+    let (_, v) = s.get(&path, o).await;
+    assert_eq!(
+        (v["outcome"].as_str(), v["deal"]["priority"].as_str()),
+        (Some("open"), Some("normal"))
+    );
+    s.call(Method::DELETE, &path, o, None).await;
+    last_event(&s, o, "ticket.delete").await;
+    let (_, body) = s.get("/api/v1/tickets/export?format=csv", o).await;
+    assert!(
+        body.as_str()
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap()
+            .contains("priority")
     );
 }

@@ -29,6 +29,8 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/custom-fields",
         "/api/v1/custom-values",
         "/api/v1/tags",
+        "/api/v1/tickets",
+        "/api/v1/pipelines?object_type=ticket",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -72,6 +74,10 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         }
         ("POST", "/api/v1/custom-values") => Some(json!({"key": "eigen_a", "value": "pwned"})),
         ("PUT", _) if path.starts_with("/api/v1/custom-values/") => Some(json!({"value": "pwned"})),
+        ("POST", "/api/v1/tickets") => Some(json!({"fields": {"subject": "Intrusion"}})),
+        ("PATCH", _) if path.starts_with("/api/v1/tickets/") => {
+            Some(json!({"fields": {"subject": "pwned"}, "priority": "urgent"}))
+        }
         ("POST", "/api/v1/tags") => Some(json!({"name": "Van A"})),
         ("PATCH", _) if path.starts_with("/api/v1/tags/") => Some(json!({"name": "pwned"})),
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
@@ -128,6 +134,7 @@ struct BRecords {
     task: String,
     custom_field: String,
     tag: String,
+    ticket: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -200,7 +207,16 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         .post("/api/v1/tags", &b.owner, json!({"name": "Geheime tag B"}))
         .await;
     assert_eq!(st, StatusCode::CREATED, "{tag}");
+    let (st, ticket) = s
+        .post(
+            "/api/v1/tickets",
+            &b.owner,
+            json!({"fields": {"subject": "Klacht B"}, "contact_ids": [ids[1]], "priority": "high"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{ticket}");
     BRecords {
+        ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
         custom_field: cf["id"].as_str().unwrap().to_owned(),
         note: note["id"].as_str().unwrap().to_owned(),
@@ -226,6 +242,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.company
     } else if path.starts_with("/api/v1/deals/{id}") {
         &r.deal
+    } else if path.starts_with("/api/v1/tickets/{id}") {
+        &r.ticket
     } else if path.starts_with("/api/v1/tags/{id}") {
         &r.tag
     } else if path.starts_with("/api/v1/custom-fields/{id}") {
@@ -285,6 +303,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         "Taak B",
         "Slogan van B",
         "Geheime tag B",
+        "Klacht B",
         "Geheim B",
         records.note.as_str(),
         records.task.as_str(),
