@@ -605,10 +605,10 @@ impl Kluis {
     /// again. Audit events keep the key version they were written with (they are append-only);
     /// retired versions stay available for reading them.
     ///
-    /// Per batch: the rows are read and re-sealed in a read transaction (no write lock), then
-    /// written in a short write transaction by one compare-and-swap statement per batch
-    /// (`TenantTx::reseal_users`): a row changed since it was read is not overwritten and the
-    /// batch is read again. Batches with nothing stale write nothing.
+    /// Per batch: the rows are read and re-sealed in a read transaction (no write lock, so
+    /// other writers get the lock between batches), then written in a short write transaction
+    /// as a compare-and-swap (`TenantTx::reseal_users`): a row changed since it was read is not
+    /// overwritten, and the batch is read again. Batches with nothing stale write nothing.
     pub async fn reencrypt_tenant(
         &self,
         tenant: TenantId,
