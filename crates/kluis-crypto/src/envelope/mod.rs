@@ -19,9 +19,9 @@
 //! data keys well before that.
 //!
 //! Performance: a [`DataKey`] expands its AES key schedule and GHASH key once, on first use, and
-//! keeps them (wiped on drop) instead of per call; seal and open work in place in the one output
-//! buffer; the associated data is built on the stack; nonces come from a per-thread batch of OS
-//! randomness (`nonce.rs`). The AEAD is `ring`'s AES-256-GCM (BoringSSL's assembly) through
+//! keeps them instead of per call (freed, not wiped, on drop: see `crate::aead`); seal and open
+//! work in place in the one output buffer; the associated data is built on the stack; nonces
+//! come from a per-thread batch of OS randomness (`nonce.rs`). The AEAD is `ring`'s AES-256-GCM (BoringSSL's assembly) through
 //! `crate::aead`; the format is unchanged from the earlier RustCrypto `aes-gcm` implementation
 //! (see the known-answer tests below).
 
