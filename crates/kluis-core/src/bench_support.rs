@@ -505,6 +505,87 @@ pub async fn verify_breakdown(kluis: &Kluis, tenant: TenantId) -> Result<VerifyB
     Ok(b)
 }
 
+// ---- DEK re-encryption (`benches/reencrypt.rs`) -----------------------------------------
+
+/// Email of the `i`th bench user (what [`insert_sealed_users`] seals).
+pub fn bench_user_email(i: u64) -> String {
+    format!("user{i:07}@reencrypt.bench.example")
+}
+
+/// Display name of the `i`th bench user.
+pub fn bench_user_name(i: u64) -> String {
+    format!("Bench User {i}")
+}
+
+/// Inserts users `start..start + n` (invited: no password, role `member`) with their email and
+/// display name sealed exactly as `users::insert_user` seals them: under the tenant's current
+/// data key, bound to tenant/table/column/record, with the email's blind index, and counted in
+/// the key's seal count. `per_tx` users per write transaction. Skips `insert_user`'s
+/// validation, password hashing and read-back, which only slow the setup of a large table.
+/// Returns the ids in order (`ids[k]` is user `start + k`).
+pub async fn insert_sealed_users(
+    kluis: &Kluis,
+    tenant: TenantId,
+    start: u64,
+    n: u64,
+    per_tx: u64,
+) -> Result<Vec<crate::UserId>> {
+    use kluis_crypto::blind_index::normalise_email;
+    let per_tx = per_tx.max(1);
+    let mut ids = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
+    let mut done = 0;
+    while done < n {
+        let m = per_tx.min(n - done);
+        let mut tx = kluis.store.tenant(tenant).begin().await?;
+        let keys = kluis.keys(&mut tx).await?;
+        let now = kluis.now();
+        for i in start + done..start + done + m {
+            let id = crate::UserId::new();
+            let email = bench_user_email(i);
+            let bidx = keys.email_index(&normalise_email(&email));
+            tx.insert_user(&kluis_store::rows::NewUser {
+                id,
+                email_bidx: &bidx,
+                email: &keys.seal_str("users", "email", id.0, &email)?,
+                display_name: &keys.seal_str("users", "display_name", id.0, &bench_user_name(i))?,
+                role: "member",
+                password_hash: None,
+                now,
+            })
+            .await?;
+            ids.push(id);
+        }
+        let sealed = i64::try_from(2 * m).map_err(|_| Error::internal("count"))?;
+        kluis.count_sealed(&mut tx, &keys, sealed).await?;
+        tx.commit().await?;
+        done += m;
+    }
+    Ok(ids)
+}
+
+/// Reads every user row of `tenant` (keyset pages of 10,000, one read transaction per page)
+/// and counts the data-key versions in the headers of their sealed columns, without
+/// decrypting. Returns (rows, values per key version).
+pub async fn user_sealed_versions(
+    kluis: &Kluis,
+    tenant: TenantId,
+) -> Result<(u64, std::collections::BTreeMap<u32, u64>)> {
+    let mut versions = std::collections::BTreeMap::new();
+    let (mut rows, mut after) = (0u64, None);
+    loop {
+        let mut tx = kluis.store.tenant(tenant).begin_read().await?;
+        let page = tx.list_users(after, 10_000).await?;
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        rows += page.len() as u64;
+        for sealed in page.iter().flat_map(|r| [&r.email, &r.display_name]) {
+            let v = kluis_crypto::envelope::sealed_key_version(sealed)?;
+            *versions.entry(v).or_insert(0u64) += 1;
+        }
+    }
+    Ok((rows, versions))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -697,62 +697,109 @@ impl Kluis {
     }
 
     /// Re-encrypts every sealed user and session value not yet under the current data key, in
-    /// batches of `batch` rows, one transaction per batch, while the server keeps serving (reads
-    /// use every key version; each batch commits on its own). Idempotent, so an interrupted run is
-    /// resumed by running it again. Audit events keep the key version they were written with
-    /// (they are append-only); retired versions stay available for reading them.
+    /// batches of `batch` rows, while the server keeps serving (reads use every key version;
+    /// each batch commits on its own). Idempotent, so an interrupted run is resumed by running it
+    /// again. Audit events keep the key version they were written with (they are append-only);
+    /// retired versions stay available for reading them.
+    ///
+    /// Per batch: the rows are read and re-sealed in a read transaction (no write lock, so
+    /// other writers get the lock between batches), then written in a short write transaction
+    /// as a compare-and-swap (`TenantTx::reseal_users`): a row changed since it was read is not
+    /// overwritten, and the batch is read again. Batches with nothing stale write nothing.
     pub async fn reencrypt_tenant(
         &self,
         tenant: TenantId,
         batch: i64,
         mut progress: impl FnMut(&ReencryptProgress),
     ) -> Result<ReencryptProgress> {
+        use kluis_store::rows::Reseal;
         self.key_cache.evict(tenant);
         let mut p = ReencryptProgress::default();
         let mut after_user = None;
+        let mut retries = 0;
         loop {
-            let mut tx = self.store.tenant(tenant).begin().await?;
+            let mut tx = self.store.tenant(tenant).begin_read().await?;
             let keys = self.keys(&mut tx).await?;
             p.current_version = keys.current_version();
             let rows = tx.list_users(after_user, batch).await?;
+            drop(tx);
             let Some(last) = rows.last() else { break };
-            after_user = Some(last.id);
-            let mut n = 0;
-            for r in &rows {
-                if keys.stale(&r.email) || keys.stale(&r.display_name) {
-                    let email = keys.reseal("users", "email", r.id.0, &r.email)?;
-                    let name = keys.reseal("users", "display_name", r.id.0, &r.display_name)?;
-                    tx.reseal_user(r.id, &email, &name).await?;
-                    n += 2;
-                }
+            let mut sealed = Vec::new();
+            for r in rows
+                .iter()
+                .filter(|r| keys.stale(&r.email) || keys.stale(&r.display_name))
+            {
+                let email = keys.reseal("users", "email", r.id.0, &r.email)?;
+                let name = keys.reseal("users", "display_name", r.id.0, &r.display_name)?;
+                sealed.push((r, email, name));
             }
-            self.count_sealed(&mut tx, &keys, n).await?;
-            tx.commit().await?;
-            p.rows_seen += rows.len() as u64;
-            p.values_resealed += n as u64;
+            let reseals: Vec<_> = sealed
+                .iter()
+                .map(|(r, email, name)| Reseal {
+                    id: r.id,
+                    old: [&r.email[..], &r.display_name[..]],
+                    new: [&email[..], &name[..]],
+                })
+                .collect();
+            let mut written = 0;
+            if !reseals.is_empty() {
+                let mut tx = self.store.tenant(tenant).begin().await?;
+                written = tx.reseal_users(&reseals).await?;
+                self.count_sealed(&mut tx, &keys, sealed_values(written)?)
+                    .await?;
+                tx.commit().await?;
+                p.values_resealed += 2 * written;
+            }
+            if written == reseals.len() as u64 {
+                after_user = Some(last.id);
+                p.rows_seen += rows.len() as u64;
+                retries = 0;
+            } else {
+                retries = next_retry(retries)?;
+            }
             progress(&p);
             crate::audit::failpoint_after_batch()?;
         }
         let mut after_session = None;
         loop {
-            let mut tx = self.store.tenant(tenant).begin().await?;
+            let mut tx = self.store.tenant(tenant).begin_read().await?;
             let keys = self.keys(&mut tx).await?;
             let rows = tx.sessions_batch(after_session, batch).await?;
+            drop(tx);
             let Some(last) = rows.last() else { break };
-            after_session = Some(last.id);
-            let mut n = 0;
-            for r in &rows {
-                if keys.stale(&r.ip) || keys.stale(&r.user_agent) {
-                    let ip = keys.reseal("sessions", "ip", r.id.0, &r.ip)?;
-                    let ua = keys.reseal("sessions", "user_agent", r.id.0, &r.user_agent)?;
-                    tx.reseal_session(r.id, &ip, &ua).await?;
-                    n += 2;
-                }
+            let mut sealed = Vec::new();
+            for r in rows
+                .iter()
+                .filter(|r| keys.stale(&r.ip) || keys.stale(&r.user_agent))
+            {
+                let ip = keys.reseal("sessions", "ip", r.id.0, &r.ip)?;
+                let ua = keys.reseal("sessions", "user_agent", r.id.0, &r.user_agent)?;
+                sealed.push((r, ip, ua));
             }
-            self.count_sealed(&mut tx, &keys, n).await?;
-            tx.commit().await?;
-            p.rows_seen += rows.len() as u64;
-            p.values_resealed += n as u64;
+            let reseals: Vec<_> = sealed
+                .iter()
+                .map(|(r, ip, ua)| Reseal {
+                    id: r.id,
+                    old: [&r.ip[..], &r.user_agent[..]],
+                    new: [&ip[..], &ua[..]],
+                })
+                .collect();
+            let mut written = 0;
+            if !reseals.is_empty() {
+                let mut tx = self.store.tenant(tenant).begin().await?;
+                written = tx.reseal_sessions(&reseals).await?;
+                self.count_sealed(&mut tx, &keys, sealed_values(written)?)
+                    .await?;
+                tx.commit().await?;
+                p.values_resealed += 2 * written;
+            }
+            if written == reseals.len() as u64 {
+                after_session = Some(last.id);
+                p.rows_seen += rows.len() as u64;
+                retries = 0;
+            } else {
+                retries = next_retry(retries)?;
+            }
             progress(&p);
             crate::audit::failpoint_after_batch()?;
         }
@@ -823,6 +870,28 @@ impl Kluis {
             versions_changed: changed,
         })
     }
+}
+
+/// Values (two per row) written by a re-encryption batch, for the seal count.
+fn sealed_values(rows: u64) -> Result<i64> {
+    rows.checked_mul(2)
+        .and_then(|n| i64::try_from(n).ok())
+        .ok_or_else(|| Error::internal("count overflow"))
+}
+
+/// Batches read again in a row because rows changed under the re-encryption, before it gives
+/// up (the run can simply be repeated).
+const REENCRYPT_RETRIES: u32 = 10;
+
+fn next_retry(retries: u32) -> Result<u32> {
+    if retries >= REENCRYPT_RETRIES {
+        return Err(Error::new(
+            ErrorKind::Conflict,
+            "reencrypt_contended",
+            "rows kept changing during re-encryption; run it again",
+        ));
+    }
+    Ok(retries + 1)
 }
 
 /// The age of a tenant's current data key.

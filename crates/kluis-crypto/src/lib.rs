@@ -1,5 +1,5 @@
-//! Kluis cryptography. No database or network IO: this crate glues RustCrypto primitives
-//! together and never implements a primitive itself.
+//! Kluis cryptography. No database or network IO: this crate glues RustCrypto primitives (and
+//! `ring`'s AES-256-GCM) together and never implements a primitive itself.
 //!
 //! | module | what |
 //! |---|---|

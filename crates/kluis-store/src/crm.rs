@@ -215,10 +215,27 @@ impl TenantTx {
         let (field, bidx) = f.lookup.as_ref().map_or((None, None), |(f, b)| {
             (Some(f.as_str()), Some(b.as_slice()))
         });
+        // Type, trash state and cursor as plain comparisons, so both engines seek the
+        // (tenant_id, object_type, deleted_at, id) index; the other filters are residual.
+        let object_type = if f.object_type.is_some() {
+            "object_type = $2"
+        } else {
+            "$2 IS NULL"
+        };
+        let deleted = if f.deleted {
+            "deleted_at IS NOT NULL AND $3"
+        } else {
+            "deleted_at IS NULL AND NOT $3"
+        };
+        let cursor = if after.is_some() {
+            format!("id {cmp} $4")
+        } else {
+            "$4 IS NULL".to_owned()
+        };
         let sql = format!(
             "SELECT {RECORD_COLS} FROM crm_records WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR object_type = $2) AND (deleted_at IS NOT NULL) = $3 \
-             AND ($4 IS NULL OR id {cmp} $4) AND ($5 IS NULL OR owner_id = $5) \
+             AND {object_type} AND {deleted} \
+             AND {cursor} AND ($5 IS NULL OR owner_id = $5) \
              AND ($6 IS NULL OR company_id = $6) \
              AND ($7 IS NULL OR created_at >= $7) AND ($8 IS NULL OR created_at < $8) \
              AND ($9 IS NULL OR updated_at >= $9) AND ($10 IS NULL OR updated_at < $10) \
@@ -688,9 +705,13 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<(RecordId, Vec<u8>)>> {
         let t = self.tenant;
+        // A plain `id > $2` (not `$2 IS NULL OR ...`) so SQLite seeks instead of rescanning.
+        let sql = format!(
+            "SELECT id, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+            crate::tenant::keyset(after.is_some())
+        );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            "SELECT id, fields FROM crm_records WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) \
-             ORDER BY id LIMIT $3"
+            sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(t)
         .bind(after)
@@ -723,10 +744,17 @@ impl TenantTx {
     ) -> Result<Vec<(RecordId, i64, Vec<u8>)>> {
         let t = self.tenant;
         let (id, rev) = after.map_or((None, 0), |(i, r)| (Some(i), r));
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            "SELECT record_id, revision, fields FROM crm_versions WHERE tenant_id = $1 \
-             AND ($2 IS NULL OR record_id > $2 OR (record_id = $2 AND revision > $3)) \
+        let cursor = if after.is_some() {
+            "(record_id, revision) > ($2, $3)"
+        } else {
+            "$2 IS NULL AND $3 = 0"
+        };
+        let sql = format!(
+            "SELECT record_id, revision, fields FROM crm_versions WHERE tenant_id = $1 AND {cursor} \
              ORDER BY record_id, revision LIMIT $4"
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql.clone())
         )
         .bind(t)
         .bind(id)

@@ -99,6 +99,16 @@ pub struct NewUser<'a> {
     pub now: i64,
 }
 
+/// One row's two sealed columns, re-encrypted: [`crate::TenantTx::reseal_users`] and
+/// [`crate::TenantTx::reseal_sessions`] write `new` only where the row still holds `old`.
+pub struct Reseal<'a, I> {
+    pub id: I,
+    /// The values read (users: email, display_name; sessions: ip, user_agent).
+    pub old: [&'a [u8]; 2],
+    /// Their replacements, same order.
+    pub new: [&'a [u8]; 2],
+}
+
 pub struct NewSession<'a> {
     pub id: SessionId,
     pub user_id: UserId,

@@ -5,8 +5,8 @@ use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
     ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRow, AuditFilter, NewApiKey,
-    NewAuditEvent, NewSession, NewUser, SessionAuthRow, SessionRow, TenantKeyRow, UserPatch,
-    UserRow,
+    NewAuditEvent, NewSession, NewUser, Reseal, SessionAuthRow, SessionRow, TenantKeyRow,
+    UserPatch, UserRow,
 };
 use crate::{Result, on_conn};
 
@@ -22,6 +22,13 @@ const USER_COLS: &str =
     "tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at";
 const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
 const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, created_by, created_at, rotated_at, last_used_at, revoked_at";
+
+/// The keyset condition on `id` after the cursor `$2`. Without a cursor it must not mention
+/// `id`: `($2 IS NULL OR id > $2)` stops SQLite from seeking the primary key, so every page
+/// scanned the tenant's rows from the start (quadratic over a full walk).
+pub(crate) fn keyset(has_cursor: bool) -> &'static str {
+    if has_cursor { "id > $2" } else { "$2 IS NULL" }
+}
 
 /// `a, b` -> `p.a, p.b` for joins.
 fn prefixed(p: &str, cols: &str) -> String {
@@ -204,7 +211,8 @@ impl TenantTx {
     pub async fn list_users(&mut self, after: Option<UserId>, limit: i64) -> Result<Vec<UserRow>> {
         let t = self.tenant;
         let sql = format!(
-            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+            keyset(after.is_some())
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
@@ -751,26 +759,21 @@ impl TenantTx {
     }
 }
 
+/// Rows per `UPDATE` on PostgreSQL in [`TenantTx::reseal_users`] /
+/// [`TenantTx::reseal_sessions`]: 5 parameters a row stays far below its limit of 65535.
+const RESEAL_CHUNK: usize = 1000;
+
+/// (id, old values, new values) of one row for `TenantTx::reseal`.
+type ResealRow<'a> = (uuid::Uuid, [&'a [u8]; 2], [&'a [u8]; 2]);
+
 impl TenantTx {
-    /// Replaces a user's sealed columns (data-key rotation re-encrypts them).
-    pub async fn reseal_user(
-        &mut self,
-        id: UserId,
-        email: &[u8],
-        display_name: &[u8],
-    ) -> Result<()> {
-        let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
-            "UPDATE users SET email = $3, display_name = $4 WHERE tenant_id = $1 AND id = $2"
-        )
-        .bind(t)
-        .bind(id)
-        .bind(email)
-        .bind(display_name)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(())
+    /// Replaces users' sealed email and display name (data-key rotation re-encrypts them).
+    /// Compare-and-swap: a row is written only if it still holds the `old` values, so a change
+    /// made since they were read is never overwritten. Returns the rows written; fewer than
+    /// given means some changed (or were deleted).
+    pub async fn reseal_users(&mut self, rows: &[Reseal<'_, UserId>]) -> Result<u64> {
+        let rows: Vec<_> = rows.iter().map(|r| (r.id.0, r.old, r.new)).collect();
+        self.reseal("users", ["email", "display_name"], &rows).await
     }
 
     /// Sessions in id order after `after`, including ended ones (for re-encryption).
@@ -781,7 +784,8 @@ impl TenantTx {
     ) -> Result<Vec<SessionRow>> {
         let t = self.tenant;
         let sql = format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
+            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+            keyset(after.is_some())
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
@@ -793,24 +797,74 @@ impl TenantTx {
         .await?))
     }
 
-    pub async fn reseal_session(
+    /// Like [`TenantTx::reseal_users`] for sessions' sealed ip and user agent.
+    pub async fn reseal_sessions(&mut self, rows: &[Reseal<'_, SessionId>]) -> Result<u64> {
+        let rows: Vec<_> = rows.iter().map(|r| (r.id.0, r.old, r.new)).collect();
+        self.reseal("sessions", ["ip", "user_agent"], &rows).await
+    }
+
+    /// The compare-and-swap of [`TenantTx::reseal_users`]. `table` and the column names are
+    /// literals from this file, never input.
+    ///
+    /// PostgreSQL: one statement per [`RESEAL_CHUNK`] rows (`UPDATE .. FROM (VALUES ..)`),
+    /// since every statement is a network round trip. SQLite: one prepared statement per row;
+    /// in-process a statement costs no round trip, and SQLite 3.51 plans the `VALUES` join as a
+    /// scan of the tenant's rows (measured 1.5-3x slower than per-row statements at 500 rows
+    /// and 50,000 users, growing with the table).
+    async fn reseal(
         &mut self,
-        id: SessionId,
-        ip: &[u8],
-        user_agent: &[u8],
-    ) -> Result<()> {
+        table: &'static str,
+        [a, b]: [&'static str; 2],
+        rows: &[ResealRow<'_>],
+    ) -> Result<u64> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
-            "UPDATE sessions SET ip = $3, user_agent = $4 WHERE tenant_id = $1 AND id = $2"
-        )
-        .bind(t)
-        .bind(id)
-        .bind(ip)
-        .bind(user_agent)
-        .execute(c)
-        .await?
-        .rows_affected());
-        Ok(())
+        let mut written = 0;
+        if let Tx::Pg(c) = &mut self.tx {
+            for chunk in rows.chunks(RESEAL_CHUNK) {
+                let values = (0..chunk.len())
+                    .map(|i| {
+                        let p = 2 + 5 * i;
+                        format!("(${}, ${}, ${}, ${}, ${})", p, p + 1, p + 2, p + 3, p + 4)
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", ");
+                let sql = format!(
+                    "UPDATE {table} SET {a} = v.column4, {b} = v.column5 FROM (VALUES {values}) AS v \
+                     WHERE {table}.tenant_id = $1 AND {table}.id = v.column1 \
+                     AND {table}.{a} = v.column2 AND {table}.{b} = v.column3"
+                );
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(t);
+                for (id, old, new) in chunk {
+                    q = q
+                        .bind(id)
+                        .bind(old[0])
+                        .bind(old[1])
+                        .bind(new[0])
+                        .bind(new[1]);
+                }
+                written += q.execute(&mut **c).await?.rows_affected();
+            }
+            return Ok(written);
+        }
+        let sql = format!(
+            "UPDATE {table} SET {a} = $5, {b} = $6 \
+             WHERE tenant_id = $1 AND id = $2 AND {a} = $3 AND {b} = $4"
+        );
+        for (id, old, new) in rows {
+            written += on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
+                sql.clone()
+            ))
+            .bind(t)
+            .bind(id)
+            .bind(old[0])
+            .bind(old[1])
+            .bind(new[0])
+            .bind(new[1])
+            .execute(c)
+            .await?
+            .rows_affected());
+        }
+        Ok(written)
     }
 }
 

@@ -440,3 +440,140 @@ on_both!(
         tx.commit().await.unwrap();
     }
 );
+
+on_both!(
+    reseal_is_a_tenant_scoped_compare_and_swap,
+    |b: Backend| async move {
+        use kluis_store::rows::Reseal;
+        let s = &b.store;
+        let a = tenant(s, "a").await;
+        let bt = tenant(s, "b").await;
+        // More users than one statement takes (1000), to cover the chunking.
+        let n = 1203usize;
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        let mut ids = Vec::new();
+        for i in 0..n {
+            let id = UserId::new();
+            let email = format!("u{i}@a.test");
+            tx.insert_user(&NewUser {
+                id,
+                email_bidx: email.as_bytes(),
+                email: email.as_bytes(),
+                display_name: b"old",
+                role: "member",
+                password_hash: None,
+                now: 1,
+            })
+            .await
+            .unwrap();
+            ids.push(id);
+        }
+        tx.commit().await.unwrap();
+        let other = user(s, bt, "u0@a.test").await;
+
+        // Keyset pages walk every row once, in id order.
+        let mut tx = s.tenant(a).begin_read().await.unwrap();
+        let (mut seen, mut after) = (Vec::new(), None);
+        loop {
+            let page = tx.list_users(after, 100).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = Some(last.id);
+            seen.extend(page.iter().map(|r| r.id));
+        }
+        drop(tx);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(seen, sorted);
+
+        // The second user changed since it was read: not overwritten. Another tenant's id is
+        // not reachable.
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.update_user(
+            ids[1],
+            &UserPatch {
+                display_name: Some(b"changed"),
+                ..Default::default()
+            },
+            2,
+        )
+        .await
+        .unwrap();
+        tx.commit().await.unwrap();
+        let emails: Vec<String> = (0..n).map(|i| format!("u{i}@a.test")).collect();
+        let mut reseals: Vec<Reseal<'_, UserId>> = ids
+            .iter()
+            .zip(&emails)
+            .map(|(id, e)| Reseal {
+                id: *id,
+                old: [e.as_bytes(), b"old"],
+                new: [b"new-email", b"new"],
+            })
+            .collect();
+        reseals.push(Reseal {
+            id: other,
+            old: [b"u0@a.test", b"X"],
+            new: [b"stolen", b"stolen"],
+        });
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        assert_eq!(tx.reseal_users(&reseals).await.unwrap(), n as u64 - 1);
+        assert_eq!(tx.reseal_users(&[]).await.unwrap(), 0);
+        tx.commit().await.unwrap();
+
+        let mut tx = s.tenant(a).begin_read().await.unwrap();
+        let first = tx.user(ids[0]).await.unwrap().unwrap();
+        assert_eq!(
+            (&first.email[..], &first.display_name[..]),
+            (&b"new-email"[..], &b"new"[..])
+        );
+        let last = tx.user(ids[n - 1]).await.unwrap().unwrap();
+        assert_eq!(&last.display_name[..], b"new");
+        let changed = tx.user(ids[1]).await.unwrap().unwrap();
+        assert_eq!(
+            (&changed.email[..], &changed.display_name[..]),
+            (&b"u1@a.test"[..], &b"changed"[..])
+        );
+        drop(tx);
+        let mut tx = s.tenant(bt).begin_read().await.unwrap();
+        assert_eq!(
+            &tx.user(other).await.unwrap().unwrap().email[..],
+            b"u0@a.test"
+        );
+        drop(tx);
+
+        // Sessions: the same statement shape on the other table.
+        let u = ids[0];
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        let sid = kluis_store::SessionId::new();
+        tx.insert_session(&NewSession {
+            id: sid,
+            user_id: u,
+            token_hash: &[9; 32],
+            csrf_hash: &[9; 32],
+            ip: b"ip1",
+            user_agent: b"ua1",
+            now: 1,
+            expires_at: 10,
+        })
+        .await
+        .unwrap();
+        let stale = Reseal {
+            id: sid,
+            old: [&b"ip0"[..], &b"ua1"[..]],
+            new: [&b"ip2"[..], &b"ua2"[..]],
+        };
+        assert_eq!(tx.reseal_sessions(&[stale]).await.unwrap(), 0);
+        let fresh = Reseal {
+            id: sid,
+            old: [&b"ip1"[..], &b"ua1"[..]],
+            new: [&b"ip2"[..], &b"ua2"[..]],
+        };
+        assert_eq!(tx.reseal_sessions(&[fresh]).await.unwrap(), 1);
+        let rows = tx.sessions_batch(None, 10).await.unwrap();
+        assert_eq!(
+            (&rows[0].ip[..], &rows[0].user_agent[..]),
+            (&b"ip2"[..], &b"ua2"[..])
+        );
+        assert!(tx.sessions_batch(Some(sid), 10).await.unwrap().is_empty());
+        tx.commit().await.unwrap();
+    }
+);

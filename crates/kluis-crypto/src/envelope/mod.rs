@@ -19,10 +19,11 @@
 //! data keys well before that.
 //!
 //! Performance: a [`DataKey`] expands its AES key schedule and GHASH key once, on first use, and
-//! keeps them (wiped on drop) instead of per call; seal and open work in place in the one output
-//! buffer; the associated data is built on the stack; nonces come from a per-thread batch of OS
-//! randomness (`nonce.rs`). The format and the AEAD (AES-256-GCM from `aes-gcm`, as in
-//! `crate::aead`) are unchanged.
+//! keeps them instead of per call (freed, not wiped, on drop: see `crate::aead`); seal and open
+//! work in place in the one output buffer; the associated data is built on the stack; nonces
+//! come from a per-thread batch of OS randomness (`nonce.rs`). The AEAD is `ring`'s AES-256-GCM (BoringSSL's assembly) through
+//! `crate::aead`; the format is unchanged from the earlier RustCrypto `aes-gcm` implementation
+//! (see the known-answer tests below).
 
 mod kms;
 mod nonce;
@@ -32,11 +33,10 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::OnceLock;
 
-use aes_gcm::{AeadInOut, Aes256Gcm, Key, KeyInit};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 use crate::CryptoError;
-use crate::aead::{KEY_LEN, NONCE_LEN, TAG_LEN};
+use crate::aead::{Aes256GcmKey, KEY_LEN, NONCE_LEN, TAG_LEN};
 use crate::encoding::put_len_prefixed;
 use crate::token::try_random_bytes;
 
@@ -53,22 +53,23 @@ pub const OVERHEAD: usize = HEADER_LEN + TAG_LEN;
 /// Domain label at the start of every envelope AAD, so it can never collide with a key-wrap AAD.
 const ENVELOPE_AAD_LABEL: &[u8] = b"kluis.envelope";
 
-/// A 256-bit data-encryption key with its version. Wiped from memory on drop (with its cached
-/// key schedule); `Debug` shows only the version.
+/// A 256-bit data-encryption key with its version. The key bytes are wiped from memory on drop;
+/// the cached expanded key is freed but not wiped (ring offers no way to; see `crate::aead`).
+/// `Debug` shows only the version.
 #[derive(Clone)]
 pub struct DataKey {
     bytes: [u8; KEY_LEN],
     version: u32,
-    /// The expanded AES-256 key schedule and GHASH key, built on first use. `aes-gcm`'s `zeroize`
-    /// feature wipes them when dropped.
-    cipher: OnceLock<Box<Aes256Gcm>>,
+    /// The expanded AES-256 key schedule and GHASH key, built on first use and kept (boxed, so
+    /// it is never copied by moves of the `DataKey`).
+    cipher: OnceLock<Box<Aes256GcmKey>>,
 }
 
 impl Zeroize for DataKey {
     fn zeroize(&mut self) {
         self.bytes.zeroize();
-        // Dropping the cached cipher wipes the key schedule; a later use rebuilds it from the
-        // (now zero) bytes rather than silently keeping the old key.
+        // Drop the cached cipher: a later use rebuilds it from the (now zero) bytes rather than
+        // silently keeping the old key. (ring frees its key schedule without wiping it.)
         self.cipher = OnceLock::new();
     }
 }
@@ -104,12 +105,14 @@ impl DataKey {
         Ok(Self::from_bytes(version, bytes))
     }
 
-    /// The AES-256-GCM instance for this key, expanded once.
-    fn cipher(&self) -> &Aes256Gcm {
-        self.cipher.get_or_init(|| {
-            let key: &Key<Aes256Gcm> = (&self.bytes).into();
-            Box::new(Aes256Gcm::new(key))
-        })
+    /// The AES-256-GCM instance for this key, expanded once. (Two threads racing on the first
+    /// use may both expand it; one result is kept.)
+    fn cipher(&self) -> Result<&Aes256GcmKey, CryptoError> {
+        if let Some(c) = self.cipher.get() {
+            return Ok(c);
+        }
+        let c = Box::new(Aes256GcmKey::new(&self.bytes)?);
+        Ok(self.cipher.get_or_init(|| c))
     }
 
     /// The key version written into every value sealed with this key.
@@ -319,13 +322,11 @@ fn seal_with_nonce(
     out.extend_from_slice(nonce);
     out.extend_from_slice(plaintext);
     let body = out.get_mut(HEADER_LEN..).ok_or(CryptoError::Encrypt)?;
-    let tag = ctx
-        .with_associated_data(FORMAT_V1, key.version(), |aad| {
-            key.cipher()
-                .encrypt_inout_detached(nonce.into(), aad, body.into())
-        })
-        // Only reachable for plaintexts over 64 GiB.
-        .map_err(|_| CryptoError::Encrypt)?;
+    let cipher = key.cipher().map_err(|_| CryptoError::Encrypt)?;
+    // Fails only for plaintexts over 64 GiB.
+    let tag = ctx.with_associated_data(FORMAT_V1, key.version(), |aad| {
+        cipher.seal_in_place(nonce, aad, body)
+    })?;
     out.extend_from_slice(&tag);
     Ok(out)
 }
@@ -377,15 +378,11 @@ pub fn open(
     let (ciphertext, tag) = body
         .split_last_chunk::<TAG_LEN>()
         .ok_or(CryptoError::MalformedCiphertext)?;
+    let cipher = key.cipher().map_err(|_| CryptoError::Decrypt)?;
     let mut plaintext = ciphertext.to_vec();
+    // On failure ring zeroes `plaintext` (it decrypts and authenticates in one pass).
     ctx.with_associated_data(FORMAT_V1, version, |aad| {
-        // Checks the tag before decrypting: on failure `plaintext` still holds ciphertext.
-        key.cipher().decrypt_inout_detached(
-            (&nonce).into(),
-            aad,
-            plaintext.as_mut_slice().into(),
-            tag.into(),
-        )
+        cipher.open_in_place(&nonce, aad, &mut plaintext, tag)
     })
     .map_err(|_| CryptoError::Decrypt)?;
     Ok(plaintext)
@@ -503,6 +500,36 @@ mod tests {
                 assert_eq!(stack, aad);
             }
         }
+    }
+
+    /// A value sealed and a data key wrapped by the earlier RustCrypto `aes-gcm` implementation
+    /// (fixed key and nonce; the wrap's nonce was random): data stored before the switch to
+    /// ring keeps opening, and sealing is byte-for-byte the same.
+    #[test]
+    fn opens_values_from_the_previous_implementation() {
+        const SEALED: &str = "0100000003a5a5a5a5a5a5a5a5a5a5a5a5402bf5c357dc4df149c1d38ecd0d144ae0\
+                              efbde197cba2399db8359b1b6b332c2c";
+        const WRAPPED: &str = "0100000003c3c29555d01cf60b1295a85926480b5fa822637f65532790a9d9e821\
+                               bcc49eaf82bb9e03088f63b464d9651bb8e8a7dac3004d3a86ea0472c9311965";
+        let key = DataKey::from_bytes(3, core::array::from_fn(|i| i as u8));
+        let ctx = SealContext {
+            tenant: [0x11; 16],
+            table: "users",
+            column: "email",
+            record: [0x22; 16],
+        };
+        let sealed = hex::decode(SEALED).unwrap();
+        assert_eq!(open(&key, &ctx, &sealed).unwrap(), b"alice@example.com");
+        assert_eq!(
+            seal_with_nonce(&key, &ctx, b"alice@example.com", &[0xA5; NONCE_LEN]).unwrap(),
+            sealed
+        );
+        let kek = Kek::from_bytes([0x77; 32]);
+        let wrapped = hex::decode(WRAPPED).unwrap();
+        let dek = unwrap_key(&kek, &wrapped, &tenant_wrap_aad(&[0x11; 16])).unwrap();
+        assert_eq!(dek.version(), 3);
+        assert_eq!(dek.expose_secret(), key.expose_secret());
+        assert!(unwrap_key(&kek, &wrapped, &tenant_wrap_aad(&[0x12; 16])).is_err());
     }
 
     #[test]
