@@ -433,20 +433,37 @@ impl TenantTx {
 
     /// Replaces the records `id` is associated with (e.g. a deal's contacts).
     pub async fn set_associations(&mut self, id: RecordId, others: &[RecordId]) -> Result<()> {
+        let others: Vec<uuid::Uuid> = others.iter().map(|o| o.0).collect();
+        self.replace_links("crm_associations", "other_id", id, &others)
+            .await
+    }
+
+    /// Replaces the rows `(tenant, id, other)` of a link table with `others`.
+    async fn replace_links(
+        &mut self,
+        table: &'static str,
+        other_col: &'static str,
+        id: RecordId,
+        others: &[uuid::Uuid],
+    ) -> Result<()> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
-            "DELETE FROM crm_associations WHERE tenant_id = $1 AND record_id = $2"
-        )
+        let delete = format!("DELETE FROM {table} WHERE tenant_id = $1 AND record_id = $2");
+        on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
+            delete.clone()
+        ))
         .bind(t)
         .bind(id)
         .execute(c)
         .await?
         .rows_affected());
+        let insert = format!(
+            "INSERT INTO {table} (tenant_id, record_id, {other_col}) VALUES ($1, $2, $3) \
+             ON CONFLICT DO NOTHING"
+        );
         for other in others {
-            on_conn!(&mut self.tx, |c| sqlx::query(
-                "INSERT INTO crm_associations (tenant_id, record_id, other_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING"
-            )
+            on_conn!(&mut self.tx, |c| sqlx::query(sqlx::AssertSqlSafe(
+                insert.clone()
+            ))
             .bind(t)
             .bind(id)
             .bind(*other)
@@ -884,28 +901,9 @@ impl TenantTx {
     }
 
     pub async fn set_record_tags(&mut self, id: RecordId, tags: &[TagId]) -> Result<()> {
-        let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
-            "DELETE FROM crm_record_tags WHERE tenant_id = $1 AND record_id = $2"
-        )
-        .bind(t)
-        .bind(id)
-        .execute(c)
-        .await?
-        .rows_affected());
-        for tag in tags {
-            on_conn!(&mut self.tx, |c| sqlx::query(
-                "INSERT INTO crm_record_tags (tenant_id, record_id, tag_id) VALUES ($1, $2, $3) \
-                 ON CONFLICT DO NOTHING"
-            )
-            .bind(t)
-            .bind(id)
-            .bind(*tag)
-            .execute(c)
-            .await?
-            .rows_affected());
-        }
-        Ok(())
+        let tags: Vec<uuid::Uuid> = tags.iter().map(|t| t.0).collect();
+        self.replace_links("crm_record_tags", "tag_id", id, &tags)
+            .await
     }
 
     pub async fn reseal_tag_name(&mut self, id: TagId, sealed: &[u8]) -> Result<()> {
