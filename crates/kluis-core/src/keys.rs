@@ -413,9 +413,35 @@ impl Kluis {
         self.root_keys.store(tenant, &blob)
     }
 
-    /// Unwraps the tenant's root key with the platform KEK that wrapped it or, for a
-    /// customer-managed key, inside the tenant's own token.
+    /// Unwraps the tenant's root key (see [`Kluis::unwrap_root`]) and queues the key use for the
+    /// audit trail: every unwrap, and failed customer-key unwraps.
     pub(crate) fn load_root(&self, tenant: TenantId) -> Result<(DataKey, String)> {
+        match self.unwrap_root(tenant) {
+            Ok((root, kek_id)) => {
+                let provider = if kek_id.starts_with("customer:") {
+                    "customer"
+                } else if kek_id.starts_with("pkcs11:") {
+                    "pkcs11"
+                } else {
+                    "local"
+                };
+                self.key_uses.unwrapped(tenant, provider, &kek_id);
+                Ok((root, kek_id))
+            }
+            Err(e) => {
+                if e.kind == ErrorKind::Locked {
+                    self.key_uses
+                        .failed(tenant, e.code, self.config.key_cache_ttl);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Unwraps the tenant's root key with the platform KEK that wrapped it or, for a
+    /// customer-managed key, inside the tenant's own token (the key id is then prefixed
+    /// `customer:`).
+    fn unwrap_root(&self, tenant: TenantId) -> Result<(DataKey, String)> {
         use base64::Engine;
         let stored = self.stored_root(tenant)?;
         let wrapped = base64::engine::general_purpose::STANDARD
@@ -423,10 +449,13 @@ impl Kluis {
             .map_err(|_| key_unavailable("root key file unreadable"))?;
         let aad = wrap_aad(tenant, "root");
         let root = match &stored.customer {
-            Some(c) => self
-                .customer_kms(tenant, c)?
-                .unwrap(&wrapped, &aad)
-                .map_err(|e| customer_key_unavailable(&e.to_string()))?,
+            Some(c) => {
+                let root = self
+                    .customer_kms(tenant, c)?
+                    .unwrap(&wrapped, &aad)
+                    .map_err(|e| customer_key_unavailable(&e.to_string()))?;
+                return Ok((root, format!("customer:{}", stored.kek_id)));
+            }
             None => self
                 .keks
                 .by_id(&stored.kek_id)

@@ -14,6 +14,7 @@ mod clock;
 pub mod crm;
 pub mod customer_key;
 mod error;
+mod key_uses;
 pub mod keys;
 pub mod sensitive;
 pub mod sessions;
@@ -73,6 +74,7 @@ pub struct Kluis {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keks: Arc<keys::KeyEncryptionKeys>,
     pub(crate) key_cache: Arc<keys::KeyCache>,
+    pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
 }
@@ -91,6 +93,7 @@ impl Kluis {
         Kluis {
             store,
             key_cache: Arc::new(keys::KeyCache::new(config.key_cache_ttl)),
+            key_uses: Arc::default(),
             config: Arc::new(config),
             clock,
             keks: Arc::new(keks),

@@ -311,6 +311,15 @@ pub enum KeysCmd {
     },
 }
 
+/// Before a CLI process exits: records the key uses it made (audit trail), then closes the
+/// database.
+pub async fn finish(kluis: &Kluis) {
+    if let Err(e) = kluis.flush_key_uses().await {
+        eprintln!("warning: key uses could not be recorded in the platform log: {e}");
+    }
+    kluis.store().close().await;
+}
+
 /// `kluis keys hsm-create-key`: creates the key and prints how the token protects it.
 pub fn hsm_create_key(
     module: &std::path::Path,

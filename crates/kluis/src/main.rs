@@ -107,7 +107,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open(&cfg).await?;
             let r = commands::doctor(&kluis, &cfg).await;
-            kluis.store().close().await;
+            commands::finish(&kluis).await;
             r
         }
         Command::Openapi => {
@@ -129,7 +129,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open_with(&cfg, true).await?;
             let r = commands::rotate_kek(&kluis, &cfg.kek_path()).await;
-            kluis.store().close().await;
+            commands::finish(&kluis).await;
             r
         }
         other => {
@@ -144,7 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Keys(c) => commands::keys(&kluis, c).await,
                 Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
             };
-            kluis.store().close().await;
+            commands::finish(&kluis).await;
             r
         }
     }

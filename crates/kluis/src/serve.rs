@@ -250,6 +250,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     tracing::info!(%addr, engine = ?kluis.store().engine(), "listening");
     println!("kluis: listening on https://{addr}");
 
+    tokio::spawn(key_use_loop(kluis.clone()));
     tokio::spawn(checkpoint_loop(
         kluis.clone(),
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
@@ -282,9 +283,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     server
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
-    kluis.store().close().await;
+    crate::commands::finish(&kluis).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Writes queued key uses (unwraps, failed customer-key unwraps) to the platform log.
+async fn key_use_loop(kluis: Kluis) {
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    loop {
+        tick.tick().await;
+        if let Err(e) = kluis.flush_key_uses().await {
+            tracing::error!(error = %e, "recording key uses failed");
+        }
+    }
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish (up to 30 s).

@@ -815,6 +815,24 @@ async fn customer_key_revoke_and_regrant() {
     let (st, v) = s.get(path, &a.owner).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["available"], false);
+    // The failed unwrap is in the platform log (once, not once per request), and so are the
+    // unwraps inside the tenant's token before it.
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let platform = |action: &str| {
+        s.cli(
+            &[
+                "audit", "events", "--tenant", "platform", "--action", action,
+            ],
+            None,
+        )
+    };
+    let failed = platform("keys.customer_key_unavailable");
+    assert_eq!(failed.matches(&a.id).count(), 1, "{failed}");
+    let unwraps = platform("keys.unwrap");
+    assert!(
+        unwraps.contains("\"provider\":\"customer\"") && unwraps.contains(&a.id),
+        "{unwraps}"
+    );
     let (st, v) = s.get("/api/v1/users", &b.key).await;
     assert_eq!(st, StatusCode::OK, "other tenants unaffected: {v}");
     assert!(v.to_string().contains("member@ander.test"));
