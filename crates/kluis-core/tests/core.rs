@@ -107,6 +107,20 @@ async fn trash_is_restorable_until_retention_purges_it(f: Fixture) {
     k.delete_record(a, &ctx, ObjectType::Contact, ids[2], &IfMatch::Missing)
         .await
         .unwrap();
+    k.put_custom_value(
+        a,
+        &ctx,
+        "oud",
+        kluis_core::crm::custom::CustomValueInput {
+            value: "weg".into(),
+        },
+        true,
+    )
+    .await
+    .unwrap();
+    k.set_custom_value_deleted(a, &ctx, "oud", true)
+        .await
+        .unwrap();
     // Day 25: #1 restored from the trash (inside the window).
     f.clock.advance(5 * DAY);
     k.restore_from_trash(a, &ctx, ids[1]).await.unwrap();
@@ -152,6 +166,10 @@ async fn trash_is_restorable_until_retention_purges_it(f: Fixture) {
     assert_eq!(ev.items.len(), 1);
     assert_eq!(ev.items[0].actor, "system");
     assert_eq!(ev.items[0].details["reason"], "trash_retention");
+    // Day 51: the custom value trashed on day 20 (and contact #2) are purged too.
+    f.clock.advance(20 * DAY);
+    k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap();
+    assert!(k.list_custom_values(a).await.unwrap().is_empty());
 }
 
 async fn version_restore_brings_back_exact_values(f: Fixture) {

@@ -193,6 +193,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::records::custom::update_value,
             routes::records::custom::delete_value
         ))
+        .routes(routes!(routes::records::custom::restore_value))
         .routes(routes!(
             routes::records::tags::list,
             routes::records::tags::create

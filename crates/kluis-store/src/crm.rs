@@ -666,11 +666,12 @@ impl TenantTx {
         let t = self.tenant;
         Ok(on_conn!(&mut self.tx, |c| {
             sqlx::query_as(
-            "SELECT key, value, updated_at, updated_by FROM crm_custom_values WHERE tenant_id = $1 ORDER BY key"
-        )
-        .bind(t)
-        .fetch_all(c)
-        .await?
+                "SELECT key, value, updated_at, updated_by, deleted_at FROM crm_custom_values \
+             WHERE tenant_id = $1 ORDER BY key",
+            )
+            .bind(t)
+            .fetch_all(c)
+            .await?
         }))
     }
 
@@ -698,6 +699,33 @@ impl TenantTx {
         .rows_affected()
         });
         Ok(())
+    }
+
+    /// Moves a custom value to the trash (`Some(when)`) or back (`None`).
+    pub async fn set_custom_value_deleted(&mut self, key: &str, at: Option<i64>) -> Result<bool> {
+        let t = self.tenant;
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_custom_values SET deleted_at = $3 WHERE tenant_id = $1 AND key = $2"
+        )
+        .bind(t)
+        .bind(key)
+        .bind(at)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
+    /// Custom values in the trash since before `before`.
+    pub async fn custom_values_trashed_before(&mut self, before: i64) -> Result<Vec<String>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "SELECT key FROM crm_custom_values WHERE tenant_id = $1 AND deleted_at < $2"
+        )
+        .bind(t)
+        .bind(before)
+        .fetch_all(c)
+        .await?))
     }
 
     pub async fn delete_custom_value(&mut self, key: &str) -> Result<bool> {

@@ -359,6 +359,7 @@ pub struct CustomValueRow {
     pub value: Vec<u8>,
     pub updated_at: i64,
     pub updated_by: String,
+    pub deleted_at: Option<i64>,
 }
 
 /// A tag; `name` is sealed, `name_bidx` its blind index.

@@ -520,6 +520,8 @@ pub struct CustomValue {
     pub value: String,
     pub updated_at: String,
     pub updated_by: String,
+    /// Set while the value is in the trash.
+    pub deleted_at: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -567,6 +569,7 @@ impl Kluis {
                     key: r.key,
                     updated_at: rfc3339(r.updated_at),
                     updated_by: r.updated_by,
+                    deleted_at: r.deleted_at.map(rfc3339),
                 })
             })
             .collect()
@@ -600,10 +603,11 @@ impl Kluis {
                 return Err(Error::new(
                     ErrorKind::Conflict,
                     "duplicate",
-                    "a custom value with this key exists; change it with PUT",
+                    "a custom value with this key exists (maybe in the trash); change or restore it",
                 )
                 .with_field("key"));
             }
+            Some(r) if r.deleted_at.is_some() => return Err(Error::not_found()),
             Some(r) => {
                 Some(keys.open_str("crm_custom_values", "value", value_ctx(key), &r.value)?)
             }
@@ -628,24 +632,38 @@ impl Kluis {
             value: input.value,
             updated_at: rfc3339(now),
             updated_by: label,
+            deleted_at: None,
         })
     }
 
-    pub async fn delete_custom_value(
+    /// Moves a custom value to the trash (`deleted`) or back; the trash retention purges it.
+    pub async fn set_custom_value_deleted(
         &self,
         actor: &Actor,
         ctx: &RequestContext,
         key: &str,
+        deleted: bool,
     ) -> Result<()> {
         actor.require(Permission::SettingsManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
-        let Some(r) = tx.custom_values().await?.into_iter().find(|r| r.key == key) else {
+        let Some(r) = tx
+            .custom_values()
+            .await?
+            .into_iter()
+            .find(|r| r.key == key && r.deleted_at.is_some() != deleted)
+        else {
             return Err(Error::not_found());
         };
-        let old = keys.open_str("crm_custom_values", "value", value_ctx(key), &r.value)?;
-        tx.delete_custom_value(key).await?;
-        let ev = Event::ok("custom_value.delete", "custom_value", key).with(json!({"old": old}));
+        let value = keys.open_str("crm_custom_values", "value", value_ctx(key), &r.value)?;
+        tx.set_custom_value_deleted(key, deleted.then(|| self.now()))
+            .await?;
+        let action = if deleted {
+            "custom_value.delete"
+        } else {
+            "custom_value.restore"
+        };
+        let ev = Event::ok(action, "custom_value", key).with(json!({"value": value}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;

@@ -1368,6 +1368,15 @@ impl Kluis {
             if ids.is_empty() {
                 tx.expire_idempotency(self.now() - IDEMPOTENCY_TTL_MS)
                     .await?;
+                let keys = self.keys(&mut tx).await?;
+                for key in tx.custom_values_trashed_before(before).await? {
+                    tx.delete_custom_value(&key).await?;
+                    let ev = Event::ok("custom_value.purge", "custom_value", &key)
+                        .with(json!({"reason": "trash_retention"}));
+                    self.audit(&mut tx, &keys, "system", &RequestContext::default(), ev)
+                        .await?;
+                    purged += 1;
+                }
                 tx.commit().await?;
                 return Ok(purged);
             }

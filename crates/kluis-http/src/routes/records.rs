@@ -832,7 +832,7 @@ pub mod custom {
         ))
     }
 
-    /// Delete a custom value (its last value stays in the audit trail).
+    /// Move a custom value to the trash (purged after the trash retention).
     #[utoipa::path(delete, path = "/api/v1/custom-values/{key}", tag = "custom-fields", params(("key" = String, Path)),
         responses((status = 204), (status = 404, body = ErrorBody)))]
     pub async fn delete_value(
@@ -841,7 +841,22 @@ pub mod custom {
         Ctx(c): Ctx,
         IdPath(key): IdPath<String>,
     ) -> ApiResult<StatusCode> {
-        s.kluis.delete_custom_value(&a, &c, &key).await?;
+        s.kluis.set_custom_value_deleted(&a, &c, &key, true).await?;
+        Ok(StatusCode::NO_CONTENT)
+    }
+
+    /// Take a custom value out of the trash.
+    #[utoipa::path(post, path = "/api/v1/custom-values/{key}/restore", tag = "custom-fields", params(("key" = String, Path)),
+        responses((status = 204), (status = 404, body = ErrorBody)))]
+    pub async fn restore_value(
+        State(s): State<AppState>,
+        Authed(a): Authed,
+        Ctx(c): Ctx,
+        IdPath(key): IdPath<String>,
+    ) -> ApiResult<StatusCode> {
+        s.kluis
+            .set_custom_value_deleted(&a, &c, &key, false)
+            .await?;
         Ok(StatusCode::NO_CONTENT)
     }
 }

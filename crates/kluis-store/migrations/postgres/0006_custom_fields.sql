@@ -24,6 +24,7 @@ CREATE TABLE crm_custom_values (
     value      BYTEA NOT NULL,
     updated_at BIGINT NOT NULL,
     updated_by TEXT NOT NULL,
+    deleted_at BIGINT,
     PRIMARY KEY (tenant_id, key)
 );
 

@@ -28,5 +28,6 @@ CREATE TABLE crm_custom_values (
     value      BLOB NOT NULL,
     updated_at INTEGER NOT NULL,
     updated_by TEXT NOT NULL,
+    deleted_at INTEGER,        -- in the trash since
     PRIMARY KEY (tenant_id, key)
 ) STRICT;

@@ -105,6 +105,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/custom-values/{key}",
         "custom_value.delete",
     ),
+    (
+        "POST",
+        "/api/v1/custom-values/{key}/restore",
+        "custom_value.restore",
+    ),
     // Exercised with their events by crm::tags_on_records.
     ("POST", "/api/v1/tags", "tag.create"),
     ("PATCH", "/api/v1/tags/{id}", "tag.update"),

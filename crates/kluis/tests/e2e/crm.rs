@@ -1365,6 +1365,28 @@ async fn custom_fields_and_values(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     last_event(&s, o, "custom_value.delete").await;
+    // In the trash: listed as such, not changeable, restorable.
+    let (_, v) = s.get("/api/v1/custom-values", o).await;
+    assert!(v[0]["deleted_at"].is_string(), "{v}");
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            "/api/v1/custom-values/slogan",
+            o,
+            Some(json!({"value": "x"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
+    let (st, _) = s
+        .post("/api/v1/custom-values/slogan/restore", o, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    last_event(&s, o, "custom_value.restore").await;
+    let (_, v) = s.get("/api/v1/custom-values", o).await;
+    assert_eq!(
+        (v[0]["value"].as_str(), v[0]["deleted_at"].is_null()),
+        (Some("Nog dichterbij"), true)
+    );
     let dump = s.database_dump().await;
     assert!(!crate::secrets::contains(&dump, b"Nog dichterbij"));
     assert!(!crate::secrets::contains(&dump, b"K-1001"));
