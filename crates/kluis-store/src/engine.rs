@@ -11,7 +11,24 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::direct::{DirectPool, ReadConn};
 use crate::{PlatformTx, Result, StoreError, TenantId, TenantTx};
+
+pub(crate) struct ReadTx {
+    pub(crate) direct: Option<ReadConn>,
+    sqlx: Option<PoolConnection<Sqlite>>,
+    pool: SqlitePool,
+}
+
+impl ReadTx {
+    pub(crate) async fn sqlx(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        let conn = match self.sqlx.take() {
+            Some(c) => c,
+            None => self.pool.acquire().await?,
+        };
+        Ok(&mut **self.sqlx.insert(conn))
+    }
+}
 
 /// Tables that hold tenant data. Each has `tenant_id` as the first primary-key column and, on
 /// PostgreSQL, a forced row-level-security policy. Tests check both properties against the
@@ -53,15 +70,18 @@ pub(crate) enum Pool {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        /// Read-only rusqlite connections for the hot reads (see `direct.rs`).
+        direct: DirectPool,
     },
     Pg(PgPool),
 }
 
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
-    /// A read on SQLite: a read-only connection in autocommit mode. Each statement sees the
-    /// latest committed state; skipping BEGIN/ROLLBACK halves the round trips of a read.
-    SqliteRead(PoolConnection<Sqlite>),
+    /// A read on SQLite: a direct (rusqlite) read-only connection in one deferred read
+    /// transaction for the hot reads, and a read-only sqlx connection, acquired on first use,
+    /// for the others (autocommit: each of those statements sees the latest committed state).
+    SqliteRead(ReadTx),
     Pg(Transaction<'static, Postgres>),
 }
 
@@ -99,7 +119,11 @@ impl Store {
             .connect_with(options.read_only(true).create_if_missing(false))
             .await?;
         Ok(Store {
-            pool: Pool::Sqlite { write, read },
+            pool: Pool::Sqlite {
+                write,
+                read,
+                direct: DirectPool::new(path),
+            },
         })
     }
 
@@ -198,7 +222,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite { write, read } => {
+            Pool::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -213,7 +237,11 @@ impl Store {
             Pool::Sqlite { write: w, .. } if write => {
                 Tx::Sqlite(w.begin_with("BEGIN IMMEDIATE").await?)
             }
-            Pool::Sqlite { read, .. } => Tx::SqliteRead(read.acquire().await?),
+            Pool::Sqlite { read, direct, .. } => Tx::SqliteRead(ReadTx {
+                direct: Some(direct.get()?),
+                sqlx: None,
+                pool: read.clone(),
+            }),
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }

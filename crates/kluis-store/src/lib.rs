@@ -8,6 +8,7 @@
 //! Platform data (the tenant directory, setup tokens, platform keys) goes through [`PlatformTx`].
 //! This crate holds SQL and nothing else: no policy, no crypto, no HTTP.
 
+mod direct;
 mod engine;
 pub mod ids;
 mod platform;
@@ -17,7 +18,7 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub use ids::{ApiKeyId, PlatformKeyId, SessionId, TenantId, UserId};
 pub use platform::PlatformTx;
-pub use tenant::TenantTx;
+pub use tenant::{AuditVisitor, TenantTx};
 
 /// Storage errors. Messages never contain bound values (which may be secrets or personal data).
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,9 @@ pub enum StoreError {
     /// The database role configuration is unsafe (e.g. the app role can bypass RLS).
     #[error("unsafe database configuration: {0}")]
     UnsafeConfig(String),
+    /// SQLite reads on the direct (rusqlite) path; messages carry no bound values either.
+    #[error("database error: {0}")]
+    Direct(#[source] rusqlite::Error),
     #[error("invalid stored value in {0}")]
     Corrupt(&'static str),
 }
@@ -69,8 +73,8 @@ macro_rules! on_conn {
                 let $c: &mut sqlx::SqliteConnection = &mut *t;
                 $body
             }
-            $crate::engine::Tx::SqliteRead(t) => {
-                let $c: &mut sqlx::SqliteConnection = &mut *t;
+            $crate::engine::Tx::SqliteRead(r) => {
+                let $c: &mut sqlx::SqliteConnection = r.sqlx().await?;
                 $body
             }
             $crate::engine::Tx::Pg(t) => {

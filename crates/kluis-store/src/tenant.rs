@@ -1,14 +1,23 @@
 //! Tenant-scoped transaction. Every method binds `self.tenant` as `$1`: the tenant filter is
 //! part of each statement, not something a caller supplies.
 
+use std::sync::LazyLock;
+
+use crate::direct::ReadConn;
 use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
-    ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRow, AuditFilter, NewApiKey,
-    NewAuditEvent, NewSession, NewUser, SessionAuthRow, SessionRow, TenantKeyRow, UserPatch,
-    UserRow,
+    ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRef, AuditEventRow, AuditFilter,
+    NewApiKey, NewAuditEvent, NewSession, NewUser, SessionAuthRow, SessionRow, TenantKeyRow,
+    UserPatch, UserRow,
 };
 use crate::{Result, on_conn};
+
+/// Receives stored audit events one by one (see [`TenantTx::scan_audit_events`]); returns
+/// false to stop.
+pub trait AuditVisitor: Send + 'static {
+    fn visit(&mut self, e: AuditEventRef<'_>) -> bool;
+}
 
 pub struct TenantTx {
     tx: Tx,
@@ -23,6 +32,40 @@ const USER_COLS: &str =
 const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
 const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, created_by, created_at, rotated_at, last_used_at, revoked_at";
 
+// Statements run by both the sqlx path and the direct SQLite path (`direct.rs`): one text each.
+// The direct path decodes columns by position, in the order of the column lists above.
+static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2"));
+static SESSION_FOR_AUTH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
+         FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
+         JOIN tenants t ON t.id = s.tenant_id \
+         WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
+        prefixed("s", SESSION_COLS)
+    )
+});
+static API_KEY_BY_SECRET_HASH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
+         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+         WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
+        prefixed("k", KEY_COLS)
+    )
+});
+const TENANT_KEYS: &str = "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
+     WHERE tenant_id = $1 ORDER BY purpose, version";
+const DATA_KEY_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'";
+const AUDIT_SIZE: &str = "SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = $1), 0)";
+const AUDIT_TRUNCATION: &str = "SELECT truncated_before, truncation_range, truncation_note FROM audit_heads WHERE tenant_id = $1";
+/// Every stored event from `$2` on, in sequence order (the verification scan).
+const AUDIT_SCAN: &str = "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
+     WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq";
+
+const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const ADD_SEALED_COUNT: &str = "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2";
 /// `a, b` -> `p.a, p.b` for joins.
 fn prefixed(p: &str, cols: &str) -> String {
     cols.split(',')
@@ -52,6 +95,14 @@ impl TenantTx {
         self.tenant
     }
 
+    /// The direct SQLite read connection, when this is an SQLite read transaction.
+    fn direct(&self) -> Option<&ReadConn> {
+        match &self.tx {
+            Tx::SqliteRead(r) => r.direct.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Moves this transaction to the platform audit log (the nil tenant) so that a platform
     /// change and its audit event commit together. The only tenant switch there is: it can
     /// never reach another customer's tenant.
@@ -69,15 +120,13 @@ impl TenantTx {
         let t = self.tenant;
         for (version, n) in std::mem::take(&mut self.pending_sealed) {
             on_conn!(&mut self.tx, |c| {
-                sqlx::query(
-                "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2"
-            )
-            .bind(t)
-            .bind(version)
-            .bind(n)
-            .execute(c)
-            .await?
-            .rows_affected()
+                sqlx::query(ADD_SEALED_COUNT)
+                    .bind(t)
+                    .bind(version)
+                    .bind(n)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
             });
         }
         Ok(())
@@ -138,9 +187,11 @@ impl TenantTx {
 
     pub async fn user(&mut self, id: UserId) -> Result<Option<UserRow>> {
         let t = self.tenant;
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2");
+        if let Some(d) = self.direct() {
+            return d.user(&USER_BY_ID, t, id);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(USER_BY_ID.as_str())
         )
         .bind(t)
         .bind(id)
@@ -267,15 +318,11 @@ impl TenantTx {
     /// A live session by token hash, joined with its user's role/status and the tenant's status.
     pub async fn session_for_auth(&mut self, hash: &[u8]) -> Result<Option<SessionAuthRow>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
-             FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
-             JOIN tenants t ON t.id = s.tenant_id \
-             WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
-            prefixed("s", SESSION_COLS)
-        );
+        if let Some(d) = self.direct() {
+            return d.session_for_auth(&SESSION_FOR_AUTH, t, hash);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(SESSION_FOR_AUTH.as_str())
         )
         .bind(t)
         .bind(hash)
@@ -376,14 +423,11 @@ impl TenantTx {
     /// A non-revoked key whose current or previous (pre-rotation) secret has this hash.
     pub async fn api_key_by_secret_hash(&mut self, hash: &[u8]) -> Result<Option<ApiKeyMatch>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
-             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-             WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
-            prefixed("k", KEY_COLS)
-        );
+        if let Some(d) = self.direct() {
+            return d.api_key_by_secret_hash(&API_KEY_BY_SECRET_HASH, t, hash);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(API_KEY_BY_SECRET_HASH.as_str())
         )
         .bind(t)
         .bind(hash)
@@ -482,14 +526,11 @@ impl TenantTx {
 
     pub async fn tenant_keys(&mut self) -> Result<Vec<TenantKeyRow>> {
         let t = self.tenant;
+        if let Some(d) = self.direct() {
+            return d.tenant_keys(TENANT_KEYS, t);
+        }
         Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
-             WHERE tenant_id = $1 ORDER BY purpose, version"
-        )
-        .bind(t)
-        .fetch_all(c)
-        .await?
+            sqlx::query_as(TENANT_KEYS).bind(t).fetch_all(c).await?
         }))
     }
 
@@ -585,35 +626,33 @@ impl TenantTx {
     /// Number of events appended so far (the head counter, independent of the rows).
     pub async fn audit_size(&mut self) -> Result<i64> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
-            "SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = $1), 0)"
-        )
-        .bind(t)
-        .fetch_one(c)
-        .await?))
+        if let Some(d) = self.direct() {
+            return d.scalar_i64(AUDIT_SIZE, t);
+        }
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(AUDIT_SIZE)
+            .bind(t)
+            .fetch_one(c)
+            .await?))
     }
 
     pub async fn insert_audit_event(&mut self, e: &NewAuditEvent<'_>) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {
-            sqlx::query(
-            "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
-        .bind(t)
-        .bind(e.seq)
-        .bind(e.at)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.outcome)
-        .bind(e.object_type)
-        .bind(e.object_id)
-        .bind(e.ip_bidx)
-        .bind(e.details)
-        .bind(e.leaf_hash)
-        .execute(c)
-        .await?
-        .rows_affected()
+            sqlx::query(INSERT_AUDIT_EVENT)
+                .bind(t)
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.outcome)
+                .bind(e.object_type)
+                .bind(e.object_id)
+                .bind(e.ip_bidx)
+                .bind(e.details)
+                .bind(e.leaf_hash)
+                .execute(c)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
@@ -645,6 +684,43 @@ impl TenantTx {
         .fetch_all(c)
         .await?
         }))
+    }
+
+    /// Visits every stored event with `seq >= from`, in sequence order, until `f` returns
+    /// false; returns `f` (with whatever state it gathered). On an SQLite read transaction the
+    /// scan is one statement on the direct connection, run on a blocking thread (it may take
+    /// seconds) and seeing the transaction's snapshot; elsewhere it pages through
+    /// [`TenantTx::audit_events`].
+    pub async fn scan_audit_events<V: AuditVisitor>(&mut self, from: i64, mut v: V) -> Result<V> {
+        let t = self.tenant;
+        if let Tx::SqliteRead(r) = &mut self.tx
+            && let Some(conn) = r.direct.take()
+        {
+            let (conn, v, res) = tokio::task::spawn_blocking(move || {
+                let res = conn.scan_audit_events(AUDIT_SCAN, t, from, &mut |e| v.visit(e));
+                (conn, v, res)
+            })
+            .await
+            .map_err(|_| crate::StoreError::Corrupt("audit scan thread failed"))?;
+            r.direct = Some(conn);
+            res?;
+            return Ok(v);
+        }
+        let mut after = from.checked_sub(1).filter(|a| *a >= 0);
+        loop {
+            let batch = self
+                .audit_events(after, 5000, &AuditFilter::default())
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(v);
+            };
+            after = Some(last.seq);
+            for r in &batch {
+                if !v.visit(r.as_ref()) {
+                    return Ok(v);
+                }
+            }
+        }
     }
 
     pub async fn insert_audit_checkpoint(
@@ -779,13 +855,14 @@ impl TenantTx {
     /// Highest data-key version (0 if none): lets a cache check it is still current.
     pub async fn data_key_version(&mut self) -> Result<i64> {
         let t = self.tenant;
+        if let Some(d) = self.direct() {
+            return d.scalar_i64(DATA_KEY_VERSION, t);
+        }
         Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_scalar(
-            "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'"
-        )
-        .bind(t)
-        .fetch_one(c)
-        .await?
+            sqlx::query_scalar(DATA_KEY_VERSION)
+                .bind(t)
+                .fetch_one(c)
+                .await?
         }))
     }
 }
@@ -794,13 +871,16 @@ impl TenantTx {
     /// The retention truncation point of this log: (truncated_before, compact range, signed note).
     pub async fn audit_truncation(&mut self) -> Result<(i64, Option<String>, Option<String>)> {
         let t = self.tenant;
+        if let Some(d) = self.direct() {
+            return Ok(d
+                .audit_truncation(AUDIT_TRUNCATION, t)?
+                .unwrap_or((0, None, None)));
+        }
         let row: Option<(i64, Option<String>, Option<String>)> = on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT truncated_before, truncation_range, truncation_note FROM audit_heads WHERE tenant_id = $1"
-        )
-        .bind(t)
-        .fetch_optional(c)
-        .await?
+            sqlx::query_as(AUDIT_TRUNCATION)
+                .bind(t)
+                .fetch_optional(c)
+                .await?
         });
         Ok(row.unwrap_or((0, None, None)))
     }

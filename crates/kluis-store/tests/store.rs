@@ -389,3 +389,118 @@ on_both!(
         assert_eq!(keys[0].sealed_count, 5);
     }
 );
+
+/// Snapshot of everything the hot read path returns for one tenant, as comparable strings.
+async fn hot_reads(s: &Store, t: TenantId, read: bool, u: UserId) -> Vec<String> {
+    let mut tx = if read {
+        s.tenant(t).begin_read().await.unwrap()
+    } else {
+        s.tenant(t).begin().await.unwrap()
+    };
+    struct Collect(Vec<String>);
+    impl kluis_store::AuditVisitor for Collect {
+        fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+            self.0.push(format!("{e:?}"));
+            true
+        }
+    }
+    let events = tx.scan_audit_events(0, Collect(Vec::new())).await.unwrap();
+    vec![
+        format!("{:?}", tx.user(u).await.unwrap()),
+        format!("{:?}", tx.api_key_by_secret_hash(&[7; 32]).await.unwrap()),
+        format!("{:?}", tx.api_key_by_secret_hash(&[8; 32]).await.unwrap()),
+        format!("{:?}", tx.session_for_auth(&[9; 32]).await.unwrap()),
+        format!("{:?}", tx.tenant_keys().await.unwrap()),
+        format!("{:?}", tx.data_key_version().await.unwrap()),
+        format!("{:?}", tx.audit_size().await.unwrap()),
+        format!("{:?}", tx.audit_truncation().await.unwrap()),
+        format!("{:?}", events.0),
+    ]
+}
+
+// The SQLite read path runs the hot reads through rusqlite (no thread hop): same rows as the
+// sqlx path of a write transaction, and still nothing of another tenant.
+on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let other = tenant(s, "b").await;
+    let u = user(s, a, "hot@a.test").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let key = kluis_store::ApiKeyId::new();
+    tx.insert_api_key(&NewApiKey {
+        id: key,
+        name: "k",
+        scopes: "[\"users:read\"]",
+        secret_hash: &[8; 32],
+        created_by: Some(u),
+        now: 1,
+    })
+    .await
+    .unwrap();
+    assert!(tx.rotate_api_key(key, &[7; 32], 100, 5).await.unwrap());
+    tx.insert_session(&NewSession {
+        id: kluis_store::SessionId::new(),
+        user_id: u,
+        token_hash: &[9; 32],
+        csrf_hash: &[1; 32],
+        ip: b"sealed-ip",
+        user_agent: b"sealed-ua",
+        now: 1,
+        expires_at: 10,
+    })
+    .await
+    .unwrap();
+    tx.insert_tenant_key("data", 1, b"wrapped-d", "k", 1)
+        .await
+        .unwrap();
+    tx.insert_tenant_key("index", 1, b"wrapped-i", "k", 1)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let seq = tx.audit_next_seq().await.unwrap();
+        tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+            seq,
+            at: 10 + seq,
+            actor: "console",
+            action: "x.y",
+            outcome: "success",
+            object_type: (seq % 2 == 0).then_some("user"),
+            object_id: None,
+            ip_bidx: None,
+            details: b"sealed",
+            leaf_hash: &[seq as u8; 32],
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let via_read = hot_reads(s, a, true, u).await;
+    let via_write = hot_reads(s, a, false, u).await;
+    assert_eq!(via_read, via_write);
+    assert!(via_read[0].starts_with("Some("), "{via_read:?}");
+    assert!(via_read[1].contains("via_previous: false"), "{via_read:?}");
+    assert!(via_read[2].contains("via_previous: true"), "{via_read:?}");
+    assert!(via_read[3].starts_with("Some("), "{via_read:?}");
+    assert_eq!(via_read[6], "3");
+    assert!(via_read[8].contains("seq: 2"), "{via_read:?}");
+    // Another tenant's transaction sees none of it, on either path.
+    for read in [true, false] {
+        let empty = hot_reads(s, other, read, u).await;
+        assert_eq!(
+            empty,
+            [
+                "None",
+                "None",
+                "None",
+                "None",
+                "[]",
+                "0",
+                "0",
+                "(0, None, None)",
+                "[]"
+            ],
+            "read={read}"
+        );
+    }
+});
