@@ -231,14 +231,18 @@ async fn write_latency(dir: &Path) -> Result<()> {
         ("policy upsert (the write)", pa.write, pb.write),
         ("keys (cached) + details", pa.prepare, pb.prepare),
         (
-            "audit_next_seq (audit_heads upsert)",
+            "audit_next_seq (head: cache under write lock)",
             pa.next_seq,
             pb.next_seq,
         ),
         ("leaf JSON+SHA-256, seal, blind index", pa.crypto, pb.crypto),
-        ("insert_audit_event", pa.insert, pb.insert),
         (
-            "add_sealed_count (tenant_keys update)",
+            "insert_audit_event (+head trigger, +seal count)",
+            pa.insert,
+            pb.insert,
+        ),
+        (
+            "add_sealed_count (in memory, before insert)",
             pa.sealed_count,
             pb.sealed_count,
         ),

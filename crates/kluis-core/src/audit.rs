@@ -455,8 +455,6 @@ impl Kluis {
         ev: Event<'_>,
     ) -> Result<()> {
         let tenant = tx.tenant();
-        let seq = tx.audit_next_seq().await?;
-        let at = self.now();
         let mut details = ev.details;
         if let Value::Object(m) = &mut details {
             m.insert("ip".into(), json!(ctx.ip));
@@ -464,35 +462,50 @@ impl Kluis {
             m.insert("request_id".into(), json!(ctx.request_id));
         }
         let outcome = if ev.success { "success" } else { "failure" };
-        let row = AuditEventRow {
-            seq,
-            at,
-            actor: actor.to_owned(),
-            action: ev.action.to_owned(),
-            outcome: outcome.to_owned(),
-            object_type: ev.object_type.map(str::to_owned),
-            object_id: ev.object_id.clone(),
-            details: Vec::new(),
-            leaf_hash: Vec::new(),
-        };
-        let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
         let plain = serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
-        let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
         let ip_bidx = (!ctx.ip.is_empty()).then(|| keys.blind("audit_events.ip", &ctx.ip));
-        tx.insert_audit_event(&NewAuditEvent {
-            seq,
-            at,
-            actor,
-            action: ev.action,
-            outcome,
-            object_type: ev.object_type,
-            object_id: ev.object_id.as_deref(),
-            ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
-            details: &sealed,
-            leaf_hash: &leaf,
-        })
-        .await?;
-        self.count_sealed(tx, keys, 1).await?;
+        // The second attempt happens only on SQLite when another process appended to this log
+        // since this process last did (the store then reads the head instead of caching it).
+        let mut attempt = 0;
+        let seq = loop {
+            attempt += 1;
+            let seq = tx.audit_next_seq().await?;
+            let at = self.now();
+            let row = AuditEventRow {
+                seq,
+                at,
+                actor: actor.to_owned(),
+                action: ev.action.to_owned(),
+                outcome: outcome.to_owned(),
+                object_type: ev.object_type.map(str::to_owned),
+                object_id: ev.object_id.clone(),
+                details: Vec::new(),
+                leaf_hash: Vec::new(),
+            };
+            let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
+            let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
+            // Counted before the insert so that, on SQLite, the count travels with it.
+            self.count_sealed(tx, keys, 1).await?;
+            match tx
+                .insert_audit_event(&NewAuditEvent {
+                    seq,
+                    at,
+                    actor,
+                    action: ev.action,
+                    outcome,
+                    object_type: ev.object_type,
+                    object_id: ev.object_id.as_deref(),
+                    ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
+                    details: &sealed,
+                    leaf_hash: &leaf,
+                })
+                .await
+            {
+                Ok(()) => break seq,
+                Err(kluis_store::StoreError::AuditHeadMoved) if attempt < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
         // The structured log stream gets the event too, without personal data.
         tracing::info!(target: "kluis::audit", tenant = %tenant, seq, action = ev.action, outcome, actor, object_type = ev.object_type, object_id = ev.object_id.as_deref(), "audit event");
         failpoint(ev.action)?;

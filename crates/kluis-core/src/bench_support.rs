@@ -107,13 +107,15 @@ pub struct WriteProfile {
     pub write: Duration,
     /// `Kluis::keys` (cached) + building the details.
     pub prepare: Duration,
-    /// `audit_next_seq` (upsert on `audit_heads`).
+    /// `audit_next_seq` (PostgreSQL: upsert on `audit_heads`; SQLite: the head is known
+    /// under the write lock, from the cache or one read).
     pub next_seq: Duration,
     /// Canonical leaf JSON + SHA-256, details JSON + AES-GCM seal, IP blind index (CPU only).
     pub crypto: Duration,
-    /// `insert_audit_event` (table + 3 indexes).
+    /// `insert_audit_event` (SQLite: one clustered b-tree, the head advanced by its trigger,
+    /// and the seal count in the same round trip).
     pub insert: Duration,
-    /// `add_sealed_count` (update of the data key row).
+    /// `add_sealed_count` (in memory; written with the insert or at commit).
     pub sealed_count: Duration,
     /// `COMMIT` (WAL append + fsync).
     pub commit: Duration,
@@ -192,6 +194,9 @@ pub async fn profile_write(
         )?;
         let ip_bidx = keys.blind("audit_events.ip", &ctx.ip);
         lap(&mut p.crypto);
+        // As `Kluis::audit`: counted before the insert (SQLite sends the count with it).
+        kluis.count_sealed(&mut tx, &keys, 1).await?;
+        lap(&mut p.sealed_count);
         tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
             seq,
             at,
@@ -206,8 +211,6 @@ pub async fn profile_write(
         })
         .await?;
         lap(&mut p.insert);
-        kluis.count_sealed(&mut tx, &keys, 1).await?;
-        lap(&mut p.sealed_count);
     }
     tx.commit().await?;
     lap(&mut p.commit);

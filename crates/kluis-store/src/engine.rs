@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -12,6 +13,7 @@ use sqlx::sqlite::{
 use sqlx::{Postgres, Sqlite, Transaction};
 
 use crate::direct::{DirectPool, ReadConn};
+use crate::tenant::{HeadCache, SealBudget};
 use crate::{PlatformTx, Result, StoreError, TenantId, TenantTx};
 
 pub(crate) struct ReadTx {
@@ -72,6 +74,7 @@ pub(crate) enum Pool {
         read: SqlitePool,
         /// Read-only rusqlite connections for the hot reads (see `direct.rs`).
         direct: DirectPool,
+        heads: Arc<HeadCache>,
     },
     Pg(PgPool),
 }
@@ -89,6 +92,7 @@ pub(crate) enum Tx {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    seals: Arc<SealBudget>,
 }
 
 impl Store {
@@ -123,7 +127,9 @@ impl Store {
                 write,
                 read,
                 direct: DirectPool::new(path),
+                heads: Arc::default(),
             },
+            seals: Arc::default(),
         })
     }
 
@@ -170,6 +176,7 @@ impl Store {
         check_app_role(&app).await?;
         Ok(Store {
             pool: Pool::Pg(app),
+            seals: Arc::default(),
         })
     }
 
@@ -256,7 +263,15 @@ pub struct TenantScope<'s> {
 impl TenantScope<'_> {
     /// A read-write transaction scoped to this tenant.
     pub async fn begin(self) -> Result<TenantTx> {
-        TenantTx::start(self.store.begin_tx(true).await?, self.tenant).await
+        let heads = match &self.store.pool {
+            Pool::Sqlite { heads, .. } => Some(heads.clone()),
+            Pool::Pg(_) => None,
+        };
+        Ok(
+            TenantTx::start(self.store.begin_tx(true).await?, self.tenant)
+                .await?
+                .with_caches(heads, Some(self.store.seals.clone())),
+        )
     }
 
     /// A read-only transaction scoped to this tenant (no write lock on SQLite).

@@ -18,7 +18,7 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub use ids::{ApiKeyId, PlatformKeyId, SessionId, TenantId, UserId};
 pub use platform::PlatformTx;
-pub use tenant::{AuditVisitor, TenantTx};
+pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};
 
 /// Storage errors. Messages never contain bound values (which may be secrets or personal data).
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +36,10 @@ pub enum StoreError {
     /// SQLite reads on the direct (rusqlite) path; messages carry no bound values either.
     #[error("database error: {0}")]
     Direct(#[source] rusqlite::Error),
+    /// SQLite: the audit log head moved since `audit_next_seq` (another process appended);
+    /// the event was not stored. Ask for the next sequence number again.
+    #[error("the audit log head moved; retry the append")]
+    AuditHeadMoved,
     #[error("invalid stored value in {0}")]
     Corrupt(&'static str),
 }

@@ -1,7 +1,8 @@
 //! Tenant-scoped transaction. Every method binds `self.tenant` as `$1`: the tenant filter is
 //! part of each statement, not something a caller supplies.
 
-use std::sync::LazyLock;
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
 
 use crate::direct::ReadConn;
 use crate::engine::Tx;
@@ -19,9 +20,74 @@ pub trait AuditVisitor: Send + 'static {
     fn visit(&mut self, e: AuditEventRef<'_>) -> bool;
 }
 
+/// The audit log heads this process committed last, per tenant (SQLite only). A hint: the
+/// insert trigger refuses an event whose seq is not the head, so a stale entry (another
+/// process appended) costs a retry, never a wrong sequence number.
+#[derive(Default)]
+pub(crate) struct HeadCache(Mutex<HashMap<TenantId, i64>>);
+
+impl HeadCache {
+    fn get(&self, t: TenantId) -> Option<i64> {
+        self.0.lock().ok().and_then(|m| m.get(&t).copied())
+    }
+    fn set(&self, t: TenantId, head: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(t, head);
+        }
+    }
+    fn forget(&self, t: TenantId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&t);
+        }
+    }
+}
+
+/// Seal counts already written to `tenant_keys` but not yet used, per (tenant, data-key
+/// version). Counting is conservative: a transaction that has to write a count reserves
+/// [`SEAL_RESERVE`] more, and once it commits, later transactions of this process use the
+/// reservation without touching `tenant_keys` (one dirty page less at each commit). The count
+/// in the database is therefore never below the seals made; a crash or a rolled-back
+/// transaction only leaves it higher, which makes the key rotate (before 2^31 of the 2^32
+/// random-nonce limit) a little early at worst.
+#[derive(Default)]
+pub(crate) struct SealBudget(Mutex<HashMap<(TenantId, i64), i64>>);
+
+/// Seals reserved with each count written.
+pub const SEAL_RESERVE: i64 = 1024;
+
+impl SealBudget {
+    fn take(&self, t: TenantId, version: i64, n: i64) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        match m.get_mut(&(t, version)) {
+            Some(left) if *left >= n => {
+                *left -= n;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn add(&self, t: TenantId, version: i64, n: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry((t, version)).or_default() += n;
+        }
+    }
+}
+
 pub struct TenantTx {
     tx: Tx,
     tenant: TenantId,
+    /// SQLite: the store's head cache, and this transaction's next sequence number once known
+    /// (it holds the write lock, so nobody else appends meanwhile).
+    heads: Option<Arc<HeadCache>>,
+    audit_next: Option<i64>,
+    /// Heads to publish to the cache at commit: (tenant, next seq).
+    committed_heads: Vec<(TenantId, i64)>,
+    /// The store's seal budget, and what this transaction reserved and has left of it:
+    /// (tenant, version, left), published to the budget at commit.
+    seals: Option<Arc<SealBudget>>,
+    reserved: Vec<(TenantId, i64, i64)>,
     /// Seal counts per data-key version, written once at commit (one statement per
     /// transaction instead of one per sealing call).
     pending_sealed: Vec<(i64, i64)>,
@@ -66,6 +132,21 @@ const AUDIT_SCAN: &str = "SELECT seq, at, actor, action, outcome, object_type, o
 const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
 const ADD_SEALED_COUNT: &str = "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2";
+/// SQLite: the event and the transaction's seal count in one round trip (two statements; the
+/// update runs only if the insert succeeded).
+static INSERT_AUDIT_EVENT_AND_SEAL_COUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_AUDIT_EVENT}; {}",
+        ADD_SEALED_COUNT.replace("$3", "$13").replace("$2", "$12")
+    )
+});
+
+/// The SQLite insert trigger's refusal of a sequence number that is not the log head.
+fn is_head_moved(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("audit sequence is not the log head"))
+}
+
 /// `a, b` -> `p.a, p.b` for joins.
 fn prefixed(p: &str, cols: &str) -> String {
     cols.split(',')
@@ -87,8 +168,23 @@ impl TenantTx {
         Ok(TenantTx {
             tx,
             tenant,
+            heads: None,
+            audit_next: None,
+            committed_heads: Vec::new(),
+            seals: None,
+            reserved: Vec::new(),
             pending_sealed: Vec::new(),
         })
+    }
+
+    pub(crate) fn with_caches(
+        mut self,
+        heads: Option<Arc<HeadCache>>,
+        seals: Option<Arc<SealBudget>>,
+    ) -> Self {
+        self.heads = heads;
+        self.seals = seals;
+        self
     }
 
     pub fn tenant(&self) -> TenantId {
@@ -108,12 +204,34 @@ impl TenantTx {
     /// never reach another customer's tenant.
     pub async fn into_platform_log(mut self) -> Result<TenantTx> {
         self.flush_sealed_counts().await?;
-        TenantTx::start(self.tx, TenantId::PLATFORM).await
+        let mut heads = std::mem::take(&mut self.committed_heads);
+        heads.extend(self.audit_next.map(|n| (self.tenant, n)));
+        let mut next = TenantTx::start(self.tx, TenantId::PLATFORM)
+            .await?
+            .with_caches(self.heads, self.seals);
+        next.committed_heads = heads;
+        next.reserved = self.reserved;
+        Ok(next)
     }
 
     pub async fn commit(mut self) -> Result<()> {
         self.flush_sealed_counts().await?;
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if let Some(budget) = &self.seals {
+            for (t, version, left) in &self.reserved {
+                budget.add(*t, *version, *left);
+            }
+        }
+        if let Some(cache) = &self.heads {
+            for (t, n) in self
+                .committed_heads
+                .iter()
+                .chain(self.audit_next.map(|n| (self.tenant, n)).as_ref())
+            {
+                cache.set(*t, *n);
+            }
+        }
+        Ok(())
     }
 
     async fn flush_sealed_counts(&mut self) -> Result<()> {
@@ -600,7 +718,29 @@ impl TenantTx {
     /// Counts values sealed under a data key version (random 96-bit nonces: rotate before 2^32).
     /// Accumulated in memory and written once, at commit; nothing is counted if the transaction
     /// rolls back (nothing was stored either).
+    /// With the store's seal budget (see [`SealBudget`]) the count is conservative: uses are
+    /// taken from a committed reservation where possible, otherwise counted together with a
+    /// reservation of [`SEAL_RESERVE`] more.
     pub async fn add_sealed_count(&mut self, version: i64, n: i64) -> Result<()> {
+        let t = self.tenant;
+        let n = match &self.seals {
+            None => n,
+            Some(budget) => {
+                if let Some(r) = self
+                    .reserved
+                    .iter_mut()
+                    .find(|r| r.0 == t && r.1 == version && r.2 >= n)
+                {
+                    r.2 -= n;
+                    return Ok(());
+                }
+                if budget.take(t, version, n) {
+                    return Ok(());
+                }
+                self.reserved.push((t, version, SEAL_RESERVE));
+                n + SEAL_RESERVE
+            }
+        };
         match self.pending_sealed.iter_mut().find(|(v, _)| *v == version) {
             Some((_, count)) => *count += n,
             None => self.pending_sealed.push((version, n)),
@@ -610,10 +750,31 @@ impl TenantTx {
 
     // ---- audit trail ------------------------------------------------------------------
 
-    /// Reserves the next sequence number of this tenant's log. The upsert takes a row lock
-    /// (PostgreSQL) / runs under the write lock (SQLite), so concurrent appenders serialise.
+    /// Reserves the next sequence number of this tenant's log; [`TenantTx::insert_audit_event`]
+    /// must follow with that number.
+    ///
+    /// PostgreSQL: the `audit_heads` upsert takes a row lock, so concurrent appenders (other
+    /// connections, other nodes) serialise on it. SQLite: the write transaction holds the
+    /// database write lock, so the head cannot move under it; the head is known from this
+    /// transaction's previous append, from the head this process committed last, or else read.
+    /// The insert trigger advances the head and refuses any other number
+    /// ([`crate::StoreError::AuditHeadMoved`]: ask again and rebuild the event).
     pub async fn audit_next_seq(&mut self) -> Result<i64> {
         let t = self.tenant;
+        if let Tx::Sqlite(_) = &self.tx {
+            if let Some(n) = self.audit_next {
+                return Ok(n);
+            }
+            let n = match self.heads.as_ref().and_then(|h| h.get(t)) {
+                Some(n) => n,
+                None => on_conn!(&mut self.tx, |c| sqlx::query_scalar(AUDIT_SIZE)
+                    .bind(t)
+                    .fetch_one(c)
+                    .await?),
+            };
+            self.audit_next = Some(n);
+            return Ok(n);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
             "INSERT INTO audit_heads (tenant_id, size) VALUES ($1, 1) \
              ON CONFLICT (tenant_id) DO UPDATE SET size = audit_heads.size + 1 RETURNING size - 1"
@@ -635,8 +796,49 @@ impl TenantTx {
             .await?))
     }
 
+    /// Appends an event with the number [`TenantTx::audit_next_seq`] gave. On SQLite the seal
+    /// count of this transaction goes to the database in the same round trip.
     pub async fn insert_audit_event(&mut self, e: &NewAuditEvent<'_>) -> Result<()> {
         let t = self.tenant;
+        if let Tx::Sqlite(c) = &mut self.tx {
+            let flush = self.pending_sealed.first().copied();
+            let sql = match flush {
+                Some(_) => INSERT_AUDIT_EVENT_AND_SEAL_COUNT.as_str(),
+                None => INSERT_AUDIT_EVENT,
+            };
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(t)
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.outcome)
+                .bind(e.object_type)
+                .bind(e.object_id)
+                .bind(e.ip_bidx)
+                .bind(e.details)
+                .bind(e.leaf_hash);
+            if let Some((version, n)) = flush {
+                q = q.bind(version).bind(n);
+            }
+            return match q.execute(&mut **c).await {
+                Ok(_) => {
+                    if flush.is_some() {
+                        self.pending_sealed.remove(0);
+                    }
+                    self.audit_next = Some(e.seq + 1);
+                    Ok(())
+                }
+                Err(err) if is_head_moved(&err) => {
+                    self.audit_next = None;
+                    if let Some(h) = &self.heads {
+                        h.forget(t);
+                    }
+                    Err(crate::StoreError::AuditHeadMoved)
+                }
+                Err(err) => Err(err.into()),
+            };
+        }
         on_conn!(&mut self.tx, |c| {
             sqlx::query(INSERT_AUDIT_EVENT)
                 .bind(t)

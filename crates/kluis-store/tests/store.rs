@@ -366,7 +366,7 @@ async fn postgres_refuses_owner_as_app_role() {
 }
 
 on_both!(
-    sealed_counts_are_written_once_at_commit,
+    sealed_counts_are_reserved_in_blocks_at_commit,
     |b: Backend| async move {
         let s = &b.store;
         let a = tenant(s, "a").await;
@@ -375,18 +375,38 @@ on_both!(
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.add_sealed_count(1, 2).await.unwrap();
-        tx.add_sealed_count(1, 3).await.unwrap();
-        tx.commit().await.unwrap();
+        let count = || async {
+            let mut tx = s.tenant(a).begin_read().await.unwrap();
+            tx.tenant_keys().await.unwrap()[0].sealed_count
+        };
+        let reserve = kluis_store::SEAL_RESERVE;
         {
             let mut tx = s.tenant(a).begin().await.unwrap();
             tx.add_sealed_count(1, 100).await.unwrap();
-            // dropped: rolled back, not counted
+            // dropped: rolled back, nothing counted and nothing reserved
         }
-        let mut tx = s.tenant(a).begin_read().await.unwrap();
-        let keys = tx.tenant_keys().await.unwrap();
-        assert_eq!(keys[0].sealed_count, 5);
+        assert_eq!(count().await, 0);
+        // A count is written with a reserved block; seals within the block write nothing.
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 2).await.unwrap();
+        tx.add_sealed_count(1, 3).await.unwrap(); // from this transaction's reservation
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve);
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, reserve - 3).await.unwrap(); // the rest of the block
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve);
+        {
+            let mut tx = s.tenant(a).begin().await.unwrap();
+            tx.add_sealed_count(1, 5).await.unwrap();
+            // dropped: its count and reservation were never written
+        }
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve + 1 + reserve);
+        // Never below the seals made (2 + 3 + reserve - 3 + 1).
+        assert!(count().await >= reserve + 3);
     }
 );
 
@@ -504,3 +524,65 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
         );
     }
 });
+
+async fn append(s: &Store, t: TenantId) -> Result<i64, kluis_store::StoreError> {
+    let mut tx = s.tenant(t).begin().await.unwrap();
+    let seq = tx.audit_next_seq().await.unwrap();
+    tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+        seq,
+        at: 1,
+        actor: "console",
+        action: "x.y",
+        outcome: "success",
+        object_type: None,
+        object_id: None,
+        ip_bidx: None,
+        details: b"sealed",
+        leaf_hash: &[0; 32],
+    })
+    .await?;
+    tx.commit().await.unwrap();
+    Ok(seq)
+}
+
+/// SQLite: a writer that caches the log head (two processes on one file here) is refused by
+/// the insert trigger once another appended, stores nothing, and gets the right head next time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stale_audit_head_is_refused_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kluis.db");
+    let one = Store::open_sqlite(&path).await.unwrap();
+    let two = Store::open_sqlite(&path).await.unwrap();
+    let t = tenant(&one, "a").await;
+    assert_eq!(append(&one, t).await.unwrap(), 0);
+    assert_eq!(append(&two, t).await.unwrap(), 1);
+    assert!(matches!(
+        append(&one, t).await,
+        Err(kluis_store::StoreError::AuditHeadMoved)
+    ));
+    assert_eq!(append(&one, t).await.unwrap(), 2);
+    assert!(matches!(
+        append(&two, t).await,
+        Err(kluis_store::StoreError::AuditHeadMoved)
+    ));
+    assert_eq!(append(&two, t).await.unwrap(), 3);
+    let mut tx = one.tenant(t).begin_read().await.unwrap();
+    assert_eq!(tx.audit_size().await.unwrap(), 4);
+    // A number that is not the head is refused even inside one writer's transaction.
+    let mut w = one.tenant(t).begin().await.unwrap();
+    let err = w
+        .insert_audit_event(&kluis_store::rows::NewAuditEvent {
+            seq: 7,
+            at: 1,
+            actor: "console",
+            action: "x.y",
+            outcome: "success",
+            object_type: None,
+            object_id: None,
+            ip_bidx: None,
+            details: b"sealed",
+            leaf_hash: &[0; 32],
+        })
+        .await;
+    assert!(matches!(err, Err(kluis_store::StoreError::AuditHeadMoved)));
+}
