@@ -724,7 +724,7 @@ impl Kluis {
     pub async fn verify_log(&self, tenant: TenantId) -> Result<VerifyReport> {
         // One read transaction: on SQLite the head, the truncation point and the events come
         // from one snapshot, so a concurrent append cannot look like a deleted tail.
-        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let mut tx = self.store.tenant(tenant).begin_snapshot().await?;
         let keys = self.keys(&mut tx).await?;
         let head = tx.audit_size().await?;
         let (truncated, range, marker) = tx.audit_truncation().await?;

@@ -60,15 +60,18 @@ impl DirectPool {
         Ok(c)
     }
 
-    /// A connection inside a deferred read transaction: every statement run through it sees
-    /// one snapshot (taken at its first read) until it is returned.
-    pub(crate) fn get(&self) -> Result<ReadConn> {
+    /// A connection; with `snapshot`, inside a deferred read transaction, so that every
+    /// statement run through it sees one snapshot (taken at its first read) until it is
+    /// returned. Without, each statement reads the latest committed state on its own.
+    pub(crate) fn get(&self, snapshot: bool) -> Result<ReadConn> {
         let reused = self.idle.lock().ok().and_then(|mut v| v.pop());
         let conn = match reused {
             Some(c) => c,
             None => self.open()?,
         };
-        conn.execute_batch("BEGIN")?;
+        if snapshot {
+            conn.execute_batch("BEGIN")?;
+        }
         Ok(ReadConn {
             conn: Some(conn),
             pool: self.clone(),
@@ -85,7 +88,7 @@ impl Drop for ReadConn {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take()
             // A connection that cannot end its transaction is not reused.
-            && c.execute_batch("ROLLBACK").is_ok()
+            && (c.is_autocommit() || c.execute_batch("ROLLBACK").is_ok())
             && let Ok(mut idle) = self.pool.idle.lock()
             && idle.len() < KEEP_IDLE
         {

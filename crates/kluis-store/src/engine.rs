@@ -240,12 +240,17 @@ impl Store {
     /// `write`: SQLite takes the write lock up front (BEGIN IMMEDIATE) so two writers queue on
     /// the busy timeout instead of failing when a read lock is upgraded.
     pub(crate) async fn begin_tx(&self, write: bool) -> Result<Tx> {
+        self.begin_tx_with(write, false).await
+    }
+
+    /// `snapshot` (SQLite reads): the direct connection's statements share one snapshot.
+    async fn begin_tx_with(&self, write: bool, snapshot: bool) -> Result<Tx> {
         Ok(match &self.pool {
             Pool::Sqlite { write: w, .. } if write => {
                 Tx::Sqlite(w.begin_with("BEGIN IMMEDIATE").await?)
             }
             Pool::Sqlite { read, direct, .. } => Tx::SqliteRead(ReadTx {
-                direct: Some(direct.get()?),
+                direct: Some(direct.get(snapshot)?),
                 sqlx: None,
                 pool: read.clone(),
             }),
@@ -277,6 +282,13 @@ impl TenantScope<'_> {
     /// A read-only transaction scoped to this tenant (no write lock on SQLite).
     pub async fn begin_read(self) -> Result<TenantTx> {
         TenantTx::start(self.store.begin_tx(false).await?, self.tenant).await
+    }
+
+    /// A read-only transaction whose hot reads (see `direct.rs`) all see one snapshot on
+    /// SQLite, e.g. the audit head and the events of a verification. Plain `begin_read`
+    /// runs each SQLite statement on its own (no BEGIN/ROLLBACK for a point read).
+    pub async fn begin_snapshot(self) -> Result<TenantTx> {
+        TenantTx::start(self.store.begin_tx_with(false, true).await?, self.tenant).await
     }
 }
 

@@ -891,7 +891,8 @@ impl TenantTx {
     /// Visits every stored event with `seq >= from`, in sequence order, until `f` returns
     /// false; returns `f` (with whatever state it gathered). On an SQLite read transaction the
     /// scan is one statement on the direct connection, run on a blocking thread (it may take
-    /// seconds) and seeing the transaction's snapshot; elsewhere it pages through
+    /// seconds; one statement, so one snapshot, shared with the other hot reads of a
+    /// [`crate::TenantScope::begin_snapshot`] transaction); elsewhere it pages through
     /// [`TenantTx::audit_events`].
     pub async fn scan_audit_events<V: AuditVisitor>(&mut self, from: i64, mut v: V) -> Result<V> {
         let t = self.tenant;

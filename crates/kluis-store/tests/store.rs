@@ -411,11 +411,11 @@ on_both!(
 );
 
 /// Snapshot of everything the hot read path returns for one tenant, as comparable strings.
-async fn hot_reads(s: &Store, t: TenantId, read: bool, u: UserId) -> Vec<String> {
-    let mut tx = if read {
-        s.tenant(t).begin_read().await.unwrap()
-    } else {
-        s.tenant(t).begin().await.unwrap()
+async fn hot_reads(s: &Store, t: TenantId, mode: &str, u: UserId) -> Vec<String> {
+    let mut tx = match mode {
+        "read" => s.tenant(t).begin_read().await.unwrap(),
+        "snapshot" => s.tenant(t).begin_snapshot().await.unwrap(),
+        _ => s.tenant(t).begin().await.unwrap(),
     };
     struct Collect(Vec<String>);
     impl kluis_store::AuditVisitor for Collect {
@@ -495,9 +495,10 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
     }
     tx.commit().await.unwrap();
 
-    let via_read = hot_reads(s, a, true, u).await;
-    let via_write = hot_reads(s, a, false, u).await;
+    let via_read = hot_reads(s, a, "read", u).await;
+    let via_write = hot_reads(s, a, "write", u).await;
     assert_eq!(via_read, via_write);
+    assert_eq!(via_read, hot_reads(s, a, "snapshot", u).await);
     assert!(via_read[0].starts_with("Some("), "{via_read:?}");
     assert!(via_read[1].contains("via_previous: false"), "{via_read:?}");
     assert!(via_read[2].contains("via_previous: true"), "{via_read:?}");
@@ -505,7 +506,7 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
     assert_eq!(via_read[6], "3");
     assert!(via_read[8].contains("seq: 2"), "{via_read:?}");
     // Another tenant's transaction sees none of it, on either path.
-    for read in [true, false] {
+    for read in ["read", "snapshot", "write"] {
         let empty = hot_reads(s, other, read, u).await;
         assert_eq!(
             empty,
