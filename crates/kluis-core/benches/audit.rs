@@ -231,14 +231,18 @@ async fn write_latency(dir: &Path) -> Result<()> {
         ("policy upsert (the write)", pa.write, pb.write),
         ("keys (cached) + details", pa.prepare, pb.prepare),
         (
-            "audit_next_seq (audit_heads upsert)",
+            "audit_next_seq (head: cache under write lock)",
             pa.next_seq,
             pb.next_seq,
         ),
         ("leaf JSON+SHA-256, seal, blind index", pa.crypto, pb.crypto),
-        ("insert_audit_event", pa.insert, pb.insert),
         (
-            "add_sealed_count (tenant_keys update)",
+            "insert_audit_event (+head trigger, +seal count)",
+            pa.insert,
+            pb.insert,
+        ),
+        (
+            "add_sealed_count (in memory, before insert)",
             pa.sealed_count,
             pb.sealed_count,
         ),
@@ -373,13 +377,21 @@ async fn verification(dir: &Path) -> Result<()> {
         b.events
     );
     line(
-        &format!("fetch rows ({} queries of 5000)", b.batches),
+        &format!("fetch rows via sqlx ({} queries of 5000)", b.batches),
         b.fetch,
     );
     println!(
         "       first batch {:.1} ms, last full batch {:.1} ms",
         b.first_batch.as_secs_f64() * 1e3,
         b.last_full_batch.as_secs_f64() * 1e3
+    );
+    line(
+        "scan rows, direct SQLite connection, in place (verify_log)",
+        b.scan_direct,
+    );
+    line(
+        "same scan + leaf prefix encoding (verify_log stage 1)",
+        b.scan_prefix,
     );
     line("decrypt details (AES-256-GCM open)", b.decrypt);
     line("parse details JSON (serde_json::Value)", b.parse);
@@ -405,13 +417,13 @@ async fn verification(dir: &Path) -> Result<()> {
     );
     line(
         &format!(
-            "merkle::root x{} checkpoints, as verify_log (est. from {})",
+            "merkle::root x{} checkpoints, one per checkpoint (est. from {})",
             b.checkpoints, b.checkpoint_roots_sampled
         ),
         b.checkpoint_roots,
     );
     line(
-        "same roots, one incremental pass (MerkleFrontier)",
+        "same roots, one incremental pass (verify_log)",
         b.checkpoint_roots_incremental,
     );
     let hashing = b.leaf_hash + b.root_once;

@@ -8,11 +8,14 @@
 //! with database access alone cannot rewrite history unnoticed.
 
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, sync_channel};
 
 use kluis_crypto::checkpoint::{self, CheckpointSigner, CheckpointVerifier};
 use kluis_crypto::merkle::{self, Hash};
+use kluis_store::AuditVisitor;
 use kluis_store::TenantTx;
-use kluis_store::rows::{AuditEventRow, AuditFilter, NewAuditEvent};
+use kluis_store::rows::{AuditEventRef, AuditEventRow, AuditFilter, NewAuditEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -88,6 +91,269 @@ pub(crate) fn leaf_bytes(tenant: TenantId, r: &AuditEventRow, details: &Value) -
         details,
     })
     .map_err(|_| Error::internal("audit encoding"))
+}
+
+fn json_into<T: Serialize + ?Sized>(out: &mut Vec<u8>, v: &T) -> Result<()> {
+    serde_json::to_writer(&mut *out, v).map_err(|_| Error::internal("audit encoding"))
+}
+
+/// `{"v":1,"tenant":"<id>","seq":`: how every leaf encoding of one log starts.
+pub(crate) fn leaf_head(tenant: TenantId) -> Result<Vec<u8>> {
+    let mut v = br#"{"v":1,"tenant":"#.to_vec();
+    json_into(&mut v, &tenant.0)?;
+    v.extend_from_slice(br#","seq":"#);
+    Ok(v)
+}
+
+/// Appends the canonical leaf encoding up to and including `"details":`, byte for byte what
+/// [`leaf_bytes`] writes before the details value (a test compares the two). Verification
+/// splices the stored details plaintext after it instead of parsing and re-encoding it.
+pub(crate) fn leaf_prefix(out: &mut Vec<u8>, head: &[u8], e: &AuditEventRef<'_>) -> Result<()> {
+    out.extend_from_slice(head);
+    json_into(out, &e.seq)?;
+    out.extend_from_slice(br#","at":"#);
+    json_into(out, &e.at)?;
+    out.extend_from_slice(br#","actor":"#);
+    json_into(out, e.actor)?;
+    out.extend_from_slice(br#","action":"#);
+    json_into(out, e.action)?;
+    out.extend_from_slice(br#","outcome":"#);
+    json_into(out, e.outcome)?;
+    out.extend_from_slice(br#","object_type":"#);
+    json_into(out, &e.object_type)?;
+    out.extend_from_slice(br#","object_id":"#);
+    json_into(out, &e.object_id)?;
+    out.extend_from_slice(br#","details":"#);
+    Ok(())
+}
+
+/// Events per hand-over between the two verification stages.
+const LEAF_BATCH: usize = 2048;
+
+/// One event in a [`LeafBatch`]: `bytes[start..mid]` is its leaf prefix, `bytes[mid..end]`
+/// its sealed details.
+struct LeafItem {
+    seq: i64,
+    start: usize,
+    mid: usize,
+    end: usize,
+    stored: Option<Hash>,
+}
+
+#[derive(Default)]
+struct LeafBatch {
+    bytes: Vec<u8>,
+    items: Vec<LeafItem>,
+}
+
+/// Stage 1 of verification (runs where the rows are read): checks the sequence has no gap and
+/// encodes each event's leaf prefix, handing batches to the hashing stage.
+struct LeafProducer {
+    head: Vec<u8>,
+    next: i64,
+    scanned: i64,
+    batch: LeafBatch,
+    sender: Option<SyncSender<LeafBatch>>,
+    broken: Option<(i64, String)>,
+}
+
+impl LeafProducer {
+    fn new(head: Vec<u8>, first: i64, sender: SyncSender<LeafBatch>) -> Self {
+        LeafProducer {
+            head,
+            next: first,
+            scanned: 0,
+            batch: LeafBatch::default(),
+            sender: Some(sender),
+            broken: None,
+        }
+    }
+
+    fn send(&mut self) -> bool {
+        let next = LeafBatch {
+            bytes: Vec::with_capacity(self.batch.bytes.capacity()),
+            items: Vec::with_capacity(LEAF_BATCH),
+        };
+        let batch = std::mem::replace(&mut self.batch, next);
+        self.sender.as_ref().is_some_and(|s| s.send(batch).is_ok())
+    }
+
+    /// Sends what is left and closes the channel: (events scanned, first gap found).
+    fn finish(mut self) -> (i64, Option<(i64, String)>) {
+        if !self.batch.items.is_empty() {
+            self.send();
+        }
+        self.sender = None;
+        (self.scanned, self.broken)
+    }
+}
+
+impl AuditVisitor for LeafProducer {
+    fn visit(&mut self, e: AuditEventRef<'_>) -> bool {
+        self.scanned += 1;
+        if e.seq != self.next {
+            self.broken = Some((
+                self.next,
+                format!(
+                    "event {} is missing (next stored event is {})",
+                    self.next, e.seq
+                ),
+            ));
+            return false;
+        }
+        self.next += 1;
+        let start = self.batch.bytes.len();
+        if leaf_prefix(&mut self.batch.bytes, &self.head, &e).is_err() {
+            self.broken = Some((e.seq, "event could not be encoded".into()));
+            return false;
+        }
+        let mid = self.batch.bytes.len();
+        self.batch.bytes.extend_from_slice(e.details);
+        self.batch.items.push(LeafItem {
+            seq: e.seq,
+            start,
+            mid,
+            end: self.batch.bytes.len(),
+            stored: <Hash>::try_from(e.leaf_hash).ok(),
+        });
+        self.batch.items.len() < LEAF_BATCH || self.send()
+    }
+}
+
+/// What the hashing stage found: the recomputed leaf hashes, up to the first broken event.
+struct Hashed {
+    leaves: Vec<Hash>,
+    first_broken: Option<(i64, String)>,
+}
+
+/// The hashing stage: opens each event's details, splices the plaintext into the leaf
+/// encoding, hashes it and compares with the stored leaf hash. It runs on one thread per core
+/// (batches taken in order from one queue, results put back in order), so that together with
+/// the scan all cores are busy.
+struct LeafHashers {
+    handles: Vec<std::thread::JoinHandle<Vec<HashedBatch>>>,
+}
+
+/// (batch position in the log, its leaf hashes, the broken event in it if any).
+type HashedBatch = (usize, Vec<Hash>, Option<(i64, String)>);
+
+fn spawn_leaf_hashers(keys: Arc<TenantKeys>) -> Result<(SyncSender<LeafBatch>, LeafHashers)> {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let (tx, rx) = sync_channel::<LeafBatch>(4);
+    let queue = Arc::new(Mutex::new((rx, 0usize)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+    let mut handles = Vec::with_capacity(threads);
+    for _ in 0..threads {
+        let (keys, queue, stop) = (keys.clone(), queue.clone(), stop.clone());
+        let handle = std::thread::Builder::new()
+            .name("kluis-audit-verify".into())
+            .spawn(move || {
+                let mut done = Vec::new();
+                let mut buf = Vec::new();
+                while !stop.load(Ordering::Relaxed) {
+                    // Take the next batch and its position in the log.
+                    let next = match queue.lock() {
+                        Ok(mut q) => match q.0.recv() {
+                            Ok(b) => {
+                                q.1 += 1;
+                                Some((q.1 - 1, b))
+                            }
+                            Err(_) => None,
+                        },
+                        Err(_) => None,
+                    };
+                    let Some((index, batch)) = next else { break };
+                    let mut leaves = Vec::with_capacity(batch.items.len());
+                    let mut broken = None;
+                    for it in &batch.items {
+                        match check_leaf(&keys, &batch.bytes, it, &mut buf) {
+                            Ok(leaf) => leaves.push(leaf),
+                            Err(why) => {
+                                broken = Some((it.seq, why.to_owned()));
+                                // Batches before this one are already taken and finish;
+                                // later ones no longer matter.
+                                stop.store(true, Ordering::Relaxed);
+                                break;
+                            }
+                        }
+                    }
+                    done.push((index, leaves, broken));
+                }
+                done
+            })
+            .map_err(|e| Error::internal(format!("audit verification thread: {e}")))?;
+        handles.push(handle);
+    }
+    Ok((tx, LeafHashers { handles }))
+}
+
+impl LeafHashers {
+    /// Waits for the hashers (the producer's sender must be gone) and puts results in order.
+    fn join(self) -> Result<Hashed> {
+        let mut parts = Vec::new();
+        for h in self.handles {
+            parts.extend(
+                h.join()
+                    .map_err(|_| Error::internal("audit verification thread failed"))?,
+            );
+        }
+        parts.sort_by_key(|p| p.0);
+        let mut out = Hashed {
+            leaves: Vec::new(),
+            first_broken: None,
+        };
+        for (expected, (index, leaves, broken)) in parts.into_iter().enumerate() {
+            if index != expected {
+                break; // a gap after a stop: everything before it is complete
+            }
+            out.leaves.extend(leaves);
+            if broken.is_some() {
+                out.first_broken = broken;
+                break;
+            }
+        }
+        Ok(out)
+    }
+}
+
+fn check_leaf(
+    keys: &TenantKeys,
+    bytes: &[u8],
+    it: &LeafItem,
+    buf: &mut Vec<u8>,
+) -> std::result::Result<Hash, &'static str> {
+    const ALTERED: &str = "event details were altered (they no longer decrypt)";
+    const MISMATCH: &str =
+        "event contents do not match its leaf hash (edited, reordered or inserted)";
+    let (prefix, sealed) = match (bytes.get(it.start..it.mid), bytes.get(it.mid..it.end)) {
+        (Some(p), Some(s)) => (p, s),
+        _ => return Err(MISMATCH),
+    };
+    let plain = keys
+        .open("audit_events", "details", seq_record(it.seq), sealed)
+        .map_err(|_| ALTERED)?;
+    buf.clear();
+    buf.extend_from_slice(prefix);
+    buf.extend_from_slice(&plain);
+    buf.push(b'}');
+    let leaf = merkle::leaf_hash(buf);
+    if it.stored == Some(leaf) {
+        return Ok(leaf);
+    }
+    // The stored plaintext is the canonical encoding of the details whenever the writer was
+    // this code; otherwise parse and re-encode canonically before giving up.
+    let details: Value = serde_json::from_slice(&plain).map_err(|_| ALTERED)?;
+    buf.truncate(prefix.len());
+    serde_json::to_writer(&mut *buf, &details).map_err(|_| MISMATCH)?;
+    buf.push(b'}');
+    let leaf = merkle::leaf_hash(buf);
+    if it.stored == Some(leaf) {
+        Ok(leaf)
+    } else {
+        Err(MISMATCH)
+    }
 }
 
 /// Sealing context record id of an event: its sequence number.
@@ -189,8 +455,6 @@ impl Kluis {
         ev: Event<'_>,
     ) -> Result<()> {
         let tenant = tx.tenant();
-        let seq = tx.audit_next_seq().await?;
-        let at = self.now();
         let mut details = ev.details;
         if let Value::Object(m) = &mut details {
             m.insert("ip".into(), json!(ctx.ip));
@@ -198,35 +462,50 @@ impl Kluis {
             m.insert("request_id".into(), json!(ctx.request_id));
         }
         let outcome = if ev.success { "success" } else { "failure" };
-        let row = AuditEventRow {
-            seq,
-            at,
-            actor: actor.to_owned(),
-            action: ev.action.to_owned(),
-            outcome: outcome.to_owned(),
-            object_type: ev.object_type.map(str::to_owned),
-            object_id: ev.object_id.clone(),
-            details: Vec::new(),
-            leaf_hash: Vec::new(),
-        };
-        let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
         let plain = serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
-        let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
         let ip_bidx = (!ctx.ip.is_empty()).then(|| keys.blind("audit_events.ip", &ctx.ip));
-        tx.insert_audit_event(&NewAuditEvent {
-            seq,
-            at,
-            actor,
-            action: ev.action,
-            outcome,
-            object_type: ev.object_type,
-            object_id: ev.object_id.as_deref(),
-            ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
-            details: &sealed,
-            leaf_hash: &leaf,
-        })
-        .await?;
-        self.count_sealed(tx, keys, 1).await?;
+        // The second attempt happens only on SQLite when another process appended to this log
+        // since this process last did (the store then reads the head instead of caching it).
+        let mut attempt = 0;
+        let seq = loop {
+            attempt += 1;
+            let seq = tx.audit_next_seq().await?;
+            let at = self.now();
+            let row = AuditEventRow {
+                seq,
+                at,
+                actor: actor.to_owned(),
+                action: ev.action.to_owned(),
+                outcome: outcome.to_owned(),
+                object_type: ev.object_type.map(str::to_owned),
+                object_id: ev.object_id.clone(),
+                details: Vec::new(),
+                leaf_hash: Vec::new(),
+            };
+            let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
+            let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
+            // Counted before the insert so that, on SQLite, the count travels with it.
+            self.count_sealed(tx, keys, 1).await?;
+            match tx
+                .insert_audit_event(&NewAuditEvent {
+                    seq,
+                    at,
+                    actor,
+                    action: ev.action,
+                    outcome,
+                    object_type: ev.object_type,
+                    object_id: ev.object_id.as_deref(),
+                    ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
+                    details: &sealed,
+                    leaf_hash: &leaf,
+                })
+                .await
+            {
+                Ok(()) => break seq,
+                Err(kluis_store::StoreError::AuditHeadMoved) if attempt < 3 => continue,
+                Err(e) => return Err(e.into()),
+            }
+        };
         // The structured log stream gets the event too, without personal data.
         tracing::info!(target: "kluis::audit", tenant = %tenant, seq, action = ev.action, outcome, actor, object_type = ev.object_type, object_id = ev.object_id.as_deref(), "audit event");
         failpoint(ev.action)?;
@@ -443,23 +722,15 @@ impl Kluis {
     /// Verifies one log: sequence, every leaf hash against the event contents, the head
     /// counter, and every external checkpoint's signature and root.
     pub async fn verify_log(&self, tenant: TenantId) -> Result<VerifyReport> {
-        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        // One read transaction: on SQLite the head, the truncation point and the events come
+        // from one snapshot, so a concurrent append cannot look like a deleted tail.
+        let mut tx = self.store.tenant(tenant).begin_snapshot().await?;
         let keys = self.keys(&mut tx).await?;
         let head = tx.audit_size().await?;
         let (truncated, range, marker) = tx.audit_truncation().await?;
-        let mut rows = Vec::new();
-        let mut after = None;
-        loop {
-            let batch = tx
-                .audit_events(after, 5000, &AuditFilter::default())
-                .await?;
-            let Some(last) = batch.last() else { break };
-            after = Some(last.seq);
-            rows.extend(batch);
-        }
         let mut report = VerifyReport {
             tenant,
-            events: rows.len() as i64,
+            events: 0,
             checkpoints_checked: 0,
             first_broken: None,
         };
@@ -479,42 +750,34 @@ impl Kluis {
                 }
             }
         }
-        let mut leaves: Vec<Hash> = Vec::with_capacity(rows.len());
-        for (i, r) in rows.iter().enumerate() {
-            let expected = truncated + i as i64;
-            if r.seq != expected {
-                report.first_broken = Some((
-                    expected,
-                    format!(
-                        "event {expected} is missing (next stored event is {})",
-                        r.seq
-                    ),
-                ));
-                return Ok(report);
+        // Two stages on two threads: the scan (database rows -> leaf encodings without the
+        // details) and the hashing (open details, splice, SHA-256, compare).
+        let (sender, hashers) = spawn_leaf_hashers(keys.clone())?;
+        let producer = tx
+            .scan_audit_events(
+                truncated,
+                LeafProducer::new(leaf_head(tenant)?, truncated, sender),
+            )
+            .await;
+        let (scanned, gap) = match producer {
+            Ok(p) => p.finish(),
+            Err(e) => {
+                // The hashers stop once the producer (and its sender) is dropped.
+                drop(hashers);
+                return Err(e.into());
             }
-            let details = keys
-                .open("audit_events", "details", seq_record(r.seq), &r.details)
-                .ok()
-                .and_then(|p| serde_json::from_slice::<Value>(&p).ok());
-            let Some(details) = details else {
-                report.first_broken = Some((
-                    r.seq,
-                    "event details were altered (they no longer decrypt)".into(),
-                ));
-                return Ok(report);
-            };
-            let leaf = merkle::leaf_hash(&leaf_bytes(tenant, r, &details)?);
-            if leaf.as_slice() != r.leaf_hash.as_slice() {
-                report.first_broken = Some((
-                    r.seq,
-                    "event contents do not match its leaf hash (edited, reordered or inserted)"
-                        .into(),
-                ));
-                return Ok(report);
-            }
-            leaves.push(leaf);
+        };
+        drop(tx);
+        let hashed = tokio::task::spawn_blocking(move || hashers.join())
+            .await
+            .map_err(|_| Error::internal("audit verification thread failed"))??;
+        report.events = scanned;
+        if let Some(broken) = hashed.first_broken.or(gap) {
+            report.first_broken = Some(broken);
+            return Ok(report);
         }
-        let stored_end = truncated + rows.len() as i64;
+        let leaves = hashed.leaves;
+        let stored_end = truncated + leaves.len() as i64;
         if head != stored_end {
             report.first_broken = Some((
                 stored_end,
@@ -912,4 +1175,39 @@ pub(crate) fn failpoint_after_batch() -> Result<()> {
         return Err(Error::internal("failpoint: re-encryption aborted"));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The spliced encoding verification uses is byte for byte the canonical one.
+    #[test]
+    fn leaf_prefix_matches_canonical_encoding() {
+        let tenant = TenantId(Uuid::now_v7());
+        let head = leaf_head(tenant).unwrap();
+        for (object_type, object_id, actor) in [
+            (None, None, "console"),
+            (Some("user"), Some("0193"), "user:x \"quoted\" \\ \u{1} é ✓"),
+            (Some("a\nb"), None, "\u{7f}\u{2028}"),
+        ] {
+            let details = json!({"z": 1, "a": {"x": "<>&'\"", "n": null}, "ip": "203.0.113.7"});
+            let row = AuditEventRow {
+                seq: 42,
+                at: -7,
+                actor: actor.into(),
+                action: "user.update".into(),
+                outcome: "success".into(),
+                object_type: object_type.map(str::to_owned),
+                object_id: object_id.map(str::to_owned),
+                details: Vec::new(),
+                leaf_hash: Vec::new(),
+            };
+            let mut spliced = Vec::new();
+            leaf_prefix(&mut spliced, &head, &row.as_ref()).unwrap();
+            spliced.extend_from_slice(&serde_json::to_vec(&details).unwrap());
+            spliced.push(b'}');
+            assert_eq!(spliced, leaf_bytes(tenant, &row, &details).unwrap());
+        }
+    }
 }

@@ -107,13 +107,15 @@ pub struct WriteProfile {
     pub write: Duration,
     /// `Kluis::keys` (cached) + building the details.
     pub prepare: Duration,
-    /// `audit_next_seq` (upsert on `audit_heads`).
+    /// `audit_next_seq` (PostgreSQL: upsert on `audit_heads`; SQLite: the head is known
+    /// under the write lock, from the cache or one read).
     pub next_seq: Duration,
     /// Canonical leaf JSON + SHA-256, details JSON + AES-GCM seal, IP blind index (CPU only).
     pub crypto: Duration,
-    /// `insert_audit_event` (table + 3 indexes).
+    /// `insert_audit_event` (SQLite: one clustered b-tree, the head advanced by its trigger,
+    /// and the seal count in the same round trip).
     pub insert: Duration,
-    /// `add_sealed_count` (update of the data key row).
+    /// `add_sealed_count` (in memory; written with the insert or at commit).
     pub sealed_count: Duration,
     /// `COMMIT` (WAL append + fsync).
     pub commit: Duration,
@@ -192,6 +194,9 @@ pub async fn profile_write(
         )?;
         let ip_bidx = keys.blind("audit_events.ip", &ctx.ip);
         lap(&mut p.crypto);
+        // As `Kluis::audit`: counted before the insert (SQLite sends the count with it).
+        kluis.count_sealed(&mut tx, &keys, 1).await?;
+        lap(&mut p.sealed_count);
         tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
             seq,
             at,
@@ -206,8 +211,6 @@ pub async fn profile_write(
         })
         .await?;
         lap(&mut p.insert);
-        kluis.count_sealed(&mut tx, &keys, 1).await?;
-        lap(&mut p.sealed_count);
     }
     tx.commit().await?;
     lap(&mut p.commit);
@@ -219,6 +222,32 @@ pub type MerkleFrontier = merkle::Frontier;
 
 fn origin(tenant: TenantId) -> String {
     format!("kluis.audit/{}", tenant.0)
+}
+
+struct CountVisitor(usize);
+
+impl kluis_store::AuditVisitor for CountVisitor {
+    fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+        self.0 += std::hint::black_box(e.details.len()).min(1);
+        true
+    }
+}
+
+struct PrefixVisitor {
+    head: Vec<u8>,
+    buf: Vec<u8>,
+    ok: bool,
+}
+
+impl kluis_store::AuditVisitor for PrefixVisitor {
+    fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+        if self.buf.len() > 1 << 20 {
+            self.buf.clear();
+        }
+        self.ok &= crate::audit::leaf_prefix(&mut self.buf, &self.head, &e).is_ok();
+        self.buf.extend_from_slice(e.details);
+        true
+    }
 }
 
 async fn all_rows(kluis: &Kluis, tenant: TenantId) -> Result<(Vec<AuditEventRow>, Vec<Duration>)> {
@@ -302,6 +331,11 @@ pub struct VerifyBreakdown {
     pub batches: usize,
     pub first_batch: Duration,
     pub last_full_batch: Duration,
+    /// `verify_log`'s scan: one statement on the direct SQLite read connection, rows visited
+    /// in place (no per-row allocation), nothing else done.
+    pub scan_direct: Duration,
+    /// The same scan plus the leaf prefix encoding `verify_log`'s first stage does per row.
+    pub scan_prefix: Duration,
     /// AES-256-GCM open of every event's details.
     pub decrypt: Duration,
     /// `serde_json::from_slice::<Value>` of the details.
@@ -356,6 +390,26 @@ pub async fn verify_breakdown(kluis: &Kluis, tenant: TenantId) -> Result<VerifyB
         .checked_sub(2)
         .and_then(|i| batch_times.get(i).copied())
         .unwrap_or_default();
+
+    let t = Instant::now();
+    let mut tx = kluis.store.tenant(tenant).begin_read().await?;
+    let scanned = tx.scan_audit_events(0, CountVisitor(0)).await?;
+    b.scan_direct = t.elapsed();
+    if scanned.0 != rows.len() {
+        b.mismatches += 1;
+    }
+    let t = Instant::now();
+    let visitor = PrefixVisitor {
+        head: crate::audit::leaf_head(tenant)?,
+        buf: Vec::new(),
+        ok: true,
+    };
+    let v = tx.scan_audit_events(0, visitor).await?;
+    b.scan_prefix = t.elapsed();
+    if !v.ok {
+        b.mismatches += 1;
+    }
+    drop(tx);
 
     let t = Instant::now();
     let plain: Vec<Vec<u8>> = rows

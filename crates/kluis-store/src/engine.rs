@@ -2,6 +2,7 @@
 
 use std::path::Path;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::pool::PoolConnection;
@@ -11,7 +12,25 @@ use sqlx::sqlite::{
 };
 use sqlx::{Postgres, Sqlite, Transaction};
 
+use crate::direct::{DirectPool, ReadConn};
+use crate::tenant::{HeadCache, SealBudget};
 use crate::{PlatformTx, Result, StoreError, TenantId, TenantTx};
+
+pub(crate) struct ReadTx {
+    pub(crate) direct: Option<ReadConn>,
+    sqlx: Option<PoolConnection<Sqlite>>,
+    pool: SqlitePool,
+}
+
+impl ReadTx {
+    pub(crate) async fn sqlx(&mut self) -> Result<&mut sqlx::SqliteConnection> {
+        let conn = match self.sqlx.take() {
+            Some(c) => c,
+            None => self.pool.acquire().await?,
+        };
+        Ok(&mut **self.sqlx.insert(conn))
+    }
+}
 
 /// Tables that hold tenant data. Each has `tenant_id` as the first primary-key column and, on
 /// PostgreSQL, a forced row-level-security policy. Tests check both properties against the
@@ -64,15 +83,19 @@ pub(crate) enum Pool {
     Sqlite {
         write: SqlitePool,
         read: SqlitePool,
+        /// Read-only rusqlite connections for the hot reads (see `direct.rs`).
+        direct: DirectPool,
+        heads: Arc<HeadCache>,
     },
     Pg(PgPool),
 }
 
 pub(crate) enum Tx {
     Sqlite(Transaction<'static, Sqlite>),
-    /// A read on SQLite: a read-only connection in autocommit mode. Each statement sees the
-    /// latest committed state; skipping BEGIN/ROLLBACK halves the round trips of a read.
-    SqliteRead(PoolConnection<Sqlite>),
+    /// A read on SQLite: a direct (rusqlite) read-only connection in one deferred read
+    /// transaction for the hot reads, and a read-only sqlx connection, acquired on first use,
+    /// for the others (autocommit: each of those statements sees the latest committed state).
+    SqliteRead(ReadTx),
     Pg(Transaction<'static, Postgres>),
 }
 
@@ -80,6 +103,7 @@ pub(crate) enum Tx {
 #[derive(Clone)]
 pub struct Store {
     pool: Pool,
+    seals: Arc<SealBudget>,
 }
 
 impl Store {
@@ -110,7 +134,13 @@ impl Store {
             .connect_with(options.read_only(true).create_if_missing(false))
             .await?;
         Ok(Store {
-            pool: Pool::Sqlite { write, read },
+            pool: Pool::Sqlite {
+                write,
+                read,
+                direct: DirectPool::new(path),
+                heads: Arc::default(),
+            },
+            seals: Arc::default(),
         })
     }
 
@@ -157,6 +187,7 @@ impl Store {
         check_app_role(&app).await?;
         Ok(Store {
             pool: Pool::Pg(app),
+            seals: Arc::default(),
         })
     }
 
@@ -209,7 +240,7 @@ impl Store {
 
     pub async fn close(&self) {
         match &self.pool {
-            Pool::Sqlite { write, read } => {
+            Pool::Sqlite { write, read, .. } => {
                 read.close().await;
                 write.close().await;
             }
@@ -220,11 +251,20 @@ impl Store {
     /// `write`: SQLite takes the write lock up front (BEGIN IMMEDIATE) so two writers queue on
     /// the busy timeout instead of failing when a read lock is upgraded.
     pub(crate) async fn begin_tx(&self, write: bool) -> Result<Tx> {
+        self.begin_tx_with(write, false).await
+    }
+
+    /// `snapshot` (SQLite reads): the direct connection's statements share one snapshot.
+    async fn begin_tx_with(&self, write: bool, snapshot: bool) -> Result<Tx> {
         Ok(match &self.pool {
             Pool::Sqlite { write: w, .. } if write => {
                 Tx::Sqlite(w.begin_with("BEGIN IMMEDIATE").await?)
             }
-            Pool::Sqlite { read, .. } => Tx::SqliteRead(read.acquire().await?),
+            Pool::Sqlite { read, direct, .. } => Tx::SqliteRead(ReadTx {
+                direct: Some(direct.get(snapshot)?),
+                sqlx: None,
+                pool: read.clone(),
+            }),
             Pool::Pg(p) => Tx::Pg(p.begin().await?),
         })
     }
@@ -239,12 +279,27 @@ pub struct TenantScope<'s> {
 impl TenantScope<'_> {
     /// A read-write transaction scoped to this tenant.
     pub async fn begin(self) -> Result<TenantTx> {
-        TenantTx::start(self.store.begin_tx(true).await?, self.tenant).await
+        let heads = match &self.store.pool {
+            Pool::Sqlite { heads, .. } => Some(heads.clone()),
+            Pool::Pg(_) => None,
+        };
+        Ok(
+            TenantTx::start(self.store.begin_tx(true).await?, self.tenant)
+                .await?
+                .with_caches(heads, Some(self.store.seals.clone())),
+        )
     }
 
     /// A read-only transaction scoped to this tenant (no write lock on SQLite).
     pub async fn begin_read(self) -> Result<TenantTx> {
         TenantTx::start(self.store.begin_tx(false).await?, self.tenant).await
+    }
+
+    /// A read-only transaction whose hot reads (see `direct.rs`) all see one snapshot on
+    /// SQLite, e.g. the audit head and the events of a verification. Plain `begin_read`
+    /// runs each SQLite statement on its own (no BEGIN/ROLLBACK for a point read).
+    pub async fn begin_snapshot(self) -> Result<TenantTx> {
+        TenantTx::start(self.store.begin_tx_with(false, true).await?, self.tenant).await
     }
 }
 

@@ -9,6 +9,7 @@
 //! This crate holds SQL and nothing else: no policy, no crypto, no HTTP.
 
 mod crm;
+mod direct;
 mod engine;
 pub mod ids;
 mod platform;
@@ -21,7 +22,7 @@ pub use ids::{
     TenantId, UserId,
 };
 pub use platform::PlatformTx;
-pub use tenant::TenantTx;
+pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};
 
 /// Storage errors. Messages never contain bound values (which may be secrets or personal data).
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,13 @@ pub enum StoreError {
     /// The database role configuration is unsafe (e.g. the app role can bypass RLS).
     #[error("unsafe database configuration: {0}")]
     UnsafeConfig(String),
+    /// SQLite reads on the direct (rusqlite) path; messages carry no bound values either.
+    #[error("database error: {0}")]
+    Direct(#[source] rusqlite::Error),
+    /// SQLite: the audit log head moved since `audit_next_seq` (another process appended);
+    /// the event was not stored. Ask for the next sequence number again.
+    #[error("the audit log head moved; retry the append")]
+    AuditHeadMoved,
     #[error("invalid stored value in {0}")]
     Corrupt(&'static str),
 }
@@ -73,8 +81,8 @@ macro_rules! on_conn {
                 let $c: &mut sqlx::SqliteConnection = &mut *t;
                 $body
             }
-            $crate::engine::Tx::SqliteRead(t) => {
-                let $c: &mut sqlx::SqliteConnection = &mut *t;
+            $crate::engine::Tx::SqliteRead(r) => {
+                let $c: &mut sqlx::SqliteConnection = r.sqlx().await?;
                 $body
             }
             $crate::engine::Tx::Pg(t) => {

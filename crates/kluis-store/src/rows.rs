@@ -165,6 +165,36 @@ pub struct AuditEventRow {
     pub leaf_hash: Vec<u8>,
 }
 
+/// A stored event borrowed from the database row (streaming verification: no allocation).
+#[derive(Debug, Clone, Copy)]
+pub struct AuditEventRef<'a> {
+    pub seq: i64,
+    pub at: i64,
+    pub actor: &'a str,
+    pub action: &'a str,
+    pub outcome: &'a str,
+    pub object_type: Option<&'a str>,
+    pub object_id: Option<&'a str>,
+    pub details: &'a [u8],
+    pub leaf_hash: &'a [u8],
+}
+
+impl AuditEventRow {
+    pub fn as_ref(&self) -> AuditEventRef<'_> {
+        AuditEventRef {
+            seq: self.seq,
+            at: self.at,
+            actor: &self.actor,
+            action: &self.action,
+            outcome: &self.outcome,
+            object_type: self.object_type.as_deref(),
+            object_id: self.object_id.as_deref(),
+            details: &self.details,
+            leaf_hash: &self.leaf_hash,
+        }
+    }
+}
+
 pub struct NewAuditEvent<'a> {
     pub seq: i64,
     pub at: i64,

@@ -1,18 +1,93 @@
 //! Tenant-scoped transaction. Every method binds `self.tenant` as `$1`: the tenant filter is
 //! part of each statement, not something a caller supplies.
 
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, Mutex};
+
+use crate::direct::ReadConn;
 use crate::engine::Tx;
 use crate::ids::{ApiKeyId, SessionId, TenantId, UserId};
 use crate::rows::{
-    ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRow, AuditFilter, NewApiKey,
-    NewAuditEvent, NewSession, NewUser, Reseal, SessionAuthRow, SessionRow, TenantKeyRow,
-    UserPatch, UserRow,
+    ApiKeyMatch, ApiKeyRow, AuditCheckpointRow, AuditEventRef, AuditEventRow, AuditFilter,
+    NewApiKey, NewAuditEvent, NewSession, NewUser, Reseal, SessionAuthRow, SessionRow,
+    TenantKeyRow, UserPatch, UserRow,
 };
 use crate::{Result, on_conn};
+
+/// Receives stored audit events one by one (see [`TenantTx::scan_audit_events`]); returns
+/// false to stop.
+pub trait AuditVisitor: Send + 'static {
+    fn visit(&mut self, e: AuditEventRef<'_>) -> bool;
+}
+
+/// The audit log heads this process committed last, per tenant (SQLite only). A hint: the
+/// insert trigger refuses an event whose seq is not the head, so a stale entry (another
+/// process appended) costs a retry, never a wrong sequence number.
+#[derive(Default)]
+pub(crate) struct HeadCache(Mutex<HashMap<TenantId, i64>>);
+
+impl HeadCache {
+    fn get(&self, t: TenantId) -> Option<i64> {
+        self.0.lock().ok().and_then(|m| m.get(&t).copied())
+    }
+    fn set(&self, t: TenantId, head: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            m.insert(t, head);
+        }
+    }
+    fn forget(&self, t: TenantId) {
+        if let Ok(mut m) = self.0.lock() {
+            m.remove(&t);
+        }
+    }
+}
+
+/// Seal counts already written to `tenant_keys` but not yet used, per (tenant, data-key
+/// version). Counting is conservative: a transaction that has to write a count reserves
+/// [`SEAL_RESERVE`] more, and once it commits, later transactions of this process use the
+/// reservation without touching `tenant_keys` (one dirty page less at each commit). The count
+/// in the database is therefore never below the seals made; a crash or a rolled-back
+/// transaction only leaves it higher, which makes the key rotate (before 2^31 of the 2^32
+/// random-nonce limit) a little early at worst.
+#[derive(Default)]
+pub(crate) struct SealBudget(Mutex<HashMap<(TenantId, i64), i64>>);
+
+/// Seals reserved with each count written.
+pub const SEAL_RESERVE: i64 = 1024;
+
+impl SealBudget {
+    fn take(&self, t: TenantId, version: i64, n: i64) -> bool {
+        let Ok(mut m) = self.0.lock() else {
+            return false;
+        };
+        match m.get_mut(&(t, version)) {
+            Some(left) if *left >= n => {
+                *left -= n;
+                true
+            }
+            _ => false,
+        }
+    }
+    fn add(&self, t: TenantId, version: i64, n: i64) {
+        if let Ok(mut m) = self.0.lock() {
+            *m.entry((t, version)).or_default() += n;
+        }
+    }
+}
 
 pub struct TenantTx {
     pub(crate) tx: Tx,
     pub(crate) tenant: TenantId,
+    /// SQLite: the store's head cache, and this transaction's next sequence number once known
+    /// (it holds the write lock, so nobody else appends meanwhile).
+    heads: Option<Arc<HeadCache>>,
+    audit_next: Option<i64>,
+    /// Heads to publish to the cache at commit: (tenant, next seq).
+    committed_heads: Vec<(TenantId, i64)>,
+    /// The store's seal budget, and what this transaction reserved and has left of it:
+    /// (tenant, version, left), published to the budget at commit.
+    seals: Option<Arc<SealBudget>>,
+    reserved: Vec<(TenantId, i64, i64)>,
     /// Seal counts per data-key version, written once at commit (one statement per
     /// transaction instead of one per sealing call).
     pending_sealed: Vec<(i64, i64)>,
@@ -28,6 +103,57 @@ const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, creat
 /// scanned the tenant's rows from the start (quadratic over a full walk).
 pub(crate) fn keyset(has_cursor: bool) -> &'static str {
     if has_cursor { "id > $2" } else { "$2 IS NULL" }
+}
+
+// Statements run by both the sqlx path and the direct SQLite path (`direct.rs`): one text each.
+// The direct path decodes columns by position, in the order of the column lists above.
+static USER_BY_ID: LazyLock<String> =
+    LazyLock::new(|| format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2"));
+static SESSION_FOR_AUTH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
+         FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
+         JOIN tenants t ON t.id = s.tenant_id \
+         WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
+        prefixed("s", SESSION_COLS)
+    )
+});
+static API_KEY_BY_SECRET_HASH: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
+         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+         WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
+        prefixed("k", KEY_COLS)
+    )
+});
+const TENANT_KEYS: &str = "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
+     WHERE tenant_id = $1 ORDER BY purpose, version";
+const DATA_KEY_MAX_VERSION: &str =
+    "SELECT COALESCE(MAX(version), 0) FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'";
+const DATA_KEY_MIN_ENABLED: &str = "SELECT COALESCE(MIN(version), 0) FROM tenant_keys \
+     WHERE tenant_id = $1 AND purpose = 'data' AND state <> 'disabled'";
+const AUDIT_SIZE: &str = "SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = $1), 0)";
+const AUDIT_TRUNCATION: &str = "SELECT truncated_before, truncation_range, truncation_note FROM audit_heads WHERE tenant_id = $1";
+/// Every stored event from `$2` on, in sequence order (the verification scan).
+const AUDIT_SCAN: &str = "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
+     WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq";
+
+const INSERT_AUDIT_EVENT: &str = "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+const ADD_SEALED_COUNT: &str = "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2";
+/// SQLite: the event and the transaction's seal count in one round trip (two statements; the
+/// update runs only if the insert succeeded).
+static INSERT_AUDIT_EVENT_AND_SEAL_COUNT: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "{INSERT_AUDIT_EVENT}; {}",
+        ADD_SEALED_COUNT.replace("$3", "$13").replace("$2", "$12")
+    )
+});
+
+/// The SQLite insert trigger's refusal of a sequence number that is not the log head.
+fn is_head_moved(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.message().contains("audit sequence is not the log head"))
 }
 
 /// `a, b` -> `p.a, p.b` for joins.
@@ -51,12 +177,35 @@ impl TenantTx {
         Ok(TenantTx {
             tx,
             tenant,
+            heads: None,
+            audit_next: None,
+            committed_heads: Vec::new(),
+            seals: None,
+            reserved: Vec::new(),
             pending_sealed: Vec::new(),
         })
     }
 
+    pub(crate) fn with_caches(
+        mut self,
+        heads: Option<Arc<HeadCache>>,
+        seals: Option<Arc<SealBudget>>,
+    ) -> Self {
+        self.heads = heads;
+        self.seals = seals;
+        self
+    }
+
     pub fn tenant(&self) -> TenantId {
         self.tenant
+    }
+
+    /// The direct SQLite read connection, when this is an SQLite read transaction.
+    fn direct(&self) -> Option<&ReadConn> {
+        match &self.tx {
+            Tx::SqliteRead(r) => r.direct.as_ref(),
+            _ => None,
+        }
     }
 
     /// Moves this transaction to the platform audit log (the nil tenant) so that a platform
@@ -64,27 +213,47 @@ impl TenantTx {
     /// never reach another customer's tenant.
     pub async fn into_platform_log(mut self) -> Result<TenantTx> {
         self.flush_sealed_counts().await?;
-        TenantTx::start(self.tx, TenantId::PLATFORM).await
+        let mut heads = std::mem::take(&mut self.committed_heads);
+        heads.extend(self.audit_next.map(|n| (self.tenant, n)));
+        let mut next = TenantTx::start(self.tx, TenantId::PLATFORM)
+            .await?
+            .with_caches(self.heads, self.seals);
+        next.committed_heads = heads;
+        next.reserved = self.reserved;
+        Ok(next)
     }
 
     pub async fn commit(mut self) -> Result<()> {
         self.flush_sealed_counts().await?;
-        self.tx.commit().await
+        self.tx.commit().await?;
+        if let Some(budget) = &self.seals {
+            for (t, version, left) in &self.reserved {
+                budget.add(*t, *version, *left);
+            }
+        }
+        if let Some(cache) = &self.heads {
+            for (t, n) in self
+                .committed_heads
+                .iter()
+                .chain(self.audit_next.map(|n| (self.tenant, n)).as_ref())
+            {
+                cache.set(*t, *n);
+            }
+        }
+        Ok(())
     }
 
     async fn flush_sealed_counts(&mut self) -> Result<()> {
         let t = self.tenant;
         for (version, n) in std::mem::take(&mut self.pending_sealed) {
             on_conn!(&mut self.tx, |c| {
-                sqlx::query(
-                "UPDATE tenant_keys SET sealed_count = sealed_count + $3 WHERE tenant_id = $1 AND purpose = 'data' AND version = $2"
-            )
-            .bind(t)
-            .bind(version)
-            .bind(n)
-            .execute(c)
-            .await?
-            .rows_affected()
+                sqlx::query(ADD_SEALED_COUNT)
+                    .bind(t)
+                    .bind(version)
+                    .bind(n)
+                    .execute(c)
+                    .await?
+                    .rows_affected()
             });
         }
         Ok(())
@@ -184,9 +353,11 @@ impl TenantTx {
 
     pub async fn user(&mut self, id: UserId) -> Result<Option<UserRow>> {
         let t = self.tenant;
-        let sql = format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2");
+        if let Some(d) = self.direct() {
+            return d.user(&USER_BY_ID, t, id);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(USER_BY_ID.as_str())
         )
         .bind(t)
         .bind(id)
@@ -314,15 +485,11 @@ impl TenantTx {
     /// A live session by token hash, joined with its user's role/status and the tenant's status.
     pub async fn session_for_auth(&mut self, hash: &[u8]) -> Result<Option<SessionAuthRow>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
-             FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
-             JOIN tenants t ON t.id = s.tenant_id \
-             WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
-            prefixed("s", SESSION_COLS)
-        );
+        if let Some(d) = self.direct() {
+            return d.session_for_auth(&SESSION_FOR_AUTH, t, hash);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(SESSION_FOR_AUTH.as_str())
         )
         .bind(t)
         .bind(hash)
@@ -423,14 +590,11 @@ impl TenantTx {
     /// A non-revoked key whose current or previous (pre-rotation) secret has this hash.
     pub async fn api_key_by_secret_hash(&mut self, hash: &[u8]) -> Result<Option<ApiKeyMatch>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
-             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-             WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
-            prefixed("k", KEY_COLS)
-        );
+        if let Some(d) = self.direct() {
+            return d.api_key_by_secret_hash(&API_KEY_BY_SECRET_HASH, t, hash);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql)
+            sqlx::AssertSqlSafe(API_KEY_BY_SECRET_HASH.as_str())
         )
         .bind(t)
         .bind(hash)
@@ -529,14 +693,11 @@ impl TenantTx {
 
     pub async fn tenant_keys(&mut self) -> Result<Vec<TenantKeyRow>> {
         let t = self.tenant;
+        if let Some(d) = self.direct() {
+            return d.tenant_keys(TENANT_KEYS, t);
+        }
         Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
-             WHERE tenant_id = $1 ORDER BY purpose, version"
-        )
-        .bind(t)
-        .fetch_all(c)
-        .await?
+            sqlx::query_as(TENANT_KEYS).bind(t).fetch_all(c).await?
         }))
     }
 
@@ -606,7 +767,29 @@ impl TenantTx {
     /// Counts values sealed under a data key version (random 96-bit nonces: rotate before 2^32).
     /// Accumulated in memory and written once, at commit; nothing is counted if the transaction
     /// rolls back (nothing was stored either).
+    /// With the store's seal budget (see [`SealBudget`]) the count is conservative: uses are
+    /// taken from a committed reservation where possible, otherwise counted together with a
+    /// reservation of [`SEAL_RESERVE`] more.
     pub async fn add_sealed_count(&mut self, version: i64, n: i64) -> Result<()> {
+        let t = self.tenant;
+        let n = match &self.seals {
+            None => n,
+            Some(budget) => {
+                if let Some(r) = self
+                    .reserved
+                    .iter_mut()
+                    .find(|r| r.0 == t && r.1 == version && r.2 >= n)
+                {
+                    r.2 -= n;
+                    return Ok(());
+                }
+                if budget.take(t, version, n) {
+                    return Ok(());
+                }
+                self.reserved.push((t, version, SEAL_RESERVE));
+                n + SEAL_RESERVE
+            }
+        };
         match self.pending_sealed.iter_mut().find(|(v, _)| *v == version) {
             Some((_, count)) => *count += n,
             None => self.pending_sealed.push((version, n)),
@@ -616,10 +799,31 @@ impl TenantTx {
 
     // ---- audit trail ------------------------------------------------------------------
 
-    /// Reserves the next sequence number of this tenant's log. The upsert takes a row lock
-    /// (PostgreSQL) / runs under the write lock (SQLite), so concurrent appenders serialise.
+    /// Reserves the next sequence number of this tenant's log; [`TenantTx::insert_audit_event`]
+    /// must follow with that number.
+    ///
+    /// PostgreSQL: the `audit_heads` upsert takes a row lock, so concurrent appenders (other
+    /// connections, other nodes) serialise on it. SQLite: the write transaction holds the
+    /// database write lock, so the head cannot move under it; the head is known from this
+    /// transaction's previous append, from the head this process committed last, or else read.
+    /// The insert trigger advances the head and refuses any other number
+    /// ([`crate::StoreError::AuditHeadMoved`]: ask again and rebuild the event).
     pub async fn audit_next_seq(&mut self) -> Result<i64> {
         let t = self.tenant;
+        if let Tx::Sqlite(_) = &self.tx {
+            if let Some(n) = self.audit_next {
+                return Ok(n);
+            }
+            let n = match self.heads.as_ref().and_then(|h| h.get(t)) {
+                Some(n) => n,
+                None => on_conn!(&mut self.tx, |c| sqlx::query_scalar(AUDIT_SIZE)
+                    .bind(t)
+                    .fetch_one(c)
+                    .await?),
+            };
+            self.audit_next = Some(n);
+            return Ok(n);
+        }
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
             "INSERT INTO audit_heads (tenant_id, size) VALUES ($1, 1) \
              ON CONFLICT (tenant_id) DO UPDATE SET size = audit_heads.size + 1 RETURNING size - 1"
@@ -632,35 +836,74 @@ impl TenantTx {
     /// Number of events appended so far (the head counter, independent of the rows).
     pub async fn audit_size(&mut self) -> Result<i64> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
-            "SELECT COALESCE((SELECT size FROM audit_heads WHERE tenant_id = $1), 0)"
-        )
-        .bind(t)
-        .fetch_one(c)
-        .await?))
+        if let Some(d) = self.direct() {
+            return d.scalar_i64(AUDIT_SIZE, t);
+        }
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(AUDIT_SIZE)
+            .bind(t)
+            .fetch_one(c)
+            .await?))
     }
 
+    /// Appends an event with the number [`TenantTx::audit_next_seq`] gave. On SQLite the seal
+    /// count of this transaction goes to the database in the same round trip.
     pub async fn insert_audit_event(&mut self, e: &NewAuditEvent<'_>) -> Result<()> {
         let t = self.tenant;
+        if let Tx::Sqlite(c) = &mut self.tx {
+            let flush = self.pending_sealed.first().copied();
+            let sql = match flush {
+                Some(_) => INSERT_AUDIT_EVENT_AND_SEAL_COUNT.as_str(),
+                None => INSERT_AUDIT_EVENT,
+            };
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(t)
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.outcome)
+                .bind(e.object_type)
+                .bind(e.object_id)
+                .bind(e.ip_bidx)
+                .bind(e.details)
+                .bind(e.leaf_hash);
+            if let Some((version, n)) = flush {
+                q = q.bind(version).bind(n);
+            }
+            return match q.execute(&mut **c).await {
+                Ok(_) => {
+                    if flush.is_some() {
+                        self.pending_sealed.remove(0);
+                    }
+                    self.audit_next = Some(e.seq + 1);
+                    Ok(())
+                }
+                Err(err) if is_head_moved(&err) => {
+                    self.audit_next = None;
+                    if let Some(h) = &self.heads {
+                        h.forget(t);
+                    }
+                    Err(crate::StoreError::AuditHeadMoved)
+                }
+                Err(err) => Err(err.into()),
+            };
+        }
         on_conn!(&mut self.tx, |c| {
-            sqlx::query(
-            "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
-        )
-        .bind(t)
-        .bind(e.seq)
-        .bind(e.at)
-        .bind(e.actor)
-        .bind(e.action)
-        .bind(e.outcome)
-        .bind(e.object_type)
-        .bind(e.object_id)
-        .bind(e.ip_bidx)
-        .bind(e.details)
-        .bind(e.leaf_hash)
-        .execute(c)
-        .await?
-        .rows_affected()
+            sqlx::query(INSERT_AUDIT_EVENT)
+                .bind(t)
+                .bind(e.seq)
+                .bind(e.at)
+                .bind(e.actor)
+                .bind(e.action)
+                .bind(e.outcome)
+                .bind(e.object_type)
+                .bind(e.object_id)
+                .bind(e.ip_bidx)
+                .bind(e.details)
+                .bind(e.leaf_hash)
+                .execute(c)
+                .await?
+                .rows_affected()
         });
         Ok(())
     }
@@ -692,6 +935,44 @@ impl TenantTx {
         .fetch_all(c)
         .await?
         }))
+    }
+
+    /// Visits every stored event with `seq >= from`, in sequence order, until `f` returns
+    /// false; returns `f` (with whatever state it gathered). On an SQLite read transaction the
+    /// scan is one statement on the direct connection, run on a blocking thread (it may take
+    /// seconds; one statement, so one snapshot, shared with the other hot reads of a
+    /// [`crate::TenantScope::begin_snapshot`] transaction); elsewhere it pages through
+    /// [`TenantTx::audit_events`].
+    pub async fn scan_audit_events<V: AuditVisitor>(&mut self, from: i64, mut v: V) -> Result<V> {
+        let t = self.tenant;
+        if let Tx::SqliteRead(r) = &mut self.tx
+            && let Some(conn) = r.direct.take()
+        {
+            let (conn, v, res) = tokio::task::spawn_blocking(move || {
+                let res = conn.scan_audit_events(AUDIT_SCAN, t, from, &mut |e| v.visit(e));
+                (conn, v, res)
+            })
+            .await
+            .map_err(|_| crate::StoreError::Corrupt("audit scan thread failed"))?;
+            r.direct = Some(conn);
+            res?;
+            return Ok(v);
+        }
+        let mut after = from.checked_sub(1).filter(|a| *a >= 0);
+        loop {
+            let batch = self
+                .audit_events(after, 5000, &AuditFilter::default())
+                .await?;
+            let Some(last) = batch.last() else {
+                return Ok(v);
+            };
+            after = Some(last.seq);
+            for r in &batch {
+                if !v.visit(r.as_ref()) {
+                    return Ok(v);
+                }
+            }
+        }
     }
 
     pub async fn insert_audit_checkpoint(
@@ -869,7 +1150,6 @@ impl TenantTx {
 }
 
 impl TenantTx {
-    /// Highest data-key version (0 if none): lets a cache check it is still current.
     /// Disables data-key versions below `min` for decrypting records (and re-enables retired
     /// versions at or above it). The active version is never touched.
     pub async fn set_min_decryption_version(&mut self, min: i64) -> Result<u64> {
@@ -916,16 +1196,25 @@ impl TenantTx {
     /// ring is checked against.
     pub async fn data_key_versions(&mut self) -> Result<(i64, i64)> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-                "SELECT COALESCE(MAX(version), 0), \
-                    COALESCE(MIN(CASE WHEN state <> 'disabled' THEN version END), 0) \
-             FROM tenant_keys WHERE tenant_id = $1 AND purpose = 'data'",
-            )
-            .bind(t)
-            .fetch_one(c)
-            .await?
-        }))
+        if let Some(d) = self.direct() {
+            return Ok((
+                d.scalar_i64(DATA_KEY_MAX_VERSION, t)?,
+                d.scalar_i64(DATA_KEY_MIN_ENABLED, t)?,
+            ));
+        }
+        let max = on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(DATA_KEY_MAX_VERSION)
+                .bind(t)
+                .fetch_one(c)
+                .await?
+        });
+        let min = on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(DATA_KEY_MIN_ENABLED)
+                .bind(t)
+                .fetch_one(c)
+                .await?
+        });
+        Ok((max, min))
     }
 }
 
@@ -933,13 +1222,16 @@ impl TenantTx {
     /// The retention truncation point of this log: (truncated_before, compact range, signed note).
     pub async fn audit_truncation(&mut self) -> Result<(i64, Option<String>, Option<String>)> {
         let t = self.tenant;
+        if let Some(d) = self.direct() {
+            return Ok(d
+                .audit_truncation(AUDIT_TRUNCATION, t)?
+                .unwrap_or((0, None, None)));
+        }
         let row: Option<(i64, Option<String>, Option<String>)> = on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT truncated_before, truncation_range, truncation_note FROM audit_heads WHERE tenant_id = $1"
-        )
-        .bind(t)
-        .fetch_optional(c)
-        .await?
+            sqlx::query_as(AUDIT_TRUNCATION)
+                .bind(t)
+                .fetch_optional(c)
+                .await?
         });
         Ok(row.unwrap_or((0, None, None)))
     }

@@ -366,7 +366,7 @@ async fn postgres_refuses_owner_as_app_role() {
 }
 
 on_both!(
-    sealed_counts_are_written_once_at_commit,
+    sealed_counts_are_reserved_in_blocks_at_commit,
     |b: Backend| async move {
         let s = &b.store;
         let a = tenant(s, "a").await;
@@ -375,18 +375,38 @@ on_both!(
             .await
             .unwrap();
         tx.commit().await.unwrap();
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.add_sealed_count(1, 2).await.unwrap();
-        tx.add_sealed_count(1, 3).await.unwrap();
-        tx.commit().await.unwrap();
+        let count = || async {
+            let mut tx = s.tenant(a).begin_read().await.unwrap();
+            tx.tenant_keys().await.unwrap()[0].sealed_count
+        };
+        let reserve = kluis_store::SEAL_RESERVE;
         {
             let mut tx = s.tenant(a).begin().await.unwrap();
             tx.add_sealed_count(1, 100).await.unwrap();
-            // dropped: rolled back, not counted
+            // dropped: rolled back, nothing counted and nothing reserved
         }
-        let mut tx = s.tenant(a).begin_read().await.unwrap();
-        let keys = tx.tenant_keys().await.unwrap();
-        assert_eq!(keys[0].sealed_count, 5);
+        assert_eq!(count().await, 0);
+        // A count is written with a reserved block; seals within the block write nothing.
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 2).await.unwrap();
+        tx.add_sealed_count(1, 3).await.unwrap(); // from this transaction's reservation
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve);
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, reserve - 3).await.unwrap(); // the rest of the block
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve);
+        {
+            let mut tx = s.tenant(a).begin().await.unwrap();
+            tx.add_sealed_count(1, 5).await.unwrap();
+            // dropped: its count and reservation were never written
+        }
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 1).await.unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(count().await, 2 + reserve + 1 + reserve);
+        // Never below the seals made (2 + 3 + reserve - 3 + 1).
+        assert!(count().await >= reserve + 3);
     }
 );
 
@@ -577,3 +597,181 @@ on_both!(
         tx.commit().await.unwrap();
     }
 );
+
+/// Snapshot of everything the hot read path returns for one tenant, as comparable strings.
+async fn hot_reads(s: &Store, t: TenantId, mode: &str, u: UserId) -> Vec<String> {
+    let mut tx = match mode {
+        "read" => s.tenant(t).begin_read().await.unwrap(),
+        "snapshot" => s.tenant(t).begin_snapshot().await.unwrap(),
+        _ => s.tenant(t).begin().await.unwrap(),
+    };
+    struct Collect(Vec<String>);
+    impl kluis_store::AuditVisitor for Collect {
+        fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+            self.0.push(format!("{e:?}"));
+            true
+        }
+    }
+    let events = tx.scan_audit_events(0, Collect(Vec::new())).await.unwrap();
+    vec![
+        format!("{:?}", tx.user(u).await.unwrap()),
+        format!("{:?}", tx.api_key_by_secret_hash(&[7; 32]).await.unwrap()),
+        format!("{:?}", tx.api_key_by_secret_hash(&[8; 32]).await.unwrap()),
+        format!("{:?}", tx.session_for_auth(&[9; 32]).await.unwrap()),
+        format!("{:?}", tx.tenant_keys().await.unwrap()),
+        format!("{:?}", tx.data_key_versions().await.unwrap()),
+        format!("{:?}", tx.audit_size().await.unwrap()),
+        format!("{:?}", tx.audit_truncation().await.unwrap()),
+        format!("{:?}", events.0),
+    ]
+}
+
+// The SQLite read path runs the hot reads through rusqlite (no thread hop): same rows as the
+// sqlx path of a write transaction, and still nothing of another tenant.
+on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let other = tenant(s, "b").await;
+    let u = user(s, a, "hot@a.test").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let key = kluis_store::ApiKeyId::new();
+    tx.insert_api_key(&NewApiKey {
+        id: key,
+        name: "k",
+        scopes: "[\"users:read\"]",
+        secret_hash: &[8; 32],
+        created_by: Some(u),
+        now: 1,
+    })
+    .await
+    .unwrap();
+    assert!(tx.rotate_api_key(key, &[7; 32], 100, 5).await.unwrap());
+    tx.insert_session(&NewSession {
+        id: kluis_store::SessionId::new(),
+        user_id: u,
+        token_hash: &[9; 32],
+        csrf_hash: &[1; 32],
+        ip: b"sealed-ip",
+        user_agent: b"sealed-ua",
+        now: 1,
+        expires_at: 10,
+    })
+    .await
+    .unwrap();
+    tx.insert_tenant_key("data", 1, b"wrapped-d", "k", 1)
+        .await
+        .unwrap();
+    tx.insert_tenant_key("index", 1, b"wrapped-i", "k", 1)
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        let seq = tx.audit_next_seq().await.unwrap();
+        tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+            seq,
+            at: 10 + seq,
+            actor: "console",
+            action: "x.y",
+            outcome: "success",
+            object_type: (seq % 2 == 0).then_some("user"),
+            object_id: None,
+            ip_bidx: None,
+            details: b"sealed",
+            leaf_hash: &[seq as u8; 32],
+        })
+        .await
+        .unwrap();
+    }
+    tx.commit().await.unwrap();
+
+    let via_read = hot_reads(s, a, "read", u).await;
+    let via_write = hot_reads(s, a, "write", u).await;
+    assert_eq!(via_read, via_write);
+    assert_eq!(via_read, hot_reads(s, a, "snapshot", u).await);
+    assert!(via_read[0].starts_with("Some("), "{via_read:?}");
+    assert!(via_read[1].contains("via_previous: false"), "{via_read:?}");
+    assert!(via_read[2].contains("via_previous: true"), "{via_read:?}");
+    assert!(via_read[3].starts_with("Some("), "{via_read:?}");
+    assert_eq!(via_read[6], "3");
+    assert!(via_read[8].contains("seq: 2"), "{via_read:?}");
+    // Another tenant's transaction sees none of it, on either path.
+    for read in ["read", "snapshot", "write"] {
+        let empty = hot_reads(s, other, read, u).await;
+        assert_eq!(
+            empty,
+            [
+                "None",
+                "None",
+                "None",
+                "None",
+                "[]",
+                "(0, 0)",
+                "0",
+                "(0, None, None)",
+                "[]"
+            ],
+            "read={read}"
+        );
+    }
+});
+
+async fn append(s: &Store, t: TenantId) -> Result<i64, kluis_store::StoreError> {
+    let mut tx = s.tenant(t).begin().await.unwrap();
+    let seq = tx.audit_next_seq().await.unwrap();
+    tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+        seq,
+        at: 1,
+        actor: "console",
+        action: "x.y",
+        outcome: "success",
+        object_type: None,
+        object_id: None,
+        ip_bidx: None,
+        details: b"sealed",
+        leaf_hash: &[0; 32],
+    })
+    .await?;
+    tx.commit().await.unwrap();
+    Ok(seq)
+}
+
+/// SQLite: a writer that caches the log head (two processes on one file here) is refused by
+/// the insert trigger once another appended, stores nothing, and gets the right head next time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_stale_audit_head_is_refused_then_recovers() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("kluis.db");
+    let one = Store::open_sqlite(&path).await.unwrap();
+    let two = Store::open_sqlite(&path).await.unwrap();
+    let t = tenant(&one, "a").await;
+    assert_eq!(append(&one, t).await.unwrap(), 0);
+    assert_eq!(append(&two, t).await.unwrap(), 1);
+    assert!(matches!(
+        append(&one, t).await,
+        Err(kluis_store::StoreError::AuditHeadMoved)
+    ));
+    assert_eq!(append(&one, t).await.unwrap(), 2);
+    assert!(matches!(
+        append(&two, t).await,
+        Err(kluis_store::StoreError::AuditHeadMoved)
+    ));
+    assert_eq!(append(&two, t).await.unwrap(), 3);
+    let mut tx = one.tenant(t).begin_read().await.unwrap();
+    assert_eq!(tx.audit_size().await.unwrap(), 4);
+    // A number that is not the head is refused even inside one writer's transaction.
+    let mut w = one.tenant(t).begin().await.unwrap();
+    let err = w
+        .insert_audit_event(&kluis_store::rows::NewAuditEvent {
+            seq: 7,
+            at: 1,
+            actor: "console",
+            action: "x.y",
+            outcome: "success",
+            object_type: None,
+            object_id: None,
+            ip_bidx: None,
+            details: b"sealed",
+            leaf_hash: &[0; 32],
+        })
+        .await;
+    assert!(matches!(err, Err(kluis_store::StoreError::AuditHeadMoved)));
+}

@@ -513,6 +513,10 @@ async fn change_and_event_are_one_transaction() {
     assert!(ok, "{out}{err}");
 }
 
+/// The SQLite migration that creates the head-advancing insert trigger (its last statement).
+const SQLITE_ADVANCE_HEAD_TRIGGER: &str =
+    include_str!("../../../kluis-store/migrations/sqlite/0008_audit_write_path.sql");
+
 fn sql(s: &Server, stmt: &str) {
     try_sql(s, stmt).unwrap();
 }
@@ -578,10 +582,21 @@ async fn tampering_is_detected_and_named(b: Backend) {
     assert!(s.stop().success());
     let tid = tenant_hex(&s, "knoei");
     let is_pg = matches!(s.backend, Backend::Postgres { .. });
+    // The attacker drops every trigger (on SQLite that includes the one that advances the head
+    // counter on insert); `relock` puts that one back so the server can append again.
     let unlock = if is_pg {
         "ALTER TABLE audit_events DISABLE TRIGGER USER;"
     } else {
-        "DROP TRIGGER IF EXISTS audit_events_no_update; DROP TRIGGER IF EXISTS audit_events_no_delete;"
+        "DROP TRIGGER IF EXISTS audit_events_no_update; DROP TRIGGER IF EXISTS audit_events_no_delete; DROP TRIGGER IF EXISTS audit_events_advance_head;"
+    };
+    let relock = if is_pg {
+        ""
+    } else {
+        SQLITE_ADVANCE_HEAD_TRIGGER
+            .split_once("CREATE TRIGGER audit_events_advance_head")
+            .map(|(_, t)| format!("CREATE TRIGGER audit_events_advance_head{t}"))
+            .unwrap()
+            .leak()
     };
 
     // The database itself refuses edits through the normal path (append-only trigger).
@@ -615,7 +630,7 @@ async fn tampering_is_detected_and_named(b: Backend) {
         ),
     );
     let restore = format!(
-        "{unlock} DELETE FROM audit_events; INSERT INTO audit_events SELECT * FROM {bk}ae_backup; DELETE FROM audit_heads; INSERT INTO audit_heads SELECT * FROM {bk}ah_backup;"
+        "{unlock} DELETE FROM audit_events; INSERT INTO audit_events SELECT * FROM {bk}ae_backup; DELETE FROM audit_heads; INSERT INTO audit_heads SELECT * FROM {bk}ah_backup; {relock}"
     );
     let cases: Vec<(&str, String, &str)> = vec![
         (
@@ -688,7 +703,7 @@ async fn tampering_is_detected_and_named(b: Backend) {
     sql(
         &s,
         &format!(
-            "{unlock} DELETE FROM audit_events WHERE tenant_id = {tid} AND seq >= {}; UPDATE audit_heads SET size = {} WHERE tenant_id = {tid};",
+            "{unlock} DELETE FROM audit_events WHERE tenant_id = {tid} AND seq >= {}; UPDATE audit_heads SET size = {} WHERE tenant_id = {tid}; {relock}",
             before - 2,
             before - 2
         ),
