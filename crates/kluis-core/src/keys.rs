@@ -19,6 +19,7 @@ use kluis_crypto::envelope::{
     self, DataKey, Kek, KeyRing, Kms, LocalKms, SealContext, tenant_wrap_aad,
 };
 use kluis_store::TenantTx;
+use kluis_store::rows::Reseal;
 use uuid::Uuid;
 
 use crate::customer_key::{CustomerKeyRef, customer_key_unavailable};
@@ -741,96 +742,11 @@ impl Kluis {
         batch: i64,
         mut progress: impl FnMut(&ReencryptProgress),
     ) -> Result<ReencryptProgress> {
-        use kluis_store::rows::Reseal;
         self.key_cache.evict(tenant);
         let mut p = ReencryptProgress::default();
-        let mut after_user = None;
-        let mut retries = 0;
-        loop {
-            let mut tx = self.store.tenant(tenant).begin_read().await?;
-            let keys = self.keys(&mut tx).await?;
-            p.current_version = keys.current_version();
-            let rows = tx.list_users(after_user, batch).await?;
-            drop(tx);
-            let Some(last) = rows.last() else { break };
-            let mut sealed = Vec::new();
-            for r in rows
-                .iter()
-                .filter(|r| keys.stale(&r.email) || keys.stale(&r.display_name))
-            {
-                let email = keys.reseal("users", "email", r.id.0, &r.email)?;
-                let name = keys.reseal("users", "display_name", r.id.0, &r.display_name)?;
-                sealed.push((r, email, name));
-            }
-            let reseals: Vec<_> = sealed
-                .iter()
-                .map(|(r, email, name)| Reseal {
-                    id: r.id,
-                    old: [&r.email[..], &r.display_name[..]],
-                    new: [&email[..], &name[..]],
-                })
-                .collect();
-            let mut written = 0;
-            if !reseals.is_empty() {
-                let mut tx = self.store.tenant(tenant).begin().await?;
-                written = tx.reseal_users(&reseals).await?;
-                self.count_sealed(&mut tx, &keys, sealed_values(written)?)
-                    .await?;
-                tx.commit().await?;
-                p.values_resealed += 2 * written;
-            }
-            if written == reseals.len() as u64 {
-                after_user = Some(last.id);
-                p.rows_seen += rows.len() as u64;
-                retries = 0;
-            } else {
-                retries = next_retry(retries)?;
-            }
-            progress(&p);
-            crate::audit::failpoint_after_batch()?;
-        }
-        let mut after_session = None;
-        loop {
-            let mut tx = self.store.tenant(tenant).begin_read().await?;
-            let keys = self.keys(&mut tx).await?;
-            let rows = tx.sessions_batch(after_session, batch).await?;
-            drop(tx);
-            let Some(last) = rows.last() else { break };
-            let mut sealed = Vec::new();
-            for r in rows
-                .iter()
-                .filter(|r| keys.stale(&r.ip) || keys.stale(&r.user_agent))
-            {
-                let ip = keys.reseal("sessions", "ip", r.id.0, &r.ip)?;
-                let ua = keys.reseal("sessions", "user_agent", r.id.0, &r.user_agent)?;
-                sealed.push((r, ip, ua));
-            }
-            let reseals: Vec<_> = sealed
-                .iter()
-                .map(|(r, ip, ua)| Reseal {
-                    id: r.id,
-                    old: [&r.ip[..], &r.user_agent[..]],
-                    new: [&ip[..], &ua[..]],
-                })
-                .collect();
-            let mut written = 0;
-            if !reseals.is_empty() {
-                let mut tx = self.store.tenant(tenant).begin().await?;
-                written = tx.reseal_sessions(&reseals).await?;
-                self.count_sealed(&mut tx, &keys, sealed_values(written)?)
-                    .await?;
-                tx.commit().await?;
-                p.values_resealed += 2 * written;
-            }
-            if written == reseals.len() as u64 {
-                after_session = Some(last.id);
-                p.rows_seen += rows.len() as u64;
-                retries = 0;
-            } else {
-                retries = next_retry(retries)?;
-            }
-            progress(&p);
-            crate::audit::failpoint_after_batch()?;
+        for source in [PairSource::Users, PairSource::Sessions] {
+            self.reencrypt_pairs(tenant, batch, source, &mut p, &mut progress)
+                .await?;
         }
         self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
             .await?;
@@ -898,6 +814,153 @@ impl Kluis {
             current_version: current,
             versions_changed: changed,
         })
+    }
+}
+
+/// The tables whose rows carry two sealed values, re-encrypted by [`Kluis::reencrypt_pairs`].
+#[derive(Clone, Copy)]
+enum PairSource {
+    /// email, display_name
+    Users,
+    /// ip, user_agent
+    Sessions,
+}
+
+/// A row of a [`PairSource`]: its id and its two sealed values.
+struct PairRow {
+    id: Uuid,
+    sealed: [Vec<u8>; 2],
+}
+
+impl PairSource {
+    fn table(self) -> &'static str {
+        match self {
+            PairSource::Users => "users",
+            PairSource::Sessions => "sessions",
+        }
+    }
+
+    fn columns(self) -> [&'static str; 2] {
+        match self {
+            PairSource::Users => ["email", "display_name"],
+            PairSource::Sessions => ["ip", "user_agent"],
+        }
+    }
+
+    async fn fetch(
+        self,
+        tx: &mut TenantTx,
+        after: Option<Uuid>,
+        batch: i64,
+    ) -> Result<Vec<PairRow>> {
+        Ok(match self {
+            PairSource::Users => tx
+                .list_users(after.map(kluis_store::UserId), batch)
+                .await?
+                .into_iter()
+                .map(|r| PairRow {
+                    id: r.id.0,
+                    sealed: [r.email, r.display_name],
+                })
+                .collect(),
+            PairSource::Sessions => tx
+                .sessions_batch(after.map(kluis_store::SessionId), batch)
+                .await?
+                .into_iter()
+                .map(|r| PairRow {
+                    id: r.id.0,
+                    sealed: [r.ip, r.user_agent],
+                })
+                .collect(),
+        })
+    }
+
+    /// The compare-and-swap write; returns the rows written.
+    async fn write(self, tx: &mut TenantTx, rows: &[Reseal<'_, Uuid>]) -> Result<u64> {
+        Ok(match self {
+            PairSource::Users => {
+                let r: Vec<_> = rows
+                    .iter()
+                    .map(|r| Reseal {
+                        id: kluis_store::UserId(r.id),
+                        old: r.old,
+                        new: r.new,
+                    })
+                    .collect();
+                tx.reseal_users(&r).await?
+            }
+            PairSource::Sessions => {
+                let r: Vec<_> = rows
+                    .iter()
+                    .map(|r| Reseal {
+                        id: kluis_store::SessionId(r.id),
+                        old: r.old,
+                        new: r.new,
+                    })
+                    .collect();
+                tx.reseal_sessions(&r).await?
+            }
+        })
+    }
+}
+
+impl Kluis {
+    /// The re-encryption loop of one [`PairSource`] (see [`Kluis::reencrypt_tenant`]).
+    async fn reencrypt_pairs(
+        &self,
+        tenant: TenantId,
+        batch: i64,
+        source: PairSource,
+        p: &mut ReencryptProgress,
+        progress: &mut impl FnMut(&ReencryptProgress),
+    ) -> Result<()> {
+        let (table, [c0, c1]) = (source.table(), source.columns());
+        let mut after = None;
+        let mut retries = 0;
+        loop {
+            let mut tx = self.store.tenant(tenant).begin_read().await?;
+            let keys = self.keys(&mut tx).await?;
+            p.current_version = keys.current_version();
+            let rows = source.fetch(&mut tx, after, batch).await?;
+            drop(tx);
+            let Some(last) = rows.last() else { break };
+            let mut sealed = Vec::new();
+            for r in rows
+                .iter()
+                .filter(|r| keys.stale(&r.sealed[0]) || keys.stale(&r.sealed[1]))
+            {
+                let a = keys.reseal(table, c0, r.id, &r.sealed[0])?;
+                let b = keys.reseal(table, c1, r.id, &r.sealed[1])?;
+                sealed.push((r, a, b));
+            }
+            let reseals: Vec<_> = sealed
+                .iter()
+                .map(|(r, a, b)| Reseal {
+                    id: r.id,
+                    old: [&r.sealed[0][..], &r.sealed[1][..]],
+                    new: [&a[..], &b[..]],
+                })
+                .collect();
+            let mut written = 0;
+            if !reseals.is_empty() {
+                let mut tx = self.store.tenant(tenant).begin().await?;
+                written = source.write(&mut tx, &reseals).await?;
+                self.count_sealed(&mut tx, &keys, sealed_values(written)?)
+                    .await?;
+                tx.commit().await?;
+                p.values_resealed += 2 * written;
+            }
+            if written == reseals.len() as u64 {
+                after = Some(last.id);
+                p.rows_seen += rows.len() as u64;
+                retries = 0;
+            } else {
+                retries = next_retry(retries)?;
+            }
+            progress(p);
+            crate::audit::failpoint_after_batch()?;
+        }
+        Ok(())
     }
 }
 
