@@ -76,6 +76,7 @@ macro_rules! on_both {
 
 on_both!(trash_is_restorable_until_retention_purges_it);
 on_both!(version_restore_brings_back_exact_values);
+on_both!(idempotency_keys_expire_after_a_day);
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()
@@ -251,4 +252,47 @@ async fn version_restore_brings_back_exact_values(f: Fixture) {
         .await
         .unwrap();
     assert!(found.items.is_empty());
+}
+
+async fn idempotency_keys_expire_after_a_day(f: Fixture) {
+    use kluis_core::crm::Idempotency;
+    let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
+    let body = json!({"fields": {"first_name": "Eens"}});
+    let idem = Idempotency::new(
+        "sleutel-1",
+        "POST",
+        "/api/v1/contacts",
+        body.to_string().as_bytes(),
+    )
+    .unwrap();
+    let first = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(body.clone()),
+            Some(&idem),
+        )
+        .await
+        .unwrap();
+    // Within a day: the same record comes back.
+    f.clock.advance(23 * 3600 * 1000);
+    let again = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(body.clone()),
+            Some(&idem),
+        )
+        .await
+        .unwrap();
+    assert_eq!(again.id, first.id);
+    // After a day (not purged yet): the key is free and creates a new record.
+    f.clock.advance(2 * 3600 * 1000);
+    let later = k
+        .create_record(a, &ctx, ObjectType::Contact, input(body), Some(&idem))
+        .await
+        .unwrap();
+    assert_ne!(later.id, first.id);
 }

@@ -416,6 +416,19 @@ impl TenantTx {
         Ok(())
     }
 
+    pub async fn delete_idempotency(&mut self, key_hash: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM idempotency_keys WHERE tenant_id = $1 AND key_hash = $2"
+        )
+        .bind(t)
+        .bind(key_hash)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     /// Forgets Idempotency-Key outcomes older than `before`.
     pub async fn expire_idempotency(&mut self, before: i64) -> Result<u64> {
         let t = self.tenant;

@@ -741,6 +741,8 @@ impl Kluis {
             return Ok(None);
         };
         if row.created_at < self.now() - IDEMPOTENCY_TTL_MS {
+            // Expired but not purged yet: the key is free again.
+            tx.delete_idempotency(key_hash).await?;
             return Ok(None);
         }
         if row.request_hash != i.request_hash {
