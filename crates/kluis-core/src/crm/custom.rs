@@ -456,10 +456,14 @@ impl Kluis {
                 serde_json::to_string(&stored).map_err(|_| Error::internal("options encoding"))?;
         }
         row.required = input.required.unwrap_or(row.required);
+        let was_unique = row.is_unique;
         row.is_unique = input.unique.unwrap_or(row.is_unique);
         row.position = input.position.unwrap_or(row.position);
         row.updated_at = self.now();
         tx.upsert_custom_field(&row).await?;
+        if row.is_unique && !was_unique {
+            self.reindex_unique(&mut tx, &row).await?;
+        }
         self.audit_custom_field(&mut tx, actor, ctx, "custom_field.update", &row)
             .await?;
         tx.commit().await?;
@@ -484,6 +488,9 @@ impl Kluis {
         row.deleted_at = deleted.then(|| self.now());
         row.updated_at = self.now();
         tx.upsert_custom_field(&row).await?;
+        if !deleted && row.is_unique {
+            self.reindex_unique(&mut tx, &row).await?;
+        }
         let action = if deleted {
             "custom_field.delete"
         } else {
@@ -493,6 +500,48 @@ impl Kluis {
             .await?;
         tx.commit().await?;
         to_api(row)
+    }
+
+    /// A field just became unique (or came back from the trash as unique): index the values
+    /// records already hold, refusing if two live records share one. One pass over the type's
+    /// records, inside the caller's transaction.
+    async fn reindex_unique(&self, tx: &mut TenantTx, row: &CustomFieldRow) -> Result<()> {
+        let t = ObjectType::parse(&row.object_type)
+            .ok_or_else(|| Error::internal("unknown object type stored"))?;
+        let keys = self.keys(tx).await?;
+        let schema = self.schema(tx, t).await?;
+        let name = format!("custom.{}", row.key);
+        let mut seen = std::collections::HashSet::new();
+        for deleted in [false, true] {
+            let filter = kluis_store::rows::RecordFilter {
+                object_type: Some(t.as_str().to_owned()),
+                deleted,
+                ..Default::default()
+            };
+            let mut after = None;
+            loop {
+                let rows = tx.list_records(&filter, after, 500).await?;
+                let Some(last) = rows.last() else { break };
+                after = Some(last.id);
+                for r in rows {
+                    let fields = super::open_fields(&keys, &r)?;
+                    let entries = super::lookups(&keys, &schema, &fields);
+                    if !deleted
+                        && let Some((_, bidx)) = entries.iter().find(|(f, _)| *f == name)
+                        && !seen.insert(*bidx)
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Conflict,
+                            "duplicate_values",
+                            "records already share a value of this field; make them distinct first",
+                        )
+                        .with_field("unique"));
+                    }
+                    tx.set_lookups(t.as_str(), r.id, &entries).await?;
+                }
+            }
+        }
+        Ok(())
     }
 
     async fn audit_custom_field(

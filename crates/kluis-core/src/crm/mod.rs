@@ -440,7 +440,7 @@ fn record_ctx_id(id: RecordId) -> Uuid {
     id.0
 }
 
-fn open_fields(keys: &TenantKeys, r: &CrmRecordRow) -> Result<Map<String, Value>> {
+pub(crate) fn open_fields(keys: &TenantKeys, r: &CrmRecordRow) -> Result<Map<String, Value>> {
     let plain = keys.open("crm_records", "fields", record_ctx_id(r.id), &r.fields)?;
     serde_json::from_slice(&plain).map_err(|_| Error::internal("stored record fields unreadable"))
 }
@@ -478,7 +478,11 @@ fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
 
 /// The blind-index entries of a record's lookup fields.
 /// Blind-index entries of a record: built-in lookup fields and unique custom fields.
-fn lookups(keys: &TenantKeys, schema: &Schema, f: &Map<String, Value>) -> Vec<(String, [u8; 32])> {
+pub(crate) fn lookups(
+    keys: &TenantKeys,
+    schema: &Schema,
+    f: &Map<String, Value>,
+) -> Vec<(String, [u8; 32])> {
     let t = schema.t;
     let builtin = t.fields().iter().filter(|s| s.lookup).filter_map(|s| {
         let v = f.get(s.name)?.as_str()?;

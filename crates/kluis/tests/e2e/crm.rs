@@ -1320,6 +1320,52 @@ async fn custom_fields_and_values(b: Backend) {
         .await;
     assert_eq!(list.as_array().unwrap().len(), kinds.len());
 
+    // Making a field unique later indexes the values records already hold, and is refused while
+    // two live records share one.
+    let (_, lid) = define(
+        json!({"object_type": "contact", "key": "lidnummer", "label": "Lid", "kind": "text"}),
+    )
+    .await;
+    let lpath = format!("/api/v1/custom-fields/{}", lid["id"].as_str().unwrap());
+    let mut lid_ids = Vec::new();
+    for name in ["Een", "Twee"] {
+        let (st, v) = s
+            .post("/api/v1/contacts", o, json!({"fields": {"first_name": name, "custom.bron": "Tip", "custom.lidnummer": "L-7"}}))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+        lid_ids.push(v["id"].as_str().unwrap().to_owned());
+    }
+    let (st, v) = s
+        .call(Method::PATCH, &lpath, o, Some(json!({"unique": true})))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "duplicate_values"),
+        "{v}"
+    );
+    let (st, _, _) = s
+        .call_with(
+            Method::PATCH,
+            &format!("/api/v1/contacts/{}", lid_ids[1]),
+            o,
+            &[("if-match", "*")],
+            Some(json!({"fields": {"custom.lidnummer": "L-8"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    let (st, v) = s
+        .call(Method::PATCH, &lpath, o, Some(json!({"unique": true})))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post("/api/v1/contacts", o, json!({"fields": {"first_name": "Drie", "custom.bron": "Tip", "custom.lidnummer": "l-7"}}))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "duplicate"),
+        "existing value indexed: {v}"
+    );
+
     // Custom values: create, change, delete; sealed and audited.
     let (st, v) = s
         .post(
