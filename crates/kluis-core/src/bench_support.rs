@@ -640,6 +640,69 @@ pub async fn user_sealed_versions(
     Ok((rows, versions))
 }
 
+/// The email of bench contact `i`.
+pub fn bench_contact_email(i: u64) -> String {
+    format!("contact{i}@crm-bench.test")
+}
+
+/// Inserts `n` contacts (first and last name, email, phone, city) of `owners[i % len]`, sealed
+/// and blind-indexed exactly as `Kluis::create_record` stores them, `per_tx` per write
+/// transaction. Skips validation, duplicate checks and audit events: setup of a large table,
+/// not the measured path.
+pub async fn insert_contacts(
+    kluis: &Kluis,
+    tenant: TenantId,
+    owners: &[crate::UserId],
+    n: u64,
+    per_tx: u64,
+) -> Result<()> {
+    use crate::crm::ObjectType;
+    let per_tx = per_tx.max(1);
+    let mut done = 0;
+    while done < n {
+        let m = per_tx.min(n - done);
+        let mut tx = kluis.store.tenant(tenant).begin().await?;
+        let keys = kluis.keys(&mut tx).await?;
+        let schema = kluis.schema(&mut tx, ObjectType::Contact).await?;
+        let now = kluis.now();
+        for i in done..done + m {
+            let id = kluis_store::RecordId::new();
+            let mut f = serde_json::Map::new();
+            f.insert("first_name".into(), json!(format!("Voornaam{i}")));
+            f.insert("last_name".into(), json!(format!("Achternaam{}", i % 997)));
+            f.insert("email".into(), json!(bench_contact_email(i)));
+            f.insert("phone".into(), json!(format!("+3161{:07}", i % 10_000_000)));
+            f.insert(
+                "city".into(),
+                json!(["Amsterdam", "Utrecht", "Leiden"][(i % 3) as usize]),
+            );
+            let plain = serde_json::to_vec(&f).map_err(|_| Error::internal("encoding"))?;
+            let sealed = keys.seal("crm_records", "fields", id.0, &plain)?;
+            tx.insert_record(&kluis_store::rows::RecordWrite {
+                id,
+                object_type: "contact",
+                owner_id: owners.get((i as usize) % owners.len().max(1)).copied(),
+                company_id: None,
+                revision: 1,
+                fields: &sealed,
+                at: now,
+                by: "bench",
+                deal: &Default::default(),
+                task: &Default::default(),
+                sensitive: None,
+            })
+            .await?;
+            tx.set_lookups("contact", id, &crate::crm::lookups(&keys, &schema, &f))
+                .await?;
+        }
+        let sealed = i64::try_from(m).map_err(|_| Error::internal("count"))?;
+        kluis.count_sealed(&mut tx, &keys, sealed).await?;
+        tx.commit().await?;
+        done += m;
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

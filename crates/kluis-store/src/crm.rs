@@ -216,40 +216,56 @@ impl TenantTx {
             (Some(f.as_str()), Some(b.as_slice()))
         });
         // Type, trash state and cursor as plain comparisons, so both engines seek the
-        // (tenant_id, object_type, deleted_at, id) index; the other filters are residual.
+        // (tenant_id, object_type, deleted_at, id) index; the other filters are residual. An
+        // exact-match lookup instead drives from `crm_lookup` (a handful of rows) and joins the
+        // records, so it never walks the type's index.
+        let r = if f.lookup.is_some() { "r." } else { "" };
         let object_type = if f.object_type.is_some() {
-            "object_type = $2"
+            format!("{r}object_type = $2")
         } else {
-            "$2 IS NULL"
+            "$2 IS NULL".to_owned()
         };
         let deleted = if f.deleted {
-            "deleted_at IS NOT NULL AND $3"
+            format!("{r}deleted_at IS NOT NULL AND $3")
         } else {
-            "deleted_at IS NULL AND NOT $3"
+            format!("{r}deleted_at IS NULL AND NOT $3")
         };
         let cursor = if after.is_some() {
-            format!("id {cmp} $4")
+            format!("{r}id {cmp} $4")
         } else {
             "$4 IS NULL".to_owned()
         };
+        let (from, lookup) = if f.lookup.is_some() {
+            (
+                "crm_lookup l JOIN crm_records r ON r.tenant_id = l.tenant_id AND r.id = l.record_id \
+                     WHERE l.tenant_id = $1 AND l.object_type = $2 AND l.field = $11 AND l.bidx = $12 \
+                     AND r.tenant_id = $1"
+                    .to_owned(),
+                "",
+            )
+        } else {
+            (
+                "crm_records WHERE tenant_id = $1".to_owned(),
+                "AND $11 IS NULL AND $12 IS NULL",
+            )
+        };
+        let cols = crate::tenant::prefixed_cols(r, RECORD_COLS);
         let sql = format!(
-            "SELECT {RECORD_COLS} FROM crm_records WHERE tenant_id = $1 \
+            "SELECT {cols} FROM {from} {lookup} \
              AND {object_type} AND {deleted} \
-             AND {cursor} AND ($5 IS NULL OR owner_id = $5) \
-             AND ($6 IS NULL OR company_id = $6) \
-             AND ($7 IS NULL OR created_at >= $7) AND ($8 IS NULL OR created_at < $8) \
-             AND ($9 IS NULL OR updated_at >= $9) AND ($10 IS NULL OR updated_at < $10) \
-             AND ($11 IS NULL OR id IN (SELECT record_id FROM crm_lookup WHERE tenant_id = $1 \
-                  AND object_type = $2 AND field = $11 AND bidx = $12)) \
-             AND ($14 IS NULL OR pipeline_id = $14) AND ($15 IS NULL OR stage_id = $15) \
-             AND ($16 IS NULL OR stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
-             AND ($17 IS NULL OR close_date >= $17) AND ($18 IS NULL OR close_date <= $18) \
-             AND ($19 IS NULL OR id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
-             AND ($20 IS NULL OR (done_at IS NOT NULL) = $20) \
-             AND ($21 IS NULL OR due_date >= $21) AND ($22 IS NULL OR due_date <= $22) \
-             AND ($23 IS NULL OR id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
-             AND ($24 IS NULL OR priority = $24) \
-             ORDER BY id {order} LIMIT $13"
+             AND {cursor} AND ($5 IS NULL OR {r}owner_id = $5) \
+             AND ($6 IS NULL OR {r}company_id = $6) \
+             AND ($7 IS NULL OR {r}created_at >= $7) AND ($8 IS NULL OR {r}created_at < $8) \
+             AND ($9 IS NULL OR {r}updated_at >= $9) AND ($10 IS NULL OR {r}updated_at < $10) \
+             AND ($14 IS NULL OR {r}pipeline_id = $14) AND ($15 IS NULL OR {r}stage_id = $15) \
+             AND ($16 IS NULL OR {r}stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
+             AND ($17 IS NULL OR {r}close_date >= $17) AND ($18 IS NULL OR {r}close_date <= $18) \
+             AND ($19 IS NULL OR {r}id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
+             AND ($20 IS NULL OR ({r}done_at IS NOT NULL) = $20) \
+             AND ($21 IS NULL OR {r}due_date >= $21) AND ($22 IS NULL OR {r}due_date <= $22) \
+             AND ($23 IS NULL OR {r}id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
+             AND ($24 IS NULL OR {r}priority = $24) \
+             ORDER BY {r}id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql.clone())
@@ -921,20 +937,38 @@ impl TenantTx {
         Ok(())
     }
 
-    /// The tags of records, as (record, tag) pairs.
+    /// The tags of records, as (record, tag) pairs. A page of records is one range query (ids
+    /// are time-ordered, so a page is a narrow range); a few scattered ids are looked up singly.
     pub async fn record_tags(&mut self, ids: &[RecordId]) -> Result<Vec<(RecordId, TagId)>> {
         let t = self.tenant;
+        let (Some(lo), Some(hi)) = (ids.iter().min(), ids.iter().max()) else {
+            return Ok(Vec::new());
+        };
+        if ids.len() > 8 {
+            let rows: Vec<(RecordId, TagId)> = on_conn!(&mut self.tx, |c| {
+                sqlx::query_as(
+                    "SELECT record_id, tag_id FROM crm_record_tags WHERE tenant_id = $1 \
+                     AND record_id >= $2 AND record_id <= $3 ORDER BY record_id, tag_id",
+                )
+                .bind(t)
+                .bind(*lo)
+                .bind(*hi)
+                .fetch_all(c)
+                .await?
+            });
+            return Ok(rows.into_iter().filter(|(r, _)| ids.contains(r)).collect());
+        }
         let mut out = Vec::new();
         for id in ids {
             let rows: Vec<(RecordId, TagId)> = on_conn!(&mut self.tx, |c| {
                 sqlx::query_as(
-                "SELECT record_id, tag_id FROM crm_record_tags WHERE tenant_id = $1 AND record_id = $2 \
-                 ORDER BY tag_id"
-            )
-            .bind(t)
-            .bind(*id)
-            .fetch_all(c)
-            .await?
+                    "SELECT record_id, tag_id FROM crm_record_tags WHERE tenant_id = $1 \
+                     AND record_id = $2 ORDER BY tag_id",
+                )
+                .bind(t)
+                .bind(*id)
+                .fetch_all(c)
+                .await?
             });
             out.extend(rows);
         }

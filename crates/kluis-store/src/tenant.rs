@@ -156,6 +156,14 @@ fn is_head_moved(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.message().contains("audit sequence is not the log head"))
 }
 
+/// `a, b` -> `r.a, r.b` with `prefix` `r.` (or unchanged with an empty prefix).
+pub(crate) fn prefixed_cols(prefix: &str, cols: &str) -> String {
+    if prefix.is_empty() {
+        return cols.to_owned();
+    }
+    prefixed(prefix.trim_end_matches('.'), cols)
+}
+
 /// `a, b` -> `p.a, p.b` for joins.
 fn prefixed(p: &str, cols: &str) -> String {
     cols.split(',')

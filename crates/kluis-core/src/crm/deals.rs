@@ -296,7 +296,11 @@ impl Kluis {
         let live_tags: Vec<kluis_store::TagId> =
             tx.tags(false).await?.into_iter().map(|t| t.id).collect();
         let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
-        let pairs = tx.record_tags(&ids).await?;
+        let pairs = if live_tags.is_empty() {
+            Vec::new()
+        } else {
+            tx.record_tags(&ids).await?
+        };
         for r in recs.iter_mut() {
             r.tag_ids = pairs
                 .iter()
