@@ -218,7 +218,9 @@ impl TenantTx {
         // Type, trash state and cursor as plain comparisons, so both engines seek the
         // (tenant_id, object_type, deleted_at, id) index; the other filters are residual. An
         // exact-match lookup instead drives from `crm_lookup` (a handful of rows) and joins the
-        // records, so it never walks the type's index.
+        // records, so it never walks the type's index: `CROSS JOIN` makes SQLite keep that
+        // order (its planner would otherwise walk the records to avoid a sort); PostgreSQL plans
+        // it freely with its statistics.
         let r = if f.lookup.is_some() { "r." } else { "" };
         let object_type = if f.object_type.is_some() {
             format!("{r}object_type = $2")
@@ -237,9 +239,10 @@ impl TenantTx {
         };
         let (from, lookup) = if f.lookup.is_some() {
             (
-                "crm_lookup l JOIN crm_records r ON r.tenant_id = l.tenant_id AND r.id = l.record_id \
-                     WHERE l.tenant_id = $1 AND l.object_type = $2 AND l.field = $11 AND l.bidx = $12 \
-                     AND r.tenant_id = $1"
+                "crm_lookup l CROSS JOIN crm_records r \
+                 WHERE r.tenant_id = l.tenant_id AND r.id = l.record_id \
+                 AND l.tenant_id = $1 AND l.object_type = $2 AND l.field = $11 AND l.bidx = $12 \
+                 AND r.tenant_id = $1"
                     .to_owned(),
                 "",
             )
