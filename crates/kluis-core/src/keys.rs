@@ -567,22 +567,29 @@ impl Kluis {
     ) -> Result<()> {
         tx.add_sealed_count(keys.current_version(), n).await?;
         if keys.current_sealed + n >= DEK_ROTATE_AFTER {
-            let tenant = tx.tenant();
-            let version = keys.current_version() + 1;
-            let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
-            let dek = DataKey::generate(v)?;
-            tx.insert_tenant_key(
-                "data",
-                version,
-                &keys.root.wrap(&dek, &wrap_aad(tenant, "data"))?,
-                ROOT_WRAPPED,
-                self.now(),
-            )
-            .await?;
-            self.key_cache.evict(tenant);
-            tracing::info!(%tenant, version, "data key rotated after its usage limit");
+            let version = self.add_data_key_version(tx, keys).await?;
+            tracing::info!(tenant = %tx.tenant(), version, "data key rotated after its usage limit");
         }
         Ok(())
+    }
+
+    /// A new data-key version, wrapped by the tenant root key, current from now on (the old
+    /// one is retired, still opening what it sealed). Returns the version.
+    async fn add_data_key_version(&self, tx: &mut TenantTx, keys: &TenantKeys) -> Result<i64> {
+        let tenant = tx.tenant();
+        let version = keys.current_version() + 1;
+        let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
+        let dek = DataKey::generate(v)?;
+        tx.insert_tenant_key(
+            "data",
+            version,
+            &keys.root.wrap(&dek, &wrap_aad(tenant, "data"))?,
+            ROOT_WRAPPED,
+            self.now(),
+        )
+        .await?;
+        self.key_cache.evict(tenant);
+        Ok(version)
     }
 
     /// KEK rotation for one tenant (or the platform log): re-wraps its root key under the
@@ -699,18 +706,7 @@ impl Kluis {
     pub async fn rotate_data_key(&self, tenant: TenantId) -> Result<i64> {
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
-        let version = keys.current_version() + 1;
-        let v = u32::try_from(version).map_err(|_| Error::internal("key version overflow"))?;
-        let dek = DataKey::generate(v)?;
-        tx.insert_tenant_key(
-            "data",
-            version,
-            &keys.root.wrap(&dek, &wrap_aad(tenant, "data"))?,
-            ROOT_WRAPPED,
-            self.now(),
-        )
-        .await?;
-        self.key_cache.evict(tenant);
+        let version = self.add_data_key_version(&mut tx, &keys).await?;
         let keys = self.keys(&mut tx).await?;
         let ev = crate::audit::Event::ok("keys.rotate_dek", "tenant_keys", tenant)
             .with(serde_json::json!({"version": version}));
