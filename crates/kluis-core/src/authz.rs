@@ -33,6 +33,8 @@ pub enum Permission {
     CrmPurge,
     /// Export CRM records in bulk (privileged, audited).
     CrmExport,
+    /// Import CRM records in bulk from CSV (privileged, audited).
+    CrmImport,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,8 +87,12 @@ impl Role {
                     | CrmWrite
                     | CrmPurge
                     | CrmExport
+                    | CrmImport
             ),
-            Role::Manager => matches!(p, UsersRead | SettingsRead | CrmRead | CrmWrite | CrmExport),
+            Role::Manager => matches!(
+                p,
+                UsersRead | SettingsRead | CrmRead | CrmWrite | CrmExport | CrmImport
+            ),
             Role::Member => matches!(p, UsersRead | CrmRead | CrmWrite),
             Role::ReadOnly => matches!(p, UsersRead | CrmRead),
         }
@@ -112,14 +118,18 @@ pub enum Scope {
     CrmWrite,
     #[serde(rename = "crm:export")]
     CrmExport,
+    /// Bulk import; also grants `crm:write`'s permissions, since an import writes records.
+    #[serde(rename = "crm:import")]
+    CrmImport,
 }
 
 impl Scope {
-    pub const ALL: [Scope; 8] = [
+    pub const ALL: [Scope; 9] = [
         Scope::AuditRead,
         Scope::CrmRead,
         Scope::CrmWrite,
         Scope::CrmExport,
+        Scope::CrmImport,
         Scope::UsersRead,
         Scope::UsersWrite,
         Scope::SettingsRead,
@@ -139,6 +149,7 @@ impl Scope {
             Scope::CrmRead => p == CrmRead,
             Scope::CrmWrite => matches!(p, CrmRead | CrmWrite),
             Scope::CrmExport => matches!(p, CrmRead | CrmExport),
+            Scope::CrmImport => matches!(p, CrmRead | CrmWrite | CrmImport),
         }
     }
 
@@ -154,6 +165,7 @@ impl Scope {
             Scope::CrmRead => Permission::CrmRead,
             Scope::CrmWrite => Permission::CrmWrite,
             Scope::CrmExport => Permission::CrmExport,
+            Scope::CrmImport => Permission::CrmImport,
         }
     }
 }

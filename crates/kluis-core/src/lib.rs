@@ -77,6 +77,8 @@ pub struct Kluis {
     pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
+    /// CSV imports running in this process (progress reports).
+    pub(crate) imports: Arc<crm::import::Imports>,
 }
 
 impl Kluis {
@@ -99,6 +101,7 @@ impl Kluis {
             keks: Arc::new(keks),
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
+            imports: Arc::default(),
         }
     }
 

@@ -31,6 +31,7 @@ pub mod hazmat;
 mod mac;
 pub mod merkle;
 pub mod password;
+pub mod spool;
 pub mod token;
 
 pub use error::CryptoError;

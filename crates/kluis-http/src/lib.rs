@@ -22,7 +22,6 @@ use kluis_core::Kluis;
 use tower::ServiceBuilder;
 use tower_http::request_id::{MakeRequestUuid, PropagateRequestIdLayer, SetRequestIdLayer};
 use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
-use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::TraceLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
@@ -38,6 +37,10 @@ pub struct HttpConfig {
     pub body_limit: usize,
     /// Whole-request deadline (handler included).
     pub request_timeout: Duration,
+    /// Largest accepted CSV import.
+    pub import_max_bytes: u64,
+    /// Deadline of an import request (upload and import).
+    pub import_timeout: Duration,
 }
 
 impl Default for HttpConfig {
@@ -45,6 +48,8 @@ impl Default for HttpConfig {
         HttpConfig {
             body_limit: 1024 * 1024,
             request_timeout: Duration::from_secs(30),
+            import_max_bytes: 512 * 1024 * 1024,
+            import_timeout: Duration::from_secs(3600),
         }
     }
 }
@@ -53,6 +58,7 @@ impl Default for HttpConfig {
 pub struct AppState {
     pub kluis: Kluis,
     openapi_json: Arc<String>,
+    import_max_bytes: u64,
 }
 
 #[derive(OpenApi)]
@@ -210,6 +216,8 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_sensitive,
             routes::settings::put_sensitive
         ))
+        .routes(routes!(routes::imports::list, routes::imports::create))
+        .routes(routes!(routes::imports::get))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))
@@ -230,6 +238,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
     let state = AppState {
         kluis,
         openapi_json,
+        import_max_bytes: config.import_max_bytes,
     };
     let x_request_id = HeaderName::from_static("x-request-id");
 
@@ -256,13 +265,41 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
                     tracing::info_span!("request", method = %req.method(), path = %req.uri().path(), request_id = %id)
                 }))
                 .layer(PropagateRequestIdLayer::new(x_request_id))
-                .layer(TimeoutLayer::with_status_code(StatusCode::REQUEST_TIMEOUT, config.request_timeout)),
+                .layer(middleware::from_fn_with_state(
+                    Deadlines { request: config.request_timeout, import: config.import_timeout },
+                    deadline,
+                )),
         );
     for layer in headers::layers() {
         // Outermost, so every response gets them, including timeouts and errors.
         router = router.layer(layer);
     }
     router.layer(middleware::from_fn(reject_unsafe_paths))
+}
+
+#[derive(Clone, Copy)]
+struct Deadlines {
+    request: Duration,
+    import: Duration,
+}
+
+/// Every request must finish within the request timeout; an import upload (which streams a
+/// large file and then imports it) within the import timeout.
+async fn deadline(
+    axum::extract::State(d): axum::extract::State<Deadlines>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/imports"
+    {
+        d.import
+    } else {
+        d.request
+    };
+    match tokio::time::timeout(limit, next.run(req)).await {
+        Ok(res) => res,
+        Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),
+    }
 }
 
 async fn openapi_doc(axum::extract::State(s): axum::extract::State<AppState>) -> impl IntoResponse {

@@ -55,6 +55,10 @@ pub struct Config {
     pub api_key_rotation_overlap_secs: u64,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
+    /// Largest CSV import upload.
+    pub import_max_bytes: u64,
+    /// Deadline of an import request (upload and import).
+    pub import_timeout_secs: u64,
     pub header_read_timeout_secs: u64,
     /// `json` (default, for log collectors) or `pretty`.
     pub log_format: String,
@@ -94,6 +98,8 @@ impl Default for Config {
             api_key_rotation_overlap_secs: 0,
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
+            import_max_bytes: 512 * 1024 * 1024,
+            import_timeout_secs: 3600,
             header_read_timeout_secs: 10,
             log_format: "json".into(),
             audit_checkpoint_interval_secs: 60,
@@ -121,6 +127,8 @@ const ENV_KEYS: &[&str] = &[
     "api_key_rotation_overlap_secs",
     "body_limit_bytes",
     "request_timeout_secs",
+    "import_max_bytes",
+    "import_timeout_secs",
     "header_read_timeout_secs",
     "log_format",
     "audit_checkpoint_interval_secs",
@@ -226,6 +234,9 @@ impl Config {
         if !(1..=3600).contains(&self.key_cache_ttl_secs) {
             bail!("key_cache_ttl_secs must be between 1 and 3600");
         }
+        if self.import_max_bytes == 0 || self.import_timeout_secs == 0 {
+            anyhow::bail!("import_max_bytes and import_timeout_secs must be positive");
+        }
         if self.audit_checkpoint_interval_secs == 0 {
             bail!("audit_checkpoint_interval_secs must be positive");
         }
@@ -268,6 +279,8 @@ impl Config {
         kluis_http::HttpConfig {
             body_limit: self.body_limit_bytes,
             request_timeout: Duration::from_secs(self.request_timeout_secs),
+            import_max_bytes: self.import_max_bytes,
+            import_timeout: Duration::from_secs(self.import_timeout_secs),
         }
     }
 }

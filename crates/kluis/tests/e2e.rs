@@ -13,6 +13,8 @@ mod audit;
 mod crm;
 #[path = "e2e/encryption.rs"]
 mod encryption;
+#[path = "e2e/import.rs"]
+mod import;
 #[path = "e2e/isolation.rs"]
 mod isolation;
 #[path = "e2e/secrets.rs"]

@@ -10,6 +10,7 @@ pub mod custom;
 mod deals;
 mod fields;
 mod guard;
+pub mod import;
 pub mod pipelines;
 mod reencrypt;
 pub mod tags;
@@ -647,25 +648,59 @@ impl Kluis {
         }
         let id = RecordId::new();
         let schema = self.schema(&mut tx, t).await?;
-        let f = fields::apply(&schema, &Map::new(), &input.fields)?;
-        t.check_required(&f)?;
-        fields::check_custom_required(&schema, &f)?;
-        let owner = input.owner_id.unwrap_or(actor.user_id());
-        self.check_owner(&mut tx, owner).await?;
-        let company = input.company_id.flatten();
-        self.check_company(&mut tx, t, company).await?;
-        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
+        self.create_in(&mut tx, &keys, &schema, actor, ctx, id, &input, None)
             .await?;
-        let deal = self.resolve_deal(&mut tx, t, None, &input).await?;
-        let task = deals::resolve_task(t, None, &input, self.now())?;
-        let related = self.resolve_related(&mut tx, t, &input).await?;
+        let now = self.now();
+        let mut sealed_n = 0;
+        let rec = self.load(&mut tx, &keys, t, id).await?;
+        if let Some((key_hash, i)) = &idem_hash {
+            let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
+            let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
+            tx.insert_idempotency(key_hash, &i.request_hash, 201, &sealed, now)
+                .await?;
+            sealed_n += 1;
+        }
+        if sealed_n > 0 {
+            self.count_sealed(&mut tx, &keys, sealed_n).await?;
+        }
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// Everything a create writes (record, lookups, links, tags, audit event), inside `tx`.
+    /// `import` names the import the record came from, for its audit event.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn create_in(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        schema: &Schema,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: RecordId,
+        input: &RecordInput,
+        import: Option<Uuid>,
+    ) -> Result<()> {
+        let t = schema.t;
+        let label = actor_label(actor);
+        let f = fields::apply(schema, &Map::new(), &input.fields)?;
+        t.check_required(&f)?;
+        fields::check_custom_required(schema, &f)?;
+        let owner = input.owner_id.unwrap_or(actor.user_id());
+        self.check_owner(tx, owner).await?;
+        let company = input.company_id.flatten();
+        self.check_company(tx, t, company).await?;
+        self.check_duplicate(tx, keys, schema, id, &f).await?;
+        let deal = self.resolve_deal(tx, t, None, input).await?;
+        let task = deals::resolve_task(t, None, input, self.now())?;
+        let related = self.resolve_related(tx, t, input).await?;
         let tags = match &input.tag_ids {
-            Some(ids) => Some(self.check_tags(&mut tx, ids).await?),
+            Some(ids) => Some(self.check_tags(tx, ids).await?),
             None => None,
         };
-        let sensitive = self.guard(&mut tx, &f, f.keys()).await?;
+        let sensitive = self.guard(tx, &f, f.keys()).await?;
         let now = self.now();
-        let sealed = seal_fields(&keys, id, &f)?;
+        let sealed = seal_fields(keys, id, &f)?;
         tx.insert_record(&RecordWrite {
             id,
             object_type: t.as_str(),
@@ -680,7 +715,7 @@ impl Kluis {
             sensitive: sensitive.as_deref(),
         })
         .await?;
-        tx.set_lookups(t.as_str(), id, &lookups(&keys, &schema, &f))
+        tx.set_lookups(t.as_str(), id, &lookups(keys, schema, &f))
             .await?;
         if let Some(others) = &related {
             tx.set_associations(id, others).await?;
@@ -699,20 +734,12 @@ impl Kluis {
             tx.set_record_tags(id, tags).await?;
             details["tag_ids"] = json!(tags);
         }
-        self.audit(&mut tx, &keys, &label, ctx, event(t, "create", id, details))
-            .await?;
-        let mut sealed_n = 1;
-        let rec = self.load(&mut tx, &keys, t, id).await?;
-        if let Some((key_hash, i)) = &idem_hash {
-            let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
-            let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
-            tx.insert_idempotency(key_hash, &i.request_hash, 201, &sealed, now)
-                .await?;
-            sealed_n += 1;
+        if let Some(import) = import {
+            details["import"] = json!(import);
         }
-        self.count_sealed(&mut tx, &keys, sealed_n).await?;
-        tx.commit().await?;
-        Ok(rec)
+        self.audit(tx, keys, &label, ctx, event(t, "create", id, details))
+            .await?;
+        self.count_sealed(tx, keys, 1).await
     }
 
     /// A record as the API shows it, read inside `tx` (live or in the trash).
@@ -978,32 +1005,52 @@ impl Kluis {
         let keys = self.keys(&mut tx).await?;
         let row = live(&mut tx, t, id).await?;
         if_match.check(row.revision, true)?;
-        let current = open_fields(&keys, &row)?;
         let schema = self.schema(&mut tx, t).await?;
-        let f = fields::apply(&schema, &current, &input.fields)?;
+        self.update_in(&mut tx, &keys, &schema, actor, ctx, &row, &input, None)
+            .await?;
+        let rec = self.load(&mut tx, &keys, t, id).await?;
+        tx.commit().await?;
+        Ok(rec)
+    }
+
+    /// Everything an update of `row` writes (version, record, lookups, links, tags, audit
+    /// event), inside `tx`. `import` names the import the change came from.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn update_in(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        schema: &Schema,
+        actor: &Actor,
+        ctx: &RequestContext,
+        row: &CrmRecordRow,
+        input: &RecordInput,
+        import: Option<Uuid>,
+    ) -> Result<()> {
+        let t = schema.t;
+        let id = row.id;
+        let current = open_fields(keys, row)?;
+        let f = fields::apply(schema, &current, &input.fields)?;
         t.check_required(&f)?;
-        fields::check_custom_required(&schema, &f)?;
+        fields::check_custom_required(schema, &f)?;
         let owner = input.owner_id.unwrap_or(row.owner_id);
         let company = input.company_id.unwrap_or(row.company_id);
         if owner != row.owner_id {
-            self.check_owner(&mut tx, owner).await?;
+            self.check_owner(tx, owner).await?;
         }
         if company != row.company_id {
-            self.check_company(&mut tx, t, company).await?;
+            self.check_company(tx, t, company).await?;
         }
-        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
-            .await?;
-        let deal = self
-            .resolve_deal(&mut tx, t, Some(&row.deal), &input)
-            .await?;
-        let task = deals::resolve_task(t, Some(&row.task), &input, self.now())?;
-        let related = self.resolve_related(&mut tx, t, &input).await?;
+        self.check_duplicate(tx, keys, schema, id, &f).await?;
+        let deal = self.resolve_deal(tx, t, Some(&row.deal), input).await?;
+        let task = deals::resolve_task(t, Some(&row.task), input, self.now())?;
+        let related = self.resolve_related(tx, t, input).await?;
         let tags = match &input.tag_ids {
-            Some(ids) => Some(self.check_tags(&mut tx, ids).await?),
+            Some(ids) => Some(self.check_tags(tx, ids).await?),
             None => None,
         };
         let changed = fields::changes(&current, &f);
-        let sensitive = self.guard(&mut tx, &f, changed.keys()).await?;
+        let sensitive = self.guard(tx, &f, changed.keys()).await?;
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
         if owner != row.owner_id {
             details["owner_id"] = json!({"old": row.owner_id, "new": owner});
@@ -1023,8 +1070,11 @@ impl Kluis {
         if let Some(tags) = &tags {
             details["tag_ids"] = json!(tags);
         }
+        if let Some(import) = import {
+            details["import"] = json!(import);
+        }
         let next = NextState {
-            lookups: lookups(&keys, &schema, &f),
+            lookups: lookups(keys, schema, &f),
             fields: f,
             owner,
             company,
@@ -1034,13 +1084,10 @@ impl Kluis {
             sensitive,
             tags,
         };
-        let rec = self
-            .write_revision(
-                &mut tx, &keys, actor, ctx, t, &row, current, next, "update", details,
-            )
-            .await?;
-        tx.commit().await?;
-        Ok(rec)
+        self.write_revision(
+            tx, keys, actor, ctx, t, row, current, next, "update", details,
+        )
+        .await
     }
 
     /// Keeps `row`'s state as a version and writes the next revision, with its event.
@@ -1057,7 +1104,7 @@ impl Kluis {
         next: NextState,
         verb: &str,
         details: Value,
-    ) -> Result<Record> {
+    ) -> Result<()> {
         let label = actor_label(actor);
         let now = self.now();
         let stored = StoredVersion {
@@ -1109,8 +1156,7 @@ impl Kluis {
         }
         self.audit(tx, keys, &label, ctx, event(t, verb, row.id, details))
             .await?;
-        self.count_sealed(tx, keys, 2).await?;
-        self.load(tx, keys, t, row.id).await
+        self.count_sealed(tx, keys, 2).await
     }
 
     /// Moves a record to the trash (restorable until the trash retention purges it).
@@ -1244,20 +1290,20 @@ impl Kluis {
             sensitive,
             tags: None,
         };
-        let rec = self
-            .write_revision(
-                &mut tx,
-                &keys,
-                actor,
-                ctx,
-                t,
-                &row,
-                current,
-                next,
-                "restore_version",
-                details,
-            )
-            .await?;
+        self.write_revision(
+            &mut tx,
+            &keys,
+            actor,
+            ctx,
+            t,
+            &row,
+            current,
+            next,
+            "restore_version",
+            details,
+        )
+        .await?;
+        let rec = self.load(&mut tx, &keys, t, id).await?;
         tx.commit().await?;
         Ok(rec)
     }

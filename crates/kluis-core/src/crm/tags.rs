@@ -71,7 +71,7 @@ fn check_color(raw: &str) -> Result<String> {
     Ok(c)
 }
 
-fn name_bidx(keys: &TenantKeys, name: &str) -> Vec<u8> {
+pub(super) fn name_bidx(keys: &TenantKeys, name: &str) -> Vec<u8> {
     keys.blind("crm.tag.name", &name.to_lowercase()).to_vec()
 }
 

@@ -2,6 +2,7 @@ pub mod apikeys;
 pub mod audit;
 pub mod auth;
 pub mod health;
+pub mod imports;
 pub mod keys;
 pub mod platform;
 pub mod records;

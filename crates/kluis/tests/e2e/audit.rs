@@ -36,6 +36,8 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/settings/password-policy",
         "settings.password_policy.update",
     ),
+    // Exercised by import::csv_import_end_to_end (with every record's own event).
+    ("POST", "/api/v1/imports", "crm.import"),
     // Exercised by encryption::customer_key_revoke_and_regrant (needs SoftHSM2).
     ("PUT", "/api/v1/keys/customer-key", "keys.customer_key.set"),
     (

@@ -135,6 +135,7 @@ struct BRecords {
     custom_field: String,
     tag: String,
     ticket: String,
+    import: String,
 }
 
 async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -215,7 +216,17 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED, "{ticket}");
+    let (st, import) = s
+        .upload(
+            "/api/v1/imports?object_type=contact&dry_run=true",
+            &b.owner,
+            "text/csv",
+            b"email\nimport@tenant-b.test\n".to_vec(),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{import}");
     BRecords {
+        import: import["id"].as_str().unwrap().to_owned(),
         ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
         custom_field: cf["id"].as_str().unwrap().to_owned(),
@@ -256,6 +267,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.task
     } else if path.starts_with("/api/v1/pipelines/{id}") {
         &r.pipeline
+    } else if path.starts_with("/api/v1/imports/{id}") {
+        &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
     } else if path.starts_with("/api/v1/users/{id}") {
@@ -307,6 +320,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         "Geheim B",
         records.note.as_str(),
         records.task.as_str(),
+        records.import.as_str(),
     ];
     let mut exercised = 0;
 

@@ -308,6 +308,28 @@ impl Server {
         (status, h, v)
     }
 
+    /// POSTs a raw body (a CSV file) and parses the JSON answer.
+    pub async fn upload(
+        &self,
+        path: &str,
+        auth: &Auth,
+        content_type: &str,
+        body: Vec<u8>,
+    ) -> (StatusCode, Value) {
+        let rb = self
+            .client
+            .post(self.url(path))
+            .header("content-type", content_type)
+            .body(body);
+        let res = auth.apply(rb).send().await.unwrap();
+        let status = res.status();
+        let text = res.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(Value::String(text)),
+        )
+    }
+
     pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
         self.call(Method::GET, path, auth, None).await
     }
