@@ -454,41 +454,66 @@ impl Kluis {
         ctx: &RequestContext,
         ev: Event<'_>,
     ) -> Result<()> {
-        let tenant = tx.tenant();
-        let mut details = ev.details;
-        if let Value::Object(m) = &mut details {
-            m.insert("ip".into(), json!(ctx.ip));
-            m.insert("user_agent".into(), json!(ctx.user_agent));
-            m.insert("request_id".into(), json!(ctx.request_id));
+        self.audit_many(tx, keys, actor, ctx, vec![ev]).await
+    }
+
+    /// Appends events inside `tx`, in order, with consecutive sequence numbers (a bulk import
+    /// writes one event per record this way, many per statement).
+    pub(crate) async fn audit_many(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        actor: &str,
+        ctx: &RequestContext,
+        evs: Vec<Event<'_>>,
+    ) -> Result<()> {
+        if evs.is_empty() {
+            return Ok(());
         }
-        let outcome = if ev.success { "success" } else { "failure" };
-        let plain = serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
+        let tenant = tx.tenant();
         let ip_bidx = (!ctx.ip.is_empty()).then(|| keys.blind("audit_events.ip", &ctx.ip));
+        let n = i64::try_from(evs.len()).map_err(|_| Error::internal("too many events"))?;
+        // Counted before the insert so that, on SQLite, the count travels with it.
+        self.count_sealed(tx, keys, n).await?;
         // The second attempt happens only on SQLite when another process appended to this log
         // since this process last did (the store then reads the head instead of caching it).
         let mut attempt = 0;
-        let seq = loop {
+        let first = loop {
             attempt += 1;
-            let seq = tx.audit_next_seq().await?;
+            let first = tx.audit_reserve(n).await?;
             let at = self.now();
-            let row = AuditEventRow {
-                seq,
-                at,
-                actor: actor.to_owned(),
-                action: ev.action.to_owned(),
-                outcome: outcome.to_owned(),
-                object_type: ev.object_type.map(str::to_owned),
-                object_id: ev.object_id.clone(),
-                details: Vec::new(),
-                leaf_hash: Vec::new(),
-            };
-            let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
-            let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
-            // Counted before the insert so that, on SQLite, the count travels with it.
-            self.count_sealed(tx, keys, 1).await?;
-            match tx
-                .insert_audit_event(&NewAuditEvent {
+            let mut parts = Vec::with_capacity(evs.len());
+            for (k, ev) in evs.iter().enumerate() {
+                let seq = first + k as i64;
+                let mut details = ev.details.clone();
+                if let Value::Object(m) = &mut details {
+                    m.insert("ip".into(), json!(ctx.ip));
+                    m.insert("user_agent".into(), json!(ctx.user_agent));
+                    m.insert("request_id".into(), json!(ctx.request_id));
+                }
+                let outcome = if ev.success { "success" } else { "failure" };
+                let plain =
+                    serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
+                let row = AuditEventRow {
                     seq,
+                    at,
+                    actor: actor.to_owned(),
+                    action: ev.action.to_owned(),
+                    outcome: outcome.to_owned(),
+                    object_type: ev.object_type.map(str::to_owned),
+                    object_id: ev.object_id.clone(),
+                    details: Vec::new(),
+                    leaf_hash: Vec::new(),
+                };
+                let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
+                let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
+                parts.push((seq, outcome, sealed, leaf));
+            }
+            let rows: Vec<NewAuditEvent<'_>> = evs
+                .iter()
+                .zip(&parts)
+                .map(|(ev, (seq, outcome, sealed, leaf))| NewAuditEvent {
+                    seq: *seq,
                     at,
                     actor,
                     action: ev.action,
@@ -496,19 +521,26 @@ impl Kluis {
                     object_type: ev.object_type,
                     object_id: ev.object_id.as_deref(),
                     ip_bidx: ip_bidx.as_ref().map(|b| b.as_slice()),
-                    details: &sealed,
-                    leaf_hash: &leaf,
+                    details: sealed,
+                    leaf_hash: leaf,
                 })
-                .await
-            {
-                Ok(()) => break seq,
+                .collect();
+            let res = match rows.as_slice() {
+                [one] => tx.insert_audit_event(one).await,
+                many => tx.insert_audit_events(many).await,
+            };
+            match res {
+                Ok(()) => break first,
                 Err(kluis_store::StoreError::AuditHeadMoved) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),
             }
         };
-        // The structured log stream gets the event too, without personal data.
-        tracing::info!(target: "kluis::audit", tenant = %tenant, seq, action = ev.action, outcome, actor, object_type = ev.object_type, object_id = ev.object_id.as_deref(), "audit event");
-        failpoint(ev.action)?;
+        for (k, ev) in evs.iter().enumerate() {
+            // The structured log stream gets the event too, without personal data.
+            let outcome = if ev.success { "success" } else { "failure" };
+            tracing::info!(target: "kluis::audit", tenant = %tenant, seq = first + k as i64, action = ev.action, outcome, actor, object_type = ev.object_type, object_id = ev.object_id.as_deref(), "audit event");
+            failpoint(ev.action)?;
+        }
         Ok(())
     }
 

@@ -13,6 +13,27 @@ const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fiel
                            pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, \
                            due_date, done_at, priority";
 
+/// Rows per multi-row statement: well inside SQLite's 32,766 and PostgreSQL's 65,535 bind
+/// parameters for the widest row (18 columns).
+pub(crate) const BULK_ROWS: usize = 500;
+
+/// `($1, $2, ...), (...)` for `rows` rows of `width` parameters; `cols(first)` lists the
+/// parameter numbers of one row (0-based offsets from `first`, so a number may repeat).
+pub(crate) fn placeholders(
+    rows: usize,
+    width: usize,
+    cols: impl Fn(usize) -> Vec<usize>,
+) -> String {
+    (0..rows)
+        .map(|r| {
+            let first = r * width + 1;
+            let ps: Vec<String> = cols(first).iter().map(|n| format!("${n}")).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
         let t = self.tenant;
@@ -47,6 +68,116 @@ impl TenantTx {
         .rows_affected()
         });
         Ok(())
+    }
+
+    /// New records, many per statement (bulk import). Same columns as [`TenantTx::insert_record`].
+    pub async fn insert_records(&mut self, rs: &[RecordWrite<'_>]) -> Result<()> {
+        let t = self.tenant;
+        for chunk in rs.chunks(BULK_ROWS) {
+            let sql = format!(
+                "INSERT INTO crm_records (tenant_id, id, object_type, owner_id, company_id, revision, \
+                 fields, created_at, updated_at, created_by, updated_by, \
+                 pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, due_date, done_at, \
+                 priority) VALUES {}",
+                placeholders(chunk.len(), 18, |i| {
+                    // created_at = updated_at and created_by = updated_by, as for one record.
+                    [
+                        0, 1, 2, 3, 4, 5, 6, 7, 7, 8, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
+                    ]
+                    .map(|k| i + k)
+                    .to_vec()
+                })
+            );
+            on_conn!(&mut self.tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for r in chunk {
+                    q = q
+                        .bind(t)
+                        .bind(r.id)
+                        .bind(r.object_type)
+                        .bind(r.owner_id)
+                        .bind(r.company_id)
+                        .bind(r.revision)
+                        .bind(r.fields)
+                        .bind(r.at)
+                        .bind(r.by)
+                        .bind(r.deal.pipeline_id)
+                        .bind(r.deal.stage_id)
+                        .bind(r.deal.amount_minor)
+                        .bind(r.deal.currency.as_deref())
+                        .bind(r.deal.close_date.as_deref())
+                        .bind(r.sensitive)
+                        .bind(r.task.due_date.as_deref())
+                        .bind(r.task.done_at)
+                        .bind(r.deal.priority.as_deref());
+                }
+                q.execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+
+    /// Blind-index entries of new records (no earlier entries to replace), many per statement.
+    pub async fn insert_lookups(
+        &mut self,
+        object_type: &str,
+        entries: &[(RecordId, &str, &[u8])],
+    ) -> Result<()> {
+        let t = self.tenant;
+        for chunk in entries.chunks(BULK_ROWS) {
+            let sql = format!(
+                "INSERT INTO crm_lookup (tenant_id, object_type, field, bidx, record_id) VALUES {} \
+                 ON CONFLICT DO NOTHING",
+                placeholders(chunk.len(), 5, |i| (i..i + 5).collect())
+            );
+            on_conn!(&mut self.tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for (id, field, bidx) in chunk {
+                    q = q
+                        .bind(t)
+                        .bind(object_type)
+                        .bind(*field)
+                        .bind(*bidx)
+                        .bind(*id);
+                }
+                q.execute(c).await?.rows_affected()
+            });
+        }
+        Ok(())
+    }
+
+    /// Live records of this type whose `field` has one of these blind indexes, as
+    /// (blind index, record) pairs.
+    pub async fn lookup_live_many(
+        &mut self,
+        object_type: &str,
+        field: &str,
+        bidxs: &[Vec<u8>],
+    ) -> Result<Vec<(Vec<u8>, RecordId)>> {
+        let t = self.tenant;
+        let mut out = Vec::new();
+        for chunk in bidxs.chunks(BULK_ROWS) {
+            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            let sql = format!(
+                "SELECT l.bidx, l.record_id FROM crm_lookup l JOIN crm_records r \
+                   ON r.tenant_id = l.tenant_id AND r.id = l.record_id \
+                 WHERE l.tenant_id = $1 AND l.object_type = $2 AND l.field = $3 AND l.bidx IN ({}) \
+                   AND r.deleted_at IS NULL",
+                list.join(", ")
+            );
+            let rows: Vec<(Vec<u8>, RecordId)> = on_conn!(&mut self.tx, |c| {
+                let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .bind(t)
+                    .bind(object_type)
+                    .bind(field);
+                for b in chunk {
+                    q = q.bind(b.as_slice());
+                }
+                q.fetch_all(c).await?
+            });
+            out.extend(rows);
+        }
+        Ok(out)
     }
 
     /// A record of this type, live or in the trash.

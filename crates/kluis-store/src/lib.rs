@@ -8,7 +8,7 @@
 //! Platform data (the tenant directory, setup tokens, platform keys) goes through [`PlatformTx`].
 //! This crate holds SQL and nothing else: no policy, no crypto, no HTTP.
 
-mod crm;
+pub(crate) mod crm;
 mod direct;
 mod engine;
 pub mod ids;

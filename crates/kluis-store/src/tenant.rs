@@ -916,6 +916,70 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Reserves `n` consecutive sequence numbers of this tenant's log and returns the first;
+    /// [`TenantTx::insert_audit_events`] must follow with exactly those.
+    pub async fn audit_reserve(&mut self, n: i64) -> Result<i64> {
+        let t = self.tenant;
+        if let Tx::Sqlite(_) = &self.tx {
+            // The insert trigger advances the head row by row.
+            return self.audit_next_seq().await;
+        }
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+            "INSERT INTO audit_heads (tenant_id, size) VALUES ($1, $2) \
+             ON CONFLICT (tenant_id) DO UPDATE SET size = audit_heads.size + $2 RETURNING size - $2"
+        )
+        .bind(t)
+        .bind(n)
+        .fetch_one(c)
+        .await?))
+    }
+
+    /// Appends consecutive events (numbers from [`TenantTx::audit_reserve`]), many per
+    /// statement.
+    pub async fn insert_audit_events(&mut self, es: &[NewAuditEvent<'_>]) -> Result<()> {
+        let t = self.tenant;
+        for chunk in es.chunks(crate::crm::BULK_ROWS) {
+            let sql = format!(
+                "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) VALUES {}",
+                crate::crm::placeholders(chunk.len(), 11, |i| (i..i + 11).collect())
+            );
+            let res: std::result::Result<(), sqlx::Error> = on_conn!(&mut self.tx, |c| {
+                let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
+                for e in chunk {
+                    q = q
+                        .bind(t)
+                        .bind(e.seq)
+                        .bind(e.at)
+                        .bind(e.actor)
+                        .bind(e.action)
+                        .bind(e.outcome)
+                        .bind(e.object_type)
+                        .bind(e.object_id)
+                        .bind(e.ip_bidx)
+                        .bind(e.details)
+                        .bind(e.leaf_hash);
+                }
+                q.execute(c).await.map(|_| ())
+            });
+            match res {
+                Ok(()) => {
+                    if let (Tx::Sqlite(_), Some(last)) = (&self.tx, chunk.last()) {
+                        self.audit_next = Some(last.seq + 1);
+                    }
+                }
+                Err(err) if is_head_moved(&err) => {
+                    self.audit_next = None;
+                    if let Some(h) = &self.heads {
+                        h.forget(t);
+                    }
+                    return Err(crate::StoreError::AuditHeadMoved);
+                }
+                Err(err) => return Err(err.into()),
+            }
+        }
+        Ok(())
+    }
+
     /// Events in sequence order after `after` (exclusive), filtered.
     pub async fn audit_events(
         &mut self,

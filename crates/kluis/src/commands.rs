@@ -764,3 +764,118 @@ pub fn verify_checkpoints_offline(
     }
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct ImportArgs {
+    #[arg(long)]
+    tenant: String,
+    /// `contact` or `company`.
+    #[arg(long = "type", value_parser = ["contact", "company"])]
+    object_type: String,
+    /// The CSV file.
+    file: std::path::PathBuf,
+    /// `all_or_nothing` (default) or `continue_on_error`.
+    #[arg(long, default_value = "all_or_nothing", value_parser = ["all_or_nothing", "continue_on_error"])]
+    mode: String,
+    /// Rows whose email (contacts) or domain (companies) exists: `error`, `skip` or `update`.
+    #[arg(long, default_value = "error", value_parser = ["error", "skip", "update"])]
+    on_duplicate: String,
+    /// Check everything, write nothing.
+    #[arg(long)]
+    dry_run: bool,
+    /// `,`, `;`, `tab` or `auto`.
+    #[arg(long)]
+    delimiter: Option<String>,
+    /// `utf-8` or `windows-1252`.
+    #[arg(long, default_value = "utf-8", value_parser = ["utf-8", "windows-1252"])]
+    encoding: String,
+    /// JSON object: column header -> field, `""` to ignore.
+    #[arg(long)]
+    mapping: Option<String>,
+    #[arg(long)]
+    json: bool,
+}
+
+/// `kluis import`: the same import as `POST /api/v1/imports`, audited as the console operator,
+/// reading the file directly (no upload limit), with progress on stderr every two seconds.
+pub async fn import(kluis: &Kluis, a: ImportArgs) -> anyhow::Result<()> {
+    use kluis_core::crm::import::ImportOptions;
+    let actor = tenant_actor(kluis, &a.tenant).await?;
+    let opts: ImportOptions = serde_json::from_value(serde_json::json!({
+        "object_type": a.object_type,
+        "mode": a.mode,
+        "on_duplicate": a.on_duplicate,
+        "dry_run": a.dry_run,
+        "delimiter": a.delimiter,
+        "encoding": a.encoding,
+        "mapping": a.mapping.as_deref().map(serde_json::from_str::<serde_json::Value>).transpose()
+            .context("--mapping must be a JSON object")?,
+    }))
+    .context("import options")?;
+    let file = std::fs::File::open(&a.file)
+        .with_context(|| format!("cannot open {}", a.file.display()))?;
+    let size = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let progress = {
+        let kluis = kluis.clone();
+        let actor = actor.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+                if let Ok(list) = kluis.list_imports(&actor)
+                    && let Some(r) = list.iter().find(|r| r.finished_at.is_none())
+                {
+                    eprintln!(
+                        "kluis import: {} rows read ({} created, {} updated, {} skipped, {} with errors) of a {} MB file",
+                        r.rows,
+                        r.created,
+                        r.updated,
+                        r.skipped,
+                        r.failed,
+                        size / 1_000_000
+                    );
+                }
+            }
+        })
+    };
+    let result = kluis
+        .import_records(
+            &actor,
+            &console_ctx(),
+            opts,
+            Box::new(std::io::BufReader::new(file)),
+        )
+        .await;
+    progress.abort();
+    let report = result?;
+    print(a.json, &report, |r| {
+        let mut out = format!(
+            "{:?}: {} rows, {} created, {} updated, {} skipped, {} with errors, {} written",
+            r.status, r.rows, r.created, r.updated, r.skipped, r.failed, r.committed
+        );
+        for e in &r.errors {
+            out.push_str(&format!(
+                "\n  row {}{}: {} ({})",
+                e.row,
+                e.column
+                    .as_deref()
+                    .map(|c| format!(", column {c}"))
+                    .unwrap_or_default(),
+                e.message,
+                e.code
+            ));
+        }
+        if let Some(f) = &r.fatal {
+            out.push_str(&format!(
+                "\n  stopped at row {}: {} ({})",
+                f.row, f.message, f.code
+            ));
+        }
+        out
+    })?;
+    use kluis_core::crm::import::ImportStatus;
+    match report.status {
+        ImportStatus::Committed | ImportStatus::DryRun | ImportStatus::Running => Ok(()),
+        ImportStatus::RolledBack => anyhow::bail!("rows have errors: nothing was imported"),
+        ImportStatus::Failed => anyhow::bail!("the import stopped early"),
+    }
+}

@@ -63,6 +63,8 @@ enum Command {
     /// The tamper-evident audit trail.
     #[command(subcommand)]
     Audit(commands::AuditCmd),
+    /// Import contacts or companies from a CSV file (large files: progress on stderr).
+    Import(commands::ImportArgs),
     /// Check the hardening of this installation; exits non-zero if a check fails.
     Doctor,
     /// Print the OpenAPI document.
@@ -142,6 +144,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
                 Command::Audit(c) => commands::audit(&kluis, c, cfg.audit_retention_days).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
+                Command::Import(a) => commands::import(&kluis, a).await,
                 Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
             };
             commands::finish(&kluis).await;

@@ -34,38 +34,48 @@ impl Kluis {
         written: impl Iterator<Item = &'a String>,
     ) -> Result<Option<String>> {
         let block = mode(tx).await? == "block";
-        if block {
-            for k in written {
-                let Some(v) = fields.get(k).and_then(Value::as_str) else {
-                    continue;
-                };
-                if let Some(found) = scan(v).first() {
-                    return Err(Error::validation(
-                        &format!("fields.{k}"),
-                        "sensitive_data",
-                        format!(
-                            "this looks like a {}: your organisation does not allow storing it",
-                            describe(found.kind)
-                        ),
-                    ));
-                }
+        scan_fields(block, fields, written)
+    }
+}
+
+/// Scans written fields: with `block`, the first finding is a 422 naming the field and the
+/// kind (never the value); otherwise the kinds found, to flag the record with.
+pub(super) fn scan_fields<'a>(
+    block: bool,
+    fields: &Map<String, Value>,
+    written: impl Iterator<Item = &'a String>,
+) -> Result<Option<String>> {
+    if block {
+        for k in written {
+            let Some(v) = fields.get(k).and_then(Value::as_str) else {
+                continue;
+            };
+            if let Some(found) = scan(v).first() {
+                return Err(Error::validation(
+                    &format!("fields.{k}"),
+                    "sensitive_data",
+                    format!(
+                        "this looks like a {}: your organisation does not allow storing it",
+                        describe(found.kind)
+                    ),
+                ));
             }
         }
-        let mut kinds: Vec<SensitiveKind> = fields
-            .values()
-            .filter_map(Value::as_str)
-            .flat_map(|v| scan(v).into_iter().map(|f| f.kind))
-            .collect();
-        kinds.sort();
-        kinds.dedup();
-        Ok((!kinds.is_empty()).then(|| {
-            kinds
-                .iter()
-                .map(|k| k.as_str())
-                .collect::<Vec<_>>()
-                .join(",")
-        }))
     }
+    let mut kinds: Vec<SensitiveKind> = fields
+        .values()
+        .filter_map(Value::as_str)
+        .flat_map(|v| scan(v).into_iter().map(|f| f.kind))
+        .collect();
+    kinds.sort();
+    kinds.dedup();
+    Ok((!kinds.is_empty()).then(|| {
+        kinds
+            .iter()
+            .map(|k| k.as_str())
+            .collect::<Vec<_>>()
+            .join(",")
+    }))
 }
 
 fn describe(k: SensitiveKind) -> &'static str {

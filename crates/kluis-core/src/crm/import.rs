@@ -758,6 +758,8 @@ struct Caches {
     owners: HashMap<String, Option<UserId>>,
     companies: HashMap<String, Option<RecordId>>,
     tags: Option<HashMap<Vec<u8>, TagId>>,
+    /// Owners, companies and tags verified in this transaction.
+    checked: super::Checked,
 }
 
 enum Outcome {
@@ -941,20 +943,8 @@ impl Kluis {
             let Some((tx, keys, caches, written)) = open.as_mut() else {
                 return Err(Error::internal("import transaction"));
             };
-            for parsed in rows {
-                let result = match parsed {
-                    Err(e) => Err(e),
-                    Ok(p) => match self.import_row(run, tx, keys, caches, &p).await {
-                        Ok(o) => Ok(o),
-                        Err(e) if is_row_error(&e) => Err(row_error(
-                            p.row,
-                            error_column(run.names, run.targets, e.field.as_deref()).as_deref(),
-                            e.code,
-                            e.message,
-                        )),
-                        Err(e) => return Err(e),
-                    },
-                };
+            let outcomes = self.import_batch(run, tx, keys, caches, rows).await?;
+            for result in outcomes {
                 let mut r = lock(run.report);
                 r.rows += 1;
                 match result {
@@ -993,14 +983,191 @@ impl Kluis {
         Ok(())
     }
 
-    async fn import_row(
+    /// One batch of rows, in order: inputs and checks row by row, the duplicate check for the
+    /// whole batch in one query per unique field, new records written together.
+    async fn import_batch(
+        &self,
+        run: &Run<'_>,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        caches: &mut Caches,
+        rows: Vec<std::result::Result<Parsed, RowError>>,
+    ) -> Result<Vec<std::result::Result<Outcome, RowError>>> {
+        let schema = run.schema;
+        let t = schema.t;
+        let as_row_error = |row: u64, e: Error| -> Result<RowError> {
+            if !is_row_error(&e) {
+                return Err(e);
+            }
+            Ok(row_error(
+                row,
+                error_column(run.names, run.targets, e.field.as_deref()).as_deref(),
+                e.code,
+                e.message,
+            ))
+        };
+        // Pass 1: inputs and their unique blind indexes.
+        let unique: Vec<String> = t
+            .dedupe_field()
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                schema
+                    .custom
+                    .iter()
+                    .filter(|d| d.unique)
+                    .map(|d| format!("custom.{}", d.key)),
+            )
+            .collect();
+        let mut staged = Vec::with_capacity(rows.len());
+        for parsed in rows {
+            let p = match parsed {
+                Ok(p) => p,
+                Err(e) => {
+                    staged.push(Err(e));
+                    continue;
+                }
+            };
+            let input = match self.row_input(run, tx, keys, caches, &p).await {
+                Ok(i) => i,
+                Err(e) => {
+                    staged.push(Err(as_row_error(p.row, e)?));
+                    continue;
+                }
+            };
+            let keys_of_row: Vec<(String, [u8; 32])> =
+                match fields::apply(schema, &Map::new(), &input.fields) {
+                    Ok(f) => lookups(keys, schema, &f)
+                        .into_iter()
+                        .filter(|(name, _)| unique.contains(name))
+                        .collect(),
+                    Err(e) => {
+                        staged.push(Err(as_row_error(p.row, e)?));
+                        continue;
+                    }
+                };
+            staged.push(Ok((p.row, input, keys_of_row)));
+        }
+        // The batch's duplicates among live records: one query per unique field.
+        let mut existing: HashMap<(String, [u8; 32]), RecordId> = HashMap::new();
+        for field in &unique {
+            let bidxs: Vec<Vec<u8>> = staged
+                .iter()
+                .flatten()
+                .flat_map(|(_, _, ks)| ks.iter())
+                .filter(|(f, _)| f == field)
+                .map(|(_, b)| b.to_vec())
+                .collect();
+            if bidxs.is_empty() {
+                continue;
+            }
+            for (bidx, id) in tx.lookup_live_many(t.as_str(), field, &bidxs).await? {
+                if let Ok(b) = <[u8; 32]>::try_from(bidx.as_slice()) {
+                    existing.entry((field.clone(), b)).or_insert(id);
+                }
+            }
+        }
+        // Pass 2: decide row by row, in file order.
+        let dedupe = t.dedupe_field();
+        let mut pending: Vec<super::PreparedCreate> = Vec::new();
+        let mut out = Vec::with_capacity(staged.len());
+        for s in staged {
+            let (row, input, ks) = match s {
+                Ok(s) => s,
+                Err(e) => {
+                    out.push(Err(e));
+                    continue;
+                }
+            };
+            let clash = ks
+                .iter()
+                .find_map(|k| existing.get(k).map(|id| (k.0.as_str(), *id)));
+            if let Some((field, id)) = clash {
+                let on_dedupe_field = Some(field) == dedupe;
+                match run.opts.on_duplicate {
+                    OnDuplicate::Skip if on_dedupe_field => {
+                        out.push(Ok(Outcome::Skipped));
+                        continue;
+                    }
+                    OnDuplicate::Update if on_dedupe_field => {
+                        // Earlier rows of this batch first: the record may be one of them.
+                        let batch = std::mem::take(&mut pending);
+                        self.write_creates(tx, keys, run.actor, run.ctx, t, batch)
+                            .await?;
+                        let current = tx
+                            .record(t.as_str(), id)
+                            .await?
+                            .ok_or_else(|| Error::internal("duplicate vanished"))?;
+                        let done = self
+                            .update_in(
+                                tx,
+                                keys,
+                                schema,
+                                run.actor,
+                                run.ctx,
+                                &current,
+                                &input,
+                                Some(run.id),
+                            )
+                            .await;
+                        out.push(match done {
+                            Ok(()) => Ok(Outcome::Updated),
+                            Err(e) => Err(as_row_error(row, e)?),
+                        });
+                        continue;
+                    }
+                    _ => {
+                        let e = Error::new(
+                            ErrorKind::Conflict,
+                            "duplicate",
+                            format!("a {} with this {field} already exists: {id}", t.as_str()),
+                        )
+                        .with_field(format!("fields.{field}"));
+                        out.push(Err(as_row_error(row, e)?));
+                        continue;
+                    }
+                }
+            }
+            let id = RecordId::new();
+            caches.checked.duplicates = true;
+            let prepared = self
+                .prepare_create(
+                    tx,
+                    keys,
+                    schema,
+                    run.actor,
+                    id,
+                    &input,
+                    Some(run.id),
+                    &mut caches.checked,
+                )
+                .await;
+            match prepared {
+                Ok(rec) => {
+                    for k in ks {
+                        existing.insert(k, id);
+                    }
+                    pending.push(rec);
+                    out.push(Ok(Outcome::Created));
+                }
+                Err(e) => out.push(Err(as_row_error(row, e)?)),
+            }
+        }
+        self.write_creates(tx, keys, run.actor, run.ctx, t, pending)
+            .await?;
+        Ok(out)
+    }
+
+    /// A row's cells as the input of a create or update: custom values in their types, owner,
+    /// company and tags looked up.
+    async fn row_input(
         &self,
         run: &Run<'_>,
         tx: &mut TenantTx,
         keys: &TenantKeys,
         caches: &mut Caches,
         p: &Parsed,
-    ) -> Result<Outcome> {
+    ) -> Result<RecordInput> {
         let schema = run.schema;
         let mut input = RecordInput::default();
         for (i, cell) in p.cells.iter().enumerate() {
@@ -1045,67 +1212,7 @@ impl Kluis {
                 }
             }
         }
-        if run.opts.on_duplicate != OnDuplicate::Error
-            && let Some(existing) = self.existing_duplicate(tx, keys, schema, &input).await?
-        {
-            if run.opts.on_duplicate == OnDuplicate::Skip {
-                return Ok(Outcome::Skipped);
-            }
-            let row = tx
-                .record(schema.t.as_str(), existing)
-                .await?
-                .ok_or_else(|| Error::internal("duplicate vanished"))?;
-            // A record's owner is kept unless the file names one.
-            self.update_in(
-                tx,
-                keys,
-                schema,
-                run.actor,
-                run.ctx,
-                &row,
-                &input,
-                Some(run.id),
-            )
-            .await?;
-            return Ok(Outcome::Updated);
-        }
-        self.create_in(
-            tx,
-            keys,
-            schema,
-            run.actor,
-            run.ctx,
-            RecordId::new(),
-            &input,
-            Some(run.id),
-        )
-        .await?;
-        Ok(Outcome::Created)
-    }
-
-    /// The live record with the same email (contacts) or domain (companies), if any.
-    async fn existing_duplicate(
-        &self,
-        tx: &mut TenantTx,
-        keys: &TenantKeys,
-        schema: &Schema,
-        input: &RecordInput,
-    ) -> Result<Option<RecordId>> {
-        let Some(field) = schema.t.dedupe_field() else {
-            return Ok(None);
-        };
-        let f = fields::apply(schema, &Map::new(), &input.fields)?;
-        let Some((_, bidx)) = lookups(keys, schema, &f)
-            .into_iter()
-            .find(|(name, _)| name == field)
-        else {
-            return Ok(None);
-        };
-        Ok(tx
-            .lookup_live(schema.t.as_str(), field, &bidx)
-            .await?
-            .into_iter()
-            .next())
+        Ok(input)
     }
 
     async fn owner_by_email(
@@ -1125,6 +1232,9 @@ impl Kluis {
             .filter(|u| u.status == "active")
             .map(|u| u.id);
         caches.owners.insert(key, found);
+        if let Some(id) = found {
+            caches.checked.owners.insert(id);
+        }
         found.ok_or_else(unknown_owner)
     }
 
@@ -1165,6 +1275,9 @@ impl Kluis {
             None => None,
         };
         caches.companies.insert(key, found);
+        if let Some(id) = found {
+            caches.checked.companies.insert(id);
+        }
         found.ok_or_else(unknown)
     }
 
@@ -1177,6 +1290,7 @@ impl Kluis {
     ) -> Result<Vec<TagId>> {
         if caches.tags.is_none() {
             let all = tx.tags(false).await?;
+            caches.checked.tags.extend(all.iter().map(|t| t.id));
             caches.tags = Some(all.into_iter().map(|t| (t.name_bidx, t.id)).collect());
         }
         let known = caches

@@ -396,6 +396,37 @@ struct NextState {
     tags: Option<Vec<TagId>>,
 }
 
+/// A create, checked and sealed, ready to be written alone or with others.
+pub(super) struct PreparedCreate {
+    pub id: RecordId,
+    owner: Option<UserId>,
+    company: Option<RecordId>,
+    sealed: Vec<u8>,
+    deal: DealCols,
+    task: TaskCols,
+    sensitive: Option<String>,
+    /// Blind-index entries (the duplicate check of a batch reads them).
+    pub lookups: Vec<(String, [u8; 32])>,
+    related: Option<Vec<RecordId>>,
+    tags: Option<Vec<TagId>>,
+    details: Value,
+}
+
+/// What a caller has verified already, so that many creates need not read it again.
+#[derive(Default)]
+pub(super) struct Checked {
+    /// Active users of the tenant.
+    pub owners: std::collections::HashSet<UserId>,
+    /// Live companies.
+    pub companies: std::collections::HashSet<RecordId>,
+    /// Live tags.
+    pub tags: std::collections::HashSet<TagId>,
+    /// The sensitive-data mode (`block`?), once read.
+    pub guard_block: Option<bool>,
+    /// The caller checks duplicates itself (for a whole batch at once).
+    pub duplicates: bool,
+}
+
 /// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
@@ -681,45 +712,73 @@ impl Kluis {
         input: &RecordInput,
         import: Option<Uuid>,
     ) -> Result<()> {
+        let mut checked = Checked::default();
+        let rec = self
+            .prepare_create(tx, keys, schema, actor, id, input, import, &mut checked)
+            .await?;
+        self.write_creates(tx, keys, actor, ctx, schema.t, vec![rec])
+            .await
+    }
+
+    /// Checks and seals a create without writing it. `checked` carries what the caller has
+    /// verified already (an import checks owners, companies, tags and duplicates once for many
+    /// rows); what it does not carry is checked here.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) async fn prepare_create(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        schema: &Schema,
+        actor: &Actor,
+        id: RecordId,
+        input: &RecordInput,
+        import: Option<Uuid>,
+        checked: &mut Checked,
+    ) -> Result<PreparedCreate> {
         let t = schema.t;
-        let label = actor_label(actor);
         let f = fields::apply(schema, &Map::new(), &input.fields)?;
         t.check_required(&f)?;
         fields::check_custom_required(schema, &f)?;
         let owner = input.owner_id.unwrap_or(actor.user_id());
-        self.check_owner(tx, owner).await?;
+        if let Some(o) = owner
+            && !checked.owners.contains(&o)
+        {
+            self.check_owner(tx, owner).await?;
+            checked.owners.insert(o);
+        }
         let company = input.company_id.flatten();
-        self.check_company(tx, t, company).await?;
-        self.check_duplicate(tx, keys, schema, id, &f).await?;
+        if company.is_none_or(|c| !checked.companies.contains(&c)) {
+            self.check_company(tx, t, company).await?;
+        }
+        if !checked.duplicates {
+            self.check_duplicate(tx, keys, schema, id, &f).await?;
+        }
         let deal = self.resolve_deal(tx, t, None, input).await?;
         let task = deals::resolve_task(t, None, input, self.now())?;
         let related = self.resolve_related(tx, t, input).await?;
         let tags = match &input.tag_ids {
+            Some(ids) if ids.len() <= 100 && ids.iter().all(|i| checked.tags.contains(i)) => {
+                let mut out: Vec<TagId> = Vec::new();
+                for i in ids {
+                    if !out.contains(i) {
+                        out.push(*i);
+                    }
+                }
+                Some(out)
+            }
             Some(ids) => Some(self.check_tags(tx, ids).await?),
             None => None,
         };
-        let sensitive = self.guard(tx, &f, f.keys()).await?;
-        let now = self.now();
+        let block = match checked.guard_block {
+            Some(b) => b,
+            None => {
+                let b = guard::mode(tx).await? == "block";
+                checked.guard_block = Some(b);
+                b
+            }
+        };
+        let sensitive = guard::scan_fields(block, &f, f.keys())?;
         let sealed = seal_fields(keys, id, &f)?;
-        tx.insert_record(&RecordWrite {
-            id,
-            object_type: t.as_str(),
-            owner_id: owner,
-            company_id: company,
-            revision: 1,
-            fields: &sealed,
-            at: now,
-            by: &label,
-            deal: &deal,
-            task: &task,
-            sensitive: sensitive.as_deref(),
-        })
-        .await?;
-        tx.set_lookups(t.as_str(), id, &lookups(keys, schema, &f))
-            .await?;
-        if let Some(others) = &related {
-            tx.set_associations(id, others).await?;
-        }
         let changed = fields::changes(&Map::new(), &f);
         let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company});
         match t {
@@ -731,15 +790,91 @@ impl Kluis {
             details["related_ids"] = json!(related);
         }
         if let Some(tags) = &tags {
-            tx.set_record_tags(id, tags).await?;
             details["tag_ids"] = json!(tags);
         }
         if let Some(import) = import {
             details["import"] = json!(import);
         }
-        self.audit(tx, keys, &label, ctx, event(t, "create", id, details))
-            .await?;
-        self.count_sealed(tx, keys, 1).await
+        Ok(PreparedCreate {
+            id,
+            owner,
+            company,
+            sealed,
+            deal,
+            task,
+            sensitive,
+            lookups: lookups(keys, schema, &f),
+            related,
+            tags,
+            details,
+        })
+    }
+
+    /// Writes prepared creates of type `t`: records, lookups, links and tags, and one audit
+    /// event each. Many records go in a few multi-row statements.
+    pub(super) async fn write_creates(
+        &self,
+        tx: &mut TenantTx,
+        keys: &TenantKeys,
+        actor: &Actor,
+        ctx: &RequestContext,
+        t: ObjectType,
+        recs: Vec<PreparedCreate>,
+    ) -> Result<()> {
+        if recs.is_empty() {
+            return Ok(());
+        }
+        let label = actor_label(actor);
+        let now = self.now();
+        let writes: Vec<RecordWrite<'_>> = recs
+            .iter()
+            .map(|r| RecordWrite {
+                id: r.id,
+                object_type: t.as_str(),
+                owner_id: r.owner,
+                company_id: r.company,
+                revision: 1,
+                fields: &r.sealed,
+                at: now,
+                by: &label,
+                deal: &r.deal,
+                task: &r.task,
+                sensitive: r.sensitive.as_deref(),
+            })
+            .collect();
+        match writes.as_slice() {
+            [one] => tx.insert_record(one).await?,
+            many => tx.insert_records(many).await?,
+        }
+        drop(writes);
+        if let [one] = recs.as_slice() {
+            tx.set_lookups(t.as_str(), one.id, &one.lookups).await?;
+        } else {
+            let entries: Vec<(RecordId, &str, &[u8])> = recs
+                .iter()
+                .flat_map(|r| {
+                    r.lookups
+                        .iter()
+                        .map(move |(f, b)| (r.id, f.as_str(), b.as_slice()))
+                })
+                .collect();
+            tx.insert_lookups(t.as_str(), &entries).await?;
+        }
+        for r in &recs {
+            if let Some(others) = &r.related {
+                tx.set_associations(r.id, others).await?;
+            }
+            if let Some(tags) = &r.tags {
+                tx.set_record_tags(r.id, tags).await?;
+            }
+        }
+        let n = recs.len() as i64;
+        let events = recs
+            .into_iter()
+            .map(|r| event(t, "create", r.id, r.details))
+            .collect();
+        self.audit_many(tx, keys, &label, ctx, events).await?;
+        self.count_sealed(tx, keys, n).await
     }
 
     /// A record as the API shows it, read inside `tx` (live or in the trash).

@@ -1,0 +1,159 @@
+//! CSV import benchmark: a contacts CSV imported through `Kluis::import_records` (parsing,
+//! validation, sealing, blind indexes, duplicate check, one audit event per record, one
+//! transaction), next to a raw SQLite bulk insert of the same rows into an equivalent plain
+//! table (same columns in the clear, unique index on email, one transaction, one prepared
+//! statement) on the same machine. Prints, does not assert.
+//!
+//! `CARGO_TARGET_DIR=/work/target-bench cargo bench -p kluis-core --bench import`
+//!
+//! Environment: `KLUIS_BENCH_ROWS` (default 200,000; the issue's figure is 1,000,000),
+//! `KLUIS_BENCH_DIR` (where the SQLite files go). Target (issue 5): import at least 50 % of the
+//! raw insert rate measured in the same run.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Write;
+use std::sync::Arc;
+use std::time::Instant;
+
+use anyhow::Result;
+use kluis_core::crm::ObjectType;
+use kluis_core::crm::import::{ImportMode, ImportOptions, OnDuplicate};
+use kluis_core::keys::KeyEncryptionKeys;
+use kluis_core::tenants::{NewTenantInput, PlatformActor};
+use kluis_core::{Actor, CoreConfig, Kluis, RequestContext, Store};
+use kluis_crypto::envelope::{Kek, LocalKms};
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
+const CITIES: [&str; 5] = ["Amsterdam", "Rotterdam", "Den Haag", "Utrecht", "Eindhoven"];
+
+fn row(i: u64) -> [String; 5] {
+    [
+        format!("Voornaam{i}"),
+        format!("Achternaam{}", i % 9973),
+        format!("contact{i}@import-bench.test"),
+        format!("+31 6 {:08}", i % 100_000_000),
+        CITIES[(i % 5) as usize].to_owned(),
+    ]
+}
+
+fn main() -> Result<()> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    rt.block_on(run())
+}
+
+async fn run() -> Result<()> {
+    let n = env_u64("KLUIS_BENCH_ROWS", 200_000);
+    let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
+        Some(d) => tempfile::tempdir_in(d)?,
+        None => tempfile::tempdir()?,
+    };
+    // The CSV file, as Dutch Excel would write it ("CSV UTF-8": BOM, semicolons, CRLF).
+    let csv_path = tmp.path().join("contacts.csv");
+    {
+        let mut f = std::io::BufWriter::new(std::fs::File::create(&csv_path)?);
+        f.write_all("\u{feff}Voornaam;Achternaam;E-mailadres;Telefoon;Plaats\r\n".as_bytes())?;
+        for i in 0..n {
+            writeln!(f, "{}\r", row(i).join(";"))?;
+        }
+    }
+    let size = std::fs::metadata(&csv_path)?.len();
+    println!(
+        "Import benchmark: {n} contacts, {:.1} MB CSV (SQLite in {})",
+        size as f64 / 1e6,
+        tmp.path().display()
+    );
+
+    // 1. Raw SQLite bulk insert of the same rows into a plain table.
+    let raw_path = tmp.path().join("raw.db");
+    let t0 = Instant::now();
+    {
+        let mut db = rusqlite::Connection::open(&raw_path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE contacts (id BLOB PRIMARY KEY, first_name TEXT, last_name TEXT,
+               email TEXT NOT NULL, phone TEXT, city TEXT, created_at INTEGER) STRICT;
+             CREATE UNIQUE INDEX contacts_email ON contacts (email);",
+        )?;
+        let tx = db.transaction()?;
+        {
+            let mut st = tx.prepare(
+                "INSERT INTO contacts (id, first_name, last_name, email, phone, city, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            )?;
+            for i in 0..n {
+                let [a, b, c, d, e] = row(i);
+                st.execute(rusqlite::params![
+                    uuid::Uuid::now_v7().as_bytes().as_slice(),
+                    a,
+                    b,
+                    c,
+                    d,
+                    e,
+                    i as i64
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let raw = t0.elapsed();
+    let raw_rate = n as f64 / raw.as_secs_f64();
+    println!(
+        "1. raw SQLite bulk insert (plain table, unique email index, one transaction): {:.1} s = {raw_rate:.0} rows/s",
+        raw.as_secs_f64()
+    );
+
+    // 2. The real import.
+    let store = Store::open_sqlite(&tmp.path().join("kluis.db")).await?;
+    let kluis = Kluis::new(
+        store,
+        CoreConfig::default(),
+        KeyEncryptionKeys::new(Arc::new(LocalKms::new(Kek::generate()?))),
+    );
+    kluis.ensure_platform_keys().await?;
+    let ctx = RequestContext::default();
+    let t = kluis
+        .create_tenant(
+            &PlatformActor::console(),
+            &ctx,
+            NewTenantInput {
+                slug: "import-bench".into(),
+                name: "Import bench".into(),
+            },
+        )
+        .await?
+        .id;
+    let console = Actor::console(t);
+    let opts = ImportOptions {
+        object_type: ObjectType::Contact,
+        mode: ImportMode::AllOrNothing,
+        on_duplicate: OnDuplicate::Skip,
+        dry_run: false,
+        delimiter: None,
+        encoding: Default::default(),
+        mapping: None,
+    };
+    let file = std::io::BufReader::new(std::fs::File::open(&csv_path)?);
+    let t0 = Instant::now();
+    let report = kluis
+        .import_records(&console, &ctx, opts, Box::new(file))
+        .await?;
+    let took = t0.elapsed();
+    assert_eq!(report.committed, n, "{:?}", report.errors.first());
+    let rate = n as f64 / took.as_secs_f64();
+    let ratio = rate / raw_rate * 100.0;
+    println!(
+        "2. Kluis import (sealed fields, blind indexes on email and phone, duplicate check, one audit event per record, all-or-nothing): {:.1} s = {rate:.0} rows/s = {ratio:.1} % of raw  target >= 50 %: {}",
+        took.as_secs_f64(),
+        if ratio >= 50.0 { "meets" } else { "MISSES" }
+    );
+    Ok(())
+}
