@@ -475,6 +475,19 @@ impl Kluis {
         let n = i64::try_from(evs.len()).map_err(|_| Error::internal("too many events"))?;
         // Counted before the insert so that, on SQLite, the count travels with it.
         self.count_sealed(tx, keys, n).await?;
+        // The request's context goes into every event's details.
+        let mut evs = evs;
+        let mut plains = Vec::with_capacity(evs.len());
+        for ev in &mut evs {
+            if let Value::Object(m) = &mut ev.details {
+                m.insert("ip".into(), json!(ctx.ip));
+                m.insert("user_agent".into(), json!(ctx.user_agent));
+                m.insert("request_id".into(), json!(ctx.request_id));
+            }
+            plains.push(
+                serde_json::to_vec(&ev.details).map_err(|_| Error::internal("audit encoding"))?,
+            );
+        }
         // The second attempt happens only on SQLite when another process appended to this log
         // since this process last did (the store then reads the head instead of caching it).
         let mut attempt = 0;
@@ -483,17 +496,9 @@ impl Kluis {
             let first = tx.audit_reserve(n).await?;
             let at = self.now();
             let mut parts = Vec::with_capacity(evs.len());
-            for (k, ev) in evs.iter().enumerate() {
+            for (k, (ev, plain)) in evs.iter().zip(&plains).enumerate() {
                 let seq = first + k as i64;
-                let mut details = ev.details.clone();
-                if let Value::Object(m) = &mut details {
-                    m.insert("ip".into(), json!(ctx.ip));
-                    m.insert("user_agent".into(), json!(ctx.user_agent));
-                    m.insert("request_id".into(), json!(ctx.request_id));
-                }
                 let outcome = if ev.success { "success" } else { "failure" };
-                let plain =
-                    serde_json::to_vec(&details).map_err(|_| Error::internal("audit encoding"))?;
                 let row = AuditEventRow {
                     seq,
                     at,
@@ -505,8 +510,8 @@ impl Kluis {
                     details: Vec::new(),
                     leaf_hash: Vec::new(),
                 };
-                let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &details)?);
-                let sealed = keys.seal("audit_events", "details", seq_record(seq), &plain)?;
+                let leaf = merkle::leaf_hash(&leaf_bytes(tenant, &row, &ev.details)?);
+                let sealed = keys.seal("audit_events", "details", seq_record(seq), plain)?;
                 parts.push((seq, outcome, sealed, leaf));
             }
             let rows: Vec<NewAuditEvent<'_>> = evs

@@ -17,17 +17,21 @@ const RECORD_COLS: &str = "id, object_type, owner_id, company_id, revision, fiel
 /// parameters for the widest row (18 columns).
 pub(crate) const BULK_ROWS: usize = 500;
 
-/// `($1, $2, ...), (...)` for `rows` rows of `width` parameters; `cols(first)` lists the
-/// parameter numbers of one row (0-based offsets from `first`, so a number may repeat).
-pub(crate) fn placeholders(
-    rows: usize,
-    width: usize,
-    cols: impl Fn(usize) -> Vec<usize>,
-) -> String {
+/// `(?, ?), (?, ?)` (SQLite) or `($1, $2), ($3, $4)` (PostgreSQL) for `rows` rows of `width`
+/// parameters. SQLite gets anonymous parameters: it resolves numbered ones through a linear
+/// list per parameter, quadratic in a statement with thousands of them.
+pub(crate) fn placeholders(sqlite: bool, rows: usize, width: usize) -> String {
     (0..rows)
         .map(|r| {
-            let first = r * width + 1;
-            let ps: Vec<String> = cols(first).iter().map(|n| format!("${n}")).collect();
+            let ps: Vec<String> = (0..width)
+                .map(|k| {
+                    if sqlite {
+                        "?".to_owned()
+                    } else {
+                        format!("${}", r * width + k + 1)
+                    }
+                })
+                .collect();
             format!("({})", ps.join(", "))
         })
         .collect::<Vec<_>>()
@@ -79,14 +83,7 @@ impl TenantTx {
                  fields, created_at, updated_at, created_by, updated_by, \
                  pipeline_id, stage_id, amount_minor, currency, close_date, sensitive, due_date, done_at, \
                  priority) VALUES {}",
-                placeholders(chunk.len(), 18, |i| {
-                    // created_at = updated_at and created_by = updated_by, as for one record.
-                    [
-                        0, 1, 2, 3, 4, 5, 6, 7, 7, 8, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
-                    ]
-                    .map(|k| i + k)
-                    .to_vec()
-                })
+                placeholders(self.is_sqlite(), chunk.len(), 20)
             );
             on_conn!(&mut self.tx, |c| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
@@ -100,6 +97,8 @@ impl TenantTx {
                         .bind(r.revision)
                         .bind(r.fields)
                         .bind(r.at)
+                        .bind(r.at)
+                        .bind(r.by)
                         .bind(r.by)
                         .bind(r.deal.pipeline_id)
                         .bind(r.deal.stage_id)
@@ -128,7 +127,7 @@ impl TenantTx {
             let sql = format!(
                 "INSERT INTO crm_lookup (tenant_id, object_type, field, bidx, record_id) VALUES {} \
                  ON CONFLICT DO NOTHING",
-                placeholders(chunk.len(), 5, |i| (i..i + 5).collect())
+                placeholders(self.is_sqlite(), chunk.len(), 5)
             );
             on_conn!(&mut self.tx, |c| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
@@ -157,13 +156,21 @@ impl TenantTx {
         let t = self.tenant;
         let mut out = Vec::new();
         for chunk in bidxs.chunks(BULK_ROWS) {
-            let list: Vec<String> = (0..chunk.len()).map(|i| format!("${}", i + 4)).collect();
+            // `$1, $2, ...` or `?, ?, ...`: the tenant, type, field and the list.
+            let ps = placeholders(self.is_sqlite(), 1, 3 + chunk.len());
+            let ps: Vec<&str> = ps
+                .trim_matches(|c| c == '(' || c == ')')
+                .split(", ")
+                .collect();
             let sql = format!(
                 "SELECT l.bidx, l.record_id FROM crm_lookup l JOIN crm_records r \
                    ON r.tenant_id = l.tenant_id AND r.id = l.record_id \
-                 WHERE l.tenant_id = $1 AND l.object_type = $2 AND l.field = $3 AND l.bidx IN ({}) \
+                 WHERE l.tenant_id = {} AND l.object_type = {} AND l.field = {} AND l.bidx IN ({}) \
                    AND r.deleted_at IS NULL",
-                list.join(", ")
+                ps[0],
+                ps[1],
+                ps[2],
+                ps[3..].join(", ")
             );
             let rows: Vec<(Vec<u8>, RecordId)> = on_conn!(&mut self.tx, |c| {
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))

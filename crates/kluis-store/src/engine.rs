@@ -117,6 +117,11 @@ impl Store {
             // FULL: a committed change (and, later, its audit event) survives power loss.
             .synchronous(SqliteSynchronous::Full)
             .foreign_keys(true)
+            // 32 MiB of page cache per connection (SQLite's default is 2 MiB): blind-index
+            // entries are random keys, so a large write (an import) touches index pages all
+            // over; with the default cache most of them are evicted and re-read from the WAL.
+            // Allocated as used, so idle connections stay small.
+            .pragma("cache_size", "-32768")
             .busy_timeout(Duration::from_secs(10));
         // No liveness ping before each acquire: a local file cannot drop the connection, and
         // every ping is a round trip to the connection's worker thread (measured: the largest

@@ -208,6 +208,10 @@ impl TenantTx {
         self.tenant
     }
 
+    pub(crate) fn is_sqlite(&self) -> bool {
+        !matches!(self.tx, Tx::Pg(_))
+    }
+
     /// The direct SQLite read connection, when this is an SQLite read transaction.
     fn direct(&self) -> Option<&ReadConn> {
         match &self.tx {
@@ -941,7 +945,7 @@ impl TenantTx {
         for chunk in es.chunks(crate::crm::BULK_ROWS) {
             let sql = format!(
                 "INSERT INTO audit_events (tenant_id, seq, at, actor, action, outcome, object_type, object_id, ip_bidx, details, leaf_hash) VALUES {}",
-                crate::crm::placeholders(chunk.len(), 11, |i| (i..i + 11).collect())
+                crate::crm::placeholders(self.is_sqlite(), chunk.len(), 11)
             );
             let res: std::result::Result<(), sqlx::Error> = on_conn!(&mut self.tx, |c| {
                 let mut q = sqlx::query(sqlx::AssertSqlSafe(sql.clone()));
