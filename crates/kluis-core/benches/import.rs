@@ -158,8 +158,11 @@ async fn run() -> Result<()> {
     // Sizes after a checkpoint, so the WAL does not count twice.
     drop(kluis);
     for name in ["raw.db", "kluis.db"] {
-        rusqlite::Connection::open(tmp.path().join(name))?
-            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))?;
+        rusqlite::Connection::open(tmp.path().join(name))?.query_row(
+            "PRAGMA wal_checkpoint(TRUNCATE)",
+            [],
+            |_| Ok(()),
+        )?;
     }
     let size_of = |name: &str| {
         ["", "-wal"]

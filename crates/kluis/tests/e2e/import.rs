@@ -8,7 +8,11 @@ use serde_json::{Value, json};
 
 use crate::support::{Auth, Backend, Server, code, on_both, tenant_fixture};
 
-on_both!(csv_import_end_to_end, hostile_csv_corpus);
+on_both!(
+    csv_import_end_to_end,
+    hostile_csv_corpus,
+    a_million_rows_all_or_nothing
+);
 
 const CSV: &str = "text/csv";
 
@@ -323,6 +327,51 @@ async fn csv_import_end_to_end(b: Backend) {
         (Some(1), Some(1))
     );
 
+    // The console does the same, from a file.
+    let path = s.dir.path().join("bedrijven.csv");
+    std::fs::write(
+        &path,
+        "Bedrijfsnaam;Domein\nDe Molen;molen.nl\nNieuw BV;nieuw.nl\n",
+    )
+    .unwrap();
+    let (ok, out, err) = s.cli_raw(
+        &[
+            "import",
+            "--tenant",
+            "invoer",
+            "--type",
+            "company",
+            "--on-duplicate",
+            "skip",
+            "--json",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(ok, "{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(
+        (v["created"].as_u64(), v["skipped"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    let (ok, out, _) = s.cli_raw(
+        &[
+            "import",
+            "--tenant",
+            "invoer",
+            "--type",
+            "company",
+            path.to_str().unwrap(),
+        ],
+        None,
+    );
+    assert!(!ok, "duplicates refused by default: {out}");
+    assert!(
+        out.contains("row 2, column Domein") && out.contains("(duplicate)"),
+        "{out}"
+    );
+
     // Privileged: members and keys without crm:import cannot; other organisations' imports
     // are invisible.
     for auth in [&t.member, &t.key] {
@@ -462,4 +511,54 @@ async fn hostile_csv_corpus(b: Backend) {
     let (st, v) = import(&s, o, q, "email\n").await;
     assert_eq!((st, v["rows"].as_u64()), (StatusCode::OK, Some(0)), "{v}");
     assert_eq!(contact_count(&s, o).await, 1);
+}
+
+/// A million rows whose very last one is bad: the whole import is rolled back, the error names
+/// that row, and the server neither crashes nor keeps anything.
+async fn a_million_rows_all_or_nothing(b: Backend) {
+    const N: usize = 1_000_000;
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "miljoen").await;
+    let o = &t.owner;
+    let mut f = Vec::with_capacity(N * 26);
+    f.extend_from_slice(b"email;first_name\r\n");
+    for i in 1..N {
+        f.extend_from_slice(format!("m{i}@miljoen.test;M{i}\r\n").as_bytes());
+    }
+    f.extend_from_slice(b"no-email-here;Laatste\r\n");
+    let started = std::time::Instant::now();
+    let (st, v) = match tokio::time::timeout(
+        std::time::Duration::from_secs(900),
+        import(&s, o, "object_type=contact", f),
+    )
+    .await
+    {
+        Ok(r) => r,
+        Err(_) => panic!("no answer after 15 minutes; server log:\n{}", s.logs()),
+    };
+    eprintln!("1M-row import answered in {:?}", started.elapsed());
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "import_rejected"),
+        "{v}"
+    );
+    let r = &v["report"];
+    assert_eq!(r["rows"], N);
+    assert_eq!(r["created"], N - 1);
+    assert_eq!(
+        (r["failed"].as_u64(), r["committed"].as_u64()),
+        (Some(1), Some(0))
+    );
+    assert_eq!(
+        errors(&v),
+        vec![(N as u64 + 1, Some("email".into()), "invalid_email".into())]
+    );
+    assert_eq!(contact_count(&s, o).await, 0);
+    let (_, found) = s
+        .get("/api/v1/contacts?email=m500000@miljoen.test", o)
+        .await;
+    assert_eq!(found["items"], json!([]));
+    // The server is still fine.
+    let (st, _) = import(&s, o, "object_type=contact", "email\nna@miljoen.test\n").await;
+    assert_eq!(st, StatusCode::OK);
 }
