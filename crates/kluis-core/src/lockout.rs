@@ -110,12 +110,7 @@ impl Kluis {
         let keys = self.keys(&mut tx).await?;
         let ip_subject = keys.blind("login.ip", &ctx.ip);
         let ip = tx
-            .count_login_attempt(
-                ThrottleBucket::Ip,
-                &ip_subject,
-                now,
-                now - ms(l.ip_window),
-            )
+            .count_login_attempt(ThrottleBucket::Ip, &ip_subject, now, now - ms(l.ip_window))
             .await?;
         tx.commit().await?;
         let acc = self.count_account_attempt(account).await?;
@@ -191,7 +186,10 @@ impl Kluis {
     /// Inside the transaction that audits a failed attempt: locks the account once it has
     /// `max_failures` failures, and if this call locked it, audits the lockout and calls the
     /// notification hook (after commit, by the caller: returns the lock's end).
-    #[expect(clippy::too_many_arguments, reason = "the failure's facts, all needed for its audit event")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the failure's facts, all needed for its audit event"
+    )]
     pub(crate) async fn lock_if_due(
         &self,
         tx: &mut kluis_store::TenantTx,

@@ -302,7 +302,15 @@ impl Kluis {
             self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
                 .await?;
             let locked_now = self
-                .lock_if_due(&mut tx, &keys, &account, acc.failures, Some(user), &email, ctx)
+                .lock_if_due(
+                    &mut tx,
+                    &keys,
+                    &account,
+                    acc.failures,
+                    Some(user),
+                    &email,
+                    ctx,
+                )
                 .await?;
             tx.commit().await?;
             if let Some(until) = locked_now {
@@ -564,8 +572,8 @@ impl Kluis {
         let had = tx.delete_user_mfa(id).await?;
         let n = tx.revoke_user_sessions(id, None, self.now()).await?;
         let keys = self.keys(&mut tx).await?;
-        let ev = Event::ok("mfa.reset", "user", id)
-            .with(json!({"had_mfa": had, "sessions_revoked": n}));
+        let ev =
+            Event::ok("mfa.reset", "user", id).with(json!({"had_mfa": had, "sessions_revoked": n}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         Ok(tx.commit().await?)

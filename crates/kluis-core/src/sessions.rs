@@ -11,13 +11,12 @@ use serde::{Deserialize, Serialize};
 use crate::UserId;
 use crate::audit::{Event, actor_label};
 use crate::keys::TenantKeys;
+use crate::lockout::{AccountKey, Gate};
 use crate::settings::{check_password, effective_policy};
 use crate::users::{User, rfc3339, user_from_row};
-use crate::lockout::{AccountKey, Gate};
 use crate::{
     Actor, AuthStage, Error, ErrorKind, Kluis, Permission, Principal, RequestContext, Result, Role,
-    SessionId,
-    TenantId, blocking, ms, tokens, validate,
+    SessionId, TenantId, blocking, ms, tokens, validate,
 };
 use kluis_crypto::blind_index::normalise_email;
 use serde_json::json;
@@ -172,13 +171,19 @@ impl Kluis {
                 self.start_session(tenant, user_row.id, SessionStage::Password, "password", ctx)
                     .await
             }
-            Some(stage) => self.start_pending_session(tenant, user_row.id, stage, ctx).await,
+            Some(stage) => {
+                self.start_pending_session(tenant, user_row.id, stage, ctx)
+                    .await
+            }
         }
     }
 
     /// A failed attempt: audited in the tenant's log (the platform's for unknown
     /// organisations), and the account is locked when it has had too many.
-    #[expect(clippy::too_many_arguments, reason = "the failed attempt's facts, all needed for its audit event")]
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the failed attempt's facts, all needed for its audit event"
+    )]
     async fn login_failed(
         &self,
         tenant: Option<TenantId>,

@@ -154,7 +154,13 @@ mod tests {
         let s = generate_secret().unwrap();
         let now = 1_700_000_000u64;
         let step = now / 30;
-        for (offset, ok) in [(-60i64, false), (-30, true), (0, true), (30, true), (60, false)] {
+        for (offset, ok) in [
+            (-60i64, false),
+            (-30, true),
+            (0, true),
+            (30, true),
+            (60, false),
+        ] {
             let t = now.checked_add_signed(offset).unwrap();
             let code = code_at(&s, t).unwrap();
             let got = verify(&s, &code, now);
@@ -173,7 +179,10 @@ mod tests {
         let s = generate_secret().unwrap();
         let uri = otpauth_uri(&s, "Kluis acme", "jan:x@acme.nl").unwrap();
         assert!(uri.starts_with("otpauth://totp/"), "{uri}");
-        assert!(uri.contains(&format!("secret={}", secret_base32(&s))), "{uri}");
+        assert!(
+            uri.contains(&format!("secret={}", secret_base32(&s))),
+            "{uri}"
+        );
         assert_eq!(secret_from_base32(&secret_base32(&s)).unwrap(), s.to_vec());
         let svg = qr_svg(&uri).unwrap();
         assert!(svg.starts_with("<svg") && svg.contains("<path d=\"M"));

@@ -11,8 +11,8 @@
 mod crm;
 mod direct;
 mod engine;
-mod mfa;
 pub mod ids;
+mod mfa;
 mod platform;
 pub mod rows;
 mod tenant;

@@ -154,14 +154,16 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected());
-        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "DELETE FROM user_mfa WHERE tenant_id = $1 AND user_id = $2 AND confirmed_at IS NOT NULL"
         )
         .bind(t)
         .bind(user)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         on_conn!(&mut self.tx, |c| sqlx::query(
             "DELETE FROM user_mfa WHERE tenant_id = $1 AND user_id = $2"
         )
@@ -185,9 +187,16 @@ impl TenantTx {
     }
 
     /// Compare-and-swap of a sealed secret (see `reseal_users`).
-    pub async fn reseal_mfa_secret(&mut self, user: UserId, old: &[u8], new: &[u8]) -> Result<bool> {
+    pub async fn reseal_mfa_secret(
+        &mut self,
+        user: UserId,
+        old: &[u8],
+        new: &[u8],
+    ) -> Result<bool> {
         let t = self.tenant;
-        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+        let n =
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
             "UPDATE user_mfa SET secret = $4 WHERE tenant_id = $1 AND user_id = $2 AND secret = $3"
         )
         .bind(t)
@@ -196,7 +205,8 @@ impl TenantTx {
         .bind(new)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+            });
         Ok(n == 1)
     }
 
@@ -219,7 +229,8 @@ impl TenantTx {
         .await?
         .rows_affected());
         for h in hashes {
-            on_conn!(&mut self.tx, |c| sqlx::query(
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
                 "INSERT INTO mfa_recovery_codes (tenant_id, user_id, code_hash, created_at) VALUES ($1, $2, $3, $4)"
             )
             .bind(t)
@@ -228,7 +239,8 @@ impl TenantTx {
             .bind(now)
             .execute(c)
             .await?
-            .rows_affected());
+            .rows_affected()
+            });
         }
         Ok(())
     }
@@ -252,13 +264,15 @@ impl TenantTx {
 
     pub async fn recovery_codes_left(&mut self, user: UserId) -> Result<i64> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
             "SELECT count(*) FROM mfa_recovery_codes WHERE tenant_id = $1 AND user_id = $2 AND used_at IS NULL"
         )
         .bind(t)
         .bind(user)
         .fetch_one(c)
-        .await?))
+        .await?
+        }))
     }
 
     // ---- sign-in attempt counters -----------------------------------------------------
@@ -349,7 +363,8 @@ impl TenantTx {
         subject: &[u8],
     ) -> Result<()> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE login_throttle SET failures = failures - 1 WHERE tenant_id = $1 AND bucket = $2 \
              AND subject = $3 AND failures > 0"
         )
@@ -358,7 +373,8 @@ impl TenantTx {
         .bind(subject)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
@@ -385,7 +401,9 @@ impl TenantTx {
 
     pub async fn set_session_stage(&mut self, session: SessionId, stage: &str) -> Result<bool> {
         let t = self.tenant;
-        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+        let n =
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
             "UPDATE sessions SET stage = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
         )
         .bind(t)
@@ -393,7 +411,8 @@ impl TenantTx {
         .bind(stage)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+            });
         Ok(n == 1)
     }
 
@@ -405,7 +424,9 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+        let n =
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
             "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND id = $2 AND user_id = $3 \
              AND revoked_at IS NULL"
         )
@@ -415,7 +436,8 @@ impl TenantTx {
         .bind(now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+            });
         Ok(n == 1)
     }
 }

@@ -657,7 +657,7 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
         user_agent: b"sealed-ua",
         now: 1,
         expires_at: 10,
-            stage: "password",
+        stage: "password",
     })
     .await
     .unwrap();
