@@ -194,9 +194,8 @@ impl TenantTx {
         new: &[u8],
     ) -> Result<bool> {
         let t = self.tenant;
-        let n =
-            on_conn!(&mut self.tx, |c| {
-                sqlx::query(
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE user_mfa SET secret = $4 WHERE tenant_id = $1 AND user_id = $2 AND secret = $3"
         )
         .bind(t)
@@ -206,7 +205,7 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         Ok(n == 1)
     }
 
@@ -401,9 +400,8 @@ impl TenantTx {
 
     pub async fn set_session_stage(&mut self, session: SessionId, stage: &str) -> Result<bool> {
         let t = self.tenant;
-        let n =
-            on_conn!(&mut self.tx, |c| {
-                sqlx::query(
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE sessions SET stage = $3 WHERE tenant_id = $1 AND id = $2 AND revoked_at IS NULL"
         )
         .bind(t)
@@ -412,7 +410,7 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         Ok(n == 1)
     }
 
@@ -424,9 +422,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let n =
-            on_conn!(&mut self.tx, |c| {
-                sqlx::query(
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE sessions SET revoked_at = $4 WHERE tenant_id = $1 AND id = $2 AND user_id = $3 \
              AND revoked_at IS NULL"
         )
@@ -437,7 +434,7 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         Ok(n == 1)
     }
 }
