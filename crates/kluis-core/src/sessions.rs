@@ -141,28 +141,31 @@ impl Kluis {
         let (tenant, user_row) = match lookup {
             Lookup::Found(t, u) if ok => (t, u),
             other => {
-                let (tenant, user, reason) = match other {
-                    _ if gate.refused.is_some() => {
+                let (tenant, user, reason) = match (gate.refused, other) {
+                    (Some(refused), other) => {
                         let (t, u) = other.ids();
-                        (t, u, gate.refused.unwrap_or("locked"))
+                        (t, u, refused)
                     }
-                    Lookup::Found(t, u) if u.password_hash.is_none() => {
+                    (None, Lookup::Found(t, u)) if u.password_hash.is_none() => {
                         (Some(t), Some(u.id), "no_password_set")
                     }
-                    Lookup::Found(t, u) => (Some(t), Some(u.id), "wrong_password"),
-                    Lookup::Failed {
-                        tenant,
-                        user,
-                        reason,
-                    } => (tenant, user, reason),
+                    (None, Lookup::Found(t, u)) => (Some(t), Some(u.id), "wrong_password"),
+                    (
+                        None,
+                        Lookup::Failed {
+                            tenant,
+                            user,
+                            reason,
+                        },
+                    ) => (tenant, user, reason),
                 };
                 self.login_failed(tenant, user, reason, &account, &gate, &input, ctx)
                     .await?;
                 return Err(invalid_credentials());
             }
         };
-        // The password is right. (A check whether this user may sign in with a password at
-        // all, e.g. SSO-only accounts, belongs here.)
+        // The password is right. A check whether this user may sign in with a password at all
+        // (e.g. accounts that must use SSO) belongs here, before any session exists.
         let second_step = self.second_step_due(tenant, &user_row).await?;
         self.attempt_succeeded(&account, &gate, second_step.is_none())
             .await?;
