@@ -187,16 +187,47 @@ pub enum Principal {
     Console,
 }
 
+/// How far a signed-in person got. Only `Full` actors pass [`Actor::require`] or
+/// [`Actor::require_user`]; a pending actor (password right, second factor still due) exists
+/// only for the challenge and enrolment services, which ask for it by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthStage {
+    /// Signed in (API keys and the console are always `Full`).
+    Full,
+    /// Must answer the TOTP (or recovery code) challenge.
+    PendingMfa,
+    /// Must enrol a second factor first (enforced 2FA).
+    PendingEnrol,
+}
+
 /// An authenticated caller inside exactly one tenant.
 #[derive(Debug, Clone)]
 pub struct Actor {
     tenant: TenantId,
     principal: Principal,
+    stage: AuthStage,
 }
 
 impl Actor {
     pub(crate) fn new(tenant: TenantId, principal: Principal) -> Self {
-        Actor { tenant, principal }
+        Actor {
+            tenant,
+            principal,
+            stage: AuthStage::Full,
+        }
+    }
+
+    /// A person part-way through a two-step sign-in.
+    pub(crate) fn pending(tenant: TenantId, principal: Principal, stage: AuthStage) -> Self {
+        Actor {
+            tenant,
+            principal,
+            stage,
+        }
+    }
+
+    pub fn stage(&self) -> AuthStage {
+        self.stage
     }
 
     pub fn tenant(&self) -> TenantId {
@@ -215,6 +246,9 @@ impl Actor {
     }
 
     pub fn can(&self, p: Permission) -> bool {
+        if self.stage != AuthStage::Full {
+            return false;
+        }
         match &self.principal {
             Principal::User { role, .. } => role.grants(p),
             Principal::ApiKey { scopes, .. } => scopes.iter().any(|s| s.grants(p)),
@@ -235,6 +269,9 @@ impl Actor {
 
     /// For actions that need a person (e.g. managing keys), not a key.
     pub fn require_user(&self) -> Result<UserId> {
+        if self.stage != AuthStage::Full {
+            return Err(Error::unauthenticated());
+        }
         self.user_id().ok_or_else(|| {
             Error::forbidden("this action requires a signed-in user, not an API key")
         })
@@ -318,5 +355,22 @@ mod tests {
         assert!(a.require(Permission::UsersRead).is_ok());
         assert!(a.require(Permission::UsersManage).is_err());
         assert!(a.require_user().is_err());
+    }
+
+    #[test]
+    fn pending_actor_is_granted_nothing() {
+        let principal = Principal::User {
+            id: UserId::new(),
+            role: Role::Owner,
+            session: Some(SessionId::new()),
+        };
+        for stage in [AuthStage::PendingMfa, AuthStage::PendingEnrol] {
+            let a = Actor::pending(TenantId::new(), principal.clone(), stage);
+            assert!(a.require(Permission::UsersRead).is_err());
+            assert!(a.require_user().is_err());
+            assert!(a.require_key_manager().is_err());
+        }
+        let full = Actor::new(TenantId::new(), principal);
+        assert!(full.require(Permission::UsersRead).is_ok());
     }
 }

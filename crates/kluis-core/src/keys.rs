@@ -744,6 +744,8 @@ impl Kluis {
             self.reencrypt_pairs(tenant, batch, source, &mut p, &mut progress)
                 .await?;
         }
+        self.reencrypt_mfa(tenant, &mut p).await?;
+        progress(&p);
         self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
             .await?;
         Ok(p)

@@ -16,6 +16,8 @@ pub mod customer_key;
 mod error;
 mod key_uses;
 pub mod keys;
+pub mod lockout;
+pub mod mfa;
 pub mod sensitive;
 pub mod sessions;
 pub mod settings;
@@ -28,7 +30,7 @@ mod validate;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use authz::{Actor, Permission, Principal, Role, Scope};
+pub use authz::{Actor, AuthStage, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{Error, ErrorKind};
 pub use kluis_store::{ApiKeyId, RecordId, SessionId, Store, TenantId, UserId};
@@ -51,6 +53,8 @@ pub struct CoreConfig {
     pub key_cache_ttl: Duration,
     /// PKCS#11 modules tenants may use for customer-managed keys (operator's allowlist).
     pub byok_pkcs11_modules: Vec<std::path::PathBuf>,
+    /// Account lockout and per-address throttling of sign-in attempts.
+    pub login: lockout::LoginLimits,
 }
 
 impl Default for CoreConfig {
@@ -62,6 +66,7 @@ impl Default for CoreConfig {
             setup_token_ttl: Duration::from_secs(3600),
             key_cache_ttl: keys::DEFAULT_CACHE_TTL,
             byok_pkcs11_modules: Vec::new(),
+            login: lockout::LoginLimits::default(),
         }
     }
 }

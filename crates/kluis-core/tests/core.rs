@@ -296,3 +296,86 @@ async fn idempotency_keys_expire_after_a_day(f: Fixture) {
         .unwrap();
     assert_ne!(later.id, first.id);
 }
+
+on_both!(pending_sign_in_expires_and_lockout_ends);
+
+/// With the clock under control: a pending sign-in (second factor due) lasts 5 minutes, and an
+/// account lockout ends after `login_lockout_secs`.
+async fn pending_sign_in_expires_and_lockout_ends(f: Fixture) {
+    use kluis_core::sessions::{LoginInput, LoginStatus, SessionUse};
+    use kluis_core::users::NewUserInput;
+    use kluis_core::{Clock, Role, mfa::TotpCode};
+    use kluis_crypto::totp;
+
+    let ctx = RequestContext::default();
+    let password = "Vlinder-Kast42!";
+    f.kluis
+        .create_user(
+            &f.actor,
+            &ctx,
+            NewUserInput {
+                email: "klok@tijd.test".into(),
+                display_name: "Klok".into(),
+                role: Role::Member,
+                password: Some(password.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let login = |pw: &str| LoginInput {
+        tenant: "tijd".into(),
+        email: "klok@tijd.test".into(),
+        password: pw.into(),
+    };
+    let out = f.kluis.login(login(password), &ctx).await.unwrap();
+    assert_eq!(out.status, LoginStatus::Complete);
+    let me = f
+        .kluis
+        .authenticate_session(&out.session_token, None, false)
+        .await
+        .unwrap();
+    let enrolment = f.kluis.start_totp_enrolment(&me, &ctx).await.unwrap();
+    let secret = totp::secret_from_base32(&enrolment.secret).unwrap();
+    let code_now = |f: &Fixture| totp::code_at(&secret, f.clock.now_ms() as u64 / 1000).unwrap();
+    f.kluis
+        .confirm_totp_enrolment(&me, &ctx, TotpCode { code: code_now(&f) })
+        .await
+        .unwrap();
+
+    let pending = f.kluis.login(login(password), &ctx).await.unwrap();
+    assert_eq!(pending.status, LoginStatus::MfaRequired);
+    let challenge = |token: String| {
+        let k = f.kluis.clone();
+        async move {
+            k.authenticate_session_for(&token, None, false, SessionUse::Challenge)
+                .await
+        }
+    };
+    challenge(pending.session_token.clone()).await.unwrap();
+    let err = f
+        .kluis
+        .authenticate_session(&pending.session_token, None, false)
+        .await
+        .unwrap_err();
+    assert_eq!(err.code, "mfa_required");
+    f.clock.advance(5 * 60 * 1000 + 1);
+    let err = challenge(pending.session_token.clone()).await.unwrap_err();
+    assert_eq!(err.kind, ErrorKind::Unauthenticated);
+
+    // Five wrong passwords lock the account; the right one is refused like a wrong one...
+    for _ in 0..5 {
+        let e = f
+            .kluis
+            .login(login("Fout-Wachtwoord-1!"), &ctx)
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "invalid_credentials");
+    }
+    let e = f.kluis.login(login(password), &ctx).await.err().unwrap();
+    assert_eq!(e.code, "invalid_credentials");
+    // ... until the lock ends.
+    f.clock.advance(15 * 60 * 1000);
+    let out = f.kluis.login(login(password), &ctx).await.unwrap();
+    assert_eq!(out.status, LoginStatus::MfaRequired);
+}

@@ -10,6 +10,9 @@ pub enum CryptoError {
     /// A stored password hash could not be parsed as an Argon2 PHC string.
     #[error("malformed password hash")]
     MalformedHash,
+    /// A one-time-password secret, label or QR payload was refused (length, characters).
+    #[error("invalid one-time-password parameters")]
+    Otp,
     /// A stored password hash uses an algorithm other than Argon2id.
     #[error("unsupported password hash algorithm (only argon2id v19 is accepted)")]
     UnsupportedHashAlgorithm,

@@ -9,6 +9,7 @@
 //! | [`blind_index`] | HMAC-SHA256 blind indexes for exact-match search on encrypted columns |
 //! | [`merkle`] | RFC 6962 Merkle trees with inclusion and consistency proofs |
 //! | [`checkpoint`] | Ed25519-signed C2SP checkpoints (signed tree heads) |
+//! | [`totp`] | RFC 6238 one-time codes, `otpauth://` URIs and their QR code (SVG), recovery codes |
 //!
 //! ```
 //! use kluis_crypto::envelope::{DataKey, SealContext, open, seal};
@@ -33,6 +34,7 @@ pub mod merkle;
 pub mod password;
 pub mod spool;
 pub mod token;
+pub mod totp;
 
 pub use error::CryptoError;
 pub use password::{PasswordPolicy, PolicyViolation};

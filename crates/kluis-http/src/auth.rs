@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::{HeaderMap, Method, StatusCode, header, request::Parts};
+use kluis_core::sessions::SessionUse;
 use kluis_core::tenants::PlatformActor;
 use kluis_core::{Actor, RequestContext};
 
@@ -26,23 +27,65 @@ impl FromRequestParts<AppState> for Authed {
         if let Some(bearer) = bearer(&parts.headers)? {
             return Ok(Authed(state.kluis.authenticate_api_key(bearer).await?));
         }
-        let Some(cookie) = cookie(&parts.headers, SESSION_COOKIE) else {
-            return Err(kluis_core::Error::unauthenticated().into());
-        };
-        let state_changing = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
-        if state_changing && is_cross_site(&parts.headers) {
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "csrf_failed",
-                "cross-site request refused",
-            ));
+        Ok(Authed(session_actor(parts, state, SessionUse::Api).await?))
+    }
+}
+
+/// The session cookie (with CSRF checks) for `usage`. Only `SessionUse::Api` sessions reach
+/// ordinary routes: `authenticate_session` refuses pending sessions for every route that
+/// takes [`Authed`].
+async fn session_actor(
+    parts: &Parts,
+    state: &AppState,
+    usage: SessionUse,
+) -> Result<Actor, ApiError> {
+    let Some(cookie) = cookie(&parts.headers, SESSION_COOKIE) else {
+        return Err(kluis_core::Error::unauthenticated().into());
+    };
+    let state_changing = !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if state_changing && is_cross_site(&parts.headers) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "csrf_failed",
+            "cross-site request refused",
+        ));
+    }
+    let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
+    Ok(state
+        .kluis
+        .authenticate_session_for(&cookie, csrf, state_changing, usage)
+        .await?)
+}
+
+/// A session cookie waiting for its second factor (`POST /api/v1/auth/mfa` only).
+pub struct ChallengeAuthed(pub Actor);
+
+impl FromRequestParts<AppState> for ChallengeAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        Ok(ChallengeAuthed(
+            session_actor(parts, state, SessionUse::Challenge).await?,
+        ))
+    }
+}
+
+/// A session cookie that may enrol a second factor: signed in, or pending because the
+/// organisation requires enrolment (the TOTP enrolment endpoints only).
+pub struct EnrolAuthed(pub Actor);
+
+impl FromRequestParts<AppState> for EnrolAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        if bearer(&parts.headers)?.is_some() {
+            return Err(kluis_core::Error::forbidden(
+                "this action requires a signed-in user, not an API key",
+            )
+            .into());
         }
-        let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-        Ok(Authed(
-            state
-                .kluis
-                .authenticate_session(&cookie, csrf, state_changing)
-                .await?,
+        Ok(EnrolAuthed(
+            session_actor(parts, state, SessionUse::Enrolment).await?,
         ))
     }
 }

@@ -84,12 +84,23 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::me))
         .routes(routes!(routes::auth::sessions))
         .routes(routes!(routes::auth::change_password))
+        .routes(routes!(routes::auth::mfa_challenge))
+        .routes(routes!(routes::auth::mfa_status))
+        .routes(routes!(routes::auth::totp_start))
+        .routes(routes!(routes::auth::totp_confirm))
+        .routes(routes!(routes::auth::mfa_disable))
+        .routes(routes!(routes::auth::recovery_codes))
+        .routes(routes!(routes::auth::revoke_session))
         .routes(routes!(routes::users::list, routes::users::create))
         .routes(routes!(
             routes::users::get,
             routes::users::update,
             routes::users::delete
         ))
+        .routes(routes!(routes::users::sessions))
+        .routes(routes!(routes::users::revoke_session))
+        .routes(routes!(routes::users::reset_mfa))
+        .routes(routes!(routes::users::unlock))
         .routes(routes!(routes::apikeys::list, routes::apikeys::create))
         .routes(routes!(routes::apikeys::get, routes::apikeys::revoke))
         .routes(routes!(routes::apikeys::rotate))
@@ -218,6 +229,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(routes::imports::list, routes::imports::create))
         .routes(routes!(routes::imports::get))
+        .routes(routes!(
+            routes::settings::get_mfa,
+            routes::settings::put_mfa
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

@@ -172,6 +172,7 @@ fn session_row(row: &Row<'_>, at: usize) -> Result<SessionRow> {
         last_seen_at: i64_at(row, at + 7, W)?,
         expires_at: i64_at(row, at + 8, W)?,
         revoked_at: opt_i64_at(row, at + 9, W)?,
+        stage: str_at(row, at + 10, W)?.to_owned(),
     })
 }
 
@@ -240,9 +241,10 @@ impl ReadConn {
         self.one(sql, &[("$1", &tb), ("$2", &hash)], |r| {
             Ok(SessionAuthRow {
                 session: session_row(r, 0)?,
-                user_role: str_at(r, 10, "users")?.to_owned(),
-                user_status: str_at(r, 11, "users")?.to_owned(),
-                tenant_status: str_at(r, 12, "tenants")?.to_owned(),
+                user_role: str_at(r, 11, "users")?.to_owned(),
+                user_status: str_at(r, 12, "users")?.to_owned(),
+                tenant_status: str_at(r, 13, "tenants")?.to_owned(),
+                mfa_required_roles: opt_str_at(r, 14, "tenant_settings")?.map(str::to_owned),
             })
         })
     }

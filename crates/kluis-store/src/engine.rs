@@ -55,6 +55,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_custom_values",
     "crm_tags",
     "crm_record_tags",
+    "user_mfa",
+    "mfa_recovery_codes",
+    "login_throttle",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -43,6 +43,8 @@ pub struct SessionRow {
     pub last_seen_at: i64,
     pub expires_at: i64,
     pub revoked_at: Option<i64>,
+    /// `password`, `mfa`, `pending_mfa` or `pending_enrol` (see migration 0010).
+    pub stage: String,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -79,6 +81,8 @@ pub struct SessionAuthRow {
     pub user_role: String,
     pub user_status: String,
     pub tenant_status: String,
+    /// The tenant's roles that must use a second factor (comma-separated), if any.
+    pub mfa_required_roles: Option<String>,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -118,6 +122,8 @@ pub struct NewSession<'a> {
     pub user_agent: &'a [u8],
     pub now: i64,
     pub expires_at: i64,
+    /// See [`SessionRow::stage`].
+    pub stage: &'a str,
 }
 
 pub struct NewApiKey<'a> {
@@ -402,4 +408,24 @@ pub struct TagRow {
     pub created_at: i64,
     pub updated_at: i64,
     pub deleted_at: Option<i64>,
+}
+
+/// A user's TOTP enrolment.
+#[derive(Debug, Clone, FromRow)]
+pub struct UserMfaRow {
+    pub user_id: UserId,
+    /// Sealed.
+    pub secret: Vec<u8>,
+    pub created_at: i64,
+    /// None until a first code confirmed the enrolment.
+    pub confirmed_at: Option<i64>,
+    pub last_step: Option<i64>,
+}
+
+/// A sign-in counter after counting one more attempt (see [`crate::TenantTx::count_login_attempt`]).
+#[derive(Debug, Clone, Copy, FromRow)]
+pub struct ThrottleRow {
+    pub failures: i64,
+    pub window_start: i64,
+    pub locked_until: Option<i64>,
 }

@@ -95,7 +95,7 @@ pub struct TenantTx {
 
 const USER_COLS: &str =
     "tenant_id, id, email, display_name, role, status, password_hash, created_at, updated_at";
-const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at";
+const SESSION_COLS: &str = "tenant_id, id, user_id, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, revoked_at, stage";
 const KEY_COLS: &str = "tenant_id, id, name, scopes, previous_valid_until, created_by, created_at, rotated_at, last_used_at, revoked_at";
 
 /// The keyset condition on `id` after the cursor `$2`. Without a cursor it must not mention
@@ -111,9 +111,11 @@ static USER_BY_ID: LazyLock<String> =
     LazyLock::new(|| format!("SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND id = $2"));
 static SESSION_FOR_AUTH: LazyLock<String> = LazyLock::new(|| {
     format!(
-        "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status \
+        "SELECT {}, u.role AS user_role, u.status AS user_status, t.status AS tenant_status, \
+         ts.mfa_required_roles AS mfa_required_roles \
          FROM sessions s JOIN users u ON u.tenant_id = s.tenant_id AND u.id = s.user_id \
          JOIN tenants t ON t.id = s.tenant_id \
+         LEFT JOIN tenant_settings ts ON ts.tenant_id = s.tenant_id \
          WHERE s.tenant_id = $1 AND s.token_hash = $2 AND s.revoked_at IS NULL",
         prefixed("s", SESSION_COLS)
     )
@@ -460,8 +462,8 @@ impl TenantTx {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {
             sqlx::query(
-            "INSERT INTO sessions (tenant_id, id, user_id, token_hash, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9)"
+            "INSERT INTO sessions (tenant_id, id, user_id, token_hash, csrf_hash, ip, user_agent, created_at, last_seen_at, expires_at, stage) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9, $10)"
         )
         .bind(t)
         .bind(s.id)
@@ -472,6 +474,7 @@ impl TenantTx {
         .bind(s.user_agent)
         .bind(s.now)
         .bind(s.expires_at)
+        .bind(s.stage)
         .execute(c)
         .await?
         .rows_affected()
@@ -1259,7 +1262,8 @@ impl TenantTx {
                   + (SELECT COUNT(*) FROM crm_versions WHERE tenant_id = $1 AND substr(fields, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM idempotency_keys WHERE tenant_id = $1 AND substr(response, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM crm_custom_values WHERE tenant_id = $1 AND substr(value, 2, 4) <> $2) \
-                  + (SELECT COUNT(*) FROM crm_tags WHERE tenant_id = $1 AND substr(name, 2, 4) <> $2)",
+                  + (SELECT COUNT(*) FROM crm_tags WHERE tenant_id = $1 AND substr(name, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM user_mfa WHERE tenant_id = $1 AND substr(secret, 2, 4) <> $2)",
             )
             .bind(t)
             .bind(v.clone())

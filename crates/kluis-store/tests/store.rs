@@ -224,6 +224,7 @@ on_both!(sessions_revoke_all_but_current, |b: Backend| async move {
             user_agent: b"sealed-ua",
             now: 1,
             expires_at: 10,
+            stage: "password",
         })
         .await
         .unwrap();
@@ -573,6 +574,7 @@ on_both!(
             user_agent: b"ua1",
             now: 1,
             expires_at: 10,
+            stage: "password",
         })
         .await
         .unwrap();
@@ -655,6 +657,7 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
         user_agent: b"sealed-ua",
         now: 1,
         expires_at: 10,
+        stage: "password",
     })
     .await
     .unwrap();

@@ -53,6 +53,16 @@ pub struct Config {
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
     pub api_key_rotation_overlap_secs: u64,
+    /// Failed sign-ins after which an account is locked, and for how long (also the window
+    /// the failures are counted in).
+    pub login_max_failures: u32,
+    pub login_lockout_secs: u64,
+    /// Delay before checking a password after one failure; doubles per further failure (max
+    /// 2 s). 0 turns it off.
+    pub login_delay_ms: u64,
+    /// Sign-in attempts per client address and window without a success (password spraying).
+    pub login_ip_max_failures: u32,
+    pub login_ip_window_secs: u64,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     /// Largest CSV import upload.
@@ -96,6 +106,11 @@ impl Default for Config {
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
             api_key_rotation_overlap_secs: 0,
+            login_max_failures: 5,
+            login_lockout_secs: 15 * 60,
+            login_delay_ms: 250,
+            login_ip_max_failures: 100,
+            login_ip_window_secs: 15 * 60,
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             import_max_bytes: 512 * 1024 * 1024,
@@ -125,6 +140,11 @@ const ENV_KEYS: &[&str] = &[
     "session_idle_timeout_secs",
     "session_absolute_timeout_secs",
     "api_key_rotation_overlap_secs",
+    "login_max_failures",
+    "login_lockout_secs",
+    "login_delay_ms",
+    "login_ip_max_failures",
+    "login_ip_window_secs",
     "body_limit_bytes",
     "request_timeout_secs",
     "import_max_bytes",
@@ -201,6 +221,12 @@ impl Config {
         if self.session_idle_timeout_secs > self.session_absolute_timeout_secs {
             bail!("session_idle_timeout_secs must not exceed session_absolute_timeout_secs");
         }
+        if self.login_max_failures == 0 || self.login_ip_max_failures == 0 {
+            bail!("login_max_failures and login_ip_max_failures must be positive");
+        }
+        if self.login_lockout_secs == 0 || self.login_ip_window_secs == 0 {
+            bail!("login_lockout_secs and login_ip_window_secs must be positive");
+        }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("set both tls_cert and tls_key, or neither");
         }
@@ -271,6 +297,13 @@ impl Config {
             api_key_rotation_overlap: Duration::from_secs(self.api_key_rotation_overlap_secs),
             key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
             byok_pkcs11_modules: self.byok_pkcs11_modules.clone(),
+            login: kluis_core::lockout::LoginLimits {
+                max_failures: i64::from(self.login_max_failures),
+                lockout: Duration::from_secs(self.login_lockout_secs),
+                delay_base: Duration::from_millis(self.login_delay_ms),
+                ip_max_failures: i64::from(self.login_ip_max_failures),
+                ip_window: Duration::from_secs(self.login_ip_window_secs),
+            },
             ..Default::default()
         }
     }

@@ -1,5 +1,6 @@
 use axum::Json;
 use axum::extract::State;
+use kluis_core::mfa::MfaPolicyDoc;
 use kluis_core::settings::{PasswordPolicyDoc, SensitiveDataDoc};
 
 use crate::AppState;
@@ -49,4 +50,28 @@ pub async fn put_sensitive(
     ApiJson(d): ApiJson<SensitiveDataDoc>,
 ) -> ApiResult<Json<SensitiveDataDoc>> {
     Ok(Json(s.kluis.set_sensitive_data_setting(&a, &c, d).await?))
+}
+
+/// Which roles must sign in with a second factor.
+#[utoipa::path(get, path = "/api/v1/settings/mfa", tag = "settings",
+    responses((status = 200, body = MfaPolicyDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_mfa(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<MfaPolicyDoc>> {
+    Ok(Json(s.kluis.mfa_policy(&a).await?))
+}
+
+/// Require a second factor for these roles (`[]`: for nobody). Signed-in admins only, never an
+/// API key; audited. Users of those roles without one enrol at their next sign-in, and their
+/// sessions without a second factor stop working at once (401 `mfa_required`).
+#[utoipa::path(put, path = "/api/v1/settings/mfa", tag = "settings", request_body = MfaPolicyDoc,
+    responses((status = 200, body = MfaPolicyDoc), (status = 403, body = ErrorBody), (status = 409, body = ErrorBody)))]
+pub async fn put_mfa(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(doc): ApiJson<MfaPolicyDoc>,
+) -> ApiResult<Json<MfaPolicyDoc>> {
+    Ok(Json(s.kluis.set_mfa_policy(&a, &c, doc).await?))
 }

@@ -1,8 +1,9 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
+use kluis_core::sessions::SessionInfo;
 use kluis_core::users::{NewUserInput, User, UserUpdate};
-use kluis_core::{Page, UserId};
+use kluis_core::{Page, SessionId, UserId};
 
 use super::PageQuery;
 use crate::AppState;
@@ -74,5 +75,58 @@ pub async fn delete(
     IdPath(id): IdPath<UserId>,
 ) -> ApiResult<StatusCode> {
     s.kluis.delete_user(&a, &c, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// A user's live sessions (device, IP, last seen). Needs user management; audited.
+#[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "users", params(("id" = uuid::Uuid, Path, description = "user id")),
+    responses((status = 200, body = Vec<SessionInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn sessions(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    IdPath(id): IdPath<UserId>,
+) -> ApiResult<Json<Vec<SessionInfo>>> {
+    Ok(Json(s.kluis.user_sessions(&a, &c, id).await?))
+}
+
+/// End one session of a user. Needs user management (and the owner permission for an owner).
+#[utoipa::path(delete, path = "/api/v1/users/{id}/sessions/{session_id}", tag = "users",
+    params(("id" = uuid::Uuid, Path, description = "user id"), ("session_id" = uuid::Uuid, Path, description = "session id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn revoke_session(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    IdPath((id, session)): IdPath<(UserId, SessionId)>,
+) -> ApiResult<StatusCode> {
+    s.kluis.revoke_user_session(&a, &c, id, session).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Remove a user's second factor (lost phone) and end their sessions. A signed-in admin only;
+/// not for oneself; audited.
+#[utoipa::path(post, path = "/api/v1/users/{id}/mfa/reset", tag = "users", params(("id" = uuid::Uuid, Path, description = "user id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn reset_mfa(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    IdPath(id): IdPath<UserId>,
+) -> ApiResult<StatusCode> {
+    s.kluis.reset_user_mfa(&a, &c, id).await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Lift a sign-in lockout of a user (and forget their failed attempts). Audited.
+#[utoipa::path(post, path = "/api/v1/users/{id}/unlock", tag = "users", params(("id" = uuid::Uuid, Path, description = "user id")),
+    responses((status = 204), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+pub async fn unlock(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    IdPath(id): IdPath<UserId>,
+) -> ApiResult<StatusCode> {
+    s.kluis.unlock_user(&a, &c, id).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -25,6 +25,25 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/auth/logout", "auth.logout"),
     ("POST", "/api/v1/auth/logout-all", "auth.logout_all"),
     ("POST", "/api/v1/me/password", "auth.password_change"),
+    // Second factors, lockout and session control: exercised with their events by mfa::*.
+    ("POST", "/api/v1/auth/mfa", "auth.login"),
+    ("POST", "/api/v1/me/mfa/totp", "mfa.totp.enrol_start"),
+    ("POST", "/api/v1/me/mfa/totp/confirm", "mfa.totp.enrol"),
+    ("POST", "/api/v1/me/mfa/disable", "mfa.totp.disable"),
+    (
+        "POST",
+        "/api/v1/me/mfa/recovery-codes",
+        "mfa.recovery_codes.regenerate",
+    ),
+    ("DELETE", "/api/v1/me/sessions/{id}", "auth.session_revoke"),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/sessions/{session_id}",
+        "auth.session_revoke",
+    ),
+    ("POST", "/api/v1/users/{id}/mfa/reset", "mfa.reset"),
+    ("POST", "/api/v1/users/{id}/unlock", "auth.unlock"),
+    ("PUT", "/api/v1/settings/mfa", "settings.mfa.update"),
     ("POST", "/api/v1/users", "user.create"),
     ("PATCH", "/api/v1/users/{id}", "user.update"),
     ("DELETE", "/api/v1/users/{id}", "user.delete"),
@@ -159,7 +178,7 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
 ];
 
-async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {
+pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {
     let mut out = Vec::new();
     let mut cursor = String::new();
     loop {

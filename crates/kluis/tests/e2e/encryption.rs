@@ -490,6 +490,9 @@ async fn dek_rotation_is_online_and_resumable() {
         )
         .await;
     assert_eq!(st, StatusCode::CREATED);
+    // A second factor being enrolled: its sealed TOTP secret moves to the new key too.
+    let (st, enrolment) = s.post("/api/v1/me/mfa/totp", &t.member, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{enrolment}");
     // A copy of one record's value under version 1, for the min-decryption-version check.
     let (old_rowid, old_email) = sealed_email(&s).await;
 
@@ -543,6 +546,7 @@ async fn dek_rotation_is_online_and_resumable() {
         "SELECT fields FROM crm_versions",
         "SELECT response FROM idempotency_keys",
         "SELECT value FROM crm_custom_values",
+        "SELECT secret FROM user_mfa",
     ] {
         let v = key_versions(&s, sql).await;
         assert!(!v.is_empty() && v.iter().all(|v| *v == 2), "{sql}: {v:?}");
@@ -568,6 +572,21 @@ async fn dek_rotation_is_online_and_resumable() {
     assert_eq!((st, &again), (StatusCode::CREATED, &c));
     let (_, v) = s.get("/api/v1/custom-values", &t.owner).await;
     assert_eq!(v[0]["value"], "Draaien");
+    // The re-sealed TOTP secret still opens: a code from the app confirms the enrolment.
+    let secret =
+        kluis_crypto::totp::secret_from_base32(enrolment["secret"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            &t.member,
+            json!({"code": kluis_crypto::totp::code_at(&secret, now).unwrap()}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     // The rotation is in the tenant's audit trail.
     let (_, ev) = s
         .get("/api/v1/audit/events?action=keys.rotate_dek", &t.owner)

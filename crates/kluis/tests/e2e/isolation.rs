@@ -18,6 +18,8 @@ async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/apikeys",
         "/api/v1/settings/password-policy",
         "/api/v1/settings/sensitive-data",
+        "/api/v1/settings/mfa",
+        "/api/v1/me/mfa",
         "/api/v1/me/sessions",
         "/api/v1/contacts",
         "/api/v1/companies",
@@ -107,6 +109,12 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("PUT", "/api/v1/settings/password-policy") => Some(
             json!({"min_length": 20, "require_upper": true, "require_lower": true, "require_digit": true, "require_special": true, "reject_common": true}),
         ),
+        ("POST", "/api/v1/auth/mfa") => Some(json!({"code": "123456"})),
+        ("POST", "/api/v1/me/mfa/totp/confirm" | "/api/v1/me/mfa/recovery-codes") => {
+            Some(json!({"code": "123456"}))
+        }
+        ("POST", "/api/v1/me/mfa/disable") => Some(json!({"code": "123456"})),
+        ("PUT", "/api/v1/settings/mfa") => Some(json!({"required_roles": ["read_only"]})),
         ("POST", "/api/v1/me/password") => {
             Some(json!({"current_password": "x", "new_password": "y"}))
         }
@@ -125,6 +133,8 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
 
 /// B's CRM records: a contact, a company and a contact in the trash.
 struct BRecords {
+    /// B's owner's session.
+    session: String,
     contact: String,
     company: String,
     trashed: String,
@@ -225,8 +235,11 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{import}");
+    let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
+    assert_eq!(st, StatusCode::OK, "{sessions}");
     BRecords {
         import: import["id"].as_str().unwrap().to_owned(),
+        session: sessions[0]["id"].as_str().unwrap().to_owned(),
         ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
         custom_field: cf["id"].as_str().unwrap().to_owned(),
@@ -246,7 +259,9 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
     if !path.contains('{') {
         return path.to_owned();
     }
-    let path = path.replace("{revision}", "1");
+    let path = path
+        .replace("{revision}", "1")
+        .replace("{session_id}", &r.session);
     let id = if path.starts_with("/api/v1/contacts/{id}") {
         &r.contact
     } else if path.starts_with("/api/v1/companies/{id}") {
@@ -271,6 +286,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
+    } else if path.starts_with("/api/v1/me/sessions/{id}") {
+        &r.session
     } else if path.starts_with("/api/v1/users/{id}") {
         &b.member_id
     } else if path.starts_with("/api/v1/apikeys/{id}") {
@@ -321,6 +338,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         records.note.as_str(),
         records.task.as_str(),
         records.import.as_str(),
+        records.session.as_str(),
     ];
     let mut exercised = 0;
 

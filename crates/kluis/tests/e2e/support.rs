@@ -111,6 +111,29 @@ impl Server {
 
     /// Starts (or restarts) `kluis serve` and waits until it listens.
     pub async fn spawn(&mut self) {
+        let (child, port) = self.launch(self.output.clone());
+        self.port = port;
+        self.child = Some(child);
+        let cert = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        self.client = client_with(&cert, self.port, false);
+    }
+
+    /// Starts one more `kluis serve` on the same data directory and database (two server
+    /// processes sharing state), on its own port.
+    pub async fn sibling(&self) -> Sibling {
+        let output = Arc::new(Mutex::new(String::new()));
+        let (child, port) = self.launch(output.clone());
+        let cert = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
+        Sibling {
+            child,
+            port,
+            client: client_with(&cert, port, false),
+            output,
+        }
+    }
+
+    /// Spawns `kluis serve` on a free port, copying its output into `output`.
+    fn launch(&self, output: Arc<Mutex<String>>) -> (Child, u16) {
         let mut child = self
             .command()
             .args(["serve", "--listen", "127.0.0.1:0"])
@@ -123,7 +146,7 @@ impl Server {
             Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
             Box::new(child.stderr.take().unwrap()),
         ] {
-            let out = self.output.clone();
+            let out = output.clone();
             let tx = tx.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stream).lines() {
@@ -141,13 +164,10 @@ impl Server {
             Ok(a) => a,
             Err(_) => {
                 let _ = child.kill();
-                panic!("server did not start:\n{}", self.logs());
+                panic!("server did not start:\n{}", output.lock().unwrap());
             }
         };
-        self.port = addr.rsplit(':').next().unwrap().parse().unwrap();
-        self.child = Some(child);
-        let cert = std::fs::read(self.dir.path().join("tls/cert.pem")).unwrap();
-        self.client = client_with(&cert, self.port, false);
+        (child, addr.rsplit(':').next().unwrap().parse().unwrap())
     }
 
     /// Sends SIGTERM and waits for the exit status.
@@ -387,6 +407,31 @@ impl Drop for Server {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+}
+
+/// A second server process on a [`Server`]'s data directory and database.
+pub struct Sibling {
+    child: Child,
+    pub port: u16,
+    pub client: reqwest::Client,
+    output: Arc<Mutex<String>>,
+}
+
+impl Sibling {
+    pub fn url(&self, path: &str) -> String {
+        format!("https://localhost:{}{path}", self.port)
+    }
+
+    pub fn logs(&self) -> String {
+        self.output.lock().unwrap().clone()
+    }
+}
+
+impl Drop for Sibling {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

@@ -1,0 +1,263 @@
+//! Account lockout and per-address throttling of sign-in attempts, kept in the database so they
+//! hold across restarts and across servers sharing one database.
+//!
+//! Every attempt is counted *before* its password (or second-factor code) is checked, by one
+//! atomic upsert that returns the new count (`TenantTx::count_login_attempt`). An attempt whose
+//! count is above the limit is refused without checking anything, so N simultaneous guesses
+//! for one account produce at most `max_failures` real checks. A successful sign-in clears the
+//! account's counter (after the second factor, when there is one) and gives the address back
+//! its one attempt.
+//!
+//! - Per account: the counter is keyed by a blind index of the email typed (per tenant; under
+//!   the platform scope for unknown organisations), so unknown accounts are counted, delayed
+//!   and "locked" exactly like real ones: neither the answer nor its timing tells them apart.
+//!   After `max_failures` failures within `lockout` the account is locked for `lockout`;
+//!   before that each failure adds a growing delay (`delay_base` doubling, at most
+//!   [`MAX_DELAY_MS`]). A lockout is audited (`auth.lockout`, with the reason) and
+//!   [`Kluis::notify_account_locked`] is called; an admin can unlock (`auth.unlock`).
+//! - Per client address (blind index, platform scope, across organisations): more than
+//!   `ip_max_failures` attempts not followed by a success within `ip_window` are refused until
+//!   the window ends (password spraying).
+
+use std::time::Duration;
+
+use kluis_crypto::blind_index::normalise_email;
+use kluis_store::ThrottleBucket;
+use serde_json::json;
+
+use crate::audit::{Event, actor_label};
+use crate::users::{rfc3339, user_from_row};
+use crate::{Actor, Error, Kluis, Permission, RequestContext, Result, Role, TenantId, UserId, ms};
+
+/// Longest delay added before checking a password.
+pub const MAX_DELAY_MS: u64 = 2_000;
+
+/// Limits on sign-in attempts (operator settings `login_*`).
+#[derive(Debug, Clone)]
+pub struct LoginLimits {
+    /// Failed attempts after which an account is locked (default 5).
+    pub max_failures: i64,
+    /// How long a lock lasts, and the window failures are counted in (default 15 min).
+    pub lockout: Duration,
+    /// Delay before checking the 2nd attempt after a failure; doubles with each further
+    /// failure, at most [`MAX_DELAY_MS`] (default 250 ms; zero turns delays off).
+    pub delay_base: Duration,
+    /// Attempts per client address and window without a success (default 100).
+    pub ip_max_failures: i64,
+    pub ip_window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        LoginLimits {
+            max_failures: 5,
+            lockout: Duration::from_secs(15 * 60),
+            delay_base: Duration::from_millis(250),
+            ip_max_failures: 100,
+            ip_window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Where an account's counter lives and under which key.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct AccountKey {
+    pub scope: TenantId,
+    pub subject: [u8; 32],
+}
+
+/// One counted attempt.
+pub(crate) struct Gate {
+    /// The account's failures counted so far, this attempt included.
+    pub account_failures: i64,
+    /// Why the attempt is refused without a check, if it is.
+    pub refused: Option<&'static str>,
+    ip_subject: [u8; 32],
+}
+
+impl Kluis {
+    /// The account counter's key for an email typed into the sign-in form of organisation
+    /// `tenant` (or, for an unknown organisation, of the slug typed, under the platform scope).
+    pub(crate) async fn account_key(
+        &self,
+        tenant: Option<TenantId>,
+        slug: &str,
+        email: &str,
+    ) -> Result<AccountKey> {
+        let scope = tenant.unwrap_or(TenantId::PLATFORM);
+        let mut tx = self.store.tenant(scope).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let value = match tenant {
+            Some(_) => normalise_email(email),
+            None => format!("{}\n{}", slug.trim().to_lowercase(), normalise_email(email)),
+        };
+        Ok(AccountKey {
+            scope,
+            subject: keys.blind("login.account", &value),
+        })
+    }
+
+    /// Counts a sign-in attempt, per address then per account, each in its own committed
+    /// transaction (so concurrent attempts see it), and says whether it may be checked.
+    pub(crate) async fn count_attempt(
+        &self,
+        account: &AccountKey,
+        ctx: &RequestContext,
+    ) -> Result<Gate> {
+        let now = self.now();
+        let l = &self.config.login;
+        let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let ip_subject = keys.blind("login.ip", &ctx.ip);
+        let ip = tx
+            .count_login_attempt(ThrottleBucket::Ip, &ip_subject, now, now - ms(l.ip_window))
+            .await?;
+        tx.commit().await?;
+        let acc = self.count_account_attempt(account).await?;
+        let refused = if acc.locked_until.is_some_and(|u| u > now) || acc.failures > l.max_failures
+        {
+            Some("locked")
+        } else if ip.failures > l.ip_max_failures {
+            Some("address_throttled")
+        } else {
+            None
+        };
+        Ok(Gate {
+            account_failures: acc.failures,
+            refused,
+            ip_subject,
+        })
+    }
+
+    pub(crate) async fn count_account_attempt(
+        &self,
+        account: &AccountKey,
+    ) -> Result<kluis_store::rows::ThrottleRow> {
+        let now = self.now();
+        let mut tx = self.store.tenant(account.scope).begin().await?;
+        let row = tx
+            .count_login_attempt(
+                ThrottleBucket::Account,
+                &account.subject,
+                now,
+                now - ms(self.config.login.lockout),
+            )
+            .await?;
+        tx.commit().await?;
+        Ok(row)
+    }
+
+    /// The delay before checking an attempt that is the account's `failures`-th in a row.
+    pub(crate) async fn attempt_delay(&self, failures: i64) {
+        let base = u64::try_from(self.config.login.delay_base.as_millis()).unwrap_or(u64::MAX);
+        if base == 0 || failures < 2 {
+            return;
+        }
+        let doublings = u32::try_from((failures - 2).min(16)).unwrap_or(16);
+        let d = base.saturating_mul(1u64 << doublings).min(MAX_DELAY_MS);
+        tokio::time::sleep(Duration::from_millis(d)).await;
+    }
+
+    /// A successful sign-in: the address gets its attempt back; `clear_account` also forgets
+    /// the account's failures (not yet when a second factor is still due).
+    pub(crate) async fn attempt_succeeded(
+        &self,
+        account: &AccountKey,
+        gate: &Gate,
+        clear_account: bool,
+    ) -> Result<()> {
+        let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
+        tx.release_login_attempt(ThrottleBucket::Ip, &gate.ip_subject)
+            .await?;
+        tx.commit().await?;
+        if clear_account {
+            self.clear_account(account).await?;
+        }
+        Ok(())
+    }
+
+    pub(crate) async fn clear_account(&self, account: &AccountKey) -> Result<()> {
+        let mut tx = self.store.tenant(account.scope).begin().await?;
+        tx.clear_login_attempts(ThrottleBucket::Account, &account.subject)
+            .await?;
+        Ok(tx.commit().await?)
+    }
+
+    /// Inside the transaction that audits a failed attempt: locks the account once it has
+    /// `max_failures` failures, and if this call locked it, audits the lockout and calls the
+    /// notification hook (after commit, by the caller: returns the lock's end).
+    #[expect(
+        clippy::too_many_arguments,
+        reason = "the failure's facts, all needed for its audit event"
+    )]
+    pub(crate) async fn lock_if_due(
+        &self,
+        tx: &mut kluis_store::TenantTx,
+        keys: &crate::keys::TenantKeys,
+        account: &AccountKey,
+        failures: i64,
+        user: Option<UserId>,
+        email: &str,
+        ctx: &RequestContext,
+    ) -> Result<Option<i64>> {
+        let l = &self.config.login;
+        if failures < l.max_failures {
+            return Ok(None);
+        }
+        let now = self.now();
+        let until = now + ms(l.lockout);
+        if !tx
+            .lock_login(ThrottleBucket::Account, &account.subject, until, now)
+            .await?
+        {
+            return Ok(None);
+        }
+        let ev = Event {
+            action: "auth.lockout",
+            success: true,
+            object_type: Some("user"),
+            object_id: user.map(|u| u.to_string()),
+            details: json!({
+                "reason": "too_many_failures",
+                "failures": failures,
+                "locked_until": rfc3339(until),
+                "email": email.trim(),
+            }),
+        };
+        self.audit(tx, keys, "system", ctx, ev).await?;
+        Ok(Some(until))
+    }
+
+    /// Hook: tell the user their account was locked (`locked_until`, unix ms). Email is built
+    /// elsewhere; until it is wired in, this only logs (no personal data).
+    pub fn notify_account_locked(&self, tenant: TenantId, user: Option<UserId>, locked_until: i64) {
+        tracing::info!(%tenant, user = ?user, locked_until, "account locked after failed sign-ins");
+    }
+
+    /// Lifts a lockout (and forgets the failures) of a user. Privileged and audited.
+    pub async fn unlock_user(&self, actor: &Actor, ctx: &RequestContext, id: UserId) -> Result<()> {
+        actor.require(Permission::UsersManage)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let row = tx.user(id).await?.ok_or_else(Error::not_found)?;
+        if row.role == Role::Owner.as_str() {
+            actor.require(Permission::OwnersManage)?;
+        }
+        let user = user_from_row(&keys, row)?;
+        let subject = keys.blind("login.account", &normalise_email(&user.email));
+        let before = tx
+            .clear_login_attempts(ThrottleBucket::Account, &subject)
+            .await?;
+        let now = self.now();
+        let was_locked = before.is_some_and(|r| {
+            r.locked_until.is_some_and(|u| u > now) || r.failures > self.config.login.max_failures
+        });
+        let ev = Event::ok("auth.unlock", "user", id).with(json!({
+            "was_locked": was_locked,
+            "failures": before.map_or(0, |r| r.failures),
+        }));
+        self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            .await?;
+        Ok(tx.commit().await?)
+    }
+}
