@@ -55,6 +55,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_custom_values",
     "crm_tags",
     "crm_record_tags",
+    "sso_configs",
+    "sso_identities",
+    "sso_pending",
+    "sso_break_glass",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -14,6 +14,7 @@ mod engine;
 pub mod ids;
 mod platform;
 pub mod rows;
+pub mod sso;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
