@@ -33,6 +33,9 @@ pub enum Permission {
     CrmPurge,
     /// Export CRM records in bulk (privileged, audited).
     CrmExport,
+    /// Configure single sign-on: who may enter the tenant. Owners and admins, never an API
+    /// key scope.
+    SsoManage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -85,6 +88,7 @@ impl Role {
                     | CrmWrite
                     | CrmPurge
                     | CrmExport
+                    | SsoManage
             ),
             Role::Manager => matches!(p, UsersRead | SettingsRead | CrmRead | CrmWrite | CrmExport),
             Role::Member => matches!(p, UsersRead | CrmRead | CrmWrite),
@@ -290,6 +294,7 @@ mod tests {
         for s in Scope::ALL {
             assert!(!s.grants(Permission::ApiKeysManage));
             assert!(!s.grants(Permission::OwnersManage));
+            assert!(!s.grants(Permission::SsoManage));
             assert!(s.grants(s.needs()));
         }
     }

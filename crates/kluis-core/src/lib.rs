@@ -20,6 +20,7 @@ pub mod sensitive;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
+pub mod sso;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -77,6 +78,9 @@ pub struct Kluis {
     pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
+    /// OIDC single sign-on (relying party and redirect URI); None where the server does not
+    /// offer it (CLI, unit tests).
+    pub(crate) sso: Option<Arc<sso::SsoRuntime>>,
 }
 
 impl Kluis {
@@ -99,6 +103,7 @@ impl Kluis {
             keks: Arc::new(keks),
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
+            sso: None,
         }
     }
 

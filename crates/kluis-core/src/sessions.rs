@@ -126,6 +126,7 @@ impl Kluis {
             .await?;
             return Err(invalid_credentials());
         }
+        self.password_login_allowed(tenant, &user_row, ctx).await?;
 
         let secret = token::generate_secret();
         let csrf = token::generate_secret();
@@ -153,6 +154,59 @@ impl Kluis {
         self.count_sealed(&mut tx, &keys, 2).await?;
         let ev = Event::ok("auth.login", "user", user_row.id)
             .with(json!({"method": "password", "session": id}));
+        self.audit(&mut tx, &keys, &format!("user:{}", user_row.id), ctx, ev)
+            .await?;
+        let row = tx
+            .list_user_sessions(user_row.id, now)
+            .await?
+            .into_iter()
+            .find(|s| s.id == id)
+            .ok_or_else(|| Error::internal("session vanished"))?;
+        tx.commit().await?;
+        Ok(LoginOutcome {
+            session_token: tokens::session_token(tenant, &secret),
+            csrf_token: csrf,
+            session: info(&keys, &row, Some(id))?,
+            user: user_from_row(&keys, user_row)?,
+        })
+    }
+
+    /// Starts a session for a user who has just proven who they are (`method`: `password`,
+    /// `oidc`, ...): the same session cookie, CSRF token and `auth.login` event as a password
+    /// sign-in. The caller has checked that tenant and user are active.
+    pub async fn start_session(
+        &self,
+        tenant: TenantId,
+        user_row: kluis_store::rows::UserRow,
+        method: &str,
+        ctx: &RequestContext,
+    ) -> Result<LoginOutcome> {
+        let secret = token::generate_secret();
+        let csrf = token::generate_secret();
+        let now = self.now();
+        let id = SessionId::new();
+        let expires_at = now + ms(self.config.session_absolute_timeout);
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        tx.insert_session(&NewSession {
+            id,
+            user_id: user_row.id,
+            token_hash: &token::hash_secret(&secret),
+            csrf_hash: &token::hash_secret(&csrf),
+            ip: &keys.seal_str("sessions", "ip", id.0, &truncate(&ctx.ip, 64))?,
+            user_agent: &keys.seal_str(
+                "sessions",
+                "user_agent",
+                id.0,
+                &truncate(&ctx.user_agent, 256),
+            )?,
+            now,
+            expires_at,
+        })
+        .await?;
+        self.count_sealed(&mut tx, &keys, 2).await?;
+        let ev = Event::ok("auth.login", "user", user_row.id)
+            .with(json!({"method": method, "session": id}));
         self.audit(&mut tx, &keys, &format!("user:{}", user_row.id), ctx, ev)
             .await?;
         let row = tx
