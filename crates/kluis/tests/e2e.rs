@@ -19,5 +19,7 @@ mod isolation;
 mod secrets;
 #[path = "e2e/server.rs"]
 mod server;
+#[path = "e2e/sso.rs"]
+mod sso;
 #[path = "e2e/tls.rs"]
 mod tls;
