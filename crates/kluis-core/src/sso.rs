@@ -254,10 +254,7 @@ fn issuer_for(input: &SsoSettingsInput) -> Result<(String, Option<String>)> {
         }
         SsoProvider::Oidc => {
             if input.entra_tenant_id.is_some() || input.hosted_domain.is_some() {
-                return Err(refuse(
-                    "issuer",
-                    "generic OIDC takes issuer only",
-                ));
+                return Err(refuse("issuer", "generic OIDC takes issuer only"));
             }
             let issuer = input
                 .issuer
@@ -285,7 +282,10 @@ fn issuer_error(e: &OidcError) -> Error {
         other => Error::validation(
             "issuer",
             "sso_discovery_failed",
-            format!("the provider's discovery document could not be used ({})", other.reason()),
+            format!(
+                "the provider's discovery document could not be used ({})",
+                other.reason()
+            ),
         ),
     }
 }
@@ -349,7 +349,10 @@ impl Kluis {
         }
         // Outside the transaction: a network round trip must not hold the write lock.
         rt.rp.check_issuer(&issuer).map_err(|e| issuer_error(&e))?;
-        rt.rp.discover(&issuer).await.map_err(|e| issuer_error(&e))?;
+        rt.rp
+            .discover(&issuer)
+            .await
+            .map_err(|e| issuer_error(&e))?;
 
         let now = self.now();
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
@@ -357,8 +360,7 @@ impl Kluis {
         let before = tx.sso_config().await?;
         let sealed = match (&secret, &before) {
             (Some(s), _) => {
-                let sealed =
-                    keys.seal_str("sso_configs", "client_secret", actor.tenant().0, s)?;
+                let sealed = keys.seal_str("sso_configs", "client_secret", actor.tenant().0, s)?;
                 self.count_sealed(&mut tx, &keys, 1).await?;
                 sealed
             }
@@ -455,12 +457,7 @@ impl Kluis {
                 "only an active owner can be a break-glass account",
             ));
         }
-        if !on
-            && tx
-                .sso_config()
-                .await?
-                .is_some_and(|c| c.sso_required)
-        {
+        if !on && tx.sso_config().await?.is_some_and(|c| c.sso_required) {
             require_break_glass_owner(&mut tx, Some(user)).await?;
         }
         tx.set_break_glass(user, on, self.now()).await?;
@@ -758,7 +755,11 @@ impl Kluis {
         if params.error.is_some() {
             return Err(fail("idp_error", sso_failed()));
         }
-        let Some(code) = params.code.as_deref().filter(|c| !c.is_empty() && c.len() <= 2048) else {
+        let Some(code) = params
+            .code
+            .as_deref()
+            .filter(|c| !c.is_empty() && c.len() <= 2048)
+        else {
             return Err(fail("code_missing", sso_failed()));
         };
 
@@ -830,7 +831,10 @@ impl Kluis {
             (Some(e), true) => validate::email("email", e).map_err(|_| {
                 Failure::new(
                     "email_invalid",
-                    forbidden("sso_email_not_verified", "the provider sent no usable email address"),
+                    forbidden(
+                        "sso_email_not_verified",
+                        "the provider sent no usable email address",
+                    ),
                 )
             })?,
             _ => {
@@ -909,7 +913,10 @@ impl Kluis {
         if user.status != "active" {
             return Err(Failure::new(
                 "user_disabled",
-                forbidden("sso_user_disabled", "your account in this organisation is disabled"),
+                forbidden(
+                    "sso_user_disabled",
+                    "your account in this organisation is disabled",
+                ),
             ));
         }
         tx.link_sso_identity(&subject, user.id, now).await?;

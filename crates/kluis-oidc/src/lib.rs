@@ -269,8 +269,7 @@ impl RelyingParty {
             return Ok(fresh);
         }
         self.check_issuer(issuer)?;
-        let issuer_url =
-            IssuerUrl::new(issuer.to_owned()).map_err(|_| OidcError::InsecureUrl)?;
+        let issuer_url = IssuerUrl::new(issuer.to_owned()).map_err(|_| OidcError::InsecureUrl)?;
         let client = self.guarded();
         // openidconnect checks that the document's `issuer` is exactly this URL.
         let metadata = CoreProviderMetadata::discover_async(issuer_url, &client)
@@ -430,7 +429,10 @@ impl RelyingParty {
             .await
             .map_err(|e| OidcError::UserInfo(transport_reason(&e)))?;
         if !res.status().is_success() {
-            return Err(OidcError::UserInfo(format!("status {}", res.status().as_u16())));
+            return Err(OidcError::UserInfo(format!(
+                "status {}",
+                res.status().as_u16()
+            )));
         }
         let is_json = res
             .headers()
@@ -673,7 +675,9 @@ impl reqwest::dns::Resolve for GuardedResolver {
                 .filter(|a| allow || is_public(a.ip()))
                 .collect();
             if addrs.is_empty() {
-                return Err(Box::new(HttpError::NotAllowed) as Box<dyn std::error::Error + Send + Sync>);
+                return Err(
+                    Box::new(HttpError::NotAllowed) as Box<dyn std::error::Error + Send + Sync>
+                );
             }
             Ok(Box::new(addrs.into_iter()) as reqwest::dns::Addrs)
         })
@@ -758,7 +762,10 @@ mod tests {
             rp.check_issuer("https://idp.example.com/?x=1"),
             Err(OidcError::InsecureUrl)
         );
-        assert!(rp.check_issuer("https://login.microsoftonline.com/x/v2.0").is_ok());
+        assert!(
+            rp.check_issuer("https://login.microsoftonline.com/x/v2.0")
+                .is_ok()
+        );
         let open = RelyingParty::new(&RpConfig {
             allow_private_networks: true,
             ..RpConfig::default()

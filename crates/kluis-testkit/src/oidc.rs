@@ -53,7 +53,10 @@ fn missing() -> Option<String> {
     if !node.is_ok_and(|s| s.success()) {
         return Some("node (Node.js) is not on PATH".to_owned());
     }
-    if !idp_dir().join("node_modules/oidc-provider/package.json").exists() {
+    if !idp_dir()
+        .join("node_modules/oidc-provider/package.json")
+        .exists()
+    {
         return Some(format!(
             "the test IdP's packages are not installed; run `npm ci` in {}",
             idp_dir().display()

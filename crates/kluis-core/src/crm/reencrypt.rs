@@ -99,8 +99,12 @@ impl Kluis {
         if let Some(cfg) = tx.sso_config().await?
             && keys.stale(&cfg.client_secret)
         {
-            let fresh = keys.reseal("sso_configs", "client_secret", tenant.0, &cfg.client_secret)?;
-            if tx.reseal_sso_client_secret(&cfg.client_secret, &fresh).await? {
+            let fresh =
+                keys.reseal("sso_configs", "client_secret", tenant.0, &cfg.client_secret)?;
+            if tx
+                .reseal_sso_client_secret(&cfg.client_secret, &fresh)
+                .await?
+            {
                 n += 1;
             }
             p.rows_seen += 1;

@@ -149,7 +149,11 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT", "/api/v1/settings/sso", "settings.sso.update"),
     ("DELETE", "/api/v1/settings/sso", "settings.sso.delete"),
     ("PUT", "/api/v1/users/{id}/break-glass", "user.break_glass"),
-    ("DELETE", "/api/v1/users/{id}/break-glass", "user.break_glass"),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/break-glass",
+        "user.break_glass",
+    ),
     ("POST", "/api/v1/platform/tenants", "tenant.create"),
     (
         "POST",

@@ -13,7 +13,9 @@ use kluis_testkit::oidc::TestIdp;
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::support::{Auth, Backend, PASSWORD, Server, TenantFixture, code, on_both, tenant_fixture};
+use crate::support::{
+    Auth, Backend, PASSWORD, Server, TenantFixture, code, on_both, tenant_fixture,
+};
 
 struct Idp {
     inner: TestIdp,
@@ -104,7 +106,12 @@ fn browser(s: &Server, idp: &Idp) -> reqwest::Client {
 async fn to_callback(s: &Server, browser: &reqwest::Client, org: &str) -> Url {
     let start = s.url(&format!("/sso/oidc/start?organisation={org}"));
     let res = browser.get(&start).send().await.unwrap();
-    assert_eq!(res.status(), StatusCode::FOUND, "start: {}", res.text().await.unwrap());
+    assert_eq!(
+        res.status(),
+        StatusCode::FOUND,
+        "start: {}",
+        res.text().await.unwrap()
+    );
     let sso_cookie = res
         .headers()
         .get_all("set-cookie")
@@ -134,7 +141,9 @@ async fn to_callback(s: &Server, browser: &reqwest::Client, org: &str) -> Url {
             res.status(),
             res.text().await.unwrap()
         );
-        let next = url.join(res.headers()["location"].to_str().unwrap()).unwrap();
+        let next = url
+            .join(res.headers()["location"].to_str().unwrap())
+            .unwrap();
         if next.path() == "/sso/oidc/callback" {
             return next;
         }
@@ -160,7 +169,14 @@ async fn callback(browser: &reqwest::Client, url: &Url) -> (StatusCode, Value, O
             "{c}"
         );
         Auth::Session {
-            cookie: c.split(';').next().unwrap().split_once('=').unwrap().1.to_owned(),
+            cookie: c
+                .split(';')
+                .next()
+                .unwrap()
+                .split_once('=')
+                .unwrap()
+                .1
+                .to_owned(),
             csrf: body["csrf_token"].as_str().unwrap().to_owned(),
         }
     });
@@ -176,10 +192,18 @@ async fn sso_login(s: &Server, idp: &Idp, org: &str) -> (StatusCode, Value, Opti
 
 async fn last_event(s: &Server, auth: &Auth, action: &str) -> Value {
     let (st, v) = s
-        .get(&format!("/api/v1/audit/events?limit=200&action={action}"), auth)
+        .get(
+            &format!("/api/v1/audit/events?limit=200&action={action}"),
+            auth,
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    v["items"].as_array().unwrap().last().cloned().unwrap_or(Value::Null)
+    v["items"]
+        .as_array()
+        .unwrap()
+        .last()
+        .cloned()
+        .unwrap_or(Value::Null)
 }
 
 /// Asserts the newest `auth.login` event is a failed OIDC sign-in for `reason`.
@@ -199,13 +223,18 @@ async fn configure(s: &Server, idp: &Idp, t: &TenantFixture, extra: Value) -> (S
     for (k, v) in extra.as_object().unwrap() {
         body[k] = v.clone();
     }
-    let (st, v) = s.call(Method::PUT, "/api/v1/settings/sso", &t.owner, Some(body)).await;
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/settings/sso", &t.owner, Some(body))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     (id, secret)
 }
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
 }
 
 async fn sso_login_links_and_creates_users(b: Backend) {
@@ -215,13 +244,22 @@ async fn sso_login_links_and_creates_users(b: Backend) {
 
     // Only signed-in owners and admins configure SSO; the secret is write-only.
     let (st, v) = s
-        .call(Method::PUT, "/api/v1/settings/sso", &t.member, Some(json!({
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso",
+            &t.member,
+            Some(json!({
             "provider": "oidc", "issuer": idp.inner.issuer, "client_id": "x", "client_secret": "y",
-            "allowed_domains": ["sso.test"], "jit_enabled": true, "sso_required": false})))
+            "allowed_domains": ["sso.test"], "jit_enabled": true, "sso_required": false})),
+        )
         .await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "forbidden"), "{v}");
     let (st, _) = s.get("/api/v1/settings/sso", &t.key).await;
-    assert_eq!(st, StatusCode::FORBIDDEN, "an API key must not read SSO settings");
+    assert_eq!(
+        st,
+        StatusCode::FORBIDDEN,
+        "an API key must not read SSO settings"
+    );
     let (_, secret) = configure(&s, &idp, &t, json!({})).await;
     let (st, doc) = s.get("/api/v1/settings/sso", &t.owner).await;
     assert_eq!(st, StatusCode::OK);
@@ -242,7 +280,10 @@ async fn sso_login_links_and_creates_users(b: Backend) {
             "provider": "oidc", "issuer": idp.inner.issuer, "client_id": doc["client_id"],
             "allowed_domains": ["sso.test"], "jit_enabled": true, "jit_role": "owner", "sso_required": false})))
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "invalid_jit_role"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "invalid_jit_role")
+    );
 
     // An existing user, first sign-in: linked by verified email in an allowed domain.
     let (_, u) = s
@@ -261,7 +302,9 @@ async fn sso_login_links_and_creates_users(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     assert_eq!(me["id"], anna.as_str());
     // The session is a normal one: state changes need its CSRF token.
-    let (st, _) = s.post("/api/v1/auth/logout", &auth.without_csrf(), json!({})).await;
+    let (st, _) = s
+        .post("/api/v1/auth/logout", &auth.without_csrf(), json!({}))
+        .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let e = last_event(&s, &t.owner, "auth.login").await;
     assert_eq!(e["outcome"], "success", "{e}");
@@ -271,30 +314,50 @@ async fn sso_login_links_and_creates_users(b: Backend) {
     assert_eq!(link["details"]["via"], "email", "{link}");
 
     // Later sign-ins match the IdP account (issuer + subject), whatever email it sends now.
-    idp.next_login("anna-sub", "anna.renamed@sso.test", true).await;
+    idp.next_login("anna-sub", "anna.renamed@sso.test", true)
+        .await;
     let (st, v, auth) = sso_login(&s, &idp, "sso").await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    assert_eq!(s.get("/api/v1/me", &auth.unwrap()).await.1["id"], anna.as_str());
+    assert_eq!(
+        s.get("/api/v1/me", &auth.unwrap()).await.1["id"],
+        anna.as_str()
+    );
 
     // JIT off: an unknown person with a good address is refused.
     idp.next_login("bob-sub", "bob@sso.test", true).await;
     let (st, v, auth) = sso_login(&s, &idp, "sso").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_no_account"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_no_account"),
+        "{v}"
+    );
     assert!(auth.is_none());
     assert_failure(&s, &t, "no_account").await;
 
     // Domain restriction, for new and linked accounts alike.
     idp.next_login("eve-sub", "eve@elders.test", true).await;
     let (st, v, _) = sso_login(&s, &idp, "sso").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_domain_not_allowed"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_domain_not_allowed"),
+        "{v}"
+    );
     assert_failure(&s, &t, "domain_not_allowed").await;
     idp.next_login("anna-sub", "anna@elders.test", true).await;
     let (st, v, _) = sso_login(&s, &idp, "sso").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_domain_not_allowed"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_domain_not_allowed"),
+        "{v}"
+    );
     // An address the IdP does not vouch for never links to an account.
     idp.next_login("mallory-sub", "anna@sso.test", false).await;
     let (st, v, _) = sso_login(&s, &idp, "sso").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_email_not_verified"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_email_not_verified"),
+        "{v}"
+    );
     assert_failure(&s, &t, "email_not_verified").await;
 
     // JIT on (the stored secret is kept when none is sent): Bob is created with the default role.
@@ -321,17 +384,31 @@ async fn sso_login_links_and_creates_users(b: Backend) {
 
     // A disabled user stays out.
     let (st, _) = s
-        .call(Method::PATCH, &format!("/api/v1/users/{anna}"), &t.owner, Some(json!({"status": "disabled"})))
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/users/{anna}"),
+            &t.owner,
+            Some(json!({"status": "disabled"})),
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     idp.next_login("anna-sub", "anna@sso.test", true).await;
     let (st, v, _) = sso_login(&s, &idp, "sso").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_user_disabled"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_user_disabled"),
+        "{v}"
+    );
     assert_failure(&s, &t, "user_disabled").await;
 
     // Unknown organisations and organisations without SSO look the same.
-    let (st, v) = s.get("/sso/oidc/start?organisation=nope", &Auth::None).await;
-    assert_eq!((st, code(&v)), (StatusCode::NOT_FOUND, "sso_not_configured"));
+    let (st, v) = s
+        .get("/sso/oidc/start?organisation=nope", &Auth::None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::NOT_FOUND, "sso_not_configured")
+    );
 }
 
 async fn sso_rejects_forged_responses(b: Backend) {
@@ -339,21 +416,32 @@ async fn sso_rejects_forged_responses(b: Backend) {
     let s = server(b, &idp).await;
     let t = tenant_fixture(&s, "forge").await;
     configure(&s, &idp, &t, json!({"allowed_domains": ["forge.test"]})).await;
-    idp.next_login("member-sub", "member@forge.test", true).await;
+    idp.next_login("member-sub", "member@forge.test", true)
+        .await;
     let (st, v, _) = sso_login(&s, &idp, "forge").await;
     assert_eq!(st, StatusCode::OK, "baseline sign-in: {v}");
 
     let cases = [
-        (json!({"claims": {"iss": "https://evil.example"}}), "wrong_issuer"),
+        (
+            json!({"claims": {"iss": "https://evil.example"}}),
+            "wrong_issuer",
+        ),
         (json!({"claims": {"aud": "someone-else"}}), "wrong_audience"),
         (json!({"claims": {"nonce": "not-the-nonce"}}), "wrong_nonce"),
-        (json!({"claims": {"exp": now() - 120, "iat": now() - 600}}), "id_token_expired"),
+        (
+            json!({"claims": {"exp": now() - 120, "iat": now() - 600}}),
+            "id_token_expired",
+        ),
         (json!({"sign": "other_key_same_kid"}), "bad_signature"),
         (json!({"sign": "none"}), "unsigned_id_token"),
-        (json!({"userinfo_sub": "someone-else"}), "userinfo_sub_mismatch"),
+        (
+            json!({"userinfo_sub": "someone-else"}),
+            "userinfo_sub_mismatch",
+        ),
     ];
     for (mutation, reason) in cases {
-        idp.next_login("member-sub", "member@forge.test", true).await;
+        idp.next_login("member-sub", "member@forge.test", true)
+            .await;
         idp.mutate(mutation.clone()).await;
         let (st, v, auth) = sso_login(&s, &idp, "forge").await;
         assert_eq!(
@@ -366,21 +454,31 @@ async fn sso_rejects_forged_responses(b: Backend) {
     }
 
     // State: single use, bound to the browser that started the sign-in.
-    idp.next_login("member-sub", "member@forge.test", true).await;
+    idp.next_login("member-sub", "member@forge.test", true)
+        .await;
     let b1 = browser(&s, &idp);
     let url = to_callback(&s, &b1, "forge").await;
     let (st, _, _) = callback(&b1, &url).await;
     assert_eq!(st, StatusCode::OK);
     let (st, v, _) = callback(&b1, &url).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "sso_state_invalid"), "replay: {v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "sso_state_invalid"),
+        "replay: {v}"
+    );
     assert_failure(&s, &t, "state_unknown").await;
     // A state (and code) stolen from one browser does not work in another.
-    idp.next_login("member-sub", "member@forge.test", true).await;
+    idp.next_login("member-sub", "member@forge.test", true)
+        .await;
     let victim = browser(&s, &idp);
     let url = to_callback(&s, &victim, "forge").await;
     let attacker = browser(&s, &idp);
     let (st, v, auth) = callback(&attacker, &url).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "sso_state_invalid"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "sso_state_invalid"),
+        "{v}"
+    );
     assert!(auth.is_none());
     assert_failure(&s, &t, "browser_mismatch").await;
     // ... and the attempt used the state up.
@@ -395,12 +493,17 @@ async fn sso_rejects_forged_responses(b: Backend) {
 
     // The IdP rotates its signing key: the new key is fetched on the unknown `kid`.
     idp.admin("/__test/rotate", json!({})).await;
-    idp.next_login("member-sub", "member@forge.test", true).await;
+    idp.next_login("member-sub", "member@forge.test", true)
+        .await;
     let (st, v, auth) = sso_login(&s, &idp, "forge").await;
     assert_eq!(st, StatusCode::OK, "after key rotation: {v}");
-    assert_eq!(s.get("/api/v1/me", &auth.unwrap()).await.1["id"], t.member_id.as_str());
+    assert_eq!(
+        s.get("/api/v1/me", &auth.unwrap()).await.1["id"],
+        t.member_id.as_str()
+    );
     // ... and tokens signed with a key it never published are still refused.
-    idp.next_login("member-sub", "member@forge.test", true).await;
+    idp.next_login("member-sub", "member@forge.test", true)
+        .await;
     idp.mutate(json!({"sign": "other_key_same_kid"})).await;
     let (st, _, _) = sso_login(&s, &idp, "forge").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
@@ -409,7 +512,10 @@ async fn sso_rejects_forged_responses(b: Backend) {
     // Nothing secret in the audit trail or the logs.
     let (_, all) = s.get("/api/v1/audit/events?limit=200", &t.owner).await;
     let text = all.to_string();
-    assert!(!text.contains("code=") && !text.contains("eyJ"), "token material audited");
+    assert!(
+        !text.contains("code=") && !text.contains("eyJ"),
+        "token material audited"
+    );
     assert!(!s.logs().contains("eyJ"), "token material logged");
 }
 
@@ -432,29 +538,65 @@ async fn sso_required_blocks_passwords(b: Backend) {
     };
 
     // Requiring SSO without a break-glass owner would risk a lock-out.
-    let (st, v) = s.call(Method::PUT, "/api/v1/settings/sso", &t.owner, with_id(true)).await;
-    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "break_glass_required"), "{v}");
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/settings/sso", &t.owner, with_id(true))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "break_glass_required"),
+        "{v}"
+    );
     // Break-glass: owners only, set by owners only.
     let (st, v) = s
-        .call(Method::PUT, &format!("/api/v1/users/{}/break-glass", t.member_id), &t.owner, None)
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/break-glass", t.member_id),
+            &t.owner,
+            None,
+        )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "break_glass_owner_only"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "break_glass_owner_only")
+    );
     let (st, _) = s
-        .call(Method::PUT, &format!("/api/v1/users/{}/break-glass", t.owner_id), &t.key, None)
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/break-glass", t.owner_id),
+            &t.key,
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::FORBIDDEN);
     let (st, _) = s
-        .call(Method::PUT, &format!("/api/v1/users/{}/break-glass", t.owner_id), &t.owner, None)
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/break-glass", t.owner_id),
+            &t.owner,
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let e = last_event(&s, &t.owner, "user.break_glass").await;
     assert_eq!(e["details"]["break_glass"], true, "{e}");
-    let (st, v) = s.call(Method::PUT, "/api/v1/settings/sso", &t.owner, with_id(true)).await;
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/settings/sso", &t.owner, with_id(true))
+        .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["break_glass_user_ids"], json!([t.owner_id]));
     // An unchanged client id keeps the secret; a new one needs a new secret.
-    let (st, v) = s.call(Method::PUT, "/api/v1/settings/sso", &t.owner, settings(true)).await;
-    assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, "client_secret_required"));
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso",
+            &t.owner,
+            settings(true),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "client_secret_required")
+    );
 
     // Password sign-in: refused for the member (after the password was checked) ...
     let res = s
@@ -477,7 +619,10 @@ async fn sso_required_blocks_passwords(b: Backend) {
         .post("/api/v1/auth/login", &Auth::None,
             json!({"tenant": "strict", "email": "member@strict.test", "password": "wrong-Passw0rd!"}))
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_credentials"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_credentials")
+    );
     // ... refused for an owner who is not break-glass ...
     let (st, _) = s
         .post("/api/v1/users", &t.owner,
@@ -485,25 +630,37 @@ async fn sso_required_blocks_passwords(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::CREATED);
     let (st, v) = s
-        .post("/api/v1/auth/login", &Auth::None,
-            json!({"tenant": "strict", "email": "owner2@strict.test", "password": PASSWORD}))
+        .post(
+            "/api/v1/auth/login",
+            &Auth::None,
+            json!({"tenant": "strict", "email": "owner2@strict.test", "password": PASSWORD}),
+        )
         .await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_required"));
     // ... and allowed for the break-glass owner.
     let owner = s.login("strict", "owner@strict.test", PASSWORD).await;
     // The member signs in with SSO instead.
-    idp.next_login("member-sub", "member@strict.test", true).await;
+    idp.next_login("member-sub", "member@strict.test", true)
+        .await;
     let (st, v, _) = sso_login(&s, &idp, "strict").await;
     assert_eq!(st, StatusCode::OK, "{v}");
 
     // The last break-glass owner cannot be unmarked while SSO is required.
     let path = format!("/api/v1/users/{}/break-glass", t.owner_id);
     let (st, v) = s.call(Method::DELETE, &path, &owner, None).await;
-    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "break_glass_required"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "break_glass_required")
+    );
     // Removing SSO lifts the restriction.
-    let (st, _) = s.call(Method::DELETE, "/api/v1/settings/sso", &owner, None).await;
+    let (st, _) = s
+        .call(Method::DELETE, "/api/v1/settings/sso", &owner, None)
+        .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
-    assert_eq!(last_event(&s, &owner, "settings.sso.delete").await["outcome"], "success");
+    assert_eq!(
+        last_event(&s, &owner, "settings.sso.delete").await["outcome"],
+        "success"
+    );
     let (st, _) = s.call(Method::DELETE, &path, &owner, None).await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     assert_eq!(
