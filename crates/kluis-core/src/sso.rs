@@ -614,7 +614,7 @@ impl From<Error> for Failure {
 
 impl Kluis {
     /// Starts a sign-in for the organisation with this slug.
-    pub async fn sso_start(&self, organisation: &str) -> Result<SsoStart> {
+    pub async fn sso_start(&self, organisation: &str, ctx: &RequestContext) -> Result<SsoStart> {
         let rt = self.sso_runtime()?;
         let mut p = self.store.platform_read().await?;
         let t = p
@@ -656,15 +656,19 @@ impl Kluis {
                 },
                 &extra,
             )
-            .await
-            .map_err(|e| {
+            .await;
+        let url = match url {
+            Ok(u) => u,
+            Err(e) => {
                 tracing::warn!(tenant = %t.id, reason = e.reason(), "SSO discovery failed");
-                Error::new(
+                self.audit_sso_failure(t.id, None, e.reason(), ctx).await?;
+                return Err(Error::new(
                     ErrorKind::Unavailable,
                     "sso_provider_unavailable",
                     "the organisation's identity provider cannot be reached",
-                )
-            })?;
+                ));
+            }
+        };
         let now = self.now();
         let mut w = self.store.tenant(t.id).begin().await?;
         let pending = w
@@ -948,5 +952,84 @@ impl Kluis {
         self.audit(&mut tx, &keys, "anonymous", ctx, ev).await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn input(provider: SsoProvider) -> SsoSettingsInput {
+        SsoSettingsInput {
+            provider,
+            entra_tenant_id: None,
+            issuer: None,
+            hosted_domain: None,
+            client_id: "c".into(),
+            client_secret: None,
+            allowed_domains: vec!["acme.nl".into()],
+            jit_enabled: false,
+            jit_role: None,
+            sso_required: false,
+        }
+    }
+
+    #[test]
+    fn presets_pick_the_issuer() {
+        let mut i = input(SsoProvider::Entra);
+        i.entra_tenant_id = Some("0D2F1C4E-8A7B-4F7C-9E7A-1B2C3D4E5F60".into());
+        assert_eq!(
+            issuer_for(&i).unwrap(),
+            (
+                "https://login.microsoftonline.com/0d2f1c4e-8a7b-4f7c-9e7a-1b2c3d4e5f60/v2.0"
+                    .into(),
+                None
+            )
+        );
+        for bad in ["common", "organizations", "consumers", "a/b", ""] {
+            i.entra_tenant_id = Some(bad.into());
+            assert!(issuer_for(&i).is_err(), "{bad}");
+        }
+        let mut g = input(SsoProvider::Google);
+        g.hosted_domain = Some("Acme.NL".into());
+        assert_eq!(
+            issuer_for(&g).unwrap(),
+            ("https://accounts.google.com".into(), Some("acme.nl".into()))
+        );
+        g.issuer = Some("https://evil.example".into());
+        assert!(issuer_for(&g).is_err());
+        let mut o = input(SsoProvider::Oidc);
+        assert!(issuer_for(&o).is_err(), "generic OIDC needs an issuer");
+        o.issuer = Some("https://idp.acme.nl".into());
+        assert_eq!(issuer_for(&o).unwrap().0, "https://idp.acme.nl");
+    }
+
+    #[test]
+    fn domains_are_validated() {
+        assert_eq!(domain("d", " Acme.NL. ").unwrap(), "acme.nl");
+        for bad in [
+            "acme",
+            "-acme.nl",
+            "acme..nl",
+            "ac me.nl",
+            "acme.nl/x",
+            "*.acme.nl",
+        ] {
+            assert!(domain("d", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flow_secrets_are_derived_per_purpose() {
+        let b = "binding";
+        assert_ne!(derive(b, "pkce"), derive(b, "nonce"));
+        assert_ne!(derive(b, "pkce"), derive("other", "pkce"));
+        // A valid PKCE verifier: 43 characters of the unreserved set.
+        let v = derive(b, "pkce");
+        assert_eq!(v.len(), 43);
+        assert!(
+            v.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        );
     }
 }

@@ -39,6 +39,7 @@ fn cookie_value(c: &Cookie<'_>) -> ApiResult<HeaderValue> {
     responses((status = 302, description = "to the identity provider"), (status = 404, body = ErrorBody), (status = 503, body = ErrorBody)))]
 pub async fn start(
     State(s): State<AppState>,
+    Ctx(c): Ctx,
     ApiQuery(q): ApiQuery<StartQuery>,
 ) -> ApiResult<(StatusCode, HeaderMap)> {
     let org = q.organisation.unwrap_or_default();
@@ -49,7 +50,7 @@ pub async fn start(
             "give ?organisation=<slug>",
         ));
     }
-    let out = s.kluis.sso_start(&org).await?;
+    let out = s.kluis.sso_start(&org, &c).await?;
     let mut headers = HeaderMap::new();
     let c = Cookie::build((SSO_COOKIE, out.binding))
         .http_only(true)

@@ -313,6 +313,22 @@ async fn sso_login_links_and_creates_users(b: Backend) {
     let link = last_event(&s, &t.owner, "user.sso_link").await;
     assert_eq!(link["details"]["via"], "email", "{link}");
 
+    // Data-key rotation re-encrypts the client secret, so old key versions can be disabled and
+    // sign-in keeps working (after the server's key cache revalidates).
+    s.cli(&["keys", "rotate-dek", "--tenant", "sso"], None);
+    s.cli(
+        &[
+            "keys",
+            "min-decryption-version",
+            "--tenant",
+            "sso",
+            "--version",
+            "2",
+        ],
+        None,
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+
     // Later sign-ins match the IdP account (issuer + subject), whatever email it sends now.
     idp.next_login("anna-sub", "anna.renamed@sso.test", true)
         .await;
@@ -400,6 +416,42 @@ async fn sso_login_links_and_creates_users(b: Backend) {
         "{v}"
     );
     assert_failure(&s, &t, "user_disabled").await;
+
+    // A server that does not allow private networks refuses a loopback issuer before fetching it.
+    let strict = Server::start_with(
+        match &s.backend {
+            Backend::Sqlite => Backend::Sqlite,
+            Backend::Postgres { .. } => Backend::postgres().unwrap(),
+        },
+        &[],
+    )
+    .await;
+    let t2 = tenant_fixture(&strict, "sso").await;
+    let (st, v) = strict
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso",
+            &t2.owner,
+            Some(json!({
+            "provider": "oidc", "issuer": idp.inner.issuer, "client_id": "x", "client_secret": "y",
+            "allowed_domains": ["sso.test"], "jit_enabled": false, "sso_required": false})),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "sso_issuer_not_allowed"),
+        "{v}"
+    );
+    let (st, v) = strict
+        .call(Method::PUT, "/api/v1/settings/sso", &t2.owner, Some(json!({
+            "provider": "oidc", "issuer": "http://idp.sso.test", "client_id": "x", "client_secret": "y",
+            "allowed_domains": ["sso.test"], "jit_enabled": false, "sso_required": false})))
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "sso_issuer_insecure"),
+        "{v}"
+    );
 
     // Unknown organisations and organisations without SSO look the same.
     let (st, v) = s
