@@ -164,29 +164,18 @@ impl TenantTx {
         .await?))
     }
 
-    /// Removes and returns a sign-in in flight: a state is used at most once, whatever the
-    /// outcome of the callback.
+    /// Removes and returns a sign-in in flight in one statement: a state is used at most once,
+    /// whatever the outcome of the callback, even when two callbacks race.
     pub async fn take_sso_pending(&mut self, state_hash: &[u8]) -> Result<Option<SsoPendingRow>> {
         let t = self.tenant;
-        let row: Option<SsoPendingRow> = on_conn!(&mut self.tx, |c| sqlx::query_as(
-            "SELECT binding_hash, nonce_hash, issuer, expires_at FROM sso_pending \
-             WHERE tenant_id = $1 AND state_hash = $2"
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "DELETE FROM sso_pending WHERE tenant_id = $1 AND state_hash = $2 \
+             RETURNING binding_hash, nonce_hash, issuer, expires_at"
         )
         .bind(t)
         .bind(state_hash)
         .fetch_optional(c)
-        .await?);
-        if row.is_some() {
-            on_conn!(&mut self.tx, |c| {
-                sqlx::query("DELETE FROM sso_pending WHERE tenant_id = $1 AND state_hash = $2")
-                    .bind(t)
-                    .bind(state_hash)
-                    .execute(c)
-                    .await?
-                    .rows_affected()
-            });
-        }
-        Ok(row)
+        .await?))
     }
 
     // ---- linked identities ------------------------------------------------------------
