@@ -392,21 +392,15 @@ impl RelyingParty {
                 .and_then(serde_json::Value::as_str)
                 .map(str::to_owned)
         };
-        let bool_claim = |k: &str| {
-            info.get(k).and_then(|v| match v {
-                serde_json::Value::Bool(b) => Some(*b),
-                serde_json::Value::String(s) => Some(s == "true"),
-                _ => None,
-            })
-        };
-        let email = str_claim("email").or(claims.email.clone());
-        // The verified flag must come from the same source as the address it describes.
-        let email_verified = if info.get("email").is_some() {
-            bool_claim("email_verified")
-                .or(bool_claim("xms_edov"))
-                .unwrap_or(false)
-        } else {
-            claims.email_verified
+        let bool_claim = |k: &str| info.get(k).and_then(bool_value).unwrap_or(false);
+        // The address comes from the ID token if it has one, else from userinfo; the verified
+        // flag always from the same source as the address it describes.
+        let (email, email_verified) = match claims.email.clone() {
+            Some(e) => (Some(e), claims.email_verified),
+            None => (
+                str_claim("email"),
+                bool_claim("email_verified") || bool_claim("xms_edov"),
+            ),
         };
         Ok(Identity {
             issuer: c.issuer.clone(),
@@ -503,13 +497,21 @@ fn verify(
             _ => Err("nonce mismatch".to_owned()),
         })
         .map_err(map_claims_error)?;
-    // The `hd` claim is not in openidconnect's standard claim set; read it from the payload
-    // whose signature was just verified.
-    let hosted_domain = payload_claim(&id_token.to_string(), "hd");
+    // `hd` (Google) and `xms_edov` (Entra ID) are not in openidconnect's standard claim set;
+    // read them from the payload whose signature was just verified.
+    let payload = payload_json(&id_token.to_string()).unwrap_or_default();
+    let hosted_domain = payload
+        .get("hd")
+        .and_then(serde_json::Value::as_str)
+        .map(str::to_owned);
+    let edov = payload
+        .get("xms_edov")
+        .and_then(bool_value)
+        .unwrap_or(false);
     Ok(VerifiedClaims {
         subject: claims.subject().to_string(),
         email: claims.email().map(|e| e.to_string()),
-        email_verified: claims.email_verified().unwrap_or(false),
+        email_verified: claims.email_verified().unwrap_or(false) || edov,
         name: claims
             .name()
             .and_then(|n| n.get(None))
@@ -518,14 +520,22 @@ fn verify(
     })
 }
 
-fn payload_claim(jwt: &str, claim: &str) -> Option<String> {
+fn payload_json(jwt: &str) -> Option<serde_json::Map<String, serde_json::Value>> {
     use base64::Engine as _;
     let payload = jwt.split('.').nth(1)?;
     let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(payload)
         .ok()?;
-    let v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
-    v.get(claim)?.as_str().map(str::to_owned)
+    serde_json::from_slice(&bytes).ok()
+}
+
+/// A boolean claim; some providers send `"true"` as a string.
+fn bool_value(v: &serde_json::Value) -> Option<bool> {
+    match v {
+        serde_json::Value::Bool(b) => Some(*b),
+        serde_json::Value::String(s) => Some(s == "true"),
+        _ => None,
+    }
 }
 
 fn map_claims_error(e: ClaimsVerificationError) -> OidcError {
