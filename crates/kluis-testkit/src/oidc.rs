@@ -41,7 +41,8 @@ pub struct TestIdp {
 
 /// Where the IdP's script and `package.json` live.
 pub fn idp_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp/oidc")
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/idp/oidc");
+    dir.canonicalize().unwrap_or(dir)
 }
 
 fn missing() -> Option<String> {
