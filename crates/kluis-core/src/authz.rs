@@ -35,6 +35,9 @@ pub enum Permission {
     CrmExport,
     /// Import CRM records in bulk from CSV (privileged, audited).
     CrmImport,
+    /// Configure single sign-on: who may enter the tenant. Owners and admins, never an API
+    /// key scope.
+    SsoManage,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -87,6 +90,7 @@ impl Role {
                     | CrmWrite
                     | CrmPurge
                     | CrmExport
+                    | SsoManage
                     | CrmImport
             ),
             Role::Manager => matches!(
@@ -339,6 +343,7 @@ mod tests {
         for s in Scope::ALL {
             assert!(!s.grants(Permission::ApiKeysManage));
             assert!(!s.grants(Permission::OwnersManage));
+            assert!(!s.grants(Permission::SsoManage));
             assert!(s.grants(s.needs()));
         }
     }

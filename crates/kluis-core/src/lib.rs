@@ -22,6 +22,7 @@ pub mod sensitive;
 pub mod sessions;
 pub mod settings;
 pub mod setup;
+pub mod sso;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -84,6 +85,9 @@ pub struct Kluis {
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
     /// CSV imports running in this process (progress reports).
     pub(crate) imports: Arc<crm::import::Imports>,
+    /// OIDC single sign-on (relying party and redirect URI); None where the server does not
+    /// offer it (CLI, unit tests).
+    pub(crate) sso: Option<Arc<sso::SsoRuntime>>,
 }
 
 impl Kluis {
@@ -107,6 +111,7 @@ impl Kluis {
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
             imports: Arc::default(),
+            sso: None,
         }
     }
 

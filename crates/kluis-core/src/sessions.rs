@@ -164,8 +164,9 @@ impl Kluis {
                 return Err(invalid_credentials());
             }
         };
-        // The password is right. A check whether this user may sign in with a password at all
-        // (e.g. accounts that must use SSO) belongs here, before any session exists.
+        // The password is right; may this user sign in with a password at all ("SSO
+        // required")? Asked only now, so the answer is no oracle without the password.
+        self.password_login_allowed(tenant, &user_row, ctx).await?;
         let second_step = self.second_step_due(tenant, &user_row).await?;
         self.attempt_succeeded(&account, &gate, second_step.is_none())
             .await?;
@@ -323,7 +324,7 @@ impl Kluis {
         let (status, session, user) = match stage {
             SessionStage::PendingMfa => (LoginStatus::MfaRequired, None, None),
             SessionStage::PendingEnrol => (LoginStatus::MfaEnrolmentRequired, None, None),
-            SessionStage::Password | SessionStage::Mfa => (
+            SessionStage::Password | SessionStage::Mfa | SessionStage::Sso => (
                 LoginStatus::Complete,
                 Some(info(&keys, &row, Some(id))?),
                 Some(user_from_row(&keys, user_row)?),
@@ -461,7 +462,7 @@ impl Kluis {
         let stage = SessionStage::parse(&s.stage)?;
         let required = crate::mfa::required_for(row.mfa_required_roles.as_deref(), role);
         let auth_stage = match (usage, stage) {
-            (SessionUse::Api, SessionStage::Mfa) => AuthStage::Full,
+            (SessionUse::Api, SessionStage::Mfa | SessionStage::Sso) => AuthStage::Full,
             (SessionUse::Api, SessionStage::Password) if !required => AuthStage::Full,
             (SessionUse::Api, SessionStage::Password | SessionStage::PendingMfa) => {
                 return Err(mfa_required());
@@ -478,7 +479,10 @@ impl Kluis {
                 ));
             }
             (SessionUse::Enrolment, SessionStage::PendingEnrol) => AuthStage::PendingEnrol,
-            (SessionUse::Enrolment, SessionStage::Password | SessionStage::Mfa) => AuthStage::Full,
+            (
+                SessionUse::Enrolment,
+                SessionStage::Password | SessionStage::Mfa | SessionStage::Sso,
+            ) => AuthStage::Full,
             (SessionUse::Enrolment, SessionStage::PendingMfa) => return Err(mfa_required()),
         };
         if now - s.last_seen_at >= TOUCH_EVERY_MS {
@@ -694,6 +698,9 @@ pub enum SessionStage {
     Password,
     /// Signed in, second factor verified.
     Mfa,
+    /// Signed in through the organisation's identity provider (OIDC), which is responsible for
+    /// its second factor: Kluis's "2FA required" applies to password sign-ins.
+    Sso,
     PendingMfa,
     PendingEnrol,
 }
@@ -703,6 +710,7 @@ impl SessionStage {
         match self {
             SessionStage::Password => "password",
             SessionStage::Mfa => "mfa",
+            SessionStage::Sso => "sso",
             SessionStage::PendingMfa => "pending_mfa",
             SessionStage::PendingEnrol => "pending_enrol",
         }
@@ -712,6 +720,7 @@ impl SessionStage {
         Ok(match s {
             "password" => SessionStage::Password,
             "mfa" => SessionStage::Mfa,
+            "sso" => SessionStage::Sso,
             "pending_mfa" => SessionStage::PendingMfa,
             "pending_enrol" => SessionStage::PendingEnrol,
             _ => return Err(Error::internal("unknown session stage stored")),

@@ -233,6 +233,17 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_mfa,
             routes::settings::put_mfa
         ))
+        .routes(routes!(routes::sso::start))
+        .routes(routes!(routes::sso::callback))
+        .routes(routes!(
+            routes::sso::get_settings,
+            routes::sso::put_settings,
+            routes::sso::delete_settings
+        ))
+        .routes(routes!(
+            routes::sso::set_break_glass,
+            routes::sso::clear_break_glass
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

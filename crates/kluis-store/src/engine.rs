@@ -58,6 +58,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "user_mfa",
     "mfa_recovery_codes",
     "login_throttle",
+    "sso_configs",
+    "sso_identities",
+    "sso_pending",
+    "sso_break_glass",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -15,6 +15,7 @@ pub mod ids;
 mod mfa;
 mod platform;
 pub mod rows;
+pub mod sso;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};

@@ -80,6 +80,12 @@ pub struct Config {
     pub audit_retention_days: u64,
     /// Deleted CRM records stay restorable in the trash this long, then are purged for good.
     pub trash_retention_days: u64,
+    /// Extra CA certificates (PEM) trusted for tenants' OpenID providers, e.g. a company CA
+    /// in front of an on-premises IdP. The system's web PKI roots are always trusted.
+    pub sso_ca_file: Option<PathBuf>,
+    /// Let tenants use OpenID providers on loopback, private or link-local addresses. Off by
+    /// default: the issuer URL is tenant input, and the server would fetch it (SSRF).
+    pub sso_allow_private_networks: bool,
 }
 
 impl Default for Config {
@@ -121,6 +127,8 @@ impl Default for Config {
             audit_checkpoint_every_events: 1000,
             audit_retention_days: 6 * 365,
             trash_retention_days: 30,
+            sso_ca_file: None,
+            sso_allow_private_networks: false,
         }
     }
 }
@@ -163,6 +171,8 @@ const ENV_KEYS: &[&str] = &[
     "pkcs11_pin",
     "byok_pkcs11_modules",
     "key_cache_ttl_secs",
+    "sso_ca_file",
+    "sso_allow_private_networks",
 ];
 
 /// Command-line overrides (highest precedence).

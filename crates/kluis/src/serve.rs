@@ -241,6 +241,8 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
 
+    let kluis = kluis.with_sso(sso_relying_party(&cfg)?, &base);
+
     if let Some(token) = kluis.issue_setup_token_if_unconfigured().await? {
         // Printed to the console only, never logged: it is a one-time secret.
         println!(
@@ -286,6 +288,20 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     crate::commands::finish(&kluis).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The OpenID Connect relying party tenants' single sign-on uses.
+fn sso_relying_party(cfg: &Config) -> anyhow::Result<kluis_oidc::RelyingParty> {
+    let extra_ca_pem = cfg
+        .sso_ca_file
+        .as_ref()
+        .map(|p| std::fs::read(p).with_context(|| format!("sso_ca_file {}", p.display())))
+        .transpose()?;
+    kluis_oidc::RelyingParty::new(&kluis_oidc::RpConfig {
+        extra_ca_pem,
+        allow_private_networks: cfg.sso_allow_private_networks,
+    })
+    .map_err(|e| anyhow::anyhow!("sso_ca_file: {e}"))
 }
 
 /// Writes queued key uses (unwraps, failed customer-key unwraps) to the platform log.

@@ -23,5 +23,7 @@ mod mfa;
 mod secrets;
 #[path = "e2e/server.rs"]
 mod server;
+#[path = "e2e/sso.rs"]
+mod sso;
 #[path = "e2e/tls.rs"]
 mod tls;

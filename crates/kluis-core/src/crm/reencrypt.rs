@@ -95,6 +95,20 @@ impl Kluis {
             }
             p.rows_seen += 1;
         }
+        // The tenant's SSO client secret (one value).
+        if let Some(cfg) = tx.sso_config().await?
+            && keys.stale(&cfg.client_secret)
+        {
+            let fresh =
+                keys.reseal("sso_configs", "client_secret", tenant.0, &cfg.client_secret)?;
+            if tx
+                .reseal_sso_client_secret(&cfg.client_secret, &fresh)
+                .await?
+            {
+                n += 1;
+            }
+            p.rows_seen += 1;
+        }
         self.count_sealed(&mut tx, &keys, n).await?;
         tx.commit().await?;
         p.values_resealed += n as u64;

@@ -28,7 +28,7 @@ pub struct LoginResponse {
 }
 
 /// Sets the session and CSRF cookies of a sign-in step and renders its answer.
-fn login_answer(out: LoginOutcome) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+pub(crate) fn login_answer(out: LoginOutcome) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
     let max_age = time::Duration::seconds(out.max_age_secs);
     let mut headers = HeaderMap::new();
     let session = Cookie::build((SESSION_COOKIE, out.session_token))

@@ -8,6 +8,7 @@ pub mod platform;
 pub mod records;
 pub mod settings;
 pub mod setup;
+pub mod sso;
 pub mod users;
 
 use serde::Deserialize;

@@ -2,7 +2,7 @@
 -- Lockstep with ../sqlite/0010_mfa_lockout.sql (comments there).
 
 ALTER TABLE sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'password'
-    CHECK (stage IN ('password', 'mfa', 'pending_mfa', 'pending_enrol'));
+    CHECK (stage IN ('password', 'mfa', 'sso', 'pending_mfa', 'pending_enrol'));
 ALTER TABLE sessions ADD COLUMN mfa_attempts BIGINT NOT NULL DEFAULT 0;
 
 ALTER TABLE tenant_settings ADD COLUMN mfa_required_roles TEXT;

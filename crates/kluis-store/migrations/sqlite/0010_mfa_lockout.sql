@@ -6,7 +6,7 @@
 -- right, the user must enrol a second factor first). Pending sessions live 5 minutes and open
 -- only the challenge and enrolment endpoints; `mfa_attempts` counts codes tried with one.
 ALTER TABLE sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'password'
-    CHECK (stage IN ('password', 'mfa', 'pending_mfa', 'pending_enrol'));
+    CHECK (stage IN ('password', 'mfa', 'sso', 'pending_mfa', 'pending_enrol'));
 ALTER TABLE sessions ADD COLUMN mfa_attempts INTEGER NOT NULL DEFAULT 0;
 
 -- Roles that must use a second factor, comma-separated (NULL or empty: none).

@@ -165,6 +165,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/settings/sensitive-data",
         "settings.sensitive_data.update",
     ),
+    // Exercised with their events by sso::sso_login_links_and_creates_users and
+    // sso::sso_required_blocks_passwords.
+    ("PUT", "/api/v1/settings/sso", "settings.sso.update"),
+    ("DELETE", "/api/v1/settings/sso", "settings.sso.delete"),
+    ("PUT", "/api/v1/users/{id}/break-glass", "user.break_glass"),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/break-glass",
+        "user.break_glass",
+    ),
     ("POST", "/api/v1/platform/tenants", "tenant.create"),
     (
         "POST",
