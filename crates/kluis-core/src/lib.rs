@@ -5,6 +5,7 @@
 //! permission table (deny by default), validates input, and does its work in one transaction
 //! opened for the actor's tenant. Handlers in `kluis-http` only parse, call and render.
 
+pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
@@ -16,6 +17,7 @@ pub mod customer_key;
 mod error;
 mod key_uses;
 pub mod keys;
+pub mod mail;
 pub mod sensitive;
 pub mod sessions;
 pub mod settings;
@@ -51,6 +53,10 @@ pub struct CoreConfig {
     pub key_cache_ttl: Duration,
     /// PKCS#11 modules tenants may use for customer-managed keys (operator's allowlist).
     pub byok_pkcs11_modules: Vec<std::path::PathBuf>,
+    /// Lifetime of a password reset link.
+    pub password_reset_ttl: Duration,
+    /// Lifetime of an invitation link.
+    pub invitation_ttl: Duration,
 }
 
 impl Default for CoreConfig {
@@ -62,6 +68,8 @@ impl Default for CoreConfig {
             setup_token_ttl: Duration::from_secs(3600),
             key_cache_ttl: keys::DEFAULT_CACHE_TTL,
             byok_pkcs11_modules: Vec::new(),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            invitation_ttl: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -77,6 +85,8 @@ pub struct Kluis {
     pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
+    /// Outgoing email; None when no SMTP relay is configured.
+    pub(crate) mail: Option<Arc<mail::MailRuntime>>,
 }
 
 impl Kluis {
@@ -99,6 +109,7 @@ impl Kluis {
             keks: Arc::new(keks),
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
+            mail: None,
         }
     }
 

@@ -395,6 +395,8 @@ impl Kluis {
         )
         .await?;
         let n = tx.revoke_user_sessions(user, keep, now).await?;
+        // Reset links mailed earlier stop working with the password they were meant to replace.
+        tx.delete_user_tokens(user, None).await?;
         let keys = self.keys(&mut tx).await?;
         let ev = Event::ok("auth.password_change", "user", user)
             .with(json!({"other_sessions_revoked": n}));

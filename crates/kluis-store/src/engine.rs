@@ -55,6 +55,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_custom_values",
     "crm_tags",
     "crm_record_tags",
+    "user_tokens",
+    "mail_outbox",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

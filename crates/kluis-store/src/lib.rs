@@ -11,6 +11,7 @@
 mod crm;
 mod direct;
 mod engine;
+mod mail;
 pub mod ids;
 mod platform;
 pub mod rows;
@@ -21,6 +22,7 @@ pub use ids::{
     ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
     TenantId, UserId,
 };
+pub use mail::OutboxRow;
 pub use platform::PlatformTx;
 pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};
 

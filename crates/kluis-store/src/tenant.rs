@@ -1191,7 +1191,9 @@ impl TenantTx {
                   + (SELECT COUNT(*) FROM crm_versions WHERE tenant_id = $1 AND substr(fields, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM idempotency_keys WHERE tenant_id = $1 AND substr(response, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM crm_custom_values WHERE tenant_id = $1 AND substr(value, 2, 4) <> $2) \
-                  + (SELECT COUNT(*) FROM crm_tags WHERE tenant_id = $1 AND substr(name, 2, 4) <> $2)",
+                  + (SELECT COUNT(*) FROM crm_tags WHERE tenant_id = $1 AND substr(name, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM mail_outbox WHERE tenant_id = $1 AND status = 'pending' \
+                       AND substr(message, 2, 4) <> $2)",
             )
             .bind(t)
             .bind(v.clone())
