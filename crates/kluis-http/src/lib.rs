@@ -78,6 +78,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::me))
         .routes(routes!(routes::auth::sessions))
         .routes(routes!(routes::auth::change_password))
+        .routes(routes!(routes::account_links::request_reset))
+        .routes(routes!(routes::account_links::complete_reset))
+        .routes(routes!(routes::account_links::accept_invitation))
+        .routes(routes!(routes::account_links::resend_invitation))
         .routes(routes!(routes::users::list, routes::users::create))
         .routes(routes!(
             routes::users::get,
@@ -210,6 +214,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_sensitive,
             routes::settings::put_sensitive
         ))
+        .routes(routes!(
+            routes::settings::get_locale,
+            routes::settings::put_locale
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))
@@ -237,6 +245,9 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/api/v1/openapi.json", get(openapi_doc))
         .route("/setup", get(routes::setup::page))
         .route("/assets/setup.js", get(routes::setup::script))
+        .route("/reset", get(routes::account_links::reset_page))
+        .route("/invite", get(routes::account_links::invite_page))
+        .route("/assets/account-link.js", get(routes::account_links::script))
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
         .fallback(not_found)
         .with_state(state)
