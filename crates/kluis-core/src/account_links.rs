@@ -208,8 +208,14 @@ impl Kluis {
     ) -> Result<()> {
         let m = self.mail_runtime()?;
         let secret = token::generate_secret();
-        tx.insert_user_token(&token::hash_secret(&secret), user.id, kind, now, now + ttl_ms)
-            .await?;
+        tx.insert_user_token(
+            &token::hash_secret(&secret),
+            user.id,
+            kind,
+            now,
+            now + ttl_ms,
+        )
+        .await?;
         let (email, name) = self.recipient_of(keys, user).await?;
         let organisation = self.organisation_name(tx.tenant()).await?;
         let locale = self.locale_for(tx, user.id).await?;
@@ -265,7 +271,6 @@ impl Kluis {
         id: UserId,
     ) -> Result<()> {
         actor.require(Permission::UsersManage)?;
-        self.mail_runtime()?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(id).await?.ok_or_else(Error::not_found)?;
@@ -286,6 +291,7 @@ impl Kluis {
                 "this user is disabled",
             ));
         }
+        self.mail_runtime()?;
         let revoked = tx.delete_user_tokens(id, Some("invite")).await?;
         self.queue_invitation(&mut tx, &keys, id).await?;
         let ev = Event::ok("user.invite.resend", "user", id)
@@ -303,8 +309,14 @@ impl Kluis {
         input: PasswordResetCompletion,
         ctx: &RequestContext,
     ) -> Result<()> {
-        self.use_link("reset", &input.token, &input.new_password, "new_password", ctx)
-            .await
+        self.use_link(
+            "reset",
+            &input.token,
+            &input.new_password,
+            "new_password",
+            ctx,
+        )
+        .await
     }
 
     /// Sets the first password with an invitation link; the user can sign in from then on.

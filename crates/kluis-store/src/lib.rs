@@ -11,8 +11,8 @@
 mod crm;
 mod direct;
 mod engine;
-mod mail;
 pub mod ids;
+mod mail;
 mod platform;
 pub mod rows;
 mod tenant;

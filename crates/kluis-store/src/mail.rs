@@ -145,7 +145,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<Option<UserId>> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
             "UPDATE user_tokens SET used_at = $4 WHERE tenant_id = $1 AND token_hash = $2 AND kind = $3 \
              AND used_at IS NULL AND expires_at > $4 RETURNING user_id"
         )
@@ -154,14 +155,16 @@ impl TenantTx {
         .bind(kind)
         .bind(now)
         .fetch_optional(c)
-        .await?))
+        .await?
+        }))
     }
 
     /// Deletes a user's links (of one kind, or all): after a password change, or when an
     /// invitation is sent again. Returns how many were deleted.
     pub async fn delete_user_tokens(&mut self, user: UserId, kind: Option<&str>) -> Result<u64> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query(
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "DELETE FROM user_tokens WHERE tenant_id = $1 AND user_id = $2 AND ($3 IS NULL OR kind = $3)"
         )
         .bind(t)
@@ -169,7 +172,8 @@ impl TenantTx {
         .bind(kind)
         .execute(c)
         .await?
-        .rows_affected()))
+        .rows_affected()
+        }))
     }
 
     /// Removes links that expired before `before` (housekeeping).
@@ -230,23 +234,20 @@ impl TenantTx {
     /// When the next pending message falls due, if any.
     pub async fn next_outbox_due(&mut self) -> Result<Option<i64>> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
             "SELECT MIN(next_attempt_at) FROM mail_outbox WHERE tenant_id = $1 AND status = 'pending'"
         )
         .bind(t)
         .fetch_one(c)
-        .await?))
+        .await?
+        }))
     }
 
     /// Claims a due message for one delivery attempt: counts the attempt and moves its next
     /// attempt to `lease_until`, so another sender (or this one after a crash) retries only
     /// once the lease ran out. False if someone else claimed it first.
-    pub async fn claim_outbox(
-        &mut self,
-        id: Uuid,
-        now: i64,
-        lease_until: i64,
-    ) -> Result<bool> {
+    pub async fn claim_outbox(&mut self, id: Uuid, now: i64, lease_until: i64) -> Result<bool> {
         let t = self.tenant;
         let n = on_conn!(&mut self.tx, |c| sqlx::query(
             "UPDATE mail_outbox SET attempts = attempts + 1, next_attempt_at = $4 \
@@ -291,7 +292,12 @@ impl TenantTx {
     }
 
     /// A failed attempt that will be retried at `next_attempt_at`.
-    pub async fn retry_outbox(&mut self, id: Uuid, error: &str, next_attempt_at: i64) -> Result<()> {
+    pub async fn retry_outbox(
+        &mut self,
+        id: Uuid,
+        error: &str,
+        next_attempt_at: i64,
+    ) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {
             sqlx::query(
@@ -312,12 +318,14 @@ impl TenantTx {
     /// Outbox rows by status, for tests and `kluis doctor`-style checks.
     pub async fn outbox_status(&mut self) -> Result<Vec<(String, String, i64)>> {
         let t = self.tenant;
-        let rows: Vec<(Uuid, String, i64)> = on_conn!(&mut self.tx, |c| sqlx::query_as(
+        let rows: Vec<(Uuid, String, i64)> = on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
             "SELECT id, status, attempts FROM mail_outbox WHERE tenant_id = $1 ORDER BY created_at, id"
         )
         .bind(t)
         .fetch_all(c)
-        .await?);
+        .await?
+        });
         Ok(rows
             .into_iter()
             .map(|(id, s, a)| (id.to_string(), s, a))

@@ -27,6 +27,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 
+pub mod smtp;
+
 /// Environment variable that turns "PostgreSQL not installed" from a skip into
 /// a failure, so CI cannot pass silently without the server.
 pub const REQUIRE_POSTGRES_ENV: &str = "KLUIS_REQUIRE_POSTGRES";

@@ -295,7 +295,9 @@ impl Config {
                 bail!("smtp_url needs mail_from (the sender address)");
             }
             if self.smtp_username.is_some() != self.smtp_password.is_some() {
-                bail!("set both smtp_username and smtp_password (or KLUIS_SMTP_PASSWORD_FILE), or neither");
+                bail!(
+                    "set both smtp_username and smtp_password (or KLUIS_SMTP_PASSWORD_FILE), or neither"
+                );
             }
         }
         if self.mail_max_attempts == 0 || self.mail_retry_initial_secs == 0 {
@@ -346,7 +348,10 @@ impl Config {
             return Ok(None);
         };
         let extra_ca_pem = match &self.smtp_ca_file {
-            Some(p) => Some(std::fs::read(p).with_context(|| format!("reading smtp_ca_file {}", p.display()))?),
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("reading smtp_ca_file {}", p.display()))?,
+            ),
             None => None,
         };
         Ok(Some(kluis_core::mail::MailConfig {

@@ -15,6 +15,8 @@ mod crm;
 mod encryption;
 #[path = "e2e/isolation.rs"]
 mod isolation;
+#[path = "e2e/mail.rs"]
+mod mail;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/server.rs"]

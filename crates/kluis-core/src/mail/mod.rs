@@ -83,7 +83,12 @@ impl Kluis {
 
     /// The language for a user's emails: their own choice, else the tenant's, else English.
     pub(crate) async fn locale_for(&self, tx: &mut TenantTx, user: UserId) -> Result<Locale> {
-        if let Some(l) = tx.user_locale(user).await?.as_deref().and_then(Locale::parse) {
+        if let Some(l) = tx
+            .user_locale(user)
+            .await?
+            .as_deref()
+            .and_then(Locale::parse)
+        {
             return Ok(l);
         }
         Ok(tx
@@ -97,10 +102,7 @@ impl Kluis {
     /// The organisation name shown in emails.
     pub(crate) async fn organisation_name(&self, tenant: TenantId) -> Result<String> {
         let mut p = self.store.platform_read().await?;
-        Ok(p.tenant(tenant)
-            .await?
-            .map(|t| t.name)
-            .unwrap_or_default())
+        Ok(p.tenant(tenant).await?.map(|t| t.name).unwrap_or_default())
     }
 
     /// Seals and queues a rendered message in `tx`. Returns the outbox id.
@@ -176,7 +178,9 @@ impl Kluis {
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(user).await?.ok_or_else(Error::not_found)?;
-        let queued = self.queue_account_locked(&mut tx, &keys, &row, until_ms).await?;
+        let queued = self
+            .queue_account_locked(&mut tx, &keys, &row, until_ms)
+            .await?;
         tx.commit().await?;
         self.wake_mailer(tenant);
         Ok(queued)
@@ -250,11 +254,14 @@ impl Kluis {
                         w.finish_outbox(row.id, "sent", None, done_at).await?;
                         let ev = Event::ok("mail.send", "mail", row.id)
                             .with(json!({"kind": row.kind, "attempts": attempts}));
-                        self.audit(&mut w, &wkeys, "system:mailer", &ctx, ev).await?;
+                        self.audit(&mut w, &wkeys, "system:mailer", &ctx, ev)
+                            .await?;
                         sent += 1;
                         tracing::info!(tenant = %tenant, id = %row.id, kind = %row.kind, attempts, "email sent");
                     }
-                    Err(f) if f.permanent || attempts >= i64::from(m.mailer.config.max_attempts) => {
+                    Err(f)
+                        if f.permanent || attempts >= i64::from(m.mailer.config.max_attempts) =>
+                    {
                         w.finish_outbox(row.id, "failed", Some(&f.reason), done_at)
                             .await?;
                         let ev = Event {
@@ -264,7 +271,8 @@ impl Kluis {
                             object_id: Some(row.id.to_string()),
                             details: json!({"kind": row.kind, "attempts": attempts, "reason": f.reason}),
                         };
-                        self.audit(&mut w, &wkeys, "system:mailer", &ctx, ev).await?;
+                        self.audit(&mut w, &wkeys, "system:mailer", &ctx, ev)
+                            .await?;
                         tracing::error!(tenant = %tenant, id = %row.id, kind = %row.kind, attempts, reason = %f.reason, "email failed for good");
                     }
                     Err(f) => {
@@ -350,6 +358,9 @@ mod tests {
     #[test]
     fn backoff_doubles_up_to_an_hour() {
         let b = |n| backoff(Duration::from_secs(30), n).as_secs();
-        assert_eq!((b(1), b(2), b(3), b(8), b(9), b(50)), (30, 60, 120, 3600, 3600, 3600));
+        assert_eq!(
+            (b(1), b(2), b(3), b(8), b(9), b(50)),
+            (30, 60, 120, 3600, 3600, 3600)
+        );
     }
 }

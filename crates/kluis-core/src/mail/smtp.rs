@@ -175,10 +175,8 @@ impl Mailer {
         };
         match (&config.username, &config.password) {
             (Some(u), Some(p)) => {
-                builder = builder.credentials(Credentials::new(
-                    u.clone(),
-                    p.expose_secret().to_owned(),
-                ));
+                builder =
+                    builder.credentials(Credentials::new(u.clone(), p.expose_secret().to_owned()));
             }
             (None, None) => {}
             _ => return Err("set both smtp_username and smtp_password, or neither".into()),

@@ -4,7 +4,9 @@
 use super::smtp::OutgoingMail;
 
 /// Languages Kluis writes emails and account pages in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
 #[serde(rename_all = "lowercase")]
 pub enum Locale {
     En,
@@ -136,17 +138,27 @@ pub(crate) fn account_locked(
 /// Placeholder line replaced by the link (a plain line in text, an anchor in HTML).
 const LINK: &str = "\u{0}link";
 
-fn render(to: &Recipient<'_>, subject: String, lines: &[String], link: Option<&str>) -> OutgoingMail {
+fn render(
+    to: &Recipient<'_>,
+    subject: String,
+    lines: &[String],
+    link: Option<&str>,
+) -> OutgoingMail {
     let link = link.unwrap_or_default();
     let text = lines
         .iter()
-        .map(|l| if l == LINK { link.to_owned() } else { l.clone() })
+        .map(|l| {
+            if l == LINK {
+                link.to_owned()
+            } else {
+                l.clone()
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n\n")
         + "\n\n-- \nKluis\n";
-    let mut html = String::from(
-        "<!doctype html><html><body style=\"font-family:sans-serif;max-width:36em\">",
-    );
+    let mut html =
+        String::from("<!doctype html><html><body style=\"font-family:sans-serif;max-width:36em\">");
     for l in lines {
         if l == LINK {
             html.push_str(&format!(

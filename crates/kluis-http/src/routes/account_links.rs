@@ -1,9 +1,9 @@
 //! Password reset by email and invitation acceptance, plus their two small pages.
 
+use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse};
-use axum::Json;
 use kluis_core::UserId;
 use kluis_core::account_links::{
     InvitationAcceptance, PasswordResetCompletion, PasswordResetRequest,
@@ -19,7 +19,8 @@ pub struct Accepted {
     pub message: &'static str,
 }
 
-const RESET_ACCEPTED: &str = "if this organisation has an active account with this email, a reset link is on its way";
+const RESET_ACCEPTED: &str =
+    "if this organisation has an active account with this email, a reset link is on its way";
 
 /// Ask for a password reset link by email. The answer is the same whether or not the
 /// account exists; the work happens after the answer.
@@ -96,7 +97,12 @@ fn lang(headers: &HeaderMap) -> Lang {
         .and_then(|v| v.to_str().ok())
         .unwrap_or_default();
     for part in accept.split(',') {
-        let tag = part.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+        let tag = part
+            .split(';')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_ascii_lowercase();
         if tag.starts_with("nl") {
             return Lang::Nl;
         }
@@ -246,7 +252,10 @@ mod tests {
     fn language_follows_accept_language() {
         let h = |v: &str| {
             let mut m = HeaderMap::new();
-            m.insert(header::ACCEPT_LANGUAGE, v.parse().unwrap_or_else(|_| unreachable!()));
+            m.insert(
+                header::ACCEPT_LANGUAGE,
+                v.parse().unwrap_or_else(|_| unreachable!()),
+            );
             m
         };
         assert!(lang(&h("nl-NL,nl;q=0.9,en;q=0.8")) == Lang::Nl);

@@ -54,7 +54,10 @@ pub async fn put_sensitive(
 /// The organisation's default language for emails (`en` or `nl`).
 #[utoipa::path(get, path = "/api/v1/settings/locale", tag = "settings",
     responses((status = 200, body = LocaleDoc), (status = 403, body = ErrorBody)))]
-pub async fn get_locale(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<LocaleDoc>> {
+pub async fn get_locale(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<LocaleDoc>> {
     Ok(Json(s.kluis.locale_setting(&a).await?))
 }
 

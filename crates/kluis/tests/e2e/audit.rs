@@ -25,6 +25,28 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/auth/logout", "auth.logout"),
     ("POST", "/api/v1/auth/logout-all", "auth.logout_all"),
     ("POST", "/api/v1/me/password", "auth.password_change"),
+    // Exercised with their events by mail::* (need the aiosmtpd test relay).
+    (
+        "POST",
+        "/api/v1/auth/password-reset",
+        "auth.password_reset.request",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/password-reset/complete",
+        "auth.password_reset.complete",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/invitation/accept",
+        "user.invite.accept",
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/invitation",
+        "user.invite.resend",
+    ),
+    ("PUT", "/api/v1/settings/locale", "settings.locale.update"),
     ("POST", "/api/v1/users", "user.create"),
     ("PATCH", "/api/v1/users/{id}", "user.update"),
     ("DELETE", "/api/v1/users/{id}", "user.delete"),
