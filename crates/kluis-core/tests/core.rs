@@ -77,6 +77,8 @@ macro_rules! on_both {
 on_both!(trash_is_restorable_until_retention_purges_it);
 on_both!(version_restore_brings_back_exact_values);
 on_both!(idempotency_keys_expire_after_a_day);
+on_both!(reset_links_expire_are_limited_and_die_with_the_password);
+on_both!(account_locked_email_is_localized);
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()
@@ -295,4 +297,169 @@ async fn idempotency_keys_expire_after_a_day(f: Fixture) {
         .await
         .unwrap();
     assert_ne!(later.id, first.id);
+}
+
+// ---- email: password reset links and the lockout notice, against a real SMTP server ----
+
+use kluis_core::account_links::{
+    PasswordResetCompletion, PasswordResetRequest, ResetRequestOutcome,
+};
+use kluis_core::mail::{MailConfig, Mailer};
+use kluis_core::users::{NewUserInput, UserUpdate};
+use kluis_testkit::smtp::{ReceivedMail, SmtpServer};
+
+const PASSWORD: &str = "Vlinder-Kast42!";
+
+/// The fixture's Kluis with a mailer sending to `smtp` (plain text to the loopback relay).
+fn with_mail(f: &Fixture, smtp: &SmtpServer) -> Kluis {
+    let cfg = MailConfig {
+        smtp_url: smtp.url(),
+        username: None,
+        password: None,
+        from: "Kluis <no-reply@kluis.test>".into(),
+        public_url: "https://crm.kluis.test".into(),
+        extra_ca_pem: None,
+        retry_initial: std::time::Duration::from_secs(1),
+        max_attempts: 3,
+        timeout: std::time::Duration::from_secs(5),
+        sweep_interval: std::time::Duration::from_secs(60),
+    };
+    f.kluis.clone().with_mailer(Mailer::new(cfg).unwrap())
+}
+
+async fn member(k: &Kluis, a: &Actor, email: &str) -> kluis_core::UserId {
+    k.create_user(
+        a,
+        &RequestContext::default(),
+        NewUserInput {
+            email: email.into(),
+            display_name: "Lid".into(),
+            role: kluis_core::Role::Member,
+            password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn token_of(m: &ReceivedMail) -> String {
+    let at = m.text.find("/reset#").expect("reset link") + "/reset#".len();
+    m.text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
+async fn reset_links_expire_are_limited_and_die_with_the_password(f: Fixture) {
+    let Some(smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let ctx = RequestContext::default();
+    member(&k, &f.actor, "lid@tijd.test").await;
+    let ask = PasswordResetRequest {
+        organisation: "tijd".into(),
+        email: "LID@tijd.test ".into(),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+            ResetRequestOutcome::Sent
+        );
+    }
+    // At most three live links per user: a fourth request sends nothing.
+    assert_eq!(
+        k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+        ResetRequestOutcome::Refused("too_many_live_links")
+    );
+    assert_eq!(k.send_due_mail().await.unwrap(), 3);
+    let mails = smtp.wait_for(3, std::time::Duration::from_secs(20));
+    assert_eq!(mails.len(), 3);
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.text.contains("https://crm.kluis.test/reset#"))
+    );
+    let expired = token_of(&mails[0]);
+
+    // 30 minutes and a second later the link is dead (and no longer counts as live).
+    f.clock.advance(30 * 60 * 1000 + 1000);
+    let complete = |token: &str| PasswordResetCompletion {
+        token: token.into(),
+        new_password: "Nieuw-Wachtwoord-77".into(),
+    };
+    let e = k
+        .complete_password_reset(complete(&expired), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!((e.kind, e.code), (ErrorKind::Gone, "reset_link_invalid"));
+
+    for _ in 0..2 {
+        assert_eq!(
+            k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+            ResetRequestOutcome::Sent
+        );
+    }
+    assert_eq!(k.send_due_mail().await.unwrap(), 2);
+    let mails = smtp.wait_for(5, std::time::Duration::from_secs(20));
+    let (a, b) = (token_of(&mails[3]), token_of(&mails[4]));
+    k.complete_password_reset(complete(&a), &ctx).await.unwrap();
+    // The other live link went with the password change.
+    let e = k
+        .complete_password_reset(complete(&b), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "reset_link_invalid");
+    // Unknown accounts: refused, nothing queued.
+    let unknown = PasswordResetRequest {
+        organisation: "tijd".into(),
+        email: "niemand@tijd.test".into(),
+    };
+    assert_eq!(
+        k.handle_password_reset_request(&unknown, &ctx)
+            .await
+            .unwrap(),
+        ResetRequestOutcome::Refused("unknown_user")
+    );
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+}
+
+async fn account_locked_email_is_localized(f: Fixture) {
+    let tenant = f.actor.tenant();
+    let a = member(&f.kluis, &f.actor, "a@tijd.test").await;
+    // Without a mailer there is nothing to do.
+    assert!(!f.kluis.notify_account_locked(tenant, a, 0).await.unwrap());
+    let Some(smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let nl = member(&k, &f.actor, "b@tijd.test").await;
+    k.update_user(
+        &f.actor,
+        &RequestContext::default(),
+        nl,
+        serde_json::from_value::<UserUpdate>(json!({"locale": "nl"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let until = 1_790_000_900_000; // 2026-09-21 14:28:20 UTC
+    assert!(k.notify_account_locked(tenant, a, until).await.unwrap());
+    assert!(k.notify_account_locked(tenant, nl, until).await.unwrap());
+    assert_eq!(k.send_due_mail().await.unwrap(), 2);
+    let mails = smtp.wait_for(2, std::time::Duration::from_secs(20));
+    let en = mails
+        .iter()
+        .find(|m| m.rcpt_tos == ["a@tijd.test"])
+        .unwrap();
+    let du = mails
+        .iter()
+        .find(|m| m.rcpt_tos == ["b@tijd.test"])
+        .unwrap();
+    assert_eq!(en.subject, "Your Kluis account was locked");
+    assert_eq!(du.subject, "Je Kluis-account is geblokkeerd");
+    let when = "2026-09-21 14:28";
+    assert!(en.text.contains(when), "{} lacks {when}", en.text);
+    assert!(du.text.contains(when) && du.text.contains("https://crm.kluis.test/reset"));
+    assert!(du.html.contains("geblokkeerd"));
 }

@@ -147,8 +147,7 @@ impl Kluis {
         let (email, name) = self.recipient_of(keys, user).await?;
         let organisation = self.organisation_name(tx.tenant()).await?;
         let locale = self.locale_for(tx, user.id).await?;
-        let until = crate::users::rfc3339(until_ms);
-        let until = until.replace('T', " ").trim_end_matches('Z').to_owned();
+        let until = utc_minutes(until_ms);
         let mail = templates::account_locked(
             locale,
             &Recipient {
@@ -340,6 +339,22 @@ impl Kluis {
             let _ = tokio::time::timeout(wait, m.wake.notified()).await;
         }
     }
+}
+
+/// `2026-09-21 14:28` (UTC), for people.
+fn utc_minutes(ms: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
+        .map(|t| {
+            format!(
+                "{:04}-{:02}-{:02} {:02}:{:02}",
+                t.year(),
+                u8::from(t.month()),
+                t.day(),
+                t.hour(),
+                t.minute()
+            )
+        })
+        .unwrap_or_default()
 }
 
 /// initial * 2^(attempts-1), at most an hour.
