@@ -104,20 +104,18 @@ impl Kluis {
         ctx: &RequestContext,
     ) -> Result<ResetRequestOutcome> {
         let org = input.organisation.trim();
-        let refuse = |tenant: Option<TenantId>, user: Option<UserId>, reason: &'static str| {
-            (tenant, user, reason)
-        };
-        let target = 'find: {
+        // Ok(tenant, user) or Err(tenant, user, reason): the reason is for the audit trail only.
+        let target: std::result::Result<_, (Option<TenantId>, Option<UserId>, &'static str)> = 'find: {
             let mut p = self.store.platform_read().await?;
             let Some(t) = p.tenant_by_slug(org).await? else {
-                break 'find Err(refuse(None, None, "unknown_organisation"));
+                break 'find Err((None, None, "unknown_organisation"));
             };
             drop(p);
             if t.status != "active" {
-                break 'find Err(refuse(Some(t.id), None, "organisation_suspended"));
+                break 'find Err((Some(t.id), None, "organisation_suspended"));
             }
             let Ok(email) = validate::email("email", &input.email) else {
-                break 'find Err(refuse(Some(t.id), None, "unknown_user"));
+                break 'find Err((Some(t.id), None, "unknown_user"));
             };
             let mut r = self.store.tenant(t.id).begin_read().await?;
             let keys = self.keys(&mut r).await?;
@@ -125,15 +123,13 @@ impl Kluis {
                 .user_by_email_index(&keys.email_index(&normalise_email(&email)))
                 .await?
             {
-                None => Err(refuse(Some(t.id), None, "unknown_user")),
-                Some(u) if u.status != "active" => {
-                    Err(refuse(Some(t.id), Some(u.id), "user_disabled"))
-                }
+                None => Err((Some(t.id), None, "unknown_user")),
+                Some(u) if u.status != "active" => Err((Some(t.id), Some(u.id), "user_disabled")),
                 Some(u) if u.password_hash.is_none() => {
-                    Err(refuse(Some(t.id), Some(u.id), "no_password_set"))
+                    Err((Some(t.id), Some(u.id), "no_password_set"))
                 }
-                Some(_) if self.mail.is_none() => {
-                    Err(refuse(Some(t.id), None, "mail_not_configured"))
+                Some(u) if self.mail.is_none() => {
+                    Err((Some(t.id), Some(u.id), "mail_not_configured"))
                 }
                 Some(u) => Ok((t.id, u.id)),
             }

@@ -423,6 +423,43 @@ async fn reset_links_expire_are_limited_and_die_with_the_password(f: Fixture) {
         ResetRequestOutcome::Refused("unknown_user")
     );
     assert_eq!(k.send_due_mail().await.unwrap(), 0);
+
+    // Sent messages keep no content (the sealed message held a link secret).
+    let mut r = k
+        .store()
+        .tenant(f.actor.tenant())
+        .begin_read()
+        .await
+        .unwrap();
+    let outbox = r.outbox_status().await.unwrap();
+    drop(r);
+    assert_eq!(outbox.len(), 5);
+    assert!(
+        outbox
+            .iter()
+            .all(|(st, n, len)| st == "sent" && *n == 1 && *len == 0),
+        "{outbox:?}"
+    );
+    // Housekeeping: a month later the bookkeeping and the expired links go too.
+    f.clock.advance(31 * DAY);
+    let gone = k
+        .purge_mail_leftovers(
+            f.actor.tenant(),
+            std::time::Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gone, 5,
+        "the five finished messages (the links died with the password change)"
+    );
+    let mut r = k
+        .store()
+        .tenant(f.actor.tenant())
+        .begin_read()
+        .await
+        .unwrap();
+    assert!(r.outbox_status().await.unwrap().is_empty());
 }
 
 async fn account_locked_email_is_localized(f: Fixture) {

@@ -315,20 +315,31 @@ impl TenantTx {
         Ok(())
     }
 
-    /// Outbox rows by status, for tests and `kluis doctor`-style checks.
-    pub async fn outbox_status(&mut self) -> Result<Vec<(String, String, i64)>> {
+    /// Deletes messages that reached a final state before `before` (their content is gone
+    /// already; this removes the bookkeeping).
+    pub async fn purge_outbox(&mut self, before: i64) -> Result<u64> {
         let t = self.tenant;
-        let rows: Vec<(Uuid, String, i64)> = on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT id, status, attempts FROM mail_outbox WHERE tenant_id = $1 ORDER BY created_at, id"
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "DELETE FROM mail_outbox WHERE tenant_id = $1 AND status <> 'pending' AND finished_at < $2"
+        )
+        .bind(t)
+        .bind(before)
+        .execute(c)
+        .await?
+        .rows_affected()
+        }))
+    }
+
+    /// Every outbox row as (status, attempts, bytes of sealed message left), oldest first.
+    pub async fn outbox_status(&mut self) -> Result<Vec<(String, i64, i64)>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT status, attempts, CAST(length(message) AS BIGINT) FROM mail_outbox \
+             WHERE tenant_id = $1 ORDER BY created_at, id"
         )
         .bind(t)
         .fetch_all(c)
-        .await?
-        });
-        Ok(rows
-            .into_iter()
-            .map(|(id, s, a)| (id.to_string(), s, a))
-            .collect())
+        .await?))
     }
 }

@@ -412,6 +412,12 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
                 if let Err(e) = kluis.expire_log(t.id, cutoff).await {
                     tracing::error!(tenant = %t.slug, error = %e, "audit retention");
                 }
+                if let Err(e) = kluis
+                    .purge_mail_leftovers(t.id, Duration::from_secs(30 * 86_400))
+                    .await
+                {
+                    tracing::error!(tenant = %t.slug, error = %e, "mail housekeeping");
+                }
                 match kluis.purge_expired_trash(t.id, trash_ms).await {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(tenant = %t.slug, purged = n, "trash retention"),

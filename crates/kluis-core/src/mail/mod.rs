@@ -341,6 +341,20 @@ impl Kluis {
     }
 }
 
+impl Kluis {
+    /// Housekeeping for one tenant (daily in the server): deletes links that expired more than
+    /// a day ago and outbox rows that reached their final state more than `keep` ago. Returns
+    /// how many rows went.
+    pub async fn purge_mail_leftovers(&self, tenant: TenantId, keep: Duration) -> Result<u64> {
+        let now = self.now();
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let links = tx.purge_user_tokens(now - 86_400_000).await?;
+        let mails = tx.purge_outbox(now - ms(keep)).await?;
+        tx.commit().await?;
+        Ok(links + mails)
+    }
+}
+
 /// `2026-09-21 14:28` (UTC), for people.
 fn utc_minutes(ms: i64) -> String {
     time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000))
