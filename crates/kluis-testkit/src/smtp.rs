@@ -56,6 +56,8 @@ pub struct ReceivedMail {
     pub html: String,
     /// Whether the SMTP session was encrypted (STARTTLS).
     pub tls: bool,
+    /// Whether the client logged in (servers started with [`SmtpServer::start_with_login`]).
+    pub authenticated: bool,
     /// The message as received.
     pub raw: String,
 }
@@ -64,6 +66,8 @@ pub struct SmtpServer {
     pub port: u16,
     dir: tempfile::TempDir,
     tls: bool,
+    /// Required login (user name; the password is in `password_file`).
+    login: Option<String>,
     child: Option<Child>,
 }
 
@@ -74,7 +78,17 @@ impl SmtpServer {
         SmtpServer::start_on(free_port(), tls)
     }
 
+    /// STARTTLS plus a required login (`AUTH` only after STARTTLS); the password is in
+    /// [`SmtpServer::password_file`].
+    pub fn start_with_login(user: &str, password: &str) -> Option<SmtpServer> {
+        SmtpServer::start_opts(free_port(), true, Some((user, password)))
+    }
+
     pub fn start_on(port: u16, tls: bool) -> Option<SmtpServer> {
+        SmtpServer::start_opts(port, tls, None)
+    }
+
+    fn start_opts(port: u16, tls: bool, login: Option<(&str, &str)>) -> Option<SmtpServer> {
         if let Some(why) = missing() {
             let msg = format!("skipped: SMTP tests — {why}");
             if require_smtp() {
@@ -88,8 +102,14 @@ impl SmtpServer {
             port,
             dir,
             tls,
+            login: login.map(|(u, _)| u.to_owned()),
             child: None,
         };
+        if let Some((_, password)) = login
+            && let Err(e) = std::fs::write(s.password_file(), password)
+        {
+            panic!("writing the SMTP password file: {e}");
+        }
         if let Err(e) = s.spawn() {
             panic!("aiosmtpd did not start: {e:#}");
         }
@@ -98,6 +118,11 @@ impl SmtpServer {
 
     fn mail_dir(&self) -> PathBuf {
         self.dir.path().join("mail")
+    }
+
+    /// The relay password, in a file (for `KLUIS_SMTP_PASSWORD_FILE`).
+    pub fn password_file(&self) -> PathBuf {
+        self.dir.path().join("smtp-password")
     }
 
     /// PEM of the self-signed certificate the server uses with STARTTLS (trust it as a CA).
@@ -136,6 +161,11 @@ impl SmtpServer {
                 std::fs::write(&key, ck.signing_key.serialize_pem())?;
             }
             cmd.arg("--cert").arg(&cert).arg("--key").arg(&key);
+        }
+        if let Some(user) = &self.login {
+            cmd.args(["--user", user])
+                .arg("--password-file")
+                .arg(self.password_file());
         }
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -220,6 +250,7 @@ fn read_dir(dir: &Path) -> Vec<ReceivedMail> {
                 text: s("text"),
                 html: s("html"),
                 tls: v["tls"].as_bool().unwrap_or(false),
+                authenticated: v["authenticated"].as_bool().unwrap_or(false),
                 raw: s("raw"),
             }
         })

@@ -9,12 +9,14 @@ import asyncio
 import email
 import email.policy
 import json
+import logging
 import os
 import ssl
 import sys
 import time
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 
 class Saver:
@@ -40,6 +42,7 @@ class Saver:
             "text": parts.get("text/plain", ""),
             "html": parts.get("text/html", ""),
             "tls": session.ssl is not None,
+            "authenticated": bool(session.authenticated),
             "raw": raw.decode("utf-8", "replace"),
         }
         name = "%d-%06d" % (int(time.time() * 1000), self.count)
@@ -56,12 +59,30 @@ def main():
     ap.add_argument("--dir", required=True)
     ap.add_argument("--cert")
     ap.add_argument("--key")
+    ap.add_argument("--user")
+    ap.add_argument("--password-file")
     a = ap.parse_args()
+    # aiosmtpd logs a deprecation warning of its own on every AUTH; keep test output clean.
+    logging.getLogger("mail.log").setLevel(logging.ERROR)
     kwargs = {}
     if a.cert:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         ctx.load_cert_chain(a.cert, a.key)
         kwargs = {"tls_context": ctx, "require_starttls": True}
+    if a.user:
+        with open(a.password_file, encoding="utf-8") as f:
+            password = f.read().strip()
+
+        def check(server, session, envelope, mechanism, auth_data):
+            ok = (
+                isinstance(auth_data, LoginPassword)
+                and auth_data.login == a.user.encode()
+                and auth_data.password == password.encode()
+            )
+            return AuthResult(success=ok)
+
+        # AUTH only after STARTTLS (aiosmtpd's default), and no mail without it.
+        kwargs.update({"authenticator": check, "auth_required": True})
     c = Controller(Saver(a.dir), hostname="127.0.0.1", port=a.port, **kwargs)
     c.start()
     print("READY", flush=True)

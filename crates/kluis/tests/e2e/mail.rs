@@ -18,6 +18,7 @@ on_both!(
 
 const NEW_PASSWORD: &str = "Nieuw-Wachtwoord-77";
 const WAIT: Duration = Duration::from_secs(30);
+const RELAY_PASSWORD: &str = "Relay-Geheim-9!";
 
 /// A server that sends email through `smtp` (STARTTLS, trusting the relay's certificate).
 async fn server_with_mail(b: Backend, smtp: &SmtpServer, extra: &[(&str, &str)]) -> Server {
@@ -315,10 +316,20 @@ async fn password_reset_by_email(b: Backend) {
 }
 
 async fn invitation_accept_and_resend(b: Backend) {
-    let Some(smtp) = SmtpServer::start(true) else {
+    // This relay also wants a login (after STARTTLS); the password comes from a file.
+    let Some(smtp) = SmtpServer::start_with_login("kluis-relay", RELAY_PASSWORD) else {
         return;
     };
-    let s = server_with_mail(b, &smtp, &[]).await;
+    let pw_file = smtp.password_file().display().to_string();
+    let s = server_with_mail(
+        b,
+        &smtp,
+        &[
+            ("KLUIS_SMTP_USERNAME", "kluis-relay"),
+            ("KLUIS_SMTP_PASSWORD_FILE", pw_file.as_str()),
+        ],
+    )
+    .await;
     let t = tenant_fixture(&s, "uitnodiging").await;
     // The organisation writes Dutch.
     let (st, v) = s
@@ -343,6 +354,7 @@ async fn invitation_accept_and_resend(b: Backend) {
     let uid = u["id"].as_str().unwrap().to_owned();
     let first = smtp.wait_for(1, WAIT)[0].clone();
     assert_eq!(first.rcpt_tos, vec!["nieuw@uitnodiging.test".to_owned()]);
+    assert!(first.tls && first.authenticated, "STARTTLS, then AUTH");
     assert!(first.subject.contains("uitgenodigd"), "{}", first.subject);
     assert!(
         first.text.contains("Hallo Nieuwe Collega") && first.text.contains("72 uur"),
@@ -466,7 +478,11 @@ async fn invitation_accept_and_resend(b: Backend) {
         let secret = tok.split('.').nth(1).unwrap().to_owned();
         assert_not_leaked(&s, &[&secret]).await;
     }
-    assert_not_leaked(&s, &["Je bent uitgenodigd voor", "Nieuwe Collega"]).await;
+    assert_not_leaked(
+        &s,
+        &["Je bent uitgenodigd voor", "Nieuwe Collega", RELAY_PASSWORD],
+    )
+    .await;
 }
 
 async fn outbox_retries_after_the_relay_was_down(b: Backend) {
