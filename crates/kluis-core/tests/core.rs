@@ -79,6 +79,7 @@ on_both!(version_restore_brings_back_exact_values);
 on_both!(idempotency_keys_expire_after_a_day);
 on_both!(reset_links_expire_are_limited_and_die_with_the_password);
 on_both!(account_locked_email_is_localized);
+on_both!(undeliverable_mail_fails_for_good);
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()
@@ -499,4 +500,68 @@ async fn account_locked_email_is_localized(f: Fixture) {
     assert!(en.text.contains(when), "{} lacks {when}", en.text);
     assert!(du.text.contains(when) && du.text.contains("https://crm.kluis.test/reset"));
     assert!(du.html.contains("geblokkeerd"));
+}
+
+async fn mail_events(k: &Kluis, a: &Actor) -> Vec<kluis_core::audit::AuditEvent> {
+    k.audit_events(
+        a,
+        &RequestContext::default(),
+        &kluis_core::audit::AuditQuery {
+            action: Some("mail.send".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+}
+
+async fn undeliverable_mail_fails_for_good(f: Fixture) {
+    let Some(mut smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let tenant = f.actor.tenant();
+    let outbox = || async {
+        let mut r = k.store().tenant(tenant).begin_read().await.unwrap();
+        r.outbox_status().await.unwrap()
+    };
+
+    // A permanent refusal (550): failed at once, content gone, the reason without the
+    // relay's text (which quotes the address).
+    let refused = member(&k, &f.actor, "weiger@tijd.test").await;
+    k.notify_account_locked(tenant, refused, 0).await.unwrap();
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+    assert_eq!(outbox().await, vec![("failed".to_owned(), 1, 0)]);
+    let ev = mail_events(&k, &f.actor).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].outcome, "failure");
+    assert_eq!(ev[0].details["reason"], "rejected permanently (550)");
+    assert!(!ev[0].details.to_string().contains("weiger@"));
+
+    // The relay is gone: retried with backoff (1 s, 2 s), failed after the third attempt.
+    smtp.stop();
+    let down = member(&k, &f.actor, "geduld@tijd.test").await;
+    k.notify_account_locked(tenant, down, 0).await.unwrap();
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+    assert_eq!(outbox().await[1].0, "pending");
+    assert_eq!(outbox().await[1].1, 1);
+    // Not due yet: nothing happens.
+    f.clock.advance(500);
+    k.send_due_mail().await.unwrap();
+    assert_eq!(outbox().await[1].1, 1);
+    f.clock.advance(600);
+    k.send_due_mail().await.unwrap();
+    assert_eq!(outbox().await[1].1, 2);
+    f.clock.advance(2100);
+    k.send_due_mail().await.unwrap();
+    let last = outbox().await[1].clone();
+    assert_eq!(last, ("failed".to_owned(), 3, 0));
+    let ev = mail_events(&k, &f.actor).await;
+    assert_eq!(ev.len(), 2);
+    assert!(
+        ev.iter()
+            .any(|e| e.details["reason"] == "connection failed" && e.details["attempts"] == 3),
+        "{ev:?}"
+    );
 }

@@ -2,6 +2,8 @@
 //! with STARTTLS (self-signed certificate for `localhost`, which the test trusts as an extra
 //! CA). Each received message is written as JSON into a directory that tests read.
 //!
+//! Recipients whose address starts with `weiger` are refused with a permanent `550`.
+//!
 //! Without `aiosmtpd` the tests that need it print `skipped: ...` and pass, unless
 //! `KLUIS_REQUIRE_SMTP=1` is set (CI), which makes that a failure.
 

@@ -24,6 +24,14 @@ class Saver:
         self.directory = directory
         self.count = 0
 
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        # Mailboxes starting with "weiger" do not exist: a permanent refusal that, like real
+        # relays, quotes the address.
+        if address.startswith("weiger"):
+            return "550 5.1.1 <%s> no such mailbox" % address
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
     async def handle_DATA(self, server, session, envelope):
         self.count += 1
         raw = envelope.original_content or envelope.content
