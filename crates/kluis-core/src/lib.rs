@@ -5,6 +5,7 @@
 //! permission table (deny by default), validates input, and does its work in one transaction
 //! opened for the actor's tenant. Handlers in `kluis-http` only parse, call and render.
 
+pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
@@ -17,6 +18,7 @@ mod error;
 mod key_uses;
 pub mod keys;
 pub mod lockout;
+pub mod mail;
 pub mod mfa;
 pub mod sensitive;
 pub mod sessions;
@@ -56,6 +58,10 @@ pub struct CoreConfig {
     pub byok_pkcs11_modules: Vec<std::path::PathBuf>,
     /// Account lockout and per-address throttling of sign-in attempts.
     pub login: lockout::LoginLimits,
+    /// Lifetime of a password reset link.
+    pub password_reset_ttl: Duration,
+    /// Lifetime of an invitation link.
+    pub invitation_ttl: Duration,
 }
 
 impl Default for CoreConfig {
@@ -68,6 +74,8 @@ impl Default for CoreConfig {
             key_cache_ttl: keys::DEFAULT_CACHE_TTL,
             byok_pkcs11_modules: Vec::new(),
             login: lockout::LoginLimits::default(),
+            password_reset_ttl: Duration::from_secs(30 * 60),
+            invitation_ttl: Duration::from_secs(72 * 3600),
         }
     }
 }
@@ -88,6 +96,8 @@ pub struct Kluis {
     /// OIDC single sign-on (relying party and redirect URI); None where the server does not
     /// offer it (CLI, unit tests).
     pub(crate) sso: Option<Arc<sso::SsoRuntime>>,
+    /// Outgoing email; None when no SMTP relay is configured.
+    pub(crate) mail: Option<Arc<mail::MailRuntime>>,
 }
 
 impl Kluis {
@@ -112,6 +122,7 @@ impl Kluis {
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
             imports: Arc::default(),
             sso: None,
+            mail: None,
         }
     }
 

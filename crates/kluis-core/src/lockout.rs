@@ -14,7 +14,7 @@
 //!   After `max_failures` failures within `lockout` the account is locked for `lockout`;
 //!   before that each failure adds a growing delay (`delay_base` doubling, at most
 //!   [`MAX_DELAY_MS`]). A lockout is audited (`auth.lockout`, with the reason) and
-//!   [`Kluis::notify_account_locked`] is called; an admin can unlock (`auth.unlock`).
+//!   the user gets an email (queued with the lock); an admin can unlock (`auth.unlock`).
 //! - Per client address (blind index, platform scope, across organisations): more than
 //!   `ip_max_failures` attempts not followed by a success within `ip_window` are refused until
 //!   the window ends (password spraying).
@@ -225,13 +225,21 @@ impl Kluis {
             }),
         };
         self.audit(tx, keys, "system", ctx, ev).await?;
+        // The user hears about it by email (when email is configured), queued in the same
+        // transaction as the lock; unknown accounts get nothing (there is no one to tell).
+        if let Some(u) = user
+            && let Some(row) = tx.user(u).await?
+        {
+            self.queue_account_locked(tx, keys, &row, until).await?;
+        }
         Ok(Some(until))
     }
 
-    /// Hook: tell the user their account was locked (`locked_until`, unix ms). Email is built
-    /// elsewhere; until it is wired in, this only logs (no personal data).
-    pub fn notify_account_locked(&self, tenant: TenantId, user: Option<UserId>, locked_until: i64) {
+    /// After a lockout committed: the mail sender picks up the queued notice now rather than at
+    /// its next sweep. Logs the fact without personal data.
+    pub(crate) fn after_lockout(&self, tenant: TenantId, user: Option<UserId>, locked_until: i64) {
         tracing::info!(%tenant, user = ?user, locked_until, "account locked after failed sign-ins");
+        self.wake_mailer(tenant);
     }
 
     /// Lifts a lockout (and forgets the failures) of a user. Privileged and audited.

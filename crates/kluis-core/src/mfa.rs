@@ -314,7 +314,7 @@ impl Kluis {
                 .await?;
             tx.commit().await?;
             if let Some(until) = locked_now {
-                self.notify_account_locked(tenant, Some(user), until);
+                self.after_lockout(tenant, Some(user), until);
             }
             return Err(invalid_code());
         }

@@ -228,7 +228,7 @@ impl Kluis {
         };
         tx.commit().await?;
         if let Some(until) = locked {
-            self.notify_account_locked(tenant.unwrap_or(TenantId::PLATFORM), user, until);
+            self.after_lockout(tenant.unwrap_or(TenantId::PLATFORM), user, until);
         }
         Ok(())
     }
@@ -670,6 +670,8 @@ impl Kluis {
         )
         .await?;
         let n = tx.revoke_user_sessions(user, keep, now).await?;
+        // Reset links mailed earlier stop working with the password they were meant to replace.
+        tx.delete_user_tokens(user, None).await?;
         let keys = self.keys(&mut tx).await?;
         let ev = Event::ok("auth.password_change", "user", user)
             .with(json!({"other_sessions_revoked": n}));

@@ -165,3 +165,53 @@ impl Kluis {
         Ok(doc)
     }
 }
+
+/// The organisation's default language for emails (a user's own choice wins).
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LocaleDoc {
+    /// `en` or `nl`.
+    pub locale: crate::mail::Locale,
+}
+
+impl Kluis {
+    pub async fn locale_setting(&self, actor: &Actor) -> Result<LocaleDoc> {
+        actor.require(Permission::SettingsRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let locale = tx
+            .tenant_locale()
+            .await?
+            .as_deref()
+            .and_then(crate::mail::Locale::parse)
+            .unwrap_or(crate::mail::Locale::En);
+        Ok(LocaleDoc { locale })
+    }
+
+    pub async fn set_locale_setting(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        doc: LocaleDoc,
+    ) -> Result<LocaleDoc> {
+        actor.require(Permission::SettingsManage)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let before = tx.tenant_locale().await?;
+        let policy = effective_policy(&mut tx).await?;
+        let json =
+            serde_json::to_string(&policy).map_err(|_| Error::internal("serialise policy"))?;
+        tx.put_tenant_locale(doc.locale.as_str(), &json, self.now())
+            .await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event {
+            action: "settings.locale.update",
+            success: true,
+            object_type: Some("settings"),
+            object_id: Some("locale".into()),
+            details: serde_json::json!({"old": before, "new": doc.locale.as_str()}),
+        };
+        self.audit(&mut tx, &keys, &crate::audit::actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+}

@@ -18,6 +18,16 @@ pub fn parse_session_token(v: &str) -> Option<(TenantId, &str)> {
     Some((parse_tenant(t)?, non_empty_secret(secret)?))
 }
 
+/// `<tenant uuid, 32 hex>.<secret>` — the token of a one-time account link (password reset,
+/// invitation), carried in the link's URL fragment.
+pub fn link_token(tenant: TenantId, secret: &str) -> String {
+    session_token(tenant, secret)
+}
+
+pub fn parse_link_token(v: &str) -> Option<(TenantId, &str)> {
+    parse_session_token(v)
+}
+
 /// `kluis_<tenant uuid, 32 hex>_<secret>` — an API key.
 pub fn api_key(tenant: TenantId, secret: &str) -> String {
     format!("{API_KEY_PREFIX}{}_{secret}", tenant.0.simple())

@@ -73,6 +73,8 @@ pub struct UserUpdate {
     pub role: Option<Role>,
     /// `active` or `disabled`. Disabling signs the user out everywhere.
     pub status: Option<String>,
+    /// Language of the user's emails (`en` or `nl`); without one the organisation's is used.
+    pub locale: Option<crate::mail::Locale>,
 }
 
 /// Validates and inserts a user inside an open tenant transaction (shared by setup, the API
@@ -134,11 +136,23 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let user = insert_user(self, &mut tx, &input, self.now()).await?;
         let keys = self.keys(&mut tx).await?;
-        let ev = Event::ok("user.create", "user", user.id)
-            .with(json!({"email": user.email, "role": user.role, "invited": !user.has_password}));
+        // Invited users get an email with a link to choose their password (when this server
+        // sends email; otherwise an operator sets the password).
+        let emailed = if user.has_password {
+            false
+        } else {
+            self.queue_invitation(&mut tx, &keys, user.id).await?
+        };
+        let ev = Event::ok("user.create", "user", user.id).with(json!({
+            "email": user.email, "role": user.role, "invited": !user.has_password,
+            "invitation_emailed": emailed
+        }));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
+        if emailed {
+            self.wake_mailer(actor.tenant());
+        }
         Ok(user)
     }
 
@@ -245,6 +259,10 @@ impl Kluis {
         if status == Some("disabled") {
             tx.revoke_user_sessions(id, None, now).await?;
         }
+        let old_locale = tx.user_locale(id).await?;
+        if let Some(l) = up.locale {
+            tx.set_user_locale(id, Some(l.as_str())).await?;
+        }
         if sealed_name.is_some() {
             self.count_sealed(&mut tx, &keys, 1).await?;
         }
@@ -264,6 +282,14 @@ impl Kluis {
             changed.insert(
                 "status".into(),
                 json!({"old": before.status, "new": user.status}),
+            );
+        }
+        if let Some(l) = up.locale
+            && old_locale.as_deref() != Some(l.as_str())
+        {
+            changed.insert(
+                "locale".into(),
+                json!({"old": old_locale, "new": l.as_str()}),
             );
         }
         let ev = Event::ok("user.update", "user", id).with(json!({"changed": changed}));

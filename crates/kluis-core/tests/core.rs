@@ -77,6 +77,9 @@ macro_rules! on_both {
 on_both!(trash_is_restorable_until_retention_purges_it);
 on_both!(version_restore_brings_back_exact_values);
 on_both!(idempotency_keys_expire_after_a_day);
+on_both!(reset_links_expire_are_limited_and_die_with_the_password);
+on_both!(account_locked_email_is_localized);
+on_both!(undeliverable_mail_fails_for_good);
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()
@@ -295,6 +298,272 @@ async fn idempotency_keys_expire_after_a_day(f: Fixture) {
         .await
         .unwrap();
     assert_ne!(later.id, first.id);
+}
+
+// ---- email: password reset links and the lockout notice, against a real SMTP server ----
+
+use kluis_core::account_links::{
+    PasswordResetCompletion, PasswordResetRequest, ResetRequestOutcome,
+};
+use kluis_core::mail::{MailConfig, Mailer};
+use kluis_core::users::{NewUserInput, UserUpdate};
+use kluis_testkit::smtp::{ReceivedMail, SmtpServer};
+
+const PASSWORD: &str = "Vlinder-Kast42!";
+
+/// The fixture's Kluis with a mailer sending to `smtp` (plain text to the loopback relay).
+fn with_mail(f: &Fixture, smtp: &SmtpServer) -> Kluis {
+    let cfg = MailConfig {
+        smtp_url: smtp.url(),
+        username: None,
+        password: None,
+        from: "Kluis <no-reply@kluis.test>".into(),
+        public_url: "https://crm.kluis.test".into(),
+        extra_ca_pem: None,
+        retry_initial: std::time::Duration::from_secs(1),
+        max_attempts: 3,
+        timeout: std::time::Duration::from_secs(5),
+        sweep_interval: std::time::Duration::from_secs(60),
+    };
+    f.kluis.clone().with_mailer(Mailer::new(cfg).unwrap())
+}
+
+async fn member(k: &Kluis, a: &Actor, email: &str) -> kluis_core::UserId {
+    k.create_user(
+        a,
+        &RequestContext::default(),
+        NewUserInput {
+            email: email.into(),
+            display_name: "Lid".into(),
+            role: kluis_core::Role::Member,
+            password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .unwrap()
+    .id
+}
+
+fn token_of(m: &ReceivedMail) -> String {
+    let at = m.text.find("/reset#").expect("reset link") + "/reset#".len();
+    m.text[at..]
+        .chars()
+        .take_while(|c| !c.is_whitespace())
+        .collect()
+}
+
+async fn reset_links_expire_are_limited_and_die_with_the_password(f: Fixture) {
+    let Some(smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let ctx = RequestContext::default();
+    member(&k, &f.actor, "lid@tijd.test").await;
+    let ask = PasswordResetRequest {
+        organisation: "tijd".into(),
+        email: "LID@tijd.test ".into(),
+    };
+    for _ in 0..3 {
+        assert_eq!(
+            k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+            ResetRequestOutcome::Sent
+        );
+    }
+    // At most three live links per user: a fourth request sends nothing.
+    assert_eq!(
+        k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+        ResetRequestOutcome::Refused("too_many_live_links")
+    );
+    assert_eq!(k.send_due_mail().await.unwrap(), 3);
+    let mails = smtp.wait_for(3, std::time::Duration::from_secs(20));
+    assert_eq!(mails.len(), 3);
+    assert!(
+        mails
+            .iter()
+            .all(|m| m.text.contains("https://crm.kluis.test/reset#"))
+    );
+    let expired = token_of(&mails[0]);
+
+    // 30 minutes and a second later the link is dead (and no longer counts as live).
+    f.clock.advance(30 * 60 * 1000 + 1000);
+    let complete = |token: &str| PasswordResetCompletion {
+        token: token.into(),
+        new_password: "Nieuw-Wachtwoord-77".into(),
+    };
+    let e = k
+        .complete_password_reset(complete(&expired), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!((e.kind, e.code), (ErrorKind::Gone, "reset_link_invalid"));
+
+    for _ in 0..2 {
+        assert_eq!(
+            k.handle_password_reset_request(&ask, &ctx).await.unwrap(),
+            ResetRequestOutcome::Sent
+        );
+    }
+    assert_eq!(k.send_due_mail().await.unwrap(), 2);
+    let mails = smtp.wait_for(5, std::time::Duration::from_secs(20));
+    let (a, b) = (token_of(&mails[3]), token_of(&mails[4]));
+    k.complete_password_reset(complete(&a), &ctx).await.unwrap();
+    // The other live link went with the password change.
+    let e = k
+        .complete_password_reset(complete(&b), &ctx)
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "reset_link_invalid");
+    // Unknown accounts: refused, nothing queued.
+    let unknown = PasswordResetRequest {
+        organisation: "tijd".into(),
+        email: "niemand@tijd.test".into(),
+    };
+    assert_eq!(
+        k.handle_password_reset_request(&unknown, &ctx)
+            .await
+            .unwrap(),
+        ResetRequestOutcome::Refused("unknown_user")
+    );
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+
+    // Sent messages keep no content (the sealed message held a link secret).
+    let mut r = k
+        .store()
+        .tenant(f.actor.tenant())
+        .begin_read()
+        .await
+        .unwrap();
+    let outbox = r.outbox_status().await.unwrap();
+    drop(r);
+    assert_eq!(outbox.len(), 5);
+    assert!(
+        outbox
+            .iter()
+            .all(|(st, n, len)| st == "sent" && *n == 1 && *len == 0),
+        "{outbox:?}"
+    );
+    // Housekeeping: a month later the bookkeeping and the expired links go too.
+    f.clock.advance(31 * DAY);
+    let gone = k
+        .purge_mail_leftovers(
+            f.actor.tenant(),
+            std::time::Duration::from_secs(30 * 86_400),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        gone, 5,
+        "the five finished messages (the links died with the password change)"
+    );
+    let mut r = k
+        .store()
+        .tenant(f.actor.tenant())
+        .begin_read()
+        .await
+        .unwrap();
+    assert!(r.outbox_status().await.unwrap().is_empty());
+}
+
+async fn account_locked_email_is_localized(f: Fixture) {
+    let tenant = f.actor.tenant();
+    let a = member(&f.kluis, &f.actor, "a@tijd.test").await;
+    // Without a mailer there is nothing to do.
+    assert!(!f.kluis.notify_account_locked(tenant, a, 0).await.unwrap());
+    let Some(smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let nl = member(&k, &f.actor, "b@tijd.test").await;
+    k.update_user(
+        &f.actor,
+        &RequestContext::default(),
+        nl,
+        serde_json::from_value::<UserUpdate>(json!({"locale": "nl"})).unwrap(),
+    )
+    .await
+    .unwrap();
+    let until = 1_790_000_900_000; // 2026-09-21 14:28:20 UTC
+    assert!(k.notify_account_locked(tenant, a, until).await.unwrap());
+    assert!(k.notify_account_locked(tenant, nl, until).await.unwrap());
+    assert_eq!(k.send_due_mail().await.unwrap(), 2);
+    let mails = smtp.wait_for(2, std::time::Duration::from_secs(20));
+    let en = mails
+        .iter()
+        .find(|m| m.rcpt_tos == ["a@tijd.test"])
+        .unwrap();
+    let du = mails
+        .iter()
+        .find(|m| m.rcpt_tos == ["b@tijd.test"])
+        .unwrap();
+    assert_eq!(en.subject, "Your Kluis account was locked");
+    assert_eq!(du.subject, "Je Kluis-account is geblokkeerd");
+    let when = "2026-09-21 14:28";
+    assert!(en.text.contains(when), "{} lacks {when}", en.text);
+    assert!(du.text.contains(when) && du.text.contains("https://crm.kluis.test/reset"));
+    assert!(du.html.contains("geblokkeerd"));
+}
+
+async fn mail_events(k: &Kluis, a: &Actor) -> Vec<kluis_core::audit::AuditEvent> {
+    k.audit_events(
+        a,
+        &RequestContext::default(),
+        &kluis_core::audit::AuditQuery {
+            action: Some("mail.send".into()),
+            ..Default::default()
+        },
+    )
+    .await
+    .unwrap()
+    .items
+}
+
+async fn undeliverable_mail_fails_for_good(f: Fixture) {
+    let Some(mut smtp) = SmtpServer::start(false) else {
+        return;
+    };
+    let k = with_mail(&f, &smtp);
+    let tenant = f.actor.tenant();
+    let outbox = || async {
+        let mut r = k.store().tenant(tenant).begin_read().await.unwrap();
+        r.outbox_status().await.unwrap()
+    };
+
+    // A permanent refusal (550): failed at once, content gone, the reason without the
+    // relay's text (which quotes the address).
+    let refused = member(&k, &f.actor, "weiger@tijd.test").await;
+    k.notify_account_locked(tenant, refused, 0).await.unwrap();
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+    assert_eq!(outbox().await, vec![("failed".to_owned(), 1, 0)]);
+    let ev = mail_events(&k, &f.actor).await;
+    assert_eq!(ev.len(), 1);
+    assert_eq!(ev[0].outcome, "failure");
+    assert_eq!(ev[0].details["reason"], "rejected permanently (550)");
+    assert!(!ev[0].details.to_string().contains("weiger@"));
+
+    // The relay is gone: retried with backoff (1 s, 2 s), failed after the third attempt.
+    smtp.stop();
+    let down = member(&k, &f.actor, "geduld@tijd.test").await;
+    k.notify_account_locked(tenant, down, 0).await.unwrap();
+    assert_eq!(k.send_due_mail().await.unwrap(), 0);
+    assert_eq!(outbox().await[1].0, "pending");
+    assert_eq!(outbox().await[1].1, 1);
+    // Not due yet: nothing happens.
+    f.clock.advance(500);
+    k.send_due_mail().await.unwrap();
+    assert_eq!(outbox().await[1].1, 1);
+    f.clock.advance(600);
+    k.send_due_mail().await.unwrap();
+    assert_eq!(outbox().await[1].1, 2);
+    f.clock.advance(2100);
+    k.send_due_mail().await.unwrap();
+    let last = outbox().await[1].clone();
+    assert_eq!(last, ("failed".to_owned(), 3, 0));
+    let ev = mail_events(&k, &f.actor).await;
+    assert_eq!(ev.len(), 2);
+    assert!(
+        ev.iter()
+            .any(|e| e.details["reason"] == "connection failed" && e.details["attempts"] == 3),
+        "{ev:?}"
+    );
 }
 
 on_both!(pending_sign_in_expires_and_lockout_ends);

@@ -91,6 +91,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::auth::mfa_disable))
         .routes(routes!(routes::auth::recovery_codes))
         .routes(routes!(routes::auth::revoke_session))
+        .routes(routes!(routes::account_links::request_reset))
+        .routes(routes!(routes::account_links::complete_reset))
+        .routes(routes!(routes::account_links::accept_invitation))
+        .routes(routes!(routes::account_links::resend_invitation))
         .routes(routes!(routes::users::list, routes::users::create))
         .routes(routes!(
             routes::users::get,
@@ -244,6 +248,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::sso::set_break_glass,
             routes::sso::clear_break_glass
         ))
+        .routes(routes!(
+            routes::settings::get_locale,
+            routes::settings::put_locale
+        ))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))
@@ -272,6 +280,9 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/api/v1/openapi.json", get(openapi_doc))
         .route("/setup", get(routes::setup::page))
         .route("/assets/setup.js", get(routes::setup::script))
+        .route("/reset", get(routes::account_links::reset_page))
+        .route("/invite", get(routes::account_links::invite_page))
+        .route("/assets/account-link.js", get(routes::account_links::script))
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
         .fallback(not_found)
         .with_state(state)

@@ -173,7 +173,11 @@ impl TenantTx {
                 ps[3..].join(", ")
             );
             let rows: Vec<(Vec<u8>, RecordId)> = on_conn!(&mut self.tx, |c| {
+                // Planned afresh each time (not a cached prepared statement): inside one large
+                // import transaction the tables grow fast, and PostgreSQL's cached generic plan,
+                // made when they were small, kept scanning them whole (seconds per batch).
                 let mut q = sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                    .persistent(false)
                     .bind(t)
                     .bind(object_type)
                     .bind(field);

@@ -62,6 +62,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_identities",
     "sso_pending",
     "sso_break_glass",
+    "user_tokens",
+    "mail_outbox",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -12,6 +12,7 @@ pub(crate) mod crm;
 mod direct;
 mod engine;
 pub mod ids;
+mod mail;
 mod mfa;
 mod platform;
 pub mod rows;
@@ -23,6 +24,7 @@ pub use ids::{
     ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
     TenantId, UserId,
 };
+pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;
 pub use platform::PlatformTx;
 pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};

@@ -1264,7 +1264,9 @@ impl TenantTx {
                   + (SELECT COUNT(*) FROM crm_custom_values WHERE tenant_id = $1 AND substr(value, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM crm_tags WHERE tenant_id = $1 AND substr(name, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM user_mfa WHERE tenant_id = $1 AND substr(secret, 2, 4) <> $2) \
-                  + (SELECT COUNT(*) FROM sso_configs WHERE tenant_id = $1 AND substr(client_secret, 2, 4) <> $2)",
+                  + (SELECT COUNT(*) FROM sso_configs WHERE tenant_id = $1 AND substr(client_secret, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM mail_outbox WHERE tenant_id = $1 AND status = 'pending' \
+                       AND substr(message, 2, 4) <> $2)",
             )
             .bind(t)
             .bind(v.clone())

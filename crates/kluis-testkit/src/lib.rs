@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, Result, bail};
 
 pub mod oidc;
+pub mod smtp;
 
 /// Environment variable that turns "PostgreSQL not installed" from a skip into
 /// a failure, so CI cannot pass silently without the server.

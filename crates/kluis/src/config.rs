@@ -86,6 +86,38 @@ pub struct Config {
     /// Let tenants use OpenID providers on loopback, private or link-local addresses. Off by
     /// default: the issuer URL is tenant input, and the server would fetch it (SSRF).
     pub sso_allow_private_networks: bool,
+    /// Outgoing email relay: `smtp://host[:port]` (STARTTLS required, default port 587),
+    /// `smtps://host[:port]` (implicit TLS, 465) or `smtp+plain://127.0.0.1:port` (loopback
+    /// relays only). Unset: no email (password reset and invitation emails are off).
+    pub smtp_url: Option<String>,
+    pub smtp_username: Option<String>,
+    /// The relay password (prefer KLUIS_SMTP_PASSWORD_FILE). Never logged or printed.
+    #[serde(skip_serializing)]
+    pub smtp_password: Option<Secret>,
+    /// Extra CA certificates (PEM) trusted for the relay, e.g. a private CA.
+    pub smtp_ca_file: Option<PathBuf>,
+    pub smtp_timeout_secs: u64,
+    /// Sender of every email, e.g. `Kluis <no-reply@example.nl>`; required with smtp_url.
+    pub mail_from: Option<String>,
+    /// First retry of an undelivered email after this long; doubles each time (at most 1 h).
+    pub mail_retry_initial_secs: u64,
+    /// Attempts before an email is marked failed.
+    pub mail_max_attempts: u32,
+    /// How often the sender looks at every organisation's outbox (besides wake-ups).
+    pub mail_sweep_interval_secs: u64,
+    /// Lifetime of an invitation link.
+    pub invitation_ttl_hours: u64,
+}
+
+/// A secret setting: Debug never shows it.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
 }
 
 impl Default for Config {
@@ -129,6 +161,16 @@ impl Default for Config {
             trash_retention_days: 30,
             sso_ca_file: None,
             sso_allow_private_networks: false,
+            smtp_url: None,
+            smtp_username: None,
+            smtp_password: None,
+            smtp_ca_file: None,
+            smtp_timeout_secs: 30,
+            mail_from: None,
+            mail_retry_initial_secs: 30,
+            mail_max_attempts: 10,
+            mail_sweep_interval_secs: 60,
+            invitation_ttl_hours: 72,
         }
     }
 }
@@ -173,6 +215,16 @@ const ENV_KEYS: &[&str] = &[
     "key_cache_ttl_secs",
     "sso_ca_file",
     "sso_allow_private_networks",
+    "smtp_url",
+    "smtp_username",
+    "smtp_password",
+    "smtp_ca_file",
+    "smtp_timeout_secs",
+    "mail_from",
+    "mail_retry_initial_secs",
+    "mail_max_attempts",
+    "mail_sweep_interval_secs",
+    "invitation_ttl_hours",
 ];
 
 /// Command-line overrides (highest precedence).
@@ -211,7 +263,12 @@ impl Config {
                 .filter(|k| ENV_KEYS.iter().any(|e| k.as_str().eq_ignore_ascii_case(e))),
         );
         // `*_FILE` variants for secrets (container secrets mounted as files).
-        for key in ["database_url", "database_owner_url", "pkcs11_pin"] {
+        for key in [
+            "database_url",
+            "database_owner_url",
+            "pkcs11_pin",
+            "smtp_password",
+        ] {
             let var = format!("KLUIS_{}_FILE", key.to_uppercase());
             if let Some(path) = std::env::var_os(&var) {
                 let v = std::fs::read_to_string(&path).with_context(|| format!("reading {var}"))?;
@@ -279,6 +336,26 @@ impl Config {
         if !matches!(self.log_format.as_str(), "json" | "pretty") {
             bail!("log_format must be `json` or `pretty`");
         }
+        if let Some(url) = &self.smtp_url {
+            kluis_core::mail::parse_smtp_url(url).map_err(|e| anyhow::anyhow!(e))?;
+            if self.mail_from.is_none() {
+                bail!("smtp_url needs mail_from (the sender address)");
+            }
+            if self.smtp_username.is_some() != self.smtp_password.is_some() {
+                bail!(
+                    "set both smtp_username and smtp_password (or KLUIS_SMTP_PASSWORD_FILE), or neither"
+                );
+            }
+        }
+        if self.mail_max_attempts == 0 || self.mail_retry_initial_secs == 0 {
+            bail!("mail_max_attempts and mail_retry_initial_secs must be positive");
+        }
+        if self.mail_sweep_interval_secs == 0 || self.smtp_timeout_secs == 0 {
+            bail!("mail_sweep_interval_secs and smtp_timeout_secs must be positive");
+        }
+        if !(1..=24 * 30).contains(&self.invitation_ttl_hours) {
+            bail!("invitation_ttl_hours must be between 1 and 720");
+        }
         if let Some(url) = &self.database_url {
             let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
             if !pg && !url.starts_with("sqlite://") {
@@ -314,8 +391,41 @@ impl Config {
                 ip_max_failures: i64::from(self.login_ip_max_failures),
                 ip_window: Duration::from_secs(self.login_ip_window_secs),
             },
+            invitation_ttl: Duration::from_secs(self.invitation_ttl_hours * 3600),
             ..Default::default()
         }
+    }
+
+    /// The mail settings, if email is configured. `port` builds the default public URL.
+    pub fn mail(&self, port: u16) -> anyhow::Result<Option<kluis_core::mail::MailConfig>> {
+        let Some(url) = &self.smtp_url else {
+            return Ok(None);
+        };
+        let extra_ca_pem = match &self.smtp_ca_file {
+            Some(p) => Some(
+                std::fs::read(p)
+                    .with_context(|| format!("reading smtp_ca_file {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Some(kluis_core::mail::MailConfig {
+            smtp_url: url.clone(),
+            username: self.smtp_username.clone(),
+            password: self
+                .smtp_password
+                .as_ref()
+                .map(|s| secrecy::SecretString::from(s.0.clone())),
+            from: self.mail_from.clone().unwrap_or_default(),
+            public_url: self
+                .public_url
+                .clone()
+                .unwrap_or_else(|| format!("https://localhost:{port}")),
+            extra_ca_pem,
+            retry_initial: Duration::from_secs(self.mail_retry_initial_secs),
+            max_attempts: self.mail_max_attempts,
+            timeout: Duration::from_secs(self.smtp_timeout_secs),
+            sweep_interval: Duration::from_secs(self.mail_sweep_interval_secs),
+        }))
     }
 
     pub fn http(&self) -> kluis_http::HttpConfig {
@@ -325,5 +435,43 @@ impl Config {
             import_max_bytes: self.import_max_bytes,
             import_timeout: Duration::from_secs(self.import_timeout_secs),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_hides_the_smtp_password() {
+        let c = Config {
+            smtp_url: Some("smtp://mail.example.nl".into()),
+            smtp_username: Some("kluis".into()),
+            smtp_password: Some(Secret("zeer-geheim-42".into())),
+            mail_from: Some("no-reply@example.nl".into()),
+            ..Config::default()
+        };
+        assert!(c.validate().is_ok());
+        assert!(!format!("{c:?}").contains("zeer-geheim"));
+        let m = c.mail(8443).unwrap().unwrap();
+        assert!(!format!("{m:?}").contains("zeer-geheim"));
+        assert_eq!(m.public_url, "https://localhost:8443");
+    }
+
+    #[test]
+    fn plain_smtp_only_to_loopback_and_needs_a_sender() {
+        let c = |url: &str| Config {
+            smtp_url: Some(url.into()),
+            mail_from: Some("no-reply@example.nl".into()),
+            ..Config::default()
+        };
+        assert!(c("smtp+plain://127.0.0.1:2525").validate().is_ok());
+        assert!(c("smtp+plain://mail.example.nl:25").validate().is_err());
+        assert!(c("ftp://mail.example.nl").validate().is_err());
+        let no_from = Config {
+            mail_from: None,
+            ..c("smtp://mail.example.nl")
+        };
+        assert!(no_from.validate().is_err());
     }
 }

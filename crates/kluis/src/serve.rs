@@ -22,7 +22,19 @@ use crate::config::Config;
 
 /// Opens everything a command needs: data directory, key-encryption key, database.
 pub async fn open(cfg: &Config) -> anyhow::Result<Kluis> {
-    open_with(cfg, false).await
+    let kluis = open_with(cfg, false).await?;
+    with_mail(kluis, cfg, cfg.listen.port())
+}
+
+/// Attaches the mailer when email is configured (links in emails use `port` unless
+/// `public_url` is set).
+pub fn with_mail(kluis: Kluis, cfg: &Config, port: u16) -> anyhow::Result<Kluis> {
+    Ok(match cfg.mail(port)? {
+        Some(m) => kluis.with_mailer(
+            kluis_core::mail::Mailer::new(m).map_err(|e| anyhow::anyhow!("email settings: {e}"))?,
+        ),
+        None => kluis,
+    })
 }
 
 pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis> {
@@ -236,6 +248,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .with_context(|| format!("binding {}", cfg.listen))?;
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
+    let kluis = with_mail(kluis, &cfg, addr.port())?;
     let base = cfg
         .public_url
         .clone()
@@ -253,6 +266,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     println!("kluis: listening on https://{addr}");
 
     tokio::spawn(key_use_loop(kluis.clone()));
+    if kluis.mail_configured() {
+        let k = kluis.clone();
+        tokio::spawn(async move { k.run_mail_sender().await });
+    }
     tokio::spawn(checkpoint_loop(
         kluis.clone(),
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
@@ -410,6 +427,12 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
             for t in &page.items {
                 if let Err(e) = kluis.expire_log(t.id, cutoff).await {
                     tracing::error!(tenant = %t.slug, error = %e, "audit retention");
+                }
+                if let Err(e) = kluis
+                    .purge_mail_leftovers(t.id, Duration::from_secs(30 * 86_400))
+                    .await
+                {
+                    tracing::error!(tenant = %t.slug, error = %e, "mail housekeeping");
                 }
                 match kluis.purge_expired_trash(t.id, trash_ms).await {
                     Ok(0) => {}

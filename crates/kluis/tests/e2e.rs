@@ -17,6 +17,8 @@ mod encryption;
 mod import;
 #[path = "e2e/isolation.rs"]
 mod isolation;
+#[path = "e2e/mail.rs"]
+mod mail;
 #[path = "e2e/mfa.rs"]
 mod mfa;
 #[path = "e2e/secrets.rs"]

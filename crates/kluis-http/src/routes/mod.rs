@@ -1,3 +1,4 @@
+pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;

@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use kluis_core::mfa::MfaPolicyDoc;
-use kluis_core::settings::{PasswordPolicyDoc, SensitiveDataDoc};
+use kluis_core::settings::{LocaleDoc, PasswordPolicyDoc, SensitiveDataDoc};
 
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
@@ -50,6 +50,28 @@ pub async fn put_sensitive(
     ApiJson(d): ApiJson<SensitiveDataDoc>,
 ) -> ApiResult<Json<SensitiveDataDoc>> {
     Ok(Json(s.kluis.set_sensitive_data_setting(&a, &c, d).await?))
+}
+
+/// The organisation's default language for emails (`en` or `nl`).
+#[utoipa::path(get, path = "/api/v1/settings/locale", tag = "settings",
+    responses((status = 200, body = LocaleDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_locale(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<LocaleDoc>> {
+    Ok(Json(s.kluis.locale_setting(&a).await?))
+}
+
+/// Set the organisation's default language for emails; a user's own choice wins.
+#[utoipa::path(put, path = "/api/v1/settings/locale", tag = "settings", request_body = LocaleDoc,
+    responses((status = 200, body = LocaleDoc), (status = 422, body = ErrorBody)))]
+pub async fn put_locale(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(d): ApiJson<LocaleDoc>,
+) -> ApiResult<Json<LocaleDoc>> {
+    Ok(Json(s.kluis.set_locale_setting(&a, &c, d).await?))
 }
 
 /// Which roles must sign in with a second factor.

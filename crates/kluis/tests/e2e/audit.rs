@@ -44,6 +44,28 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/users/{id}/mfa/reset", "mfa.reset"),
     ("POST", "/api/v1/users/{id}/unlock", "auth.unlock"),
     ("PUT", "/api/v1/settings/mfa", "settings.mfa.update"),
+    // Exercised with their events by mail::* (need the aiosmtpd test relay).
+    (
+        "POST",
+        "/api/v1/auth/password-reset",
+        "auth.password_reset.request",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/password-reset/complete",
+        "auth.password_reset.complete",
+    ),
+    (
+        "POST",
+        "/api/v1/auth/invitation/accept",
+        "user.invite.accept",
+    ),
+    (
+        "POST",
+        "/api/v1/users/{id}/invitation",
+        "user.invite.resend",
+    ),
+    ("PUT", "/api/v1/settings/locale", "settings.locale.update"),
     ("POST", "/api/v1/users", "user.create"),
     ("PATCH", "/api/v1/users/{id}", "user.update"),
     ("DELETE", "/api/v1/users/{id}", "user.delete"),

@@ -1,5 +1,5 @@
 -- Per-tenant single sign-on with OpenID Connect (issue 6).
--- Lockstep with ../sqlite/0011_sso.sql.
+-- Lockstep with ../sqlite/0010_sso.sql.
 
 -- One OIDC provider per tenant. The client secret is sealed (AES-256-GCM under the tenant's
 -- data key; table sso_configs, column client_secret, record = the tenant id) and never leaves

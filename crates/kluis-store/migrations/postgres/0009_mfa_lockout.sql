@@ -1,5 +1,5 @@
 -- Two-factor sign-in (TOTP), enforced 2FA, lockout and throttling, session stages.
--- Lockstep with ../sqlite/0010_mfa_lockout.sql (comments there).
+-- Lockstep with ../sqlite/0009_mfa_lockout.sql (comments there).
 
 ALTER TABLE sessions ADD COLUMN stage TEXT NOT NULL DEFAULT 'password'
     CHECK (stage IN ('password', 'mfa', 'sso', 'pending_mfa', 'pending_enrol'));

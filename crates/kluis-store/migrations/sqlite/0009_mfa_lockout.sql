@@ -1,5 +1,5 @@
 -- Two-factor sign-in (TOTP), enforced 2FA, lockout and throttling, session stages.
--- Lockstep with ../postgres/0010_mfa_lockout.sql.
+-- Lockstep with ../postgres/0009_mfa_lockout.sql.
 
 -- A session is `password` (signed in with a password only) or `mfa` (second factor verified),
 -- or pending: `pending_mfa` (password right, code still due) and `pending_enrol` (password

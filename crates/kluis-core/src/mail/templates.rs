@@ -1,0 +1,217 @@
+//! The messages, in English and Dutch: plain text plus a simple HTML alternative. Every
+//! value put into the HTML is escaped.
+
+use super::smtp::OutgoingMail;
+
+/// Languages Kluis writes emails and account pages in.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, utoipa::ToSchema,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Locale {
+    En,
+    Nl,
+}
+
+impl Locale {
+    pub fn parse(s: &str) -> Option<Locale> {
+        match s {
+            "en" => Some(Locale::En),
+            "nl" => Some(Locale::Nl),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Locale::En => "en",
+            Locale::Nl => "nl",
+        }
+    }
+}
+
+pub(crate) struct Recipient<'a> {
+    pub email: &'a str,
+    pub name: &'a str,
+    pub organisation: &'a str,
+}
+
+pub(crate) fn password_reset(
+    l: Locale,
+    to: &Recipient<'_>,
+    link: &str,
+    minutes: u64,
+) -> OutgoingMail {
+    let (subject, lines) = match l {
+        Locale::En => (
+            "Reset your Kluis password".to_owned(),
+            vec![
+                format!("Hello {},", to.name),
+                format!(
+                    "Someone asked to reset the password of your account at {} in Kluis. Open this link within {minutes} minutes to choose a new password:",
+                    to.organisation
+                ),
+                LINK.to_owned(),
+                "The link works once. If you did not ask for this, ignore this email: your password stays as it is.".to_owned(),
+            ],
+        ),
+        Locale::Nl => (
+            "Stel je Kluis-wachtwoord opnieuw in".to_owned(),
+            vec![
+                format!("Hallo {},", to.name),
+                format!(
+                    "Iemand heeft gevraagd het wachtwoord van je account bij {} in Kluis opnieuw in te stellen. Open deze link binnen {minutes} minuten om een nieuw wachtwoord te kiezen:",
+                    to.organisation
+                ),
+                LINK.to_owned(),
+                "De link werkt één keer. Heb je dit niet gevraagd? Negeer dan deze e-mail: je wachtwoord blijft ongewijzigd.".to_owned(),
+            ],
+        ),
+    };
+    render(to, subject, &lines, Some(link))
+}
+
+pub(crate) fn invitation(l: Locale, to: &Recipient<'_>, link: &str, hours: u64) -> OutgoingMail {
+    let (subject, lines) = match l {
+        Locale::En => (
+            format!("You are invited to {} in Kluis", to.organisation),
+            vec![
+                format!("Hello {},", to.name),
+                format!(
+                    "You have been invited to {} in Kluis. Open this link within {hours} hours to choose your password and activate your account:",
+                    to.organisation
+                ),
+                LINK.to_owned(),
+                "The link works once. If you did not expect this invitation, ignore this email.".to_owned(),
+            ],
+        ),
+        Locale::Nl => (
+            format!("Je bent uitgenodigd voor {} in Kluis", to.organisation),
+            vec![
+                format!("Hallo {},", to.name),
+                format!(
+                    "Je bent uitgenodigd voor {} in Kluis. Open deze link binnen {hours} uur om je wachtwoord te kiezen en je account te activeren:",
+                    to.organisation
+                ),
+                LINK.to_owned(),
+                "De link werkt één keer. Verwachtte je deze uitnodiging niet? Negeer dan deze e-mail.".to_owned(),
+            ],
+        ),
+    };
+    render(to, subject, &lines, Some(link))
+}
+
+pub(crate) fn account_locked(
+    l: Locale,
+    to: &Recipient<'_>,
+    until_utc: &str,
+    reset_page: &str,
+) -> OutgoingMail {
+    let (subject, lines) = match l {
+        Locale::En => (
+            "Your Kluis account was locked".to_owned(),
+            vec![
+                format!("Hello {},", to.name),
+                format!(
+                    "After too many failed sign-in attempts, your account at {} in Kluis is locked until {until_utc} (UTC).",
+                    to.organisation
+                ),
+                "If that was not you, someone may know or be guessing your password. You can choose a new one here:".to_owned(),
+                LINK.to_owned(),
+            ],
+        ),
+        Locale::Nl => (
+            "Je Kluis-account is geblokkeerd".to_owned(),
+            vec![
+                format!("Hallo {},", to.name),
+                format!(
+                    "Na te veel mislukte aanmeldpogingen is je account bij {} in Kluis geblokkeerd tot {until_utc} (UTC).",
+                    to.organisation
+                ),
+                "Was jij dit niet? Dan kent of raadt iemand misschien je wachtwoord. Kies hier een nieuw wachtwoord:".to_owned(),
+                LINK.to_owned(),
+            ],
+        ),
+    };
+    render(to, subject, &lines, Some(reset_page))
+}
+
+/// Placeholder line replaced by the link (a plain line in text, an anchor in HTML).
+const LINK: &str = "\u{0}link";
+
+fn render(
+    to: &Recipient<'_>,
+    subject: String,
+    lines: &[String],
+    link: Option<&str>,
+) -> OutgoingMail {
+    let link = link.unwrap_or_default();
+    let text = lines
+        .iter()
+        .map(|l| {
+            if l == LINK {
+                link.to_owned()
+            } else {
+                l.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n\n")
+        + "\n\n-- \nKluis\n";
+    let mut html =
+        String::from("<!doctype html><html><body style=\"font-family:sans-serif;max-width:36em\">");
+    for l in lines {
+        if l == LINK {
+            html.push_str(&format!(
+                "<p><a href=\"{0}\">{0}</a></p>",
+                escape_html(link)
+            ));
+        } else {
+            html.push_str(&format!("<p>{}</p>", escape_html(l)));
+        }
+    }
+    html.push_str("<p style=\"color:#666\">Kluis</p></body></html>");
+    OutgoingMail {
+        to: to.email.to_owned(),
+        to_name: to.name.to_owned(),
+        subject,
+        text,
+        html,
+    }
+}
+
+pub(crate) fn escape_html(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_escapes_names_and_keeps_the_link() {
+        let to = Recipient {
+            email: "a@b.nl",
+            name: "<script>x</script>",
+            organisation: "A&B",
+        };
+        let m = invitation(Locale::Nl, &to, "https://k.example/invite#abc", 72);
+        assert!(m.html.contains("&lt;script&gt;") && !m.html.contains("<script>"));
+        assert!(m.html.contains("A&amp;B"));
+        assert!(m.text.contains("https://k.example/invite#abc"));
+        assert!(m.html.contains("href=\"https://k.example/invite#abc\""));
+        assert!(m.text.contains("72 uur") && m.subject.contains("uitgenodigd"));
+        let e = password_reset(Locale::En, &to, "https://k.example/reset#x", 30);
+        assert!(e.text.contains("30 minutes") && !e.text.contains('\u{0}'));
+    }
+}
