@@ -407,6 +407,12 @@ async fn every_route_refuses(s: &Server, auth: &Auth, want: &str, id: &str) {
                         | "/api/v1/auth/mfa"
                         | "/api/v1/me/mfa/totp"
                         | "/api/v1/me/mfa/totp/confirm"
+                        // Public: they take no credentials at all (a token, or the IdP's answer).
+                        | "/api/v1/auth/password-reset"
+                        | "/api/v1/auth/password-reset/complete"
+                        | "/api/v1/auth/invitation/accept"
+                        | "/sso/oidc/start"
+                        | "/sso/oidc/callback"
                 )
             {
                 continue;
