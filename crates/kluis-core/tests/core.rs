@@ -500,6 +500,35 @@ async fn account_locked_email_is_localized(f: Fixture) {
     assert!(en.text.contains(when), "{} lacks {when}", en.text);
     assert!(du.text.contains(when) && du.text.contains("https://crm.kluis.test/reset"));
     assert!(du.html.contains("geblokkeerd"));
+
+    // A real lockout queues the notice with the lock: five wrong passwords, one email.
+    for _ in 0..5 {
+        let e = k
+            .login(
+                kluis_core::sessions::LoginInput {
+                    tenant: "tijd".into(),
+                    email: "a@tijd.test".into(),
+                    password: "Verkeerd-Wachtwoord-9!".into(),
+                },
+                &RequestContext::default(),
+            )
+            .await
+            .err()
+            .unwrap();
+        assert_eq!(e.code, "invalid_credentials");
+    }
+    assert_eq!(k.send_due_mail().await.unwrap(), 1);
+    let mails = smtp.wait_for(3, std::time::Duration::from_secs(20));
+    let locked: Vec<_> = mails
+        .iter()
+        .filter(|m| m.rcpt_tos == ["a@tijd.test"])
+        .collect();
+    assert_eq!(locked.len(), 2, "the direct notice and the lockout's");
+    assert!(
+        locked
+            .iter()
+            .all(|m| m.subject == "Your Kluis account was locked")
+    );
 }
 
 async fn mail_events(k: &Kluis, a: &Actor) -> Vec<kluis_core::audit::AuditEvent> {
