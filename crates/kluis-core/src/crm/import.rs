@@ -809,8 +809,7 @@ impl Kluis {
         opts: ImportOptions,
         input: Box<dyn Read + Send>,
     ) -> Result<ImportReport> {
-        actor.require(Permission::CrmWrite)?;
-        actor.require(Permission::CrmImport)?;
+        self.may_import(actor)?;
         let t = opts.object_type;
         if !matches!(t, ObjectType::Contact | ObjectType::Company) {
             return Err(Error::validation(
@@ -1345,6 +1344,12 @@ impl Kluis {
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    /// Whether `actor` may import (writes records in bulk): checked before an upload is taken.
+    pub fn may_import(&self, actor: &Actor) -> Result<()> {
+        actor.require(Permission::CrmWrite)?;
+        actor.require(Permission::CrmImport)
     }
 
     fn track_import(&self, tenant: TenantId, id: Uuid, report: Arc<Mutex<ImportReport>>) {

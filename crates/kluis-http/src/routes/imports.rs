@@ -99,7 +99,7 @@ pub async fn create(
         mapping,
     };
     // Refuse callers without the permission before taking their upload.
-    s.kluis.list_imports(&a)?;
+    s.kluis.may_import(&a)?;
     let file = spool(body, s.import_max_bytes).await?;
     let report = s.kluis.import_records(&a, &c, opts, Box::new(file)).await?;
     Ok(match report.status {
