@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod export;
 mod headers;
+pub mod pages;
 pub mod routes;
 pub mod tls;
 
@@ -284,6 +285,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/invite", get(routes::account_links::invite_page))
         .route("/assets/account-link.js", get(routes::account_links::script))
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
+        .merge(pages::routes())
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))

@@ -29,9 +29,23 @@ pub struct LoginResponse {
 
 /// Sets the session and CSRF cookies of a sign-in step and renders its answer.
 pub(crate) fn login_answer(out: LoginOutcome) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+    let headers = session_cookies(&out)?;
+    Ok((
+        headers,
+        Json(LoginResponse {
+            status: out.status,
+            user: out.user,
+            session: out.session,
+            csrf_token: out.csrf_token,
+        }),
+    ))
+}
+
+/// The session and CSRF cookies of a sign-in step (the API and the pages set the same ones).
+pub(crate) fn session_cookies(out: &LoginOutcome) -> ApiResult<HeaderMap> {
     let max_age = time::Duration::seconds(out.max_age_secs);
     let mut headers = HeaderMap::new();
-    let session = Cookie::build((SESSION_COOKIE, out.session_token))
+    let session = Cookie::build((SESSION_COOKIE, out.session_token.clone()))
         .http_only(true)
         .secure(true)
         .same_site(SameSite::Strict)
@@ -46,15 +60,7 @@ pub(crate) fn login_answer(out: LoginOutcome) -> ApiResult<(HeaderMap, Json<Logi
     for c in [session.build(), csrf.build()] {
         headers.append(header::SET_COOKIE, cookie_header(&c)?);
     }
-    Ok((
-        headers,
-        Json(LoginResponse {
-            status: out.status,
-            user: out.user,
-            session: out.session,
-            csrf_token: out.csrf_token,
-        }),
-    ))
+    Ok(headers)
 }
 
 /// Sign in with organisation, email and password. Sets the HttpOnly session cookie. When a
@@ -194,7 +200,7 @@ fn cookie_header(c: &Cookie<'_>) -> ApiResult<HeaderValue> {
     })
 }
 
-fn clearing_cookies() -> ApiResult<HeaderMap> {
+pub(crate) fn clearing_cookies() -> ApiResult<HeaderMap> {
     let mut headers = HeaderMap::new();
     for name in [SESSION_COOKIE, CSRF_COOKIE] {
         let c = Cookie::build((name, ""))

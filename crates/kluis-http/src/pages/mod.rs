@@ -1,0 +1,348 @@
+//! Server-rendered pages: sign-in, two-step verification and its enrolment, password reset
+//! request, the user's own security settings and the administrator's.
+//!
+//! The stack the web UI builds on: askama templates (compiled, HTML-escaped by default) in
+//! `templates/`, strings in [`i18n`] (English and Dutch), plain HTML forms that post back to
+//! the server (post/redirect/get), no inline script or style, so the strict CSP holds and the
+//! pages work without JavaScript. Handlers stay thin, as in the JSON API: every action is the
+//! same `kluis-core` service the API calls, so rules and audit events are the same.
+//!
+//! Forms are protected against cross-site posting twice: a state change never accepts a
+//! `Sec-Fetch-Site: cross-site` request, and every form carries a token that must match a
+//! cookie: the session's CSRF token once signed in, or before sign-in a random form token
+//! in a `SameSite=Strict` cookie (login CSRF).
+
+mod account;
+mod admin;
+pub mod i18n;
+mod sign_in;
+
+use askama::Template;
+use axum::Router;
+use axum::extract::Query;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use base64::Engine;
+use cookie::{Cookie, SameSite};
+use kluis_core::sessions::SessionUse;
+use kluis_core::{Actor, Permission};
+use serde::Deserialize;
+
+use crate::AppState;
+use crate::auth::{CSRF_COOKIE, SESSION_COOKIE, cookie};
+use crate::error::ApiError;
+use i18n::{LANG_COOKIE, Lang, Text};
+
+/// Before sign-in: the double-submit form token (login CSRF).
+pub const FORM_COOKIE: &str = "__Host-kluis_form";
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/account") }))
+        .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route(
+            "/sign-in/2fa",
+            get(sign_in::mfa_page).post(sign_in::mfa_submit),
+        )
+        .route("/sign-in/enrol", get(sign_in::enrol_page))
+        .route("/sign-in/enrol/start", post(sign_in::enrol_start))
+        .route("/sign-in/enrol/confirm", post(sign_in::enrol_confirm))
+        .route("/sign-in/sso", get(sign_in::sso))
+        .route("/sign-out", post(sign_in::sign_out))
+        .route(
+            "/forgot-password",
+            get(sign_in::forgot_page).post(sign_in::forgot_submit),
+        )
+        .route("/account", get(account::page))
+        .route("/account/password", post(account::change_password))
+        .route("/account/mfa/disable", post(account::disable_mfa))
+        .route("/account/mfa/recovery-codes", post(account::recovery_codes))
+        .route("/account/sessions/revoke", post(account::revoke_session))
+        .route("/account/sessions/revoke-all", post(account::revoke_all))
+        .route("/admin/security", get(admin::page))
+        .route("/admin/security/mfa-policy", post(admin::mfa_policy))
+        .route(
+            "/admin/security/password-policy",
+            post(admin::password_policy),
+        )
+        .route("/admin/security/sso", post(admin::sso))
+        .route("/admin/security/sso/remove", post(admin::sso_remove))
+        .route("/admin/security/users/action", post(admin::user_action))
+        .route("/lang/{code}", get(switch_language))
+}
+
+/// What every page's frame needs: the navigation and the language switch.
+pub struct Nav {
+    pub signed_in: bool,
+    pub admin: bool,
+    /// The session's CSRF token, for the sign-out form (empty before sign-in).
+    pub csrf: String,
+    /// This page, for the language switch to come back to.
+    pub path: &'static str,
+}
+
+impl Nav {
+    pub fn anonymous(path: &'static str) -> Nav {
+        Nav {
+            signed_in: false,
+            admin: false,
+            csrf: String::new(),
+            path,
+        }
+    }
+}
+
+/// A message at the top of a page.
+pub struct Notice {
+    /// `ok` or `error` (a CSS class).
+    pub kind: &'static str,
+    pub text: String,
+}
+
+impl Notice {
+    pub fn ok(text: &str) -> Option<Notice> {
+        Some(Notice {
+            kind: "ok",
+            text: text.to_owned(),
+        })
+    }
+
+    /// The localized message for a known error code, else the service's own message (which
+    /// names the rule, never the submitted value).
+    pub fn error(t: &Text, e: &ApiError) -> Option<Notice> {
+        let text = match t.error(e.code) {
+            Some(m) => m.to_owned(),
+            None if e.status.is_server_error() => t.err_generic.to_owned(),
+            None => e.message.clone(),
+        };
+        Some(Notice {
+            kind: "error",
+            text,
+        })
+    }
+}
+
+/// Renders a template; a template failure is a 500 without details.
+pub fn render<T: Template>(status: StatusCode, page: &T) -> Response {
+    match page.render() {
+        Ok(body) => (status, Html(body)).into_response(),
+        Err(e) => {
+            tracing::error!(error = %e, "page template failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal error").into_response()
+        }
+    }
+}
+
+/// A 303 to `to`, plus cookies.
+pub fn see_other(to: &str, cookies: HeaderMap) -> Response {
+    let mut res = Redirect::to(to).into_response();
+    res.headers_mut().extend(cookies);
+    res
+}
+
+/// `?done=` after a successful post: a code, never user data.
+#[derive(Debug, Deserialize, Default)]
+pub struct Done {
+    pub done: Option<String>,
+}
+
+impl Done {
+    pub fn notice(&self, t: &Text) -> Option<Notice> {
+        self.done
+            .as_deref()
+            .and_then(|d| t.done(d))
+            .and_then(Notice::ok)
+    }
+}
+
+fn refused_cross_site(headers: &HeaderMap) -> bool {
+    headers
+        .get("sec-fetch-site")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v == "cross-site")
+}
+
+/// The form token of an anonymous page: the browser's existing one, or a new one with the
+/// cookie that carries it.
+pub struct FormToken {
+    pub value: String,
+    pub set_cookie: HeaderMap,
+}
+
+impl FormToken {
+    pub fn for_page(headers: &HeaderMap) -> FormToken {
+        if let Some(v) = cookie(headers, FORM_COOKIE).filter(|v| v.len() == 43) {
+            return FormToken {
+                value: v,
+                set_cookie: HeaderMap::new(),
+            };
+        }
+        let value = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .encode(kluis_crypto::token::random_bytes::<32>());
+        let c = Cookie::build((FORM_COOKIE, value.clone()))
+            .http_only(true)
+            .secure(true)
+            .same_site(SameSite::Strict)
+            .path("/");
+        let mut set_cookie = HeaderMap::new();
+        if let Ok(h) = HeaderValue::from_str(&c.build().to_string()) {
+            set_cookie.insert(header::SET_COOKIE, h);
+        }
+        FormToken { value, set_cookie }
+    }
+
+    /// The submitted token matches the browser's cookie, and the post is not cross-site.
+    pub fn check(headers: &HeaderMap, submitted: &str) -> Result<(), ApiError> {
+        let ok = !refused_cross_site(headers)
+            && cookie(headers, FORM_COOKIE).is_some_and(|c| {
+                c.len() == 43
+                    && kluis_crypto::token::constant_time_eq(c.as_bytes(), submitted.as_bytes())
+            });
+        if ok {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "form_expired",
+                "the form token is missing or wrong",
+            ))
+        }
+    }
+}
+
+/// A signed-in person on a page, and the CSRF token their forms carry.
+pub struct PageUser {
+    pub actor: Actor,
+    pub csrf: String,
+}
+
+impl PageUser {
+    pub fn nav(&self, path: &'static str) -> Nav {
+        Nav {
+            signed_in: true,
+            admin: self.actor.can(Permission::UsersManage)
+                || self.actor.can(Permission::SettingsManage),
+            csrf: self.csrf.clone(),
+            path,
+        }
+    }
+}
+
+/// Where a browser without a usable full session goes: the second step of a sign-in in
+/// progress, else the sign-in page.
+fn redirect_for(e: &kluis_core::Error) -> Response {
+    let to = match e.code {
+        "mfa_required" => "/sign-in/2fa",
+        "mfa_enrolment_required" => "/sign-in/enrol",
+        _ => "/sign-in",
+    };
+    Redirect::to(to).into_response()
+}
+
+/// The signed-in user of a page view, or a redirect to where they must go first.
+pub async fn page_user(s: &AppState, headers: &HeaderMap) -> Result<PageUser, Response> {
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(Redirect::to("/sign-in").into_response());
+    };
+    match s
+        .kluis
+        .authenticate_session_for(&token, None, false, SessionUse::Api)
+        .await
+    {
+        Ok(actor) => Ok(PageUser {
+            actor,
+            csrf: cookie(headers, CSRF_COOKIE).unwrap_or_default(),
+        }),
+        Err(e) => Err(redirect_for(&e)),
+    }
+}
+
+/// The session behind a form post, checked like an API call with the session cookie: not
+/// cross-site, and the form's `csrf` field must be the session's CSRF token.
+pub async fn form_user(
+    s: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+    usage: SessionUse,
+) -> Result<Actor, Response> {
+    if refused_cross_site(headers) {
+        return Err((StatusCode::FORBIDDEN, "cross-site request refused").into_response());
+    }
+    let Some(token) = cookie(headers, SESSION_COOKIE) else {
+        return Err(Redirect::to("/sign-in").into_response());
+    };
+    match s
+        .kluis
+        .authenticate_session_for(&token, Some(csrf), true, usage)
+        .await
+    {
+        Ok(actor) => Ok(actor),
+        Err(e) if e.code == "csrf_failed" => {
+            Err((StatusCode::FORBIDDEN, "form expired: reload the page").into_response())
+        }
+        Err(e) => Err(redirect_for(&e)),
+    }
+}
+
+#[derive(Deserialize)]
+struct Next {
+    next: Option<String>,
+}
+
+/// Only paths on this site: a language switch must not become an open redirect.
+fn local_path(p: Option<&str>) -> &str {
+    match p {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p,
+        _ => "/sign-in",
+    }
+}
+
+async fn switch_language(
+    axum::extract::Path(code): axum::extract::Path<String>,
+    Query(n): Query<Next>,
+) -> Response {
+    let Some(lang) = Lang::parse(&code) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    let c = Cookie::build((LANG_COOKIE, lang.code()))
+        .secure(true)
+        .same_site(SameSite::Lax)
+        .path("/")
+        .max_age(time::Duration::days(365));
+    let mut cookies = HeaderMap::new();
+    if let Ok(h) = HeaderValue::from_str(&c.build().to_string()) {
+        cookies.insert(header::SET_COOKIE, h);
+    }
+    see_other(local_path(n.next.as_deref()), cookies)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn language_switch_stays_on_this_site() {
+        assert_eq!(local_path(Some("/account")), "/account");
+        assert_eq!(local_path(Some("//evil.example/x")), "/sign-in");
+        assert_eq!(local_path(Some("https://evil.example")), "/sign-in");
+        assert_eq!(local_path(Some("/\\evil.example")), "/sign-in");
+        assert_eq!(local_path(None), "/sign-in");
+    }
+
+    #[test]
+    fn form_token_must_match_the_cookie_and_not_be_cross_site() {
+        let t = FormToken::for_page(&HeaderMap::new());
+        assert_eq!(t.value.len(), 43);
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::COOKIE,
+            HeaderValue::from_str(&format!("{FORM_COOKIE}={}", t.value)).unwrap(),
+        );
+        assert!(FormToken::check(&h, &t.value).is_ok());
+        assert!(FormToken::check(&h, "x").is_err());
+        assert!(FormToken::check(&HeaderMap::new(), &t.value).is_err());
+        h.insert("sec-fetch-site", HeaderValue::from_static("cross-site"));
+        assert!(FormToken::check(&h, &t.value).is_err());
+    }
+}
