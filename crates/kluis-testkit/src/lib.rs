@@ -27,6 +27,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use anyhow::{Context as _, Result, bail};
 
+pub mod browser;
 pub mod oidc;
 pub mod smtp;
 

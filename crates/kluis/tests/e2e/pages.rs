@@ -16,6 +16,43 @@ on_both!(
     forced_enrolment_and_admin_pages,
 );
 
+/// Headless Chromium signs in with password + TOTP and signs out, through the real pages under
+/// the real CSP (any CSP violation or script error fails the run).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_signs_in_with_totp_and_signs_out() {
+    let Some(tools) = kluis_testkit::browser::browser_tools() else {
+        return;
+    };
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "chromium").await;
+    let (_, e) = s.post("/api/v1/me/mfa/totp", &t.member, json!({})).await;
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            &t.member,
+            json!({"code": totp_now(&secret)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let input = json!({
+        "base": format!("https://localhost:{}", s.port),
+        "organisation": "chromium",
+        "email": "member@chromium.test",
+        "password": PASSWORD,
+        // The enrolment used this step's code; a code works once, so the next step's.
+        "code": totp_step(&secret, 1),
+        "chromium": tools.chromium,
+    });
+    let (ok, out, err) = tools.run("sign_in_totp.mjs", &input);
+    eprintln!("{out}");
+    assert!(ok, "browser run failed:\n{out}\n{err}");
+    assert!(out.contains("\"mfa\":\"On\""), "{out}");
+    assert!(out.contains("{\"ok\":true}"), "{out}");
+    let e = events(&s, &t.owner, "&action=auth.logout").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+}
+
 /// A browser: its own cookie jar, no automatic redirects.
 pub fn browser(s: &Server) -> reqwest::Client {
     let cert = std::fs::read(s.dir.path().join("tls/cert.pem")).unwrap();
