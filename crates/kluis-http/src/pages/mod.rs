@@ -285,6 +285,46 @@ pub async fn form_user(
     }
 }
 
+/// Whether a request is a browser navigation (which wants a page, not JSON).
+pub fn wants_html(headers: &HeaderMap) -> bool {
+    headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("text/html"))
+}
+
+#[derive(Template)]
+#[template(path = "continue.html")]
+struct ContinuePage {
+    t: &'static Text,
+    nav: Nav,
+    notice: Option<Notice>,
+    to: &'static str,
+}
+
+/// A sign-in that ended on a request from another site (the identity provider's redirect):
+/// the session cookie is `SameSite=Strict`, so a redirect from here would arrive without it.
+/// This page moves on by itself (meta refresh, no script) as a same-site navigation.
+pub fn signed_in_elsewhere(headers: &HeaderMap, cookies: HeaderMap) -> Response {
+    let t = Lang::of(headers).text();
+    let mut res = render(
+        StatusCode::OK,
+        &ContinuePage {
+            t,
+            nav: Nav::anonymous("/account"),
+            notice: None,
+            to: "/account",
+        },
+    );
+    res.headers_mut().extend(cookies);
+    res
+}
+
+/// A failed sign-in from another site's redirect: the sign-in page with the reason.
+pub fn sign_in_failed(headers: &HeaderMap, e: &ApiError) -> Response {
+    sign_in::error_page(headers, e)
+}
+
 #[derive(Deserialize)]
 struct Next {
     next: Option<String>,

@@ -62,6 +62,10 @@ pub struct SignInForm {
     password: String,
 }
 
+pub(super) fn error_page(headers: &HeaderMap, e: &ApiError) -> Response {
+    sign_in_error(headers, e, "", "")
+}
+
 fn sign_in_error(headers: &HeaderMap, e: &ApiError, organisation: &str, email: &str) -> Response {
     let t = Lang::of(headers).text();
     let token = FormToken::for_page(headers);

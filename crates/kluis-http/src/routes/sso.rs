@@ -4,6 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use cookie::{Cookie, SameSite};
 use kluis_core::UserId;
 use kluis_core::sso::{SsoCallbackParams, SsoSettingsDoc, SsoSettingsInput};
@@ -75,25 +76,36 @@ pub async fn start(
 /// The identity provider's redirect back. On success: the same session cookie, CSRF cookie and
 /// body as a password sign-in.
 #[utoipa::path(get, path = "/sso/oidc/callback", tag = "auth", params(SsoCallbackParams),
-    responses((status = 200, body = LoginResponse), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = LoginResponse, description = "JSON; a browser (Accept: text/html) gets a page that continues to /account"), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 pub async fn callback(
     State(s): State<AppState>,
     Ctx(c): Ctx,
     headers: HeaderMap,
     ApiQuery(q): ApiQuery<SsoCallbackParams>,
-) -> ApiResult<(HeaderMap, Json<LoginResponse>)> {
+) -> Response {
     let binding = read_cookie(&headers, SSO_COOKIE);
-    let out = s.kluis.sso_callback(&q, binding.as_deref(), &c).await?;
-    // The same cookies and body as a password sign-in, and the sign-in's binding cookie gone.
-    let (mut h, body) = super::auth::login_answer(out)?;
-    let used = Cookie::build((SSO_COOKIE, ""))
-        .http_only(true)
-        .secure(true)
-        .same_site(SameSite::Lax)
-        .path("/")
-        .max_age(time::Duration::ZERO);
-    h.append(header::SET_COOKIE, cookie_value(&used.build())?);
-    Ok((h, body))
+    let html = crate::pages::wants_html(&headers);
+    let answer = async {
+        let out = s.kluis.sso_callback(&q, binding.as_deref(), &c).await?;
+        // The same cookies and body as a password sign-in, and the sign-in's binding cookie gone.
+        let (mut h, body) = super::auth::login_answer(out)?;
+        let used = Cookie::build((SSO_COOKIE, ""))
+            .http_only(true)
+            .secure(true)
+            .same_site(SameSite::Lax)
+            .path("/")
+            .max_age(time::Duration::ZERO);
+        h.append(header::SET_COOKIE, cookie_value(&used.build())?);
+        Ok::<_, ApiError>((h, body))
+    }
+    .await;
+    match (answer, html) {
+        (Ok(ok), false) => ok.into_response(),
+        (Err(e), false) => e.into_response(),
+        // A browser arriving from the identity provider gets pages, not JSON.
+        (Ok((h, _)), true) => crate::pages::signed_in_elsewhere(&headers, h),
+        (Err(e), true) => crate::pages::sign_in_failed(&headers, &e),
+    }
 }
 
 /// The organisation's single sign-on configuration (owners and admins; the client secret is

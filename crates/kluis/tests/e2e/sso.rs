@@ -398,6 +398,30 @@ async fn sso_login_links_and_creates_users(b: Backend) {
     assert_eq!(created["details"]["via"], "sso_jit", "{created}");
     assert_eq!(created["actor"], "sso");
 
+    // A browser arriving from the IdP gets a page that moves on to /account by itself: the
+    // Strict session cookie would not travel on a redirect that started at another site.
+    idp.next_login("bob-sub", "bob@sso.test", true).await;
+    let b = browser(&s, &idp);
+    let url = to_callback(&s, &b, "sso").await;
+    let res = b
+        .get(url)
+        .header("accept", "text/html,application/xhtml+xml")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(
+        res.headers()
+            .get_all("set-cookie")
+            .iter()
+            .any(|c| c.to_str().unwrap().starts_with("__Host-kluis_session="))
+    );
+    let page = res.text().await.unwrap();
+    assert!(
+        page.contains("<meta http-equiv=\"refresh\" content=\"0; url=/account\">"),
+        "{page}"
+    );
+
     // A disabled user stays out.
     let (st, _) = s
         .call(
@@ -461,6 +485,25 @@ async fn sso_login_links_and_creates_users(b: Backend) {
         (st, code(&v)),
         (StatusCode::NOT_FOUND, "sso_not_configured")
     );
+
+    // The sign-in page's SSO button: on to the IdP, or back to the page with the reason.
+    let b = browser(&s, &idp);
+    let res = b
+        .get(s.url("/sign-in/sso?organisation=sso"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let to = res.headers()["location"].to_str().unwrap();
+    assert!(to.starts_with(&idp.inner.issuer), "{to}");
+    let res = b
+        .get(s.url("/sign-in/sso?organisation=nope"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::NOT_FOUND);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("class=\"notice error\""), "{page}");
 }
 
 async fn sso_rejects_forged_responses(b: Backend) {
