@@ -90,17 +90,19 @@ impl BrowserTools {
     /// Runs `script` (in `tests/browser`) with one JSON argument; returns (success, stdout,
     /// stderr).
     pub fn run(&self, script: &str, input: &serde_json::Value) -> (bool, String, String) {
-        let out = Command::new("node")
+        match Command::new("node")
             .arg(self.scripts.join(script))
             .arg(input.to_string())
             .current_dir(&self.scripts)
             .stdin(Stdio::null())
             .output()
-            .expect("run node");
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        {
+            Ok(out) => (
+                out.status.success(),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ),
+            Err(e) => (false, String::new(), format!("could not run node: {e}")),
+        }
     }
 }
