@@ -13,7 +13,10 @@
 //!   and "locked" exactly like real ones: neither the answer nor its timing tells them apart.
 //!   After `max_failures` failures within `lockout` the account is locked for `lockout`;
 //!   before that each failure adds a growing delay (`delay_base` doubling, at most
-//!   [`MAX_DELAY_MS`]). A lockout is audited (`auth.lockout`, with the reason) and
+//!   [`MAX_DELAY_MS`]). On top, a daily budget: once an account has `daily_max_failures`
+//!   failures without a success within 24 hours it stays locked until that day is over, so a
+//!   patient attacker who waits out each lockout (or rotates addresses) still gets at most
+//!   that many guesses per day instead of `max_failures` every `lockout`. A lockout is audited (`auth.lockout`, with the reason) and
 //!   the user gets an email (queued with the lock); an admin can unlock (`auth.unlock`).
 //! - Per client address (blind index, platform scope, across organisations): more than
 //!   `ip_max_failures` attempts not followed by a success within `ip_window` are refused until
@@ -45,7 +48,13 @@ pub struct LoginLimits {
     /// Attempts per client address and window without a success (default 100).
     pub ip_max_failures: i64,
     pub ip_window: Duration,
+    /// Failed attempts per account within 24 hours without a success, after which the account
+    /// stays locked until the 24 hours are over (default 50).
+    pub daily_max_failures: i64,
 }
+
+/// The daily budget's window.
+pub const DAY: Duration = Duration::from_secs(24 * 3600);
 
 impl Default for LoginLimits {
     fn default() -> Self {
@@ -55,6 +64,7 @@ impl Default for LoginLimits {
             delay_base: Duration::from_millis(250),
             ip_max_failures: 100,
             ip_window: Duration::from_secs(15 * 60),
+            daily_max_failures: 50,
         }
     }
 }
@@ -64,6 +74,19 @@ impl Default for LoginLimits {
 pub(crate) struct AccountKey {
     pub scope: TenantId,
     pub subject: [u8; 32],
+    /// The daily budget's counter: a second row of the same bucket under its own key.
+    pub daily: [u8; 32],
+}
+
+impl AccountKey {
+    /// The counters of `value` (a normalised email, or organisation and email) in `scope`.
+    pub(crate) fn new(keys: &crate::keys::TenantKeys, scope: TenantId, value: &str) -> Self {
+        AccountKey {
+            scope,
+            subject: keys.blind("login.account", value),
+            daily: keys.blind("login.account.day", value),
+        }
+    }
 }
 
 /// One counted attempt.
@@ -91,10 +114,7 @@ impl Kluis {
             Some(_) => normalise_email(email),
             None => format!("{}\n{}", slug.trim().to_lowercase(), normalise_email(email)),
         };
-        Ok(AccountKey {
-            scope,
-            subject: keys.blind("login.account", &value),
-        })
+        Ok(AccountKey::new(&keys, scope, &value))
     }
 
     /// Counts a sign-in attempt, per address then per account, each in its own committed
@@ -129,13 +149,15 @@ impl Kluis {
         })
     }
 
+    /// Counts an attempt against an account's lockout window and its daily budget (one
+    /// transaction); an exhausted budget shows as a lock until the day is over.
     pub(crate) async fn count_account_attempt(
         &self,
         account: &AccountKey,
     ) -> Result<kluis_store::rows::ThrottleRow> {
         let now = self.now();
         let mut tx = self.store.tenant(account.scope).begin().await?;
-        let row = tx
+        let mut row = tx
             .count_login_attempt(
                 ThrottleBucket::Account,
                 &account.subject,
@@ -143,7 +165,14 @@ impl Kluis {
                 now - ms(self.config.login.lockout),
             )
             .await?;
+        let day = tx
+            .count_login_attempt(ThrottleBucket::Account, &account.daily, now, now - ms(DAY))
+            .await?;
         tx.commit().await?;
+        if day.failures > self.config.login.daily_max_failures {
+            let until = day.window_start + ms(DAY);
+            row.locked_until = Some(row.locked_until.map_or(until, |u| u.max(until)));
+        }
         Ok(row)
     }
 
@@ -178,8 +207,10 @@ impl Kluis {
 
     pub(crate) async fn clear_account(&self, account: &AccountKey) -> Result<()> {
         let mut tx = self.store.tenant(account.scope).begin().await?;
-        tx.clear_login_attempts(ThrottleBucket::Account, &account.subject)
-            .await?;
+        for subject in [&account.subject, &account.daily] {
+            tx.clear_login_attempts(ThrottleBucket::Account, subject)
+                .await?;
+        }
         Ok(tx.commit().await?)
     }
 
@@ -252,14 +283,18 @@ impl Kluis {
             actor.require(Permission::OwnersManage)?;
         }
         let user = user_from_row(&keys, row)?;
-        let subject = keys.blind("login.account", &normalise_email(&user.email));
+        let account = AccountKey::new(&keys, actor.tenant(), &normalise_email(&user.email));
         let before = tx
-            .clear_login_attempts(ThrottleBucket::Account, &subject)
+            .clear_login_attempts(ThrottleBucket::Account, &account.subject)
+            .await?;
+        let day = tx
+            .clear_login_attempts(ThrottleBucket::Account, &account.daily)
             .await?;
         let now = self.now();
+        let l = &self.config.login;
         let was_locked = before.is_some_and(|r| {
-            r.locked_until.is_some_and(|u| u > now) || r.failures > self.config.login.max_failures
-        });
+            r.locked_until.is_some_and(|u| u > now) || r.failures > l.max_failures
+        }) || day.is_some_and(|r| r.failures > l.daily_max_failures);
         let ev = Event::ok("auth.unlock", "user", id).with(json!({
             "was_locked": was_locked,
             "failures": before.map_or(0, |r| r.failures),

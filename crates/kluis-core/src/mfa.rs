@@ -199,10 +199,7 @@ impl Kluis {
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let email = user_from_row(&keys, row)?.email;
         Ok((
-            AccountKey {
-                scope: tenant,
-                subject: keys.blind("login.account", &normalise_email(&email)),
-            },
+            AccountKey::new(&keys, tenant, &normalise_email(&email)),
             email,
         ))
     }

@@ -22,9 +22,17 @@ struct Fixture {
 
 async fn fixture(store: Store, dir: Option<tempfile::TempDir>) -> Fixture {
     let clock = Arc::new(ManualClock::new(1_790_000_000_000));
+    // No sign-in delays: the tests move the clock, and a real sleep would only slow them.
+    let config = CoreConfig {
+        login: kluis_core::lockout::LoginLimits {
+            delay_base: std::time::Duration::ZERO,
+            ..Default::default()
+        },
+        ..Default::default()
+    };
     let kluis = Kluis::with_clock(
         store,
-        CoreConfig::default(),
+        config,
         KeyEncryptionKeys::new(Arc::new(LocalKms::new(Kek::generate().unwrap()))),
         clock.clone(),
     );
@@ -676,4 +684,101 @@ async fn pending_sign_in_expires_and_lockout_ends(f: Fixture) {
     f.clock.advance(15 * 60 * 1000);
     let out = f.kluis.login(login(password), &ctx).await.unwrap();
     assert_eq!(out.status, LoginStatus::MfaRequired);
+}
+
+on_both!(daily_budget_caps_guesses_per_account);
+
+/// All sign-in failures of the tenant's log (every page).
+async fn login_failures(k: &Kluis, a: &Actor) -> Vec<kluis_core::audit::AuditEvent> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = k
+            .audit_events(
+                a,
+                &RequestContext::default(),
+                &kluis_core::audit::AuditQuery {
+                    action: Some("auth.login".into()),
+                    cursor: cursor.clone(),
+                    limit: Some(200),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap();
+        out.extend(page.items.into_iter().filter(|e| e.outcome == "failure"));
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return out,
+        }
+    }
+}
+
+/// A patient attacker waits out every 15-minute lockout and uses a new address for every
+/// guess, for a whole day: only `daily_max_failures` (50) guesses are ever checked against the
+/// password; the rest are refused unchecked. The next day the budget is back, and the owner
+/// can sign in again once the attacker stops.
+async fn daily_budget_caps_guesses_per_account(f: Fixture) {
+    use kluis_core::sessions::LoginInput;
+    use kluis_core::users::NewUserInput;
+    use kluis_core::{Clock, Role};
+
+    let password = "Vlinder-Kast42!";
+    f.kluis
+        .create_user(
+            &f.actor,
+            &RequestContext::default(),
+            NewUserInput {
+                email: "doelwit@tijd.test".into(),
+                display_name: "Doelwit".into(),
+                role: Role::Member,
+                password: Some(password.into()),
+            },
+        )
+        .await
+        .unwrap();
+    let guess = |pw: &str| LoginInput {
+        tenant: "tijd".into(),
+        email: "doelwit@tijd.test".into(),
+        password: pw.into(),
+    };
+    let start = f.clock.now_ms();
+    let mut sent = 0u32;
+    // Five guesses, then wait out the 15-minute lock, around the clock.
+    while f.clock.now_ms() - start < DAY - 16 * 60 * 1000 {
+        for _ in 0..5 {
+            let ctx = RequestContext {
+                ip: format!("198.51.{}.{}", sent / 250, sent % 250),
+                ..Default::default()
+            };
+            let e = f
+                .kluis
+                .login(guess(&format!("Gok-{sent}-Wachtwoord!")), &ctx)
+                .await
+                .err()
+                .unwrap();
+            assert_eq!(e.code, "invalid_credentials");
+            sent += 1;
+        }
+        f.clock.advance(15 * 60 * 1000 + 1);
+    }
+    let failures = login_failures(&f.kluis, &f.actor).await;
+    assert_eq!(failures.len(), sent as usize);
+    let checked = failures
+        .iter()
+        .filter(|e| e.details["reason"] == "wrong_password")
+        .count();
+    let refused = failures
+        .iter()
+        .filter(|e| e.details["reason"] == "locked")
+        .count();
+    assert!(sent >= 450, "the attacker sent {sent}");
+    assert_eq!(checked, 50, "guesses checked in a day");
+    assert_eq!(checked + refused, sent as usize);
+    // Even the right password is refused while the day's budget is spent...
+    let ctx = RequestContext::default();
+    assert!(f.kluis.login(guess(password), &ctx).await.is_err());
+    // ... and works once the 24 hours since the first failure are over.
+    f.clock.advance(16 * 60 * 1000);
+    f.kluis.login(guess(password), &ctx).await.unwrap();
 }

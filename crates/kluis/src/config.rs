@@ -63,6 +63,7 @@ pub struct Config {
     /// Sign-in attempts per client address and window without a success (password spraying).
     pub login_ip_max_failures: u32,
     pub login_ip_window_secs: u64,
+    pub login_daily_max_failures: u32,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     /// Largest CSV import upload.
@@ -149,6 +150,7 @@ impl Default for Config {
             login_delay_ms: 250,
             login_ip_max_failures: 100,
             login_ip_window_secs: 15 * 60,
+            login_daily_max_failures: 50,
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             import_max_bytes: 512 * 1024 * 1024,
@@ -195,6 +197,7 @@ const ENV_KEYS: &[&str] = &[
     "login_delay_ms",
     "login_ip_max_failures",
     "login_ip_window_secs",
+    "login_daily_max_failures",
     "body_limit_bytes",
     "request_timeout_secs",
     "import_max_bytes",
@@ -290,6 +293,9 @@ impl Config {
         }
         if self.login_max_failures == 0 || self.login_ip_max_failures == 0 {
             bail!("login_max_failures and login_ip_max_failures must be positive");
+        }
+        if self.login_daily_max_failures < self.login_max_failures {
+            bail!("login_daily_max_failures must be at least login_max_failures");
         }
         if self.login_lockout_secs == 0 || self.login_ip_window_secs == 0 {
             bail!("login_lockout_secs and login_ip_window_secs must be positive");
@@ -390,6 +396,7 @@ impl Config {
                 delay_base: Duration::from_millis(self.login_delay_ms),
                 ip_max_failures: i64::from(self.login_ip_max_failures),
                 ip_window: Duration::from_secs(self.login_ip_window_secs),
+                daily_max_failures: i64::from(self.login_daily_max_failures),
             },
             invitation_ttl: Duration::from_secs(self.invitation_ttl_hours * 3600),
             ..Default::default()
