@@ -80,6 +80,9 @@ pub struct Nav {
     pub csrf: String,
     /// This page, for the language switch to come back to.
     pub path: &'static str,
+    /// False on pages whose state a reload would lose (the one-time link pages keep their
+    /// token only in the script's memory).
+    pub lang_switch: bool,
 }
 
 impl Nav {
@@ -89,6 +92,7 @@ impl Nav {
             admin: false,
             csrf: String::new(),
             path,
+            lang_switch: true,
         }
     }
 }
@@ -225,6 +229,7 @@ impl PageUser {
                 || self.actor.can(Permission::SettingsManage),
             csrf: self.csrf.clone(),
             path,
+            lang_switch: true,
         }
     }
 }
@@ -283,6 +288,76 @@ pub async fn form_user(
         }
         Err(e) => Err(redirect_for(&e)),
     }
+}
+
+/// Which one-time link page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LinkKind {
+    Reset,
+    Invite,
+}
+
+#[derive(Template)]
+#[template(path = "account_link.html")]
+struct AccountLinkPage {
+    t: &'static Text,
+    nav: Nav,
+    notice: Option<Notice>,
+    title: &'static str,
+    intro: &'static str,
+    password: &'static str,
+    button: &'static str,
+    done: &'static str,
+    missing: &'static str,
+    endpoint: &'static str,
+    field: &'static str,
+}
+
+/// The password reset and invitation pages. The token is in the URL fragment, which browsers
+/// never send, so a small same-origin script (`/assets/account-link.js`) reads it and posts
+/// the password to the JSON API; nothing from the request is reflected in the page.
+pub fn account_link_page(kind: LinkKind, headers: &HeaderMap) -> Response {
+    let t = Lang::of(headers).text();
+    let page = match kind {
+        LinkKind::Reset => AccountLinkPage {
+            t,
+            nav: Nav {
+                lang_switch: false,
+                ..Nav::anonymous("/reset")
+            },
+            notice: None,
+            title: t.reset_title,
+            intro: t.reset_intro,
+            password: t.new_password,
+            button: t.reset_button,
+            done: t.reset_done,
+            missing: t.reset_missing,
+            endpoint: "/api/v1/auth/password-reset/complete",
+            field: "new_password",
+        },
+        LinkKind::Invite => AccountLinkPage {
+            t,
+            nav: Nav {
+                lang_switch: false,
+                ..Nav::anonymous("/invite")
+            },
+            notice: None,
+            title: t.invite_title,
+            intro: t.invite_intro,
+            password: t.password,
+            button: t.invite_button,
+            done: t.invite_done,
+            missing: t.invite_missing,
+            endpoint: "/api/v1/auth/invitation/accept",
+            field: "password",
+        },
+    };
+    let mut res = render(StatusCode::OK, &page);
+    res.headers_mut().insert(
+        header::VARY,
+        HeaderValue::from_static("Accept-Language, Cookie"),
+    );
+    res
 }
 
 /// Whether a request is a browser navigation (which wants a page, not JSON).

@@ -233,6 +233,7 @@ fn enrol_nav(actor: &kluis_core::Actor, headers: &HeaderMap) -> Nav {
             String::new()
         },
         path: "/sign-in/enrol",
+        lang_switch: true,
     }
 }
 
@@ -348,6 +349,7 @@ pub async fn enrol_confirm(
                         admin: false,
                         csrf,
                         path: "/account",
+                        lang_switch: true,
                     },
                     notice: None,
                     codes: out.recovery_codes,
