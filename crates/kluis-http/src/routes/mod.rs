@@ -11,6 +11,7 @@ pub mod settings;
 pub mod setup;
 pub mod sso;
 pub mod users;
+pub mod passkeys;
 
 use serde::Deserialize;
 
