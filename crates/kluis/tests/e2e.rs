@@ -29,3 +29,5 @@ mod server;
 mod sso;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/passkeys.rs"]
+mod passkeys;
