@@ -15,6 +15,8 @@ on_both!(
     passkey_registration_and_passwordless_sign_in,
     passkey_as_second_factor_and_enforced_2fa,
     passkey_failures_lock_the_account,
+    passkey_ceremony_spans_processes,
+    sso_required_refuses_passkeys_except_break_glass,
 );
 
 /// The session cookie a response sets, with the CSRF token of its body.
@@ -502,4 +504,88 @@ async fn passkey_failures_lock_the_account(b: Backend) {
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, v, _, _) = passwordless(&s, "slot", &dev, &origin(&s)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+}
+
+/// Two server processes on one database and one public URL: a ceremony started on one is
+/// finished on the other (its state is in the database), once.
+async fn passkey_ceremony_spans_processes(b: Backend) {
+    let Some(dev) = Authenticator::new() else {
+        return;
+    };
+    let public = "https://localhost";
+    let s = Server::start_with(b, &[("KLUIS_PUBLIC_URL", public)]).await;
+    let t = tenant_fixture(&s, "tweeling-sleutel").await;
+    let other = s.sibling().await;
+    let post_other = |path: &str, auth: Option<&Auth>, body: Value| {
+        let mut rb = other.client.post(other.url(path)).json(&body);
+        if let Some(Auth::Session { cookie, csrf }) = auth {
+            rb = rb
+                .header("cookie", format!("__Host-kluis_session={cookie}"))
+                .header("x-csrf-token", csrf);
+        }
+        async move {
+            let res = rb.send().await.unwrap();
+            (res.status(), res.json::<Value>().await.unwrap())
+        }
+    };
+    // Registration started here, finished there.
+    let (st, start) = s
+        .post("/api/v1/me/passkeys/register/start", &t.member, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK);
+    assert_eq!(start["options"]["publicKey"]["rp"]["id"], "localhost");
+    let cred = dev.create(&start["options"], public).unwrap();
+    let (st, v) = post_other(
+        "/api/v1/me/passkeys/register/finish",
+        Some(&t.member),
+        json!({"ceremony": start["ceremony"], "name": "Gedeeld", "credential": cred}),
+    )
+    .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // Passwordless sign-in started there, finished here; the used ceremony fails there too.
+    let (st, start) = post_other("/api/v1/auth/passkey/start", None, json!({"tenant": "tweeling-sleutel"})).await;
+    assert_eq!(st, StatusCode::OK, "{start}");
+    let cred = dev.get(&start["options"], public).unwrap();
+    let body = json!({"ceremony": start["ceremony"], "credential": cred});
+    let (st, v) = finish_raw(&s, &body).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("complete")), "{v}");
+    let (st, v) = post_other("/api/v1/auth/passkey/finish", None, body).await;
+    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
+}
+
+/// "SSO required" turns passkey sign-in off like password sign-in, except for break-glass
+/// owners (checked after the passkey, so the refusal tells nothing without it).
+async fn sso_required_refuses_passkeys_except_break_glass(b: Backend) {
+    let Some(dev) = Authenticator::new() else {
+        return;
+    };
+    let Some(idp) = crate::sso::Idp::start() else {
+        return;
+    };
+    let s = crate::sso::server(b, &idp).await;
+    let t = tenant_fixture(&s, "streng").await;
+    let owner_dev = Authenticator::new().unwrap();
+    assert_eq!(register(&s, &t.member, &dev, "Lid").await.0, StatusCode::OK);
+    assert_eq!(register(&s, &t.owner, &owner_dev, "Eigenaar").await.0, StatusCode::OK);
+    let (st, _) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/break-glass", t.owner_id),
+            &t.owner,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    crate::sso::configure(
+        &s,
+        &idp,
+        &t,
+        json!({"allowed_domains": ["streng.test"], "sso_required": true}),
+    )
+    .await;
+    let (st, v, _, _) = passwordless(&s, "streng", &dev, &origin(&s)).await;
+    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_required"), "{v}");
+    assert!(passkey_failures(&s, &t.owner).await.contains(&"sso_required".to_owned()));
+    let (st, v, _, _) = passwordless(&s, "streng", &owner_dev, &origin(&s)).await;
+    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("complete")), "{v}");
 }
