@@ -20,6 +20,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod sensitive;
 pub mod sessions;
 pub mod settings;
@@ -28,7 +29,6 @@ pub mod sso;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
-pub mod passkeys;
 mod validate;
 
 use std::sync::Arc;

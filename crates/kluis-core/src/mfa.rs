@@ -196,7 +196,11 @@ impl Kluis {
         Ok(tx.accept_totp_step(user, step).await?)
     }
 
-    pub(crate) async fn account_of(&self, tenant: TenantId, user: UserId) -> Result<(AccountKey, String)> {
+    pub(crate) async fn account_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(AccountKey, String)> {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;

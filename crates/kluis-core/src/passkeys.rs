@@ -458,8 +458,8 @@ impl Kluis {
                 tx.set_session_stage(s, SessionStage::Mfa.as_str()).await?;
             }
         }
-        let ev = Event::ok("passkey.register", "passkey", id)
-            .with(json!({"user": user, "name": name}));
+        let ev =
+            Event::ok("passkey.register", "passkey", id).with(json!({"user": user, "name": name}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         let row = tx
@@ -552,7 +552,9 @@ impl Kluis {
             .user_mfa(user)
             .await?
             .is_some_and(|m| m.confirmed_at.is_some());
-        if passkeys.len() == 1 && !totp && required_for(tx.mfa_required_roles().await?.as_deref(), role)
+        if passkeys.len() == 1
+            && !totp
+            && required_for(tx.mfa_required_roles().await?.as_deref(), role)
         {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -672,11 +674,16 @@ impl Kluis {
         let outcome: std::result::Result<(), &'static str> = if locked {
             Err("locked")
         } else {
-            match self.take_ceremony(tenant, &input.ceremony, SECOND_FACTOR).await? {
+            match self
+                .take_ceremony(tenant, &input.ceremony, SECOND_FACTOR)
+                .await?
+            {
                 Some(c) if c.user_id == Some(user) && c.session_id == Some(session) => {
                     let state: PasskeyAuthentication = from_json(&c.state)?;
                     let mut tx = self.store.tenant(tenant).begin_read().await?;
-                    let row = tx.passkey_by_cred(&cred_hash(cred.get_credential_id())).await?;
+                    let row = tx
+                        .passkey_by_cred(&cred_hash(cred.get_credential_id()))
+                        .await?;
                     drop(tx);
                     match row {
                         Some(row) if row.user_id == user => {
@@ -704,7 +711,15 @@ impl Kluis {
             self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
                 .await?;
             let locked_now = self
-                .lock_if_due(&mut tx, &keys, &account, acc.failures, Some(user), &email, ctx)
+                .lock_if_due(
+                    &mut tx,
+                    &keys,
+                    &account,
+                    acc.failures,
+                    Some(user),
+                    &email,
+                    ctx,
+                )
                 .await?;
             tx.commit().await?;
             if let Some(until) = locked_now {
@@ -771,7 +786,10 @@ impl Kluis {
         };
         // Platform lookup: a ceremony names a tenant that may not exist.
         let mut p = self.store.platform_read().await?;
-        let active = p.tenant(tenant).await?.is_some_and(|t| t.status == "active");
+        let active = p
+            .tenant(tenant)
+            .await?
+            .is_some_and(|t| t.status == "active");
         drop(p);
         let scope = if active { tenant } else { TenantId::PLATFORM };
         let ceremony = if active {
@@ -812,26 +830,33 @@ impl Kluis {
         };
         let gate = self.count_attempt(&account, ctx).await?;
         self.attempt_delay(gate.account_failures).await;
-        let handle = wa.identify_discoverable_authentication(&cred).ok().map(|(u, _)| u);
-        let outcome: std::result::Result<(), &'static str> = match (&gate.refused, &ceremony, &row, &user)
-        {
-            (Some(r), ..) => Err(*r),
-            (_, None, ..) => Err(if active { "ceremony_invalid" } else { "unknown_organisation" }),
-            (_, _, None, _) | (_, _, _, None) => Err("unknown_credential"),
-            (_, Some(c), Some(row), Some((u, _))) => {
-                if handle != Some(row.user_id.0) {
-                    Err("user_handle_mismatch")
-                } else if u.status != "active" {
-                    Err("user_disabled")
+        let handle = wa
+            .identify_discoverable_authentication(&cred)
+            .ok()
+            .map(|(u, _)| u);
+        let outcome: std::result::Result<(), &'static str> =
+            match (&gate.refused, &ceremony, &row, &user) {
+                (Some(r), ..) => Err(*r),
+                (_, None, ..) => Err(if active {
+                    "ceremony_invalid"
                 } else {
-                    let state: DiscoverableAuthentication = from_json(&c.state)?;
-                    self.verify_assertion(tenant, row, |wa, pk| {
-                        wa.finish_discoverable_authentication_v2(&cred, state, pk)
-                    })
-                    .await?
+                    "unknown_organisation"
+                }),
+                (_, _, None, _) | (_, _, _, None) => Err("unknown_credential"),
+                (_, Some(c), Some(row), Some((u, _))) => {
+                    if handle != Some(row.user_id.0) {
+                        Err("user_handle_mismatch")
+                    } else if u.status != "active" {
+                        Err("user_disabled")
+                    } else {
+                        let state: DiscoverableAuthentication = from_json(&c.state)?;
+                        self.verify_assertion(tenant, row, |wa, pk| {
+                            wa.finish_discoverable_authentication_v2(&cred, state, pk)
+                        })
+                        .await?
+                    }
                 }
-            }
-        };
+            };
         let user_id = user.as_ref().map(|(u, _)| u.id);
         if let Err(why) = outcome {
             let ev = Event {
@@ -846,7 +871,15 @@ impl Kluis {
             self.audit(&mut tx, &keys, "anonymous", ctx, ev).await?;
             let email = user.as_ref().map(|(_, e)| e.as_str()).unwrap_or("");
             let locked = self
-                .lock_if_due(&mut tx, &keys, &account, gate.account_failures, user_id, email, ctx)
+                .lock_if_due(
+                    &mut tx,
+                    &keys,
+                    &account,
+                    gate.account_failures,
+                    user_id,
+                    email,
+                    ctx,
+                )
                 .await?;
             tx.commit().await?;
             if let Some(until) = locked {
@@ -873,9 +906,8 @@ impl Kluis {
     ) -> Result<()> {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let required = tx.sso_config().await?.is_some_and(|c| c.sso_required);
-        let break_glass = required
-            && user.role == Role::Owner.as_str()
-            && tx.is_break_glass(user.id).await?;
+        let break_glass =
+            required && user.role == Role::Owner.as_str() && tx.is_break_glass(user.id).await?;
         drop(tx);
         if !required || break_glass {
             return Ok(());

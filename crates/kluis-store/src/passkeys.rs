@@ -48,8 +48,7 @@ pub struct NewCeremony<'a> {
     pub expires_at: i64,
 }
 
-const COLS: &str =
-    "id, user_id, cred_hash, name, passkey, sign_count, created_at, last_used_at";
+const COLS: &str = "id, user_id, cred_hash, name, passkey, sign_count, created_at, last_used_at";
 
 impl TenantTx {
     /// Stores a ceremony and drops this tenant's expired ones. Returns how many are in flight
@@ -120,7 +119,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+        let n = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "INSERT INTO passkeys (tenant_id, id, user_id, cred_hash, name, passkey, sign_count, \
              created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
              ON CONFLICT (tenant_id, cred_hash) DO NOTHING"
@@ -135,7 +135,8 @@ impl TenantTx {
         .bind(now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(n == 1)
     }
 

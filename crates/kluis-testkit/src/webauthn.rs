@@ -71,17 +71,20 @@ impl Authenticator {
             let _ = writeln!(std::io::stderr(), "{msg}");
             return None;
         }
-        let dir = tempfile::tempdir().expect("temp dir");
+        let dir = match tempfile::tempdir() {
+            Ok(d) => d,
+            Err(e) => panic!("temp dir for the authenticator: {e}"),
+        };
         let state = dir.path().join("device.json");
         Some(Authenticator { _dir: dir, state })
     }
 
     /// Another authenticator with a copy of this one's credential and counter (a clone).
-    pub fn clone_device(&self) -> Authenticator {
-        let dir = tempfile::tempdir().expect("temp dir");
+    pub fn clone_device(&self) -> Result<Authenticator> {
+        let dir = tempfile::tempdir()?;
         let state = dir.path().join("device.json");
-        std::fs::copy(&self.state, &state).expect("copy authenticator state");
-        Authenticator { _dir: dir, state }
+        std::fs::copy(&self.state, &state).context("copy authenticator state")?;
+        Ok(Authenticator { _dir: dir, state })
     }
 
     fn run(&self, req: Value) -> Result<Value> {

@@ -5,13 +5,13 @@ pub mod auth;
 pub mod health;
 pub mod imports;
 pub mod keys;
+pub mod passkeys;
 pub mod platform;
 pub mod records;
 pub mod settings;
 pub mod setup;
 pub mod sso;
 pub mod users;
-pub mod passkeys;
 
 use serde::Deserialize;
 

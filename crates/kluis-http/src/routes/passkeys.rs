@@ -67,7 +67,10 @@ pub async fn register_finish(
 /// My passkeys.
 #[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "auth",
     responses((status = 200, body = Vec<PasskeyInfo>), (status = 401, body = ErrorBody)))]
-pub async fn list(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<Vec<PasskeyInfo>>> {
+pub async fn list(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<Vec<PasskeyInfo>>> {
     Ok(Json(s.kluis.my_passkeys(&a).await?))
 }
 

@@ -210,8 +210,16 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ),
     // Passkeys: exercised with their events by passkeys::*. A start only stores the ceremony
     // state (no event); its finish is audited.
-    ("POST", "/api/v1/me/passkeys/register/start", "(none: ceremony)"),
-    ("POST", "/api/v1/me/passkeys/register/finish", "passkey.register"),
+    (
+        "POST",
+        "/api/v1/me/passkeys/register/start",
+        "(none: ceremony)",
+    ),
+    (
+        "POST",
+        "/api/v1/me/passkeys/register/finish",
+        "passkey.register",
+    ),
     ("DELETE", "/api/v1/me/passkeys/{id}", "passkey.delete"),
     ("POST", "/api/v1/auth/mfa/passkey/start", "(none: ceremony)"),
     ("POST", "/api/v1/auth/mfa/passkey/finish", "auth.login"),

@@ -287,9 +287,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
-    } else if path.starts_with("/api/v1/me/sessions/{id}") {
-        &r.session
-    } else if path.starts_with("/api/v1/me/passkeys/{id}") {
+    } else if path.starts_with("/api/v1/me/sessions/{id}")
+        // B has no passkeys: any id of B's (A must get a 404 either way).
+        || path.starts_with("/api/v1/me/passkeys/{id}")
+    {
         &r.session
     } else if path.starts_with("/api/v1/users/{id}") {
         &b.member_id

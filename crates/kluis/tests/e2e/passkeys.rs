@@ -62,7 +62,11 @@ async fn passwordless(
     at: &str,
 ) -> (StatusCode, Value, Option<Auth>, Value) {
     let (st, start) = s
-        .post("/api/v1/auth/passkey/start", &Auth::None, json!({"tenant": slug}))
+        .post(
+            "/api/v1/auth/passkey/start",
+            &Auth::None,
+            json!({"tenant": slug}),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{start}");
     let cred = dev.get(&start["options"], at).unwrap();
@@ -191,7 +195,10 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
     assert_eq!(v["user"]["email"], "member@sleutel.test");
     let session = session.expect("session cookie");
     let (st, me) = s.get("/api/v1/me", &session).await;
-    assert_eq!((st, me["email"].as_str()), (StatusCode::OK, Some("member@sleutel.test")));
+    assert_eq!(
+        (st, me["email"].as_str()),
+        (StatusCode::OK, Some("member@sleutel.test"))
+    );
     let (_, list) = s.get("/api/v1/me/passkeys", &t.member).await;
     assert!(list[0]["last_used_at"].is_string(), "{list}");
 
@@ -200,7 +207,11 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
     let (st, v) = finish_raw(&s, &used).await;
     assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
     let (_, fresh) = s
-        .post("/api/v1/auth/passkey/start", &Auth::None, json!({"tenant": "sleutel"}))
+        .post(
+            "/api/v1/auth/passkey/start",
+            &Auth::None,
+            json!({"tenant": "sleutel"}),
+        )
         .await;
     let replay = json!({"ceremony": fresh["ceremony"], "credential": used["credential"]});
     let (st, v) = finish_raw(&s, &replay).await;
@@ -214,13 +225,13 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
     assert_eq!(st, StatusCode::UNAUTHORIZED);
 
     // The registered credential id, signed by a key the server never saw.
-    let impostor = dev.clone_device();
+    let impostor = dev.clone_device().unwrap();
     impostor.rekey().unwrap();
     let (st, v, _, _) = passwordless(&s, "sleutel", &impostor, &origin(&s)).await;
     assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
 
     // A cloned authenticator: after the original signs in, the clone's counter is behind.
-    let clone = dev.clone_device();
+    let clone = dev.clone_device().unwrap();
     let (st, v, _, _) = passwordless(&s, "sleutel", &dev, &origin(&s)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v, _, _) = passwordless(&s, "sleutel", &clone, &origin(&s)).await;
@@ -265,24 +276,47 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
         .count();
     assert_eq!(ok, 2);
     let regs = events(&s, &t.owner, "&action=passkey.register").await;
-    assert!(regs.iter().any(|e| e["outcome"] == "success" && e["object_id"] == passkey_id.as_str()));
-    assert!(regs.iter().any(|e| e["outcome"] == "failure" && e["details"]["reason"] == "wrong_origin"));
+    assert!(
+        regs.iter()
+            .any(|e| e["outcome"] == "success" && e["object_id"] == passkey_id.as_str())
+    );
+    assert!(
+        regs.iter()
+            .any(|e| e["outcome"] == "failure" && e["details"]["reason"] == "wrong_origin")
+    );
 
     // Removing a passkey needs proof of presence; a removed passkey no longer signs in.
     let path = format!("/api/v1/me/passkeys/{passkey_id}");
-    let (st, v) = s.call(Method::DELETE, &path, &t.member, Some(json!({}))).await;
+    let (st, v) = s
+        .call(Method::DELETE, &path, &t.member, Some(json!({})))
+        .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
     let (st, _) = s
-        .call(Method::DELETE, &path, &t.member, Some(json!({"password": "fout"})))
+        .call(
+            Method::DELETE,
+            &path,
+            &t.member,
+            Some(json!({"password": "fout"})),
+        )
         .await;
     assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
     // Not someone else's passkey.
     let (st, _) = s
-        .call(Method::DELETE, &path, &t.owner, Some(json!({"password": PASSWORD})))
+        .call(
+            Method::DELETE,
+            &path,
+            &t.owner,
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (st, v) = s
-        .call(Method::DELETE, &path, &t.member, Some(json!({"password": PASSWORD})))
+        .call(
+            Method::DELETE,
+            &path,
+            &t.member,
+            Some(json!({"password": PASSWORD})),
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
     let (st, v, _, _) = passwordless(&s, "sleutel", &dev, &origin(&s)).await;
@@ -321,10 +355,16 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             Some(json!({"tenant": slug, "email": email, "password": PASSWORD})),
         )
         .await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("mfa_enrolment_required")));
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("mfa_enrolment_required"))
+    );
     let pending = session_from(&h, &v["csrf_token"]).unwrap();
     let (st, v) = s.get("/api/v1/me", &pending).await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "mfa_enrolment_required"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "mfa_enrolment_required")
+    );
     let (st, start) = s
         .post("/api/v1/me/passkeys/register/start", &pending, json!({}))
         .await;
@@ -360,7 +400,10 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             Some(json!({"tenant": slug, "email": email, "password": PASSWORD})),
         )
         .await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("mfa_required")));
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("mfa_required"))
+    );
     let pending = session_from(&h, &v["csrf_token"]).unwrap();
     let (st, v) = s.get("/api/v1/me/passkeys", &pending).await;
     assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "mfa_required"));
@@ -381,7 +424,10 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             json!({"ceremony": start["ceremony"], "credential": cred}),
         )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_rejected"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "passkey_rejected")
+    );
     let (st, start) = s
         .post("/api/v1/auth/mfa/passkey/start", &pending, json!({}))
         .await;
@@ -404,23 +450,38 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             Some(body.clone()),
         )
         .await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("complete")), "{v}");
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{v}"
+    );
     assert_eq!(v["session"]["stage"], "mfa");
     let second = session_from(&h, &v["csrf_token"]).unwrap();
     let (st, _) = s.get("/api/v1/me", &second).await;
     assert_eq!(st, StatusCode::OK);
     // The pending session is gone, and the answer cannot be replayed.
-    let (st, _) = s.post("/api/v1/auth/mfa/passkey/finish", &pending, body).await;
+    let (st, _) = s
+        .post("/api/v1/auth/mfa/passkey/finish", &pending, body)
+        .await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     let mfa = events(&s, &t.owner, "&action=auth.mfa").await;
     assert!(
-        mfa.iter()
-            .any(|e| e["details"]["method"] == "passkey" && e["details"]["reason"] == "wrong_origin"),
+        mfa.iter().any(
+            |e| e["details"]["method"] == "passkey" && e["details"]["reason"] == "wrong_origin"
+        ),
         "{mfa:?}"
     );
     let logins = events(&s, &t.owner, "&action=auth.login").await;
-    assert!(logins.iter().any(|e| e["details"]["method"] == "password+passkey"));
-    assert!(logins.iter().any(|e| e["details"]["method"] == "password+passkey_enrolment"));
+    assert!(
+        logins
+            .iter()
+            .any(|e| e["details"]["method"] == "password+passkey")
+    );
+    assert!(
+        logins
+            .iter()
+            .any(|e| e["details"]["method"] == "password+passkey_enrolment")
+    );
 
     // The last second factor cannot be removed while the policy requires one.
     let (_, list) = s.get("/api/v1/me/passkeys", &second).await;
@@ -433,16 +494,31 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             Some(json!({"password": PASSWORD})),
         )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "mfa_required_by_policy"));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "mfa_required_by_policy")
+    );
 
     // Admins see and remove a user's passkeys (lost device); the user's sessions end.
     let member_passkeys = format!("/api/v1/users/{}/passkeys", t.member_id);
     let (st, v) = s.get(&member_passkeys, &t.member).await;
-    assert!(st == StatusCode::FORBIDDEN || st == StatusCode::UNAUTHORIZED, "{v}");
+    assert!(
+        st == StatusCode::FORBIDDEN || st == StatusCode::UNAUTHORIZED,
+        "{v}"
+    );
     let (st, v) = s.get(&member_passkeys, &t.owner).await;
-    assert_eq!((st, v.as_array().map(Vec::len)), (StatusCode::OK, Some(1)), "{v}");
+    assert_eq!(
+        (st, v.as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1)),
+        "{v}"
+    );
     let (st, _) = s
-        .call(Method::DELETE, &format!("{member_passkeys}/{pid}"), &t.owner, None)
+        .call(
+            Method::DELETE,
+            &format!("{member_passkeys}/{pid}"),
+            &t.owner,
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = s.get("/api/v1/me", &second).await;
@@ -499,7 +575,11 @@ async fn passkey_failures_lock_the_account(b: Backend) {
     assert_eq!(lock[0]["object_id"], t.member_id.as_str());
     // An admin unlocks; the passkey works again.
     let (st, _) = s
-        .post(&format!("/api/v1/users/{}/unlock", t.member_id), &t.owner, json!({}))
+        .post(
+            &format!("/api/v1/users/{}/unlock", t.member_id),
+            &t.owner,
+            json!({}),
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, v, _, _) = passwordless(&s, "slot", &dev, &origin(&s)).await;
@@ -543,12 +623,21 @@ async fn passkey_ceremony_spans_processes(b: Backend) {
     .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     // Passwordless sign-in started there, finished here; the used ceremony fails there too.
-    let (st, start) = post_other("/api/v1/auth/passkey/start", None, json!({"tenant": "tweeling-sleutel"})).await;
+    let (st, start) = post_other(
+        "/api/v1/auth/passkey/start",
+        None,
+        json!({"tenant": "tweeling-sleutel"}),
+    )
+    .await;
     assert_eq!(st, StatusCode::OK, "{start}");
     let cred = dev.get(&start["options"], public).unwrap();
     let body = json!({"ceremony": start["ceremony"], "credential": cred});
     let (st, v) = finish_raw(&s, &body).await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("complete")), "{v}");
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{v}"
+    );
     let (st, v) = post_other("/api/v1/auth/passkey/finish", None, body).await;
     assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
 }
@@ -566,7 +655,10 @@ async fn sso_required_refuses_passkeys_except_break_glass(b: Backend) {
     let t = tenant_fixture(&s, "streng").await;
     let owner_dev = Authenticator::new().unwrap();
     assert_eq!(register(&s, &t.member, &dev, "Lid").await.0, StatusCode::OK);
-    assert_eq!(register(&s, &t.owner, &owner_dev, "Eigenaar").await.0, StatusCode::OK);
+    assert_eq!(
+        register(&s, &t.owner, &owner_dev, "Eigenaar").await.0,
+        StatusCode::OK
+    );
     let (st, _) = s
         .call(
             Method::PUT,
@@ -584,8 +676,20 @@ async fn sso_required_refuses_passkeys_except_break_glass(b: Backend) {
     )
     .await;
     let (st, v, _, _) = passwordless(&s, "streng", &dev, &origin(&s)).await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_required"), "{v}");
-    assert!(passkey_failures(&s, &t.owner).await.contains(&"sso_required".to_owned()));
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_required"),
+        "{v}"
+    );
+    assert!(
+        passkey_failures(&s, &t.owner)
+            .await
+            .contains(&"sso_required".to_owned())
+    );
     let (st, v, _, _) = passwordless(&s, "streng", &owner_dev, &origin(&s)).await;
-    assert_eq!((st, v["status"].as_str()), (StatusCode::OK, Some("complete")), "{v}");
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{v}"
+    );
 }

@@ -214,7 +214,12 @@ async fn assert_failure(s: &Server, t: &TenantFixture, reason: &str) {
     assert_eq!(e["details"]["reason"], reason, "{e}");
 }
 
-pub(crate) async fn configure(s: &Server, idp: &Idp, t: &TenantFixture, extra: Value) -> (String, String) {
+pub(crate) async fn configure(
+    s: &Server,
+    idp: &Idp,
+    t: &TenantFixture,
+    extra: Value,
+) -> (String, String) {
     let (id, secret) = idp.register(&s.url("/sso/oidc/callback")).await;
     let mut body = json!({
         "provider": "oidc", "issuer": idp.inner.issuer, "client_id": id, "client_secret": secret,
