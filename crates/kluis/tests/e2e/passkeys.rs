@@ -584,6 +584,29 @@ async fn passkey_failures_lock_the_account(b: Backend) {
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, v, _, _) = passwordless(&s, "slot", &dev, &origin(&s)).await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    // A disabled user's passkey no longer signs in; a deleted user's is gone with the user.
+    let user = format!("/api/v1/users/{}", t.member_id);
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &user,
+            &t.owner,
+            Some(json!({"status": "disabled"})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v, _, _) = passwordless(&s, "slot", &dev, &origin(&s)).await;
+    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
+    let (st, _) = s.call(Method::DELETE, &user, &t.owner, None).await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v, _, _) = passwordless(&s, "slot", &dev, &origin(&s)).await;
+    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "passkey_failed"));
+    let reasons = passkey_failures(&s, &t.owner).await;
+    assert_eq!(
+        reasons[reasons.len() - 2..],
+        ["user_disabled".to_owned(), "unknown_credential".to_owned()],
+        "{reasons:?}"
+    );
 }
 
 /// Two server processes on one database and one public URL: a ceremony started on one is
