@@ -334,15 +334,27 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
     let t = tenant_fixture(&s, "verplicht-sleutel").await;
     let slug = "verplicht-sleutel";
     let email = "member@verplicht-sleutel.test";
+    // An admin may require a second factor of their own role once they have one: a passkey.
+    let policy = json!({"required_roles": ["owner", "member"]});
     let (st, v) = s
         .call(
             Method::PUT,
             "/api/v1/settings/mfa",
             &t.owner,
-            Some(json!({"required_roles": ["member"]})),
+            Some(policy.clone()),
         )
         .await;
+    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "mfa_enrol_first"));
+    let owner_dev = Authenticator::new().unwrap();
+    let (st, v) = register(&s, &t.owner, &owner_dev, "Eigenaar").await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .call(Method::PUT, "/api/v1/settings/mfa", &t.owner, Some(policy))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    // The owner's session showed a user-verified passkey: it still opens the API.
+    let (st, _) = s.get("/api/v1/me", &t.owner).await;
+    assert_eq!(st, StatusCode::OK);
 
     // Enforced 2FA: the password alone yields a must-enrol session; registering a passkey
     // satisfies it and completes the sign-in.
@@ -482,6 +494,32 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
             .iter()
             .any(|e| e["details"]["method"] == "password+passkey_enrolment")
     );
+
+    // With a passkey left, TOTP can be turned off although the policy requires a factor.
+    let (st, e) = s.post("/api/v1/me/mfa/totp", &second, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let secret = kluis_crypto::totp::secret_from_base32(e["secret"].as_str().unwrap()).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code_now = kluis_crypto::totp::code_at(&secret, now).unwrap();
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            &second,
+            json!({"code": code_now}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/disable",
+            &second,
+            json!({"password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT, "{v}");
 
     // The last second factor cannot be removed while the policy requires one.
     let (_, list) = s.get("/api/v1/me/passkeys", &second).await;
