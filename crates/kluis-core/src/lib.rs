@@ -20,6 +20,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod passkeys;
 pub mod sensitive;
 pub mod sessions;
 pub mod settings;
@@ -98,6 +99,8 @@ pub struct Kluis {
     pub(crate) sso: Option<Arc<sso::SsoRuntime>>,
     /// Outgoing email; None when no SMTP relay is configured.
     pub(crate) mail: Option<Arc<mail::MailRuntime>>,
+    /// Passkeys (WebAuthn relying party); None where the server does not offer them.
+    pub(crate) webauthn: Option<Arc<passkeys::WebauthnRuntime>>,
 }
 
 impl Kluis {
@@ -123,6 +126,7 @@ impl Kluis {
             imports: Arc::default(),
             sso: None,
             mail: None,
+            webauthn: None,
         }
     }
 

@@ -49,6 +49,8 @@ pub struct MfaStatus {
     /// The organisation requires a second factor for this user's role.
     pub required: bool,
     pub recovery_codes_left: i64,
+    /// Passkeys registered (each is a second factor too).
+    pub passkeys: i64,
 }
 
 /// Shown once, when enrolment starts. The secret is in the URI and the QR code too.
@@ -113,7 +115,7 @@ fn invalid_code() -> Error {
 
 /// The person behind a session at any stage (the second-step services run before the actor
 /// is fully signed in, so `require_user` would refuse them).
-fn person(actor: &Actor) -> Result<(UserId, Option<SessionId>)> {
+pub(crate) fn person(actor: &Actor) -> Result<(UserId, Option<SessionId>)> {
     match actor.principal() {
         Principal::User { id, session, .. } => Ok((*id, *session)),
         _ => Err(Error::forbidden(
@@ -163,6 +165,7 @@ impl Kluis {
             .user_mfa(user.id)
             .await?
             .is_some_and(|m| m.confirmed_at.is_some())
+            || crate::passkeys::has_passkey(&mut tx, user.id).await?
         {
             return Ok(Some(SessionStage::PendingMfa));
         }
@@ -172,7 +175,7 @@ impl Kluis {
     }
 
     /// Checks a TOTP code of a confirmed enrolment and spends its time step.
-    async fn check_totp(
+    pub(crate) async fn check_totp(
         &self,
         tx: &mut TenantTx,
         keys: &TenantKeys,
@@ -193,7 +196,11 @@ impl Kluis {
         Ok(tx.accept_totp_step(user, step).await?)
     }
 
-    async fn account_of(&self, tenant: TenantId, user: UserId) -> Result<(AccountKey, String)> {
+    pub(crate) async fn account_of(
+        &self,
+        tenant: TenantId,
+        user: UserId,
+    ) -> Result<(AccountKey, String)> {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
@@ -206,7 +213,7 @@ impl Kluis {
 
     /// Counts one code tried with a pending session; revokes the session (audited) when it
     /// has used up its attempts.
-    async fn count_code_attempt(
+    pub(crate) async fn count_code_attempt(
         &self,
         actor: &Actor,
         session: SessionId,
@@ -341,6 +348,7 @@ impl Kluis {
             .user_mfa(user)
             .await?
             .is_some_and(|m| m.confirmed_at.is_some());
+        let passkeys = tx.count_user_passkeys(user).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let role = Role::parse(&row.role).ok_or_else(|| Error::internal("unknown role stored"))?;
         let roles = tx.mfa_required_roles().await?;
@@ -348,6 +356,7 @@ impl Kluis {
             enabled,
             required: required_for(roles.as_deref(), role),
             recovery_codes_left: tx.recovery_codes_left(user).await?,
+            passkeys,
         })
     }
 
@@ -493,7 +502,10 @@ impl Kluis {
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let role = Role::parse(&row.role).ok_or_else(|| Error::internal("unknown role stored"))?;
-        if required_for(tx.mfa_required_roles().await?.as_deref(), role) {
+        // Passkeys still satisfy the policy without TOTP.
+        if required_for(tx.mfa_required_roles().await?.as_deref(), role)
+            && !crate::passkeys::has_passkey(&mut tx, user).await?
+        {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "mfa_required_by_policy",
@@ -609,7 +621,8 @@ impl Kluis {
         let enrolled = tx
             .user_mfa(me)
             .await?
-            .is_some_and(|m| m.confirmed_at.is_some());
+            .is_some_and(|m| m.confirmed_at.is_some())
+            || crate::passkeys::has_passkey(&mut tx, me).await?;
         if roles.contains(&my_role) && !enrolled {
             return Err(Error::new(
                 ErrorKind::Conflict,

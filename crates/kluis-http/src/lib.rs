@@ -259,6 +259,16 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))
+        .routes(routes!(routes::passkeys::register_start))
+        .routes(routes!(routes::passkeys::register_finish))
+        .routes(routes!(routes::passkeys::list))
+        .routes(routes!(routes::passkeys::delete))
+        .routes(routes!(routes::passkeys::mfa_start))
+        .routes(routes!(routes::passkeys::mfa_finish))
+        .routes(routes!(routes::passkeys::login_start))
+        .routes(routes!(routes::passkeys::login_finish))
+        .routes(routes!(routes::passkeys::user_list))
+        .routes(routes!(routes::passkeys::user_delete))
 }
 
 /// The OpenAPI 3 document, generated from the route table.

@@ -64,6 +64,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_break_glass",
     "user_tokens",
     "mail_outbox",
+    "passkeys",
+    "webauthn_ceremonies",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

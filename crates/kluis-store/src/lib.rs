@@ -14,6 +14,7 @@ mod engine;
 pub mod ids;
 mod mail;
 mod mfa;
+pub mod passkeys;
 mod platform;
 pub mod rows;
 pub mod sso;

@@ -30,6 +30,7 @@ use anyhow::{Context as _, Result, bail};
 pub mod browser;
 pub mod oidc;
 pub mod smtp;
+pub mod webauthn;
 
 /// Environment variable that turns "PostgreSQL not installed" from a skip into
 /// a failure, so CI cannot pass silently without the server.

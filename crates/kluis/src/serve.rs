@@ -255,6 +255,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .unwrap_or_else(|| format!("https://localhost:{}", addr.port()));
 
     let kluis = kluis.with_sso(sso_relying_party(&cfg)?, &base);
+    let kluis = kluis.with_webauthn(&base).map_err(|e| anyhow::anyhow!(e))?;
 
     if let Some(token) = kluis.issue_setup_token_if_unconfigured().await? {
         // Printed to the console only, never logged: it is a one-time secret.

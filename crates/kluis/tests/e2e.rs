@@ -23,6 +23,8 @@ mod mail;
 mod mfa;
 #[path = "e2e/pages.rs"]
 mod pages;
+#[path = "e2e/passkeys.rs"]
+mod passkeys;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/server.rs"]

@@ -5,6 +5,7 @@ pub mod auth;
 pub mod health;
 pub mod imports;
 pub mod keys;
+pub mod passkeys;
 pub mod platform;
 pub mod records;
 pub mod settings;

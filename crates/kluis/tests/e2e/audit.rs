@@ -208,6 +208,28 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/platform/tenants/{id}/resume",
         "tenant.resume",
     ),
+    // Passkeys: exercised with their events by passkeys::*. A start only stores the ceremony
+    // state (no event); its finish is audited.
+    (
+        "POST",
+        "/api/v1/me/passkeys/register/start",
+        "(none: ceremony)",
+    ),
+    (
+        "POST",
+        "/api/v1/me/passkeys/register/finish",
+        "passkey.register",
+    ),
+    ("DELETE", "/api/v1/me/passkeys/{id}", "passkey.delete"),
+    ("POST", "/api/v1/auth/mfa/passkey/start", "(none: ceremony)"),
+    ("POST", "/api/v1/auth/mfa/passkey/finish", "auth.login"),
+    ("POST", "/api/v1/auth/passkey/start", "(none: ceremony)"),
+    ("POST", "/api/v1/auth/passkey/finish", "auth.login"),
+    (
+        "DELETE",
+        "/api/v1/users/{id}/passkeys/{passkey_id}",
+        "passkey.delete",
+    ),
 ];
 
 pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {

@@ -261,7 +261,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
     }
     let path = path
         .replace("{revision}", "1")
-        .replace("{session_id}", &r.session);
+        .replace("{session_id}", &r.session)
+        .replace("{passkey_id}", &r.session);
     let id = if path.starts_with("/api/v1/contacts/{id}") {
         &r.contact
     } else if path.starts_with("/api/v1/companies/{id}") {
@@ -286,7 +287,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
-    } else if path.starts_with("/api/v1/me/sessions/{id}") {
+    } else if path.starts_with("/api/v1/me/sessions/{id}")
+        // B has no passkeys: any id of B's (A must get a 404 either way).
+        || path.starts_with("/api/v1/me/passkeys/{id}")
+    {
         &r.session
     } else if path.starts_with("/api/v1/users/{id}") {
         &b.member_id

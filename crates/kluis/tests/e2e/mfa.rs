@@ -413,6 +413,13 @@ async fn every_route_refuses(s: &Server, auth: &Auth, want: &str, id: &str) {
                         | "/api/v1/auth/invitation/accept"
                         | "/sso/oidc/start"
                         | "/sso/oidc/callback"
+                        // Passkey second step, enrolment and passwordless sign-in.
+                        | "/api/v1/auth/mfa/passkey/start"
+                        | "/api/v1/auth/mfa/passkey/finish"
+                        | "/api/v1/me/passkeys/register/start"
+                        | "/api/v1/me/passkeys/register/finish"
+                        | "/api/v1/auth/passkey/start"
+                        | "/api/v1/auth/passkey/finish"
                 )
             {
                 continue;
@@ -420,6 +427,7 @@ async fn every_route_refuses(s: &Server, auth: &Auth, want: &str, id: &str) {
             let url = path
                 .replace("{id}", id)
                 .replace("{session_id}", id)
+                .replace("{passkey_id}", id)
                 .replace("{revision}", "1")
                 .replace("{key}", "slogan");
             let m = Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
@@ -756,6 +764,7 @@ async fn login_timing_does_not_reveal_accounts(b: Backend) {
         &[
             ("KLUIS_LOGIN_DELAY_MS", "0"),
             ("KLUIS_LOGIN_MAX_FAILURES", "1000"),
+            ("KLUIS_LOGIN_DAILY_MAX_FAILURES", "1000"),
             ("KLUIS_LOGIN_IP_MAX_FAILURES", "1000"),
         ],
     )

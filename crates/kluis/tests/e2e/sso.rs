@@ -17,13 +17,13 @@ use crate::support::{
     Auth, Backend, PASSWORD, Server, TenantFixture, code, on_both, tenant_fixture,
 };
 
-struct Idp {
+pub(crate) struct Idp {
     inner: TestIdp,
     http: reqwest::Client,
 }
 
 impl Idp {
-    fn start() -> Option<Idp> {
+    pub(crate) fn start() -> Option<Idp> {
         let inner = TestIdp::start()?;
         let http = reqwest::Client::builder()
             .add_root_certificate(reqwest::Certificate::from_pem(&inner.ca_pem).unwrap())
@@ -76,7 +76,7 @@ impl Idp {
 }
 
 /// A Kluis server that trusts the test IdP's certificate and may reach it on 127.0.0.1.
-async fn server(b: Backend, idp: &Idp) -> Server {
+pub(crate) async fn server(b: Backend, idp: &Idp) -> Server {
     let ca = idp.inner.ca_file.display().to_string();
     Server::start_with(
         b,
@@ -214,7 +214,12 @@ async fn assert_failure(s: &Server, t: &TenantFixture, reason: &str) {
     assert_eq!(e["details"]["reason"], reason, "{e}");
 }
 
-async fn configure(s: &Server, idp: &Idp, t: &TenantFixture, extra: Value) -> (String, String) {
+pub(crate) async fn configure(
+    s: &Server,
+    idp: &Idp,
+    t: &TenantFixture,
+    extra: Value,
+) -> (String, String) {
     let (id, secret) = idp.register(&s.url("/sso/oidc/callback")).await;
     let mut body = json!({
         "provider": "oidc", "issuer": idp.inner.issuer, "client_id": id, "client_secret": secret,
