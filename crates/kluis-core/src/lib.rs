@@ -22,6 +22,7 @@ pub mod mail;
 pub mod mfa;
 pub mod sensitive;
 pub mod sessions;
+pub mod scim;
 pub mod settings;
 pub mod setup;
 pub mod sso;

@@ -64,6 +64,11 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_break_glass",
     "user_tokens",
     "mail_outbox",
+    "scim_tokens",
+    "scim_settings",
+    "scim_users",
+    "scim_groups",
+    "scim_group_members",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

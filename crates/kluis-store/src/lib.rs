@@ -16,6 +16,7 @@ mod mail;
 mod mfa;
 mod platform;
 pub mod rows;
+pub mod scim;
 pub mod sso;
 mod tenant;
 
