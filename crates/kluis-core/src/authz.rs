@@ -197,7 +197,9 @@ pub enum Principal {
     /// against the data directory or database already holds every key, so it is granted all.
     Console,
     /// The tenant's SCIM client (identity provider), holding only `ScimProvision`.
-    Scim { token: uuid::Uuid },
+    Scim {
+        token: uuid::Uuid,
+    },
 }
 
 /// How far a signed-in person got. Only `Full` actors pass [`Actor::require`] or

@@ -258,6 +258,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))
+        .routes(routes!(
+            routes::scim::create_token,
+            routes::scim::revoke_token
+        ))
+        .routes(routes!(
+            routes::scim::get_settings,
+            routes::scim::put_settings
+        ))
 }
 
 /// The OpenAPI 3 document, generated from the route table.
@@ -284,6 +292,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/invite", get(routes::account_links::invite_page))
         .route("/assets/account-link.js", get(routes::account_links::script))
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
+        .nest("/scim/v2", routes::scim::router())
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))

@@ -217,7 +217,8 @@ impl TenantTx {
     /// Inserts or replaces a user's SCIM attributes; the version counts every change.
     pub async fn put_scim_user(&mut self, u: &PutScimUser<'_>) -> Result<()> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "INSERT INTO scim_users (tenant_id, id, user_name_bidx, external_id_bidx, attrs, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, $5, 1, $6, $6) ON CONFLICT (tenant_id, id) DO UPDATE SET \
              user_name_bidx = excluded.user_name_bidx, external_id_bidx = excluded.external_id_bidx, \
@@ -231,7 +232,8 @@ impl TenantTx {
         .bind(u.now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
@@ -244,7 +246,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let r = on_conn!(&mut self.tx, |c| sqlx::query(
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE users SET email_bidx = $3, email = $4, updated_at = $5 WHERE tenant_id = $1 AND id = $2"
         )
         .bind(t)
@@ -254,7 +257,8 @@ impl TenantTx {
         .bind(now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(r == 1)
     }
 
@@ -286,7 +290,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<()> {
         let t = self.tenant;
-        on_conn!(&mut self.tx, |c| sqlx::query(
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "INSERT INTO scim_groups (tenant_id, id, display_name, external_id, version, created_at, updated_at) \
              VALUES ($1, $2, $3, $4, 1, $5, $5)"
         )
@@ -297,7 +302,8 @@ impl TenantTx {
         .bind(now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+        });
         Ok(())
     }
 
@@ -310,7 +316,9 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let r = on_conn!(&mut self.tx, |c| sqlx::query(
+        let r =
+            on_conn!(&mut self.tx, |c| {
+                sqlx::query(
             "UPDATE scim_groups SET display_name = $3, external_id = $4, version = version + 1, \
              updated_at = $5 WHERE tenant_id = $1 AND id = $2"
         )
@@ -321,7 +329,8 @@ impl TenantTx {
         .bind(now)
         .execute(c)
         .await?
-        .rows_affected());
+        .rows_affected()
+            });
         Ok(r == 1)
     }
 

@@ -181,21 +181,22 @@ fn lex(input: &str) -> Result<Vec<Tok>> {
             c if c.is_ascii_digit() || c == '-' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_ascii_digit() || matches!(chars[i], '-' | '+' | '.' | 'e' | 'E'))
+                    && (chars[i].is_ascii_digit()
+                        || matches!(chars[i], '-' | '+' | '.' | 'e' | 'E'))
                 {
                     i += 1;
                 }
                 let raw: String = chars[start..i].iter().collect();
-                let n: serde_json::Number = raw
-                    .parse()
-                    .map_err(|_| invalid_filter("invalid number"))?;
+                let n: serde_json::Number =
+                    raw.parse().map_err(|_| invalid_filter("invalid number"))?;
                 out.push(Tok::Num(n));
             }
             // `.value` right after `]` (`emails[type eq "work"].value eq ...`) lexes as a word.
             c if c.is_ascii_alphabetic() || c == '$' || c == '_' || c == '.' => {
                 let start = i;
                 while i < chars.len()
-                    && (chars[i].is_ascii_alphanumeric() || matches!(chars[i], '$' | '_' | '-' | '.' | ':'))
+                    && (chars[i].is_ascii_alphanumeric()
+                        || matches!(chars[i], '$' | '_' | '-' | '.' | ':'))
                 {
                     i += 1;
                 }
@@ -243,14 +244,13 @@ fn resolve(resource: Resource, word: &str, parent: Option<AttrInfo>) -> Result<A
     let attr = resource
         .attribute(a)
         .ok_or_else(|| invalid_filter(format!("`{a}` is not a filterable attribute")))?;
-    let sub = match sub {
-        None => None,
-        Some(s) => Some(
-            resource
-                .sub_attribute(attr.name, s)
-                .ok_or_else(|| invalid_filter(format!("`{a}.{s}` is not a filterable attribute")))?,
-        ),
-    };
+    let sub =
+        match sub {
+            None => None,
+            Some(s) => Some(resource.sub_attribute(attr.name, s).ok_or_else(|| {
+                invalid_filter(format!("`{a}.{s}` is not a filterable attribute"))
+            })?),
+        };
     Ok(AttrPath { attr, sub })
 }
 
@@ -353,8 +353,12 @@ impl Parser {
             {
                 let sub = sub.to_owned();
                 self.pos += 1;
-                let Filter::Compare(p, op, v) = self.comparison(resolve(self.resource, &sub, Some(path.attr))?)? else {
-                    return Err(invalid_filter("expected a comparison after the value filter"));
+                let Filter::Compare(p, op, v) =
+                    self.comparison(resolve(self.resource, &sub, Some(path.attr))?)?
+                else {
+                    return Err(invalid_filter(
+                        "expected a comparison after the value filter",
+                    ));
                 };
                 let both = Filter::And(Box::new(inner), Box::new(Filter::Compare(p, op, v)));
                 return Ok(Filter::ValuePath(path.attr, Box::new(both)));
@@ -459,7 +463,11 @@ pub fn parse_path(resource: Resource, input: &str) -> Result<Option<PatchPath>> 
         Some(_) => return Err(invalid_path("invalid path")),
         None => (head.clone(), tail.map(str::to_owned)),
     };
-    if a.is_empty() || !a.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$') {
+    if a.is_empty()
+        || !a
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+    {
         return Err(invalid_path("invalid attribute name in path"));
     }
     let Some(attr) = resource.attribute(&a) else {
@@ -477,7 +485,9 @@ pub fn parse_path(resource: Resource, input: &str) -> Result<Option<PatchPath>> 
         None => None,
         Some(f) => {
             if !attr.multi {
-                return Err(invalid_path("a value filter needs a multi-valued attribute"));
+                return Err(invalid_path(
+                    "a value filter needs a multi-valued attribute",
+                ));
             }
             let mut p = Parser {
                 toks: lex(f).map_err(|e| invalid_path(e.message))?,
@@ -568,8 +578,7 @@ impl Filter {
                     return matches!(op, CompareOp::Ne) && !expected.is_null()
                         || (matches!(op, CompareOp::Eq) && expected.is_null());
                 }
-                vals.iter()
-                    .any(|v| compare(v, *op, expected, case_exact))
+                vals.iter().any(|v| compare(v, *op, expected, case_exact))
             }
             Filter::ValuePath(a, inner) => match get_ci(root, a.name) {
                 Some(Value::Array(items)) => items.iter().any(|item| inner.matches_element(item)),
@@ -660,12 +669,20 @@ mod tests {
         assert!(m(r#"UserName Eq "BJENSEN@EXAMPLE.COM""#));
         assert!(!m(r#"externalId eq "ABC""#)); // case-exact
         assert!(m(r#"externalId eq "abc""#));
-        assert!(m(r#"emails[type eq "work"].value eq "x" or emails[type eq "work"]"#));
-        assert!(m(r#"emails[type eq "work"].value eq "BJENSEN@example.com""#));
-        assert!(!m(r#"emails[type eq "home"].value eq "bjensen@example.com""#));
+        assert!(m(
+            r#"emails[type eq "work"].value eq "x" or emails[type eq "work"]"#
+        ));
+        assert!(m(
+            r#"emails[type eq "work"].value eq "BJENSEN@example.com""#
+        ));
+        assert!(!m(
+            r#"emails[type eq "home"].value eq "bjensen@example.com""#
+        ));
         assert!(m(r#"emails[type eq "work" and value co "jensen"]"#));
         assert!(!m(r#"emails[type eq "other"]"#));
-        assert!(m(r#"name.familyName sw "Jen" and not (displayName ew "x")"#));
+        assert!(m(
+            r#"name.familyName sw "Jen" and not (displayName ew "x")"#
+        ));
         assert!(m(r#"title pr"#.replace("title", "displayName").as_str()));
         assert!(m(r#"active eq true"#));
         assert!(m(
@@ -695,9 +712,14 @@ mod tests {
             assert_eq!(e.code, "invalidFilter", "{f}");
         }
         let deep = format!("{}userName pr{}", "(".repeat(40), ")".repeat(40));
-        assert_eq!(parse(Resource::User, &deep).unwrap_err().code, "invalidFilter");
         assert_eq!(
-            parse(Resource::Group, r#"userName eq "x""#).unwrap_err().code,
+            parse(Resource::User, &deep).unwrap_err().code,
+            "invalidFilter"
+        );
+        assert_eq!(
+            parse(Resource::Group, r#"userName eq "x""#)
+                .unwrap_err()
+                .code,
             "invalidFilter"
         );
     }
@@ -713,7 +735,9 @@ mod tests {
             p.filter.unwrap().element_template().unwrap()["type"],
             json!("work")
         );
-        let p = parse_path(Resource::User, "name.givenName").unwrap().unwrap();
+        let p = parse_path(Resource::User, "name.givenName")
+            .unwrap()
+            .unwrap();
         assert_eq!((p.attr.name, p.sub), ("name", Some("givenName")));
         let p = parse_path(Resource::Group, r#"members[value eq "2819c223"]"#)
             .unwrap()
@@ -729,7 +753,9 @@ mod tests {
         );
         assert!(parse_path(Resource::User, "title").unwrap().is_none());
         assert_eq!(
-            parse_path(Resource::User, "emails[type eq").unwrap_err().code,
+            parse_path(Resource::User, "emails[type eq")
+                .unwrap_err()
+                .code,
             "invalidPath"
         );
     }

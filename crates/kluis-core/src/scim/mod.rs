@@ -187,7 +187,12 @@ impl From<SearchRequest> for ListParams {
 
 /// `attributes` / `excludedAttributes` (top-level names, or `parent.sub`): `id`, `schemas` and
 /// `meta` are always returned (RFC 7643 §7 "returned: always").
-pub fn project(resource: filter::Resource, doc: Value, attributes: Option<&str>, excluded: Option<&str>) -> Value {
+pub fn project(
+    resource: filter::Resource,
+    doc: Value,
+    attributes: Option<&str>,
+    excluded: Option<&str>,
+) -> Value {
     let Value::Object(mut obj) = doc else {
         return doc;
     };
@@ -214,8 +219,11 @@ pub fn project(resource: filter::Resource, doc: Value, attributes: Option<&str>,
             if always(&kl) {
                 return true;
             }
-            let subs: Vec<&Option<String>> =
-                wanted.iter().filter(|(p, _)| *p == kl).map(|(_, s)| s).collect();
+            let subs: Vec<&Option<String>> = wanted
+                .iter()
+                .filter(|(p, _)| *p == kl)
+                .map(|(_, s)| s)
+                .collect();
             if subs.is_empty() {
                 return false;
             }
@@ -223,11 +231,17 @@ pub fn project(resource: filter::Resource, doc: Value, attributes: Option<&str>,
                 return true;
             }
             let keep = |m: &mut serde_json::Map<String, Value>| {
-                m.retain(|sk, _| subs.iter().any(|s| s.as_deref() == Some(&sk.to_ascii_lowercase())));
+                m.retain(|sk, _| {
+                    subs.iter()
+                        .any(|s| s.as_deref() == Some(&sk.to_ascii_lowercase()))
+                });
             };
             match v {
                 Value::Object(m) => keep(m),
-                Value::Array(items) => items.iter_mut().filter_map(Value::as_object_mut).for_each(keep),
+                Value::Array(items) => items
+                    .iter_mut()
+                    .filter_map(Value::as_object_mut)
+                    .for_each(keep),
                 _ => {}
             }
             true

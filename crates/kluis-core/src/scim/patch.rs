@@ -71,7 +71,10 @@ pub fn apply(resource: Resource, doc: &mut Value, req: PatchRequest) -> Result<(
                     return Err(bad("noTarget", "remove needs a path"));
                 }
                 let Some(Value::Object(values)) = o.value else {
-                    return Err(bad("invalidValue", "without a path, value must be an object"));
+                    return Err(bad(
+                        "invalidValue",
+                        "without a path, value must be an object",
+                    ));
                 };
                 for (k, v) in values {
                     // Keys may themselves be paths (`name.givenName`) or schema URNs.
@@ -313,7 +316,10 @@ mod tests {
         assert_eq!(out["name"]["givenName"], "Bea");
         assert_eq!(out["displayName"], "Bea X");
         assert_eq!(out["active"], "False");
-        let out = patch(doc, json!([{"op": "replace", "value": {"active": false, "name.familyName": "Y"}}]));
+        let out = patch(
+            doc,
+            json!([{"op": "replace", "value": {"active": false, "name.familyName": "Y"}}]),
+        );
         assert_eq!(out["active"], false);
         assert_eq!(out["name"]["familyName"], "Y");
     }
@@ -345,7 +351,10 @@ mod tests {
             json!([{"op": "remove", "path": "members[value eq \"u2\"]"}]),
         );
         assert_eq!(out["members"], json!([{"value": "u3"}]));
-        let out = patch(out, json!([{"op": "Replace", "path": "displayName", "value": "H"}]));
+        let out = patch(
+            out,
+            json!([{"op": "Replace", "path": "displayName", "value": "H"}]),
+        );
         assert_eq!(out["displayName"], "H");
     }
 

@@ -280,8 +280,8 @@ impl Kluis {
                 now,
             )
             .await?;
-            let ev = Event::ok("scim.user.role", "user", u)
-                .with(json!({"old": row.role, "new": role}));
+            let ev =
+                Event::ok("scim.user.role", "user", u).with(json!({"old": row.role, "new": role}));
             self.audit(tx, keys, &actor_label(actor), ctx, ev).await?;
         }
         Ok(())
@@ -361,9 +361,13 @@ fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
 }
 
 fn parse_user(doc: &Value) -> Result<UserInput> {
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| scim_err(ErrorKind::BadRequest, "invalidSyntax", "expected a JSON object"))?;
+    let obj = doc.as_object().ok_or_else(|| {
+        scim_err(
+            ErrorKind::BadRequest,
+            "invalidSyntax",
+            "expected a JSON object",
+        )
+    })?;
     let user_name = get(obj, "userName")
         .ok_or_else(|| invalid_value("userName is required"))
         .and_then(|v| short_string(v, "userName", 256))?;
@@ -409,7 +413,10 @@ fn parse_user(doc: &Value) -> Result<UserInput> {
                 let mut out = Map::new();
                 out.insert("value".into(), Value::String(value));
                 if let Some(t) = get(e, "type") {
-                    out.insert("type".into(), Value::String(short_string(t, "emails.type", 32)?));
+                    out.insert(
+                        "type".into(),
+                        Value::String(short_string(t, "emails.type", 32)?),
+                    );
                 }
                 if let Some(p) = get(e, "primary") {
                     out.insert("primary".into(), Value::Bool(boolean(p, "emails.primary")?));
@@ -559,13 +566,9 @@ async fn user_view(tx: &mut TenantTx, keys: &TenantKeys, id: UserId) -> Result<O
             attrs: None,
         },
         Some(s) => {
-            let attrs: StoredAttrs = serde_json::from_slice(&keys.open(
-                "scim_users",
-                "attrs",
-                s.id.0,
-                &s.attrs,
-            )?)
-            .map_err(|_| Error::internal("stored SCIM attributes unreadable"))?;
+            let attrs: StoredAttrs =
+                serde_json::from_slice(&keys.open("scim_users", "attrs", s.id.0, &s.attrs)?)
+                    .map_err(|_| Error::internal("stored SCIM attributes unreadable"))?;
             UserView {
                 version: s.version,
                 created_at: s.created_at,
@@ -601,7 +604,14 @@ fn page(resource: Resource, all: Vec<Value>, p: &ListParams) -> Value {
         .into_iter()
         .skip(start - 1)
         .take(count)
-        .map(|d| project(resource, d, p.attributes.as_deref(), p.excluded_attributes.as_deref()))
+        .map(|d| {
+            project(
+                resource,
+                d,
+                p.attributes.as_deref(),
+                p.excluded_attributes.as_deref(),
+            )
+        })
         .collect();
     list_response(items, total, start)
 }
@@ -759,7 +769,9 @@ impl Kluis {
             .transpose()?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        let ids = self.user_candidates(&mut tx, &keys, filter.as_ref()).await?;
+        let ids = self
+            .user_candidates(&mut tx, &keys, filter.as_ref())
+            .await?;
         let mut all = Vec::new();
         for id in ids {
             if let Some(v) = user_view(&mut tx, &keys, id).await? {
@@ -958,7 +970,12 @@ impl Kluis {
     }
 
     /// Deletes the user; their sessions go with them and the API keys they created are revoked.
-    pub async fn scim_delete_user(&self, actor: &Actor, ctx: &RequestContext, id: &str) -> Result<()> {
+    pub async fn scim_delete_user(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<()> {
         actor.require(Permission::ScimProvision)?;
         let id: UserId = parse_id(id)?;
         let now = self.now();
@@ -993,9 +1010,13 @@ struct GroupInput {
 const MAX_MEMBERS: usize = 10_000;
 
 fn parse_group(doc: &Value) -> Result<GroupInput> {
-    let obj = doc
-        .as_object()
-        .ok_or_else(|| scim_err(ErrorKind::BadRequest, "invalidSyntax", "expected a JSON object"))?;
+    let obj = doc.as_object().ok_or_else(|| {
+        scim_err(
+            ErrorKind::BadRequest,
+            "invalidSyntax",
+            "expected a JSON object",
+        )
+    })?;
     let display_name = get(obj, "displayName")
         .ok_or_else(|| invalid_value("displayName is required"))
         .and_then(|v| short_string(v, "displayName", 200))?;
@@ -1147,7 +1168,12 @@ impl Kluis {
         Ok(view.render(base))
     }
 
-    pub async fn scim_list_groups(&self, actor: &Actor, base: &str, params: &ListParams) -> Result<Value> {
+    pub async fn scim_list_groups(
+        &self,
+        actor: &Actor,
+        base: &str,
+        params: &ListParams,
+    ) -> Result<Value> {
         actor.require(Permission::ScimProvision)?;
         let filter = params
             .filter
@@ -1182,7 +1208,8 @@ impl Kluis {
         actor.require(Permission::ScimProvision)?;
         let id: Uuid = parse_id(id)?;
         let input = parse_group(body)?;
-        self.scim_write_group(actor, ctx, base, id, |_| Ok(input)).await
+        self.scim_write_group(actor, ctx, base, id, |_| Ok(input))
+            .await
     }
 
     pub async fn scim_patch_group(
@@ -1249,7 +1276,12 @@ impl Kluis {
         Ok(view.render(base))
     }
 
-    pub async fn scim_delete_group(&self, actor: &Actor, ctx: &RequestContext, id: &str) -> Result<()> {
+    pub async fn scim_delete_group(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: &str,
+    ) -> Result<()> {
         actor.require(Permission::ScimProvision)?;
         let id: Uuid = parse_id(id)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;

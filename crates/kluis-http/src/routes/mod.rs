@@ -7,6 +7,7 @@ pub mod imports;
 pub mod keys;
 pub mod platform;
 pub mod records;
+pub mod scim;
 pub mod settings;
 pub mod setup;
 pub mod sso;
