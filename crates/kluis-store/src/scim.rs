@@ -316,9 +316,8 @@ impl TenantTx {
         now: i64,
     ) -> Result<bool> {
         let t = self.tenant;
-        let r =
-            on_conn!(&mut self.tx, |c| {
-                sqlx::query(
+        let r = on_conn!(&mut self.tx, |c| {
+            sqlx::query(
             "UPDATE scim_groups SET display_name = $3, external_id = $4, version = version + 1, \
              updated_at = $5 WHERE tenant_id = $1 AND id = $2"
         )
@@ -330,7 +329,7 @@ impl TenantTx {
         .execute(c)
         .await?
         .rows_affected()
-            });
+        });
         Ok(r == 1)
     }
 

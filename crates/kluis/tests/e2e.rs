@@ -21,6 +21,8 @@ mod isolation;
 mod mail;
 #[path = "e2e/mfa.rs"]
 mod mfa;
+#[path = "e2e/scim.rs"]
+mod scim;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/server.rs"]

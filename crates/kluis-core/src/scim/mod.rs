@@ -104,7 +104,8 @@ pub fn schemas(base: &str) -> Vec<Value> {
             name,
             attribute("displayName", "string", false, "readWrite", false),
             emails,
-            attribute("active", "boolean", false, "readWrite", false),
+            // Every Kluis user is active or not: never unassigned (absent in a POST = true).
+            attribute("active", "boolean", true, "readWrite", false),
             attribute("externalId", "string", false, "readWrite", true),
         ],
         "meta": {"resourceType": "Schema", "location": format!("{base}/Schemas/{USER_SCHEMA}")}

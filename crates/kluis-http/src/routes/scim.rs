@@ -500,6 +500,15 @@ async fn delete_group(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Searching several resource types at once (`POST /.search` at the root) is not offered.
+async fn root_search(_a: ScimAuthed) -> ScimError {
+    ScimError::new(
+        StatusCode::NOT_IMPLEMENTED,
+        None,
+        "search /Users/.search or /Groups/.search",
+    )
+}
+
 async fn scim_not_found() -> ScimError {
     ScimError::new(StatusCode::NOT_FOUND, None, "no such endpoint")
 }
@@ -526,6 +535,7 @@ async fn scim_bare_errors(req: Request, next: Next) -> Response {
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/ServiceProviderConfig", get(service_provider_config))
+        .route("/.search", axum::routing::post(root_search))
         .route("/ResourceTypes", get(resource_types))
         .route("/ResourceTypes/{id}", get(resource_type))
         .route("/Schemas", get(schemas))
