@@ -237,6 +237,23 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Compare-and-swap of a user's sealed SCIM attributes (data-key re-encryption; see
+    /// `reseal_users`).
+    pub async fn reseal_scim_attrs(&mut self, id: UserId, old: &[u8], new: &[u8]) -> Result<bool> {
+        let t = self.tenant;
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE scim_users SET attrs = $4 WHERE tenant_id = $1 AND id = $2 AND attrs = $3"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(old)
+        .bind(new)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
+
     /// Replaces a user's sealed email and its blind index (the IdP changed the address).
     pub async fn update_user_email(
         &mut self,

@@ -237,6 +237,31 @@ impl Kluis {
         Ok(Actor::new(tenant, Principal::Scim { token: m.id }))
     }
 
+    /// Re-seals provisioned users' SCIM attributes under the current data key (part of
+    /// `reencrypt_tenant`).
+    pub(crate) async fn reencrypt_scim(
+        &self,
+        tenant: crate::TenantId,
+        p: &mut crate::keys::ReencryptProgress,
+    ) -> Result<()> {
+        let mut tx = self.store.tenant(tenant).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let mut n = 0;
+        for row in tx.scim_users().await? {
+            if keys.stale(&row.attrs) {
+                let fresh = keys.reseal("scim_users", "attrs", row.id.0, &row.attrs)?;
+                if tx.reseal_scim_attrs(row.id, &row.attrs, &fresh).await? {
+                    n += 1;
+                }
+            }
+            p.rows_seen += 1;
+        }
+        self.count_sealed(&mut tx, &keys, n).await?;
+        tx.commit().await?;
+        p.values_resealed += n as u64;
+        Ok(())
+    }
+
     /// Sets each user's role to the highest role among their mapped groups (the default role
     /// when none is mapped). Owners are left alone.
     async fn recompute_roles(

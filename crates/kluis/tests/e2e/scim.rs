@@ -13,7 +13,8 @@ on_both!(
     entra_user_and_group_lifecycle,
     deprovisioning_revokes_sessions_and_keys,
     tenants_are_isolated,
-    token_admin_and_authentication
+    token_admin_and_authentication,
+    attributes_follow_data_key_rotation
 );
 
 const PATCH: &str = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
@@ -874,6 +875,51 @@ async fn token_admin_and_authentication(b: Backend) {
     let big = json!({"userName": "x".repeat(2 * 1024 * 1024)});
     let (st, _, _) = scim(&s, Method::POST, "/Users", &third, Some(big)).await;
     assert_eq!(st, StatusCode::PAYLOAD_TOO_LARGE);
+}
+
+/// The sealed SCIM attributes move to a new data key with the rest, so old key versions can be
+/// disabled afterwards and provisioned users still read back.
+async fn attributes_follow_data_key_rotation(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "scim-r").await;
+    let token = scim_token(&s, &t.owner).await;
+    let (st, _, u) = scim(
+        &s,
+        Method::POST,
+        "/Users",
+        &token,
+        Some(json!({"userName": "Rik", "externalId": "ext-rik",
+                    "name": {"givenName": "Rik", "familyName": "Draai"},
+                    "emails": [{"value": "rik@scim-r.test", "type": "work"}]})),
+    )
+    .await;
+    assert_eq!(st, StatusCode::CREATED, "{u}");
+    let uid = u["id"].as_str().unwrap().to_owned();
+    let out = s.cli(&["keys", "rotate-dek", "--tenant", "scim-r"], None);
+    assert!(out.contains("under data key version 2"), "{out}");
+    s.cli(
+        &[
+            "keys",
+            "min-decryption-version",
+            "--tenant",
+            "scim-r",
+            "--version",
+            "2",
+        ],
+        None,
+    );
+    let (st, _, v) = scim(&s, Method::GET, &format!("/Users/{uid}"), &token, None).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["name"]["familyName"], "Draai");
+    let (_, _, v) = scim(
+        &s,
+        Method::GET,
+        &format!("/Users?filter={}", enc("externalId eq \"ext-rik\"")),
+        &token,
+        None,
+    )
+    .await;
+    assert_eq!(v["totalResults"], 1, "{v}");
 }
 
 // ---- conformance -------------------------------------------------------------------------------
