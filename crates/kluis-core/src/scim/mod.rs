@@ -273,3 +273,48 @@ pub fn project(
     }
     Value::Object(obj)
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::{Actor, ApiKeyId, Permission, Principal, Role, Scope, TenantId};
+
+    #[test]
+    fn only_the_scim_token_provisions_and_it_does_nothing_else() {
+        for r in Role::ALL {
+            assert!(!r.grants(Permission::ScimProvision), "{r:?}");
+        }
+        assert!(Role::Admin.grants(Permission::ScimManage));
+        assert!(!Role::Manager.grants(Permission::ScimManage));
+        for s in Scope::ALL {
+            assert!(!s.grants(Permission::ScimProvision) && !s.grants(Permission::ScimManage));
+        }
+        let scim = Actor::new(
+            TenantId::new(),
+            Principal::Scim {
+                token: uuid::Uuid::now_v7(),
+            },
+        );
+        assert!(scim.require(Permission::ScimProvision).is_ok());
+        for p in [
+            Permission::UsersRead,
+            Permission::UsersManage,
+            Permission::OwnersManage,
+            Permission::ApiKeysManage,
+            Permission::ScimManage,
+            Permission::CrmRead,
+            Permission::AuditRead,
+        ] {
+            assert!(scim.require(p).is_err(), "{p:?}");
+        }
+        assert!(scim.require_user().is_err());
+        assert!(scim.require_key_manager().is_err());
+        let key = Actor::new(
+            TenantId::new(),
+            Principal::ApiKey {
+                id: ApiKeyId::new(),
+                scopes: Scope::ALL.to_vec(),
+            },
+        );
+        assert!(key.require(Permission::ScimProvision).is_err());
+    }
+}
