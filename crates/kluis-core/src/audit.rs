@@ -58,6 +58,7 @@ pub(crate) fn actor_label(actor: &Actor) -> String {
         Principal::User { id, .. } => format!("user:{id}"),
         Principal::ApiKey { id, .. } => format!("apikey:{id}"),
         Principal::Console => "console".to_owned(),
+        Principal::Scim { token } => format!("scim:{token}"),
     }
 }
 

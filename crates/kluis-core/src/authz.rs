@@ -38,6 +38,11 @@ pub enum Permission {
     /// Configure single sign-on: who may enter the tenant. Owners and admins, never an API
     /// key scope.
     SsoManage,
+    /// Create, rotate, revoke the tenant's SCIM token and map SCIM groups to roles. Owners and
+    /// admins, never an API key scope.
+    ScimManage,
+    /// Provision users and groups over SCIM. Held only by the SCIM token, by no role or scope.
+    ScimProvision,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
@@ -77,7 +82,8 @@ impl Role {
     pub fn grants(self, p: Permission) -> bool {
         use Permission::*;
         match self {
-            Role::Owner => true,
+            // SCIM provisioning is the token's alone, not even an owner's.
+            Role::Owner => p != ScimProvision,
             Role::Admin => matches!(
                 p,
                 UsersRead
@@ -92,6 +98,7 @@ impl Role {
                     | CrmExport
                     | SsoManage
                     | CrmImport
+                    | ScimManage
             ),
             Role::Manager => matches!(
                 p,
@@ -189,6 +196,10 @@ pub enum Principal {
     /// The operator at the server console (`kluis user create ...`). Whoever can run the CLI
     /// against the data directory or database already holds every key, so it is granted all.
     Console,
+    /// The tenant's SCIM client (identity provider), holding only `ScimProvision`.
+    Scim {
+        token: uuid::Uuid,
+    },
 }
 
 /// How far a signed-in person got. Only `Full` actors pass [`Actor::require`] or
@@ -245,7 +256,7 @@ impl Actor {
     pub fn user_id(&self) -> Option<UserId> {
         match self.principal {
             Principal::User { id, .. } => Some(id),
-            Principal::ApiKey { .. } | Principal::Console => None,
+            Principal::ApiKey { .. } | Principal::Console | Principal::Scim { .. } => None,
         }
     }
 
@@ -257,6 +268,7 @@ impl Actor {
             Principal::User { role, .. } => role.grants(p),
             Principal::ApiKey { scopes, .. } => scopes.iter().any(|s| s.grants(p)),
             Principal::Console => true,
+            Principal::Scim { .. } => p == Permission::ScimProvision,
         }
     }
 
@@ -299,6 +311,7 @@ impl Actor {
             Principal::ApiKey { .. } => Err(Error::forbidden(
                 "API keys cannot manage API keys; sign in as an admin",
             )),
+            Principal::Scim { .. } => Err(Error::forbidden("the SCIM token cannot manage keys")),
         }
     }
 }

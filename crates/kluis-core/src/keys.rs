@@ -745,6 +745,7 @@ impl Kluis {
                 .await?;
         }
         self.reencrypt_mfa(tenant, &mut p).await?;
+        self.reencrypt_scim(tenant, &mut p).await?;
         progress(&p);
         self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
             .await?;

@@ -40,6 +40,21 @@ pub fn parse_api_key(v: &str) -> Option<(TenantId, &str)> {
     Some((parse_tenant(t)?, non_empty_secret(secret)?))
 }
 
+pub const SCIM_TOKEN_PREFIX: &str = "kluisscim_";
+
+/// `kluisscim_<tenant uuid, 32 hex>_<secret>` — a tenant's SCIM bearer token. Its own prefix,
+/// so it never parses as an API key and an API key never parses as it.
+pub fn scim_token(tenant: TenantId, secret: &str) -> String {
+    format!("{SCIM_TOKEN_PREFIX}{}_{secret}", tenant.0.simple())
+}
+
+pub fn parse_scim_token(v: &str) -> Option<(TenantId, &str)> {
+    let rest = v.strip_prefix(SCIM_TOKEN_PREFIX)?;
+    let t = rest.get(..32)?;
+    let secret = rest.get(32..)?.strip_prefix('_')?;
+    Some((parse_tenant(t)?, non_empty_secret(secret)?))
+}
+
 fn parse_tenant(hex: &str) -> Option<TenantId> {
     if hex.len() != 32 {
         return None;

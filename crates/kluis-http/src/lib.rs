@@ -269,6 +269,14 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::passkeys::login_finish))
         .routes(routes!(routes::passkeys::user_list))
         .routes(routes!(routes::passkeys::user_delete))
+        .routes(routes!(
+            routes::scim::create_token,
+            routes::scim::revoke_token
+        ))
+        .routes(routes!(
+            routes::scim::get_settings,
+            routes::scim::put_settings
+        ))
 }
 
 /// The OpenAPI 3 document, generated from the route table.
@@ -296,6 +304,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/assets/account-link.js", get(routes::account_links::script))
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
         .merge(pages::routes())
+        .nest("/scim/v2", routes::scim::router())
         .fallback(not_found)
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))

@@ -66,6 +66,11 @@ pub const TENANT_TABLES: &[&str] = &[
     "mail_outbox",
     "passkeys",
     "webauthn_ceremonies",
+    "scim_tokens",
+    "scim_settings",
+    "scim_users",
+    "scim_groups",
+    "scim_group_members",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

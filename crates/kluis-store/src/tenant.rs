@@ -1266,7 +1266,8 @@ impl TenantTx {
                   + (SELECT COUNT(*) FROM user_mfa WHERE tenant_id = $1 AND substr(secret, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM sso_configs WHERE tenant_id = $1 AND substr(client_secret, 2, 4) <> $2) \
                   + (SELECT COUNT(*) FROM mail_outbox WHERE tenant_id = $1 AND status = 'pending' \
-                       AND substr(message, 2, 4) <> $2)",
+                       AND substr(message, 2, 4) <> $2) \
+                  + (SELECT COUNT(*) FROM scim_users WHERE tenant_id = $1 AND substr(attrs, 2, 4) <> $2)",
             )
             .bind(t)
             .bind(v.clone())

@@ -25,6 +25,8 @@ mod mfa;
 mod pages;
 #[path = "e2e/passkeys.rs"]
 mod passkeys;
+#[path = "e2e/scim.rs"]
+mod scim;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/server.rs"]

@@ -230,6 +230,10 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/users/{id}/passkeys/{passkey_id}",
         "passkey.delete",
     ),
+    // SCIM admin routes: exercised with their events by scim::*.
+    ("POST", "/api/v1/scim/token", "scim.token.create"),
+    ("DELETE", "/api/v1/scim/token", "scim.token.revoke"),
+    ("PUT", "/api/v1/scim/settings", "scim.settings.update"),
 ];
 
 pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {
