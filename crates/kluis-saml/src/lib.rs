@@ -603,6 +603,7 @@ pub fn authn_request_url(
         .ok_or(SamlError::RequestBuild)?;
     let req = AuthnRequest {
         id: request_id.to_owned(),
+        version: "2.0".to_owned(),
         issue_instant,
         destination: Some(idp_sso_url.to_owned()),
         issuer: Some(Issuer {
