@@ -25,6 +25,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod saml;
 pub mod tenants;
 pub mod tokens;
 pub mod users;

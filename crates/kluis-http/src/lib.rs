@@ -258,6 +258,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))
+        .routes(routes!(routes::saml::start))
+        .routes(routes!(routes::saml::acs))
+        .routes(routes!(routes::saml::metadata))
+        .routes(routes!(
+            routes::saml::get_settings,
+            routes::saml::put_settings
+        ))
 }
 
 /// The OpenAPI 3 document, generated from the route table.

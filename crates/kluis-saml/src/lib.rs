@@ -144,6 +144,11 @@ impl SamlError {
 pub struct Certificate(Vec<u8>);
 
 impl Certificate {
+    /// The certificate's DER bytes (for fingerprints).
+    pub fn der(&self) -> &[u8] {
+        &self.0
+    }
+
     /// Parses one or more PEM certificates (an IdP may publish a rollover certificate).
     pub fn parse_pem_bundle(pem: &str) -> Result<Vec<Certificate>, SamlError> {
         let certs = openssl::x509::X509::stack_from_pem(pem.as_bytes())

@@ -64,6 +64,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "sso_break_glass",
     "user_tokens",
     "mail_outbox",
+    "saml_configs",
+    "saml_seen_assertions",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

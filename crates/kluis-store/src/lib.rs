@@ -17,6 +17,7 @@ mod mfa;
 mod platform;
 pub mod rows;
 pub mod sso;
+pub mod saml;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};

@@ -29,3 +29,5 @@ mod server;
 mod sso;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/saml.rs"]
+mod saml;

@@ -48,7 +48,7 @@ def ensure_sp(srv, entity_id, acs):
         return
     except KeyError:
         pass
-    if entity_id.startswith(("https://127.0.0.1:", "http://127.0.0.1:")):
+    if entity_id.startswith(("https://127.0.0.1:", "https://localhost:")):
         ctx = ssl._create_unverified_context()
         xml = urllib.request.urlopen(entity_id, context=ctx, timeout=10).read().decode()
     else:

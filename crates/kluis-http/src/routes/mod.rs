@@ -10,6 +10,7 @@ pub mod records;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod saml;
 pub mod users;
 
 use serde::Deserialize;

@@ -208,6 +208,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/platform/tenants/{id}/resume",
         "tenant.resume",
     ),
+    // Exercised with their events by saml::* (need pysaml2 and xmlsec1).
+    ("PUT", "/api/v1/settings/sso/saml", "settings.sso.update"),
+    ("POST", "/sso/saml/{tenant}/acs", "auth.login"),
 ];
 
 pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {
