@@ -362,7 +362,11 @@ mod enabled {
         }
 
         /// Starts a SAML sign-in for the organisation with this slug.
-        pub async fn saml_start(&self, organisation: &str, ctx: &RequestContext) -> Result<SsoStart> {
+        pub async fn saml_start(
+            &self,
+            organisation: &str,
+            ctx: &RequestContext,
+        ) -> Result<SsoStart> {
             let _ = ctx;
             let mut p = self.store.platform_read().await?;
             let t = p
@@ -385,8 +389,9 @@ mod enabled {
             let state = format!("{}.{}", t.id.0.simple(), token::generate_secret());
             let request_id = request_id(&binding);
             let now = self.now();
-            let issued = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-                .map_err(|_| Error::internal("clock"))?;
+            let issued =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+                    .map_err(|_| Error::internal("clock"))?;
             let url = kluis_saml::authn_request_url(
                 &saml.idp_sso_url,
                 &sp_entity_id,
@@ -489,11 +494,7 @@ mod enabled {
             if !token::constant_time_eq(&token::hash_secret(&request_id), &pending.nonce_hash) {
                 return Err(fail("configuration_changed", sso_failed()));
             }
-            let Some(response) = form
-                .saml_response
-                .as_deref()
-                .filter(|r| !r.is_empty())
-            else {
+            let Some(response) = form.saml_response.as_deref().filter(|r| !r.is_empty()) else {
                 return Err(fail("response_missing", sso_failed()));
             };
 
@@ -522,16 +523,16 @@ mod enabled {
                 idp_certs: &certs,
                 allow_sha1: saml.allow_sha1,
             };
-            let clock = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
-                .map_err(|_| (None, Failure::from(Error::internal("clock"))))?;
+            let clock =
+                time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(now) * 1_000_000)
+                    .map_err(|_| (None, Failure::from(Error::internal("clock"))))?;
             let verified = kluis_saml::verify_response(response, &sp, clock)
                 .map_err(|e| fail(e.reason(), sso_failed()))?;
 
             // Replay cache: an assertion is accepted once, whichever sign-in it is posted to.
-            let expires = i64::try_from(
-                verified.replay_expires_at().unix_timestamp_nanos() / 1_000_000,
-            )
-            .unwrap_or(i64::MAX);
+            let expires =
+                i64::try_from(verified.replay_expires_at().unix_timestamp_nanos() / 1_000_000)
+                    .unwrap_or(i64::MAX);
             let fresh = async {
                 let mut tx = self.store.tenant(tenant).begin().await?;
                 let fresh = tx
@@ -586,7 +587,10 @@ mod tests {
     #[test]
     fn tenant_paths_parse() {
         let id = uuid::Uuid::new_v4();
-        assert_eq!(tenant_of_path(&id.hyphenated().to_string()), Some(TenantId(id)));
+        assert_eq!(
+            tenant_of_path(&id.hyphenated().to_string()),
+            Some(TenantId(id))
+        );
         assert_eq!(tenant_of_path(&id.simple().to_string()), Some(TenantId(id)));
         assert_eq!(tenant_of_path("acme"), None);
     }

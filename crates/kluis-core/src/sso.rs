@@ -109,8 +109,8 @@ impl SsoProvider {
             SsoProvider::Oidc,
             SsoProvider::Saml,
         ]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 

@@ -16,8 +16,8 @@ mod mail;
 mod mfa;
 mod platform;
 pub mod rows;
-pub mod sso;
 pub mod saml;
+pub mod sso;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};

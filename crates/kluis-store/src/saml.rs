@@ -77,12 +77,14 @@ impl TenantTx {
     ) -> Result<bool> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {
-            sqlx::query("DELETE FROM saml_seen_assertions WHERE tenant_id = $1 AND expires_at <= $2")
-                .bind(t)
-                .bind(now)
-                .execute(c)
-                .await?
-                .rows_affected()
+            sqlx::query(
+                "DELETE FROM saml_seen_assertions WHERE tenant_id = $1 AND expires_at <= $2",
+            )
+            .bind(t)
+            .bind(now)
+            .execute(c)
+            .await?
+            .rows_affected()
         });
         Ok(on_conn!(&mut self.tx, |c| {
             sqlx::query(

@@ -138,7 +138,10 @@ impl TestSamlIdp {
         };
         let v: serde_json::Value = serde_json::from_str(&info).context("ready line")?;
         let s = |k: &str| -> Result<String> {
-            Ok(v[k].as_str().with_context(|| format!("{k} missing"))?.to_owned())
+            Ok(v[k]
+                .as_str()
+                .with_context(|| format!("{k} missing"))?
+                .to_owned())
         };
         Ok(TestSamlIdp {
             entity_id: s("entity_id")?,

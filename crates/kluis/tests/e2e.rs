@@ -21,6 +21,8 @@ mod isolation;
 mod mail;
 #[path = "e2e/mfa.rs"]
 mod mfa;
+#[path = "e2e/saml.rs"]
+mod saml;
 #[path = "e2e/secrets.rs"]
 mod secrets;
 #[path = "e2e/server.rs"]
@@ -29,5 +31,3 @@ mod server;
 mod sso;
 #[path = "e2e/tls.rs"]
 mod tls;
-#[path = "e2e/saml.rs"]
-mod saml;

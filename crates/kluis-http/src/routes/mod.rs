@@ -7,10 +7,10 @@ pub mod imports;
 pub mod keys;
 pub mod platform;
 pub mod records;
+pub mod saml;
 pub mod settings;
 pub mod setup;
 pub mod sso;
-pub mod saml;
 pub mod users;
 
 use serde::Deserialize;

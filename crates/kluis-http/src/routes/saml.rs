@@ -94,7 +94,10 @@ pub async fn acs(
         ));
     };
     let binding = read_cookie(&headers, SAML_COOKIE);
-    let out = s.kluis.saml_acs(&tenant, &form, binding.as_deref(), &c).await?;
+    let out = s
+        .kluis
+        .saml_acs(&tenant, &form, binding.as_deref(), &c)
+        .await?;
     let (mut h, body) = super::auth::login_answer(out)?;
     h.append(
         header::SET_COOKIE,

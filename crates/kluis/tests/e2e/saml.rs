@@ -13,7 +13,9 @@ use kluis_testkit::saml::{TestSamlIdp, skip};
 use reqwest::{Method, StatusCode, Url};
 use serde_json::{Value, json};
 
-use crate::support::{Auth, Backend, PASSWORD, Server, TenantFixture, code, on_both, tenant_fixture};
+use crate::support::{
+    Auth, Backend, PASSWORD, Server, TenantFixture, code, on_both, tenant_fixture,
+};
 
 fn idp() -> Option<TestSamlIdp> {
     if !cfg!(feature = "saml") {
@@ -63,7 +65,9 @@ async fn start(s: &Server, browser: &reqwest::Client, org: &str) -> Url {
         .expect("binding cookie");
     // The ACS is reached by a cross-site POST: only a SameSite=None cookie comes along.
     assert!(
-        cookie.contains("HttpOnly") && cookie.contains("Secure") && cookie.contains("SameSite=None"),
+        cookie.contains("HttpOnly")
+            && cookie.contains("Secure")
+            && cookie.contains("SameSite=None"),
         "{cookie}"
     );
     let url = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
@@ -75,7 +79,10 @@ async fn start(s: &Server, browser: &reqwest::Client, org: &str) -> Url {
 
 fn hidden(page: &str, name: &str) -> String {
     let marker = format!("name=\"{name}\" value=\"");
-    let i = page.find(&marker).unwrap_or_else(|| panic!("{name} in {page}")) + marker.len();
+    let i = page
+        .find(&marker)
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+        + marker.len();
     page[i..i + page[i..].find('"').unwrap()].to_owned()
 }
 
@@ -137,7 +144,12 @@ async fn post(browser: &reqwest::Client, p: &Posted) -> (StatusCode, Value, Opti
 }
 
 /// One whole sign-in in a fresh browser.
-async fn login(s: &Server, org: &str, email: &str, variant: &str) -> (StatusCode, Value, Option<Auth>) {
+async fn login(
+    s: &Server,
+    org: &str,
+    email: &str,
+    variant: &str,
+) -> (StatusCode, Value, Option<Auth>) {
     let b = browser(s);
     let url = start(s, &b, org).await;
     let p = at_idp(&url, email, variant).await;
@@ -178,7 +190,12 @@ async fn configure(s: &Server, t: &TenantFixture, idp: &TestSamlIdp, extra: Valu
         body[k] = v.clone();
     }
     let (st, v) = s
-        .call(Method::PUT, "/api/v1/settings/sso/saml", &t.owner, Some(body))
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso/saml",
+            &t.owner,
+            Some(body),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     v
@@ -195,14 +212,27 @@ async fn saml_login_links_and_creates_users(b: Backend) {
         "jit_enabled": true, "sso_required": false});
     for who in [&t.member, &t.key] {
         let (st, v) = s
-            .call(Method::PUT, "/api/v1/settings/sso/saml", who, Some(body.clone()))
+            .call(
+                Method::PUT,
+                "/api/v1/settings/sso/saml",
+                who,
+                Some(body.clone()),
+            )
             .await;
         assert_eq!(st, StatusCode::FORBIDDEN, "{v}");
     }
     // Bad input: clear 422s.
     for (k, bad, want) in [
-        ("idp_certificate_pem", json!("not a certificate"), "invalid_certificate"),
-        ("idp_sso_url", json!("http://idp.example/sso"), "invalid_sso_url"),
+        (
+            "idp_certificate_pem",
+            json!("not a certificate"),
+            "invalid_certificate",
+        ),
+        (
+            "idp_sso_url",
+            json!("http://idp.example/sso"),
+            "invalid_sso_url",
+        ),
         ("allowed_domains", json!([]), "invalid_domains"),
     ] {
         let mut b2 = body.clone();
@@ -210,7 +240,11 @@ async fn saml_login_links_and_creates_users(b: Backend) {
         let (st, v) = s
             .call(Method::PUT, "/api/v1/settings/sso/saml", &t.owner, Some(b2))
             .await;
-        assert_eq!((st, code(&v)), (StatusCode::UNPROCESSABLE_ENTITY, want), "{v}");
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNPROCESSABLE_ENTITY, want),
+            "{v}"
+        );
     }
 
     let doc = configure(&s, &t, &idp, json!({})).await;
@@ -224,10 +258,20 @@ async fn saml_login_links_and_creates_users(b: Backend) {
     assert_eq!(e["details"]["new"]["issuer"], idp.entity_id.as_str(), "{e}");
     // The shared SSO settings show the SAML provider.
     let (st, v) = s.get("/api/v1/settings/sso", &t.owner).await;
-    assert_eq!((st, v["provider"].as_str()), (StatusCode::OK, Some("saml")), "{v}");
+    assert_eq!(
+        (st, v["provider"].as_str()),
+        (StatusCode::OK, Some("saml")),
+        "{v}"
+    );
     // OpenID Connect sign-in is not the way in for this tenant.
-    let (st, v) = s.get("/sso/oidc/start?organisation=saml", &Auth::None).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "sso_use_saml"), "{v}");
+    let (st, v) = s
+        .get("/sso/oidc/start?organisation=saml", &Auth::None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "sso_use_saml"),
+        "{v}"
+    );
     // Public SP metadata (the IdP fetches it too).
     let res = s.client.get(&sp_entity).send().await.unwrap();
     assert_eq!(res.status(), StatusCode::OK);
@@ -247,7 +291,10 @@ async fn saml_login_links_and_creates_users(b: Backend) {
     assert_eq!(st, StatusCode::OK, "{v}");
     let auth = auth.expect("session cookie");
     let (st, me) = s.get("/api/v1/me", &auth).await;
-    assert_eq!((st, me["id"].as_str()), (StatusCode::OK, Some(anna.as_str())));
+    assert_eq!(
+        (st, me["id"].as_str()),
+        (StatusCode::OK, Some(anna.as_str()))
+    );
     let e = last_event(&s, &t.owner, "auth.login").await;
     assert_eq!(e["outcome"], "success", "{e}");
     assert_eq!(e["details"]["method"], "saml", "{e}");
@@ -262,11 +309,19 @@ async fn saml_login_links_and_creates_users(b: Backend) {
 
     // Unknown person, JIT off: refused. Another domain: refused.
     let (st, v, auth) = login(&s, "saml", "bob@saml.test", "").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_no_account"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_no_account"),
+        "{v}"
+    );
     assert!(auth.is_none());
     assert_failure(&s, &t, "no_account").await;
     let (st, v, _) = login(&s, "saml", "eve@elsewhere.test", "").await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_domain_not_allowed"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_domain_not_allowed"),
+        "{v}"
+    );
     assert_failure(&s, &t, "domain_not_allowed").await;
 
     // JIT on: created with the default role at first sign-in.
@@ -302,7 +357,11 @@ async fn saml_rejects_hostile_responses(b: Backend) {
         ("unsolicited", "in_response_to_mismatch"),
     ] {
         let (st, v, auth) = login(&s, "saml", "anna@saml.test", variant).await;
-        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "sso_failed"), "{variant}: {v}");
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "sso_failed"),
+            "{variant}: {v}"
+        );
         assert!(auth.is_none(), "{variant}");
         assert_failure(&s, &t, reason).await;
     }
@@ -313,7 +372,11 @@ async fn saml_rejects_hostile_responses(b: Backend) {
     let (st, v, _) = post(&a, &pa).await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (st, v, _) = post(&a, &pa).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "sso_state_invalid"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "sso_state_invalid"),
+        "{v}"
+    );
     assert_failure(&s, &t, "state_unknown").await;
     // ... and inside a fresh sign-in of another browser the replay cache refuses it.
     let c = browser(&s);
@@ -324,7 +387,11 @@ async fn saml_rejects_hostile_responses(b: Backend) {
         relay_state: pc.relay_state.clone(),
     };
     let (st, v, _) = post(&c, &replay).await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "sso_failed"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "sso_failed"),
+        "{v}"
+    );
     assert_failure(&s, &t, "assertion_replayed").await;
 
     // A response to another browser's request (never used yet) does not sign this one in.
@@ -338,15 +405,29 @@ async fn saml_rejects_hostile_responses(b: Backend) {
         relay_state: pe.relay_state.clone(),
     };
     let (st, v, _) = post(&e, &crossed).await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "sso_failed"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "sso_failed"),
+        "{v}"
+    );
     assert_failure(&s, &t, "in_response_to_mismatch").await;
     // A browser without the binding cookie cannot finish someone else's sign-in.
     let (st, v, _) = post(&browser(&s), &pd).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "sso_state_invalid"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "sso_state_invalid"),
+        "{v}"
+    );
     assert_failure(&s, &t, "browser_mismatch").await;
 
     // Wrong issuer: the tenant trusts another entity id (same certificate).
-    configure(&s, &t, &idp, json!({"idp_entity_id": "https://other-idp.example/idp"})).await;
+    configure(
+        &s,
+        &t,
+        &idp,
+        json!({"idp_entity_id": "https://other-idp.example/idp"}),
+    )
+    .await;
     let (st, _, _) = login(&s, "saml", "anna@saml.test", "").await;
     assert_eq!(st, StatusCode::UNAUTHORIZED);
     assert_failure(&s, &t, "wrong_issuer").await;
@@ -355,7 +436,8 @@ async fn saml_rejects_hostile_responses(b: Backend) {
     // certificate and entity id, SHA-1 allowed as they use it), so the attack itself is the only
     // reason to refuse them. Signature and shape are checked before audience, destination,
     // time or InResponseTo, so those differences never decide.
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/saml");
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/testdata/saml");
     if !dir.join("idp-cert.pem").exists() {
         skip(&format!("{} is missing", dir.display()));
         return;
@@ -363,13 +445,25 @@ async fn saml_rejects_hostile_responses(b: Backend) {
     let file_cert = std::fs::read_to_string(dir.join("idp-cert.pem")).unwrap();
     let hostile = [
         ("saml_unsigned.xml", "unsigned"),
-        ("signed-assertion-with-hmac.xml", "signature_algorithm_not_allowed"),
-        ("signed-response-with-hmac.xml", "signature_algorithm_not_allowed"),
+        (
+            "signed-assertion-with-hmac.xml",
+            "signature_algorithm_not_allowed",
+        ),
+        (
+            "signed-response-with-hmac.xml",
+            "signature_algorithm_not_allowed",
+        ),
         ("signed-xsw-assertion-assertion.xml", "ambiguous_document"),
         ("signed-xsw-assertion-extensions.xml", "ambiguous_document"),
-        ("signed-xsw-assertion-in-assertion-first-sig.xml", "ambiguous_document"),
+        (
+            "signed-xsw-assertion-in-assertion-first-sig.xml",
+            "ambiguous_document",
+        ),
         ("signed-xsw-assertion-wrapper.xml", "ambiguous_document"),
-        ("signed-xsw-response-in-response-first-sig.xml", "ambiguous_document"),
+        (
+            "signed-xsw-response-in-response-first-sig.xml",
+            "ambiguous_document",
+        ),
     ];
     // Every file of the directory is covered (the embedded-certificate one below).
     let mut files: Vec<String> = std::fs::read_dir(&dir)
@@ -410,7 +504,11 @@ async fn saml_rejects_hostile_responses(b: Backend) {
     configure(&s, &t, &idp, file_idp.clone()).await;
     for (file, reason) in hostile {
         let (st, v, auth) = post_file(file).await;
-        assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "sso_failed"), "{file}: {v}");
+        assert_eq!(
+            (st, code(&v)),
+            (StatusCode::UNAUTHORIZED, "sso_failed"),
+            "{file}: {v}"
+        );
         assert!(auth.is_none());
         let e = last_event(&s, &t.owner, "auth.login").await;
         assert_eq!(e["details"]["reason"], reason, "{file}: {e}");
@@ -447,9 +545,18 @@ async fn saml_required_blocks_passwords(b: Backend) {
         "jit_enabled": false, "sso_required": true});
     // Requiring SSO without a break-glass owner would risk a lock-out.
     let (st, v) = s
-        .call(Method::PUT, "/api/v1/settings/sso/saml", &t.owner, Some(body.clone()))
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso/saml",
+            &t.owner,
+            Some(body.clone()),
+        )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "break_glass_required"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::CONFLICT, "break_glass_required"),
+        "{v}"
+    );
     let (st, _) = s
         .call(
             Method::PUT,
@@ -460,7 +567,12 @@ async fn saml_required_blocks_passwords(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, v) = s
-        .call(Method::PUT, "/api/v1/settings/sso/saml", &t.owner, Some(body.clone()))
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso/saml",
+            &t.owner,
+            Some(body.clone()),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["sso_required"], true);
@@ -475,7 +587,11 @@ async fn saml_required_blocks_passwords(b: Backend) {
             json!({"tenant": "saml", "email": "member@saml.test", "password": PASSWORD}),
         )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_required"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::FORBIDDEN, "sso_required"),
+        "{v}"
+    );
     s.login("saml", "owner@saml.test", PASSWORD).await;
     // The member signs in through the IdP instead.
     let (st, v, auth) = login(&s, "saml", "member@saml.test", "").await;
@@ -486,7 +602,12 @@ async fn saml_required_blocks_passwords(b: Backend) {
     // Lifting the requirement restores passwords.
     body["sso_required"] = json!(false);
     let (st, _) = s
-        .call(Method::PUT, "/api/v1/settings/sso/saml", &t.owner, Some(body))
+        .call(
+            Method::PUT,
+            "/api/v1/settings/sso/saml",
+            &t.owner,
+            Some(body),
+        )
         .await;
     assert_eq!(st, StatusCode::OK);
     s.login("saml", "member@saml.test", PASSWORD).await;
@@ -509,12 +630,24 @@ async fn saml_not_built_is_a_clear_error() {
             Method::PUT,
             "/api/v1/settings/sso/saml",
             &t.owner,
-            Some(json!({"idp_entity_id": "x", "idp_sso_url": "https://idp.example/sso",
+            Some(
+                json!({"idp_entity_id": "x", "idp_sso_url": "https://idp.example/sso",
                 "idp_certificate_pem": "x", "allowed_domains": ["nosaml.test"],
-                "jit_enabled": false, "sso_required": false})),
+                "jit_enabled": false, "sso_required": false}),
+            ),
         )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "saml_not_built"), "{v}");
-    let (st, v) = s.get("/sso/saml/start?organisation=nosaml", &Auth::None).await;
-    assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "saml_not_built"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "saml_not_built"),
+        "{v}"
+    );
+    let (st, v) = s
+        .get("/sso/saml/start?organisation=nosaml", &Auth::None)
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::BAD_REQUEST, "saml_not_built"),
+        "{v}"
+    );
 }
