@@ -578,6 +578,49 @@ mod enabled {
             .map_err(|e| (Some(user_id), Failure::from(e)))
         }
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn sso_urls_are_https_or_loopback_http() {
+            for ok in [
+                "https://idp.acme.nl/sso",
+                "https://idp.acme.nl/sso?tenant=1",
+                "http://127.0.0.1:8080/sso",
+                "http://localhost/sso",
+            ] {
+                assert!(sso_url(ok).is_ok(), "{ok}");
+            }
+            for bad in [
+                "http://idp.acme.nl/sso",
+                "javascript:alert(1)",
+                "https://idp.acme.nl/sso#x",
+                "https://user:pw@idp.acme.nl/sso",
+                "ftp://idp.acme.nl/",
+                "",
+            ] {
+                assert!(sso_url(bad).is_err(), "{bad}");
+            }
+        }
+
+        #[test]
+        fn request_ids_are_xml_ids_bound_to_the_browser() {
+            let a = request_id("binding-a");
+            assert!(a.starts_with('_') && a.len() == 44, "{a}");
+            assert!(
+                a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            );
+            assert_ne!(a, request_id("binding-b"));
+            assert_ne!(a, format!("_{}", derive("binding-a", "nonce")));
+            assert_ne!(
+                assertion_key("idp-1", "id-1"),
+                assertion_key("idp-2", "id-1")
+            );
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,8 @@ RelayState) addressed to the request's AssertionConsumerServiceURL. Test-only qu
 choose the user and what the IdP gets wrong:
   email, subject, name          the user (defaults: alice@acme.test, email, Alice)
   variant                       "" (signed assertion), sign_response, sign_both, unsigned,
-                                wrong_audience, wrong_recipient, expired, other_key,
+                                wrong_audience, wrong_recipient, wrong_destination
+                                (signed Response addressed elsewhere), expired, other_key,
                                 unsolicited (no InResponseTo)
 """
 
@@ -168,14 +169,18 @@ def main():
             resp = srv.create_authn_response(
                 identity={"mail": [email], "displayName": [q.get("name", "Alice")]},
                 in_response_to=None if variant == "unsolicited" else msg.id,
-                destination="https://evil.example/acs" if variant == "wrong_recipient" else acs,
+                destination=(
+                    "https://evil.example/acs"
+                    if variant in ("wrong_recipient", "wrong_destination")
+                    else acs
+                ),
                 sp_entity_id=audience,
                 name_id=saml.NameID(format=NAMEID_FORMAT_PERSISTENT, text=subject),
                 authn={
                     "class_ref": "urn:oasis:names:tc:SAML:2.0:ac:classes:PasswordProtectedTransport"
                 },
-                sign_assertion=variant not in ("unsigned", "sign_response"),
-                sign_response=variant in ("sign_response", "sign_both"),
+                sign_assertion=variant not in ("unsigned", "sign_response", "wrong_destination"),
+                sign_response=variant in ("sign_response", "sign_both", "wrong_destination"),
                 sign_alg=SIG_RSA_SHA256,
                 digest_alg=DIGEST_SHA256,
             )

@@ -352,6 +352,7 @@ async fn saml_rejects_hostile_responses(b: Backend) {
         ("unsigned", "unsigned"),
         ("wrong_audience", "wrong_audience"),
         ("wrong_recipient", "wrong_recipient"),
+        ("wrong_destination", "wrong_destination"),
         ("expired", "expired"),
         ("other_key", "signature_invalid"),
         ("unsolicited", "in_response_to_mismatch"),
