@@ -21,6 +21,7 @@ pub mod lockout;
 pub mod mail;
 pub mod mfa;
 pub mod passkeys;
+pub mod saml;
 pub mod scim;
 pub mod sensitive;
 pub mod sessions;

@@ -48,6 +48,10 @@ pub const CALLBACK_PATH: &str = "/sso/oidc/callback";
 pub struct SsoRuntime {
     rp: RelyingParty,
     redirect_uri: String,
+    /// The server's external base URL, without a trailing slash (SAML builds its per-tenant
+    /// entity id and ACS URL from it).
+    #[cfg_attr(not(feature = "saml"), allow(dead_code))]
+    pub(crate) public_url: String,
 }
 
 impl Kluis {
@@ -56,11 +60,12 @@ impl Kluis {
         self.sso = Some(Arc::new(SsoRuntime {
             rp,
             redirect_uri: format!("{}{CALLBACK_PATH}", public_url.trim_end_matches('/')),
+            public_url: public_url.trim_end_matches('/').to_owned(),
         }));
         self
     }
 
-    fn sso_runtime(&self) -> Result<&SsoRuntime> {
+    pub(crate) fn sso_runtime(&self) -> Result<&SsoRuntime> {
         self.sso.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -83,20 +88,29 @@ pub enum SsoProvider {
     Google,
     /// Any OpenID Connect provider, by issuer URL.
     Oidc,
+    /// SAML 2.0 (configured through `/api/v1/settings/sso/saml`; `issuer` is the IdP's
+    /// entity id).
+    Saml,
 }
 
 impl SsoProvider {
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             SsoProvider::Entra => "entra",
             SsoProvider::Google => "google",
             SsoProvider::Oidc => "oidc",
+            SsoProvider::Saml => "saml",
         }
     }
     fn parse(s: &str) -> Option<Self> {
-        [SsoProvider::Entra, SsoProvider::Google, SsoProvider::Oidc]
-            .into_iter()
-            .find(|p| p.as_str() == s)
+        [
+            SsoProvider::Entra,
+            SsoProvider::Google,
+            SsoProvider::Oidc,
+            SsoProvider::Saml,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
     }
 }
 
@@ -147,7 +161,7 @@ pub struct SsoSettingsDoc {
     pub updated_at: String,
 }
 
-fn domains_of(row: &SsoConfigRow) -> Result<Vec<String>> {
+pub(crate) fn domains_of(row: &SsoConfigRow) -> Result<Vec<String>> {
     serde_json::from_str(&row.allowed_domains)
         .map_err(|_| Error::internal("stored SSO domains are unreadable"))
 }
@@ -172,7 +186,7 @@ fn doc(row: &SsoConfigRow, redirect_uri: &str, break_glass: Vec<UserId>) -> Resu
 }
 
 /// A DNS domain: lower-case labels of [a-z0-9-], at least two labels.
-fn domain(field: &str, raw: &str) -> Result<String> {
+pub(crate) fn domain(field: &str, raw: &str) -> Result<String> {
     let d = raw.trim().trim_end_matches('.').to_ascii_lowercase();
     let label_ok = |l: &str| {
         !l.is_empty()
@@ -191,7 +205,7 @@ fn domain(field: &str, raw: &str) -> Result<String> {
     Ok(d)
 }
 
-fn bounded(field: &str, raw: &str, max: usize) -> Result<String> {
+pub(crate) fn bounded(field: &str, raw: &str, max: usize) -> Result<String> {
     let v = raw.trim();
     if v.is_empty() || v.len() > max || v.chars().any(char::is_control) {
         return Err(Error::validation(
@@ -264,6 +278,10 @@ fn issuer_for(input: &SsoSettingsInput) -> Result<(String, Option<String>)> {
                 .ok_or_else(|| refuse("issuer", "issuer is required"))?;
             Ok((issuer, None))
         }
+        SsoProvider::Saml => Err(refuse(
+            "provider",
+            "configure SAML with PUT /api/v1/settings/sso/saml",
+        )),
     }
 }
 
@@ -293,7 +311,7 @@ fn issuer_error(e: &OidcError) -> Error {
 impl Kluis {
     /// Only a signed-in owner or admin (never an API key) may see or change SSO: it decides
     /// who can enter the tenant.
-    fn require_sso_admin(actor: &Actor) -> Result<()> {
+    pub(crate) fn require_sso_admin(actor: &Actor) -> Result<()> {
         actor.require_user()?;
         actor.require(Permission::SsoManage)
     }
@@ -322,31 +340,7 @@ impl Kluis {
             .as_deref()
             .map(|s| bounded("client_secret", s, 1024))
             .transpose()?;
-        if input.allowed_domains.is_empty() || input.allowed_domains.len() > 50 {
-            return Err(Error::validation(
-                "allowed_domains",
-                "invalid_domains",
-                "give 1 to 50 email domains",
-            ));
-        }
-        let mut domains = input
-            .allowed_domains
-            .iter()
-            .map(|d| domain("allowed_domains", d))
-            .collect::<Result<Vec<_>>>()?;
-        domains.sort();
-        domains.dedup();
-        let jit_role = input.jit_role.unwrap_or(Role::Member);
-        if jit_role == Role::Owner {
-            return Err(Error::validation(
-                "jit_role",
-                "invalid_jit_role",
-                "users created at sign-in cannot be owners",
-            ));
-        }
-        if jit_role == Role::Admin {
-            actor.require(Permission::OwnersManage)?;
-        }
+        let (domains, jit_role) = shared_settings(actor, &input.allowed_domains, input.jit_role)?;
         // Outside the transaction: a network round trip must not hold the write lock.
         rt.rp.check_issuer(&issuer).map_err(|e| issuer_error(&e))?;
         rt.rp
@@ -364,7 +358,11 @@ impl Kluis {
                 self.count_sealed(&mut tx, &keys, 1).await?;
                 sealed
             }
-            (None, Some(b)) if b.issuer == issuer && b.client_id == client_id => {
+            (None, Some(b))
+                if b.provider != SsoProvider::Saml.as_str()
+                    && b.issuer == issuer
+                    && b.client_id == client_id =>
+            {
                 b.client_secret.clone()
             }
             (None, _) => {
@@ -392,6 +390,8 @@ impl Kluis {
             updated_at: now,
         };
         tx.put_sso_config(&row).await?;
+        // One SSO configuration per tenant: switching from SAML drops its half.
+        tx.delete_saml_config().await?;
         let bg = tx.break_glass_users().await?;
         let out = doc(&row, &rt.redirect_uri, bg)?;
         let summary = |d: &SsoSettingsDoc| {
@@ -508,9 +508,42 @@ impl Kluis {
     }
 }
 
+/// Allowed email domains and the just-in-time role, shared by OIDC and SAML settings.
+pub(crate) fn shared_settings(
+    actor: &Actor,
+    allowed_domains: &[String],
+    jit_role: Option<Role>,
+) -> Result<(Vec<String>, Role)> {
+    if allowed_domains.is_empty() || allowed_domains.len() > 50 {
+        return Err(Error::validation(
+            "allowed_domains",
+            "invalid_domains",
+            "give 1 to 50 email domains",
+        ));
+    }
+    let mut domains = allowed_domains
+        .iter()
+        .map(|d| domain("allowed_domains", d))
+        .collect::<Result<Vec<_>>>()?;
+    domains.sort();
+    domains.dedup();
+    let jit_role = jit_role.unwrap_or(Role::Member);
+    if jit_role == Role::Owner {
+        return Err(Error::validation(
+            "jit_role",
+            "invalid_jit_role",
+            "users created at sign-in cannot be owners",
+        ));
+    }
+    if jit_role == Role::Admin {
+        actor.require(Permission::OwnersManage)?;
+    }
+    Ok((domains, jit_role))
+}
+
 /// SSO required needs an active break-glass owner other than `except`, or the tenant could
 /// lock itself out when its IdP fails.
-async fn require_break_glass_owner(
+pub(crate) async fn require_break_glass_owner(
     tx: &mut kluis_store::TenantTx,
     except: Option<UserId>,
 ) -> Result<()> {
@@ -532,7 +565,7 @@ async fn require_break_glass_owner(
     ))
 }
 
-fn not_configured() -> Error {
+pub(crate) fn not_configured() -> Error {
     Error::new(
         ErrorKind::NotFound,
         "sso_not_configured",
@@ -559,7 +592,7 @@ pub struct SsoCallbackParams {
     pub iss: Option<String>,
 }
 
-fn derive(binding: &str, purpose: &str) -> String {
+pub(crate) fn derive(binding: &str, purpose: &str) -> String {
     use base64::Engine as _;
     let mut h = Sha256::new();
     h.update(b"kluis-sso\0");
@@ -569,7 +602,7 @@ fn derive(binding: &str, purpose: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(h.finalize())
 }
 
-fn state_failed() -> Error {
+pub(crate) fn state_failed() -> Error {
     Error::new(
         ErrorKind::BadRequest,
         "sso_state_invalid",
@@ -577,7 +610,7 @@ fn state_failed() -> Error {
     )
 }
 
-fn sso_failed() -> Error {
+pub(crate) fn sso_failed() -> Error {
     Error::new(
         ErrorKind::Unauthenticated,
         "sso_failed",
@@ -586,13 +619,13 @@ fn sso_failed() -> Error {
 }
 
 /// A failed callback: the reason for the audit trail, and the error for the browser.
-struct Failure {
-    reason: &'static str,
-    error: Error,
+pub(crate) struct Failure {
+    pub(crate) reason: &'static str,
+    pub(crate) error: Error,
 }
 
 impl Failure {
-    fn new(reason: &'static str, error: Error) -> Self {
+    pub(crate) fn new(reason: &'static str, error: Error) -> Self {
         Failure { reason, error }
     }
 }
@@ -625,6 +658,13 @@ impl Kluis {
         drop(p);
         let mut tx = self.store.tenant(t.id).begin_read().await?;
         let cfg = tx.sso_config().await?.ok_or_else(not_configured)?;
+        if cfg.provider == SsoProvider::Saml.as_str() {
+            return Err(Error::new(
+                ErrorKind::BadRequest,
+                "sso_use_saml",
+                "this organisation signs in with SAML: use /sso/saml/start",
+            ));
+        }
         let keys = self.keys(&mut tx).await?;
         let client_secret =
             keys.open_str("sso_configs", "client_secret", t.id.0, &cfg.client_secret)?;
@@ -777,7 +817,7 @@ impl Kluis {
         }
         .await
         .map_err(|e| (None, Failure::from(e)))?;
-        if cfg.issuer != pending.issuer {
+        if cfg.issuer != pending.issuer || cfg.provider == SsoProvider::Saml.as_str() {
             return Err(fail("configuration_changed", sso_failed()));
         }
         // RFC 9207: a response that names another issuer is a mix-up.
@@ -827,7 +867,7 @@ impl Kluis {
 
     /// The user an IdP account signs in as: linked before, or linked now by verified email,
     /// or created just in time.
-    async fn sso_user(
+    pub(crate) async fn sso_user(
         &self,
         tenant: TenantId,
         cfg: &SsoConfigRow,
@@ -946,12 +986,25 @@ impl Kluis {
         reason: &str,
         ctx: &RequestContext,
     ) -> Result<()> {
+        self.audit_sso_failure_as(tenant, user, "oidc", reason, ctx)
+            .await
+    }
+
+    /// `auth.login` failed, by `method` (`oidc` or `saml`), with a reason code.
+    pub(crate) async fn audit_sso_failure_as(
+        &self,
+        tenant: TenantId,
+        user: Option<UserId>,
+        method: &str,
+        reason: &str,
+        ctx: &RequestContext,
+    ) -> Result<()> {
         let ev = Event {
             action: "auth.login",
             success: false,
             object_type: Some("user"),
             object_id: user.map(|u| u.to_string()),
-            details: json!({"method": "oidc", "reason": reason}),
+            details: json!({"method": method, "reason": reason}),
         };
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;

@@ -277,6 +277,13 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::scim::get_settings,
             routes::scim::put_settings
         ))
+        .routes(routes!(routes::saml::start))
+        .routes(routes!(routes::saml::acs))
+        .routes(routes!(routes::saml::metadata))
+        .routes(routes!(
+            routes::saml::get_settings,
+            routes::saml::put_settings
+        ))
 }
 
 /// The OpenAPI 3 document, generated from the route table.

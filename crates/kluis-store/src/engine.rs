@@ -71,6 +71,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "scim_users",
     "scim_groups",
     "scim_group_members",
+    "saml_configs",
+    "saml_seen_assertions",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -17,6 +17,7 @@ mod mfa;
 pub mod passkeys;
 mod platform;
 pub mod rows;
+pub mod saml;
 pub mod scim;
 pub mod sso;
 mod tenant;

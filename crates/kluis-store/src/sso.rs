@@ -93,6 +93,14 @@ impl TenantTx {
                 .await?
                 .rows_affected()
         });
+        // The SAML half goes with it (also a cascading foreign key; explicit for clarity).
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query("DELETE FROM saml_configs WHERE tenant_id = $1")
+                .bind(t)
+                .execute(c)
+                .await?
+                .rows_affected()
+        });
         Ok(on_conn!(&mut self.tx, |c| {
             sqlx::query("DELETE FROM sso_configs WHERE tenant_id = $1")
                 .bind(t)

@@ -29,6 +29,7 @@ use anyhow::{Context as _, Result, bail};
 
 pub mod browser;
 pub mod oidc;
+pub mod saml;
 pub mod smtp;
 pub mod webauthn;
 

@@ -8,6 +8,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kluis_core::mfa::MfaPolicyDoc;
+use kluis_core::saml::{SamlSettingsDoc, SamlSettingsInput};
 use kluis_core::sessions::SessionUse;
 use kluis_core::settings::PasswordPolicyDoc;
 use kluis_core::sso::{SsoProvider, SsoSettingsDoc, SsoSettingsInput};
@@ -43,8 +44,12 @@ struct AdminPage {
     csrf: String,
     roles: Vec<RoleChoice>,
     password: PasswordPolicyDoc,
+    /// The OpenID Connect configuration (None when there is none, or SAML is configured).
     sso: Option<SsoSettingsDoc>,
     sso_provider: &'static str,
+    saml: Option<SamlSettingsDoc>,
+    saml_domains: String,
+    saml_jit_roles: Vec<RoleChoice>,
     sso_domains: String,
     users: Vec<UserLine>,
     next_cursor: Option<String>,
@@ -62,6 +67,7 @@ fn provider_key(p: SsoProvider) -> &'static str {
         SsoProvider::Entra => "entra",
         SsoProvider::Google => "google",
         SsoProvider::Oidc => "oidc",
+        SsoProvider::Saml => "saml",
     }
 }
 
@@ -83,11 +89,13 @@ async fn render_admin(
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
+        // Absent, or this build has no SAML support: the form says so when saved.
+        let saml = s.kluis.saml_settings(a).await.ok();
         let users = s.kluis.list_users(a, ctx, cursor, Some(100)).await?;
-        Ok::<_, kluis_core::Error>((mfa, password, sso, users))
+        Ok::<_, kluis_core::Error>((mfa, password, sso, saml, users))
     }
     .await;
-    let (mfa, password, sso, users) = match loaded {
+    let (mfa, password, sso, saml, users) = match loaded {
         Ok(v) => v,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -96,7 +104,10 @@ async fn render_admin(
         name: t.role_name(r.as_str()),
         checked,
     };
+    let sso_provider = sso.as_ref().map_or("entra", |d| provider_key(d.provider));
+    let sso = sso.filter(|d| d.provider != SsoProvider::Saml);
     let jit_role = sso.as_ref().map_or(Role::Member, |d| d.jit_role);
+    let saml_jit = saml.as_ref().map_or(Role::Member, |d| d.jit_role);
     render(
         status,
         &AdminPage {
@@ -109,7 +120,17 @@ async fn render_admin(
                 .map(|r| choice(r, mfa.required_roles.contains(&r)))
                 .collect(),
             password,
-            sso_provider: sso.as_ref().map_or("entra", |d| provider_key(d.provider)),
+            sso_provider,
+            saml_domains: saml
+                .as_ref()
+                .map(|d| d.allowed_domains.join(", "))
+                .unwrap_or_default(),
+            saml,
+            saml_jit_roles: Role::ALL
+                .into_iter()
+                .filter(|r| *r != Role::Owner)
+                .map(|r| choice(r, r == saml_jit))
+                .collect(),
             sso_domains: sso
                 .as_ref()
                 .map(|d| d.allowed_domains.join(", "))
@@ -351,6 +372,48 @@ pub async fn sso(
                 .map(drop)
         }
     };
+    after(&s, &c, &headers, &user, r, "saved").await
+}
+
+#[derive(Deserialize)]
+pub struct SamlForm {
+    csrf: String,
+    idp_entity_id: String,
+    idp_sso_url: String,
+    idp_certificate_pem: String,
+    allow_sha1: Option<String>,
+    allowed_domains: String,
+    jit_enabled: Option<String>,
+    jit_role: String,
+    sso_required: Option<String>,
+}
+
+/// SAML configuration (replaces an OpenID Connect one: a tenant has one SSO configuration).
+pub async fn saml(
+    State(s): State<AppState>,
+    Ctx(c): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<SamlForm>,
+) -> Response {
+    let user = match poster(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let input = SamlSettingsInput {
+        idp_entity_id: f.idp_entity_id.trim().to_owned(),
+        idp_sso_url: f.idp_sso_url.trim().to_owned(),
+        idp_certificate_pem: f.idp_certificate_pem,
+        allow_sha1: Some(f.allow_sha1.is_some()),
+        allowed_domains: f.allowed_domains.split(',').filter_map(opt).collect(),
+        jit_enabled: f.jit_enabled.is_some(),
+        jit_role: Role::parse(&f.jit_role),
+        sso_required: f.sso_required.is_some(),
+    };
+    let r = s
+        .kluis
+        .put_saml_settings(&user.actor, &c, input)
+        .await
+        .map(drop);
     after(&s, &c, &headers, &user, r, "saved").await
 }
 

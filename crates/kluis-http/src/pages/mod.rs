@@ -68,6 +68,7 @@ pub fn routes() -> Router<AppState> {
         )
         .route("/admin/security/sso", post(admin::sso))
         .route("/admin/security/sso/remove", post(admin::sso_remove))
+        .route("/admin/security/saml", post(admin::saml))
         .route("/admin/security/users/action", post(admin::user_action))
         .route("/lang/{code}", get(switch_language))
 }

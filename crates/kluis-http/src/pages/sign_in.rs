@@ -386,14 +386,19 @@ pub async fn sso(
     Query(q): Query<SignInQuery>,
 ) -> Response {
     let org = q.organisation.clone().unwrap_or_default();
-    let started = crate::routes::sso::start(
-        State(s),
-        ctx,
+    let query = || {
         ApiQuery(StartQuery {
             organisation: Some(org.trim().to_owned()),
-        }),
-    )
-    .await;
+        })
+    };
+    let Ctx(c) = ctx;
+    let started = match crate::routes::sso::start(State(s.clone()), Ctx(c.clone()), query()).await {
+        // The organisation uses SAML rather than OpenID Connect.
+        Err(e) if e.code == "sso_use_saml" => {
+            crate::routes::saml::start(State(s), Ctx(c), query()).await
+        }
+        other => other,
+    };
     match started {
         Ok(r) => r.into_response(),
         Err(e) => sign_in_error(&headers, &e, &org, ""),

@@ -234,6 +234,9 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("POST", "/api/v1/scim/token", "scim.token.create"),
     ("DELETE", "/api/v1/scim/token", "scim.token.revoke"),
     ("PUT", "/api/v1/scim/settings", "scim.settings.update"),
+    // Exercised with their events by saml::* (need pysaml2 and xmlsec1).
+    ("PUT", "/api/v1/settings/sso/saml", "settings.sso.update"),
+    ("POST", "/sso/saml/{tenant}/acs", "auth.login"),
 ];
 
 pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {

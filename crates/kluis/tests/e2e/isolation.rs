@@ -298,6 +298,9 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &b.key_id
     } else if path.starts_with("/api/v1/platform/tenants/{id}") {
         &b.id
+    } else if path.starts_with("/sso/saml/{tenant}/") {
+        // Public SAML endpoints (ACS, SP metadata) of tenant B.
+        return path.replace("{tenant}", &b.id);
     } else {
         panic!(
             "route {path} has a path parameter the isolation test does not know how to fill with tenant B's object; extend `fill`"

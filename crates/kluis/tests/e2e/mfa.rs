@@ -420,6 +420,9 @@ async fn every_route_refuses(s: &Server, auth: &Auth, want: &str, id: &str) {
                         | "/api/v1/me/passkeys/register/finish"
                         | "/api/v1/auth/passkey/start"
                         | "/api/v1/auth/passkey/finish"
+                        | "/sso/saml/start"
+                        | "/sso/saml/{tenant}/acs"
+                        | "/sso/saml/{tenant}/metadata"
                 )
             {
                 continue;
