@@ -523,6 +523,42 @@ async fn forced_enrolment_and_admin_pages(b: Backend) {
     let (st, _) = s.get("/api/v1/settings/sso", &t.owner).await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 
+    // SAML through the admin page: a bad certificate is refused with the reason...
+    let saml_form = |cert: &str| {
+        vec![
+            ("csrf", csrf.clone()),
+            ("idp_entity_id", "https://idp.beheer.test".to_owned()),
+            ("idp_sso_url", "https://idp.beheer.test/sso".to_owned()),
+            ("idp_certificate_pem", cert.to_owned()),
+            ("allowed_domains", "beheer.test".to_owned()),
+            ("jit_role", "member".to_owned()),
+        ]
+    };
+    let r = owner
+        .post(s.url("/admin/security/saml"))
+        .form(&saml_form("not a certificate"))
+        .send()
+        .await
+        .unwrap();
+    assert!(r.status().is_client_error(), "{}", r.status());
+    assert!(r.text().await.unwrap().contains("class=\"notice error\""));
+    // ... and a real one (any X.509 certificate will do: here the server's own) is saved.
+    #[cfg(feature = "saml")]
+    {
+        let cert = std::fs::read_to_string(s.dir.path().join("tls/cert.pem")).unwrap();
+        let r = owner
+            .post(s.url("/admin/security/saml"))
+            .form(&saml_form(&cert))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::SEE_OTHER);
+        let (_, v) = s.get("/api/v1/settings/sso/saml", &t.owner).await;
+        assert_eq!(v["idp_entity_id"], "https://idp.beheer.test", "{v}");
+        let (_, _, html) = get(&owner, &s, "/admin/security").await;
+        assert!(html.contains("id=\"sp-entity-id\""), "{html}");
+    }
+
     // An API key can never drive the pages (they take the session cookie only).
     let r = s
         .client

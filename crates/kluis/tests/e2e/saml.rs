@@ -333,6 +333,35 @@ async fn saml_login_links_and_creates_users(b: Backend) {
     assert_eq!(me["role"], "member", "{me}");
     let created = last_event(&s, &t.owner, "user.create").await;
     assert_eq!(created["details"]["via"], "sso_jit", "{created}");
+
+    // The sign-in page's SSO button finds SAML; a browser posting the IdP's form gets a page
+    // that moves on to /account, where its new session works.
+    let b = browser(&s);
+    let res = b
+        .get(s.url("/sign-in/sso?organisation=saml"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::FOUND);
+    let url = Url::parse(res.headers()["location"].to_str().unwrap()).unwrap();
+    assert!(url.as_str().starts_with(idp.sso_url.as_str()), "{url}");
+    let p = at_idp(&url, "bob@saml.test", "").await;
+    let res = b
+        .post(&p.action)
+        .header("accept", "text/html,application/xhtml+xml")
+        .form(&[
+            ("SAMLResponse", p.response.as_str()),
+            ("RelayState", p.relay_state.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let page = res.text().await.unwrap();
+    assert!(page.contains("content=\"0; url=/account\""), "{page}");
+    let res = b.get(s.url("/account")).send().await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    assert!(res.text().await.unwrap().contains("bob@saml.test"));
 }
 
 async fn saml_rejects_hostile_responses(b: Backend) {
