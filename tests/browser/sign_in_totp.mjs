@@ -2,29 +2,19 @@
 // the account page, then signs out. Any Content-Security-Policy violation or page error fails
 // the run: the pages must work under the strict CSP without inline code.
 //
-// Input (JSON, argv[2]): { base, organisation, email, password, code, chromium }
+// Input (JSON, argv[2]): { base, cert, organisation, email, password, code, chromium }
 // Output: one JSON line per step on stdout; exit code 0 only if every step passed.
-import { chromium } from 'playwright-core';
+import { launch, watch } from './launch.mjs';
 
 const cfg = JSON.parse(process.argv[2]);
 const step = (name, extra = {}) => console.log(JSON.stringify({ step: name, ...extra }));
 const problems = [];
 
-const browser = await chromium.launch({
-  executablePath: cfg.chromium,
-  headless: true,
-  // Root in CI: Chromium's sandbox needs an unprivileged user.
-  args: ['--no-sandbox', '--disable-gpu', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage'],
-});
+const browser = await launch(cfg);
 try {
-  // The server's certificate is a throwaway self-signed one for 127.0.0.1 in this test only.
-  const context = await browser.newContext({ ignoreHTTPSErrors: true, locale: 'en-GB' });
+  const context = await browser.newContext({ locale: 'en-GB' });
   const page = await context.newPage();
-  page.on('console', (m) => {
-    if (/Content Security Policy|Refused to/i.test(m.text())) problems.push(`console: ${m.text()}`);
-  });
-  page.on('pageerror', (e) => problems.push(`page error: ${e.message}`));
+  watch(page, problems);
 
   await page.goto(`${cfg.base}/sign-in`);
   step('sign-in page', { title: await page.title() });

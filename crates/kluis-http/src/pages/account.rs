@@ -6,6 +6,7 @@ use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kluis_core::mfa::{MfaDisable, MfaStatus, TotpCode};
+use kluis_core::passkeys::{PasskeyDelete, PasskeyInfo};
 use kluis_core::sessions::{PasswordChange, SessionInfo, SessionUse};
 use kluis_core::users::User;
 use kluis_core::{RequestContext, SessionId};
@@ -30,6 +31,7 @@ struct AccountPage {
     role_name: &'static str,
     mfa: MfaStatus,
     sessions: Vec<SessionInfo>,
+    passkeys: Vec<PasskeyInfo>,
 }
 
 async fn render_account(
@@ -43,11 +45,12 @@ async fn render_account(
         let me = s.kluis.me(&user.actor).await?;
         let mfa = s.kluis.mfa_status(&user.actor).await?;
         let sessions = s.kluis.my_sessions(&user.actor).await?;
-        Ok::<_, kluis_core::Error>((me, mfa, sessions))
+        let passkeys = s.kluis.my_passkeys(&user.actor).await?;
+        Ok::<_, kluis_core::Error>((me, mfa, sessions, passkeys))
     }
     .await;
     match loaded {
-        Ok((me, mfa, sessions)) => render(
+        Ok((me, mfa, sessions, passkeys)) => render(
             status,
             &AccountPage {
                 t,
@@ -58,6 +61,7 @@ async fn render_account(
                 me,
                 mfa,
                 sessions,
+                passkeys,
             },
         ),
         Err(e) => ApiError::from(e).into_response(),
@@ -230,6 +234,38 @@ async fn revoke(
     id: SessionId,
 ) -> kluis_core::Result<()> {
     s.kluis.revoke_my_session(&user.actor, c, id).await
+}
+
+#[derive(Deserialize)]
+pub struct PasskeyDeleteForm {
+    csrf: String,
+    passkey: String,
+    #[serde(default)]
+    code: String,
+    #[serde(default)]
+    password: String,
+}
+
+/// Removing a passkey proves presence like turning off TOTP: a current code or the password.
+pub async fn delete_passkey(
+    State(s): State<AppState>,
+    Ctx(c): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<PasskeyDeleteForm>,
+) -> Response {
+    let user = match poster(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let proof = PasskeyDelete {
+        code: non_empty(f.code),
+        password: (!f.password.is_empty()).then_some(f.password),
+    };
+    let r = match uuid::Uuid::parse_str(&f.passkey) {
+        Ok(id) => s.kluis.delete_my_passkey(&user.actor, &c, id, proof).await,
+        Err(_) => Err(kluis_core::Error::not_found()),
+    };
+    after(&s, &headers, &user, r, "passkey_deleted").await
 }
 
 #[derive(Deserialize)]

@@ -70,6 +70,8 @@ pub fn routes() -> Router<AppState> {
         .route("/admin/security/sso/remove", post(admin::sso_remove))
         .route("/admin/security/saml", post(admin::saml))
         .route("/admin/security/users/action", post(admin::user_action))
+        .route("/account/passkeys/delete", post(account::delete_passkey))
+        .route("/assets/passkeys.js", get(passkeys_script))
         .route("/lang/{code}", get(switch_language))
 }
 
@@ -399,6 +401,17 @@ pub fn signed_in_elsewhere(headers: &HeaderMap, cookies: HeaderMap) -> Response 
 /// A failed sign-in from another site's redirect: the sign-in page with the reason.
 pub fn sign_in_failed(headers: &HeaderMap, e: &ApiError) -> Response {
     sign_in::error_page(headers, e)
+}
+
+/// The pages' only script: passkey ceremonies need `navigator.credentials`.
+async fn passkeys_script() -> impl IntoResponse {
+    (
+        [
+            (header::CONTENT_TYPE, "text/javascript; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        include_str!("../../assets/passkeys.js"),
+    )
 }
 
 #[derive(Deserialize)]

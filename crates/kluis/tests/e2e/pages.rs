@@ -37,6 +37,7 @@ async fn chromium_signs_in_with_totp_and_signs_out() {
     assert_eq!(st, StatusCode::OK, "{v}");
     let input = json!({
         "base": format!("https://localhost:{}", s.port),
+        "cert": s.dir.path().join("tls/cert.pem"),
         "organisation": "chromium",
         "email": "member@chromium.test",
         "password": PASSWORD,
@@ -51,6 +52,37 @@ async fn chromium_signs_in_with_totp_and_signs_out() {
     assert!(out.contains("{\"ok\":true}"), "{out}");
     let e = events(&s, &t.owner, "&action=auth.logout").await;
     assert_eq!(e.len(), 1, "{e:?}");
+}
+
+/// Headless Chromium with a virtual authenticator adds a passkey on the account page and then
+/// signs in with it, passwordless, through the pages and their one script.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_adds_a_passkey_and_signs_in_with_it() {
+    let Some(tools) = kluis_testkit::browser::browser_tools() else {
+        return;
+    };
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "sleutel").await;
+    let input = json!({
+        "base": format!("https://localhost:{}", s.port),
+        "cert": s.dir.path().join("tls/cert.pem"),
+        "organisation": "sleutel",
+        "email": "member@sleutel.test",
+        "password": PASSWORD,
+        "chromium": tools.chromium,
+    });
+    let (ok, out, err) = tools.run("passkey.mjs", &input);
+    eprintln!("{out}");
+    assert!(ok, "browser run failed:\n{out}\n{err}");
+    assert!(out.contains("{\"ok\":true}"), "{out}");
+    let e = events(&s, &t.owner, "&action=passkey.register").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+    let e = events(&s, &t.owner, "&action=auth.login").await;
+    assert!(
+        e.iter()
+            .any(|e| e["details"]["method"] == "passkey" && e["outcome"] == "success"),
+        "{e:?}"
+    );
 }
 
 /// A browser: its own cookie jar, no automatic redirects.
