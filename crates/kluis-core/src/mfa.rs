@@ -171,7 +171,11 @@ impl Kluis {
         }
         let role = Role::parse(&user.role).ok_or_else(|| Error::internal("unknown role stored"))?;
         let roles = tx.mfa_required_roles().await?;
-        Ok(required_for(roles.as_deref(), role).then_some(SessionStage::PendingEnrol))
+        // When the organisation requires SSO, only break-glass owners get this far with a
+        // password, and such an emergency account must have a second factor.
+        let sso_required = tx.sso_config().await?.is_some_and(|c| c.sso_required);
+        Ok((required_for(roles.as_deref(), role) || sso_required)
+            .then_some(SessionStage::PendingEnrol))
     }
 
     /// Checks a TOTP code of a confirmed enrolment and spends its time step.

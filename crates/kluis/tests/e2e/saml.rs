@@ -622,7 +622,8 @@ async fn saml_required_blocks_passwords(b: Backend) {
         (StatusCode::FORBIDDEN, "sso_required"),
         "{v}"
     );
-    s.login("saml", "owner@saml.test", PASSWORD).await;
+    // (An emergency account needs a second factor: enrolment at this first sign-in.)
+    crate::support::login_enrolling_totp(&s, "saml", "owner@saml.test").await;
     // The member signs in through the IdP instead.
     let (st, v, auth) = login(&s, "saml", "member@saml.test", "").await;
     assert_eq!(st, StatusCode::OK, "{v}");

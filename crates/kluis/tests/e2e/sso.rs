@@ -737,8 +737,9 @@ async fn sso_required_blocks_passwords(b: Backend) {
         )
         .await;
     assert_eq!((st, code(&v)), (StatusCode::FORBIDDEN, "sso_required"));
-    // ... and allowed for the break-glass owner.
-    let owner = s.login("strict", "owner@strict.test", PASSWORD).await;
+    // ... and allowed for the break-glass owner, who must have a second factor (held for
+    // enrolment at the first such sign-in).
+    let (owner, _) = crate::support::login_enrolling_totp(&s, "strict", "owner@strict.test").await;
     // The member signs in with SSO instead.
     idp.next_login("member-sub", "member@strict.test", true)
         .await;

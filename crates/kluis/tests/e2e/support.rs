@@ -401,6 +401,67 @@ impl Server {
     }
 }
 
+/// A password sign-in that the server holds for second-factor enrolment (e.g. a break-glass
+/// owner while SSO is required): checks that, enrols a TOTP authenticator with the pending
+/// session and returns the full session it ends in, and the authenticator's secret.
+pub async fn login_enrolling_totp(s: &Server, tenant: &str, email: &str) -> (Auth, String) {
+    let (st, h, v) = s
+        .call_with(
+            Method::POST,
+            "/api/v1/auth/login",
+            &Auth::None,
+            &[],
+            Some(json!({"tenant": tenant, "email": email, "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(v["status"], "mfa_enrolment_required", "{v}");
+    let cookie = h
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-kluis_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let pending = Auth::Session {
+        cookie,
+        csrf: v["csrf_token"].as_str().unwrap().to_owned(),
+    };
+    let (st, e) = s.post("/api/v1/me/mfa/totp", &pending, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let key = kluis_crypto::totp::secret_from_base32(&secret).unwrap();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let code = kluis_crypto::totp::code_at(&key, now).unwrap();
+    let (st, h, v) = s
+        .call_with(
+            Method::POST,
+            "/api/v1/me/mfa/totp/confirm",
+            &pending,
+            &[],
+            Some(json!({"code": code})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let cookie = h
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|c| c.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-kluis_session="))
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    let full = Auth::Session {
+        cookie,
+        csrf: v["login"]["csrf_token"].as_str().unwrap().to_owned(),
+    };
+    (full, secret)
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         if let Some(mut c) = self.child.take() {
