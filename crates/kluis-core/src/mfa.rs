@@ -105,6 +105,17 @@ pub struct MfaPolicyDoc {
     pub required_roles: Vec<Role>,
 }
 
+/// The facts of a failed second factor (see `Kluis::second_factor_failed`).
+pub(crate) struct SecondFactorFailure<'a> {
+    pub user: UserId,
+    pub email: &'a str,
+    pub account: &'a crate::lockout::AccountKey,
+    /// The account's failures counted so far, this one included.
+    pub failures: i64,
+    /// The audit event's details: the reason, the session, the method.
+    pub details: serde_json::Value,
+}
+
 fn invalid_code() -> Error {
     Error::new(
         ErrorKind::Unauthenticated,
@@ -176,6 +187,43 @@ impl Kluis {
         let sso_required = tx.sso_config().await?.is_some_and(|c| c.sso_required);
         Ok((required_for(roles.as_deref(), role) || sso_required)
             .then_some(SessionStage::PendingEnrol))
+    }
+
+    /// A wrong second factor (code, recovery code or passkey): audited as `auth.mfa`, counted
+    /// towards the account's lockout (locking it when due), committed.
+    pub(crate) async fn second_factor_failed(
+        &self,
+        mut tx: TenantTx,
+        keys: &TenantKeys,
+        actor: &Actor,
+        ctx: &RequestContext,
+        f: SecondFactorFailure<'_>,
+    ) -> Result<()> {
+        let ev = Event {
+            action: "auth.mfa",
+            success: false,
+            object_type: Some("user"),
+            object_id: Some(f.user.to_string()),
+            details: f.details,
+        };
+        self.audit(&mut tx, keys, &actor_label(actor), ctx, ev)
+            .await?;
+        let locked_now = self
+            .lock_if_due(
+                &mut tx,
+                keys,
+                f.account,
+                f.failures,
+                Some(f.user),
+                f.email,
+                ctx,
+            )
+            .await?;
+        tx.commit().await?;
+        if let Some(until) = locked_now {
+            self.after_lockout(actor.tenant(), Some(f.user), until);
+        }
+        Ok(())
     }
 
     /// Checks a TOTP code of a confirmed enrolment and spends its time step.
@@ -300,30 +348,15 @@ impl Kluis {
                 (false, true) => "wrong_recovery_code",
                 (false, false) => "wrong_code",
             };
-            let ev = Event {
-                action: "auth.mfa",
-                success: false,
-                object_type: Some("user"),
-                object_id: Some(user.to_string()),
+            let failed = SecondFactorFailure {
+                user,
+                email: &email,
+                account: &account,
+                failures: acc.failures,
                 details: json!({"reason": reason, "session": session}),
             };
-            self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            self.second_factor_failed(tx, &keys, actor, ctx, failed)
                 .await?;
-            let locked_now = self
-                .lock_if_due(
-                    &mut tx,
-                    &keys,
-                    &account,
-                    acc.failures,
-                    Some(user),
-                    &email,
-                    ctx,
-                )
-                .await?;
-            tx.commit().await?;
-            if let Some(until) = locked_now {
-                self.after_lockout(tenant, Some(user), until);
-            }
             return Err(invalid_code());
         }
         if recovery {

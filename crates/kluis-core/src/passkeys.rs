@@ -701,30 +701,15 @@ impl Kluis {
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
         if let Err(why) = outcome {
-            let ev = Event {
-                action: "auth.mfa",
-                success: false,
-                object_type: Some("user"),
-                object_id: Some(user.to_string()),
+            let failed = crate::mfa::SecondFactorFailure {
+                user,
+                email: &email,
+                account: &account,
+                failures: acc.failures,
                 details: json!({"method": "passkey", "reason": why, "session": session}),
             };
-            self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+            self.second_factor_failed(tx, &keys, actor, ctx, failed)
                 .await?;
-            let locked_now = self
-                .lock_if_due(
-                    &mut tx,
-                    &keys,
-                    &account,
-                    acc.failures,
-                    Some(user),
-                    &email,
-                    ctx,
-                )
-                .await?;
-            tx.commit().await?;
-            if let Some(until) = locked_now {
-                self.after_lockout(tenant, Some(user), until);
-            }
             return Err(if why == "ceremony_invalid" {
                 ceremony_invalid()
             } else {
@@ -892,44 +877,11 @@ impl Kluis {
         let Some((user_row, _)) = user else {
             return Err(passkey_failed());
         };
-        self.passkey_login_allowed(tenant, &user_row, ctx).await?;
+        self.sign_in_without_sso_allowed(tenant, &user_row, "passkey", ctx)
+            .await?;
         self.attempt_succeeded(&account, &gate, true).await?;
         self.start_session(tenant, user_row.id, SessionStage::Mfa, "passkey", ctx)
             .await
-    }
-
-    /// "SSO required" turns passkey sign-in off like password sign-in, except for break-glass
-    /// owners. Asked after the passkey was verified, so the answer is no oracle.
-    async fn passkey_login_allowed(
-        &self,
-        tenant: TenantId,
-        user: &kluis_store::rows::UserRow,
-        ctx: &RequestContext,
-    ) -> Result<()> {
-        let mut tx = self.store.tenant(tenant).begin_read().await?;
-        let required = tx.sso_config().await?.is_some_and(|c| c.sso_required);
-        let break_glass =
-            required && user.role == Role::Owner.as_str() && tx.is_break_glass(user.id).await?;
-        drop(tx);
-        if !required || break_glass {
-            return Ok(());
-        }
-        let mut w = self.store.tenant(tenant).begin().await?;
-        let keys = self.keys(&mut w).await?;
-        let ev = Event {
-            action: "auth.login",
-            success: false,
-            object_type: Some("user"),
-            object_id: Some(user.id.to_string()),
-            details: json!({"method": "passkey", "reason": "sso_required"}),
-        };
-        self.audit(&mut w, &keys, "anonymous", ctx, ev).await?;
-        w.commit().await?;
-        Err(Error::new(
-            ErrorKind::Forbidden,
-            "sso_required",
-            "this organisation signs in with single sign-on",
-        ))
     }
 }
 

@@ -167,12 +167,11 @@ mod enabled {
     use crate::audit::{Event, actor_label};
     use crate::sessions::LoginOutcome;
     use crate::sso::{
-        Failure, PENDING_TTL_MS, SsoProvider, SsoStart, bounded, derive, domains_of,
-        not_configured, require_break_glass_owner, shared_settings, sso_failed, state_failed,
+        Failure, SsoProvider, SsoStart, bounded, derive, domains_of, not_configured,
+        require_break_glass_owner, shared_settings, sso_failed, state_failed,
     };
 
     const PROVIDER: &str = "saml";
-    const MAX_PENDING: i64 = 10_000;
 
     fn certs_of(pem: &str) -> Result<Vec<kluis_saml::Certificate>> {
         kluis_saml::Certificate::parse_pem_bundle(pem).map_err(|_| {
@@ -401,29 +400,8 @@ mod enabled {
                 issued,
             )
             .map_err(|_| Error::internal("SAML request could not be built"))?;
-            let mut w = self.store.tenant(t.id).begin().await?;
-            let pending = w
-                .insert_sso_pending(
-                    &token::hash_secret(&state),
-                    &token::hash_secret(&binding),
-                    &token::hash_secret(&request_id),
-                    &cfg.issuer,
-                    now,
-                    now + PENDING_TTL_MS,
-                )
-                .await?;
-            if pending > MAX_PENDING {
-                return Err(Error::new(
-                    ErrorKind::Unavailable,
-                    "sso_busy",
-                    "too many sign-ins in progress; try again in a few minutes",
-                ));
-            }
-            w.commit().await?;
-            Ok(SsoStart {
-                redirect_url: url,
-                binding,
-            })
+            self.record_pending_sign_in(t.id, &state, binding, &request_id, &cfg.issuer, url)
+                .await
         }
 
         /// The assertion consumer service: see the module documentation for the checks.

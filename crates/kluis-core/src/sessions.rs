@@ -166,7 +166,8 @@ impl Kluis {
         };
         // The password is right; may this user sign in with a password at all ("SSO
         // required")? Asked only now, so the answer is no oracle without the password.
-        self.password_login_allowed(tenant, &user_row, ctx).await?;
+        self.sign_in_without_sso_allowed(tenant, &user_row, "password", ctx)
+            .await?;
         let second_step = self.second_step_due(tenant, &user_row).await?;
         self.attempt_succeeded(&account, &gate, second_step.is_none())
             .await?;

@@ -4,7 +4,7 @@
 //!   tenant, from a preset (Microsoft Entra ID, Google Workspace) or any issuer; the client
 //!   secret is sealed under the tenant's data key and never returned; allowed email domains;
 //!   just-in-time user creation with a default role; "SSO required", which turns password
-//!   sign-in off for everyone but break-glass owners ([`Kluis::password_login_allowed`]).
+//!   sign-in off for everyone but break-glass owners ([`Kluis::sign_in_without_sso_allowed`]).
 //! - Sign-in: [`Kluis::sso_start`] stores SHA-256 hashes of `state`, of a browser-binding
 //!   secret (an HttpOnly cookie) and of the nonce, for 10 minutes, single use; PKCE verifier
 //!   and nonce are derived from the binding secret, so nothing secret is stored.
@@ -473,10 +473,11 @@ impl Kluis {
     /// the user is not a break-glass owner. A refusal is audited and answered with
     /// `403 sso_required`. Called by `login()` once the password has been verified, so the
     /// answer tells nothing to someone who does not know the password.
-    pub async fn password_login_allowed(
+    pub async fn sign_in_without_sso_allowed(
         &self,
         tenant: TenantId,
         user: &UserRow,
+        method: &'static str,
         ctx: &RequestContext,
     ) -> Result<()> {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
@@ -496,7 +497,7 @@ impl Kluis {
             success: false,
             object_type: Some("user"),
             object_id: Some(user.id.to_string()),
-            details: json!({"method": "password", "reason": "sso_required"}),
+            details: json!({"method": method, "reason": "sso_required"}),
         };
         self.audit(&mut w, &keys, "anonymous", ctx, ev).await?;
         w.commit().await?;
@@ -709,14 +710,29 @@ impl Kluis {
                 ));
             }
         };
+        self.record_pending_sign_in(t.id, &state, binding, &nonce, &cfg.issuer, url)
+            .await
+    }
+
+    /// Stores a sign-in in flight (hashes of the state, the browser binding and the nonce or
+    /// SAML request id; single use, 10 minutes), shared by OpenID Connect and SAML.
+    pub(crate) async fn record_pending_sign_in(
+        &self,
+        tenant: TenantId,
+        state: &str,
+        binding: String,
+        nonce: &str,
+        issuer: &str,
+        redirect_url: String,
+    ) -> Result<SsoStart> {
         let now = self.now();
-        let mut w = self.store.tenant(t.id).begin().await?;
+        let mut w = self.store.tenant(tenant).begin().await?;
         let pending = w
             .insert_sso_pending(
-                &token::hash_secret(&state),
+                &token::hash_secret(state),
                 &token::hash_secret(&binding),
-                &token::hash_secret(&nonce),
-                &cfg.issuer,
+                &token::hash_secret(nonce),
+                issuer,
                 now,
                 now + PENDING_TTL_MS,
             )
@@ -730,7 +746,7 @@ impl Kluis {
         }
         w.commit().await?;
         Ok(SsoStart {
-            redirect_url: url,
+            redirect_url,
             binding,
         })
     }

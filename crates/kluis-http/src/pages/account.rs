@@ -7,16 +7,16 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kluis_core::mfa::{MfaDisable, MfaStatus, TotpCode};
 use kluis_core::passkeys::{PasskeyDelete, PasskeyInfo};
-use kluis_core::sessions::{PasswordChange, SessionInfo, SessionUse};
+use kluis_core::sessions::{PasswordChange, SessionInfo};
 use kluis_core::users::User;
 use kluis_core::{RequestContext, SessionId};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Text};
 use super::sign_in::RecoveryCodesPage;
-use super::{Done, Nav, Notice, PageUser, form_user, page_user, render, see_other};
+use super::{Done, Nav, Notice, PageUser, page_user, render, see_other};
 use crate::AppState;
-use crate::auth::{CSRF_COOKIE, Ctx, cookie};
+use crate::auth::Ctx;
 use crate::error::ApiError;
 use crate::routes::auth::clearing_cookies;
 
@@ -81,13 +81,8 @@ pub async fn page(
     render_account(&s, t, &user, StatusCode::OK, done.notice(t)).await
 }
 
-/// A form post by the signed-in user: the actor, or the response to send instead.
 async fn poster(s: &AppState, headers: &HeaderMap, csrf: &str) -> Result<PageUser, Response> {
-    let actor = form_user(s, headers, csrf, SessionUse::Api).await?;
-    Ok(PageUser {
-        actor,
-        csrf: cookie(headers, CSRF_COOKIE).unwrap_or_else(|| csrf.to_owned()),
-    })
+    super::form_page_user(s, headers, csrf).await
 }
 
 /// After an action: back to the page with a notice, or the page again with the error.
@@ -142,11 +137,6 @@ pub struct DisableForm {
     password: String,
 }
 
-fn non_empty(s: String) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 pub async fn disable_mfa(
     State(s): State<AppState>,
     Ctx(c): Ctx,
@@ -158,7 +148,7 @@ pub async fn disable_mfa(
         Err(r) => return r,
     };
     let input = MfaDisable {
-        code: non_empty(f.code),
+        code: super::non_empty(&f.code),
         // A password is compared as typed, spaces included.
         password: (!f.password.is_empty()).then_some(f.password),
     };
@@ -258,7 +248,7 @@ pub async fn delete_passkey(
         Err(r) => return r,
     };
     let proof = PasskeyDelete {
-        code: non_empty(f.code),
+        code: super::non_empty(&f.code),
         password: (!f.password.is_empty()).then_some(f.password),
     };
     let r = match uuid::Uuid::parse_str(&f.passkey) {

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kluis_core::mfa::MfaPolicyDoc;
 use kluis_core::saml::{SamlSettingsDoc, SamlSettingsInput};
-use kluis_core::sessions::SessionUse;
 use kluis_core::settings::PasswordPolicyDoc;
 use kluis_core::sso::{SsoProvider, SsoSettingsDoc, SsoSettingsInput};
 use kluis_core::users::User;
@@ -17,9 +16,9 @@ use kluis_core::{ErrorKind, Permission, RequestContext, Role, UserId};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Text};
-use super::{Nav, Notice, PageUser, form_user, page_user, render, see_other};
+use super::{Nav, Notice, PageUser, non_empty, page_user, render, see_other};
 use crate::AppState;
-use crate::auth::{CSRF_COOKIE, Ctx, cookie};
+use crate::auth::Ctx;
 use crate::error::ApiError;
 
 /// One role's line in the "required second factor" form.
@@ -196,11 +195,7 @@ pub async fn page(
 }
 
 async fn poster(s: &AppState, headers: &HeaderMap, csrf: &str) -> Result<PageUser, Response> {
-    let actor = form_user(s, headers, csrf, SessionUse::Api).await?;
-    let user = PageUser {
-        actor,
-        csrf: cookie(headers, CSRF_COOKIE).unwrap_or_else(|| csrf.to_owned()),
-    };
+    let user = super::form_page_user(s, headers, csrf).await?;
     if !may_administer(&user) {
         return Err(forbidden(Lang::of(headers).text()));
     }
@@ -328,11 +323,6 @@ pub struct SsoForm {
     sso_required: Option<String>,
 }
 
-fn opt(s: &str) -> Option<String> {
-    let t = s.trim();
-    (!t.is_empty()).then(|| t.to_owned())
-}
-
 pub async fn sso(
     State(s): State<AppState>,
     Ctx(c): Ctx,
@@ -355,13 +345,13 @@ pub async fn sso(
         Some(provider) => {
             let input = SsoSettingsInput {
                 provider,
-                entra_tenant_id: opt(&f.entra_tenant_id),
-                issuer: opt(&f.issuer),
-                hosted_domain: opt(&f.hosted_domain),
+                entra_tenant_id: non_empty(&f.entra_tenant_id),
+                issuer: non_empty(&f.issuer),
+                hosted_domain: non_empty(&f.hosted_domain),
                 client_id: f.client_id.trim().to_owned(),
                 // Write-only: empty keeps the stored secret. Sent as typed.
                 client_secret: (!f.client_secret.is_empty()).then_some(f.client_secret),
-                allowed_domains: f.allowed_domains.split(',').filter_map(opt).collect(),
+                allowed_domains: f.allowed_domains.split(',').filter_map(non_empty).collect(),
                 jit_enabled: f.jit_enabled.is_some(),
                 jit_role: Role::parse(&f.jit_role),
                 sso_required: f.sso_required.is_some(),
@@ -404,7 +394,7 @@ pub async fn saml(
         idp_sso_url: f.idp_sso_url.trim().to_owned(),
         idp_certificate_pem: f.idp_certificate_pem,
         allow_sha1: Some(f.allow_sha1.is_some()),
-        allowed_domains: f.allowed_domains.split(',').filter_map(opt).collect(),
+        allowed_domains: f.allowed_domains.split(',').filter_map(non_empty).collect(),
         jit_enabled: f.jit_enabled.is_some(),
         jit_role: Role::parse(&f.jit_role),
         sso_required: f.sso_required.is_some(),

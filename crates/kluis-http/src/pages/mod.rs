@@ -414,6 +414,26 @@ async fn passkeys_script() -> impl IntoResponse {
     )
 }
 
+/// A signed-in person posting a form (CSRF token in the form's `csrf` field).
+pub async fn form_page_user(
+    s: &AppState,
+    headers: &HeaderMap,
+    csrf: &str,
+) -> Result<PageUser, Response> {
+    let actor = form_user(s, headers, csrf, SessionUse::Api).await?;
+    Ok(PageUser {
+        actor,
+        csrf: cookie(headers, CSRF_COOKIE).unwrap_or_else(|| csrf.to_owned()),
+    })
+}
+
+/// A form field as an optional value: trimmed, empty = absent (not for passwords, which are
+/// taken as typed).
+pub fn non_empty(s: &str) -> Option<String> {
+    let t = s.trim();
+    (!t.is_empty()).then(|| t.to_owned())
+}
+
 #[derive(Deserialize)]
 struct Next {
     next: Option<String>,

@@ -13,7 +13,7 @@ use kluis_core::sessions::{LoginInput, LoginStatus, SessionUse};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Text};
-use super::{FormToken, Nav, Notice, form_user, render, see_other};
+use super::{FormToken, Nav, Notice, form_user, non_empty, render, see_other};
 use crate::AppState;
 use crate::auth::{Ctx, SESSION_COOKIE, cookie};
 use crate::error::{ApiError, ApiQuery};
@@ -156,11 +156,6 @@ pub struct MfaForm {
     code: String,
     #[serde(default)]
     recovery_code: String,
-}
-
-fn non_empty(s: &str) -> Option<String> {
-    let s = s.trim();
-    (!s.is_empty()).then(|| s.to_owned())
 }
 
 pub async fn mfa_submit(
