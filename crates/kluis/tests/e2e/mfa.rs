@@ -964,3 +964,71 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::OK);
 }
+
+/// An independent TOTP implementation (oathtool, liboath in C, from Debian) agrees with ours:
+/// its codes enrol an authenticator and pass the second step. Without `oathtool` the test prints
+/// `skipped:`, unless `KLUIS_REQUIRE_OATHTOOL=1` (CI) makes that a failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn codes_from_oathtool_are_accepted() {
+    let oathtool = |secret: &str, at: u64| -> Option<String> {
+        let out = std::process::Command::new("oathtool")
+            .args(["--totp", "-b", "-N", &format!("@{at}"), secret])
+            .output()
+            .ok()?;
+        out.status
+            .success()
+            .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    };
+    if oathtool("JBSWY3DPEHPK3PXP", 0).is_none() {
+        let msg =
+            "skipped: oathtool TOTP test — `oathtool` is not installed (apt-get install oathtool)";
+        if std::env::var("KLUIS_REQUIRE_OATHTOOL").is_ok_and(|v| v == "1") {
+            panic!("{msg} (KLUIS_REQUIRE_OATHTOOL=1 is set, so this is an error)");
+        }
+        eprintln!("{msg}");
+        return;
+    }
+    // RFC 6238's own check of the tool: the SHA-1 vector at T = 59 s (8 digits).
+    let out = std::process::Command::new("oathtool")
+        .args(["--totp", "-d", "8", "-N", "@59"])
+        .arg(hex_of(b"12345678901234567890"))
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "94287082");
+
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "oath").await;
+    let (st, e) = s.post("/api/v1/me/mfa/totp", &t.member, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            &t.member,
+            json!({"code": oathtool(&secret, now_secs()).unwrap()}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, v, pending) = login_step(&s, "oath", "member@oath.test", PASSWORD).await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("mfa_required"))
+    );
+    // The next time step's code (this one was spent at enrolment).
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/mfa",
+            &pending.unwrap(),
+            json!({"code": oathtool(&secret, now_secs() + 30).unwrap()}),
+        )
+        .await;
+    assert_eq!(
+        (st, v["status"].as_str()),
+        (StatusCode::OK, Some("complete")),
+        "{v}"
+    );
+}
+
+fn hex_of(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
