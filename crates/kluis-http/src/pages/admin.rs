@@ -9,6 +9,7 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use kluis_core::mfa::MfaPolicyDoc;
 use kluis_core::saml::{SamlSettingsDoc, SamlSettingsInput};
+use kluis_core::scim::service::{RoleMapping, ScimSettingsDoc, ScimSettingsInput};
 use kluis_core::settings::PasswordPolicyDoc;
 use kluis_core::sso::{SsoProvider, SsoSettingsDoc, SsoSettingsInput};
 use kluis_core::users::User;
@@ -53,6 +54,12 @@ struct AdminPage {
     users: Vec<UserLine>,
     next_cursor: Option<String>,
     jit_roles: Vec<RoleChoice>,
+    scim: ScimSettingsDoc,
+    /// The mapping as the form edits it: one `group = role` per line.
+    scim_mapping_text: String,
+    scim_default_roles: Vec<RoleChoice>,
+    /// A SCIM token just created: shown this once.
+    new_scim_token: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -70,6 +77,10 @@ fn provider_key(p: SsoProvider) -> &'static str {
     }
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the page's inputs: who, which page of users, what to announce"
+)]
 async fn render_admin(
     s: &AppState,
     ctx: &RequestContext,
@@ -78,6 +89,7 @@ async fn render_admin(
     status: StatusCode,
     notice: Option<Notice>,
     cursor: Option<&str>,
+    shown: Shown,
 ) -> Response {
     let a = &user.actor;
     let loaded = async {
@@ -90,11 +102,12 @@ async fn render_admin(
         };
         // Absent, or this build has no SAML support: the form says so when saved.
         let saml = s.kluis.saml_settings(a).await.ok();
+        let scim = s.kluis.scim_settings(a).await?;
         let users = s.kluis.list_users(a, ctx, cursor, Some(100)).await?;
-        Ok::<_, kluis_core::Error>((mfa, password, sso, saml, users))
+        Ok::<_, kluis_core::Error>((mfa, password, sso, saml, scim, users))
     }
     .await;
-    let (mfa, password, sso, saml, users) = match loaded {
+    let (mfa, password, sso, saml, scim, users) = match loaded {
         Ok(v) => v,
         Err(e) => return ApiError::from(e).into_response(),
     };
@@ -149,8 +162,27 @@ async fn render_admin(
                 .filter(|r| *r != Role::Owner)
                 .map(|r| choice(r, r == jit_role))
                 .collect(),
+            scim_mapping_text: scim
+                .mappings
+                .iter()
+                .map(|m| format!("{} = {}", m.group, m.role.as_str()))
+                .collect::<Vec<_>>()
+                .join("\n"),
+            scim_default_roles: Role::ALL
+                .into_iter()
+                .filter(|r| *r != Role::Owner)
+                .map(|r| choice(r, r == scim.default_role))
+                .collect(),
+            scim,
+            new_scim_token: shown.new_scim_token,
         },
     )
+}
+
+/// Something shown once on the admin page after an action.
+#[derive(Default)]
+struct Shown {
+    new_scim_token: Option<String>,
 }
 
 /// Only for people who may change security settings or manage users; everyone else gets a
@@ -182,6 +214,7 @@ pub async fn page(
         .as_deref()
         .and_then(|d| t.done(d))
         .and_then(Notice::ok);
+    let cursor = q.cursor.as_deref();
     render_admin(
         &s,
         &c,
@@ -189,7 +222,8 @@ pub async fn page(
         &user,
         StatusCode::OK,
         notice,
-        q.cursor.as_deref(),
+        cursor,
+        Shown::default(),
     )
     .await
 }
@@ -215,7 +249,8 @@ async fn after(
         Err(e) => {
             let t = Lang::of(headers).text();
             let e: ApiError = e.into();
-            render_admin(s, c, t, user, e.status, Notice::error(t, &e), None).await
+            let notice = Notice::error(t, &e);
+            render_admin(s, c, t, user, e.status, notice, None, Shown::default()).await
         }
     }
 }
@@ -407,6 +442,107 @@ pub async fn saml(
     after(&s, &c, &headers, &user, r, "saved").await
 }
 
+/// A new SCIM token (the previous one stops working), shown once on the page.
+pub async fn scim_token(
+    State(s): State<AppState>,
+    Ctx(c): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let user = match poster(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    match s.kluis.create_scim_token(&user.actor, &c).await {
+        Ok(created) => {
+            let t = Lang::of(&headers).text();
+            let shown = Shown {
+                new_scim_token: Some(created.token),
+            };
+            let notice = Notice::ok(t.done_scim_token);
+            render_admin(&s, &c, t, &user, StatusCode::OK, notice, None, shown).await
+        }
+        Err(e) => after(&s, &c, &headers, &user, Err(e), "").await,
+    }
+}
+
+pub async fn scim_revoke(
+    State(s): State<AppState>,
+    Ctx(c): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<CsrfForm>,
+) -> Response {
+    let user = match poster(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let r = s.kluis.revoke_scim_token(&user.actor, &c).await;
+    after(&s, &c, &headers, &user, r, "saved").await
+}
+
+#[derive(Deserialize)]
+pub struct ScimMappingForm {
+    csrf: String,
+    default_role: String,
+    #[serde(default)]
+    mappings: String,
+}
+
+/// `group = role` per line; a line that does not parse is an error naming the line.
+fn parse_mappings(text: &str) -> kluis_core::Result<Vec<RoleMapping>> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            let bad = || {
+                kluis_core::Error::validation(
+                    "mappings",
+                    "invalid_mapping",
+                    format!("line {}: write `group name = role`", i + 1),
+                )
+            };
+            let (group, role) = l.rsplit_once('=').ok_or_else(bad)?;
+            Ok(RoleMapping {
+                group: group.trim().to_owned(),
+                role: Role::parse(role.trim()).ok_or_else(bad)?,
+            })
+        })
+        .collect()
+}
+
+pub async fn scim_mapping(
+    State(s): State<AppState>,
+    Ctx(c): Ctx,
+    headers: HeaderMap,
+    Form(f): Form<ScimMappingForm>,
+) -> Response {
+    let user = match poster(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let r = match (parse_mappings(&f.mappings), Role::parse(&f.default_role)) {
+        (Ok(mappings), Some(default_role)) => s
+            .kluis
+            .put_scim_settings(
+                &user.actor,
+                &c,
+                ScimSettingsInput {
+                    default_role,
+                    mappings,
+                },
+            )
+            .await
+            .map(drop),
+        (Err(e), _) => Err(e),
+        (_, None) => Err(kluis_core::Error::validation(
+            "default_role",
+            "invalid_role",
+            "unknown role",
+        )),
+    };
+    after(&s, &c, &headers, &user, r, "saved").await
+}
+
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: String,
@@ -452,6 +588,8 @@ pub async fn user_action(
         "unlock" => (s.kluis.unlock_user(a, &c, id).await, "unlocked"),
         "reset_mfa" => (s.kluis.reset_user_mfa(a, &c, id).await, "mfa_reset"),
         "end_sessions" => (end_sessions(&s, a, &c, id).await, "revoked"),
+        "break_glass_on" => (s.kluis.set_break_glass(a, &c, id, true).await, "saved"),
+        "break_glass_off" => (s.kluis.set_break_glass(a, &c, id, false).await, "saved"),
         _ => (
             Err(kluis_core::Error::validation(
                 "action",

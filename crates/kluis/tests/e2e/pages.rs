@@ -591,6 +591,72 @@ async fn forced_enrolment_and_admin_pages(b: Backend) {
         assert!(html.contains("id=\"sp-entity-id\""), "{html}");
     }
 
+    // SCIM from the admin page: a token shown once that the SCIM endpoint accepts, and the
+    // group-to-role mapping (a line that does not parse is named).
+    let (st, _, html) = post(&owner, &s, "/admin/security/scim/token", &[("csrf", &csrf)]).await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    let token = {
+        let at = html.find("<code id=\"scim-token\">").unwrap() + 22;
+        html[at..at + html[at..].find('<').unwrap()].to_owned()
+    };
+    let r = s
+        .client
+        .get(s.url("/scim/v2/Users"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, _, html) = get(&owner, &s, "/admin/security").await;
+    assert!(!html.contains(&token), "the token is shown once only");
+    let (st, _, html) = post(
+        &owner,
+        &s,
+        "/admin/security/scim/mapping",
+        &[
+            ("csrf", &csrf),
+            ("mappings", "Kluis Admins = admin\nnonsense"),
+            ("default_role", "member"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(html.contains("line 2"), "{html}");
+    let (st, _, _) = post(
+        &owner,
+        &s,
+        "/admin/security/scim/mapping",
+        &[
+            ("csrf", &csrf),
+            ("mappings", "Kluis Admins = admin"),
+            ("default_role", "read_only"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, v) = s.get("/api/v1/scim/settings", &t.owner).await;
+    assert_eq!(
+        v["mappings"],
+        json!([{"group": "Kluis Admins", "role": "admin"}]),
+        "{v}"
+    );
+    assert_eq!(v["default_role"], "read_only");
+    // Break-glass (emergency password sign-in) for the owner, from the users table.
+    let (st, _, _) = post(
+        &owner,
+        &s,
+        "/admin/security/users/action",
+        &[
+            ("csrf", &csrf),
+            ("user", &t.owner_id),
+            ("action", "break_glass_on"),
+        ],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let e = events(&s, &t.owner, "&action=user.break_glass").await;
+    assert_eq!(e.len(), 1, "{e:?}");
+
     // An API key can never drive the pages (they take the session cookie only).
     let r = s
         .client
