@@ -69,6 +69,23 @@ impl Default for LoginLimits {
     }
 }
 
+/// The unit an address is throttled as: an IPv4 address, or the /64 network of an IPv6 address
+/// (one subscriber usually gets a whole /64, so counting single IPv6 addresses would let one
+/// attacker rotate through 2^64 of them). IPv4-mapped IPv6 counts as the IPv4 address.
+pub(crate) fn address_bucket(ip: &str) -> String {
+    match ip.parse::<std::net::IpAddr>() {
+        Ok(std::net::IpAddr::V6(v6)) => match v6.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => {
+                let s = v6.segments();
+                format!("{:x}:{:x}:{:x}:{:x}::/64", s[0], s[1], s[2], s[3])
+            }
+        },
+        Ok(std::net::IpAddr::V4(v4)) => v4.to_string(),
+        Err(_) => ip.to_owned(),
+    }
+}
+
 /// Where an account's counter lives and under which key.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct AccountKey {
@@ -128,7 +145,7 @@ impl Kluis {
         let l = &self.config.login;
         let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
         let keys = self.keys(&mut tx).await?;
-        let ip_subject = keys.blind("login.ip", &ctx.ip);
+        let ip_subject = keys.blind("login.ip", &address_bucket(&ctx.ip));
         let ip = tx
             .count_login_attempt(ThrottleBucket::Ip, &ip_subject, now, now - ms(l.ip_window))
             .await?;
@@ -302,5 +319,26 @@ impl Kluis {
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         Ok(tx.commit().await?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::address_bucket;
+
+    #[test]
+    fn ipv6_addresses_are_throttled_per_64_network() {
+        assert_eq!(
+            address_bucket("2001:db8:1:2:aaaa::1"),
+            address_bucket("2001:db8:1:2:ffff:ffff:ffff:ffff")
+        );
+        assert_ne!(
+            address_bucket("2001:db8:1:2::1"),
+            address_bucket("2001:db8:1:3::1")
+        );
+        assert_eq!(address_bucket("2001:db8:1:2::1"), "2001:db8:1:2::/64");
+        assert_eq!(address_bucket("::ffff:192.0.2.7"), "192.0.2.7");
+        assert_eq!(address_bucket("192.0.2.7"), "192.0.2.7");
+        assert_ne!(address_bucket("192.0.2.7"), address_bucket("192.0.2.8"));
     }
 }
