@@ -282,6 +282,59 @@ async fn sign_in_with_a_second_factor_and_sign_out(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     assert_no_inline_code(&html);
     let csrf = field(&html, "csrf");
+    // No form of a signed-in page acts for a session still waiting for its second factor,
+    // even with that session's own CSRF token: each sends the browser to the second step.
+    // (Every field any of these forms takes, so each form parses and reaches the check.)
+    let all_fields = [
+        ("csrf", csrf.as_str()),
+        ("current_password", PASSWORD),
+        ("new_password", "Nieuw-Wachtwoord-77!"),
+        ("code", "123456"),
+        ("password", PASSWORD),
+        ("session", "00000000-0000-0000-0000-000000000000"),
+        ("passkey", "00000000-0000-0000-0000-000000000000"),
+        ("user", &t.owner_id),
+        ("action", "reset_mfa"),
+        ("member", "on"),
+        ("min_length", "20"),
+        ("provider", "oidc"),
+        ("issuer", "https://idp.example"),
+        ("client_id", "x"),
+        ("allowed_domains", "pagina.test"),
+        ("jit_role", "member"),
+        ("idp_entity_id", "https://idp.example"),
+        ("idp_sso_url", "https://idp.example/sso"),
+        ("idp_certificate_pem", "x"),
+        ("default_role", "member"),
+        ("mappings", "A = admin"),
+    ];
+    for form in [
+        "/account/password",
+        "/account/mfa/disable",
+        "/account/mfa/recovery-codes",
+        "/account/sessions/revoke",
+        "/account/sessions/revoke-all",
+        "/account/passkeys/delete",
+        "/admin/security/mfa-policy",
+        "/admin/security/password-policy",
+        "/admin/security/sso",
+        "/admin/security/sso/remove",
+        "/admin/security/saml",
+        "/admin/security/scim/token",
+        "/admin/security/scim/revoke",
+        "/admin/security/scim/mapping",
+        "/admin/security/users/action",
+        "/sign-out",
+    ] {
+        let (st, loc, body) = post(&c, &s, form, &all_fields).await;
+        assert_eq!(
+            (st, loc.as_str()),
+            (StatusCode::SEE_OTHER, "/sign-in/2fa"),
+            "{form}: {body}"
+        );
+    }
+    let (_, v) = s.get("/api/v1/settings/mfa", &t.owner).await;
+    assert_eq!(v["required_roles"], json!([]), "nothing was changed: {v}");
     let wrong = if totp_step(&secret, 1) == "000000" || totp_now(&secret) == "000000" {
         "111111"
     } else {
