@@ -256,9 +256,10 @@ impl Kluis {
             now,
         )
         .await?;
-        if status == Some("disabled") {
-            tx.revoke_user_sessions(id, None, now).await?;
-        }
+        let revoked = match status {
+            Some("disabled") => Some(self.deprovision(&mut tx, id, now).await?),
+            _ => None,
+        };
         let old_locale = tx.user_locale(id).await?;
         if let Some(l) = up.locale {
             tx.set_user_locale(id, Some(l.as_str())).await?;
@@ -292,7 +293,12 @@ impl Kluis {
                 json!({"old": old_locale, "new": l.as_str()}),
             );
         }
-        let ev = Event::ok("user.update", "user", id).with(json!({"changed": changed}));
+        let mut details = json!({"changed": changed});
+        if let Some((sessions, api_keys)) = revoked {
+            details["sessions_revoked"] = json!(sessions);
+            details["api_keys_revoked"] = json!(api_keys);
+        }
+        let ev = Event::ok("user.update", "user", id).with(details);
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
@@ -316,14 +322,30 @@ impl Kluis {
             }
         }
         let gone = user_from_row(&keys, current)?;
-        // Sessions go with the user (ON DELETE CASCADE).
+        let (_, api_keys) = self.deprovision(&mut tx, id, self.now()).await?;
         tx.delete_user(id).await?;
         let ev = Event::ok("user.delete", "user", id)
-            .with(json!({"email": gone.email, "role": gone.role}));
+            .with(json!({"email": gone.email, "role": gone.role, "api_keys_revoked": api_keys}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
         Ok(())
+    }
+}
+
+impl Kluis {
+    /// Ends a user's access at once, in the caller's transaction: their sessions and the API
+    /// keys they created (keys are issued by a person; when that person leaves, whoever takes
+    /// over issues new ones). Disabling, deleting and SCIM deprovisioning all come here.
+    pub(crate) async fn deprovision(
+        &self,
+        tx: &mut kluis_store::TenantTx,
+        id: UserId,
+        now: i64,
+    ) -> Result<(u64, usize)> {
+        let sessions = tx.revoke_user_sessions(id, None, now).await?;
+        let keys = tx.revoke_api_keys_created_by(id, now).await?;
+        Ok((sessions, keys.len()))
     }
 }
 

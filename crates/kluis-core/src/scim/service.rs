@@ -706,13 +706,6 @@ impl Kluis {
         self.count_sealed(tx, keys, 1).await
     }
 
-    /// Ends a user's access at once: sessions and the API keys they created.
-    async fn deprovision(&self, tx: &mut TenantTx, id: UserId, now: i64) -> Result<(u64, usize)> {
-        let sessions = tx.revoke_user_sessions(id, None, now).await?;
-        let keys = tx.revoke_api_keys_created_by(id, now).await?;
-        Ok((sessions, keys.len()))
-    }
-
     pub async fn scim_create_user(
         &self,
         actor: &Actor,

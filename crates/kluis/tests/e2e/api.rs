@@ -536,6 +536,53 @@ async fn roles_are_enforced(b: Backend) {
         StatusCode::NO_CONTENT
     );
     assert_eq!(s.get(&member_path, &admin).await.0, StatusCode::NOT_FOUND);
+    // The API keys a person created go with them: disabled or deleted, their keys stop working
+    // in the same transaction (as with SCIM deprovisioning), and the event says how many.
+    for (email, how) in [
+        ("keys1@rollen.test", "disable"),
+        ("keys2@rollen.test", "delete"),
+    ] {
+        let (st, u) = s.post("/api/v1/users", &t.owner, mk(email, "admin")).await;
+        assert_eq!(st, StatusCode::CREATED, "{u}");
+        let path = format!("/api/v1/users/{}", u["id"].as_str().unwrap());
+        let maker = s.login("rollen", email, PASSWORD).await;
+        let (st, k) = s
+            .post(
+                "/api/v1/apikeys",
+                &maker,
+                json!({"name": "integration", "scopes": ["users:read"]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{k}");
+        let key = Auth::Bearer(k["secret"].as_str().unwrap().to_owned());
+        assert_eq!(s.get("/api/v1/users", &key).await.0, StatusCode::OK);
+        let (st, action) = match how {
+            "disable" => (
+                s.call(
+                    Method::PATCH,
+                    &path,
+                    &t.owner,
+                    Some(json!({"status": "disabled"})),
+                )
+                .await
+                .0,
+                "user.update",
+            ),
+            _ => (
+                s.call(Method::DELETE, &path, &t.owner, None).await.0,
+                "user.delete",
+            ),
+        };
+        assert!(st.is_success(), "{how}: {st}");
+        assert_eq!(
+            s.get("/api/v1/users", &key).await.0,
+            StatusCode::UNAUTHORIZED,
+            "{how}"
+        );
+        let e = crate::audit::events(&s, &t.owner, &format!("&action={action}")).await;
+        let last = e.last().unwrap();
+        assert_eq!(last["details"]["api_keys_revoked"], 1, "{how}: {last}");
+    }
     // Invited user (no password) exists but cannot sign in.
     let (st, v) = s
         .post(
