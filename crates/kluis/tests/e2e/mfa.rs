@@ -8,7 +8,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::audit::events;
-use crate::support::{Auth, Backend, PASSWORD, Server, code, on_both, tenant_fixture};
+use crate::support::{
+    Auth, Backend, PASSWORD, Server, code, on_both, session_from, tenant_fixture,
+};
 
 on_both!(
     totp_enrolment_two_step_sign_in_and_recovery,
@@ -31,22 +33,6 @@ fn now_secs() -> u64 {
 fn totp_code(secret_b32: &str, steps: u64) -> String {
     let secret = totp::secret_from_base32(secret_b32).unwrap();
     totp::code_at(&secret, now_secs() + 30 * steps).unwrap()
-}
-
-/// The session cookie a response sets, with the CSRF token of its body.
-fn session_from(headers: &reqwest::header::HeaderMap, csrf: &Value) -> Option<Auth> {
-    let cookie = headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("__Host-kluis_session="))?
-        .split(';')
-        .next()?
-        .to_owned();
-    Some(Auth::Session {
-        cookie,
-        csrf: csrf.as_str()?.to_owned(),
-    })
 }
 
 /// One sign-in attempt: status, body and the session (pending or full) it set, if any.

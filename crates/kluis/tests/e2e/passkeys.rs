@@ -9,7 +9,9 @@ use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
 use crate::audit::events;
-use crate::support::{Auth, Backend, PASSWORD, Server, code, on_both, tenant_fixture};
+use crate::support::{
+    Auth, Backend, PASSWORD, Server, code, on_both, session_from, tenant_fixture,
+};
 
 on_both!(
     passkey_registration_and_passwordless_sign_in,
@@ -18,22 +20,6 @@ on_both!(
     passkey_ceremony_spans_processes,
     sso_required_refuses_passkeys_except_break_glass,
 );
-
-/// The session cookie a response sets, with the CSRF token of its body.
-fn session_from(headers: &reqwest::header::HeaderMap, csrf: &Value) -> Option<Auth> {
-    let cookie = headers
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|c| c.strip_prefix("__Host-kluis_session="))?
-        .split(';')
-        .next()?
-        .to_owned();
-    Some(Auth::Session {
-        cookie,
-        csrf: csrf.as_str()?.to_owned(),
-    })
-}
 
 fn origin(s: &Server) -> String {
     s.url("")

@@ -401,6 +401,22 @@ impl Server {
     }
 }
 
+/// The session cookie a response sets, with the CSRF token of its body.
+pub fn session_from(headers: &reqwest::header::HeaderMap, csrf: &Value) -> Option<Auth> {
+    let cookie = headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|c| c.strip_prefix("__Host-kluis_session="))?
+        .split(';')
+        .next()?
+        .to_owned();
+    Some(Auth::Session {
+        cookie,
+        csrf: csrf.as_str()?.to_owned(),
+    })
+}
+
 /// A password sign-in that the server holds for second-factor enrolment (e.g. a break-glass
 /// owner while SSO is required): checks that, enrols a TOTP authenticator with the pending
 /// session and returns the full session it ends in, and the authenticator's secret.
@@ -416,18 +432,7 @@ pub async fn login_enrolling_totp(s: &Server, tenant: &str, email: &str) -> (Aut
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     assert_eq!(v["status"], "mfa_enrolment_required", "{v}");
-    let cookie = h
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|c| c.to_str().ok())
-        .find_map(|c| c.strip_prefix("__Host-kluis_session="))
-        .and_then(|c| c.split(';').next())
-        .unwrap()
-        .to_owned();
-    let pending = Auth::Session {
-        cookie,
-        csrf: v["csrf_token"].as_str().unwrap().to_owned(),
-    };
+    let pending = session_from(&h, &v["csrf_token"]).unwrap();
     let (st, e) = s.post("/api/v1/me/mfa/totp", &pending, json!({})).await;
     assert_eq!(st, StatusCode::OK, "{e}");
     let secret = e["secret"].as_str().unwrap().to_owned();
@@ -447,18 +452,7 @@ pub async fn login_enrolling_totp(s: &Server, tenant: &str, email: &str) -> (Aut
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
-    let cookie = h
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|c| c.to_str().ok())
-        .find_map(|c| c.strip_prefix("__Host-kluis_session="))
-        .and_then(|c| c.split(';').next())
-        .unwrap()
-        .to_owned();
-    let full = Auth::Session {
-        cookie,
-        csrf: v["login"]["csrf_token"].as_str().unwrap().to_owned(),
-    };
+    let full = session_from(&h, &v["login"]["csrf_token"]).unwrap();
     (full, secret)
 }
 
