@@ -56,10 +56,21 @@ impl Default for HttpConfig {
 }
 
 #[derive(Clone)]
-pub struct AppState {
+pub struct AppState(Arc<AppStateInner>);
+
+/// What handlers share. Behind one `Arc`: axum clones the state for every extractor and
+/// layer that asks for it, so a clone must be one reference count, not one per field.
+pub struct AppStateInner {
     pub kluis: Kluis,
-    openapi_json: Arc<String>,
+    openapi_json: String,
     import_max_bytes: u64,
+}
+
+impl std::ops::Deref for AppState {
+    type Target = AppStateInner;
+    fn deref(&self) -> &AppStateInner {
+        &self.0
+    }
 }
 
 #[derive(OpenApi)]
@@ -294,15 +305,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
 /// Builds the whole application.
 pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
     let (api, doc) = api_routes().split_for_parts();
-    let openapi_json = Arc::new(doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned()));
-    let state = AppState {
+    let openapi_json = doc.to_pretty_json().unwrap_or_else(|_| "{}".to_owned());
+    let state = AppState(Arc::new(AppStateInner {
         kluis,
         openapi_json,
         import_max_bytes: config.import_max_bytes,
-    };
+    }));
     let x_request_id = HeaderName::from_static("x-request-id");
 
-    let mut router = api
+    let router = api
         .route("/api/v1/openapi.json", get(openapi_doc))
         .route("/setup", get(routes::setup::page))
         .route("/assets/setup.js", get(routes::setup::script))
@@ -335,11 +346,11 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
                     deadline,
                 )),
         );
-    for layer in headers::layers() {
-        // Outermost, so every response gets them, including timeouts and errors.
-        router = router.layer(layer);
-    }
-    router.layer(middleware::from_fn(reject_unsafe_paths))
+    // Security headers outermost, so every response gets them, including timeouts, errors
+    // and refused paths.
+    router
+        .layer(middleware::from_fn(reject_unsafe_paths))
+        .layer(middleware::map_response(headers::add))
 }
 
 #[derive(Clone, Copy)]
