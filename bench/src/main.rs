@@ -104,7 +104,7 @@ fn parse_secs(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match Args::parse() {
         Ok(Some(args)) => args,

@@ -120,12 +120,21 @@ static SESSION_FOR_AUTH: LazyLock<String> = LazyLock::new(|| {
         prefixed("s", SESSION_COLS)
     )
 });
+// Two index probes, current secret first. Written as `secret_hash = $2 OR
+// previous_secret_hash = $2`, SQLite's planner walked all of the tenant's keys.
 static API_KEY_BY_SECRET_HASH: LazyLock<String> = LazyLock::new(|| {
+    let probe = |column: &str, via_previous: &str| {
+        format!(
+            "SELECT {}, {via_previous} AS via_previous, t.status AS tenant_status \
+             FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
+             WHERE k.tenant_id = $1 AND k.{column} = $2 AND k.revoked_at IS NULL",
+            prefixed("k", KEY_COLS)
+        )
+    };
     format!(
-        "SELECT {}, (k.secret_hash <> $2) AS via_previous, t.status AS tenant_status \
-         FROM api_keys k JOIN tenants t ON t.id = k.tenant_id \
-         WHERE k.tenant_id = $1 AND (k.secret_hash = $2 OR k.previous_secret_hash = $2) AND k.revoked_at IS NULL",
-        prefixed("k", KEY_COLS)
+        "{} UNION ALL {} LIMIT 1",
+        probe("secret_hash", "FALSE"),
+        probe("previous_secret_hash", "TRUE")
     )
 });
 const TENANT_KEYS: &str = "SELECT purpose, version, wrapped, kek_id, state, sealed_count, created_at FROM tenant_keys \
