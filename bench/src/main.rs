@@ -104,6 +104,8 @@ fn parse_secs(s: &str) -> Result<Duration> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+// One thread, like `wrk -t1`: the generator takes at most one core, so it cannot crowd the
+// server out of both cores of a small machine (it kept up: /healthz rates were the same).
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
     let args = match Args::parse() {
@@ -821,7 +823,7 @@ impl Report<'_> {
 
     fn caveat() -> String {
         let mut c = format!(
-            "load generator and server share this machine's {} core(s); \
+            "load generator (one thread) and server share this machine's {} core(s); \
              figures understate what the server does on its own hardware",
             Self::cores()
         );

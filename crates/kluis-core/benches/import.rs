@@ -111,6 +111,80 @@ async fn run() -> Result<()> {
         raw.as_secs_f64()
     );
 
+    // 1b. The same rows, plaintext, into the b-trees Kluis's data model writes per contact:
+    //     the record table with its list/owner/company/stage indexes, two lookup entries
+    //     (email, phone) with their record index, and one audit row. No crypto, no checks:
+    //     the ceiling for any implementation that keeps those lookups, list filters and a
+    //     per-record audit event.
+    let same_path = tmp.path().join("same-btrees.db");
+    let t0 = Instant::now();
+    {
+        let mut db = rusqlite::Connection::open(&same_path)?;
+        db.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
+             CREATE TABLE records (tenant_id BLOB NOT NULL, id BLOB NOT NULL, object_type TEXT NOT NULL,
+               owner_id BLOB, company_id BLOB, stage_id BLOB, deleted_at INTEGER, fields TEXT NOT NULL,
+               created_at INTEGER NOT NULL, PRIMARY KEY (tenant_id, id)) STRICT;
+             CREATE INDEX records_list ON records (tenant_id, object_type, deleted_at, id);
+             CREATE INDEX records_owner ON records (tenant_id, object_type, owner_id, id);
+             CREATE INDEX records_company ON records (tenant_id, company_id);
+             CREATE INDEX records_stage ON records (tenant_id, object_type, stage_id, id);
+             CREATE TABLE lookup (tenant_id BLOB NOT NULL, object_type TEXT NOT NULL, field TEXT NOT NULL,
+               value TEXT NOT NULL, record_id BLOB NOT NULL,
+               PRIMARY KEY (tenant_id, object_type, field, value, record_id)) STRICT, WITHOUT ROWID;
+             CREATE INDEX lookup_record ON lookup (tenant_id, record_id);
+             CREATE TABLE audit (tenant_id BLOB NOT NULL, seq INTEGER NOT NULL, action TEXT NOT NULL,
+               object_id TEXT, details TEXT NOT NULL, PRIMARY KEY (tenant_id, seq)) STRICT, WITHOUT ROWID;",
+        )?;
+        let tenant = uuid::Uuid::now_v7();
+        let tx = db.transaction()?;
+        {
+            let mut rec = tx.prepare(
+                "INSERT INTO records (tenant_id, id, object_type, fields, created_at) VALUES (?1, ?2, 'contact', ?3, ?4)",
+            )?;
+            let mut look = tx.prepare(
+                "INSERT INTO lookup (tenant_id, object_type, field, value, record_id) VALUES (?1, 'contact', ?2, ?3, ?4)",
+            )?;
+            let mut audit = tx.prepare(
+                "INSERT INTO audit (tenant_id, seq, action, object_id, details) VALUES (?1, ?2, 'contact.create', ?3, ?4)",
+            )?;
+            for i in 0..n {
+                let [a, b, c, d, e] = row(i);
+                let id = uuid::Uuid::now_v7();
+                let fields = format!(
+                    r#"{{"first_name":"{a}","last_name":"{b}","email":"{c}","phone":"{d}","city":"{e}"}}"#
+                );
+                rec.execute(rusqlite::params![
+                    tenant.as_bytes().as_slice(),
+                    id.as_bytes().as_slice(),
+                    fields,
+                    i as i64
+                ])?;
+                for (field, value) in [("email", &c), ("phone", &d)] {
+                    look.execute(rusqlite::params![
+                        tenant.as_bytes().as_slice(),
+                        field,
+                        value,
+                        id.as_bytes().as_slice()
+                    ])?;
+                }
+                audit.execute(rusqlite::params![
+                    tenant.as_bytes().as_slice(),
+                    i as i64,
+                    id.to_string(),
+                    fields
+                ])?;
+            }
+        }
+        tx.commit()?;
+    }
+    let same = t0.elapsed();
+    let same_rate = n as f64 / same.as_secs_f64();
+    println!(
+        "1b. raw SQLite, same b-trees as Kluis (record + 4 indexes, 2 lookup entries, 1 audit row; plaintext, no checks): {:.1} s = {same_rate:.0} rows/s",
+        same.as_secs_f64()
+    );
+
     // 2. The real import.
     let store = Store::open_sqlite(&tmp.path().join("kluis.db")).await?;
     let kluis = Kluis::new(
@@ -155,9 +229,13 @@ async fn run() -> Result<()> {
         took.as_secs_f64(),
         if ratio >= 50.0 { "meets" } else { "MISSES" }
     );
+    println!(
+        "   = {:.1} % of 1b (what sealing, blind indexes, checks and the import logic cost over plaintext writes of the same b-trees)",
+        rate / same_rate * 100.0
+    );
     // Sizes after a checkpoint, so the WAL does not count twice.
     drop(kluis);
-    for name in ["raw.db", "kluis.db"] {
+    for name in ["raw.db", "same-btrees.db", "kluis.db"] {
         rusqlite::Connection::open(tmp.path().join(name))?.query_row(
             "PRAGMA wal_checkpoint(TRUNCATE)",
             [],
@@ -172,8 +250,9 @@ async fn run() -> Result<()> {
             .sum::<u64>()
     };
     println!(
-        "   bytes stored per row: raw {:.0}, Kluis {:.0} (sealed fields, two blind indexes, the audit event with old/new values)",
+        "   bytes stored per row: raw {:.0}, same b-trees {:.0}, Kluis {:.0} (sealed fields, two blind indexes, the audit event with old/new values)",
         size_of("raw.db") as f64 / n as f64,
+        size_of("same-btrees.db") as f64 / n as f64,
         size_of("kluis.db") as f64 / n as f64
     );
     Ok(())

@@ -70,7 +70,8 @@ impl DirectPool {
             None => self.open()?,
         };
         if snapshot {
-            conn.execute_batch("BEGIN")?;
+            // Cached: parsed anew, BEGIN and ROLLBACK cost as much as a point read.
+            conn.prepare_cached("BEGIN")?.execute([])?;
         }
         Ok(ReadConn {
             conn: Some(conn),
@@ -88,7 +89,7 @@ impl Drop for ReadConn {
     fn drop(&mut self) {
         if let Some(c) = self.conn.take()
             // A connection that cannot end its transaction is not reused.
-            && (c.is_autocommit() || c.execute_batch("ROLLBACK").is_ok())
+            && (c.is_autocommit() || c.prepare_cached("ROLLBACK").and_then(|mut st| st.execute([])).is_ok())
             && let Ok(mut idle) = self.pool.idle.lock()
             && idle.len() < KEEP_IDLE
         {
