@@ -935,7 +935,7 @@ impl Kluis {
                 Msg::Header { .. } => return Err(Error::internal("second header")),
             };
             if open.is_none() {
-                let mut tx = self.store.tenant(run.actor.tenant()).begin().await?;
+                let mut tx = self.store.tenant(run.actor.tenant()).begin_bulk().await?;
                 let keys = self.keys(&mut tx).await?;
                 open = Some((tx, keys, Caches::default(), 0));
             }
