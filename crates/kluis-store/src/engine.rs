@@ -105,7 +105,7 @@ pub(crate) enum Pool {
         direct: DirectPool,
         heads: Arc<HeadCache>,
         /// The writers' options, for a bulk write's own connection (`begin_bulk`).
-        options: SqliteConnectOptions,
+        options: Box<SqliteConnectOptions>,
     },
     Pg(PgPool),
 }
@@ -171,7 +171,7 @@ impl Store {
                 read,
                 direct: DirectPool::new(path),
                 heads: Arc::default(),
-                options,
+                options: Box::new(options),
             },
             seals: Arc::default(),
         })
@@ -336,7 +336,7 @@ impl TenantScope<'_> {
             .max_connections(1)
             .min_connections(0)
             .test_before_acquire(false)
-            .connect_with(options.clone().pragma("cache_size", "-65536"))
+            .connect_with((**options).clone().pragma("cache_size", "-65536"))
             .await?;
         let tx = Tx::Sqlite(own.begin_with("BEGIN IMMEDIATE").await?);
         // The transaction holds the pool's only connection; with this handle gone, the
