@@ -34,12 +34,15 @@ const TARGET_CONNECTIONS: usize = 64;
 const USAGE: &str = "\
 usage: cargo run --release -p kluis-bench -- [options]
        kluis-bench [--bin PATH] [--duration SECS] [--warmup SECS]
-                   [--connections N[,N...]] [--json]
+                   [--rounds N] [--connections N[,N...]] [--json]
 
   --bin PATH         kluis binary (default: <target dir>/release/kluis; built
                      with `cargo build --release -p kluis` if missing)
   --duration SECS    measured seconds per run (default 10)
   --warmup SECS      warm-up seconds per run, not measured (default 2)
+  --rounds N         split each run into N rounds, the scenarios taking turns
+                     (default 3): a slow drift of the machine then hits every
+                     scenario alike instead of whichever ran during it
   --connections LIST concurrency levels (default 1,64)
   --json             print machine-readable results on stdout
 ";
@@ -49,6 +52,7 @@ struct Args {
     bin: Option<PathBuf>,
     duration: Duration,
     warmup: Duration,
+    rounds: u32,
     connections: Vec<usize>,
     json: bool,
 }
@@ -59,6 +63,7 @@ impl Args {
             bin: None,
             duration: Duration::from_secs(10),
             warmup: Duration::from_secs(2),
+            rounds: 3,
             connections: vec![1, TARGET_CONNECTIONS],
             json: false,
         };
@@ -72,6 +77,12 @@ impl Args {
                 "--bin" => args.bin = Some(PathBuf::from(value("--bin")?)),
                 "--duration" => args.duration = parse_secs(&value("--duration")?)?,
                 "--warmup" => args.warmup = parse_secs(&value("--warmup")?)?,
+                "--rounds" => {
+                    args.rounds = match value("--rounds")?.parse::<u32>() {
+                        Ok(n) if n > 0 => n,
+                        _ => bail!("--rounds must be a positive integer"),
+                    };
+                }
                 "--connections" => {
                     args.connections = value("--connections")?
                         .split(',')
@@ -241,32 +252,36 @@ async fn run(args: Args) -> Result<ExitCode> {
     let idle_rss_kb = read_rss_kb(server.pid)?;
     progress(format!("idle RSS {:.1} MB", kb_to_mb(idle_rss_kb)));
 
-    let mut results = Vec::new();
-    for endpoint in &endpoints {
-        for &connections in &args.connections {
-            progress(format!(
-                "running {} with {connections} connection(s): {:.1}s warm-up + {:.1}s",
-                endpoint.scenario,
-                args.warmup.as_secs_f64(),
-                args.duration.as_secs_f64()
-            ));
-            let r = run_load(
-                endpoint,
-                &tls,
-                connections,
-                args.warmup,
-                args.duration,
-                server.pid,
-            )
-            .await?;
-            if let Some(status) = server.child.try_wait()? {
-                bail!(
-                    "server exited ({status}) during the {} run\n{}",
+    // Scenarios take turns, round by round; each round measures duration/rounds.
+    let slice = args.duration / args.rounds;
+    let mut results: Vec<RunResult> = Vec::new();
+    for round in 1..=args.rounds {
+        for endpoint in &endpoints {
+            for &connections in &args.connections {
+                progress(format!(
+                    "round {round}/{}: {} with {connections} connection(s): {:.1}s warm-up + {:.1}s",
+                    args.rounds,
                     endpoint.scenario,
-                    log_tail(&log_path)
-                );
+                    args.warmup.as_secs_f64(),
+                    slice.as_secs_f64()
+                ));
+                let r =
+                    run_load(endpoint, &tls, connections, args.warmup, slice, server.pid).await?;
+                if let Some(status) = server.child.try_wait()? {
+                    bail!(
+                        "server exited ({status}) during the {} run\n{}",
+                        endpoint.scenario,
+                        log_tail(&log_path)
+                    );
+                }
+                match results
+                    .iter_mut()
+                    .find(|x| x.scenario == r.scenario && x.connections == r.connections)
+                {
+                    Some(total) => total.absorb(r),
+                    None => results.push(r),
+                }
             }
-            results.push(r);
         }
     }
 
@@ -641,9 +656,11 @@ struct RunResult {
     errors: u64,
     first_error: Option<String>,
     elapsed: Duration,
-    p50: Duration,
-    p99: Duration,
+    /// Sorted, in nanoseconds.
+    latencies_ns: Vec<u64>,
     peak_rss_kb: u64,
+    /// Requests/s of each round.
+    round_rps: Vec<f64>,
 }
 
 impl RunResult {
@@ -654,6 +671,28 @@ impl RunResult {
         } else {
             0.0
         }
+    }
+
+    fn p50(&self) -> Duration {
+        percentile(&self.latencies_ns, 0.50)
+    }
+
+    fn p99(&self) -> Duration {
+        percentile(&self.latencies_ns, 0.99)
+    }
+
+    /// Adds a later round of the same scenario.
+    fn absorb(&mut self, r: RunResult) {
+        self.requests += r.requests;
+        self.errors += r.errors;
+        if self.first_error.is_none() {
+            self.first_error = r.first_error;
+        }
+        self.elapsed += r.elapsed;
+        self.latencies_ns.extend(r.latencies_ns);
+        self.latencies_ns.sort_unstable();
+        self.peak_rss_kb = self.peak_rss_kb.max(r.peak_rss_kb);
+        self.round_rps.extend(r.round_rps);
     }
 }
 
@@ -754,16 +793,17 @@ async fn run_load(
     // Requests started before `end` still count; the window stretches to
     // the last completion so the rate is not inflated.
     let elapsed = (last_done - measure_from).max(duration);
+    let requests = latencies.len() as u64;
     Ok(RunResult {
         scenario: endpoint.scenario,
         connections,
-        requests: latencies.len() as u64,
+        requests,
         errors,
         first_error,
         elapsed,
-        p50: percentile(&latencies, 0.50),
-        p99: percentile(&latencies, 0.99),
+        latencies_ns: latencies,
         peak_rss_kb: peak.load(Ordering::Relaxed),
+        round_rps: vec![requests as f64 / elapsed.as_secs_f64()],
     })
 }
 
@@ -862,7 +902,7 @@ impl Report<'_> {
             pass: ratio.map(|r| r >= TARGET_AUTH_RATIO * 100.0),
         }];
         for (label, run) in [("authenticated", auth), ("healthz", health)] {
-            let p99 = run.map(|r| ms(r.p99));
+            let p99 = run.map(|r| ms(r.p99()));
             checks.push(TargetCheck {
                 name: format!("p99 {label} at {TARGET_CONNECTIONS} connections"),
                 value: p99,
@@ -886,10 +926,11 @@ impl Report<'_> {
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "\nkluis-bench — {} ({:.1}s warm-up + {:.1}s per run, TLS {}, HTTP/1.1 keep-alive)",
+            "\nkluis-bench — {} ({:.1}s measured per run in {} round(s), each after {:.1}s warm-up, TLS {}, HTTP/1.1 keep-alive)",
             self.binary.display(),
-            self.args.warmup.as_secs_f64(),
             self.args.duration.as_secs_f64(),
+            self.args.rounds,
+            self.args.warmup.as_secs_f64(),
             if self.tls_verified {
                 "verified against DIR/tls/cert.pem"
             } else {
@@ -908,8 +949,8 @@ impl Report<'_> {
                 r.scenario,
                 r.connections,
                 r.rps(),
-                ms(r.p50),
-                ms(r.p99),
+                ms(r.p50()),
+                ms(r.p99()),
                 r.errors
             );
         }
@@ -920,6 +961,23 @@ impl Report<'_> {
                 r.scenario,
                 r.connections,
                 r.first_error.as_deref().unwrap_or("?")
+            );
+        }
+        if let (Some(h), Some(a)) = (
+            self.find("healthz", TARGET_CONNECTIONS),
+            self.find("user_get_auth", TARGET_CONNECTIONS),
+        ) && h.round_rps.len() > 1
+        {
+            let per_round: Vec<String> = h
+                .round_rps
+                .iter()
+                .zip(&a.round_rps)
+                .map(|(h, a)| format!("{:.1} %", a / h * 100.0))
+                .collect();
+            let _ = writeln!(
+                s,
+                "\nauthenticated/healthz at {TARGET_CONNECTIONS} connections, round by round: {}",
+                per_round.join(", ")
             );
         }
         let _ = writeln!(
@@ -956,8 +1014,9 @@ impl Report<'_> {
                     "requests": r.requests,
                     "elapsed_s": r.elapsed.as_secs_f64(),
                     "requests_per_sec": round3(r.rps()),
-                    "p50_ms": round3(ms(r.p50)),
-                    "p99_ms": round3(ms(r.p99)),
+                    "p50_ms": round3(ms(r.p50())),
+                    "p99_ms": round3(ms(r.p99())),
+                    "round_requests_per_sec": r.round_rps.iter().map(|v| round3(*v)).collect::<Vec<_>>(),
                     "errors": r.errors,
                     "first_error": r.first_error,
                     "peak_rss_kb": r.peak_rss_kb,
@@ -981,6 +1040,7 @@ impl Report<'_> {
             "binary": self.binary.display().to_string(),
             "warmup_s": self.args.warmup.as_secs_f64(),
             "duration_s": self.args.duration.as_secs_f64(),
+            "rounds": self.args.rounds,
             "cores": Self::cores(),
             "tls_verified": self.tls_verified,
             "rss": {

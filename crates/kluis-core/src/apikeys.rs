@@ -14,6 +14,9 @@ use crate::{
 };
 use serde_json::json;
 
+pub(crate) mod cache;
+use cache::VerifiedKey;
+
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ApiKey {
     #[schema(value_type = uuid::Uuid)]
@@ -235,6 +238,7 @@ impl Kluis {
         )
         .await?;
         tx.commit().await?;
+        self.api_keys_changed(actor.tenant()).await;
         Ok(ApiKeyWithSecret {
             key,
             secret: tokens::api_key(actor.tenant(), &secret),
@@ -255,40 +259,91 @@ impl Kluis {
         self.audit_key(&mut tx, actor, ctx, "apikey.revoke", id, json!({}))
             .await?;
         tx.commit().await?;
+        self.api_keys_changed(actor.tenant()).await;
         Ok(())
     }
 
-    /// Resolves `Authorization: Bearer kluis_...`.
+    /// Resolves `Authorization: Bearer kluis_...`: from the cache of recently verified keys
+    /// (see `cache.rs` for why that stays exact) or from the database.
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Actor> {
         let (tenant, secret) =
             tokens::parse_api_key(presented).ok_or_else(Error::unauthenticated)?;
         let now = self.now();
-        let mut tx = self.store.tenant(tenant).begin_read().await?;
-        // One statement: the key (current or pre-rotation secret) and its tenant's status.
-        let m = tx
-            .api_key_by_secret_hash(&token::hash_secret(secret))
-            .await?
-            .ok_or_else(Error::unauthenticated)?;
-        if m.tenant_status != "active" {
-            return Err(crate::sessions::suspended_or_unknown());
-        }
-        if m.via_previous && m.key.previous_valid_until.is_none_or(|until| now >= until) {
+        let hash = token::hash_secret(secret);
+        let key = match self.api_key_cache.get(&hash) {
+            // The database lookup is within the token's tenant; so is a cache hit.
+            Some(k) if k.tenant == tenant => k,
+            // Boxed, like the touch below: rare paths whose state would otherwise be copied
+            // with every request's future.
+            _ => Box::pin(self.verify_api_key(tenant, hash)).await?,
+        };
+        if key.valid_until.is_some_and(|until| now >= until) {
             return Err(Error::unauthenticated());
         }
-        let scopes: Vec<Scope> = serde_json::from_str(&m.key.scopes)
-            .map_err(|_| Error::internal("stored scopes unreadable"))?;
-        drop(tx);
-        if m.key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
-            let mut w = self.store.tenant(tenant).begin().await?;
-            w.touch_api_key(m.key.id, now).await?;
-            w.commit().await?;
+        if key.last_used_at.is_none_or(|t| now - t >= TOUCH_EVERY_MS) {
+            Box::pin(self.touch_api_key(tenant, key.id, now)).await?;
+            self.api_key_cache.touched(&hash, now);
         }
         Ok(Actor::new(
             tenant,
             Principal::ApiKey {
-                id: m.key.id,
-                scopes,
+                id: key.id,
+                scopes: key.scopes,
             },
         ))
+    }
+
+    async fn touch_api_key(&self, tenant: crate::TenantId, id: ApiKeyId, now: i64) -> Result<()> {
+        let mut w = self.store.tenant(tenant).begin().await?;
+        w.touch_api_key(id, now).await?;
+        w.commit().await?;
+        Ok(())
+    }
+
+    /// Reads the key behind a secret (current or pre-rotation) and its tenant's status in one
+    /// statement, and remembers a key that may be used.
+    async fn verify_api_key(&self, tenant: crate::TenantId, hash: [u8; 32]) -> Result<VerifiedKey> {
+        let ticket = self.api_key_cache.ticket();
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let m = tx
+            .api_key_by_secret_hash(&hash)
+            .await?
+            .ok_or_else(Error::unauthenticated)?;
+        drop(tx);
+        if m.tenant_status != "active" {
+            return Err(crate::sessions::suspended_or_unknown());
+        }
+        let valid_until = if m.via_previous {
+            Some(
+                m.key
+                    .previous_valid_until
+                    .ok_or_else(Error::unauthenticated)?,
+            )
+        } else {
+            None
+        };
+        let key = VerifiedKey {
+            tenant,
+            id: m.key.id,
+            scopes: serde_json::from_str(&m.key.scopes)
+                .map_err(|_| Error::internal("stored scopes unreadable"))?,
+            valid_until,
+            last_used_at: m.key.last_used_at,
+        };
+        self.api_key_cache.store(ticket, hash, key.clone());
+        Ok(key)
+    }
+
+    /// To be called after committing anything that can end API keys of `tenant` (revoke,
+    /// rotate, deprovisioning a user, suspending or shredding the tenant): forgets them in this
+    /// process at once, and returns only when no process can still be using a verification
+    /// made before the change.
+    pub(crate) async fn api_keys_changed(&self, tenant: crate::TenantId) {
+        self.api_key_cache.evict_tenant(tenant);
+        let ttl = self.api_key_cache.ttl();
+        if !ttl.is_zero() {
+            // A few ms over: other processes' clocks tick at the same rate, not in step.
+            tokio::time::sleep(ttl + std::time::Duration::from_millis(5)).await;
+        }
     }
 }

@@ -499,16 +499,21 @@ impl Kluis {
 
     /// The tenant's keys, unwrapped (cached briefly).
     pub(crate) async fn keys(&self, tx: &mut TenantTx) -> Result<Arc<TenantKeys>> {
+        match self.key_cache.get(tx.tenant()) {
+            Cached::Fresh(k) => Ok(k),
+            // Boxed: the slower paths' state would otherwise make every caller's future (and
+            // so every request handler's) kilobytes larger, copied on each request.
+            other => Box::pin(self.keys_slow(tx, other)).await,
+        }
+    }
+
+    async fn keys_slow(&self, tx: &mut TenantTx, cached: Cached) -> Result<Arc<TenantKeys>> {
         let tenant = tx.tenant();
-        match self.key_cache.get(tenant) {
-            Cached::Fresh(k) => return Ok(k),
-            Cached::Validate(k) => {
-                if tx.data_key_versions().await? == (k.max_version, k.min_record_version) {
-                    self.key_cache.validated(tenant);
-                    return Ok(k);
-                }
-            }
-            Cached::Miss => {}
+        if let Cached::Validate(k) = cached
+            && tx.data_key_versions().await? == (k.max_version, k.min_record_version)
+        {
+            self.key_cache.validated(tenant);
+            return Ok(k);
         }
         let (root, _) = self.load_root(tenant)?;
         let root = root_kms(&root);
@@ -669,6 +674,7 @@ impl Kluis {
         self.root_keys.destroy(tenant)?;
         self.key_cache.evict(tenant);
         tx.commit().await?;
+        self.api_keys_changed(tenant).await;
         Ok(())
     }
 }

@@ -57,6 +57,9 @@ pub struct CoreConfig {
     /// How long unwrapped tenant keys stay cached; also the longest a revoked customer-managed
     /// key keeps working.
     pub key_cache_ttl: Duration,
+    /// How long a verified API key is remembered (zero: not at all). Changes that end keys
+    /// wait this long before they return, so revocation stays immediate in every process.
+    pub api_key_cache_ttl: Duration,
     /// PKCS#11 modules tenants may use for customer-managed keys (operator's allowlist).
     pub byok_pkcs11_modules: Vec<std::path::PathBuf>,
     /// Account lockout and per-address throttling of sign-in attempts.
@@ -75,6 +78,7 @@ impl Default for CoreConfig {
             api_key_rotation_overlap: Duration::ZERO,
             setup_token_ttl: Duration::from_secs(3600),
             key_cache_ttl: keys::DEFAULT_CACHE_TTL,
+            api_key_cache_ttl: Duration::from_millis(250),
             byok_pkcs11_modules: Vec::new(),
             login: lockout::LoginLimits::default(),
             password_reset_ttl: Duration::from_secs(30 * 60),
@@ -91,6 +95,7 @@ pub struct Kluis {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) keks: Arc<keys::KeyEncryptionKeys>,
     pub(crate) key_cache: Arc<keys::KeyCache>,
+    pub(crate) api_key_cache: Arc<apikeys::cache::ApiKeyCache>,
     pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
@@ -119,6 +124,7 @@ impl Kluis {
         Kluis {
             store,
             key_cache: Arc::new(keys::KeyCache::new(config.key_cache_ttl)),
+            api_key_cache: Arc::new(apikeys::cache::ApiKeyCache::new(config.api_key_cache_ttl)),
             key_uses: Arc::default(),
             config: Arc::new(config),
             clock,

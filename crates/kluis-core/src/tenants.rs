@@ -169,6 +169,9 @@ impl Kluis {
             .await?
             .commit()
             .await?;
+        if suspended {
+            self.api_keys_changed(id).await;
+        }
         row.try_into()
     }
 }

@@ -302,6 +302,9 @@ impl Kluis {
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
+        if revoked.is_some_and(|(_, keys)| keys > 0) {
+            self.api_keys_changed(actor.tenant()).await;
+        }
         Ok(user)
     }
 
@@ -329,6 +332,9 @@ impl Kluis {
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
+        if api_keys > 0 {
+            self.api_keys_changed(actor.tenant()).await;
+        }
         Ok(())
     }
 }

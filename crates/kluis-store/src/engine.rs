@@ -26,7 +26,7 @@ impl ReadTx {
     pub(crate) async fn sqlx(&mut self) -> Result<&mut sqlx::SqliteConnection> {
         let conn = match self.sqlx.take() {
             Some(c) => c,
-            None => self.pool.acquire().await?,
+            None => Box::pin(self.pool.acquire()).await?,
         };
         Ok(&mut **self.sqlx.insert(conn))
     }
@@ -288,17 +288,20 @@ impl Store {
     }
 
     /// `snapshot` (SQLite reads): the direct connection's statements share one snapshot.
+    /// The awaited sqlx futures are boxed: their state would otherwise be part of every
+    /// caller's future, SQLite reads included (which await nothing here), and request futures
+    /// are moved around whole.
     async fn begin_tx_with(&self, write: bool, snapshot: bool) -> Result<Tx> {
         Ok(match &self.pool {
             Pool::Sqlite { write: w, .. } if write => {
-                Tx::Sqlite(w.begin_with("BEGIN IMMEDIATE").await?)
+                Tx::Sqlite(Box::pin(w.begin_with("BEGIN IMMEDIATE")).await?)
             }
             Pool::Sqlite { read, direct, .. } => Tx::SqliteRead(ReadTx {
                 direct: Some(direct.get(snapshot)?),
                 sqlx: None,
                 pool: read.clone(),
             }),
-            Pool::Pg(p) => Tx::Pg(p.begin().await?),
+            Pool::Pg(p) => Tx::Pg(Box::pin(p.begin()).await?),
         })
     }
 }

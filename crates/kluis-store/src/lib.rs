@@ -82,20 +82,24 @@ pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 /// Runs the same statement on whichever engine backs a transaction. The body is expanded
 /// once per engine so each copy is type-checked against its own driver; the SQL must use
 /// `$1..$n` placeholders, which both SQLite and PostgreSQL accept.
+///
+/// Each engine's statement runs in a boxed future: sqlx's futures are large, and unboxed
+/// they would be part of every caller's future for all three engines at once, including the
+/// SQLite hot reads that never get here (request futures are moved around whole).
 macro_rules! on_conn {
     ($tx:expr, |$c:ident| $body:expr) => {
         match $tx {
             $crate::engine::Tx::Sqlite(t) => {
                 let $c: &mut sqlx::SqliteConnection = &mut *t;
-                $body
+                Box::pin(async { Ok::<_, $crate::StoreError>($body) }).await?
             }
             $crate::engine::Tx::SqliteRead(r) => {
                 let $c: &mut sqlx::SqliteConnection = r.sqlx().await?;
-                $body
+                Box::pin(async { Ok::<_, $crate::StoreError>($body) }).await?
             }
             $crate::engine::Tx::Pg(t) => {
                 let $c: &mut sqlx::PgConnection = &mut *t;
-                $body
+                Box::pin(async { Ok::<_, $crate::StoreError>($body) }).await?
             }
         }
     };

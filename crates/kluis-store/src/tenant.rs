@@ -188,10 +188,12 @@ impl TenantTx {
         if let Tx::Pg(t) = &mut tx {
             // Transaction-local (is_local = true): gone at COMMIT/ROLLBACK, so a pooled
             // connection never carries this tenant into the next request.
-            sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
-                .bind(tenant.0.to_string())
-                .execute(&mut **t)
-                .await?;
+            Box::pin(
+                sqlx::query("SELECT set_config('app.tenant_id', $1, true)")
+                    .bind(tenant.0.to_string())
+                    .execute(&mut **t),
+            )
+            .await?;
         }
         Ok(TenantTx {
             tx,

@@ -53,6 +53,10 @@ pub struct Config {
     pub session_idle_timeout_secs: u64,
     pub session_absolute_timeout_secs: u64,
     pub api_key_rotation_overlap_secs: u64,
+    /// How long a verified API key is remembered (0: not at all). Revoking a key, suspending
+    /// a tenant and the like wait this long before they return, so that they take effect in
+    /// every server process sharing the database by then.
+    pub api_key_cache_ms: u64,
     /// Failed sign-ins after which an account is locked, and for how long (also the window
     /// the failures are counted in).
     pub login_max_failures: u32,
@@ -145,6 +149,7 @@ impl Default for Config {
             session_idle_timeout_secs: 30 * 60,
             session_absolute_timeout_secs: 12 * 3600,
             api_key_rotation_overlap_secs: 0,
+            api_key_cache_ms: 250,
             login_max_failures: 5,
             login_lockout_secs: 15 * 60,
             login_delay_ms: 250,
@@ -192,6 +197,7 @@ const ENV_KEYS: &[&str] = &[
     "session_idle_timeout_secs",
     "session_absolute_timeout_secs",
     "api_key_rotation_overlap_secs",
+    "api_key_cache_ms",
     "login_max_failures",
     "login_lockout_secs",
     "login_delay_ms",
@@ -330,6 +336,9 @@ impl Config {
         if !(1..=3650).contains(&self.trash_retention_days) {
             bail!("trash_retention_days must be between 1 and 3650");
         }
+        if self.api_key_cache_ms > 5000 {
+            bail!("api_key_cache_ms must be between 0 and 5000");
+        }
         if !(1..=3600).contains(&self.key_cache_ttl_secs) {
             bail!("key_cache_ttl_secs must be between 1 and 3600");
         }
@@ -389,6 +398,7 @@ impl Config {
             session_absolute_timeout: Duration::from_secs(self.session_absolute_timeout_secs),
             api_key_rotation_overlap: Duration::from_secs(self.api_key_rotation_overlap_secs),
             key_cache_ttl: Duration::from_secs(self.key_cache_ttl_secs),
+            api_key_cache_ttl: Duration::from_millis(self.api_key_cache_ms),
             byok_pkcs11_modules: self.byok_pkcs11_modules.clone(),
             login: kluis_core::lockout::LoginLimits {
                 max_failures: i64::from(self.login_max_failures),

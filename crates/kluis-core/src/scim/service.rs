@@ -968,9 +968,11 @@ impl Kluis {
         let ev = Event::ok("scim.user.update", "user", id)
             .with(json!({"user_name": input.attrs.user_name, "changed": changed}));
         self.audit(&mut tx, &keys, &label, ctx, ev).await?;
+        let mut keys_revoked = 0;
         match status {
             Some("disabled") => {
                 let (sessions, api_keys) = self.deprovision(&mut tx, id, now).await?;
+                keys_revoked = api_keys;
                 let ev = Event::ok("scim.user.deprovision", "user", id).with(json!({
                     "sessions_revoked": sessions, "api_keys_revoked": api_keys
                 }));
@@ -984,6 +986,9 @@ impl Kluis {
         }
         let view = user_view(&mut tx, &keys, id).await?.ok_or_else(not_found)?;
         tx.commit().await?;
+        if keys_revoked > 0 {
+            self.api_keys_changed(actor.tenant()).await;
+        }
         Ok(view.render(base))
     }
 
@@ -1013,6 +1018,9 @@ impl Kluis {
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
+        if api_keys > 0 {
+            self.api_keys_changed(actor.tenant()).await;
+        }
         Ok(())
     }
 }

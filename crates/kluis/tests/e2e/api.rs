@@ -13,6 +13,7 @@ on_both!(
     roles_are_enforced,
     password_policy_rules_and_tenant_strictening,
     suspended_tenant_is_locked_out_and_platform_api,
+    key_changes_hold_in_every_process_when_they_return,
 );
 
 async fn user_count(s: &Server, auth: &Auth) -> usize {
@@ -760,5 +761,74 @@ async fn suspended_tenant_is_locked_out_and_platform_api(b: Backend) {
     assert_eq!(
         s.get("/api/v1/users", &b.key).await.0,
         StatusCode::FORBIDDEN
+    );
+}
+
+async fn new_reader_key(s: &Server, owner: &Auth, name: &str) -> (String, Auth) {
+    let (st, k) = s
+        .post(
+            "/api/v1/apikeys",
+            owner,
+            json!({"name": name, "scopes": ["users:read"]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{k}");
+    (
+        k["id"].as_str().unwrap().to_owned(),
+        Auth::Bearer(k["secret"].as_str().unwrap().to_owned()),
+    )
+}
+
+/// Another server process on the same database has just verified (and remembered) a key:
+/// revoking or rotating the key, or suspending its tenant, through this process stops the key
+/// there too by the time the call returns (the API-key cache waits out its lifetime).
+async fn key_changes_hold_in_every_process_when_they_return(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "tweede").await;
+    let other = s.sibling().await;
+    let users = "/api/v1/users";
+
+    let (id, key) = new_reader_key(&s, &t.owner, "revoked").await;
+    assert_eq!(other.get_status(users, &key).await, StatusCode::OK);
+    let path = format!("/api/v1/apikeys/{id}");
+    let st = s.call(Method::DELETE, &path, &t.owner, None).await.0;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    assert_eq!(
+        other.get_status(users, &key).await,
+        StatusCode::UNAUTHORIZED,
+        "revoked key still accepted by the other process"
+    );
+
+    let (id, key) = new_reader_key(&s, &t.owner, "rotated").await;
+    assert_eq!(other.get_status(users, &key).await, StatusCode::OK);
+    let (st, v) = s
+        .post(&format!("/api/v1/apikeys/{id}/rotate"), &t.owner, json!({}))
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        other.get_status(users, &key).await,
+        StatusCode::UNAUTHORIZED,
+        "old secret still accepted by the other process"
+    );
+    let rotated = Auth::Bearer(v["secret"].as_str().unwrap().to_owned());
+    assert_eq!(other.get_status(users, &rotated).await, StatusCode::OK);
+
+    let platform = Auth::Bearer(
+        s.cli(&["platform-key", "create", "--name", "ops"], None)
+            .trim()
+            .to_owned(),
+    );
+    let (st, v) = s
+        .post(
+            &format!("/api/v1/platform/tenants/{}/suspend", t.id),
+            &platform,
+            json!({}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    assert_eq!(
+        other.get_status(users, &rotated).await,
+        StatusCode::FORBIDDEN,
+        "suspended tenant's key still accepted by the other process"
     );
 }

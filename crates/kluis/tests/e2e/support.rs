@@ -481,6 +481,15 @@ impl Sibling {
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().clone()
     }
+
+    /// The status of `GET path` on this process.
+    pub async fn get_status(&self, path: &str, auth: &Auth) -> StatusCode {
+        auth.apply(self.client.get(self.url(path)))
+            .send()
+            .await
+            .unwrap()
+            .status()
+    }
 }
 
 impl Drop for Sibling {
