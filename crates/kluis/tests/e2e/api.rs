@@ -687,11 +687,7 @@ async fn suspended_tenant_is_locked_out_and_platform_api(b: Backend) {
     let s = Server::start(b).await;
     let a = tenant_fixture(&s, "platform-a").await;
     let b = tenant_fixture(&s, "platform-b").await;
-    let platform = Auth::Bearer(
-        s.cli(&["platform-key", "create", "--name", "ops"], None)
-            .trim()
-            .to_owned(),
-    );
+    let platform = s.platform_key();
     // Tenant credentials never reach platform routes; the platform key does.
     assert_eq!(
         s.get("/api/v1/platform/tenants", &a.key).await.0,
@@ -813,11 +809,7 @@ async fn key_changes_hold_in_every_process_when_they_return(b: Backend) {
     let rotated = Auth::Bearer(v["secret"].as_str().unwrap().to_owned());
     assert_eq!(other.get_status(users, &rotated).await, StatusCode::OK);
 
-    let platform = Auth::Bearer(
-        s.cli(&["platform-key", "create", "--name", "ops"], None)
-            .trim()
-            .to_owned(),
-    );
+    let platform = s.platform_key();
     let (st, v) = s
         .post(
             &format!("/api/v1/platform/tenants/{}/suspend", t.id),

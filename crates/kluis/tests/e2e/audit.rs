@@ -386,11 +386,7 @@ async fn every_mutating_route_is_audited(b: Backend) {
     assert!(e["details"]["count"].as_u64().unwrap() >= 2);
 
     // Platform actions land in the platform log.
-    let platform = Auth::Bearer(
-        s.cli(&["platform-key", "create", "--name", "ops"], None)
-            .trim()
-            .to_owned(),
-    );
+    let platform = s.platform_key();
     let (_, nt) = s
         .post(
             "/api/v1/platform/tenants",

@@ -206,6 +206,15 @@ impl Server {
         out
     }
 
+    /// A new platform operator key (`kluis platform-key create`), as a bearer credential.
+    pub fn platform_key(&self) -> Auth {
+        Auth::Bearer(
+            self.cli(&["platform-key", "create", "--name", "ops"], None)
+                .trim()
+                .to_owned(),
+        )
+    }
+
     pub fn cli_raw(&self, args: &[&str], stdin: Option<&str>) -> (bool, String, String) {
         let mut child = self
             .command()
