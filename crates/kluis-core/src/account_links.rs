@@ -9,10 +9,9 @@
 
 use std::sync::Arc;
 
-use kluis_crypto::blind_index::normalise_email;
+use crate::db::TenantTx;
+use crate::db::rows::{UserPatch, UserRow};
 use kluis_crypto::{password, token};
-use kluis_store::TenantTx;
-use kluis_store::rows::{UserPatch, UserRow};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -111,7 +110,7 @@ impl Kluis {
                 break 'find Err((None, None, "unknown_organisation"));
             };
             drop(p);
-            if t.status != "active" {
+            if !t.status.is_active() {
                 break 'find Err((Some(t.id), None, "organisation_suspended"));
             }
             let Ok(email) = validate::email("email", &input.email) else {
@@ -119,12 +118,9 @@ impl Kluis {
             };
             let mut r = self.store.tenant(t.id).begin_read().await?;
             let keys = self.keys(&mut r).await?;
-            match r
-                .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-                .await?
-            {
+            match r.user_by_email_index(&keys.email_index(&email)).await? {
                 None => Err((Some(t.id), None, "unknown_user")),
-                Some(u) if u.status != "active" => Err((Some(t.id), Some(u.id), "user_disabled")),
+                Some(u) if !u.status.is_active() => Err((Some(t.id), Some(u.id), "user_disabled")),
                 Some(u) if u.password_hash.is_none() => {
                     Err((Some(t.id), Some(u.id), "no_password_set"))
                 }
@@ -270,7 +266,7 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(id).await?.ok_or_else(Error::not_found)?;
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
         }
         if row.password_hash.is_some() {
@@ -280,7 +276,7 @@ impl Kluis {
                 "this user has already set a password",
             ));
         }
-        if row.status != "active" {
+        if !row.status.is_active() {
             return Err(Error::new(
                 ErrorKind::Conflict,
                 "user_disabled",
@@ -339,7 +335,7 @@ impl Kluis {
         let active = p
             .tenant(tenant)
             .await?
-            .is_some_and(|t| t.status == "active");
+            .is_some_and(|t| t.status.is_active());
         drop(p);
         if !active {
             return Err(link_invalid(kind));
@@ -363,7 +359,7 @@ impl Kluis {
             return Err(link_invalid(kind));
         };
         let row = tx.user(user).await?.ok_or_else(|| link_invalid(kind))?;
-        let eligible = row.status == "active"
+        let eligible = row.status.is_active()
             && match kind {
                 "invite" => row.password_hash.is_none(),
                 _ => row.password_hash.is_some(),

@@ -2,8 +2,8 @@
 //! valid for a configurable overlap), revoke. Stored as SHA-256 hashes. Privileged: only a
 //! signed-in user with `ApiKeysManage` (or the console) may manage them, never a key.
 
+use crate::db::rows::{ApiKeyRow, NewApiKey};
 use kluis_crypto::token;
-use kluis_store::rows::{ApiKeyRow, NewApiKey};
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Event, actor_label};
@@ -133,7 +133,7 @@ impl Kluis {
     /// Key management is privileged: every action, views included, is recorded.
     async fn audit_key(
         &self,
-        tx: &mut kluis_store::TenantTx,
+        tx: &mut crate::db::TenantTx,
         actor: &Actor,
         ctx: &RequestContext,
         action: &str,
@@ -310,7 +310,7 @@ impl Kluis {
             .await?
             .ok_or_else(Error::unauthenticated)?;
         drop(tx);
-        if m.tenant_status != "active" {
+        if !m.tenant_status.is_active() {
             return Err(crate::sessions::suspended_or_unknown());
         }
         let valid_until = if m.via_previous {

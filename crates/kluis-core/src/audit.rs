@@ -11,11 +11,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::mpsc::{SyncSender, sync_channel};
 
+use crate::db::AuditVisitor;
+use crate::db::TenantTx;
+use crate::db::rows::{AuditEventRef, AuditEventRow, AuditFilter, NewAuditEvent};
 use kluis_crypto::checkpoint::{self, CheckpointSigner, CheckpointVerifier};
 use kluis_crypto::merkle::{self, Hash};
-use kluis_store::AuditVisitor;
-use kluis_store::TenantTx;
-use kluis_store::rows::{AuditEventRef, AuditEventRow, AuditFilter, NewAuditEvent};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use uuid::Uuid;
@@ -537,7 +537,7 @@ impl Kluis {
             };
             match res {
                 Ok(()) => break first,
-                Err(kluis_store::StoreError::AuditHeadMoved) if attempt < 3 => continue,
+                Err(crate::db::StoreError::AuditHeadMoved) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),
             }
         };

@@ -45,41 +45,17 @@ pub enum Permission {
     ScimProvision,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Role {
-    Owner,
-    Admin,
-    Manager,
-    Member,
-    ReadOnly,
+pub use kluis_types::Role;
+
+/// The permission table for built-in roles, as a method on [`Role`] (which lives in
+/// `kluis-types`, below the store; the policy stays here, in the core).
+pub trait RoleGrants {
+    fn grants(self, p: Permission) -> bool;
 }
 
-impl Role {
-    pub const ALL: [Role; 5] = [
-        Role::Owner,
-        Role::Admin,
-        Role::Manager,
-        Role::Member,
-        Role::ReadOnly,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Role::Owner => "owner",
-            Role::Admin => "admin",
-            Role::Manager => "manager",
-            Role::Member => "member",
-            Role::ReadOnly => "read_only",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Role> {
-        Role::ALL.into_iter().find(|r| r.as_str() == s)
-    }
-
+impl RoleGrants for Role {
     /// The permission table for built-in roles. Deny by default: anything not listed is refused.
-    pub fn grants(self, p: Permission) -> bool {
+    fn grants(self, p: Permission) -> bool {
         use Permission::*;
         match self {
             // SCIM provisioning is the token's alone, not even an owner's.

@@ -8,10 +8,10 @@
 
 use std::time::{Duration, Instant};
 
+use crate::db::rows::{AuditEventRow, AuditFilter};
 use kluis_crypto::checkpoint;
 use kluis_crypto::merkle::{self, Hash};
 use kluis_crypto::password::PasswordPolicy;
-use kluis_store::rows::{AuditEventRow, AuditFilter};
 use serde_json::{Value, json};
 use uuid::Uuid;
 
@@ -197,7 +197,7 @@ pub async fn profile_write(
         // As `Kluis::audit`: counted before the insert (SQLite sends the count with it).
         kluis.count_sealed(&mut tx, &keys, 1).await?;
         lap(&mut p.sealed_count);
-        tx.insert_audit_event(&kluis_store::rows::NewAuditEvent {
+        tx.insert_audit_event(&crate::db::rows::NewAuditEvent {
             seq,
             at,
             actor: &label,
@@ -226,8 +226,8 @@ fn origin(tenant: TenantId) -> String {
 
 struct CountVisitor(usize);
 
-impl kluis_store::AuditVisitor for CountVisitor {
-    fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+impl crate::db::AuditVisitor for CountVisitor {
+    fn visit(&mut self, e: crate::db::rows::AuditEventRef<'_>) -> bool {
         self.0 += std::hint::black_box(e.details.len()).min(1);
         true
     }
@@ -239,8 +239,8 @@ struct PrefixVisitor {
     ok: bool,
 }
 
-impl kluis_store::AuditVisitor for PrefixVisitor {
-    fn visit(&mut self, e: kluis_store::rows::AuditEventRef<'_>) -> bool {
+impl crate::db::AuditVisitor for PrefixVisitor {
+    fn visit(&mut self, e: crate::db::rows::AuditEventRef<'_>) -> bool {
         if self.buf.len() > 1 << 20 {
             self.buf.clear();
         }
@@ -584,7 +584,6 @@ pub async fn insert_sealed_users(
     n: u64,
     per_tx: u64,
 ) -> Result<Vec<crate::UserId>> {
-    use kluis_crypto::blind_index::normalise_email;
     let per_tx = per_tx.max(1);
     let mut ids = Vec::with_capacity(usize::try_from(n).unwrap_or(0));
     let mut done = 0;
@@ -596,13 +595,15 @@ pub async fn insert_sealed_users(
         for i in start + done..start + done + m {
             let id = crate::UserId::new();
             let email = bench_user_email(i);
-            let bidx = keys.email_index(&normalise_email(&email));
-            tx.insert_user(&kluis_store::rows::NewUser {
+            let bidx = keys.email_index(
+                &crate::Email::parse(&email).map_err(|_| crate::Error::internal("bench email"))?,
+            );
+            tx.insert_user(&crate::db::rows::NewUser {
                 id,
                 email_bidx: &bidx,
                 email: &keys.seal_str("users", "email", id.0, &email)?,
                 display_name: &keys.seal_str("users", "display_name", id.0, &bench_user_name(i))?,
-                role: "member",
+                role: crate::Role::Member,
                 password_hash: None,
                 now,
             })
@@ -666,7 +667,7 @@ pub async fn insert_contacts(
         let schema = kluis.schema(&mut tx, ObjectType::Contact).await?;
         let now = kluis.now();
         for i in done..done + m {
-            let id = kluis_store::RecordId::new();
+            let id = kluis_types::RecordId::new();
             let mut f = serde_json::Map::new();
             f.insert("first_name".into(), json!(format!("Voornaam{i}")));
             f.insert("last_name".into(), json!(format!("Achternaam{}", i % 997)));
@@ -678,7 +679,7 @@ pub async fn insert_contacts(
             );
             let plain = serde_json::to_vec(&f).map_err(|_| Error::internal("encoding"))?;
             let sealed = keys.seal("crm_records", "fields", id.0, &plain)?;
-            tx.insert_record(&kluis_store::rows::RecordWrite {
+            tx.insert_record(&crate::db::rows::RecordWrite {
                 id,
                 object_type: "contact",
                 owner_id: owners.get((i as usize) % owners.len().max(1)).copied(),

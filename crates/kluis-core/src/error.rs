@@ -1,7 +1,7 @@
 //! Errors as values with stable codes. The HTTP layer maps [`ErrorKind`] to a status; the
 //! code string is part of the API contract and never changes meaning.
 
-use kluis_store::StoreError;
+use crate::db::StoreError;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {

@@ -14,12 +14,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::db::TenantTx;
+use crate::db::rows::Reseal;
 use kluis_crypto::blind_index::{BlindIndexKey, blind_index};
 use kluis_crypto::envelope::{
     self, DataKey, Kek, KeyRing, Kms, LocalKms, SealContext, tenant_wrap_aad,
 };
-use kluis_store::TenantTx;
-use kluis_store::rows::Reseal;
 use uuid::Uuid;
 
 use crate::customer_key::{CustomerKeyRef, customer_key_unavailable};
@@ -195,8 +195,8 @@ impl TenantKeys {
         blind_index(&self.index, domain, normalised)
     }
 
-    pub(crate) fn email_index(&self, normalised_email: &str) -> [u8; 32] {
-        blind_index(&self.index, "users.email", normalised_email)
+    pub(crate) fn email_index(&self, email: &kluis_types::Email) -> [u8; 32] {
+        blind_index(&self.index, "users.email", email.as_str())
     }
 
     pub(crate) fn current_version(&self) -> i64 {
@@ -662,7 +662,10 @@ impl Kluis {
             return Err(Error::forbidden("the platform log cannot be shredded"));
         }
         let mut p = self.store.platform().await?;
-        if !p.set_tenant_status(tenant, "suspended", self.now()).await? {
+        if !p
+            .set_tenant_status(tenant, kluis_types::Status::Suspended, self.now())
+            .await?
+        {
             return Err(Error::not_found());
         }
         let mut tx = p.enter_tenant(tenant).await?;
@@ -860,7 +863,7 @@ impl PairSource {
     ) -> Result<Vec<PairRow>> {
         Ok(match self {
             PairSource::Users => tx
-                .list_users(after.map(kluis_store::UserId), batch)
+                .list_users(after.map(kluis_types::UserId), batch)
                 .await?
                 .into_iter()
                 .map(|r| PairRow {
@@ -869,7 +872,7 @@ impl PairSource {
                 })
                 .collect(),
             PairSource::Sessions => tx
-                .sessions_batch(after.map(kluis_store::SessionId), batch)
+                .sessions_batch(after.map(kluis_types::SessionId), batch)
                 .await?
                 .into_iter()
                 .map(|r| PairRow {
@@ -887,7 +890,7 @@ impl PairSource {
                 let r: Vec<_> = rows
                     .iter()
                     .map(|r| Reseal {
-                        id: kluis_store::UserId(r.id),
+                        id: kluis_types::UserId(r.id),
                         old: r.old,
                         new: r.new,
                     })
@@ -898,7 +901,7 @@ impl PairSource {
                 let r: Vec<_> = rows
                     .iter()
                     .map(|r| Reseal {
-                        id: kluis_store::SessionId(r.id),
+                        id: kluis_types::SessionId(r.id),
                         old: r.old,
                         new: r.new,
                     })

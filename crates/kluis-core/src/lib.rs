@@ -14,6 +14,7 @@ pub mod bench_support;
 mod clock;
 pub mod crm;
 pub mod customer_key;
+pub mod db;
 mod error;
 mod key_uses;
 pub mod keys;
@@ -38,8 +39,9 @@ use std::time::Duration;
 
 pub use authz::{Actor, AuthStage, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use db::Store;
 pub use error::{Error, ErrorKind};
-pub use kluis_store::{ApiKeyId, RecordId, SessionId, Store, TenantId, UserId};
+pub use kluis_types::{ApiKeyId, Email, Phone, RecordId, SessionId, TenantId, UserId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -24,8 +24,8 @@
 
 use std::time::Duration;
 
-use kluis_crypto::blind_index::normalise_email;
-use kluis_store::ThrottleBucket;
+use crate::db::ThrottleBucket;
+use kluis_types::Email;
 use serde_json::json;
 
 use crate::audit::{Event, actor_label};
@@ -128,8 +128,12 @@ impl Kluis {
         let mut tx = self.store.tenant(scope).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let value = match tenant {
-            Some(_) => normalise_email(email),
-            None => format!("{}\n{}", slug.trim().to_lowercase(), normalise_email(email)),
+            Some(_) => Email::normal_form(email),
+            None => format!(
+                "{}\n{}",
+                slug.trim().to_lowercase(),
+                Email::normal_form(email)
+            ),
         };
         Ok(AccountKey::new(&keys, scope, &value))
     }
@@ -171,7 +175,7 @@ impl Kluis {
     pub(crate) async fn count_account_attempt(
         &self,
         account: &AccountKey,
-    ) -> Result<kluis_store::rows::ThrottleRow> {
+    ) -> Result<crate::db::rows::ThrottleRow> {
         let now = self.now();
         let mut tx = self.store.tenant(account.scope).begin().await?;
         let mut row = tx
@@ -240,7 +244,7 @@ impl Kluis {
     )]
     pub(crate) async fn lock_if_due(
         &self,
-        tx: &mut kluis_store::TenantTx,
+        tx: &mut crate::db::TenantTx,
         keys: &crate::keys::TenantKeys,
         account: &AccountKey,
         failures: i64,
@@ -296,11 +300,11 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(id).await?.ok_or_else(Error::not_found)?;
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
         }
         let user = user_from_row(&keys, row)?;
-        let account = AccountKey::new(&keys, actor.tenant(), &normalise_email(&user.email));
+        let account = AccountKey::new(&keys, actor.tenant(), &Email::normal_form(&user.email));
         let before = tx
             .clear_login_attempts(ThrottleBucket::Account, &account.subject)
             .await?;

@@ -13,9 +13,8 @@
 //! is refused (`TenantTx::accept_totp_step`, one conditional update). Failed codes count
 //! towards the account lockout like failed passwords (`lockout.rs`).
 
-use kluis_crypto::blind_index::normalise_email;
+use crate::db::TenantTx;
 use kluis_crypto::{password, totp};
-use kluis_store::TenantTx;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -169,7 +168,7 @@ impl Kluis {
     pub(crate) async fn second_step_due(
         &self,
         tenant: TenantId,
-        user: &kluis_store::rows::UserRow,
+        user: &crate::db::rows::UserRow,
     ) -> Result<Option<SessionStage>> {
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         if tx
@@ -180,7 +179,7 @@ impl Kluis {
         {
             return Ok(Some(SessionStage::PendingMfa));
         }
-        let role = Role::parse(&user.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let role = user.role;
         let roles = tx.mfa_required_roles().await?;
         // When the organisation requires SSO, only break-glass owners get this far with a
         // password, and such an emergency account must have a second factor.
@@ -258,7 +257,7 @@ impl Kluis {
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let email = user_from_row(&keys, row)?.email;
         Ok((
-            AccountKey::new(&keys, tenant, &normalise_email(&email)),
+            AccountKey::new(&keys, tenant, &kluis_types::Email::normal_form(&email)),
             email,
         ))
     }
@@ -387,7 +386,7 @@ impl Kluis {
             .is_some_and(|m| m.confirmed_at.is_some());
         let passkeys = tx.count_user_passkeys(user).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
-        let role = Role::parse(&row.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let role = row.role;
         let roles = tx.mfa_required_roles().await?;
         Ok(MfaStatus {
             enabled,
@@ -538,7 +537,7 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
-        let role = Role::parse(&row.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let role = row.role;
         // Passkeys still satisfy the policy without TOTP.
         if required_for(tx.mfa_required_roles().await?.as_deref(), role)
             && !crate::passkeys::has_passkey(&mut tx, user).await?
@@ -607,7 +606,7 @@ impl Kluis {
         actor.require(Permission::UsersManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let row = tx.user(id).await?.ok_or_else(Error::not_found)?;
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
         }
         if me == id {
@@ -653,8 +652,7 @@ impl Kluis {
             .join(",");
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let mine = tx.user(me).await?.ok_or_else(Error::unauthenticated)?;
-        let my_role =
-            Role::parse(&mine.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let my_role = mine.role;
         let enrolled = tx
             .user_mfa(me)
             .await?

@@ -23,9 +23,9 @@
 
 use std::sync::Arc;
 
+use crate::db::TenantTx;
+use crate::db::passkeys::{CeremonyRow, NewCeremony, PasskeyRow};
 use kluis_crypto::{password, token};
-use kluis_store::TenantTx;
-use kluis_store::passkeys::{CeremonyRow, NewCeremony, PasskeyRow};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -543,7 +543,7 @@ impl Kluis {
                 ));
             }
         };
-        let role = Role::parse(&row.role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let role = row.role;
         let passkeys = tx.user_passkeys(user).await?;
         if !passkeys.iter().any(|p| p.id == id) {
             return Err(Error::not_found());
@@ -589,7 +589,7 @@ impl Kluis {
         actor.require(Permission::UsersManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let row = tx.user(user).await?.ok_or_else(Error::not_found)?;
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
         }
         if !tx.delete_passkey(user, id).await? {
@@ -733,7 +733,7 @@ impl Kluis {
         let t = p
             .tenant_by_slug(input.tenant.trim())
             .await?
-            .filter(|t| t.status == "active");
+            .filter(|t| t.status.is_active());
         drop(p);
         let (rcr, state) = wa
             .start_discoverable_authentication()
@@ -774,7 +774,7 @@ impl Kluis {
         let active = p
             .tenant(tenant)
             .await?
-            .is_some_and(|t| t.status == "active");
+            .is_some_and(|t| t.status.is_active());
         drop(p);
         let scope = if active { tenant } else { TenantId::PLATFORM };
         let ceremony = if active {
@@ -833,7 +833,7 @@ impl Kluis {
                 (_, Some(c), Some(row), Some((u, _))) => {
                     if handle != Some(row.user_id.0) {
                         Err("user_handle_mismatch")
-                    } else if u.status != "active" {
+                    } else if !u.status.is_active() {
                         Err("user_disabled")
                     } else {
                         let state: DiscoverableAuthentication = from_json(&c.state)?;

@@ -112,7 +112,7 @@ impl Kluis {
         let t = p
             .tenant(id)
             .await?
-            .filter(|t| t.status == "active")
+            .filter(|t| t.status.is_active())
             .ok_or_else(crate::sso::not_configured)?;
         Ok(t.id)
     }
@@ -157,9 +157,9 @@ impl Kluis {
 
 #[cfg(feature = "saml")]
 mod enabled {
+    use crate::db::saml::SamlConfigRow;
+    use crate::db::sso::SsoConfigRow;
     use kluis_crypto::token;
-    use kluis_store::saml::SamlConfigRow;
-    use kluis_store::sso::SsoConfigRow;
     use serde_json::json;
     use sha2::{Digest, Sha256};
 
@@ -237,8 +237,7 @@ mod enabled {
                 allow_sha1: saml.allow_sha1,
                 allowed_domains: domains_of(cfg)?,
                 jit_enabled: cfg.jit_enabled,
-                jit_role: Role::parse(&cfg.jit_role)
-                    .ok_or_else(|| Error::internal("unknown role stored"))?,
+                jit_role: cfg.jit_role,
                 sso_required: cfg.sso_required,
                 sp_entity_id,
                 acs_url,
@@ -307,7 +306,7 @@ mod enabled {
                 allowed_domains: serde_json::to_string(&domains)
                     .map_err(|_| Error::internal("serialise domains"))?,
                 jit_enabled: input.jit_enabled,
-                jit_role: jit_role.as_str().to_owned(),
+                jit_role,
                 sso_required: input.sso_required,
                 updated_at: now,
             };
@@ -371,7 +370,7 @@ mod enabled {
             let t = p
                 .tenant_by_slug(organisation.trim())
                 .await?
-                .filter(|t| t.status == "active")
+                .filter(|t| t.status.is_active())
                 .ok_or_else(not_configured)?;
             drop(p);
             let mut tx = self.store.tenant(t.id).begin_read().await?;

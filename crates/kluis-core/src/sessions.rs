@@ -4,8 +4,8 @@
 //! are stored. A session ends after the idle timeout, the absolute timeout, logout, "sign out
 //! everywhere", a password change (other sessions), or when its user is disabled or deleted.
 
+use crate::db::rows::{NewSession, SessionRow, UserPatch};
 use kluis_crypto::{password, token};
-use kluis_store::rows::{NewSession, SessionRow, UserPatch};
 use serde::{Deserialize, Serialize};
 
 use crate::UserId;
@@ -18,7 +18,6 @@ use crate::{
     Actor, AuthStage, Error, ErrorKind, Kluis, Permission, Principal, RequestContext, Result, Role,
     SessionId, TenantId, blocking, ms, tokens, validate,
 };
-use kluis_crypto::blind_index::normalise_email;
 use serde_json::json;
 
 #[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
@@ -287,7 +286,7 @@ impl Kluis {
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let user_row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
-        if user_row.status != "active" {
+        if !user_row.status.is_active() {
             return Err(invalid_credentials());
         }
         tx.insert_session(&NewSession {
@@ -361,7 +360,7 @@ impl Kluis {
                 account,
             ));
         };
-        if t.status != "active" {
+        if !t.status.is_active() {
             return Ok((
                 Lookup::Failed {
                     tenant: Some(t.id),
@@ -383,16 +382,13 @@ impl Kluis {
         };
         let mut tx = self.store.tenant(t.id).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        let lookup = match tx
-            .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-            .await?
-        {
+        let lookup = match tx.user_by_email_index(&keys.email_index(&email)).await? {
             None => Lookup::Failed {
                 tenant: Some(t.id),
                 user: None,
                 reason: "unknown_user",
             },
-            Some(u) if u.status != "active" => Lookup::Failed {
+            Some(u) if !u.status.is_active() => Lookup::Failed {
                 tenant: Some(t.id),
                 user: Some(u.id),
                 reason: "user_disabled",
@@ -438,7 +434,7 @@ impl Kluis {
             .ok_or_else(Error::unauthenticated)?;
         drop(tx);
         let s = row.session;
-        if row.tenant_status != "active" {
+        if !row.tenant_status.is_active() {
             return Err(suspended_or_unknown());
         }
         if now >= s.expires_at || now - s.last_seen_at >= ms(self.config.session_idle_timeout) {
@@ -455,11 +451,10 @@ impl Kluis {
                 ));
             }
         }
-        if row.user_status != "active" {
+        if !row.user_status.is_active() {
             return Err(Error::unauthenticated());
         }
-        let role =
-            Role::parse(&row.user_role).ok_or_else(|| Error::internal("unknown role stored"))?;
+        let role = row.user_role;
         let stage = SessionStage::parse(&s.stage)?;
         let required = crate::mfa::required_for(row.mfa_required_roles.as_deref(), role);
         let auth_stage = match (usage, stage) {
@@ -594,7 +589,7 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let row = tx.user(user).await?.ok_or_else(Error::not_found)?;
         drop(tx);
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
         }
         self.revoke_one_session(actor, ctx, user, session).await
@@ -810,7 +805,7 @@ fn truncate(s: &str, max: usize) -> String {
 }
 
 enum Lookup {
-    Found(TenantId, kluis_store::rows::UserRow),
+    Found(TenantId, crate::db::rows::UserRow),
     Failed {
         tenant: Option<TenantId>,
         user: Option<UserId>,

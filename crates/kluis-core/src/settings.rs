@@ -1,8 +1,8 @@
 //! Tenant security settings. For now: the password policy, which a tenant may make stricter
 //! than the platform baseline but never weaker.
 
+use crate::db::TenantTx;
 use kluis_crypto::password::PasswordPolicy;
-use kluis_store::TenantTx;
 use serde::{Deserialize, Serialize};
 
 use crate::{Actor, Error, Kluis, Permission, RequestContext, Result};

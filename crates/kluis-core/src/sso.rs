@@ -19,11 +19,10 @@
 
 use std::sync::Arc;
 
-use kluis_crypto::blind_index::normalise_email;
+use crate::db::rows::UserRow;
+use crate::db::sso::SsoConfigRow;
 use kluis_crypto::token;
 use kluis_oidc::{ClientSettings, FlowSecrets, OidcError, RelyingParty};
-use kluis_store::rows::UserRow;
-use kluis_store::sso::SsoConfigRow;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use sha2::{Digest, Sha256};
@@ -176,8 +175,7 @@ fn doc(row: &SsoConfigRow, redirect_uri: &str, break_glass: Vec<UserId>) -> Resu
         client_secret_set: true,
         allowed_domains: domains_of(row)?,
         jit_enabled: row.jit_enabled,
-        jit_role: Role::parse(&row.jit_role)
-            .ok_or_else(|| Error::internal("unknown role stored"))?,
+        jit_role: row.jit_role,
         sso_required: row.sso_required,
         redirect_uri: redirect_uri.to_owned(),
         break_glass_user_ids: break_glass,
@@ -385,7 +383,7 @@ impl Kluis {
             allowed_domains: serde_json::to_string(&domains)
                 .map_err(|_| Error::internal("serialise domains"))?,
             jit_enabled: input.jit_enabled,
-            jit_role: jit_role.as_str().to_owned(),
+            jit_role,
             sso_required: input.sso_required,
             updated_at: now,
         };
@@ -450,7 +448,7 @@ impl Kluis {
         actor.require(Permission::OwnersManage)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let row = tx.user(user).await?.ok_or_else(Error::not_found)?;
-        if on && (row.role != Role::Owner.as_str() || row.status != "active") {
+        if on && (row.role != Role::Owner || !row.status.is_active()) {
             return Err(Error::validation(
                 "user",
                 "break_glass_owner_only",
@@ -485,7 +483,7 @@ impl Kluis {
         if !required {
             return Ok(());
         }
-        let break_glass = user.role == Role::Owner.as_str() && tx.is_break_glass(user.id).await?;
+        let break_glass = user.role == Role::Owner && tx.is_break_glass(user.id).await?;
         drop(tx);
         if break_glass {
             return Ok(());
@@ -545,7 +543,7 @@ pub(crate) fn shared_settings(
 /// SSO required needs an active break-glass owner other than `except`, or the tenant could
 /// lock itself out when its IdP fails.
 pub(crate) async fn require_break_glass_owner(
-    tx: &mut kluis_store::TenantTx,
+    tx: &mut crate::db::TenantTx,
     except: Option<UserId>,
 ) -> Result<()> {
     for id in tx.break_glass_users().await? {
@@ -553,8 +551,8 @@ pub(crate) async fn require_break_glass_owner(
             continue;
         }
         if let Some(u) = tx.user(id).await?
-            && u.role == Role::Owner.as_str()
-            && u.status == "active"
+            && u.role == Role::Owner
+            && u.status.is_active()
         {
             return Ok(());
         }
@@ -631,8 +629,8 @@ impl Failure {
     }
 }
 
-impl From<kluis_store::StoreError> for Failure {
-    fn from(e: kluis_store::StoreError) -> Self {
+impl From<crate::db::StoreError> for Failure {
+    fn from(e: crate::db::StoreError) -> Self {
         Failure::from(Error::from(e))
     }
 }
@@ -654,7 +652,7 @@ impl Kluis {
         let t = p
             .tenant_by_slug(organisation.trim())
             .await?
-            .filter(|t| t.status == "active")
+            .filter(|t| t.status.is_active())
             .ok_or_else(not_configured)?;
         drop(p);
         let mut tx = self.store.tenant(t.id).begin_read().await?;
@@ -913,7 +911,7 @@ impl Kluis {
                 ));
             }
         };
-        let domain = email.rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+        let domain = email.domain();
         if !domains_of(cfg)?.iter().any(|d| d == domain) {
             return Err(Failure::new(
                 "domain_not_allowed",
@@ -930,24 +928,27 @@ impl Kluis {
         let subject = keys.blind("sso.subject", &format!("{}\n{}", id.issuer, id.subject));
         let (user, how) = match tx.sso_identity_user(&subject).await? {
             Some(uid) => (tx.user(uid).await?, "linked"),
-            None => match tx
-                .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-                .await?
-            {
+            None => match tx.user_by_email_index(&keys.email_index(&email)).await? {
                 Some(u) => (Some(u), "email"),
                 None if cfg.jit_enabled => {
-                    let role = Role::parse(&cfg.jit_role)
-                        .ok_or_else(|| Error::internal("unknown role stored"))?;
+                    let role = cfg.jit_role;
                     let name = id
                         .name
                         .as_deref()
                         .and_then(|n| validate::name("display_name", n).ok())
-                        .unwrap_or_else(|| email.split('@').next().unwrap_or_default().to_owned());
+                        .unwrap_or_else(|| {
+                            email
+                                .as_str()
+                                .split('@')
+                                .next()
+                                .unwrap_or_default()
+                                .to_owned()
+                        });
                     let created = insert_user(
                         self,
                         &mut tx,
                         &NewUserInput {
-                            email: email.clone(),
+                            email: email.as_str().to_owned(),
                             display_name: name,
                             role,
                             password: None,
@@ -976,7 +977,7 @@ impl Kluis {
         let Some(user) = user else {
             return Err(Failure::new("no_account", Error::unauthenticated()));
         };
-        if user.status != "active" {
+        if !user.status.is_active() {
             return Err(Failure::new(
                 "user_disabled",
                 forbidden(

@@ -1,8 +1,9 @@
 //! The platform side: the tenant directory (create, list, suspend, resume) and platform keys.
 //! Platform callers never touch tenant tables except through tenant provisioning.
 
+use crate::db::rows::TenantRow;
 use kluis_crypto::token;
-use kluis_store::rows::TenantRow;
+use kluis_types::Status;
 use serde::{Deserialize, Serialize};
 
 use crate::RequestContext;
@@ -38,7 +39,8 @@ pub struct Tenant {
     pub slug: String,
     pub name: String,
     /// `active` or `suspended`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: Status,
     pub created_at: String,
 }
 
@@ -86,7 +88,7 @@ impl Kluis {
     ) -> Result<String> {
         let name = validate::name("name", name)?;
         let secret = token::generate_secret();
-        let id = kluis_store::PlatformKeyId::new();
+        let id = kluis_types::PlatformKeyId::new();
         let mut p = self.store.platform().await?;
         p.insert_platform_key(id, &name, &token::hash_secret(&secret), self.now())
             .await?;
@@ -154,7 +156,11 @@ impl Kluis {
         suspended: bool,
     ) -> Result<Tenant> {
         let mut p = self.store.platform().await?;
-        let status = if suspended { "suspended" } else { "active" };
+        let status = if suspended {
+            Status::Suspended
+        } else {
+            Status::Active
+        };
         if !p.set_tenant_status(id, status, self.now()).await? {
             return Err(Error::not_found());
         }
@@ -176,7 +182,7 @@ impl Kluis {
     }
 }
 
-pub(crate) fn slug_taken(e: kluis_store::StoreError) -> Error {
+pub(crate) fn slug_taken(e: crate::db::StoreError) -> Error {
     match Error::from(e) {
         c if c.kind == ErrorKind::Conflict => Error::new(
             ErrorKind::Conflict,

@@ -1,10 +1,10 @@
 //! Tenant users: create (with a password, or invited without one), read, list, change role or
 //! status, delete. A tenant always keeps at least one active owner.
 
-use kluis_crypto::blind_index::normalise_email;
+use crate::db::TenantTx;
+use crate::db::rows::{NewUser, UserPatch, UserRow};
 use kluis_crypto::password;
-use kluis_store::TenantTx;
-use kluis_store::rows::{NewUser, UserPatch, UserRow};
+use kluis_types::Status;
 use serde::{Deserialize, Serialize};
 
 use crate::audit::{Event, actor_label};
@@ -24,7 +24,8 @@ pub struct User {
     pub display_name: String,
     pub role: Role,
     /// `active` or `disabled`.
-    pub status: String,
+    #[schema(value_type = String)]
+    pub status: Status,
     /// False for invited users who have not set a password yet.
     pub has_password: bool,
     pub created_at: String,
@@ -36,7 +37,7 @@ pub(crate) fn user_from_row(keys: &TenantKeys, r: UserRow) -> Result<User> {
     let record = r.id.0;
     Ok(User {
         id: r.id,
-        role: Role::parse(&r.role).ok_or_else(|| Error::internal("unknown role stored"))?,
+        role: r.role,
         email: keys.open_str("users", "email", record, &r.email)?,
         display_name: keys.open_str("users", "display_name", record, &r.display_name)?,
         status: r.status,
@@ -98,13 +99,13 @@ pub(crate) async fn insert_user(
     };
     let keys = kluis.keys(tx).await?;
     let id = UserId::new();
-    let bidx = keys.email_index(&normalise_email(&email));
+    let bidx = keys.email_index(&email);
     tx.insert_user(&NewUser {
         id,
         email_bidx: &bidx,
-        email: &keys.seal_str("users", "email", id.0, &email)?,
+        email: &keys.seal_str("users", "email", id.0, email.as_str())?,
         display_name: &keys.seal_str("users", "display_name", id.0, &display_name)?,
-        role: input.role.as_str(),
+        role: input.role,
         password_hash: hash.as_deref(),
         now,
     })
@@ -211,8 +212,9 @@ impl Kluis {
             .as_deref()
             .map(|n| validate::name("display_name", n))
             .transpose()?;
-        let status = match up.status.as_deref() {
-            None | Some("active") | Some("disabled") => up.status.as_deref(),
+        let status = match up.status.as_deref().map(Status::parse) {
+            None => None,
+            Some(Some(s @ (Status::Active | Status::Disabled))) => Some(s),
             Some(_) => {
                 return Err(Error::validation(
                     "status",
@@ -225,20 +227,15 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
-        let was_owner = current.role == Role::Owner.as_str();
+        let was_owner = current.role == Role::Owner;
         let becomes_owner = up.role == Some(Role::Owner);
         if was_owner || becomes_owner {
             actor.require(Permission::OwnersManage)?;
         }
         let loses_owner = was_owner
-            && current.status == "active"
-            && (up.role.is_some_and(|r| r != Role::Owner) || status == Some("disabled"));
-        if loses_owner
-            && tx
-                .count_active_users_with_role(Role::Owner.as_str())
-                .await?
-                <= 1
-        {
+            && current.status.is_active()
+            && (up.role.is_some_and(|r| r != Role::Owner) || status == Some(Status::Disabled));
+        if loses_owner && tx.count_active_users_with_role(Role::Owner).await? <= 1 {
             return Err(last_owner());
         }
         let sealed_name = display_name
@@ -249,7 +246,7 @@ impl Kluis {
             id,
             &UserPatch {
                 display_name: sealed_name.as_deref(),
-                role: up.role.map(Role::as_str),
+                role: up.role,
                 status,
                 password_hash: None,
             },
@@ -257,7 +254,7 @@ impl Kluis {
         )
         .await?;
         let revoked = match status {
-            Some("disabled") => Some(self.deprovision(&mut tx, id, now).await?),
+            Some(Status::Disabled) => Some(self.deprovision(&mut tx, id, now).await?),
             _ => None,
         };
         let old_locale = tx.user_locale(id).await?;
@@ -313,13 +310,10 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let current = tx.user(id).await?.ok_or_else(Error::not_found)?;
-        if current.role == Role::Owner.as_str() {
+        if current.role == Role::Owner {
             actor.require(Permission::OwnersManage)?;
-            if current.status == "active"
-                && tx
-                    .count_active_users_with_role(Role::Owner.as_str())
-                    .await?
-                    <= 1
+            if current.status.is_active()
+                && tx.count_active_users_with_role(Role::Owner).await? <= 1
             {
                 return Err(last_owner());
             }
@@ -345,7 +339,7 @@ impl Kluis {
     /// over issues new ones). Disabling, deleting and SCIM deprovisioning all come here.
     pub(crate) async fn deprovision(
         &self,
-        tx: &mut kluis_store::TenantTx,
+        tx: &mut crate::db::TenantTx,
         id: UserId,
         now: i64,
     ) -> Result<(u64, usize)> {

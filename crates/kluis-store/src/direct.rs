@@ -134,6 +134,13 @@ fn str_at<'r>(row: &'r Row<'_>, i: usize, what: &'static str) -> Result<&'r str>
     row.get_ref(i)?.as_str().map_err(corrupt(what))
 }
 
+/// A text column holding one of a fixed set (role, status): a value outside it is corruption.
+fn parsed_at<T: std::str::FromStr>(row: &Row<'_>, i: usize, what: &'static str) -> Result<T> {
+    str_at(row, i, what)?
+        .parse()
+        .map_err(|_| StoreError::Corrupt(what))
+}
+
 fn opt_str_at<'r>(row: &'r Row<'_>, i: usize, what: &'static str) -> Result<Option<&'r str>> {
     row.get_ref(i)?.as_str_or_null().map_err(corrupt(what))
 }
@@ -185,8 +192,8 @@ fn user_row(row: &Row<'_>) -> Result<UserRow> {
         id: UserId(uuid_at(row, 1, W)?),
         email: blob_at(row, 2, W)?.to_vec(),
         display_name: blob_at(row, 3, W)?.to_vec(),
-        role: str_at(row, 4, W)?.to_owned(),
-        status: str_at(row, 5, W)?.to_owned(),
+        role: parsed_at(row, 4, W)?,
+        status: parsed_at(row, 5, W)?,
         password_hash: opt_str_at(row, 6, W)?.map(str::to_owned),
         created_at: i64_at(row, 7, W)?,
         updated_at: i64_at(row, 8, W)?,
@@ -227,7 +234,7 @@ impl ReadConn {
             Ok(ApiKeyMatch {
                 key,
                 via_previous: i64_at(r, 10, "api_keys")? != 0,
-                tenant_status: str_at(r, 11, "tenants")?.to_owned(),
+                tenant_status: parsed_at(r, 11, "tenants")?,
             })
         })
     }
@@ -242,9 +249,9 @@ impl ReadConn {
         self.one(sql, &[("$1", &tb), ("$2", &hash)], |r| {
             Ok(SessionAuthRow {
                 session: session_row(r, 0)?,
-                user_role: str_at(r, 11, "users")?.to_owned(),
-                user_status: str_at(r, 12, "users")?.to_owned(),
-                tenant_status: str_at(r, 13, "tenants")?.to_owned(),
+                user_role: parsed_at(r, 11, "users")?,
+                user_status: parsed_at(r, 12, "users")?,
+                tenant_status: parsed_at(r, 13, "tenants")?,
                 mfa_required_roles: opt_str_at(r, 14, "tenant_settings")?.map(str::to_owned),
             })
         })

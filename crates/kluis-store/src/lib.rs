@@ -11,7 +11,6 @@
 pub(crate) mod crm;
 mod direct;
 mod engine;
-pub mod ids;
 mod mail;
 mod mfa;
 pub mod passkeys;
@@ -23,7 +22,8 @@ pub mod sso;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
-pub use ids::{
+pub(crate) use kluis_types::ids;
+pub use kluis_types::ids::{
     ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
     TenantId, UserId,
 };

@@ -91,7 +91,7 @@ impl PlatformTx {
     pub async fn set_tenant_status(
         &mut self,
         id: TenantId,
-        status: &str,
+        status: kluis_types::Status,
         now: i64,
     ) -> Result<bool> {
         let r = on_conn!(&mut self.tx, |c| sqlx::query(

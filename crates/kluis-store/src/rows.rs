@@ -3,13 +3,14 @@
 use sqlx::FromRow;
 
 use crate::ids::{ApiKeyId, PlatformKeyId, SessionId, TenantId, UserId};
+use kluis_types::{Role, Status};
 
 #[derive(Debug, Clone, FromRow)]
 pub struct TenantRow {
     pub id: TenantId,
     pub slug: String,
     pub name: String,
-    pub status: String,
+    pub status: Status,
     pub created_at: i64,
     pub updated_at: i64,
 }
@@ -22,8 +23,8 @@ pub struct UserRow {
     pub email: Vec<u8>,
     /// Sealed.
     pub display_name: Vec<u8>,
-    pub role: String,
-    pub status: String,
+    pub role: Role,
+    pub status: Status,
     pub password_hash: Option<String>,
     pub created_at: i64,
     pub updated_at: i64,
@@ -70,7 +71,7 @@ pub struct ApiKeyMatch {
     pub key: ApiKeyRow,
     pub via_previous: bool,
     /// The owning tenant's status, fetched in the same statement.
-    pub tenant_status: String,
+    pub tenant_status: Status,
 }
 
 /// A live session with what authentication needs about its user and tenant, in one statement.
@@ -78,9 +79,9 @@ pub struct ApiKeyMatch {
 pub struct SessionAuthRow {
     #[sqlx(flatten)]
     pub session: SessionRow,
-    pub user_role: String,
-    pub user_status: String,
-    pub tenant_status: String,
+    pub user_role: Role,
+    pub user_status: Status,
+    pub tenant_status: Status,
     /// The tenant's roles that must use a second factor (comma-separated), if any.
     pub mfa_required_roles: Option<String>,
 }
@@ -98,7 +99,7 @@ pub struct NewUser<'a> {
     pub email_bidx: &'a [u8],
     pub email: &'a [u8],
     pub display_name: &'a [u8],
-    pub role: &'a str,
+    pub role: Role,
     pub password_hash: Option<&'a str>,
     pub now: i64,
 }
@@ -139,8 +140,8 @@ pub struct NewApiKey<'a> {
 #[derive(Default)]
 pub struct UserPatch<'a> {
     pub display_name: Option<&'a [u8]>,
-    pub role: Option<&'a str>,
-    pub status: Option<&'a str>,
+    pub role: Option<Role>,
+    pub status: Option<Status>,
     pub password_hash: Option<&'a str>,
 }
 

@@ -12,7 +12,7 @@ use crate::{Result, TenantTx, on_conn};
 #[derive(Debug, Clone, FromRow)]
 pub struct ScimTokenMatch {
     pub id: Uuid,
-    pub tenant_status: String,
+    pub tenant_status: kluis_types::Status,
 }
 
 #[derive(Debug, Clone, FromRow)]
@@ -24,7 +24,7 @@ pub struct ScimTokenRow {
 
 #[derive(Debug, Clone, FromRow)]
 pub struct ScimSettingsRow {
-    pub default_role: String,
+    pub default_role: kluis_types::Role,
     /// JSON array of `{"group": .., "role": ..}`.
     pub role_mappings: String,
     pub updated_at: i64,
@@ -145,7 +145,7 @@ impl TenantTx {
 
     pub async fn put_scim_settings(
         &mut self,
-        default_role: &str,
+        default_role: kluis_types::Role,
         role_mappings: &str,
         now: i64,
     ) -> Result<()> {

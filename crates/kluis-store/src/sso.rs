@@ -21,7 +21,7 @@ pub struct SsoConfigRow {
     /// JSON array of lower-case domains.
     pub allowed_domains: String,
     pub jit_enabled: bool,
-    pub jit_role: String,
+    pub jit_role: kluis_types::Role,
     pub sso_required: bool,
     pub updated_at: i64,
 }

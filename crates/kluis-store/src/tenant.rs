@@ -420,7 +420,7 @@ impl TenantTx {
         .await?))
     }
 
-    pub async fn count_active_users_with_role(&mut self, role: &str) -> Result<i64> {
+    pub async fn count_active_users_with_role(&mut self, role: kluis_types::Role) -> Result<i64> {
         let t = self.tenant;
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
             "SELECT count(*) FROM users WHERE tenant_id = $1 AND role = $2 AND status = 'active'"

@@ -3,6 +3,7 @@
 
 use kluis_store::rows::{NewApiKey, NewSession, NewUser, UserPatch};
 use kluis_store::{Engine, Store, TENANT_TABLES, TenantId, UserId};
+use kluis_types::Role;
 
 struct Backend {
     store: Store,
@@ -76,7 +77,7 @@ async fn user(store: &Store, t: TenantId, email: &str) -> UserId {
         email_bidx: email.as_bytes(),
         email: email.as_bytes(),
         display_name: b"X",
-        role: "member",
+        role: Role::Member,
         password_hash: None,
         now: 1,
     })
@@ -106,7 +107,7 @@ on_both!(tenant_scope_filters_every_query, |b: Backend| async move {
         !tx.update_user(
             ub,
             &UserPatch {
-                role: Some("owner"),
+                role: Some(Role::Owner),
                 ..Default::default()
             },
             2
@@ -119,7 +120,7 @@ on_both!(tenant_scope_filters_every_query, |b: Backend| async move {
 
     let mut tb = s.tenant(bt).begin().await.unwrap();
     let row = tb.user(ub).await.unwrap().unwrap();
-    assert_eq!(row.role, "member");
+    assert_eq!(row.role, Role::Member);
 });
 
 on_both!(
@@ -137,7 +138,7 @@ on_both!(
                 email_bidx: "same@x.test".as_bytes(),
                 email: "same@x.test".as_bytes(),
                 display_name: "Y".as_bytes(),
-                role: "member",
+                role: Role::Member,
                 password_hash: None,
                 now: 1,
             })
@@ -160,7 +161,7 @@ on_both!(rolled_back_tx_leaves_nothing, |b: Backend| async move {
             email_bidx: "gone@a.test".as_bytes(),
             email: "gone@a.test".as_bytes(),
             display_name: "G".as_bytes(),
-            role: "member",
+            role: Role::Member,
             password_hash: None,
             now: 1,
         })
@@ -433,7 +434,7 @@ on_both!(
                 email_bidx: &[v; 32],
                 email: &sealed(v),
                 display_name: &sealed(3),
-                role: "member",
+                role: Role::Member,
                 password_hash: None,
                 now: 1,
             })
@@ -481,7 +482,7 @@ on_both!(
                 email_bidx: email.as_bytes(),
                 email: email.as_bytes(),
                 display_name: b"old",
-                role: "member",
+                role: Role::Member,
                 password_hash: None,
                 now: 1,
             })

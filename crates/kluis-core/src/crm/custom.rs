@@ -5,8 +5,9 @@
 //! versions, the trash, the audit trail and the sensitive-data guard cover it without extra
 //! code; `unique` fields also get a blind index for duplicate detection.
 
-use kluis_store::rows::CustomFieldRow;
-use kluis_store::{CustomFieldId, TenantTx};
+use crate::db::TenantTx;
+use crate::db::rows::CustomFieldRow;
+use kluis_types::{CustomFieldId, Phone};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
@@ -262,10 +263,11 @@ pub(crate) fn check_value(d: &CustomDef, v: &Value) -> Result<Value> {
 /// The normalised string a unique custom value is indexed under.
 pub(crate) fn unique_key(d: &CustomDef, v: &Value) -> Option<String> {
     match (d.kind, v) {
-        (CustomKind::Phone, Value::String(s)) => fields::e164(s),
-        (CustomKind::Email | CustomKind::Text | CustomKind::Url, Value::String(s)) => {
-            Some(s.trim().to_lowercase())
-        }
+        (CustomKind::Phone, Value::String(s)) => Phone::parse(s).ok().map(Phone::into_string),
+        // Emails were parsed into their normal form when written (`kluis_types::Email`).
+        (CustomKind::Email, Value::String(s)) => Some(s.clone()),
+        // Text and URLs are unique regardless of case.
+        (CustomKind::Text | CustomKind::Url, Value::String(s)) => Some(s.trim().to_lowercase()),
         (_, Value::String(s)) => Some(s.clone()),
         (_, other) => Some(other.to_string()),
     }
@@ -513,7 +515,7 @@ impl Kluis {
         let name = format!("custom.{}", row.key);
         let mut seen = std::collections::HashSet::new();
         for deleted in [false, true] {
-            let filter = kluis_store::rows::RecordFilter {
+            let filter = crate::db::rows::RecordFilter {
                 object_type: Some(t.as_str().to_owned()),
                 deleted,
                 ..Default::default()

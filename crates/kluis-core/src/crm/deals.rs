@@ -2,8 +2,9 @@
 //! close date, contacts), tasks (due date, done) and the records notes and tasks are about.
 //! Validated here; the record mechanics (revisions, versions, trash, audit) are shared.
 
-use kluis_store::rows::{DealCols, RecordFilter, StageRow, TaskCols};
-use kluis_store::{RecordId, TenantTx};
+use crate::db::TenantTx;
+use crate::db::rows::{DealCols, RecordFilter, StageRow, TaskCols};
+use kluis_types::RecordId;
 
 use super::{ObjectType, Record, RecordInput};
 use crate::{Error, Kluis, Result};
@@ -293,7 +294,7 @@ impl Kluis {
                 stages.extend(tx.stages(t.as_str()).await?);
             }
         }
-        let live_tags: Vec<kluis_store::TagId> =
+        let live_tags: Vec<kluis_types::TagId> =
             tx.tags(false).await?.into_iter().map(|t| t.id).collect();
         let ids: Vec<_> = recs.iter().map(|r| r.id).collect();
         let pairs = if live_tags.is_empty() {

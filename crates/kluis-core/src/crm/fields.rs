@@ -5,6 +5,8 @@
 use serde_json::{Map, Value};
 
 use super::custom::{self, Schema};
+use kluis_types::Phone;
+
 use crate::{Error, Result, validate};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -133,9 +135,9 @@ pub(crate) fn check_one(spec: &Field, v: &str) -> Result<String> {
     }
     Ok(match spec.kind {
         Kind::Text | Kind::LongText => v,
-        Kind::Email => validate::email(&format!("fields.{name}"), &v)?,
+        Kind::Email => validate::email(&format!("fields.{name}"), &v)?.into_string(),
         Kind::Phone => {
-            e164(&v).ok_or_else(|| {
+            Phone::parse(&v).map_err(|_| {
                 invalid(
                     name,
                     "invalid_phone",
@@ -189,40 +191,10 @@ pub(crate) fn check_one(spec: &Field, v: &str) -> Result<String> {
     })
 }
 
-/// The phone number in E.164 form (`+31612345678`), for lookups. Accepts international forms
-/// (`+31 6 1234 5678`, `0031 6 ...`) and Dutch national ones (`06-12345678` -> `+31...`);
-/// formatting characters are ignored. This normalises for matching; it does not check numbering
-/// plans.
-pub(crate) fn e164(raw: &str) -> Option<String> {
-    let mut digits = String::with_capacity(raw.len());
-    let mut plus = false;
-    // "+31 (0)6 ...": the national trunk prefix in brackets is not dialled internationally.
-    let raw = raw.trim().replacen("(0)", "", 1);
-    for (i, c) in raw.chars().enumerate() {
-        match c {
-            '+' if i == 0 => plus = true,
-            '0'..='9' => digits.push(c),
-            ' ' | '-' | '.' | '(' | ')' | '/' => {}
-            _ => return None,
-        }
-    }
-    let international = if plus {
-        digits
-    } else if let Some(rest) = digits.strip_prefix("00") {
-        rest.to_owned()
-    } else if let Some(rest) = digits.strip_prefix('0') {
-        format!("31{rest}")
-    } else {
-        return None;
-    };
-    let ok = (8..=15).contains(&international.len()) && !international.starts_with('0');
-    ok.then(|| format!("+{international}"))
-}
-
 /// The normalised value a lookup field is indexed under.
 pub(crate) fn lookup_key(spec: &Field, value: &str) -> Option<String> {
     match spec.kind {
-        Kind::Phone => e164(value),
+        Kind::Phone => Phone::parse(value).ok().map(Phone::into_string),
         Kind::Email | Kind::Domain => Some(value.to_lowercase()),
         _ => Some(value.to_owned()),
     }
@@ -321,25 +293,6 @@ mod tests {
 
     fn obj(v: Value) -> Map<String, Value> {
         v.as_object().unwrap().clone()
-    }
-
-    #[test]
-    fn phone_numbers_normalise_to_e164() {
-        for (raw, want) in [
-            ("+31 6 1234 5678", Some("+31612345678")),
-            ("06-12345678", Some("+31612345678")),
-            // "(0)": the trunk prefix written after the country code, dropped when dialling.
-            ("0031 (0)6 12345678", Some("+31612345678")),
-            ("+44 (0)20 7946 0000", Some("+442079460000")),
-            ("0031 6 12345678", Some("+31612345678")),
-            ("020 123 4567", Some("+31201234567")),
-            ("+1 (415) 555-0100", Some("+14155550100")),
-            ("12345", None),
-            ("+31 6 1234 5678 ext 9", None),
-            ("++31612345678", None),
-        ] {
-            assert_eq!(e164(raw).as_deref(), want, "{raw}");
-        }
     }
 
     #[test]

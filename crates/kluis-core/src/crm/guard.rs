@@ -3,7 +3,7 @@
 //! the organisation chose so, stored with a flag on the record. Values are never echoed or
 //! logged; the flag holds kinds only.
 
-use kluis_store::TenantTx;
+use crate::db::TenantTx;
 use serde_json::{Map, Value};
 
 use crate::sensitive::{SensitiveKind, scan};

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
-use kluis_crypto::blind_index::normalise_email;
-use kluis_store::{RecordId, TenantTx};
+use crate::db::TenantTx;
+use kluis_types::RecordId;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -1221,14 +1221,16 @@ impl Kluis {
         caches: &mut Caches,
         email: &str,
     ) -> Result<UserId> {
-        let key = normalise_email(email);
+        // Not an address: no user can have it.
+        let email = kluis_types::Email::parse(email).map_err(|_| unknown_owner())?;
+        let key = email.as_str().to_owned();
         if let Some(hit) = caches.owners.get(&key) {
             return hit.ok_or_else(unknown_owner);
         }
         let found = tx
-            .user_by_email_index(&keys.email_index(&key))
+            .user_by_email_index(&keys.email_index(&email))
             .await?
-            .filter(|u| u.status == "active")
+            .filter(|u| u.status.is_active())
             .map(|u| u.id);
         caches.owners.insert(key, found);
         if let Some(id) = found {

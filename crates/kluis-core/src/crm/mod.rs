@@ -15,11 +15,12 @@ pub mod pipelines;
 mod reencrypt;
 pub mod tags;
 
-use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
-use kluis_store::{RecordId, TenantTx};
+use crate::db::TenantTx;
+use crate::db::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
+use kluis_types::RecordId;
 
 pub use guard::mode as sensitive_mode;
-pub use kluis_store::{CustomFieldId, PipelineId, StageId, TagId};
+pub use kluis_types::{CustomFieldId, PipelineId, StageId, TagId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -579,7 +580,7 @@ impl Kluis {
     /// An active user of the tenant, for `owner_id`.
     async fn check_owner(&self, tx: &mut TenantTx, owner: Option<UserId>) -> Result<()> {
         if let Some(id) = owner {
-            let ok = tx.user(id).await?.is_some_and(|u| u.status == "active");
+            let ok = tx.user(id).await?.is_some_and(|u| u.status.is_active());
             if !ok {
                 return Err(Error::validation(
                     "owner_id",

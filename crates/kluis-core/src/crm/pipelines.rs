@@ -2,8 +2,9 @@
 //! stages, configuration of the organisation (admins), not personal data, so names are stored
 //! plain. Stages in use cannot be removed.
 
-use kluis_store::rows::{PipelineRow, StageRow};
-use kluis_store::{PipelineId, StageId, TenantTx};
+use crate::db::TenantTx;
+use crate::db::rows::{PipelineRow, StageRow};
+use kluis_types::{PipelineId, StageId};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

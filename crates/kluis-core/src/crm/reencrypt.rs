@@ -2,7 +2,7 @@
 //! values, in batches of one transaction each (resumable: values already under the current key
 //! are skipped). Called by `Kluis::reencrypt_tenant` after users and sessions.
 
-use kluis_store::RecordId;
+use kluis_types::RecordId;
 
 use crate::keys::ReencryptProgress;
 use crate::{Error, Kluis, Result, TenantId};

@@ -1,8 +1,9 @@
 //! Tags: a tenant's catalogue of labels (names sealed, unique through a blind index) and the
 //! records that carry them. A tag in the trash keeps its records and comes back with them.
 
-use kluis_store::rows::TagRow;
-use kluis_store::{TagId, TenantTx};
+use crate::db::TenantTx;
+use crate::db::rows::TagRow;
+use kluis_types::TagId;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 

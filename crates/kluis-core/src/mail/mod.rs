@@ -16,8 +16,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use kluis_store::TenantTx;
-use kluis_store::rows::UserRow;
+use crate::db::TenantTx;
+use crate::db::rows::UserRow;
 use serde_json::json;
 use uuid::Uuid;
 
@@ -205,7 +205,7 @@ impl Kluis {
             drop(p);
             let Some(last) = page.last() else { break };
             after = Some(last.id);
-            out.extend(page.iter().filter(|t| t.status == "active").map(|t| t.id));
+            out.extend(page.iter().filter(|t| t.status.is_active()).map(|t| t.id));
         }
         Ok(out)
     }

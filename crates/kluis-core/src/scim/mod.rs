@@ -276,6 +276,7 @@ pub fn project(
 
 #[cfg(test)]
 mod tests {
+    use crate::authz::RoleGrants;
     use crate::{Actor, ApiKeyId, Permission, Principal, Role, Scope, TenantId};
 
     #[test]

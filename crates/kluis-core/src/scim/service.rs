@@ -10,11 +10,11 @@
 
 use std::collections::{BTreeSet, HashMap};
 
-use kluis_crypto::blind_index::normalise_email;
+use crate::db::TenantTx;
+use crate::db::rows::UserPatch;
+use crate::db::scim::PutScimUser;
 use kluis_crypto::token;
-use kluis_store::TenantTx;
-use kluis_store::rows::UserPatch;
-use kluis_store::scim::PutScimUser;
+use kluis_types::{Email, Status};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use uuid::Uuid;
@@ -78,7 +78,7 @@ async fn load_mapping(tx: &mut TenantTx) -> Result<(Role, Vec<RoleMapping>)> {
     match tx.scim_settings().await? {
         None => Ok((Role::ReadOnly, Vec::new())),
         Some(r) => Ok((
-            Role::parse(&r.default_role).ok_or_else(|| Error::internal("unknown role stored"))?,
+            r.default_role,
             serde_json::from_str(&r.role_mappings)
                 .map_err(|_| Error::internal("stored SCIM mappings unreadable"))?,
         )),
@@ -197,8 +197,7 @@ impl Kluis {
         let json = serde_json::to_string(&mappings).map_err(|_| Error::internal("serialise"))?;
         let now = self.now();
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        tx.put_scim_settings(input.default_role.as_str(), &json, now)
-            .await?;
+        tx.put_scim_settings(input.default_role, &json, now).await?;
         let keys = self.keys(&mut tx).await?;
         let ev = Event::ok("scim.settings.update", "scim_settings", actor.tenant())
             .with(json!({"default_role": input.default_role, "mappings": mappings}));
@@ -231,7 +230,7 @@ impl Kluis {
             .scim_token_by_hash(&token::hash_secret(secret))
             .await?
             .ok_or_else(Error::unauthenticated)?;
-        if m.tenant_status != "active" {
+        if !m.tenant_status.is_active() {
             return Err(crate::sessions::suspended_or_unknown());
         }
         Ok(Actor::new(tenant, Principal::Scim { token: m.id }))
@@ -282,7 +281,7 @@ impl Kluis {
             let Some(row) = tx.user(u).await? else {
                 continue;
             };
-            if row.role == Role::Owner.as_str() {
+            if row.role == Role::Owner {
                 continue;
             }
             let groups = tx.scim_groups_of(u).await?;
@@ -291,14 +290,14 @@ impl Kluis {
                 .filter_map(|g| mapping.groups.get(g).copied())
                 .min_by_key(|r| rank(*r))
                 .unwrap_or(mapping.default_role);
-            if role.as_str() == row.role {
+            if role == row.role {
                 continue;
             }
             tx.update_user(
                 u,
                 &UserPatch {
                     display_name: None,
-                    role: Some(role.as_str()),
+                    role: Some(role),
                     status: None,
                     password_hash: None,
                 },
@@ -436,7 +435,7 @@ fn parse_user(doc: &Value) -> Result<UserInput> {
                 let value = validate::email("emails", &short_string(value, "emails.value", 254)?)
                     .map_err(|_| invalid_value("emails.value must be an email address"))?;
                 let mut out = Map::new();
-                out.insert("value".into(), Value::String(value));
+                out.insert("value".into(), Value::String(value.into_string()));
                 if let Some(t) = get(e, "type") {
                     out.insert(
                         "type".into(),
@@ -481,7 +480,11 @@ impl StoredAttrs {
         pick(&|e| e.get("primary") == Some(&Value::Bool(true)))
             .or_else(|| pick(&|e| e.get("type").and_then(Value::as_str) == Some("work")))
             .or_else(|| pick(&|_| true))
-            .or_else(|| validate::email("userName", &self.user_name).ok())
+            .or_else(|| {
+                validate::email("userName", &self.user_name)
+                    .ok()
+                    .map(Email::into_string)
+            })
     }
 
     fn kluis_display_name(&self) -> String {
@@ -551,7 +554,7 @@ impl UserView {
                 );
             }
         }
-        o.insert("active".into(), json!(self.user.status == "active"));
+        o.insert("active".into(), json!(self.user.status.is_active()));
         Value::Object(o)
     }
 
@@ -666,9 +669,7 @@ impl Kluis {
             return Err(uniqueness("userName is already taken"));
         }
         if let Ok(email) = validate::email("userName", user_name)
-            && let Some(other) = tx
-                .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-                .await?
+            && let Some(other) = tx.user_by_email_index(&keys.email_index(&email)).await?
             && Some(other.id) != me
             && tx.scim_user(other.id).await?.is_none()
         {
@@ -741,7 +742,7 @@ impl Kluis {
                 &UserPatch {
                     display_name: None,
                     role: None,
-                    status: Some("disabled"),
+                    status: Some(Status::Disabled),
                     password_hash: None,
                 },
                 now,
@@ -833,9 +834,7 @@ impl Kluis {
                 ids.push(id);
             }
             if let Ok(email) = validate::email("userName", name)
-                && let Some(u) = tx
-                    .user_by_email_index(&keys.email_index(&normalise_email(&email)))
-                    .await?
+                && let Some(u) = tx.user_by_email_index(&keys.email_index(&email)).await?
                 && !ids.contains(&u.id)
             {
                 ids.push(u.id);
@@ -917,8 +916,12 @@ impl Kluis {
             .unwrap_or_else(|| view.user.email.clone());
         let mut changed = Vec::new();
         if email != view.user.email {
-            let bidx = keys.email_index(&normalise_email(&email));
-            let sealed = keys.seal_str("users", "email", id.0, &email)?;
+            // Stored SCIM attributes hold strings; the Email is made here, where it is used.
+            let email = Email::parse(&email).map_err(|_| {
+                Error::validation("emails", "invalid_email", "not a valid email address")
+            })?;
+            let bidx = keys.email_index(&email);
+            let sealed = keys.seal_str("users", "email", id.0, email.as_str())?;
             tx.update_user_email(id, &bidx, &sealed, now)
                 .await
                 .map_err(|e| match Error::from(e) {
@@ -937,10 +940,10 @@ impl Kluis {
             changed.push("display_name");
             Some(keys.seal_str("users", "display_name", id.0, &display)?)
         };
-        let was_active = view.user.status == "active";
+        let was_active = view.user.status.is_active();
         let status = match (was_active, input.active) {
-            (true, false) => Some("disabled"),
-            (false, true) => Some("active"),
+            (true, false) => Some(Status::Disabled),
+            (false, true) => Some(Status::Active),
             _ => None,
         };
         if sealed_name.is_some() || status.is_some() {
@@ -970,7 +973,7 @@ impl Kluis {
         self.audit(&mut tx, &keys, &label, ctx, ev).await?;
         let mut keys_revoked = 0;
         match status {
-            Some("disabled") => {
+            Some(Status::Disabled) => {
                 let (sessions, api_keys) = self.deprovision(&mut tx, id, now).await?;
                 keys_revoked = api_keys;
                 let ev = Event::ok("scim.user.deprovision", "user", id).with(json!({
@@ -1005,7 +1008,7 @@ impl Kluis {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let row = tx.user(id).await?.ok_or_else(not_found)?;
-        if row.role == Role::Owner.as_str() {
+        if row.role == Role::Owner {
             return Err(owner_refused());
         }
         let gone = user_from_row(&keys, row)?;
@@ -1080,7 +1083,7 @@ fn parse_group(doc: &Value) -> Result<GroupInput> {
 }
 
 struct GroupView {
-    row: kluis_store::scim::ScimGroupRow,
+    row: crate::db::scim::ScimGroupRow,
     members: Vec<UserId>,
 }
 
@@ -1136,7 +1139,7 @@ async fn group_view(tx: &mut TenantTx, id: Uuid) -> Result<Option<GroupView>> {
     Ok(Some(GroupView { row, members }))
 }
 
-fn group_conflict(e: kluis_store::StoreError) -> Error {
+fn group_conflict(e: crate::db::StoreError) -> Error {
     match Error::from(e) {
         c if c.kind == ErrorKind::Conflict => uniqueness("a group with this displayName exists"),
         other => other,

@@ -6,9 +6,10 @@ use uuid::Uuid;
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, sqlx::Type)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[cfg_attr(feature = "sqlx", derive(sqlx::Type))]
         #[serde(transparent)]
-        #[sqlx(transparent)]
+        #[cfg_attr(feature = "sqlx", sqlx(transparent))]
         pub struct $name(pub Uuid);
 
         impl $name {
