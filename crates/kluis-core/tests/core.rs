@@ -782,3 +782,26 @@ async fn daily_budget_caps_guesses_per_account(f: Fixture) {
     f.clock.advance(16 * 60 * 1000);
     f.kluis.login(guess(password), &ctx).await.unwrap();
 }
+
+/// **Architecture Invariant: inside `kluis-core`, only `src/db.rs` names `kluis-store`.** Use
+/// cases are written against the seam, so a storage change touches one file of the core.
+/// (`kluis_testkit::layering`'s own test plants a violation and sees it reported.)
+#[test]
+fn only_the_seam_names_the_store() {
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let found = kluis_testkit::layering::files_naming(&src, "kluis_store", &["db.rs"]);
+    assert!(
+        found.is_empty(),
+        "these core files name kluis_store; go through crate::db instead: {found:?}"
+    );
+}
+
+/// The HTTP layer reaches data only through the core's services, never the store itself.
+#[test]
+fn the_http_layer_never_names_the_store() {
+    let http = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../kluis-http/src");
+    let found = kluis_testkit::layering::files_naming(&http, "kluis_store", &[]);
+    assert!(found.is_empty(), "kluis-http names kluis_store: {found:?}");
+    let found = kluis_testkit::layering::files_naming(&http, "sqlx", &[]);
+    assert!(found.is_empty(), "kluis-http names sqlx: {found:?}");
+}

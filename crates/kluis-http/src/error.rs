@@ -63,6 +63,10 @@ impl From<Error> for ApiError {
             ErrorKind::PreconditionRequired => StatusCode::PRECONDITION_REQUIRED,
         };
         let message = if status.is_server_error() {
+            // The cause goes to the log, inside the request's span (which carries the request
+            // id the client also gets in `x-request-id`); the client gets the generic answer.
+            // Core messages name what failed, never bound values.
+            tracing::error!(code = e.code, cause = %e.message, "request failed");
             "internal error; see the server log for the request id".to_owned()
         } else {
             e.message
@@ -237,5 +241,60 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> axum::extract::FromRequestParts
                     "the query string is not valid for this endpoint",
                 )
             })
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use std::io::Write;
+    use std::sync::{Arc, Mutex};
+
+    use super::*;
+
+    #[derive(Clone, Default)]
+    struct Captured(Arc<Mutex<Vec<u8>>>);
+
+    impl Write for Captured {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// A 5xx answers generically, and its cause is logged with the request id of the span it
+    /// happened in; a 4xx is answered as it is and not logged as an error.
+    #[test]
+    fn server_errors_are_logged_with_the_request_id_and_hidden_from_the_client() {
+        let out = Captured::default();
+        let writer = out.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .json()
+            .with_current_span(true)
+            .with_writer(move || writer.clone())
+            .finish();
+        let (e500, e422) = tracing::subscriber::with_default(subscriber, || {
+            let span = tracing::info_span!("request", request_id = "req-7f3a");
+            let _in = span.enter();
+            (
+                ApiError::from(Error::internal("audit head row missing in tenant_state")),
+                ApiError::from(Error::validation("email", "invalid_email", "bad address")),
+            )
+        });
+        assert_eq!(e500.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!e500.message.contains("audit head"), "{}", e500.message);
+        assert_eq!(e422.message, "bad address");
+        let log = String::from_utf8(out.0.lock().unwrap().clone()).unwrap();
+        let lines: Vec<&str> = log.lines().collect();
+        assert_eq!(lines.len(), 1, "{log}");
+        assert!(
+            lines[0].contains("audit head row missing in tenant_state"),
+            "{log}"
+        );
+        assert!(lines[0].contains("req-7f3a"), "{log}");
+        assert!(lines[0].contains("\"ERROR\""), "{log}");
     }
 }

@@ -84,7 +84,8 @@ pub enum Engine {
     Postgres,
 }
 
-#[derive(Debug, Clone)]
+/// Debug leaves the URLs out: they may carry the database passwords.
+#[derive(Clone)]
 pub struct StoreOptions {
     /// `sqlite://path` / a plain file path, or `postgres://...` (the application role).
     pub database_url: String,
@@ -92,6 +93,26 @@ pub struct StoreOptions {
     /// not own the tables (ownership would let it disable RLS).
     pub owner_url: Option<String>,
     pub max_connections: u32,
+}
+
+impl std::fmt::Debug for StoreOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let engine = |u: &str| {
+            if u.starts_with("postgres") {
+                "postgres"
+            } else {
+                "sqlite"
+            }
+        };
+        f.debug_struct("StoreOptions")
+            .field(
+                "database_url",
+                &format_args!("{}://[redacted]", engine(&self.database_url)),
+            )
+            .field("owner_url", &self.owner_url.as_ref().map(|_| "[redacted]"))
+            .field("max_connections", &self.max_connections)
+            .finish()
+    }
 }
 
 #[derive(Clone)]

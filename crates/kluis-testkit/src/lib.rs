@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, Result, bail};
 
 pub mod browser;
+pub mod layering;
 pub mod oidc;
 pub mod saml;
 pub mod smtp;

@@ -20,9 +20,9 @@ pub struct Config {
     /// Base URL printed in the setup link (default: https://localhost:<port>).
     pub public_url: Option<String>,
     /// `postgres://...` for PostgreSQL (the application role); default: SQLite in data_dir.
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     /// PostgreSQL owner role used for migrations (the application role must not own tables).
-    pub database_owner_url: Option<String>,
+    pub database_owner_url: Option<Secret>,
     pub database_max_connections: u32,
     /// PEM certificate chain and key; default: a self-signed certificate in data_dir/tls.
     pub tls_cert: Option<PathBuf>,
@@ -42,7 +42,7 @@ pub struct Config {
     pub pkcs11_key_label: Option<String>,
     /// The token's user PIN (prefer KLUIS_PKCS11_PIN_FILE). Never logged.
     #[serde(skip_serializing)]
-    pub pkcs11_pin: Option<String>,
+    pub pkcs11_pin: Option<Secret>,
     /// PKCS#11 modules tenants may use for customer-managed keys (BYOK), as absolute paths.
     /// Empty (the default): customer-managed keys are not offered. Loading a module runs its
     /// code in the server, so only the operator chooses them.
@@ -118,6 +118,13 @@ pub struct Config {
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct Secret(pub String);
+
+/// For command-line flags (clap parses into it).
+impl From<String> for Secret {
+    fn from(s: String) -> Self {
+        Secret(s)
+    }
+}
 
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -244,9 +251,9 @@ pub struct Overrides {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub listen: Option<SocketAddr>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_url: Option<String>,
+    pub database_url: Option<Secret>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub database_owner_url: Option<String>,
+    pub database_owner_url: Option<Secret>,
 }
 
 impl Config {
@@ -371,7 +378,7 @@ impl Config {
         if !(1..=24 * 30).contains(&self.invitation_ttl_hours) {
             bail!("invitation_ttl_hours must be between 1 and 720");
         }
-        if let Some(url) = &self.database_url {
+        if let Some(Secret(url)) = &self.database_url {
             let pg = url.starts_with("postgres://") || url.starts_with("postgresql://");
             if !pg && !url.starts_with("sqlite://") {
                 bail!("database_url must start with postgres:// or sqlite://");
@@ -382,7 +389,8 @@ impl Config {
 
     pub fn database_url(&self) -> String {
         self.database_url
-            .clone()
+            .as_ref()
+            .map(|s| s.0.clone())
             .unwrap_or_else(|| format!("sqlite://{}", self.data_dir.join("kluis.db").display()))
     }
 
@@ -458,6 +466,54 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every secret-bearing setting, set to a marker, stays out of Debug output (which is
+    /// what error reports and `{:?}` in logs print): the config, the command-line overrides,
+    /// the store options built from it, and the mail settings.
+    #[test]
+    fn debug_hides_every_secret_setting() {
+        let url = "postgres://kluis_app:pg-geheim-1@db.example.nl/kluis";
+        let owner = "postgres://kluis_owner:pg-geheim-2@db.example.nl/kluis";
+        let c = Config {
+            database_url: Some(Secret(url.into())),
+            database_owner_url: Some(Secret(owner.into())),
+            pkcs11_pin: Some(Secret("hsm-geheim-3".into())),
+            smtp_url: Some("smtp://mail.example.nl".into()),
+            smtp_password: Some(Secret("zeer-geheim-42".into())),
+            mail_from: Some("no-reply@example.nl".into()),
+            ..Config::default()
+        };
+        let o = Overrides {
+            database_url: Some(Secret(url.into())),
+            database_owner_url: Some(Secret(owner.into())),
+            ..Overrides::default()
+        };
+        let store = kluis_store_options(&c);
+        let flags = crate::GlobalArgs {
+            config: None,
+            data_dir: None,
+            database_url: Some(Secret(url.into())),
+            database_owner_url: Some(Secret(owner.into())),
+        };
+        let shown = format!(
+            "{c:?} {o:?} {store:?} {flags:?} {:?}",
+            c.mail(8443).unwrap()
+        );
+        for secret in [
+            "pg-geheim-1",
+            "pg-geheim-2",
+            "hsm-geheim-3",
+            "zeer-geheim-42",
+        ] {
+            assert!(!shown.contains(secret), "{secret} in {shown}");
+        }
+        // The settings are still there for whoever needs them.
+        assert_eq!(c.database_url(), url);
+    }
+
+    fn kluis_store_options(c: &Config) -> kluis_store::StoreOptions {
+        crate::serve::store_options(c)
+    }
 
     #[test]
     fn debug_hides_the_smtp_password() {

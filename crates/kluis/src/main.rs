@@ -31,10 +31,10 @@ pub struct GlobalArgs {
     data_dir: Option<PathBuf>,
     /// Database URL: sqlite://PATH or postgres://... (application role).
     #[arg(long, global = true)]
-    database_url: Option<String>,
+    database_url: Option<config::Secret>,
     /// PostgreSQL owner role URL, used to run migrations.
     #[arg(long, global = true)]
-    database_owner_url: Option<String>,
+    database_owner_url: Option<config::Secret>,
 }
 
 #[derive(Subcommand)]

@@ -54,13 +54,9 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
     } else {
         load_keks(&kek_path, rotating_kek)?
     };
-    let store = Store::open(&StoreOptions {
-        database_url: cfg.database_url(),
-        owner_url: cfg.database_owner_url.clone(),
-        max_connections: cfg.database_max_connections,
-    })
-    .await
-    .context("opening the database")?;
+    let store = Store::open(&store_options(cfg))
+        .await
+        .context("opening the database")?;
     let audit_dir = cfg.data_dir.join("audit");
     create_private_dir(&audit_dir)?;
     let signing = AuditSigning {
@@ -157,6 +153,15 @@ async fn checkpoint_loop(kluis: Kluis, interval: Duration, every_events: u64) {
     }
 }
 
+/// How to reach the database, from the configuration.
+pub(crate) fn store_options(cfg: &Config) -> StoreOptions {
+    StoreOptions {
+        database_url: cfg.database_url(),
+        owner_url: cfg.database_owner_url.as_ref().map(|s| s.0.clone()),
+        max_connections: cfg.database_max_connections,
+    }
+}
+
 /// The KEK inside a PKCS#11 token: wrapping and unwrapping happen in the token, the key never
 /// leaves it. Created (non-extractable, sensitive) on first start if the label is free.
 fn open_pkcs11(cfg: &Config) -> anyhow::Result<Arc<dyn Kms>> {
@@ -169,7 +174,7 @@ fn open_pkcs11(cfg: &Config) -> anyhow::Result<Arc<dyn Kms>> {
     ) else {
         anyhow::bail!("incomplete PKCS#11 settings");
     };
-    let pin = || secrecy::SecretString::from(pin.clone());
+    let pin = || secrecy::SecretString::from(pin.0.clone());
     let kms = match Pkcs11Kms::open(module, token, pin(), label) {
         Ok(k) => k,
         Err(open_err) => {
