@@ -9,6 +9,10 @@ pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
+// Benchmark hooks into crate-private write paths; compiled only for the benches and tests
+// (the `bench` feature, which only the dev-dependency on this crate turns on), never into
+// the server.
+#[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
 mod clock;
