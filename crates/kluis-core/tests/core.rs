@@ -56,29 +56,30 @@ async fn fixture(store: Store, dir: Option<tempfile::TempDir>) -> Fixture {
     }
 }
 
-macro_rules! on_both {
-    ($name:ident) => {
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let dir = tempfile::tempdir().unwrap();
-                let store = kluis_core::Store::open_sqlite(&dir.path().join("k.db"))
-                    .await
-                    .unwrap();
-                super::$name(super::fixture(store, Some(dir)).await).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(cluster) = kluis_testkit::pg_cluster() else {
-                    return;
-                };
-                let db = cluster.create_database();
-                let store = kluis_core::Store::open_postgres(&db.app_url, Some(&db.owner_url), 4)
-                    .await
-                    .unwrap();
-                super::$name(super::fixture(store, None).await).await;
-            }
+/// The fixture of `on_both!`: a core on a fresh database of each engine.
+async fn engine_fixture(engine: kluis_testkit::Engine) -> Option<Fixture> {
+    match engine {
+        kluis_testkit::Engine::Sqlite => {
+            let dir = tempfile::tempdir().unwrap();
+            let store = kluis_core::Store::open_sqlite(&dir.path().join("k.db"))
+                .await
+                .unwrap();
+            Some(fixture(store, Some(dir)).await)
         }
+        kluis_testkit::Engine::Postgres => {
+            let cluster = kluis_testkit::pg_cluster()?;
+            let db = cluster.create_database();
+            let store = kluis_core::Store::open_postgres(&db.app_url, Some(&db.owner_url), 4)
+                .await
+                .unwrap();
+            Some(fixture(store, None).await)
+        }
+    }
+}
+
+macro_rules! on_both {
+    ($($name:ident),+ $(,)?) => {
+        kluis_testkit::on_both!(fixture = crate::engine_fixture; $($name),+);
     };
 }
 

@@ -36,27 +36,17 @@ async fn postgres(max: u32) -> Option<Backend> {
     })
 }
 
-/// Runs a test body against every engine available; PostgreSQL says "skipped" loudly when absent.
+/// The fixture of `on_both!`: a store on a fresh database of each engine.
+async fn backend(engine: kluis_testkit::Engine) -> Option<Backend> {
+    match engine {
+        kluis_testkit::Engine::Sqlite => Some(sqlite().await),
+        kluis_testkit::Engine::Postgres => postgres(4).await,
+    }
+}
+
 macro_rules! on_both {
-    ($name:ident, $body:expr) => {
-        mod $name {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                let mut b = super::sqlite().await;
-                // Held here: the async body captures only the fields it uses, and dropping
-                // the TempDir early would delete the database under the open pool.
-                let _dir = b._dir.take();
-                ($body)(b).await;
-            }
-            #[tokio::test]
-            async fn postgres() {
-                let Some(b) = super::postgres(4).await else {
-                    return;
-                };
-                ($body)(b).await;
-            }
-        }
+    ($($name:ident),+ $(,)?) => {
+        kluis_testkit::on_both!(fixture = crate::backend; $($name),+);
     };
 }
 
@@ -87,7 +77,8 @@ async fn user(store: &Store, t: TenantId, email: &str) -> UserId {
     id
 }
 
-on_both!(tenant_scope_filters_every_query, |b: Backend| async move {
+on_both!(tenant_scope_filters_every_query);
+async fn tenant_scope_filters_every_query(b: Backend) {
     let s = &b.store;
     let a = tenant(s, "a").await;
     let bt = tenant(s, "b").await;
@@ -121,37 +112,36 @@ on_both!(tenant_scope_filters_every_query, |b: Backend| async move {
     let mut tb = s.tenant(bt).begin().await.unwrap();
     let row = tb.user(ub).await.unwrap().unwrap();
     assert_eq!(row.role, Role::Member);
-});
+}
 
-on_both!(
-    unique_email_per_tenant_not_global,
-    |b: Backend| async move {
-        let s = &b.store;
-        let a = tenant(s, "a").await;
-        let bt = tenant(s, "b").await;
-        user(s, a, "same@x.test").await;
-        user(s, bt, "same@x.test").await;
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        let err = tx
-            .insert_user(&NewUser {
-                id: UserId::new(),
-                email_bidx: "same@x.test".as_bytes(),
-                email: "same@x.test".as_bytes(),
-                display_name: "Y".as_bytes(),
-                role: Role::Member,
-                password_hash: None,
-                now: 1,
-            })
-            .await
-            .unwrap_err();
-        assert!(
-            matches!(err, kluis_store::StoreError::Conflict(_)),
-            "{err:?}"
-        );
-    }
-);
+on_both!(unique_email_per_tenant_not_global);
+async fn unique_email_per_tenant_not_global(b: Backend) {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let bt = tenant(s, "b").await;
+    user(s, a, "same@x.test").await;
+    user(s, bt, "same@x.test").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let err = tx
+        .insert_user(&NewUser {
+            id: UserId::new(),
+            email_bidx: "same@x.test".as_bytes(),
+            email: "same@x.test".as_bytes(),
+            display_name: "Y".as_bytes(),
+            role: Role::Member,
+            password_hash: None,
+            now: 1,
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, kluis_store::StoreError::Conflict(_)),
+        "{err:?}"
+    );
+}
 
-on_both!(rolled_back_tx_leaves_nothing, |b: Backend| async move {
+on_both!(rolled_back_tx_leaves_nothing);
+async fn rolled_back_tx_leaves_nothing(b: Backend) {
     let s = &b.store;
     let a = tenant(s, "a").await;
     {
@@ -176,39 +166,38 @@ on_both!(rolled_back_tx_leaves_nothing, |b: Backend| async move {
             .unwrap()
             .is_none()
     );
-});
+}
 
-on_both!(
-    api_key_rotation_keeps_previous_secret,
-    |b: Backend| async move {
-        let s = &b.store;
-        let a = tenant(s, "a").await;
-        let u = user(s, a, "k@a.test").await;
-        let id = kluis_store::ApiKeyId::new();
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.insert_api_key(&NewApiKey {
-            id,
-            name: "k",
-            scopes: "[]",
-            secret_hash: &[1; 32],
-            created_by: Some(u),
-            now: 1,
-        })
-        .await
-        .unwrap();
-        assert!(tx.rotate_api_key(id, &[2; 32], 100, 5).await.unwrap());
-        let old = tx.api_key_by_secret_hash(&[1; 32]).await.unwrap().unwrap();
-        assert!(old.via_previous);
-        assert_eq!(old.key.previous_valid_until, Some(100));
-        let new = tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().unwrap();
-        assert!(!new.via_previous);
-        assert!(tx.revoke_api_key(id, 6).await.unwrap());
-        assert!(tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().is_none());
-        tx.commit().await.unwrap();
-    }
-);
+on_both!(api_key_rotation_keeps_previous_secret);
+async fn api_key_rotation_keeps_previous_secret(b: Backend) {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let u = user(s, a, "k@a.test").await;
+    let id = kluis_store::ApiKeyId::new();
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.insert_api_key(&NewApiKey {
+        id,
+        name: "k",
+        scopes: "[]",
+        secret_hash: &[1; 32],
+        created_by: Some(u),
+        now: 1,
+    })
+    .await
+    .unwrap();
+    assert!(tx.rotate_api_key(id, &[2; 32], 100, 5).await.unwrap());
+    let old = tx.api_key_by_secret_hash(&[1; 32]).await.unwrap().unwrap();
+    assert!(old.via_previous);
+    assert_eq!(old.key.previous_valid_until, Some(100));
+    let new = tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().unwrap();
+    assert!(!new.via_previous);
+    assert!(tx.revoke_api_key(id, 6).await.unwrap());
+    assert!(tx.api_key_by_secret_hash(&[2; 32]).await.unwrap().is_none());
+    tx.commit().await.unwrap();
+}
 
-on_both!(sessions_revoke_all_but_current, |b: Backend| async move {
+on_both!(sessions_revoke_all_but_current);
+async fn sessions_revoke_all_but_current(b: Backend) {
     let s = &b.store;
     let a = tenant(s, "a").await;
     let u = user(s, a, "s@a.test").await;
@@ -238,7 +227,7 @@ on_both!(sessions_revoke_all_but_current, |b: Backend| async move {
     assert!(tx.session_by_token_hash(&[0; 32]).await.unwrap().is_some());
     assert!(tx.session_by_token_hash(&[1; 32]).await.unwrap().is_none());
     tx.commit().await.unwrap();
-});
+}
 
 #[test]
 fn migrations_are_in_lockstep() {
@@ -367,239 +356,233 @@ async fn postgres_refuses_owner_as_app_role() {
     );
 }
 
-on_both!(
-    sealed_counts_are_reserved_in_blocks_at_commit,
-    |b: Backend| async move {
-        let s = &b.store;
-        let a = tenant(s, "a").await;
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.insert_tenant_key("data", 1, b"wrapped", "k", 1)
-            .await
-            .unwrap();
-        tx.commit().await.unwrap();
-        let count = || async {
-            let mut tx = s.tenant(a).begin_read().await.unwrap();
-            tx.tenant_keys().await.unwrap()[0].sealed_count
-        };
-        let reserve = kluis_store::SEAL_RESERVE;
-        {
-            let mut tx = s.tenant(a).begin().await.unwrap();
-            tx.add_sealed_count(1, 100).await.unwrap();
-            // dropped: rolled back, nothing counted and nothing reserved
-        }
-        assert_eq!(count().await, 0);
-        // A count is written with a reserved block; seals within the block write nothing.
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.add_sealed_count(1, 2).await.unwrap();
-        tx.add_sealed_count(1, 3).await.unwrap(); // from this transaction's reservation
-        tx.commit().await.unwrap();
-        assert_eq!(count().await, 2 + reserve);
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.add_sealed_count(1, reserve - 3).await.unwrap(); // the rest of the block
-        tx.commit().await.unwrap();
-        assert_eq!(count().await, 2 + reserve);
-        {
-            let mut tx = s.tenant(a).begin().await.unwrap();
-            tx.add_sealed_count(1, 5).await.unwrap();
-            // dropped: its count and reservation were never written
-        }
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.add_sealed_count(1, 1).await.unwrap();
-        tx.commit().await.unwrap();
-        assert_eq!(count().await, 2 + reserve + 1 + reserve);
-        // Never below the seals made (2 + 3 + reserve - 3 + 1).
-        assert!(count().await >= reserve + 3);
-    }
-);
-
-on_both!(
-    min_decryption_version_states_and_pending_count,
-    |b: Backend| async move {
-        let s = &b.store;
-        let a = tenant(s, "a").await;
-        let other = tenant(s, "b").await;
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        for v in 1..=3 {
-            tx.insert_tenant_key("data", v, b"wrapped", "k", 1)
-                .await
-                .unwrap();
-        }
-        tx.commit().await.unwrap();
-        // Sealed format: byte 0 format, bytes 1..5 key version (big-endian).
-        let sealed = |v: u8| [1u8, 0, 0, 0, v, 42, 42];
-        for (t, v) in [(a, 2u8), (a, 3), (other, 1)] {
-            let mut tx = s.tenant(t).begin().await.unwrap();
-            tx.insert_user(&NewUser {
-                id: UserId::new(),
-                email_bidx: &[v; 32],
-                email: &sealed(v),
-                display_name: &sealed(3),
-                role: Role::Member,
-                password_hash: None,
-                now: 1,
-            })
-            .await
-            .unwrap();
-            tx.commit().await.unwrap();
-        }
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        // Only tenant a's records count: the version-2 one (b's version-1 record is not seen).
-        assert_eq!(tx.count_records_not_under(3).await.unwrap(), 1);
-        assert_eq!(tx.count_records_not_under(2).await.unwrap(), 2);
-        assert_eq!(tx.set_min_decryption_version(3).await.unwrap(), 2);
-        assert_eq!(tx.data_key_versions().await.unwrap(), (3, 3));
-        let states: Vec<String> = tx
-            .tenant_keys()
-            .await
-            .unwrap()
-            .into_iter()
-            .map(|k| k.state)
-            .collect();
-        assert_eq!(states, ["disabled", "disabled", "active"]);
-        // Lowering re-enables.
-        tx.set_min_decryption_version(2).await.unwrap();
-        assert_eq!(tx.data_key_versions().await.unwrap(), (3, 2));
-        tx.commit().await.unwrap();
-    }
-);
-
-on_both!(
-    reseal_is_a_tenant_scoped_compare_and_swap,
-    |b: Backend| async move {
-        use kluis_store::rows::Reseal;
-        let s = &b.store;
-        let a = tenant(s, "a").await;
-        let bt = tenant(s, "b").await;
-        // More users than one statement takes (1000), to cover the chunking.
-        let n = 1203usize;
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        let mut ids = Vec::new();
-        for i in 0..n {
-            let id = UserId::new();
-            let email = format!("u{i}@a.test");
-            tx.insert_user(&NewUser {
-                id,
-                email_bidx: email.as_bytes(),
-                email: email.as_bytes(),
-                display_name: b"old",
-                role: Role::Member,
-                password_hash: None,
-                now: 1,
-            })
-            .await
-            .unwrap();
-            ids.push(id);
-        }
-        tx.commit().await.unwrap();
-        let other = user(s, bt, "u0@a.test").await;
-
-        // Keyset pages walk every row once, in id order.
-        let mut tx = s.tenant(a).begin_read().await.unwrap();
-        let (mut seen, mut after) = (Vec::new(), None);
-        loop {
-            let page = tx.list_users(after, 100).await.unwrap();
-            let Some(last) = page.last() else { break };
-            after = Some(last.id);
-            seen.extend(page.iter().map(|r| r.id));
-        }
-        drop(tx);
-        let mut sorted = ids.clone();
-        sorted.sort();
-        assert_eq!(seen, sorted);
-
-        // The second user changed since it was read: not overwritten. Another tenant's id is
-        // not reachable.
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        tx.update_user(
-            ids[1],
-            &UserPatch {
-                display_name: Some(b"changed"),
-                ..Default::default()
-            },
-            2,
-        )
+on_both!(sealed_counts_are_reserved_in_blocks_at_commit);
+async fn sealed_counts_are_reserved_in_blocks_at_commit(b: Backend) {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.insert_tenant_key("data", 1, b"wrapped", "k", 1)
         .await
         .unwrap();
-        tx.commit().await.unwrap();
-        let emails: Vec<String> = (0..n).map(|i| format!("u{i}@a.test")).collect();
-        let mut reseals: Vec<Reseal<'_, UserId>> = ids
-            .iter()
-            .zip(&emails)
-            .map(|(id, e)| Reseal {
-                id: *id,
-                old: [e.as_bytes(), b"old"],
-                new: [b"new-email", b"new"],
-            })
-            .collect();
-        reseals.push(Reseal {
-            id: other,
-            old: [b"u0@a.test", b"X"],
-            new: [b"stolen", b"stolen"],
-        });
-        let mut tx = s.tenant(a).begin().await.unwrap();
-        assert_eq!(tx.reseal_users(&reseals).await.unwrap(), n as u64 - 1);
-        assert_eq!(tx.reseal_users(&[]).await.unwrap(), 0);
-        tx.commit().await.unwrap();
-
+    tx.commit().await.unwrap();
+    let count = || async {
         let mut tx = s.tenant(a).begin_read().await.unwrap();
-        let first = tx.user(ids[0]).await.unwrap().unwrap();
-        assert_eq!(
-            (&first.email[..], &first.display_name[..]),
-            (&b"new-email"[..], &b"new"[..])
-        );
-        let last = tx.user(ids[n - 1]).await.unwrap().unwrap();
-        assert_eq!(&last.display_name[..], b"new");
-        let changed = tx.user(ids[1]).await.unwrap().unwrap();
-        assert_eq!(
-            (&changed.email[..], &changed.display_name[..]),
-            (&b"u1@a.test"[..], &b"changed"[..])
-        );
-        drop(tx);
-        let mut tx = s.tenant(bt).begin_read().await.unwrap();
-        assert_eq!(
-            &tx.user(other).await.unwrap().unwrap().email[..],
-            b"u0@a.test"
-        );
-        drop(tx);
-
-        // Sessions: the same statement shape on the other table.
-        let u = ids[0];
+        tx.tenant_keys().await.unwrap()[0].sealed_count
+    };
+    let reserve = kluis_store::SEAL_RESERVE;
+    {
         let mut tx = s.tenant(a).begin().await.unwrap();
-        let sid = kluis_store::SessionId::new();
-        tx.insert_session(&NewSession {
-            id: sid,
-            user_id: u,
-            token_hash: &[9; 32],
-            csrf_hash: &[9; 32],
-            ip: b"ip1",
-            user_agent: b"ua1",
+        tx.add_sealed_count(1, 100).await.unwrap();
+        // dropped: rolled back, nothing counted and nothing reserved
+    }
+    assert_eq!(count().await, 0);
+    // A count is written with a reserved block; seals within the block write nothing.
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.add_sealed_count(1, 2).await.unwrap();
+    tx.add_sealed_count(1, 3).await.unwrap(); // from this transaction's reservation
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 2 + reserve);
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.add_sealed_count(1, reserve - 3).await.unwrap(); // the rest of the block
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 2 + reserve);
+    {
+        let mut tx = s.tenant(a).begin().await.unwrap();
+        tx.add_sealed_count(1, 5).await.unwrap();
+        // dropped: its count and reservation were never written
+    }
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.add_sealed_count(1, 1).await.unwrap();
+    tx.commit().await.unwrap();
+    assert_eq!(count().await, 2 + reserve + 1 + reserve);
+    // Never below the seals made (2 + 3 + reserve - 3 + 1).
+    assert!(count().await >= reserve + 3);
+}
+
+on_both!(min_decryption_version_states_and_pending_count);
+async fn min_decryption_version_states_and_pending_count(b: Backend) {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let other = tenant(s, "b").await;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    for v in 1..=3 {
+        tx.insert_tenant_key("data", v, b"wrapped", "k", 1)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+    // Sealed format: byte 0 format, bytes 1..5 key version (big-endian).
+    let sealed = |v: u8| [1u8, 0, 0, 0, v, 42, 42];
+    for (t, v) in [(a, 2u8), (a, 3), (other, 1)] {
+        let mut tx = s.tenant(t).begin().await.unwrap();
+        tx.insert_user(&NewUser {
+            id: UserId::new(),
+            email_bidx: &[v; 32],
+            email: &sealed(v),
+            display_name: &sealed(3),
+            role: Role::Member,
+            password_hash: None,
             now: 1,
-            expires_at: 10,
-            stage: "password",
         })
         .await
         .unwrap();
-        let stale = Reseal {
-            id: sid,
-            old: [&b"ip0"[..], &b"ua1"[..]],
-            new: [&b"ip2"[..], &b"ua2"[..]],
-        };
-        assert_eq!(tx.reseal_sessions(&[stale]).await.unwrap(), 0);
-        let fresh = Reseal {
-            id: sid,
-            old: [&b"ip1"[..], &b"ua1"[..]],
-            new: [&b"ip2"[..], &b"ua2"[..]],
-        };
-        assert_eq!(tx.reseal_sessions(&[fresh]).await.unwrap(), 1);
-        let rows = tx.sessions_batch(None, 10).await.unwrap();
-        assert_eq!(
-            (&rows[0].ip[..], &rows[0].user_agent[..]),
-            (&b"ip2"[..], &b"ua2"[..])
-        );
-        assert!(tx.sessions_batch(Some(sid), 10).await.unwrap().is_empty());
         tx.commit().await.unwrap();
     }
-);
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    // Only tenant a's records count: the version-2 one (b's version-1 record is not seen).
+    assert_eq!(tx.count_records_not_under(3).await.unwrap(), 1);
+    assert_eq!(tx.count_records_not_under(2).await.unwrap(), 2);
+    assert_eq!(tx.set_min_decryption_version(3).await.unwrap(), 2);
+    assert_eq!(tx.data_key_versions().await.unwrap(), (3, 3));
+    let states: Vec<String> = tx
+        .tenant_keys()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|k| k.state)
+        .collect();
+    assert_eq!(states, ["disabled", "disabled", "active"]);
+    // Lowering re-enables.
+    tx.set_min_decryption_version(2).await.unwrap();
+    assert_eq!(tx.data_key_versions().await.unwrap(), (3, 2));
+    tx.commit().await.unwrap();
+}
+
+on_both!(reseal_is_a_tenant_scoped_compare_and_swap);
+async fn reseal_is_a_tenant_scoped_compare_and_swap(b: Backend) {
+    use kluis_store::rows::Reseal;
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let bt = tenant(s, "b").await;
+    // More users than one statement takes (1000), to cover the chunking.
+    let n = 1203usize;
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let id = UserId::new();
+        let email = format!("u{i}@a.test");
+        tx.insert_user(&NewUser {
+            id,
+            email_bidx: email.as_bytes(),
+            email: email.as_bytes(),
+            display_name: b"old",
+            role: Role::Member,
+            password_hash: None,
+            now: 1,
+        })
+        .await
+        .unwrap();
+        ids.push(id);
+    }
+    tx.commit().await.unwrap();
+    let other = user(s, bt, "u0@a.test").await;
+
+    // Keyset pages walk every row once, in id order.
+    let mut tx = s.tenant(a).begin_read().await.unwrap();
+    let (mut seen, mut after) = (Vec::new(), None);
+    loop {
+        let page = tx.list_users(after, 100).await.unwrap();
+        let Some(last) = page.last() else { break };
+        after = Some(last.id);
+        seen.extend(page.iter().map(|r| r.id));
+    }
+    drop(tx);
+    let mut sorted = ids.clone();
+    sorted.sort();
+    assert_eq!(seen, sorted);
+
+    // The second user changed since it was read: not overwritten. Another tenant's id is
+    // not reachable.
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    tx.update_user(
+        ids[1],
+        &UserPatch {
+            display_name: Some(b"changed"),
+            ..Default::default()
+        },
+        2,
+    )
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+    let emails: Vec<String> = (0..n).map(|i| format!("u{i}@a.test")).collect();
+    let mut reseals: Vec<Reseal<'_, UserId>> = ids
+        .iter()
+        .zip(&emails)
+        .map(|(id, e)| Reseal {
+            id: *id,
+            old: [e.as_bytes(), b"old"],
+            new: [b"new-email", b"new"],
+        })
+        .collect();
+    reseals.push(Reseal {
+        id: other,
+        old: [b"u0@a.test", b"X"],
+        new: [b"stolen", b"stolen"],
+    });
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    assert_eq!(tx.reseal_users(&reseals).await.unwrap(), n as u64 - 1);
+    assert_eq!(tx.reseal_users(&[]).await.unwrap(), 0);
+    tx.commit().await.unwrap();
+
+    let mut tx = s.tenant(a).begin_read().await.unwrap();
+    let first = tx.user(ids[0]).await.unwrap().unwrap();
+    assert_eq!(
+        (&first.email[..], &first.display_name[..]),
+        (&b"new-email"[..], &b"new"[..])
+    );
+    let last = tx.user(ids[n - 1]).await.unwrap().unwrap();
+    assert_eq!(&last.display_name[..], b"new");
+    let changed = tx.user(ids[1]).await.unwrap().unwrap();
+    assert_eq!(
+        (&changed.email[..], &changed.display_name[..]),
+        (&b"u1@a.test"[..], &b"changed"[..])
+    );
+    drop(tx);
+    let mut tx = s.tenant(bt).begin_read().await.unwrap();
+    assert_eq!(
+        &tx.user(other).await.unwrap().unwrap().email[..],
+        b"u0@a.test"
+    );
+    drop(tx);
+
+    // Sessions: the same statement shape on the other table.
+    let u = ids[0];
+    let mut tx = s.tenant(a).begin().await.unwrap();
+    let sid = kluis_store::SessionId::new();
+    tx.insert_session(&NewSession {
+        id: sid,
+        user_id: u,
+        token_hash: &[9; 32],
+        csrf_hash: &[9; 32],
+        ip: b"ip1",
+        user_agent: b"ua1",
+        now: 1,
+        expires_at: 10,
+        stage: "password",
+    })
+    .await
+    .unwrap();
+    let stale = Reseal {
+        id: sid,
+        old: [&b"ip0"[..], &b"ua1"[..]],
+        new: [&b"ip2"[..], &b"ua2"[..]],
+    };
+    assert_eq!(tx.reseal_sessions(&[stale]).await.unwrap(), 0);
+    let fresh = Reseal {
+        id: sid,
+        old: [&b"ip1"[..], &b"ua1"[..]],
+        new: [&b"ip2"[..], &b"ua2"[..]],
+    };
+    assert_eq!(tx.reseal_sessions(&[fresh]).await.unwrap(), 1);
+    let rows = tx.sessions_batch(None, 10).await.unwrap();
+    assert_eq!(
+        (&rows[0].ip[..], &rows[0].user_agent[..]),
+        (&b"ip2"[..], &b"ua2"[..])
+    );
+    assert!(tx.sessions_batch(Some(sid), 10).await.unwrap().is_empty());
+    tx.commit().await.unwrap();
+}
 
 /// Snapshot of everything the hot read path returns for one tenant, as comparable strings.
 async fn hot_reads(s: &Store, t: TenantId, mode: &str, u: UserId) -> Vec<String> {
@@ -631,7 +614,8 @@ async fn hot_reads(s: &Store, t: TenantId, mode: &str, u: UserId) -> Vec<String>
 
 // The SQLite read path runs the hot reads through rusqlite (no thread hop): same rows as the
 // sqlx path of a write transaction, and still nothing of another tenant.
-on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
+on_both!(hot_reads_match_and_stay_scoped);
+async fn hot_reads_match_and_stay_scoped(b: Backend) {
     let s = &b.store;
     let a = tenant(s, "a").await;
     let other = tenant(s, "b").await;
@@ -716,7 +700,7 @@ on_both!(hot_reads_match_and_stay_scoped, |b: Backend| async move {
             "read={read}"
         );
     }
-});
+}
 
 async fn append(s: &Store, t: TenantId) -> Result<i64, kluis_store::StoreError> {
     let mut tx = s.tenant(t).begin().await.unwrap();

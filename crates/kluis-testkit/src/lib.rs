@@ -28,6 +28,41 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, Result, bail};
 
 pub mod browser;
+
+/// The two database engines every suite runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Engine {
+    Sqlite,
+    Postgres,
+}
+
+/// Runs each named async test function on SQLite and on PostgreSQL.
+///
+/// `fixture` is an `async fn(Engine) -> Option<F>` of the calling suite; each test function
+/// takes the `F` by value (so whatever it holds, a temporary directory say, lives as long as
+/// the test). `None` skips that engine: fixtures return it only after printing
+/// "skipped: <why>" (see [`pg_cluster`]), which `KLUIS_REQUIRE_POSTGRES=1` turns into a failure.
+///
+/// ```ignore
+/// kluis_testkit::on_both!(fixture = crate::support::backend; sign_in_works, sign_out_works);
+/// ```
+#[macro_export]
+macro_rules! on_both {
+    (fixture = $fixture:path; $($name:ident),+ $(,)?) => {$(
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                let Some(f) = $fixture($crate::Engine::Sqlite).await else { return };
+                super::$name(f).await;
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                let Some(f) = $fixture($crate::Engine::Postgres).await else { return };
+                super::$name(f).await;
+            }
+        }
+    )+};
+}
 pub mod layering;
 pub mod oidc;
 pub mod saml;

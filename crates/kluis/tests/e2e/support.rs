@@ -29,21 +29,19 @@ impl Backend {
     }
 }
 
-/// Runs a test function on SQLite and on PostgreSQL.
+/// The fixture of `on_both!`: a server's backend for each engine.
+pub async fn backend(engine: kluis_testkit::Engine) -> Option<Backend> {
+    match engine {
+        kluis_testkit::Engine::Sqlite => Some(Backend::Sqlite),
+        kluis_testkit::Engine::Postgres => Backend::postgres(),
+    }
+}
+
+/// Runs each named test function on SQLite and on PostgreSQL.
 macro_rules! on_both {
-    ($($name:ident),* $(,)?) => {$(
-        mod $name {
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn sqlite() {
-                super::$name(crate::support::Backend::Sqlite).await;
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn postgres() {
-                let Some(b) = crate::support::Backend::postgres() else { return };
-                super::$name(b).await;
-            }
-        }
-    )*};
+    ($($name:ident),+ $(,)?) => {
+        kluis_testkit::on_both!(fixture = crate::support::backend; $($name),+);
+    };
 }
 pub(crate) use on_both;
 
