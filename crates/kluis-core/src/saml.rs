@@ -445,27 +445,11 @@ mod enabled {
         ) -> Result<LoginOutcome, (Option<UserId>, Failure)> {
             let fail = |reason, error| (None, Failure::new(reason, error));
             let state = form.relay_state.as_deref().unwrap_or_default();
-            let pending = async {
-                let mut tx = self.store.tenant(tenant).begin().await?;
-                let p = tx.take_sso_pending(&token::hash_secret(state)).await?;
-                tx.commit().await?;
-                Ok::<_, Error>(p)
-            }
-            .await
-            .map_err(|e| (None, Failure::from(e)))?;
-            let Some(pending) = pending else {
-                return Err(fail("state_unknown", state_failed()));
-            };
+            let (pending, binding) = self
+                .take_pending_sign_in(tenant, state, binding)
+                .await
+                .map_err(|f| (None, f))?;
             let now = self.now();
-            if now >= pending.expires_at {
-                return Err(fail("state_expired", state_failed()));
-            }
-            let bound = binding.is_some_and(|b| {
-                token::constant_time_eq(&token::hash_secret(b), &pending.binding_hash)
-            });
-            let Some(binding) = binding.filter(|_| bound) else {
-                return Err(fail("browser_mismatch", state_failed()));
-            };
             let request_id = request_id(binding);
             // An OpenID Connect sign-in's pending row has another nonce.
             if !token::constant_time_eq(&token::hash_secret(&request_id), &pending.nonce_hash) {

@@ -645,6 +645,39 @@ impl From<Error> for Failure {
 }
 
 impl Kluis {
+    /// The first steps of every SSO return (OIDC callback, SAML ACS): consumes the pending
+    /// sign-in named by `state` (single use: the row is deleted before anything else, whatever
+    /// happens next), refuses it once expired, and refuses it without the binding cookie of the
+    /// browser that started it (a stolen callback URL is useless, and the attempt burns the
+    /// state). Returns the row and the verified binding secret.
+    pub(crate) async fn take_pending_sign_in<'b>(
+        &self,
+        tenant: TenantId,
+        state: &str,
+        binding: Option<&'b str>,
+    ) -> Result<(crate::db::sso::SsoPendingRow, &'b str), Failure> {
+        let pending = async {
+            let mut tx = self.store.tenant(tenant).begin().await?;
+            let p = tx.take_sso_pending(&token::hash_secret(state)).await?;
+            tx.commit().await?;
+            Ok::<_, Error>(p)
+        }
+        .await?;
+        let Some(pending) = pending else {
+            return Err(Failure::new("state_unknown", state_failed()));
+        };
+        if self.now() >= pending.expires_at {
+            return Err(Failure::new("state_expired", state_failed()));
+        }
+        let bound = binding.is_some_and(|b| {
+            token::constant_time_eq(&token::hash_secret(b), &pending.binding_hash)
+        });
+        let Some(binding) = binding.filter(|_| bound) else {
+            return Err(Failure::new("browser_mismatch", state_failed()));
+        };
+        Ok((pending, binding))
+    }
+
     /// Starts a sign-in for the organisation with this slug.
     pub async fn sso_start(&self, organisation: &str, ctx: &RequestContext) -> Result<SsoStart> {
         let rt = self.sso_runtime()?;
@@ -789,27 +822,10 @@ impl Kluis {
     ) -> Result<LoginOutcome, (Option<UserId>, Failure)> {
         let fail = |reason, error| (None, Failure::new(reason, error));
         let state = params.state.as_deref().unwrap_or_default();
-        // Single use: the pending row is gone from here on, whatever happens next.
-        let pending = async {
-            let mut tx = self.store.tenant(tenant).begin().await?;
-            let p = tx.take_sso_pending(&token::hash_secret(state)).await?;
-            tx.commit().await?;
-            Ok::<_, Error>(p)
-        }
-        .await
-        .map_err(|e| (None, Failure::from(e)))?;
-        let Some(pending) = pending else {
-            return Err(fail("state_unknown", state_failed()));
-        };
-        if self.now() >= pending.expires_at {
-            return Err(fail("state_expired", state_failed()));
-        }
-        let bound = binding.is_some_and(|b| {
-            token::constant_time_eq(&token::hash_secret(b), &pending.binding_hash)
-        });
-        let Some(binding) = binding.filter(|_| bound) else {
-            return Err(fail("browser_mismatch", state_failed()));
-        };
+        let (pending, binding) = self
+            .take_pending_sign_in(tenant, state, binding)
+            .await
+            .map_err(|f| (None, f))?;
         if params.error.is_some() {
             return Err(fail("idp_error", sso_failed()));
         }

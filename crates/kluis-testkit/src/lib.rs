@@ -43,7 +43,7 @@ pub enum Engine {
 /// the test). `None` skips that engine: fixtures return it only after printing
 /// "skipped: <why>" (see [`pg_cluster`]), which `KLUIS_REQUIRE_POSTGRES=1` turns into a failure.
 ///
-/// ```ignore
+/// ```text
 /// kluis_testkit::on_both!(fixture = crate::support::backend; sign_in_works, sign_out_works);
 /// ```
 #[macro_export]
