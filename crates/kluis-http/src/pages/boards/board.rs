@@ -343,9 +343,9 @@ async fn move_card(
         return bad_form().into_response();
     };
     let pipeline = uuid::Uuid::parse_str(&f.pipeline).ok().map(PipelineId);
+    // The stage alone: a board moves a card within its pipeline.
     let input = RecordInput {
         stage_id: Some(StageId(stage)),
-        pipeline_id: pipeline,
         ..RecordInput::default()
     };
     let result = s
