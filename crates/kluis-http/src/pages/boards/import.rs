@@ -302,10 +302,11 @@ async fn step_page(
 }
 
 /// The import permission (owners, admins, managers): others get the 403 page.
-fn may_import(s: &AppState, headers: &HeaderMap, user: &PageUser) -> Result<(), Response> {
+fn refused(s: &AppState, headers: &HeaderMap, user: &PageUser) -> Option<Response> {
     s.kluis
         .may_import(&user.actor)
-        .map_err(|_| forbidden_page(headers, Some(user)))
+        .is_err()
+        .then(|| forbidden_page(headers, Some(user)))
 }
 
 pub async fn start(State(s): State<AppState>, headers: HeaderMap) -> Response {
@@ -313,7 +314,7 @@ pub async fn start(State(s): State<AppState>, headers: HeaderMap) -> Response {
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     upload_page(&headers, &user, StatusCode::OK, None)
@@ -334,7 +335,7 @@ pub async fn mapping(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     let step = if q.step.as_deref() == Some("check") {
@@ -554,7 +555,7 @@ pub async fn upload(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     let b = text::of(Lang::of(&headers));
@@ -692,7 +693,7 @@ pub async fn check(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     let mode = if get("mode") == "continue_on_error" {
@@ -763,7 +764,7 @@ pub async fn run(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     let Some((opts, bytes, rows)) = with_upload(&user, &token, |u| {
@@ -861,7 +862,7 @@ pub async fn status(
         Ok(u) => u,
         Err(r) => return r,
     };
-    if let Err(r) = may_import(&s, &headers, &user) {
+    if let Some(r) = refused(&s, &headers, &user) {
         return r;
     }
     let Ok(id) = uuid::Uuid::parse_str(&id) else {
