@@ -323,7 +323,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .route("/assets/kluis.css", get(routes::setup::stylesheet))
         .merge(pages::routes())
         .nest("/scim/v2", routes::scim::router())
-        .fallback(not_found)
+        .fallback(pages::errors::fallback)
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))
         .layer(DefaultBodyLimit::max(config.body_limit))
@@ -383,10 +383,6 @@ async fn openapi_doc(axum::extract::State(s): axum::extract::State<AppState>) ->
         [(axum::http::header::CONTENT_TYPE, "application/json")],
         s.openapi_json.as_str().to_owned(),
     )
-}
-
-async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "route_not_found", "no such endpoint")
 }
 
 /// Responses produced by axum or tower themselves (405, 408, 413) carry no body; give them

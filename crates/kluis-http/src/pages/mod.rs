@@ -14,6 +14,8 @@
 
 mod account;
 mod admin;
+mod boards;
+pub mod errors;
 pub mod i18n;
 mod sign_in;
 
@@ -76,6 +78,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/passkeys/delete", post(account::delete_passkey))
         .route("/assets/passkeys.js", get(passkeys_script))
         .route("/lang/{code}", get(switch_language))
+        .merge(boards::routes())
 }
 
 /// What every page's frame needs: the navigation and the language switch.
