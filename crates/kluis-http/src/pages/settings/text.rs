@@ -370,3 +370,13 @@ pub static NL: SText = SText {
         ("task", "Taak"),
     ],
 };
+
+/// A user's status by the page's language code (`t.lang`), for templates.
+pub fn status_name(
+    lang: &str,
+    status: &str,
+    has_password: impl std::borrow::Borrow<bool>,
+) -> &'static str {
+    let x = if lang == "nl" { &NL } else { &EN };
+    x.status(status, *has_password.borrow())
+}
