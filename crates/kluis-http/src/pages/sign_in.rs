@@ -355,12 +355,7 @@ pub async fn enrol_confirm(
             // A wrong code: the key stays the same, so the same QR code and key again (the
             // one just scanned keeps working); "start" only when none is pending.
             let e: ApiError = e.into();
-            let pending = s
-                .kluis
-                .pending_totp_enrolment(&actor)
-                .await
-                .ok()
-                .flatten();
+            let pending = s.kluis.pending_totp_enrolment(&actor).await.ok().flatten();
             let (qr, secret) = match pending {
                 Some(p) => (Some(qr_data_uri(&p.qr_svg)), p.secret),
                 None => (None, String::new()),

@@ -141,7 +141,16 @@ pub async fn page(
         Err(r) => return r,
     };
     let notice = w.done(q.done.as_deref());
-    show(&s, &c, &w, StatusCode::OK, notice, q.cursor.as_deref(), None).await
+    show(
+        &s,
+        &c,
+        &w,
+        StatusCode::OK,
+        notice,
+        q.cursor.as_deref(),
+        None,
+    )
+    .await
 }
 
 /// The form as pairs: `scope` repeats, one per ticked box.

@@ -86,9 +86,7 @@ impl Filters {
 
     /// The filters as a query string (for export links and the next page).
     fn link(&self) -> String {
-        let enc = |v: &str| {
-            url_escape(v.trim())
-        };
+        let enc = |v: &str| url_escape(v.trim());
         format!(
             "user={}&action={}&record={}&from={}&to={}",
             enc(&self.user),
@@ -166,11 +164,12 @@ async fn user_names(
             .kluis
             .list_users(&w.user.actor, c, cursor.as_deref(), Some(200))
             .await?;
-        out.extend(
-            page.items
-                .into_iter()
-                .map(|u| (u.id.to_string(), format!("{} <{}>", u.display_name, u.email))),
-        );
+        out.extend(page.items.into_iter().map(|u| {
+            (
+                u.id.to_string(),
+                format!("{} <{}>", u.display_name, u.email),
+            )
+        }));
         match page.next_cursor {
             Some(next) => cursor = Some(next),
             None => break,
@@ -310,8 +309,13 @@ pub async fn export(
         ip: None,
     };
     let actor = w.user.actor.clone();
-    match crate::routes::audit::export(State(s.clone()), Authed(actor), Ctx(c.clone()), ApiQuery(query))
-        .await
+    match crate::routes::audit::export(
+        State(s.clone()),
+        Authed(actor),
+        Ctx(c.clone()),
+        ApiQuery(query),
+    )
+    .await
     {
         Ok(r) => r.into_response(),
         Err(e) => {

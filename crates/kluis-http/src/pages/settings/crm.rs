@@ -98,7 +98,12 @@ struct FieldsPage {
     kinds: [&'static str; 12],
 }
 
-async fn show_fields(s: &AppState, w: &Who, status: StatusCode, notice: Option<Notice>) -> Response {
+async fn show_fields(
+    s: &AppState,
+    w: &Who,
+    status: StatusCode,
+    notice: Option<Notice>,
+) -> Response {
     let (status, notice, fields) = match s.kluis.list_custom_fields(&w.user.actor, None).await {
         Ok(list) => {
             let lines = list
@@ -341,7 +346,10 @@ fn parse_stages(text: &str, existing: Option<&Pipeline>) -> Vec<StageInput> {
 }
 
 async fn all_pipelines(s: &AppState, w: &Who) -> kluis_core::Result<Vec<Pipeline>> {
-    let mut all = s.kluis.list_pipelines(&w.user.actor, ObjectType::Deal).await?;
+    let mut all = s
+        .kluis
+        .list_pipelines(&w.user.actor, ObjectType::Deal)
+        .await?;
     all.extend(
         s.kluis
             .list_pipelines(&w.user.actor, ObjectType::Ticket)
@@ -403,12 +411,7 @@ pub async fn pipelines_page(
     show_pipelines(&s, &w, StatusCode::OK, notice).await
 }
 
-async fn after_pipelines(
-    s: &AppState,
-    w: &Who,
-    r: kluis_core::Result<()>,
-    code: &str,
-) -> Response {
+async fn after_pipelines(s: &AppState, w: &Who, r: kluis_core::Result<()>, code: &str) -> Response {
     match r {
         Ok(()) => done("/settings/pipelines", code),
         Err(e) => {
@@ -441,9 +444,9 @@ pub async fn pipeline_create(
     };
     let r = async {
         let object_type = match f.object_type.as_deref() {
-            Some(t) => {
-                Some(ObjectType::parse(t).ok_or_else(|| bad("object_type", "unknown object type"))?)
-            }
+            Some(t) => Some(
+                ObjectType::parse(t).ok_or_else(|| bad("object_type", "unknown object type"))?,
+            ),
             None => None,
         };
         let input = PipelineInput {
@@ -628,11 +631,7 @@ pub async fn tag_create(
         name: f.name.trim().to_owned(),
         color: non_empty(&f.color),
     };
-    let r = s
-        .kluis
-        .create_tag(&w.user.actor, &c, input)
-        .await
-        .map(drop);
+    let r = s.kluis.create_tag(&w.user.actor, &c, input).await.map(drop);
     after_tags(&s, &w, r, "created").await
 }
 

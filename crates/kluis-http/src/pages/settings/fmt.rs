@@ -89,8 +89,14 @@ mod tests {
 
     #[test]
     fn dutch_and_english_dates_in_dutch_time() {
-        assert_eq!(datetime("nl", "2026-12-07T04:39:41.122Z"), "07-12-2026 05:39");
-        assert_eq!(datetime("en", "2026-12-07T04:39:41.122Z"), "2026-12-07 05:39");
+        assert_eq!(
+            datetime("nl", "2026-12-07T04:39:41.122Z"),
+            "07-12-2026 05:39"
+        );
+        assert_eq!(
+            datetime("en", "2026-12-07T04:39:41.122Z"),
+            "2026-12-07 05:39"
+        );
         // Summer time: UTC+2.
         assert_eq!(datetime("nl", "2026-07-01T10:00:00Z"), "01-07-2026 12:00");
         // Summer time starts on the last Sunday of March at 01:00 UTC (29 March 2026).

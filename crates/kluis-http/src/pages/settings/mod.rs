@@ -243,3 +243,64 @@ async fn sensitive_data(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::process::Command;
+
+    /// Every `pattern="..."` attribute of the pages and the setup page.
+    fn patterns() -> Vec<(String, String)> {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut files = vec![root.join("assets/setup.html")];
+        for e in std::fs::read_dir(root.join("templates")).unwrap() {
+            files.push(e.unwrap().path());
+        }
+        let mut out = Vec::new();
+        for f in files {
+            let text = std::fs::read_to_string(&f).unwrap();
+            let mut rest = text.as_str();
+            while let Some(i) = rest.find(" pattern=\"") {
+                let after = &rest[i + 10..];
+                let end = after.find('"').unwrap();
+                out.push((f.display().to_string(), after[..end].to_owned()));
+                rest = &after[end..];
+            }
+        }
+        out
+    }
+
+    /// Node's verdict on `^(?:p)$` with the `v` flag (as browsers compile `pattern`):
+    /// None when node is missing.
+    fn compiles_with_v_flag(p: &str) -> Option<bool> {
+        let script = "try { new RegExp('^(?:' + process.argv[1] + ')$', 'v'); process.exit(0) } catch (e) { console.error(String(e)); process.exit(3) }";
+        let out = Command::new("node").args(["-e", script, p]).output().ok()?;
+        Some(out.status.success())
+    }
+
+    /// Browsers check `pattern` in the `v`-flag mode, where e.g. an unescaped `-` in a class
+    /// is an error, and an invalid pattern is silently not checked at all.
+    #[test]
+    fn every_pattern_attribute_compiles_with_the_v_flag() {
+        let Some(bad) = compiles_with_v_flag("[a-z0-9-]") else {
+            assert!(
+                std::env::var_os("KLUIS_REQUIRE_BROWSER").is_none(),
+                "node is required"
+            );
+            eprintln!("skipped: node not found, pattern attributes not checked");
+            return;
+        };
+        assert!(
+            !bad,
+            "node must refuse an unescaped '-' in a class with the v flag"
+        );
+        let all = patterns();
+        assert!(
+            all.iter().any(|(f, _)| f.ends_with("setup.html")),
+            "{all:?}"
+        );
+        for (file, p) in all {
+            assert_eq!(compiles_with_v_flag(&p), Some(true), "{file}: {p}");
+        }
+    }
+}
