@@ -209,7 +209,7 @@ async fn settings_pages_change_what_the_api_sees(b: Backend) {
     // Scopes are what was ticked: no settings writes.
     let (st, _) = s
         .call(
-            "PUT",
+            reqwest::Method::PUT,
             "/api/v1/settings/sensitive-data",
             &key,
             Some(json!({"mode": "flag"})),

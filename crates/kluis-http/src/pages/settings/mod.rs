@@ -114,25 +114,28 @@ pub fn forbidden(user: &PageUser, headers: &HeaderMap) -> Response {
 /// A settings page view: signed in (else to the sign-in page) and an administrator (else 403).
 pub async fn viewer(s: &AppState, headers: &HeaderMap) -> Result<Who, Response> {
     let user = page_user(s, headers).await?;
-    who(user, headers)
+    if !may_administer(&user) {
+        return Err(forbidden(&user, headers));
+    }
+    Ok(who(user, headers))
 }
 
 /// A settings form post: the session's CSRF token, not cross-site, and an administrator.
 pub async fn poster(s: &AppState, headers: &HeaderMap, csrf: &str) -> Result<Who, Response> {
     let user = form_page_user(s, headers, csrf).await?;
-    who(user, headers)
-}
-
-fn who(user: PageUser, headers: &HeaderMap) -> Result<Who, Response> {
     if !may_administer(&user) {
         return Err(forbidden(&user, headers));
     }
+    Ok(who(user, headers))
+}
+
+fn who(user: PageUser, headers: &HeaderMap) -> Who {
     let lang = Lang::of(headers);
-    Ok(Who {
+    Who {
         user,
         t: lang.text(),
         x: SText::of(lang),
-    })
+    }
 }
 
 /// A 303 back to a settings page with a done code.
