@@ -428,6 +428,12 @@ async fn settings_pages_change_what_the_api_sees(b: Backend) {
     s.cli(&["audit", "checkpoint"], None);
     let (st, _, html) = get(&c, &s, "/settings/audit?action=user.update").await;
     assert_eq!(st, StatusCode::OK, "{html}");
+    assert!(
+        !html.contains("data-result="),
+        "verification runs on request: {html}"
+    );
+    let (st, _, html) = get(&c, &s, "/settings/audit?action=user.update&verify=1").await;
+    assert_eq!(st, StatusCode::OK, "{html}");
     assert!(html.contains("data-result=\"ok\""), "{html}");
     assert!(html.contains("id=\"checkpoint\""), "{html}");
     assert!(text_of(&html, "checkpoint").contains("kluis"), "{html}");
