@@ -684,3 +684,39 @@ async fn honest_pages_without_email_or_saml() {
     assert!(html.contains("<td>Actief</td>"), "{html}");
     assert!(!html.contains("<td>active</td>"), "{html}");
 }
+
+/// A log edited behind the server's back: the viewer's verification names the broken event.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_viewer_shows_a_broken_log() {
+    let mut s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "knoeier").await;
+    s.cli(&["audit", "checkpoint"], None);
+    let (c, _) = sign_in(&s, "knoeier", "owner@knoeier.test").await;
+    let (_, _, html) = get(&c, &s, "/settings/audit?verify=1").await;
+    assert!(html.contains("data-result=\"ok\""), "{html}");
+    assert!(s.stop().success());
+    let tid = format!("x'{}'", t.id.replace('-', ""));
+    let stmt = format!(
+        "DROP TRIGGER IF EXISTS audit_events_no_update; UPDATE audit_events SET action = 'user.view' WHERE tenant_id = {tid} AND seq = 3;"
+    );
+    let out = std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import sqlite3,sys; c=sqlite3.connect(sys.argv[1]); c.executescript(sys.argv[2]); c.commit()",
+            s.sqlite_path().to_str().unwrap(),
+            &stmt,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    s.spawn().await;
+    let (c, _) = sign_in(&s, "knoeier", "owner@knoeier.test").await;
+    let (st, _, html) = get(&c, &s, "/settings/audit?verify=1").await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("data-result=\"broken\""), "{html}");
+    assert!(text_of(&html, "verify-result").contains(" 3:"), "{html}");
+}
