@@ -757,6 +757,13 @@ impl Kluis {
         Ok(Some(note))
     }
 
+    /// [`Kluis::verify_log`] of the actor's own tenant, for the audit log viewer (owners and
+    /// admins; API keys with `audit:read`).
+    pub async fn audit_verify(&self, actor: &Actor) -> Result<VerifyReport> {
+        actor.require(Permission::AuditRead)?;
+        self.verify_log(actor.tenant()).await
+    }
+
     /// Verifies one log: sequence, every leaf hash against the event contents, the head
     /// counter, and every external checkpoint's signature and root.
     pub async fn verify_log(&self, tenant: TenantId) -> Result<VerifyReport> {

@@ -426,6 +426,30 @@ impl Kluis {
         })
     }
 
+    /// The enrolment started and not yet confirmed, shown again (after a wrong code the key
+    /// stays the same, so the QR code the person just scanned keeps working). None when no
+    /// enrolment is pending.
+    pub async fn pending_totp_enrolment(&self, actor: &Actor) -> Result<Option<TotpEnrolment>> {
+        let (user, _) = person(actor)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let keys = self.keys(&mut tx).await?;
+        let Some(m) = tx.user_mfa(user).await? else {
+            return Ok(None);
+        };
+        if m.confirmed_at.is_some() {
+            return Ok(None);
+        }
+        let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
+        let email = user_from_row(&keys, row)?.email;
+        let secret = zeroize::Zeroizing::new(keys.open("user_mfa", "secret", user.0, &m.secret)?);
+        let otpauth_uri = totp::otpauth_uri(&secret, ISSUER, &email)?;
+        Ok(Some(TotpEnrolment {
+            secret: totp::secret_base32(&secret),
+            qr_svg: totp::qr_svg(&otpauth_uri)?,
+            otpauth_uri,
+        }))
+    }
+
     /// Confirms enrolment with a first code; issues the recovery codes. With a pending
     /// (must-enrol) session this completes the sign-in: a new, full session.
     pub async fn confirm_totp_enrolment(

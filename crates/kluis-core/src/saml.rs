@@ -79,6 +79,9 @@ pub struct SamlAcsForm {
     pub relay_state: Option<String>,
 }
 
+/// Whether this build supports SAML (the `saml` cargo feature); pages hide SAML without it.
+pub const SAML_BUILT: bool = cfg!(feature = "saml");
+
 #[cfg(not(feature = "saml"))]
 fn not_built() -> Error {
     Error::new(

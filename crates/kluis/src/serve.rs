@@ -254,6 +254,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     listener.set_nonblocking(true)?;
     let addr = listener.local_addr()?;
     let kluis = with_mail(kluis, &cfg, addr.port())?;
+    if !kluis.mail_configured() {
+        tracing::warn!(
+            "no email relay configured (smtp_url): password reset and invitation emails are off; users who forget their password must ask an administrator"
+        );
+    }
     let base = cfg
         .public_url
         .clone()

@@ -35,6 +35,8 @@ mod scim;
 mod secrets;
 #[path = "e2e/server.rs"]
 mod server;
+#[path = "e2e/settings_pages.rs"]
+mod settings_pages;
 #[path = "e2e/sso.rs"]
 mod sso;
 #[path = "e2e/tls.rs"]

@@ -60,6 +60,11 @@ struct AdminPage {
     scim_default_roles: Vec<RoleChoice>,
     /// A SCIM token just created: shown this once.
     new_scim_token: Option<String>,
+    /// False on a build without SAML support: the SAML section is not shown.
+    saml_built: bool,
+    /// The warning that this server sends no email (None when it does).
+    mail_off: Option<&'static str>,
+    settings_title: &'static str,
 }
 
 #[derive(Debug, Deserialize, Default)]
@@ -100,8 +105,12 @@ async fn render_admin(
             Err(e) if e.kind == ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        // Absent, or this build has no SAML support: the form says so when saved.
-        let saml = s.kluis.saml_settings(a).await.ok();
+        // Absent, or this build has no SAML support (then the section is hidden).
+        let saml = if kluis_core::saml::SAML_BUILT {
+            s.kluis.saml_settings(a).await.ok()
+        } else {
+            None
+        };
         let scim = s.kluis.scim_settings(a).await?;
         let users = s.kluis.list_users(a, ctx, cursor, Some(100)).await?;
         Ok::<_, kluis_core::Error>((mfa, password, sso, saml, scim, users))
@@ -175,8 +184,16 @@ async fn render_admin(
                 .collect(),
             scim,
             new_scim_token: shown.new_scim_token,
+            saml_built: kluis_core::saml::SAML_BUILT,
+            mail_off: (!s.kluis.mail_configured())
+                .then_some(super::settings::SText::of(lang_of(t)).mail_off),
+            settings_title: super::settings::SText::of(lang_of(t)).settings_title,
         },
     )
+}
+
+fn lang_of(t: &Text) -> Lang {
+    Lang::parse(t.lang).unwrap_or(Lang::En)
 }
 
 /// Something shown once on the admin page after an action.

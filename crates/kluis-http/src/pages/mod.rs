@@ -17,6 +17,7 @@ mod admin;
 mod boards;
 pub mod errors;
 pub mod i18n;
+pub mod settings;
 mod sign_in;
 
 use askama::Template;
@@ -79,6 +80,7 @@ pub fn routes() -> Router<AppState> {
         .route("/assets/passkeys.js", get(passkeys_script))
         .route("/lang/{code}", get(switch_language))
         .merge(boards::routes())
+        .merge(settings::routes())
 }
 
 /// What every page's frame needs: the navigation and the language switch.

@@ -261,6 +261,12 @@ pub async fn enrol_page(State(s): State<AppState>, headers: HeaderMap) -> Respon
     )
 }
 
+/// The QR code as a data URI (an `<img>`, so no inline SVG or script).
+fn qr_data_uri(svg: &str) -> String {
+    let b64 = base64::engine::general_purpose::STANDARD.encode(svg.as_bytes());
+    format!("data:image/svg+xml;base64,{b64}")
+}
+
 #[derive(Deserialize)]
 pub struct CsrfForm {
     csrf: String,
@@ -278,15 +284,7 @@ pub async fn enrol_start(
         Err(r) => return r,
     };
     let (status, notice, qr, secret) = match s.kluis.start_totp_enrolment(&actor, &c).await {
-        Ok(e) => {
-            let b64 = base64::engine::general_purpose::STANDARD.encode(e.qr_svg.as_bytes());
-            (
-                StatusCode::OK,
-                None,
-                Some(format!("data:image/svg+xml;base64,{b64}")),
-                e.secret,
-            )
-        }
+        Ok(e) => (StatusCode::OK, None, Some(qr_data_uri(&e.qr_svg)), e.secret),
         Err(e) => {
             let e: ApiError = e.into();
             (e.status, Notice::error(t, &e), None, String::new())
@@ -354,8 +352,14 @@ pub async fn enrol_confirm(
             res
         }
         Err(e) => {
-            // A wrong code: the key stays the same, so start over with a fresh one.
+            // A wrong code: the key stays the same, so the same QR code and key again (the
+            // one just scanned keeps working); "start" only when none is pending.
             let e: ApiError = e.into();
+            let pending = s.kluis.pending_totp_enrolment(&actor).await.ok().flatten();
+            let (qr, secret) = match pending {
+                Some(p) => (Some(qr_data_uri(&p.qr_svg)), p.secret),
+                None => (None, String::new()),
+            };
             render(
                 e.status,
                 &EnrolPage {
@@ -364,8 +368,8 @@ pub async fn enrol_confirm(
                     notice: Notice::error(t, &e),
                     csrf: f.csrf,
                     required: actor.stage() == AuthStage::PendingEnrol,
-                    qr_data_uri: None,
-                    secret: String::new(),
+                    qr_data_uri: qr,
+                    secret,
                 },
             )
         }
@@ -427,9 +431,16 @@ struct ForgotPage<'a> {
     notice: Option<Notice>,
     form_token: &'a str,
     sent: bool,
+    /// This server sends no email: say so instead of promising a link.
+    no_mail: Option<&'static str>,
 }
 
-pub async fn forgot_page(headers: HeaderMap) -> Response {
+fn no_mail(s: &AppState, headers: &HeaderMap) -> Option<&'static str> {
+    (!s.kluis.mail_configured())
+        .then(|| super::settings::SText::of(Lang::of(headers)).forgot_no_mail)
+}
+
+pub async fn forgot_page(State(s): State<AppState>, headers: HeaderMap) -> Response {
     let t = Lang::of(&headers).text();
     let token = FormToken::for_page(&headers);
     let mut res = render(
@@ -440,6 +451,7 @@ pub async fn forgot_page(headers: HeaderMap) -> Response {
             notice: None,
             form_token: &token.value,
             sent: false,
+            no_mail: no_mail(&s, &headers),
         },
     );
     res.headers_mut().extend(token.set_cookie);
@@ -462,6 +474,21 @@ pub async fn forgot_submit(
 ) -> Response {
     let t = Lang::of(&headers).text();
     let token = FormToken::for_page(&headers);
+    let no_mail = no_mail(&s, &headers);
+    if no_mail.is_some() {
+        // Nothing can be sent; the page says so (whatever the address).
+        return render(
+            StatusCode::OK,
+            &ForgotPage {
+                t,
+                nav: Nav::anonymous("/forgot-password"),
+                notice: None,
+                form_token: &token.value,
+                sent: true,
+                no_mail,
+            },
+        );
+    }
     let checked = FormToken::check(&headers, &f.form_token);
     if checked.is_ok() {
         s.kluis.request_password_reset(
@@ -484,6 +511,7 @@ pub async fn forgot_submit(
             notice,
             form_token: &token.value,
             sent: checked.is_ok(),
+            no_mail: None,
         },
     )
 }

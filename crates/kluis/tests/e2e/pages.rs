@@ -402,8 +402,9 @@ async fn sign_in_with_a_second_factor_and_sign_out(b: Backend) {
     let (_, loc, _) = get(&nl, &s, "/lang/nl?next=//evil.example/").await;
     assert_eq!(loc, "/sign-in");
 
-    // Forgotten password: the same answer for a known and an unknown address.
-    let (_, _, html) = get(&nl, &s, "/forgot-password").await;
+    // Forgotten password: the same answer for a known and an unknown address (this server
+    // sends no email, so the answer says so rather than promising a link).
+    let (_, _, html) = get(&nl, &s, "/sign-in").await;
     let ft = field(&html, "form_token");
     let mut answers = Vec::new();
     for who in [email, "nobody@pagina.test"] {
@@ -423,8 +424,9 @@ async fn sign_in_with_a_second_factor_and_sign_out(b: Backend) {
     }
     assert_eq!(answers[0], answers[1]);
     assert!(
-        answers[0].contains("reset link is on its way")
-            || answers[0].contains("link naar je onderweg")
+        answers[0].contains("cannot send email") || answers[0].contains("geen e-mail versturen"),
+        "{}",
+        answers[0]
     );
 }
 
