@@ -45,7 +45,7 @@ pub use authz::{Actor, AuthStage, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Store;
 pub use error::{Error, ErrorKind};
-pub use kluis_types::{ApiKeyId, Email, Phone, RecordId, SessionId, TenantId, UserId};
+pub use kluis_types::{ApiKeyId, Email, Phone, RecordId, SessionId, Status, TenantId, UserId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

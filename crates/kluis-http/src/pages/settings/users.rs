@@ -91,8 +91,8 @@ async fn show(
         .map(|u| UserLine {
             id: u.id.0.to_string(),
             role_name: w.t.role_name(u.role.as_str()),
-            status_name: w.x.status(&u.status, u.has_password),
-            disabled: u.status == "disabled",
+            status_name: w.x.status(u.status.as_str(), u.has_password),
+            disabled: u.status == kluis_core::Status::Disabled,
             roles: roles(w, u.role),
             name: u.display_name,
             email: u.email,
