@@ -69,6 +69,25 @@ pub(crate) struct Schema {
     pub custom: Vec<CustomDef>,
 }
 
+impl Schema {
+    /// The fields whose values must be unique among live records: the type's built-in dedupe
+    /// field (a contact's email, a company's domain) and every custom field marked unique.
+    /// A single create and an import check the same list.
+    pub(crate) fn unique_fields(&self) -> Vec<String> {
+        self.t
+            .dedupe_field()
+            .map(str::to_owned)
+            .into_iter()
+            .chain(
+                self.custom
+                    .iter()
+                    .filter(|d| d.unique)
+                    .map(|d| format!("custom.{}", d.key)),
+            )
+            .collect()
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct StoredOptions {
     #[serde(default)]

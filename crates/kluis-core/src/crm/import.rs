@@ -1006,18 +1006,7 @@ impl Kluis {
             ))
         };
         // Pass 1: inputs and their unique blind indexes.
-        let unique: Vec<String> = t
-            .dedupe_field()
-            .map(str::to_owned)
-            .into_iter()
-            .chain(
-                schema
-                    .custom
-                    .iter()
-                    .filter(|d| d.unique)
-                    .map(|d| format!("custom.{}", d.key)),
-            )
-            .collect();
+        let unique = schema.unique_fields();
         let mut staged = Vec::with_capacity(rows.len());
         for parsed in rows {
             let p = match parsed {

@@ -631,18 +631,7 @@ impl Kluis {
         f: &Map<String, Value>,
     ) -> Result<()> {
         let t = schema.t;
-        let unique: Vec<String> = t
-            .dedupe_field()
-            .map(str::to_owned)
-            .into_iter()
-            .chain(
-                schema
-                    .custom
-                    .iter()
-                    .filter(|d| d.unique)
-                    .map(|d| format!("custom.{}", d.key)),
-            )
-            .collect();
+        let unique = schema.unique_fields();
         for (field, bidx) in lookups(keys, schema, f) {
             if !unique.contains(&field) {
                 continue;
