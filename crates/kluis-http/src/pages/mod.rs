@@ -15,6 +15,7 @@
 mod account;
 mod admin;
 pub mod i18n;
+mod record;
 mod sign_in;
 
 use askama::Template;
@@ -76,6 +77,7 @@ pub fn routes() -> Router<AppState> {
         .route("/account/passkeys/delete", post(account::delete_passkey))
         .route("/assets/passkeys.js", get(passkeys_script))
         .route("/lang/{code}", get(switch_language))
+        .merge(record::routes())
 }
 
 /// What every page's frame needs: the navigation and the language switch.
