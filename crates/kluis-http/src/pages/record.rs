@@ -797,7 +797,7 @@ async fn timeline(
             });
         }
     }
-    items.sort_by(|a, b| b.sort.cmp(&a.sort));
+    items.sort_by_key(|i| std::cmp::Reverse(i.sort));
     Ok(items)
 }
 
@@ -1017,6 +1017,13 @@ async fn links(
         let mut input = RecordInput::default();
         match t {
             ObjectType::Contact => {
+                if add && target.is_none() {
+                    return Err(kluis_core::Error::validation(
+                        "target",
+                        "required",
+                        "choose a company",
+                    ));
+                }
                 input.company_id = Some(if add { target } else { None });
             }
             ObjectType::Company => return Err(not_found()),
@@ -1306,6 +1313,10 @@ pub struct NewQuery {
     contact_id: Option<String>,
 }
 
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the page's inputs plus the values and link an unsaved create brings back"
+)]
 async fn new_form(
     s: &AppState,
     c: &RequestContext,
