@@ -714,3 +714,84 @@ async fn record_pages_refuse_readers_and_strangers(b: Backend) {
     let (st, _, _) = get(&oc, &s, "/contacts/not-a-uuid").await;
     assert_eq!(st, StatusCode::NOT_FOUND);
 }
+
+/// Headless Chromium on the record pages at 375 px and 1440 px: no CSP violation or script
+/// error, no sideways scrolling, an edit by keyboard; screenshots are written to
+/// `target/tmp/record-pages/`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_record_pages_at_phone_and_desktop_width() {
+    let Some(tools) = kluis_testkit::browser::browser_tools() else {
+        return;
+    };
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "scherm").await;
+    let o = &t.owner;
+    let (_, company) = s
+        .post(
+            "/api/v1/companies",
+            o,
+            json!({"fields": {"name": "Bakkerij de Gouden Korenschoof en Zonen BV", "domain": "korenschoof.nl"}}),
+        )
+        .await;
+    let company = company["id"].as_str().unwrap().to_owned();
+    let (_, contact) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"first_name": "Annemarie", "last_name": "van der Heijden-Vermeulen", "email": "annemarie.vanderheijden@korenschoof.nl", "city": "Delft", "description": "Een lange omschrijving die op een telefoon netjes moet afbreken zonder dat de pagina opzij scrollt."}, "company_id": company}),
+        )
+        .await;
+    let contact = contact["id"].as_str().unwrap().to_owned();
+    let (_, deal) = s
+        .post(
+            "/api/v1/deals",
+            o,
+            json!({"fields": {"name": "Ovens 2027"}, "amount_minor": 1_234_567_890, "contact_ids": [contact]}),
+        )
+        .await;
+    let deal = deal["id"].as_str().unwrap().to_owned();
+    for body in ["Gebeld over de levering", "Offerte nagestuurd"] {
+        let (st, v) = s
+            .post(
+                "/api/v1/notes",
+                o,
+                json!({"fields": {"body": body}, "related_ids": [contact]}),
+            )
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let (st, _, v) = s
+        .call_with(
+            reqwest::Method::PATCH,
+            &format!("/api/v1/contacts/{contact}"),
+            o,
+            &[("if-match", "\"1\"")],
+            Some(json!({"fields": {"city": "Utrecht"}})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let out = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("record-pages");
+    let input = json!({
+        "base": format!("https://localhost:{}", s.port),
+        "cert": s.dir.path().join("tls/cert.pem"),
+        "organisation": "scherm",
+        "email": "owner@scherm.test",
+        "password": PASSWORD,
+        "chromium": tools.chromium,
+        "out": out,
+        "pages": [
+            format!("/contacts/{contact}"),
+            format!("/companies/{company}"),
+            format!("/deals/{deal}"),
+            "/contacts/new",
+            "/tasks",
+            "/trash",
+        ],
+    });
+    let (ok, stdout, err) = tools.run("record.mjs", &input);
+    eprintln!("{stdout}");
+    assert!(ok, "browser run failed:\n{stdout}\n{err}");
+    assert!(stdout.contains("{\"ok\":true}"), "{stdout}");
+    let (_, v) = s.get(&format!("/api/v1/contacts/{contact}"), o).await;
+    assert_eq!(v["fields"]["city"], "Leiden", "{v}");
+}
