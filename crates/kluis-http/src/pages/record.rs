@@ -269,6 +269,10 @@ pub struct LinkList {
     /// A create page that links the new record to this one.
     pub new_href: String,
     pub new_label: &'static str,
+    /// A company's contacts: linked and unlinked from here too (each contact's `company_id`).
+    pub editable: bool,
+    /// Records that can be added to the list.
+    pub add_options: Vec<Opt>,
 }
 
 pub struct TagChip {
@@ -463,6 +467,8 @@ async fn build(
                     } else {
                         r.new_ticket
                     },
+                    editable: false,
+                    add_options: Vec::new(),
                 });
             }
         }
@@ -472,12 +478,21 @@ async fn build(
                 ..RecordQuery::default()
             };
             let items = list(s, a, ctx, ObjectType::Contact, q, 100).await?;
+            let add_options = if can_write {
+                let all = list(s, a, ctx, ObjectType::Contact, RecordQuery::default(), 200).await?;
+                let linked: Vec<RecordId> = items.iter().map(|x| x.id).collect();
+                options(&all, &linked, None)
+            } else {
+                Vec::new()
+            };
             lists.push(LinkList {
                 id: "contacts",
                 title: r.contacts,
                 items: items.iter().map(|x| link(r, x)).collect(),
                 new_href: format!("/contacts/new?company_id={id}"),
                 new_label: r.new_contact,
+                editable: true,
+                add_options,
             });
         }
         ObjectType::Deal | ObjectType::Ticket => {
@@ -1026,7 +1041,35 @@ async fn links(
                 }
                 input.company_id = Some(if add { target } else { None });
             }
-            ObjectType::Company => return Err(not_found()),
+            ObjectType::Company => {
+                // The link lives on the contact: change the contact, on its current revision.
+                let Some(target) = target else {
+                    return Err(kluis_core::Error::validation(
+                        "target",
+                        "required",
+                        "choose a contact",
+                    ));
+                };
+                let contact = s.kluis.get_record(a, ObjectType::Contact, target).await?;
+                if !add && contact.company_id != Some(id) {
+                    return Err(not_found());
+                }
+                let change = RecordInput {
+                    company_id: Some(add.then_some(id)),
+                    ..RecordInput::default()
+                };
+                s.kluis
+                    .update_record(
+                        a,
+                        &c,
+                        ObjectType::Contact,
+                        target,
+                        &IfMatch::Revisions(vec![contact.revision]),
+                        change,
+                    )
+                    .await?;
+                return Ok(format!("/companies/{id}?done=saved"));
+            }
             _ => {
                 let mut ids = if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
                     rec.contact_ids.clone()

@@ -305,6 +305,33 @@ async fn record_pages_working_day(b: Backend) {
     assert_eq!(st, StatusCode::SEE_OTHER);
     let (_, v) = s.get(&api, o).await;
     assert_eq!(v["company_id"], company.as_str(), "{v}");
+    // The same link from the company's side.
+    let company_links = format!("/companies/{company}/links");
+    let (st, _, _) = post(
+        &c,
+        &s,
+        &company_links,
+        &[("csrf", &csrf), ("action", "remove"), ("target", &contact)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, v) = s.get(&api, o).await;
+    assert_eq!(v["company_id"], Value::Null, "{v}");
+    let (_, _, html) = get(&c, &s, &format!("/companies/{company}")).await;
+    assert!(
+        html.contains(&format!("<option value=\"{contact}\">Jan Jansen")),
+        "{html}"
+    );
+    let (st, _, _) = post(
+        &c,
+        &s,
+        &company_links,
+        &[("csrf", &csrf), ("action", "add"), ("target", &contact)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, v) = s.get(&api, o).await;
+    assert_eq!(v["company_id"], company.as_str(), "{v}");
 
     // A deal with the contact, its amount typed the Dutch way; contacts removed and added.
     let (st, _, html) = get(&c, &s, &format!("/deals/new?contact_id={contact}")).await;
