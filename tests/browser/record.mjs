@@ -19,14 +19,17 @@ try {
   const page = await context.newPage();
   watch(page, problems);
   page.on('response', (r) => {
-    if (r.status() >= 400 && !r.url().endsWith('/favicon.ico')) problems.push(`${r.status()} for ${r.url()}`);
+    if (r.status() >= 400 && r.status() !== 409 && !r.url().endsWith('/favicon.ico')) problems.push(`${r.status()} for ${r.url()}`);
   });
 
-  await page.goto(`${cfg.base}/sign-in`);
-  await page.fill('#organisation', cfg.organisation);
-  await page.fill('#email', cfg.email);
-  await page.fill('#password', cfg.password);
-  await Promise.all([page.waitForNavigation(), page.click('#sign-in button[type=submit]')]);
+  const signIn = async (p) => {
+    await p.goto(`${cfg.base}/sign-in`);
+    await p.fill('#organisation', cfg.organisation);
+    await p.fill('#email', cfg.email);
+    await p.fill('#password', cfg.password);
+    await Promise.all([p.waitForNavigation(), p.click('#sign-in button[type=submit]')]);
+  };
+  await signIn(page);
   step('signed in', { url: page.url() });
 
   for (const width of [375, 1440]) {
@@ -51,6 +54,32 @@ try {
   step('edited by keyboard', { notice: status.trim() });
   const city = await page.inputValue('#f-city');
   if (city !== 'Leiden') problems.push(`city after save: ${city}`);
+
+  // A second session changes the city while this page is open; saving here then shows both
+  // values, and applying ours works on the new revision.
+  const other = await browser.newContext({ locale: 'en-GB' });
+  const page2 = await other.newPage();
+  watch(page2, problems);
+  await signIn(page2);
+  await page2.goto(`${cfg.base}${cfg.pages[0]}`);
+  await page2.fill('#f-city', 'Gouda');
+  await Promise.all([page2.waitForURL('**?done=saved'), page2.click('#save')]);
+  step('other session saved');
+  await page.fill('#f-city', 'Haarlem');
+  const [conflict] = await Promise.all([page.waitForNavigation(), page.click('#save')]);
+  if (conflict.status() !== 409) problems.push(`conflicting save answered ${conflict.status()}`);
+  const yours = (await page.textContent('#conflict .conflict-yours')).trim();
+  const stored = (await page.textContent('#conflict .conflict-stored')).trim();
+  if (yours !== 'Haarlem' || stored !== 'Gouda') problems.push(`conflict shows ${yours} / ${stored}`);
+  step('conflict shown', { yours, stored });
+  for (const width of [375, 1440]) {
+    await page.setViewportSize({ width, height: 900 });
+    await page.screenshot({ path: `${cfg.out}/contacts-conflict-${width}.png`, fullPage: true });
+  }
+  await Promise.all([page.waitForURL('**?done=saved'), page.click('#save')]);
+  const applied = await page.inputValue('#f-city');
+  if (applied !== 'Haarlem') problems.push(`city after applying: ${applied}`);
+  step('applied on the new revision', { city: applied });
 } catch (e) {
   problems.push(`step failed: ${e.message}`);
 } finally {

@@ -743,7 +743,8 @@ async fn record_pages_refuse_readers_and_strangers(b: Backend) {
 }
 
 /// Headless Chromium on the record pages at 375 px and 1440 px: no CSP violation or script
-/// error, no sideways scrolling, an edit by keyboard; screenshots are written to
+/// error, no sideways scrolling, an edit by keyboard, a conflicting edit from a second session
+/// (both values shown, ours applied on the new revision); screenshots are written to
 /// `target/tmp/record-pages/`.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_record_pages_at_phone_and_desktop_width() {
@@ -820,5 +821,16 @@ async fn chromium_record_pages_at_phone_and_desktop_width() {
     assert!(ok, "browser run failed:\n{stdout}\n{err}");
     assert!(stdout.contains("{\"ok\":true}"), "{stdout}");
     let (_, v) = s.get(&format!("/api/v1/contacts/{contact}"), o).await;
-    assert_eq!(v["fields"]["city"], "Leiden", "{v}");
+    assert_eq!(v["fields"]["city"], "Haarlem", "{v}");
+    // Every save is in the history: Leiden (keyboard), Gouda (other session), Haarlem.
+    let (_, versions) = s
+        .get(&format!("/api/v1/contacts/{contact}/versions"), o)
+        .await;
+    let cities: Vec<&str> = versions
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["fields"]["city"].as_str().unwrap_or(""))
+        .collect();
+    assert_eq!(cities, ["Haarlem", "Gouda", "Leiden", "Utrecht", "Delft"]);
 }
