@@ -317,6 +317,8 @@ struct RecordPage {
     base: String,
     title: String,
     revision: i64,
+    /// The revision the edit form is based on.
+    form_revision: i64,
     created: String,
     updated: String,
     fields: Vec<FieldView>,
@@ -345,6 +347,11 @@ struct RecordPage {
 struct Unsaved {
     /// The submitted values by field name.
     values: HashMap<String, String>,
+    /// The values the edit started from, and its revision: kept for a refused edit, so that
+    /// saving it again still notices changes made meanwhile (none for a conflict, which shows
+    /// the stored values and offers the new revision).
+    origs: HashMap<String, String>,
+    revision: Option<i64>,
     conflict: Vec<ConflictLine>,
     conflict_by: String,
     notice: Option<Notice>,
@@ -419,7 +426,8 @@ async fn build(
     let fields: Vec<FieldView> = specs
         .iter()
         .map(|sp| {
-            let orig = view::value_of(lang, sp, &rec);
+            let stored = view::value_of(lang, sp, &rec);
+            let orig = unsaved.origs.get(&sp.name).cloned().unwrap_or(stored);
             let value = unsaved
                 .values
                 .get(&sp.name)
@@ -561,6 +569,7 @@ async fn build(
         type_name: r.type_name(t),
         title: view::title(&rec),
         revision: rec.revision,
+        form_revision: unsaved.revision.unwrap_or(rec.revision),
         created: format!(
             "{} {} {}",
             r.datetime(&rec.created_at),
@@ -867,7 +876,7 @@ async fn edit(
     let mut input = RecordInput::default();
     for (sp, _, new) in &changed {
         if let Err(e) = view::apply(sp, new, &cat.pipelines, &mut input) {
-            return unsaved_page(&s, &c, &headers, &user, t, id, &changed, &e).await;
+            return unsaved_page(&s, &c, &headers, &user, t, id, revision, &changed, &e).await;
         }
     }
     let first = s
@@ -886,7 +895,7 @@ async fn edit(
         Err(e) => e,
     };
     if e.kind != ErrorKind::PreconditionFailed {
-        return unsaved_page(&s, &c, &headers, &user, t, id, &changed, &e).await;
+        return unsaved_page(&s, &c, &headers, &user, t, id, revision, &changed, &e).await;
     }
     // Changed since the page was shown: by whom, and which values?
     let current = match s.kluis.get_record(a, t, id).await {
@@ -897,7 +906,7 @@ async fn edit(
         .iter()
         .filter_map(|(sp, orig, new)| {
             let stored = view::value_of(lang, sp, &current);
-            if view::same(&stored, orig) {
+            if view::same(&stored, orig) || view::same(&stored, new) {
                 return None;
             }
             let cur = current.deal.as_ref().and_then(|d| d.currency.as_deref());
@@ -928,7 +937,20 @@ async fn edit(
             .await;
         return match again {
             Ok(_) => see_other(&format!("{base}?done=saved"), HeaderMap::new()),
-            Err(e) => unsaved_page(&s, &c, &headers, &user, t, id, &changed, &e).await,
+            Err(e) => {
+                unsaved_page(
+                    &s,
+                    &c,
+                    &headers,
+                    &user,
+                    t,
+                    id,
+                    current.revision,
+                    &changed,
+                    &e,
+                )
+                .await
+            }
         };
     }
     let unsaved = Unsaved {
@@ -948,6 +970,7 @@ async fn edit(
             kind: "error",
             text: r.conflict_title.to_owned(),
         }),
+        ..Unsaved::default()
     };
     show(
         &s,
@@ -975,6 +998,7 @@ async fn unsaved_page(
     user: &PageUser,
     t: ObjectType,
     id: RecordId,
+    revision: i64,
     changed: &[(&Spec, String, String)],
     e: &kluis_core::Error,
 ) -> Response {
@@ -988,6 +1012,11 @@ async fn unsaved_page(
             .iter()
             .map(|(sp, _, new)| (sp.name.clone(), new.clone()))
             .collect(),
+        origs: changed
+            .iter()
+            .map(|(sp, orig, _)| (sp.name.clone(), orig.clone()))
+            .collect(),
+        revision: Some(revision),
         notice: Notice::error(tt, &api),
         ..Unsaved::default()
     };

@@ -288,6 +288,24 @@ async fn record_pages_working_day(b: Backend) {
     assert!(html.contains("value=\"not-an-email\""), "{html}");
     let (_, v) = s.get(&api, o).await;
     assert_eq!(v["fields"]["email"], "jan@acme.nl");
+    // That page's form still starts from what was shown before: when the other session changes
+    // the email meanwhile, saving the corrected value is a conflict, not an overwrite.
+    assert_eq!(field(&html, "revision"), v["revision"].to_string());
+    let mut retry = edit_form(&html, &csrf);
+    set(&mut retry, "email", "jan2@acme.nl");
+    let (_, _, html2) = get(&c2, &s, &page).await;
+    let mut form2 = edit_form(&html2, &csrf2);
+    set(&mut form2, "email", "jan.j@acme.nl");
+    let (st, _, body) = post_pairs(&c2, &s, &format!("{page}/edit"), &form2).await;
+    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
+    let (st, _, html) = post_pairs(&c, &s, &format!("{page}/edit"), &retry).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{html}");
+    assert!(
+        html.contains("<td class=\"conflict-yours\">jan2@acme.nl</td><td class=\"conflict-stored\">jan.j@acme.nl</td>"),
+        "{html}"
+    );
+    let (_, v) = s.get(&api, o).await;
+    assert_eq!(v["fields"]["email"], "jan.j@acme.nl", "{v}");
 
     // Company link: remove and add again.
     let links = format!("{page}/links");
