@@ -27,6 +27,8 @@ mod mfa;
 mod pages;
 #[path = "e2e/passkeys.rs"]
 mod passkeys;
+#[path = "e2e/record_pages.rs"]
+mod record_pages;
 #[path = "e2e/saml.rs"]
 mod saml;
 #[path = "e2e/scim.rs"]

@@ -18,6 +18,7 @@ mod boards;
 pub mod errors;
 pub mod i18n;
 pub mod settings;
+mod record;
 mod sign_in;
 
 use askama::Template;
@@ -81,6 +82,7 @@ pub fn routes() -> Router<AppState> {
         .route("/lang/{code}", get(switch_language))
         .merge(boards::routes())
         .merge(settings::routes())
+        .merge(record::routes())
 }
 
 /// What every page's frame needs: the navigation and the language switch.
