@@ -168,7 +168,7 @@ pub fn specs(r: &RecText, t: ObjectType, c: &Catalogue) -> Vec<Spec> {
     }
     let mut owner = spec("owner_id", r.owner.to_owned(), Kind::Select);
     owner.options.push((String::new(), r.nobody.to_owned()));
-    for u in c.users.iter().filter(|u| u.status == "active") {
+    for u in c.users.iter().filter(|u| u.status.is_active()) {
         let name = if u.display_name.is_empty() {
             u.email.clone()
         } else {
