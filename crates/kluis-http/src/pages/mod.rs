@@ -17,8 +17,8 @@ mod admin;
 mod boards;
 pub mod errors;
 pub mod i18n;
-pub mod settings;
 mod record;
+pub mod settings;
 mod sign_in;
 
 use askama::Template;
