@@ -24,7 +24,8 @@ mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub use ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
+    TagId,
     TenantId, UserId,
 };
 pub use mail::OutboxRow;

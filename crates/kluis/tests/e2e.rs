@@ -35,5 +35,7 @@ mod secrets;
 mod server;
 #[path = "e2e/sso.rs"]
 mod sso;
+#[path = "e2e/tables_pages.rs"]
+mod tables_pages;
 #[path = "e2e/tls.rs"]
 mod tls;

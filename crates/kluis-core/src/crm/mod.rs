@@ -14,13 +14,14 @@ pub mod import;
 pub mod pipelines;
 mod reencrypt;
 pub mod search;
+pub mod views;
 pub mod tags;
 
 use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_store::{RecordId, TenantTx};
 
 pub use guard::mode as sensitive_mode;
-pub use kluis_store::{CustomFieldId, PipelineId, StageId, TagId};
+pub use kluis_store::{CustomFieldId, PipelineId, SavedViewId, StageId, TagId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -537,9 +538,12 @@ pub(crate) fn lookups(
     builtin.chain(unique).collect()
 }
 
-
 /// The store filter of a list query.
-fn record_filter(t: ObjectType, q: &RecordQuery, lookup: Option<(String, Vec<u8>)>) -> RecordFilter {
+fn record_filter(
+    t: ObjectType,
+    q: &RecordQuery,
+    lookup: Option<(String, Vec<u8>)>,
+) -> RecordFilter {
     RecordFilter {
         object_type: Some(t.as_str().to_owned()),
         deleted: false,

@@ -83,9 +83,7 @@ impl TenantIndex {
         self.bytes += e.text.len() + ENTRY_OVERHEAD;
         match v.binary_search_by(|x| x.id.cmp(&e.id)) {
             Ok(i) => {
-                self.bytes = self
-                    .bytes
-                    .saturating_sub(v[i].text.len() + ENTRY_OVERHEAD);
+                self.bytes = self.bytes.saturating_sub(v[i].text.len() + ENTRY_OVERHEAD);
                 v[i] = e;
             }
             Err(i) => v.insert(i, e),

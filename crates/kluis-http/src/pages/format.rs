@@ -110,23 +110,14 @@ pub fn date(lang: Lang, rfc3339: &str) -> String {
 /// An RFC 3339 time to the minute, in UTC: nl `25-11-2026 14:05 UTC`, en
 /// `2026-11-25 14:05 UTC`.
 pub fn datetime(lang: Lang, rfc3339: &str) -> String {
-    let Ok(t) = time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
+    let Ok(t) =
+        time::OffsetDateTime::parse(rfc3339, &time::format_description::well_known::Rfc3339)
     else {
         return date(lang, rfc3339);
     };
     let t = t.to_offset(time::UtcOffset::UTC);
-    let day = format!(
-        "{:04}-{:02}-{:02}",
-        t.year(),
-        u8::from(t.month()),
-        t.day()
-    );
-    format!(
-        "{} {:02}:{:02} UTC",
-        date(lang, &day),
-        t.hour(),
-        t.minute()
-    )
+    let day = format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day());
+    format!("{} {:02}:{:02} UTC", date(lang, &day), t.hour(), t.minute())
 }
 
 #[cfg(test)]
@@ -143,7 +134,10 @@ mod tests {
         assert_eq!(money(Lang::En, 1_500, "CHF"), "CHF 15.00");
         assert_eq!(money(Lang::Nl, 1_500, "JPY"), "¥ 1.500");
         assert_eq!(money(Lang::En, 1_234_567, "KWD"), "KWD 1,234.567");
-        assert_eq!(money(Lang::En, i64::MIN, "EUR"), "-€92,233,720,368,547,758.08");
+        assert_eq!(
+            money(Lang::En, i64::MIN, "EUR"),
+            "-€92,233,720,368,547,758.08"
+        );
     }
 
     #[test]

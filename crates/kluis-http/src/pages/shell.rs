@@ -132,8 +132,16 @@ mod tests {
         assert!(!items.iter().any(|i| i.href == "/settings"));
         let current: Vec<_> = items.iter().filter(|i| i.current).map(|i| i.href).collect();
         assert_eq!(current, vec!["/deals"]);
-        assert!(nav("/contacts", true).items("nl").iter().any(|i| i.href == "/settings"));
-        assert_eq!(nav("/contacts", true).items("nl")[0].label, "Contactpersonen");
+        assert!(
+            nav("/contacts", true)
+                .items("nl")
+                .iter()
+                .any(|i| i.href == "/settings")
+        );
+        assert_eq!(
+            nav("/contacts", true).items("nl")[0].label,
+            "Contactpersonen"
+        );
         assert!(!nav("/contactsx", false).items("en")[0].current);
     }
 }

@@ -62,6 +62,28 @@ pub fn routes() -> Router<AppState> {
                         bulk(s, headers, c, t, f).await
                     },
                 ),
+            )
+            .route(
+                &format!("{path}/views"),
+                post(
+                    move |State(s): State<AppState>,
+                          headers: HeaderMap,
+                          Ctx(c): Ctx,
+                          Form(f): Form<ViewForm>| async move {
+                        save_view(s, headers, c, t, f).await
+                    },
+                ),
+            )
+            .route(
+                &format!("{path}/views/delete"),
+                post(
+                    move |State(s): State<AppState>,
+                          headers: HeaderMap,
+                          Ctx(c): Ctx,
+                          Form(f): Form<ViewForm>| async move {
+                        delete_view(s, headers, c, t, f).await
+                    },
+                ),
             );
     }
     r
@@ -205,7 +227,11 @@ impl View {
     }
 
     /// The core query of this view; a malformed filter is an error naming it.
-    fn to_query(&self, t: ObjectType, me: Option<UserId>) -> Result<RecordQuery, kluis_core::Error> {
+    fn to_query(
+        &self,
+        t: ObjectType,
+        me: Option<UserId>,
+    ) -> Result<RecordQuery, kluis_core::Error> {
         let uuid = |field: &str, v: &str| -> Result<Option<uuid::Uuid>, kluis_core::Error> {
             if v.is_empty() {
                 return Ok(None);
@@ -345,7 +371,14 @@ fn available_columns(
 
 fn default_columns(t: ObjectType) -> &'static [&'static str] {
     match t {
-        ObjectType::Contact => &["first_name", "last_name", "email", "phone", "company", "owner"],
+        ObjectType::Contact => &[
+            "first_name",
+            "last_name",
+            "email",
+            "phone",
+            "company",
+            "owner",
+        ],
         ObjectType::Company => &["name", "domain", "city", "owner"],
         ObjectType::Deal => &["name", "amount", "stage", "close_date", "owner"],
         ObjectType::Ticket => &["subject", "priority", "stage", "owner"],
@@ -413,7 +446,9 @@ fn value_text(lang: Lang, x: &TablesText, v: &Value) -> String {
     match v {
         Value::Null => String::new(),
         Value::Bool(b) => (if *b { x.yes } else { x.no }).to_owned(),
-        Value::Number(n) => n.as_i64().map_or_else(|| n.to_string(), |i| format::number(lang, i)),
+        Value::Number(n) => n
+            .as_i64()
+            .map_or_else(|| n.to_string(), |i| format::number(lang, i)),
         Value::String(s) => s.clone(),
         Value::Array(a) => a
             .iter()
@@ -566,6 +601,8 @@ struct ListPage {
     priorities: Vec<Opt>,
     bulk_owners: Vec<Opt>,
     bulk_tags: Vec<Opt>,
+    views: Vec<ViewLink>,
+    can_share: bool,
     staged: bool,
     is_deal: bool,
     is_ticket: bool,
@@ -603,6 +640,8 @@ fn done_notice(x: &TablesText, raw: Option<&str>) -> Option<Notice> {
             }
             Notice::ok(&text)
         }
+        Some("view_saved") => Notice::ok(x.view_saved),
+        Some("view_deleted") => Notice::ok(x.view_deleted),
         _ => None,
     }
 }
@@ -613,10 +652,19 @@ async fn load_names(
     user: &PageUser,
     ctx: &RequestContext,
     t: ObjectType,
-) -> Result<(Names, Vec<kluis_core::crm::custom::CustomField>, Vec<(String, String)>), kluis_core::Error>
-{
+) -> Result<
+    (
+        Names,
+        Vec<kluis_core::crm::custom::CustomField>,
+        Vec<(String, String)>,
+    ),
+    kluis_core::Error,
+> {
     let mut names = Names::default();
-    let users = s.kluis.list_users(&user.actor, ctx, None, Some(200)).await?;
+    let users = s
+        .kluis
+        .list_users(&user.actor, ctx, None, Some(200))
+        .await?;
     let mut owner_list = Vec::new();
     for u in users.items {
         if u.status == "active" {
@@ -665,7 +713,14 @@ async fn list(
     let page = match view.to_query(t, user.actor.user_id()) {
         Ok(q) => s
             .kluis
-            .list_records(&user.actor, &ctx, t, q, view.cursor.as_deref(), Some(view.limit))
+            .list_records(
+                &user.actor,
+                &ctx,
+                t,
+                q,
+                view.cursor.as_deref(),
+                Some(view.limit),
+            )
             .await
             .map_err(ApiError::from),
         Err(e) => Err(ApiError::from(e)),
@@ -689,7 +744,10 @@ async fn list(
         for r in &page.items {
             if let Some(c) = r.company_id
                 && !names.companies.contains_key(&c)
-                && let Ok(co) = s.kluis.get_record(&user.actor, ObjectType::Company, c).await
+                && let Ok(co) = s
+                    .kluis
+                    .get_record(&user.actor, ObjectType::Company, c)
+                    .await
             {
                 names.companies.insert(c, title_of(&co));
             }
@@ -795,6 +853,22 @@ async fn list(
         ("high".into(), x.high.into()),
         ("urgent".into(), x.urgent.into()),
     ];
+    let admin = user.actor.can(Permission::SettingsManage);
+    let views = s
+        .kluis
+        .list_saved_views(&user.actor, t)
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .map(|v| ViewLink {
+            id: v.id.to_string(),
+            href: with(v.query.clone()),
+            deletable: v.mine || (v.shared && admin),
+            current: v.query == qs,
+            name: v.name,
+            shared: v.shared,
+        })
+        .collect();
     let mut bulk_owner_list = vec![(String::new(), x.nobody.to_owned())];
     bulk_owner_list.extend(owner_list.iter().cloned());
     let page_view = ListPage {
@@ -811,10 +885,16 @@ async fn list(
             .map(|c| with(view.query_string(Some(c)))),
         first_href: view.cursor.is_some().then(|| with(qs.clone())),
         back: qs.clone(),
-        export_href: user
-            .actor
-            .can(Permission::CrmExport)
-            .then(|| format!("{path}/export.csv{}", if qs.is_empty() { String::new() } else { format!("?{qs}") })),
+        export_href: user.actor.can(Permission::CrmExport).then(|| {
+            format!(
+                "{path}/export.csv{}",
+                if qs.is_empty() {
+                    String::new()
+                } else {
+                    format!("?{qs}")
+                }
+            )
+        }),
         can_write: user.actor.can(Permission::CrmWrite),
         owners: opts(&owner_filter, &view.owner),
         tags: opts(&tag_filter, &view.tag),
@@ -823,6 +903,8 @@ async fn list(
         priorities: opts(&priority_list, &view.priority),
         bulk_owners: opts(&bulk_owner_list, ""),
         bulk_tags: opts(&tag_list, ""),
+        views,
+        can_share: user.actor.can(Permission::CrmWrite),
         staged: matches!(t, ObjectType::Deal | ObjectType::Ticket),
         is_deal: t == ObjectType::Deal,
         is_ticket: t == ObjectType::Ticket,
@@ -833,6 +915,89 @@ async fn list(
         view,
     };
     render(status, &page_view)
+}
+
+pub struct ViewLink {
+    pub id: String,
+    pub name: String,
+    pub href: String,
+    pub shared: bool,
+    pub deletable: bool,
+    pub current: bool,
+}
+
+#[derive(serde::Deserialize)]
+struct ViewForm {
+    csrf: String,
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    query: String,
+    #[serde(default)]
+    shared: Option<String>,
+    #[serde(default)]
+    id: String,
+}
+
+/// Saves the table's current query string as a view, and shows it.
+async fn save_view(
+    s: AppState,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    t: ObjectType,
+    f: ViewForm,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let (texts, x) = (lang.text(), tx::text(lang));
+    let user = match form_page_user(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    // Never a page cursor: a view is the whole table.
+    let query = View::parse(Some(&f.query)).query_string(None);
+    let input = kluis_core::crm::views::SavedViewInput {
+        name: f.name,
+        query: query.clone(),
+        shared: f.shared.is_some(),
+    };
+    match s.kluis.create_saved_view(&user.actor, &ctx, t, input).await {
+        Ok(_) => {
+            let path = list_path(t);
+            let to = if query.is_empty() {
+                format!("{path}?done=view_saved")
+            } else {
+                format!("{path}?{query}&done=view_saved")
+            };
+            see_other(&to, HeaderMap::new())
+        }
+        Err(e) => error_page(texts, x, &user, list_path(t), e.into()),
+    }
+}
+
+async fn delete_view(
+    s: AppState,
+    headers: HeaderMap,
+    ctx: RequestContext,
+    t: ObjectType,
+    f: ViewForm,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let (texts, x) = (lang.text(), tx::text(lang));
+    let user = match form_page_user(&s, &headers, &f.csrf).await {
+        Ok(u) => u,
+        Err(r) => return r,
+    };
+    let Ok(id) = f.id.parse::<kluis_core::crm::SavedViewId>() else {
+        let e = ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such view");
+        return error_page(texts, x, &user, list_path(t), e);
+    };
+    match s.kluis.delete_saved_view(&user.actor, &ctx, id).await {
+        Ok(()) => see_other(
+            &format!("{}?done=view_deleted", list_path(t)),
+            HeaderMap::new(),
+        ),
+        Err(e) => error_page(texts, x, &user, list_path(t), e.into()),
+    }
 }
 
 #[derive(Template)]
@@ -1163,8 +1328,8 @@ async fn search(
                     if p.items.is_empty() {
                         continue;
                     }
-                    let qs = serde_urlencoded::to_string([("q", view.q.as_str())])
-                        .unwrap_or_default();
+                    let qs =
+                        serde_urlencoded::to_string([("q", view.q.as_str())]).unwrap_or_default();
                     groups.push(SearchGroup {
                         title: type_title(x, t),
                         more_href: format!("{}?{qs}", list_path(t)),
@@ -1226,7 +1391,11 @@ mod tests {
         let q = v.to_query(ObjectType::Contact, None).unwrap();
         assert!(q.newest_first);
         assert_eq!(q.q.as_deref(), Some("jan jans"));
-        assert!(View::parse(Some("tag=nope")).to_query(ObjectType::Contact, None).is_err());
+        assert!(
+            View::parse(Some("tag=nope"))
+                .to_query(ObjectType::Contact, None)
+                .is_err()
+        );
         let d = View::parse(Some("created_from=2026-11-25&created_to=2026-11-25"))
             .to_query(ObjectType::Contact, None)
             .unwrap();

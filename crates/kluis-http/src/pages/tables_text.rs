@@ -86,7 +86,6 @@ pub struct TablesText {
     pub normal: &'static str,
     pub high: &'static str,
     pub urgent: &'static str,
-    pub results: &'static str,
 }
 
 pub const EN: TablesText = TablesText {
@@ -175,7 +174,6 @@ pub const EN: TablesText = TablesText {
     normal: "Normal",
     high: "High",
     urgent: "Urgent",
-    results: "records",
 };
 
 pub const NL: TablesText = TablesText {
@@ -264,7 +262,6 @@ pub const NL: TablesText = TablesText {
     normal: "Normaal",
     high: "Hoog",
     urgent: "Urgent",
-    results: "records",
 };
 
 pub fn text(lang: super::i18n::Lang) -> &'static TablesText {
