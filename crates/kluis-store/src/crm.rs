@@ -1052,14 +1052,16 @@ impl TenantTx {
     /// Views `user` has made of a table (to bound them).
     pub async fn count_saved_views(&mut self, object_type: &str, user: UserId) -> Result<i64> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_scalar(
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
             "SELECT count(*) FROM crm_saved_views WHERE tenant_id = $1 AND object_type = $2 AND user_id = $3"
         )
         .bind(t)
         .bind(object_type)
         .bind(user)
         .fetch_one(c)
-        .await?))
+        .await?
+        }))
     }
 
     pub async fn insert_saved_view(&mut self, r: &SavedViewRow) -> Result<()> {

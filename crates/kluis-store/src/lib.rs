@@ -25,8 +25,7 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub use ids::{
     ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
-    TagId,
-    TenantId, UserId,
+    TagId, TenantId, UserId,
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;

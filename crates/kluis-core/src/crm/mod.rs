@@ -14,8 +14,8 @@ pub mod import;
 pub mod pipelines;
 mod reencrypt;
 pub mod search;
-pub mod views;
 pub mod tags;
+pub mod views;
 
 use kluis_store::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_store::{RecordId, TenantTx};

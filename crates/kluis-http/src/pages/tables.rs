@@ -623,7 +623,7 @@ fn done_notice(x: &TablesText, raw: Option<&str>) -> Option<Notice> {
             let mut d = DoneQuery::default();
             for (k, v) in pairs {
                 match k.as_str() {
-                    "done" => d.done = Some(v),
+                    "ok" => d.done = Some(v),
                     "n" => d.n = v.parse().ok(),
                     "failed" => d.failed = v.parse().ok(),
                     _ => {}
@@ -964,9 +964,9 @@ async fn save_view(
         Ok(_) => {
             let path = list_path(t);
             let to = if query.is_empty() {
-                format!("{path}?done=view_saved")
+                format!("{path}?ok=view_saved")
             } else {
-                format!("{path}?{query}&done=view_saved")
+                format!("{path}?{query}&ok=view_saved")
             };
             see_other(&to, HeaderMap::new())
         }
@@ -993,7 +993,7 @@ async fn delete_view(
     };
     match s.kluis.delete_saved_view(&user.actor, &ctx, id).await {
         Ok(()) => see_other(
-            &format!("{}?done=view_deleted", list_path(t)),
+            &format!("{}?ok=view_deleted", list_path(t)),
             HeaderMap::new(),
         ),
         Err(e) => error_page(texts, x, &user, list_path(t), e.into()),
@@ -1268,7 +1268,7 @@ async fn bulk(
         }
     }
     see_other(
-        &back_href(&format!("done=bulk&n={changed}&failed={failed}")),
+        &back_href(&format!("ok=bulk&n={changed}&failed={failed}")),
         HeaderMap::new(),
     )
 }
