@@ -416,6 +416,8 @@ struct Names {
     tags: HashMap<TagId, String>,
     stages: HashMap<kluis_core::crm::StageId, (String, String)>,
     companies: HashMap<RecordId, String>,
+    /// Stages in pipeline order.
+    stage_order: Vec<kluis_core::crm::StageId>,
 }
 
 pub struct Opt {
@@ -677,9 +679,8 @@ async fn load_names(
     }
     if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
         for p in s.kluis.list_pipelines(&user.actor, t).await? {
-            let multi = p.stages.len() > 1;
             for st in p.stages {
-                let _ = multi;
+                names.stage_order.push(st.id);
                 names
                     .stages
                     .insert(st.id, (format!("{} · {}", p.name, st.name), st.outcome));
@@ -816,12 +817,9 @@ async fn list(
         v
     };
     let stage_list: Vec<(String, String)> = names
-        .stages
+        .stage_order
         .iter()
-        .map(|(id, (n, _))| (id.to_string(), n.clone()))
-        .collect::<std::collections::BTreeMap<_, _>>()
-        .into_iter()
-        .map(|(id, n)| (id, n))
+        .filter_map(|id| names.stages.get(id).map(|(n, _)| (id.to_string(), n.clone())))
         .collect();
     let mut owner_filter = vec![
         (String::new(), x.anyone.to_owned()),
