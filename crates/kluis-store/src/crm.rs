@@ -1085,6 +1085,32 @@ impl TenantTx {
         Ok(())
     }
 
+    /// Every saved view of the tenant (data-key rotation).
+    pub async fn all_saved_views(&mut self) -> Result<Vec<SavedViewRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, object_type, user_id, shared, view, created_at FROM crm_saved_views \
+             WHERE tenant_id = $1 ORDER BY id"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn reseal_saved_view(&mut self, id: SavedViewId, view: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_saved_views SET view = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(view)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
     pub async fn delete_saved_view(&mut self, id: SavedViewId) -> Result<bool> {
         let t = self.tenant;
         let n = on_conn!(&mut self.tx, |c| sqlx::query(

@@ -819,7 +819,12 @@ async fn list(
     let stage_list: Vec<(String, String)> = names
         .stage_order
         .iter()
-        .filter_map(|id| names.stages.get(id).map(|(n, _)| (id.to_string(), n.clone())))
+        .filter_map(|id| {
+            names
+                .stages
+                .get(id)
+                .map(|(n, _)| (id.to_string(), n.clone()))
+        })
         .collect();
     let mut owner_filter = vec![
         (String::new(), x.anyone.to_owned()),

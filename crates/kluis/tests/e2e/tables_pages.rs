@@ -15,6 +15,59 @@ on_both!(
     tables_never_show_another_tenant,
 );
 
+/// Headless Chromium: the shell at 375 px (no sideways scroll, nav on screen), the skip link by
+/// keyboard, the global and table search, Dutch amounts; screenshots as test artifacts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_tables_on_a_phone_and_a_wide_screen() {
+    let Some(tools) = kluis_testkit::browser::browser_tools() else {
+        return;
+    };
+    let s = Server::start(Backend::Sqlite).await;
+    let t = tenant_fixture(&s, "scherm").await;
+    let (_, acme) = s
+        .post(
+            "/api/v1/companies",
+            &t.owner,
+            json!({"fields": {"name": "Acme Holding"}}),
+        )
+        .await;
+    contact(
+        &s,
+        &t.owner,
+        json!({"fields": {"first_name": "Jan", "last_name": "Janssen", "email": "jan@scherm.test"}}),
+    )
+    .await;
+    contact(
+        &s,
+        &t.owner,
+        json!({"fields": {"first_name": "Piet", "last_name": "Puk"}, "company_id": acme["id"]}),
+    )
+    .await;
+    let (st, _) = s
+        .post(
+            "/api/v1/deals",
+            &t.owner,
+            json!({"fields": {"name": "Groot"}, "amount_minor": 123_450, "currency": "EUR"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED);
+    let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("screenshots/tables");
+    let input = json!({
+        "base": format!("https://localhost:{}", s.port),
+        "cert": s.dir.path().join("tls/cert.pem"),
+        "organisation": "scherm",
+        "email": "owner@scherm.test",
+        "password": PASSWORD,
+        "chromium": tools.chromium,
+        "artifacts": artifacts,
+    });
+    let (ok, out, err) = tools.run("tables.mjs", &input);
+    eprintln!("{out}");
+    assert!(ok, "browser run failed:\n{out}\n{err}");
+    assert!(out.contains("{\"ok\":true}"), "{out}");
+    assert!(artifacts.join("contacts-375.png").exists());
+}
+
 fn cookie_of(a: &Auth) -> String {
     match a {
         Auth::Session { cookie, .. } => format!("__Host-kluis_session={cookie}"),
@@ -44,7 +97,7 @@ async fn send(c: &reqwest::Client, rb: reqwest::RequestBuilder) -> (StatusCode, 
 
 async fn page(s: &Server, a: &Auth, path: &str) -> (StatusCode, String, String) {
     let rb = s.client.get(s.url(path)).header("cookie", cookie_of(a));
-    send(&s.client, rb).await
+    send(rb).await
 }
 
 async fn page_nl(s: &Server, a: &Auth, path: &str) -> (StatusCode, String, String) {
@@ -52,7 +105,7 @@ async fn page_nl(s: &Server, a: &Auth, path: &str) -> (StatusCode, String, Strin
         .client
         .get(s.url(path))
         .header("cookie", format!("{}; __Host-kluis_lang=nl", cookie_of(a)));
-    send(&s.client, rb).await
+    send(rb).await
 }
 
 async fn form(
@@ -66,7 +119,7 @@ async fn form(
         .post(s.url(path))
         .header("cookie", cookie_of(a))
         .form(f);
-    send(&s.client, rb).await
+    send(rb).await
 }
 
 async fn contact(s: &Server, a: &Auth, body: Value) -> String {
