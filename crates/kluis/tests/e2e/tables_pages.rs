@@ -82,8 +82,7 @@ fn csrf_of(a: &Auth) -> String {
     }
 }
 
-async fn send(c: &reqwest::Client, rb: reqwest::RequestBuilder) -> (StatusCode, String, String) {
-    let _ = c;
+async fn send(rb: reqwest::RequestBuilder) -> (StatusCode, String, String) {
     let r = rb.header("accept", "text/html").send().await.unwrap();
     let st = r.status();
     let loc = r
