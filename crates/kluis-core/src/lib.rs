@@ -107,6 +107,8 @@ pub struct Kluis {
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
     /// CSV imports running in this process (progress reports).
     pub(crate) imports: Arc<crm::import::Imports>,
+    /// Search indexes of record text, per tenant, in memory only (see [`crm::search`]).
+    pub(crate) search: Arc<crm::search::SearchIndexes>,
     /// OIDC single sign-on (relying party and redirect URI); None where the server does not
     /// offer it (CLI, unit tests).
     pub(crate) sso: Option<Arc<sso::SsoRuntime>>,
@@ -138,6 +140,7 @@ impl Kluis {
             audit_signing: None,
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
             imports: Arc::default(),
+            search: Arc::default(),
             sso: None,
             mail: None,
             webauthn: None,

@@ -2,10 +2,10 @@
 //! outcomes. Same rule as the rest of [`TenantTx`]: every statement binds `self.tenant` as `$1`.
 
 use crate::engine::Tx;
-use crate::ids::{PipelineId, RecordId, StageId, TagId};
+use crate::ids::{PipelineId, RecordId, SavedViewId, StageId, TagId, UserId};
 use crate::rows::{
     CrmRecordRow, CrmVersionRow, CustomFieldRow, CustomValueRow, IdempotencyRow, PipelineRow,
-    RecordFilter, RecordWrite, StageRow, TagRow,
+    RecordFilter, RecordWrite, SavedViewRow, StageRow, TagRow,
 };
 use crate::{Result, TenantTx, on_conn};
 
@@ -1018,6 +1018,111 @@ impl TenantTx {
     }
 
     // ---- tags --------------------------------------------------------------------------
+
+    /// Saved views of a table: the shared ones and `user`'s own, oldest first.
+    pub async fn saved_views(
+        &mut self,
+        object_type: &str,
+        user: UserId,
+    ) -> Result<Vec<SavedViewRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, object_type, user_id, shared, view, created_at FROM crm_saved_views \
+             WHERE tenant_id = $1 AND object_type = $2 AND (shared OR user_id = $3) ORDER BY id"
+        )
+        .bind(t)
+        .bind(object_type)
+        .bind(user)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn saved_view(&mut self, id: SavedViewId) -> Result<Option<SavedViewRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, object_type, user_id, shared, view, created_at FROM crm_saved_views \
+             WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .fetch_optional(c)
+        .await?))
+    }
+
+    /// Views `user` has made of a table (to bound them).
+    pub async fn count_saved_views(&mut self, object_type: &str, user: UserId) -> Result<i64> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+            "SELECT count(*) FROM crm_saved_views WHERE tenant_id = $1 AND object_type = $2 AND user_id = $3"
+        )
+        .bind(t)
+        .bind(object_type)
+        .bind(user)
+        .fetch_one(c)
+        .await?
+        }))
+    }
+
+    pub async fn insert_saved_view(&mut self, r: &SavedViewRow) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+                "INSERT INTO crm_saved_views (tenant_id, id, object_type, user_id, shared, view, created_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(t)
+            .bind(r.id)
+            .bind(&r.object_type)
+            .bind(r.user_id)
+            .bind(r.shared)
+            .bind(&r.view)
+            .bind(r.created_at)
+            .execute(c)
+            .await?
+            .rows_affected()
+        });
+        Ok(())
+    }
+
+    /// Every saved view of the tenant (data-key rotation).
+    pub async fn all_saved_views(&mut self) -> Result<Vec<SavedViewRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            "SELECT id, object_type, user_id, shared, view, created_at FROM crm_saved_views \
+             WHERE tenant_id = $1 ORDER BY id"
+        )
+        .bind(t)
+        .fetch_all(c)
+        .await?))
+    }
+
+    pub async fn reseal_saved_view(&mut self, id: SavedViewId, view: &[u8]) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "UPDATE crm_saved_views SET view = $3 WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .bind(view)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(())
+    }
+
+    pub async fn delete_saved_view(&mut self, id: SavedViewId) -> Result<bool> {
+        let t = self.tenant;
+        let n = on_conn!(&mut self.tx, |c| sqlx::query(
+            "DELETE FROM crm_saved_views WHERE tenant_id = $1 AND id = $2"
+        )
+        .bind(t)
+        .bind(id)
+        .execute(c)
+        .await?
+        .rows_affected());
+        Ok(n == 1)
+    }
 
     pub async fn tags(&mut self, include_deleted: bool) -> Result<Vec<TagRow>> {
         let t = self.tenant;

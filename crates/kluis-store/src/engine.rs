@@ -55,6 +55,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_custom_values",
     "crm_tags",
     "crm_record_tags",
+    "crm_saved_views",
     "user_mfa",
     "mfa_recovery_codes",
     "login_throttle",

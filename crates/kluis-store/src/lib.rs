@@ -24,8 +24,8 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub(crate) use kluis_types::ids;
 pub use kluis_types::ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
-    TenantId, UserId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
+    TagId, TenantId, UserId,
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;

@@ -411,6 +411,17 @@ pub struct TagRow {
     pub deleted_at: Option<i64>,
 }
 
+/// A saved view of a record table; `view` is sealed (name and query string).
+#[derive(Debug, Clone, FromRow)]
+pub struct SavedViewRow {
+    pub id: crate::ids::SavedViewId,
+    pub object_type: String,
+    pub user_id: UserId,
+    pub shared: bool,
+    pub view: Vec<u8>,
+    pub created_at: i64,
+}
+
 /// A user's TOTP enrolment.
 #[derive(Debug, Clone, FromRow)]
 pub struct UserMfaRow {

@@ -80,6 +80,10 @@ id_type!(
     /// A tag of a tenant's catalogue.
     TagId
 );
+id_type!(
+    /// A saved view of a record table.
+    SavedViewId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

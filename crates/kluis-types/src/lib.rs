@@ -16,8 +16,8 @@ mod roles;
 
 pub use email::{Email, EmailError};
 pub use ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SessionId, StageId, TagId,
-    TenantId, UserId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
+    TagId, TenantId, UserId,
 };
 pub use phone::{Phone, PhoneError};
 pub use roles::{Role, Status, UnknownValue};

@@ -13,14 +13,16 @@ mod guard;
 pub mod import;
 pub mod pipelines;
 mod reencrypt;
+pub mod search;
 pub mod tags;
+pub mod views;
 
 use crate::db::TenantTx;
 use crate::db::rows::{CrmRecordRow, DealCols, RecordFilter, RecordWrite, TaskCols};
 use kluis_types::RecordId;
 
 pub use guard::mode as sensitive_mode;
-pub use kluis_types::{CustomFieldId, PipelineId, StageId, TagId};
+pub use kluis_types::{CustomFieldId, PipelineId, SavedViewId, StageId, TagId};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
@@ -304,6 +306,9 @@ pub struct RecordQuery {
     pub due_to: Option<String>,
     /// Records with this tag.
     pub tag_id: Option<TagId>,
+    /// Search: records whose one-line values (or, for contacts, whose company's) contain every
+    /// word, case- and accent-insensitive (see [`search`]). Blank: no search.
+    pub q: Option<String>,
 }
 
 /// The `If-Match` precondition of a change.
@@ -532,6 +537,37 @@ pub(crate) fn lookups(
         Some((name, bidx))
     });
     builtin.chain(unique).collect()
+}
+
+/// The store filter of a list query.
+fn record_filter(
+    t: ObjectType,
+    q: &RecordQuery,
+    lookup: Option<(String, Vec<u8>)>,
+) -> RecordFilter {
+    RecordFilter {
+        object_type: Some(t.as_str().to_owned()),
+        deleted: false,
+        owner_id: q.owner_id,
+        company_id: q.company_id,
+        created_from: q.created_from,
+        created_to: q.created_to,
+        updated_from: q.updated_from,
+        updated_to: q.updated_to,
+        lookup,
+        descending: q.newest_first,
+        pipeline_id: q.pipeline_id,
+        stage_id: q.stage_id,
+        outcome: q.outcome.clone(),
+        priority: q.priority.clone(),
+        close_from: q.close_from.clone(),
+        close_to: q.close_to.clone(),
+        associated_with: q.contact_id.or(q.related_id),
+        done: q.done,
+        due_from: q.due_from.clone(),
+        due_to: q.due_to.clone(),
+        tag_id: q.tag_id,
+    }
 }
 
 fn lookup_domain(t: ObjectType, field: &str) -> String {
@@ -955,32 +991,18 @@ impl Kluis {
         after: Option<RecordId>,
         limit: i64,
     ) -> Result<Page<Record>> {
+        if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
+            if text.chars().count() > 200 {
+                return Err(Error::validation("q", "too_long", "at most 200 characters"));
+            }
+            let filter = record_filter(t, q, None);
+            deals::check_filter(t, &filter, q)?;
+            return self.search_page(tenant, t, q, text, after, limit).await;
+        }
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let lookup = self.query_lookup(&keys, t, q)?;
-        let filter = RecordFilter {
-            object_type: Some(t.as_str().to_owned()),
-            deleted: false,
-            owner_id: q.owner_id,
-            company_id: q.company_id,
-            created_from: q.created_from,
-            created_to: q.created_to,
-            updated_from: q.updated_from,
-            updated_to: q.updated_to,
-            lookup,
-            descending: q.newest_first,
-            pipeline_id: q.pipeline_id,
-            stage_id: q.stage_id,
-            outcome: q.outcome.clone(),
-            priority: q.priority.clone(),
-            close_from: q.close_from.clone(),
-            close_to: q.close_to.clone(),
-            associated_with: q.contact_id.or(q.related_id),
-            done: q.done,
-            due_from: q.due_from.clone(),
-            due_to: q.due_to.clone(),
-            tag_id: q.tag_id,
-        };
+        let filter = record_filter(t, q, lookup);
         deals::check_filter(t, &filter, q)?;
         let rows = tx.list_records(&filter, after, limit + 1).await?;
         let mut page = crate::users::page(
@@ -1016,6 +1038,7 @@ impl Kluis {
             "updated_from": q.updated_from, "updated_to": q.updated_to,
             "pipeline_id": q.pipeline_id, "stage_id": q.stage_id, "outcome": q.outcome,
             "close_from": q.close_from, "close_to": q.close_to, "contact_id": q.contact_id,
+            "q": q.q.as_deref().is_some_and(|s| !s.trim().is_empty()),
         });
         let ev = Event {
             action: action_name(t, "export"),

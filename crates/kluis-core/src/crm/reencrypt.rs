@@ -1,5 +1,5 @@
-//! Data-key rotation for CRM data: records, versions, Idempotency-Key responses and custom
-//! values, in batches of one transaction each (resumable: values already under the current key
+//! Data-key rotation for CRM data: records, versions, Idempotency-Key responses, saved views
+//! and custom values, in batches of one transaction each (resumable: values already under the current key
 //! are skipped). Called by `Kluis::reencrypt_tenant` after users and sessions.
 
 use kluis_types::RecordId;
@@ -82,6 +82,14 @@ impl Kluis {
             if keys.stale(&r.name) {
                 let fresh = keys.reseal("crm_tags", "name", r.id.0, &r.name)?;
                 tx.reseal_tag_name(r.id, &fresh).await?;
+                n += 1;
+            }
+            p.rows_seen += 1;
+        }
+        for r in tx.all_saved_views().await? {
+            if keys.stale(&r.view) {
+                let fresh = keys.reseal("crm_saved_views", "view", r.id.0, &r.view)?;
+                tx.reseal_saved_view(r.id, &fresh).await?;
                 n += 1;
             }
             p.rows_seen += 1;

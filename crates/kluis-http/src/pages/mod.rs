@@ -16,10 +16,14 @@ mod account;
 mod admin;
 mod boards;
 pub mod errors;
+pub mod format;
 pub mod i18n;
 mod record;
 pub mod settings;
+pub mod shell;
 mod sign_in;
+mod tables;
+mod tables_text;
 
 use askama::Template;
 use axum::Router;
@@ -43,7 +47,7 @@ pub const FORM_COOKIE: &str = "__Host-kluis_form";
 
 pub fn routes() -> Router<AppState> {
     Router::new()
-        .route("/", get(|| async { Redirect::to("/account") }))
+        .route("/", get(|| async { Redirect::to("/contacts") }))
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
         .route(
             "/sign-in/2fa",
@@ -83,6 +87,7 @@ pub fn routes() -> Router<AppState> {
         .merge(boards::routes())
         .merge(settings::routes())
         .merge(record::routes())
+        .merge(tables::routes())
 }
 
 /// What every page's frame needs: the navigation and the language switch.
@@ -96,6 +101,10 @@ pub struct Nav {
     /// False on pages whose state a reload would lose (the one-time link pages keep their
     /// token only in the script's memory).
     pub lang_switch: bool,
+    /// The signed-in person's name for the user menu (empty: the menu says "Account").
+    pub user_name: String,
+    /// The organisation's name for the user menu (empty: not shown).
+    pub org_name: String,
 }
 
 impl Nav {
@@ -106,6 +115,8 @@ impl Nav {
             csrf: String::new(),
             path,
             lang_switch: true,
+            user_name: String::new(),
+            org_name: String::new(),
         }
     }
 }
@@ -232,6 +243,8 @@ impl FormToken {
 pub struct PageUser {
     pub actor: Actor,
     pub csrf: String,
+    /// Display name for the user menu (empty if unknown).
+    pub name: String,
 }
 
 impl PageUser {
@@ -243,6 +256,8 @@ impl PageUser {
             csrf: self.csrf.clone(),
             path,
             lang_switch: true,
+            user_name: self.name.clone(),
+            org_name: String::new(),
         }
     }
 }
@@ -268,10 +283,19 @@ pub async fn page_user(s: &AppState, headers: &HeaderMap) -> Result<PageUser, Re
         .authenticate_session_for(&token, None, false, SessionUse::Api)
         .await
     {
-        Ok(actor) => Ok(PageUser {
-            actor,
-            csrf: cookie(headers, CSRF_COOKIE).unwrap_or_default(),
-        }),
+        Ok(actor) => {
+            let name = s
+                .kluis
+                .me(&actor)
+                .await
+                .map(|u| u.display_name)
+                .unwrap_or_default();
+            Ok(PageUser {
+                actor,
+                csrf: cookie(headers, CSRF_COOKIE).unwrap_or_default(),
+                name,
+            })
+        }
         Err(e) => Err(redirect_for(&e)),
     }
 }
@@ -434,6 +458,7 @@ pub async fn form_page_user(
     Ok(PageUser {
         actor,
         csrf: cookie(headers, CSRF_COOKIE).unwrap_or_else(|| csrf.to_owned()),
+        name: String::new(),
     })
 }
 

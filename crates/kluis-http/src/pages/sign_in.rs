@@ -227,8 +227,7 @@ fn enrol_nav(actor: &kluis_core::Actor, headers: &HeaderMap) -> Nav {
         } else {
             String::new()
         },
-        path: "/sign-in/enrol",
-        lang_switch: true,
+        ..Nav::anonymous("/sign-in/enrol")
     }
 }
 
@@ -341,8 +340,7 @@ pub async fn enrol_confirm(
                         signed_in: true,
                         admin: false,
                         csrf,
-                        path: "/account",
-                        lang_switch: true,
+                        ..Nav::anonymous("/account")
                     },
                     notice: None,
                     codes: out.recovery_codes,

@@ -132,6 +132,10 @@ pub struct RecordListQuery {
     pub due_to: Option<String>,
     /// Records with this tag.
     pub tag_id: Option<uuid::Uuid>,
+    /// Search: records whose names, email, phone or other one-line values contain every word
+    /// (case- and accent-insensitive; contacts also by their company's name). Not with
+    /// `email`, `phone` or `domain`.
+    pub q: Option<String>,
 }
 
 fn time_ms(field: &str, v: &Option<String>) -> ApiResult<Option<i64>> {
@@ -216,6 +220,7 @@ impl RecordListQuery {
             due_from: self.due_from.clone(),
             due_to: self.due_to.clone(),
             tag_id: self.tag_id.map(kluis_core::crm::TagId),
+            q: self.q.clone(),
         })
     }
 }

@@ -266,14 +266,20 @@ async fn sign_in_with_a_second_factor_and_sign_out(b: Backend) {
     )
     .await;
     assert_eq!((st, loc.as_str()), (StatusCode::SEE_OTHER, "/sign-in/2fa"));
-    for page in ["/account", "/admin/security", "/"] {
+    for page in [
+        "/account",
+        "/admin/security",
+        "/",
+        "/contacts",
+        "/search?q=x",
+    ] {
         let (st, loc, _) = get(&c, &s, page).await;
         assert!(st.is_redirection(), "{page}: {st}");
         assert!(
-            loc == "/sign-in/2fa" || loc == "/account",
+            loc == "/sign-in/2fa" || loc == "/account" || loc == "/contacts",
             "{page} -> {loc}"
         );
-        if loc == "/account" {
+        if loc == "/account" || loc == "/contacts" {
             let (_, loc, _) = get(&c, &s, &loc).await;
             assert_eq!(loc, "/sign-in/2fa");
         }
