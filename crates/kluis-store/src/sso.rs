@@ -72,7 +72,7 @@ impl TenantTx {
             .bind(r.hosted_domain.as_deref())
             .bind(&r.allowed_domains)
             .bind(r.jit_enabled)
-            .bind(&r.jit_role)
+            .bind(r.jit_role)
             .bind(r.sso_required)
             .bind(r.updated_at)
             .execute(c)
