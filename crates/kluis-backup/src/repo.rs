@@ -1,0 +1,53 @@
+//! Where backup objects live: a local directory or an S3-compatible bucket with Object Lock.
+//!
+//! The contract every repository keeps (the tests in `tests/backup.rs` run against each):
+//! - `put_locked` creates an object that can be neither replaced nor deleted before
+//!   `retain_until` (locally: a read-only file plus its retention date recorded beside it; on S3:
+//!   Object Lock in compliance mode). Writing a name that exists is refused.
+//! - `put_mutable` writes an object that may be replaced or deleted at any time: the key ledger
+//!   (tenant root keys, which shredding must be able to destroy) and the shipper's position.
+//! - `delete` of a locked object before its retention ends is refused with `RepoError::Retained`.
+//! - Names are relative, `/`-separated, of `[A-Za-z0-9._-]` segments; anything else is refused.
+
+use time::OffsetDateTime;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RepoError {
+    #[error("backup object not found: {0}")]
+    NotFound(String),
+    #[error("backup object already exists: {0}")]
+    Exists(String),
+    #[error("backup object is under retention until {until}: {name}")]
+    Retained { name: String, until: OffsetDateTime },
+    #[error("invalid backup object name: {0}")]
+    BadName(String),
+    #[error("backup repository: {0}")]
+    Io(String),
+}
+
+/// One object in a listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub name: String,
+    pub size: u64,
+    /// None for mutable objects.
+    pub retain_until: Option<OffsetDateTime>,
+}
+
+/// A backup repository. An enum rather than a trait object: there are two kinds, both known
+/// here, and async methods stay plain `async fn`.
+pub enum Repo {
+    // Local(local::LocalRepo),
+    // S3(s3::S3Repo),
+}
+
+impl Repo {
+    // pub async fn open(location: &str) -> Result<Repo, RepoError>
+    //   a path -> Local; `s3://bucket/prefix` (endpoint and credentials from the environment
+    //   or options) -> S3.
+    // pub async fn put_locked(&self, name: &str, bytes: Vec<u8>, retain_until: OffsetDateTime) -> Result<(), RepoError>
+    // pub async fn put_mutable(&self, name: &str, bytes: Vec<u8>) -> Result<(), RepoError>
+    // pub async fn get(&self, name: &str) -> Result<Vec<u8>, RepoError>
+    // pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError>
+    // pub async fn delete(&self, name: &str) -> Result<(), RepoError>
+}
