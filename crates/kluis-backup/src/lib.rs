@@ -11,5 +11,7 @@
 //! through kluis-core.
 
 pub mod repo;
+pub mod report;
 
 pub use repo::{ObjectInfo, Repo, RepoError};
+pub use report::{BackupSummary, CheckReport};
