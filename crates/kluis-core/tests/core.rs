@@ -89,9 +89,92 @@ on_both!(idempotency_keys_expire_after_a_day);
 on_both!(reset_links_expire_are_limited_and_die_with_the_password);
 on_both!(account_locked_email_is_localized);
 on_both!(undeliverable_mail_fails_for_good);
+on_both!(a_create_answers_exactly_what_a_read_returns);
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()
+}
+
+/// A create answers from what it prepared (no read-back): that answer must be what a read of
+/// the stored record returns, for every type, with links and tags given out of order and twice.
+async fn a_create_answers_exactly_what_a_read_returns(f: Fixture) {
+    let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
+    let mut tags = Vec::new();
+    for name in ["warm", "koud", "vip"] {
+        let t = k
+            .create_tag(
+                a,
+                &ctx,
+                kluis_core::crm::tags::TagInput {
+                    name: name.into(),
+                    color: None,
+                },
+            )
+            .await
+            .unwrap();
+        tags.push(t.id);
+    }
+    let mut rev_tags = tags.clone();
+    rev_tags.reverse();
+    rev_tags.push(tags[2]);
+    let create = |t: ObjectType, v: Value| {
+        let k = k.clone();
+        let a = a.clone();
+        let ctx = ctx.clone();
+        async move {
+            let made = k.create_record(&a, &ctx, t, input(v), None).await.unwrap();
+            let read = k.get_record(&a, t, made.id).await.unwrap();
+            assert_eq!(
+                serde_json::to_value(&made).unwrap(),
+                serde_json::to_value(&read).unwrap(),
+                "{t:?}"
+            );
+            made
+        }
+    };
+    let company = create(
+        ObjectType::Company,
+        json!({"fields": {"name": "Acme BV", "domain": "acme.nl"}, "tag_ids": rev_tags}),
+    )
+    .await;
+    let mut contacts = Vec::new();
+    for i in 0..3 {
+        let c = create(
+            ObjectType::Contact,
+            json!({"fields": {"first_name": "Jan", "last_name": format!("Janssen {i}"),
+                    "email": format!("Jan.Janssen{i}@Acme.NL"), "phone": "020 123 4567"},
+                   "company_id": company.id, "tag_ids": rev_tags}),
+        )
+        .await;
+        contacts.push(c.id);
+    }
+    let mut linked = contacts.clone();
+    linked.reverse();
+    linked.push(contacts[0]);
+    let deal = create(
+        ObjectType::Deal,
+        json!({"fields": {"name": "Licenties 2027"}, "amount_minor": 123450,
+               "close_date": "2027-01-31", "contact_ids": linked, "tag_ids": rev_tags}),
+    )
+    .await;
+    assert!(deal.outcome.is_some(), "a deal answers with its stage's outcome");
+    create(
+        ObjectType::Ticket,
+        json!({"fields": {"subject": "Factuur klopt niet"}, "priority": "high",
+               "contact_ids": linked}),
+    )
+    .await;
+    create(
+        ObjectType::Note,
+        json!({"fields": {"body": "Gebeld"}, "related_ids": [deal.id, company.id, contacts[1]]}),
+    )
+    .await;
+    create(
+        ObjectType::Task,
+        json!({"fields": {"title": "Offerte sturen"}, "due_date": "2027-01-15",
+               "related_ids": [deal.id]}),
+    )
+    .await;
 }
 
 async fn trash_is_restorable_until_retention_purges_it(f: Fixture) {

@@ -1080,7 +1080,7 @@ impl Kluis {
                     OnDuplicate::Update if on_dedupe_field => {
                         // Earlier rows of this batch first: the record may be one of them.
                         let batch = std::mem::take(&mut pending);
-                        self.write_creates(tx, keys, run.actor, run.ctx, t, batch)
+                        self.write_creates(tx, keys, run.actor, run.ctx, t, batch, self.now())
                             .await?;
                         let current = tx
                             .record(t.as_str(), id)
@@ -1141,7 +1141,7 @@ impl Kluis {
                 Err(e) => out.push(Err(as_row_error(row, e)?)),
             }
         }
-        self.write_creates(tx, keys, run.actor, run.ctx, t, pending)
+        self.write_creates(tx, keys, run.actor, run.ctx, t, pending, self.now())
             .await?;
         Ok(out)
     }

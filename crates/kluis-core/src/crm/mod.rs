@@ -416,6 +416,8 @@ pub(super) struct PreparedCreate {
     related: Option<Vec<RecordId>>,
     tags: Option<Vec<TagId>>,
     details: Value,
+    /// The fields as sealed: the answer to a create is built from them, not read back.
+    fields: Map<String, Value>,
 }
 
 /// What a caller has verified already, so that many creates need not read it again.
@@ -658,21 +660,22 @@ impl Kluis {
 
     /// Refuses a second live record with the same dedupe value (email of contacts, domain of
     /// companies).
+    /// `entries` are the record's blind-index entries ([`lookups`]), computed once by the caller
+    /// and written afterwards.
     async fn check_duplicate(
         &self,
         tx: &mut TenantTx,
-        keys: &TenantKeys,
         schema: &Schema,
         id: RecordId,
-        f: &Map<String, Value>,
+        entries: &[(String, [u8; 32])],
     ) -> Result<()> {
         let t = schema.t;
         let unique = schema.unique_fields();
-        for (field, bidx) in lookups(keys, schema, f) {
-            if !unique.contains(&field) {
+        for (field, bidx) in entries {
+            if !unique.contains(field) {
                 continue;
             }
-            let existing = tx.lookup_live(t.as_str(), &field, &bidx).await?;
+            let existing = tx.lookup_live(t.as_str(), field, bidx).await?;
             if let Some(other) = existing.into_iter().find(|o| *o != id) {
                 return Err(Error::new(
                     ErrorKind::Conflict,
@@ -705,11 +708,11 @@ impl Kluis {
         }
         let id = RecordId::new();
         let schema = self.schema(&mut tx, t).await?;
-        self.create_in(&mut tx, &keys, &schema, actor, ctx, id, &input, None)
+        let rec = self
+            .create_in(&mut tx, &keys, &schema, actor, ctx, id, &input, None)
             .await?;
         let now = self.now();
         let mut sealed_n = 0;
-        let rec = self.load(&mut tx, &keys, t, id).await?;
         if let Some((key_hash, i)) = &idem_hash {
             let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
             let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
@@ -724,8 +727,9 @@ impl Kluis {
         Ok(rec)
     }
 
-    /// Everything a create writes (record, lookups, links, tags, audit event), inside `tx`.
-    /// `import` names the import the record came from, for its audit event.
+    /// Everything a create writes (record, lookups, links, tags, audit event), inside `tx`, and
+    /// the record as the API shows it, built from what was prepared (nothing is read back or
+    /// decrypted). `import` names the import the record came from, for its audit event.
     #[allow(clippy::too_many_arguments)]
     pub(super) async fn create_in(
         &self,
@@ -737,13 +741,67 @@ impl Kluis {
         id: RecordId,
         input: &RecordInput,
         import: Option<Uuid>,
-    ) -> Result<()> {
+    ) -> Result<Record> {
         let mut checked = Checked::default();
-        let rec = self
+        let mut rec = self
             .prepare_create(tx, keys, schema, actor, id, input, import, &mut checked)
             .await?;
-        self.write_creates(tx, keys, actor, ctx, schema.t, vec![rec])
-            .await
+        let now = self.now();
+        let answer = self
+            .created_record(tx, schema.t, &mut rec, now, &actor_label(actor))
+            .await?;
+        self.write_creates(tx, keys, actor, ctx, schema.t, vec![rec], now)
+            .await?;
+        Ok(answer)
+    }
+
+    /// What `load` would return right after the create, from the prepared state: the same
+    /// order of links (by id) and tags (by id) as the store returns them.
+    async fn created_record(
+        &self,
+        tx: &mut TenantTx,
+        t: ObjectType,
+        p: &mut PreparedCreate,
+        at: i64,
+        by: &str,
+    ) -> Result<Record> {
+        let staged = matches!(t, ObjectType::Deal | ObjectType::Ticket);
+        let outcome = match (staged, p.deal.stage_id) {
+            (true, Some(stage)) => self
+                .stages_of(tx, t)
+                .await?
+                .into_iter()
+                .find(|s| s.id == stage)
+                .map(|s| s.outcome),
+            _ => None,
+        };
+        let mut links = p.related.clone().unwrap_or_default();
+        links.sort_by_key(|id| id.0);
+        links.dedup();
+        let mut tag_ids = p.tags.clone().unwrap_or_default();
+        tag_ids.sort_by_key(|id| id.0);
+        let linked = matches!(t, ObjectType::Note | ObjectType::Task);
+        Ok(Record {
+            id: p.id,
+            object_type: t,
+            revision: 1,
+            owner_id: p.owner,
+            company_id: p.company,
+            fields: std::mem::take(&mut p.fields),
+            created_at: rfc3339(at),
+            updated_at: rfc3339(at),
+            created_by: by.to_owned(),
+            updated_by: by.to_owned(),
+            deleted_at: None,
+            deleted_by: None,
+            deal: staged.then(|| p.deal.clone()),
+            outcome,
+            contact_ids: staged.then(|| links.clone()),
+            related_ids: linked.then_some(links),
+            task: (t == ObjectType::Task).then(|| deals::TaskView::from(&p.task)),
+            tag_ids,
+            sensitive: guard::parse_flags(p.sensitive.as_deref()),
+        })
     }
 
     /// Checks and seals a create without writing it. `checked` carries what the caller has
@@ -776,8 +834,10 @@ impl Kluis {
         if company.is_none_or(|c| !checked.companies.contains(&c)) {
             self.check_company(tx, t, company).await?;
         }
+        // One HMAC pass: the duplicate check and the write use the same entries.
+        let entries = lookups(keys, schema, &f);
         if !checked.duplicates {
-            self.check_duplicate(tx, keys, schema, id, &f).await?;
+            self.check_duplicate(tx, schema, id, &entries).await?;
         }
         let deal = self.resolve_deal(tx, t, None, input).await?;
         let task = deals::resolve_task(t, None, input, self.now())?;
@@ -829,10 +889,11 @@ impl Kluis {
             deal,
             task,
             sensitive,
-            lookups: lookups(keys, schema, &f),
+            lookups: entries,
             related,
             tags,
             details,
+            fields: f,
         })
     }
 
@@ -846,12 +907,12 @@ impl Kluis {
         ctx: &RequestContext,
         t: ObjectType,
         recs: Vec<PreparedCreate>,
+        now: i64,
     ) -> Result<()> {
         if recs.is_empty() {
             return Ok(());
         }
         let label = actor_label(actor);
-        let now = self.now();
         let writes: Vec<RecordWrite<'_>> = recs
             .iter()
             .map(|r| RecordWrite {
@@ -873,19 +934,19 @@ impl Kluis {
             many => tx.insert_records(many).await?,
         }
         drop(writes);
-        if let [one] = recs.as_slice() {
-            tx.set_lookups(t.as_str(), one.id, &one.lookups).await?;
-        } else {
-            let entries: Vec<(RecordId, &str, &[u8])> = recs
-                .iter()
-                .flat_map(|r| {
-                    r.lookups
-                        .iter()
-                        .map(move |(f, b)| (r.id, f.as_str(), b.as_slice()))
-                })
-                .collect();
+        // New ids have no entries to replace: one insert, no delete first.
+        let entries: Vec<(RecordId, &str, &[u8])> = recs
+            .iter()
+            .flat_map(|r| {
+                r.lookups
+                    .iter()
+                    .map(move |(f, b)| (r.id, f.as_str(), b.as_slice()))
+            })
+            .collect();
+        if !entries.is_empty() {
             tx.insert_lookups(t.as_str(), &entries).await?;
         }
+        drop(entries);
         for r in &recs {
             if let Some(others) = &r.related {
                 tx.set_associations(r.id, others).await?;
@@ -1189,7 +1250,8 @@ impl Kluis {
         if company != row.company_id {
             self.check_company(tx, t, company).await?;
         }
-        self.check_duplicate(tx, keys, schema, id, &f).await?;
+        let entries = lookups(keys, schema, &f);
+        self.check_duplicate(tx, schema, id, &entries).await?;
         let deal = self.resolve_deal(tx, t, Some(&row.deal), input).await?;
         let task = deals::resolve_task(t, Some(&row.task), input, self.now())?;
         let related = self.resolve_related(tx, t, input).await?;
@@ -1222,7 +1284,7 @@ impl Kluis {
             details["import"] = json!(import);
         }
         let next = NextState {
-            lookups: lookups(keys, schema, &f),
+            lookups: entries,
             fields: f,
             owner,
             company,
@@ -1404,8 +1466,8 @@ impl Kluis {
         let old = open_version(&keys, id, revision, &v.fields)?;
         let current = open_fields(&keys, &row)?;
         let schema = self.schema(&mut tx, t).await?;
-        self.check_duplicate(&mut tx, &keys, &schema, id, &old.fields)
-            .await?;
+        let entries = lookups(&keys, &schema, &old.fields);
+        self.check_duplicate(&mut tx, &schema, id, &entries).await?;
         if matches!(t, ObjectType::Deal | ObjectType::Ticket) {
             // The old stage must still exist (stages in use cannot be removed, but a stage that
             // was emptied may have been).
@@ -1428,7 +1490,7 @@ impl Kluis {
             details["task"] = json!(deals::cols_changes(&row.task, &old.task));
         }
         let next = NextState {
-            lookups: lookups(&keys, &schema, &old.fields),
+            lookups: entries,
             fields: old.fields,
             owner: row.owner_id,
             company: row.company_id,
@@ -1512,7 +1574,7 @@ impl Kluis {
         let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
         let f = open_fields(&keys, &row)?;
         let schema = self.schema(&mut tx, t).await?;
-        self.check_duplicate(&mut tx, &keys, &schema, id, &f)
+        self.check_duplicate(&mut tx, &schema, id, &lookups(&keys, &schema, &f))
             .await?;
         tx.set_record_deleted(id, None).await?;
         self.audit(
