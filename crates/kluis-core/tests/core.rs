@@ -157,7 +157,10 @@ async fn a_create_answers_exactly_what_a_read_returns(f: Fixture) {
                "close_date": "2027-01-31", "contact_ids": linked, "tag_ids": rev_tags}),
     )
     .await;
-    assert!(deal.outcome.is_some(), "a deal answers with its stage's outcome");
+    assert!(
+        deal.outcome.is_some(),
+        "a deal answers with its stage's outcome"
+    );
     create(
         ObjectType::Ticket,
         json!({"fields": {"subject": "Factuur klopt niet"}, "priority": "high",
@@ -353,13 +356,7 @@ async fn idempotency_keys_expire_after_a_day(f: Fixture) {
     use kluis_core::crm::Idempotency;
     let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
     let body = json!({"fields": {"first_name": "Eens"}});
-    let idem = Idempotency::new(
-        "sleutel-1",
-        "POST",
-        "/api/v1/contacts",
-        body.to_string().as_bytes(),
-    )
-    .unwrap();
+    let idem = Idempotency::new("sleutel-1").unwrap();
     let first = k
         .create_record(
             a,
@@ -383,6 +380,19 @@ async fn idempotency_keys_expire_after_a_day(f: Fixture) {
         .await
         .unwrap();
     assert_eq!(again.id, first.id);
+    // The same key with another body is refused, not replayed (the core binds the key to the
+    // operation and its input; no HTTP method or path is involved).
+    let e = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(json!({"fields": {"first_name": "Anders"}})),
+            Some(&idem),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(e.code, "idempotency_key_reused");
     // After a day (not purged yet): the key is free and creates a new record.
     f.clock.advance(2 * 3600 * 1000);
     let later = k

@@ -435,16 +435,29 @@ pub(super) struct Checked {
     pub duplicates: bool,
 }
 
-/// Idempotency-Key of a create: the key as sent and a hash of the request it came with.
+/// Idempotency-Key of a create, as the client sent it. What request the key stands for is the
+/// core's business (the operation and its input, see [`request_hash`]), not the transport's:
+/// an HTTP handler, the CLI or a later queue consumer pass only the key.
 #[derive(Debug, Clone)]
 pub struct Idempotency {
     pub key: String,
-    pub request_hash: [u8; 32],
+}
+
+/// The request a key was first used with: the operation and the input, so that the same key
+/// with a different body (or for another type) is refused instead of replayed.
+fn request_hash(t: ObjectType, input: &RecordInput) -> Result<[u8; 32]> {
+    let body = serde_json::to_vec(input).map_err(|_| Error::internal("encoding"))?;
+    let mut h = Sha256::new();
+    for part in [b"create".as_slice(), t.as_str().as_bytes(), &body] {
+        h.update((part.len() as u64).to_be_bytes());
+        h.update(part);
+    }
+    Ok(h.finalize().into())
 }
 
 impl Idempotency {
     /// Keys are 1..=255 visible ASCII characters.
-    pub fn new(key: &str, method: &str, path: &str, body: &[u8]) -> Result<Idempotency> {
+    pub fn new(key: &str) -> Result<Idempotency> {
         if key.is_empty() || key.len() > 255 || !key.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(Error::new(
                 ErrorKind::BadRequest,
@@ -452,14 +465,8 @@ impl Idempotency {
                 "Idempotency-Key must be 1 to 255 visible ASCII characters",
             ));
         }
-        let mut h = Sha256::new();
-        for part in [method.as_bytes(), path.as_bytes(), body] {
-            h.update((part.len() as u64).to_be_bytes());
-            h.update(part);
-        }
         Ok(Idempotency {
             key: key.to_owned(),
-            request_hash: h.finalize().into(),
         })
     }
 
@@ -700,9 +707,15 @@ impl Kluis {
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
-        let idem_hash = idem.map(|i| (i.key_hash(&format!("{label}\n{}", t.as_str())), i));
-        if let Some((key_hash, i)) = &idem_hash
-            && let Some(done) = self.replay(&mut tx, &keys, key_hash, i).await?
+        let idem_hash = match idem {
+            Some(i) => Some((
+                i.key_hash(&format!("{label}\n{}", t.as_str())),
+                request_hash(t, &input)?,
+            )),
+            None => None,
+        };
+        if let Some((key_hash, request)) = &idem_hash
+            && let Some(done) = self.replay(&mut tx, &keys, key_hash, request).await?
         {
             return Ok(done);
         }
@@ -713,10 +726,10 @@ impl Kluis {
             .await?;
         let now = self.now();
         let mut sealed_n = 0;
-        if let Some((key_hash, i)) = &idem_hash {
+        if let Some((key_hash, request)) = &idem_hash {
             let body = serde_json::to_vec(&rec).map_err(|_| Error::internal("encoding"))?;
             let sealed = keys.seal("idempotency_keys", "response", idem_ctx(key_hash), &body)?;
-            tx.insert_idempotency(key_hash, &i.request_hash, 201, &sealed, now)
+            tx.insert_idempotency(key_hash, request, 201, &sealed, now)
                 .await?;
             sealed_n += 1;
         }
@@ -988,7 +1001,7 @@ impl Kluis {
         tx: &mut TenantTx,
         keys: &TenantKeys,
         key_hash: &[u8; 32],
-        i: &Idempotency,
+        request: &[u8; 32],
     ) -> Result<Option<Record>> {
         let Some(row) = tx.idempotency(key_hash).await? else {
             return Ok(None);
@@ -998,7 +1011,7 @@ impl Kluis {
             tx.delete_idempotency(key_hash).await?;
             return Ok(None);
         }
-        if row.request_hash != i.request_hash {
+        if row.request_hash != *request {
             return Err(Error::new(
                 ErrorKind::Validation,
                 "idempotency_key_reused",

@@ -407,14 +407,7 @@ macro_rules! record_routes {
                 IdempotencyKey(key): IdempotencyKey,
                 ApiJson(input): ApiJson<RecordInput>,
             ) -> ApiResult<(StatusCode, HeaderMap, Json<Record>)> {
-                let idem = match key {
-                    Some(k) => {
-                        let body = serde_json::to_vec(&input)
-                            .map_err(|_| kluis_core::Error::internal("encoding"))?;
-                        Some(Idempotency::new(&k, "POST", $collection, &body)?)
-                    }
-                    None => None,
-                };
+                let idem = key.map(|k| Idempotency::new(&k)).transpose()?;
                 let r = s.kluis.create_record(&a, &c, $t, input, idem.as_ref()).await?;
                 let mut h = etag_headers(&r);
                 if let Ok(loc) = format!("{}/{}", $collection, r.id).parse() {
