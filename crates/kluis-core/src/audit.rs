@@ -388,6 +388,7 @@ pub struct AuditEvent {
 
 /// Query parameters of the audit API and CLI.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// RFC 3339 lower bound (inclusive).

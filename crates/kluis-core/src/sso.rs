@@ -582,6 +582,7 @@ pub struct SsoStart {
 
 /// The callback's query parameters, as received.
 #[derive(Debug, Default, Clone, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct SsoCallbackParams {
     pub state: Option<String>,
     pub code: Option<String>,

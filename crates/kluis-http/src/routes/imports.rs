@@ -28,6 +28,7 @@ use crate::error::{ApiError, ApiQuery, ApiResult, ErrorBody, ErrorDetail, IdPath
 
 /// Options of an import, as query parameters.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct ImportQuery {
     /// `contact` or `company`.

@@ -19,6 +19,7 @@ use serde::Deserialize;
 
 /// `?cursor=...&limit=...` on list endpoints.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct PageQuery {
     /// Opaque cursor from the previous page's `next_cursor`.

@@ -83,6 +83,7 @@ pub fn etag_headers(r: &Record) -> HeaderMap {
 
 /// List filters: exact-match lookups on sealed fields, owner, company, time ranges.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct RecordListQuery {
     /// Lists only.
@@ -227,6 +228,7 @@ impl RecordListQuery {
 
 /// `?object_type=` of the trash.
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct TrashQuery {
     pub cursor: Option<String>,
@@ -580,6 +582,7 @@ pub mod pipelines {
     use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 
     #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     #[serde(deny_unknown_fields)]
     pub struct PipelineQuery {
         /// `deal` (default) or `ticket`.
@@ -713,6 +716,7 @@ pub mod custom {
     use crate::error::{ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 
     #[derive(Debug, Deserialize, utoipa::IntoParams)]
+    #[into_params(parameter_in = Query)]
     #[serde(deny_unknown_fields)]
     pub struct CustomFieldQuery {
         pub object_type: Option<ObjectType>,

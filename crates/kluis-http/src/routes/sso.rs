@@ -20,6 +20,7 @@ use crate::error::{ApiError, ApiJson, ApiQuery, ApiResult, ErrorBody, IdPath};
 pub const SSO_COOKIE: &str = "__Host-kluis_sso";
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct StartQuery {
     /// The organisation's slug.
     pub organisation: Option<String>,
