@@ -160,7 +160,7 @@ impl Kluis {
     ) -> Result<Page<ApiKey>> {
         actor.require_key_manager()?;
         let after = validate::cursor::<ApiKeyId>(cursor)?;
-        let limit = page_limit(limit);
+        let limit = page_limit(limit)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let rows = tx.list_api_keys(after, limit + 1).await?;
         let page =

@@ -676,7 +676,7 @@ impl Kluis {
                 })
             })
             .transpose()?;
-        let limit = page_limit(q.limit);
+        let limit = page_limit(q.limit)?;
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let filter = AuditFilter {

@@ -195,9 +195,29 @@ pub struct Page<T> {
     pub next_cursor: Option<String>,
 }
 
-/// Page size: default 50, at most 200.
-pub fn page_limit(requested: Option<u32>) -> i64 {
-    i64::from(requested.unwrap_or(50).clamp(1, 200))
+impl<T> Page<T> {
+    /// A list that is never long (pipelines, tags, one user's sessions): one page, no cursor,
+    /// in the same `{items, next_cursor}` shape as every other list.
+    pub fn all(items: Vec<T>) -> Page<T> {
+        Page {
+            items,
+            next_cursor: None,
+        }
+    }
+}
+
+/// Page size: default 50; 1 to 200 when given. A value outside is refused and named, never
+/// clamped silently (a client asking for 1,000,000 rows must learn it gets at most 200).
+pub fn page_limit(requested: Option<u32>) -> Result<i64> {
+    match requested {
+        None => Ok(50),
+        Some(n @ 1..=200) => Ok(i64::from(n)),
+        Some(_) => Err(Error::validation(
+            "limit",
+            "invalid_limit",
+            "limit must be between 1 and 200",
+        )),
+    }
 }
 
 pub(crate) fn ms(d: Duration) -> i64 {

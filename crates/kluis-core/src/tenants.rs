@@ -133,7 +133,7 @@ impl Kluis {
         limit: Option<u32>,
     ) -> Result<Page<Tenant>> {
         let after = validate::cursor::<TenantId>(cursor)?;
-        let limit = page_limit(limit);
+        let limit = page_limit(limit)?;
         let mut p = self.store.platform_read().await?;
         let rows = p.list_tenants(after, limit + 1).await?;
         crate::users::page(rows, limit, Tenant::try_from, |t: &Tenant| t.id.to_string())

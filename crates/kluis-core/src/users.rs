@@ -173,7 +173,7 @@ impl Kluis {
     ) -> Result<Page<User>> {
         actor.require(Permission::UsersRead)?;
         let after = validate::cursor::<UserId>(cursor)?;
-        let limit = page_limit(limit);
+        let limit = page_limit(limit)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let rows = tx.list_users(after, limit + 1).await?;

@@ -130,7 +130,7 @@ impl Kluis {
     ) -> Result<Page<Record>> {
         actor.require(Permission::CrmRead)?;
         let after = validate::cursor::<RecordId>(cursor)?;
-        let limit = page_limit(limit);
+        let limit = page_limit(limit)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let filter = RecordFilter {

@@ -59,7 +59,7 @@ impl Kluis {
         actor.require(Permission::CrmRead)?;
         let after = validate::cursor::<RecordId>(cursor)?;
         let page = self
-            .query_records(actor.tenant(), t, &q, after, page_limit(limit))
+            .query_records(actor.tenant(), t, &q, after, page_limit(limit)?)
             .await?;
         self.audit_read(actor, ctx, t, "list", page.items.len())
             .await?;

@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use cookie::{Cookie, SameSite};
+use kluis_core::Page;
 use kluis_core::SessionId;
 use kluis_core::mfa::{
     MfaChallenge, MfaDisable, MfaStatus, RecoveryCodes, TotpCode, TotpEnrolment,
@@ -243,12 +244,12 @@ pub async fn me(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<
 }
 
 /// My active sessions (device, IP, last seen). A password change ends all but this one.
-#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", responses((status = 200, body = Vec<SessionInfo>), (status = 401, body = ErrorBody)))]
+#[utoipa::path(get, path = "/api/v1/me/sessions", tag = "auth", responses((status = 200, body = Page<SessionInfo>), (status = 401, body = ErrorBody)))]
 pub async fn sessions(
     State(s): State<AppState>,
     Authed(a): Authed,
-) -> ApiResult<Json<Vec<SessionInfo>>> {
-    Ok(Json(s.kluis.my_sessions(&a).await?))
+) -> ApiResult<Json<Page<SessionInfo>>> {
+    Ok(Json(Page::all(s.kluis.my_sessions(&a).await?)))
 }
 
 /// Change my password; my other sessions end.

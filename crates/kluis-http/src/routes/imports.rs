@@ -14,6 +14,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use futures_util::StreamExt;
+use kluis_core::Page;
 use kluis_core::crm::ObjectType;
 use kluis_core::crm::import::{
     CsvEncoding, ImportMode, ImportOptions, ImportReport, ImportStatus, OnDuplicate,
@@ -191,12 +192,12 @@ async fn spool(body: Body, limit: u64) -> ApiResult<SpoolReader<std::fs::File>> 
 /// Imports of your organisation running on this server, or finished here in the last 24 hours,
 /// with their progress (rows read, created, updated, skipped, failed).
 #[utoipa::path(get, path = "/api/v1/imports", tag = "import",
-    responses((status = 200, body = Vec<ImportReport>), (status = 403, body = ErrorBody)))]
+    responses((status = 200, body = Page<ImportReport>), (status = 403, body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Authed(a): Authed,
-) -> ApiResult<Json<Vec<ImportReport>>> {
-    Ok(Json(s.kluis.list_imports(&a)?))
+) -> ApiResult<Json<Page<ImportReport>>> {
+    Ok(Json(Page::all(s.kluis.list_imports(&a)?)))
 }
 
 /// One import's progress or report.

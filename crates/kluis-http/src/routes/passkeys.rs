@@ -6,6 +6,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
+use kluis_core::Page;
 use kluis_core::UserId;
 use kluis_core::passkeys::{
     PasskeyAssertion, PasskeyCeremony, PasskeyDelete, PasskeyInfo, PasskeyLoginStart,
@@ -66,12 +67,12 @@ pub async fn register_finish(
 
 /// My passkeys.
 #[utoipa::path(get, path = "/api/v1/me/passkeys", tag = "auth",
-    responses((status = 200, body = Vec<PasskeyInfo>), (status = 401, body = ErrorBody)))]
+    responses((status = 200, body = Page<PasskeyInfo>), (status = 401, body = ErrorBody)))]
 pub async fn list(
     State(s): State<AppState>,
     Authed(a): Authed,
-) -> ApiResult<Json<Vec<PasskeyInfo>>> {
-    Ok(Json(s.kluis.my_passkeys(&a).await?))
+) -> ApiResult<Json<Page<PasskeyInfo>>> {
+    Ok(Json(Page::all(s.kluis.my_passkeys(&a).await?)))
 }
 
 /// Remove one of my passkeys, with my `password` or a current TOTP `code`. Refused (409
@@ -138,13 +139,13 @@ pub async fn login_finish(
 
 /// A user's passkeys (user management).
 #[utoipa::path(get, path = "/api/v1/users/{id}/passkeys", tag = "users", params(("id" = uuid::Uuid, Path, description = "user id")),
-    responses((status = 200, body = Vec<PasskeyInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<PasskeyInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn user_list(
     State(s): State<AppState>,
     Authed(a): Authed,
     IdPath(id): IdPath<UserId>,
-) -> ApiResult<Json<Vec<PasskeyInfo>>> {
-    Ok(Json(s.kluis.user_passkeys(&a, id).await?))
+) -> ApiResult<Json<Page<PasskeyInfo>>> {
+    Ok(Json(Page::all(s.kluis.user_passkeys(&a, id).await?)))
 }
 
 /// Remove a user's passkey (lost device) and end their sessions. Audited.

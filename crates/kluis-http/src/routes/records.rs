@@ -461,14 +461,14 @@ macro_rules! record_routes {
 
             #[doc = concat!("Every version of a ", $what, ", current first.")]
             #[utoipa::path(get, path = $versions, tag = $tag, params(("id" = uuid::Uuid, Path)),
-                responses((status = 200, body = Vec<RecordVersion>), (status = 404, body = ErrorBody)))]
+                responses((status = 200, body = Page<RecordVersion>), (status = 404, body = ErrorBody)))]
             pub async fn versions(
                 State(s): State<AppState>,
                 Authed(a): Authed,
                 Ctx(c): Ctx,
                 IdPath(id): IdPath<RecordId>,
-            ) -> ApiResult<Json<Vec<RecordVersion>>> {
-                Ok(Json(s.kluis.record_versions(&a, &c, $t, id).await?))
+            ) -> ApiResult<Json<Page<RecordVersion>>> {
+                Ok(Json(Page::all(s.kluis.record_versions(&a, &c, $t, id).await?)))
             }
 
             #[doc = concat!("Make an earlier version's field values current again (a new revision). Needs `If-Match`.")]
@@ -574,6 +574,7 @@ pub mod pipelines {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
+    use kluis_core::Page;
     use kluis_core::crm::pipelines::{Pipeline, PipelineInput};
     use kluis_core::crm::{ObjectType, PipelineId};
 
@@ -592,14 +593,14 @@ pub mod pipelines {
     /// The pipelines of deals or tickets with their ordered stages (a default pipeline exists
     /// from the start).
     #[utoipa::path(get, path = "/api/v1/pipelines", tag = "pipelines", params(PipelineQuery),
-        responses((status = 200, body = Vec<Pipeline>), (status = 403, body = ErrorBody)))]
+        responses((status = 200, body = Page<Pipeline>), (status = 403, body = ErrorBody)))]
     pub async fn list(
         State(s): State<AppState>,
         Authed(a): Authed,
         ApiQuery(q): ApiQuery<PipelineQuery>,
-    ) -> ApiResult<Json<Vec<Pipeline>>> {
+    ) -> ApiResult<Json<Page<Pipeline>>> {
         let t = q.object_type.unwrap_or(ObjectType::Deal);
-        Ok(Json(s.kluis.list_pipelines(&a, t).await?))
+        Ok(Json(Page::all(s.kluis.list_pipelines(&a, t).await?)))
     }
 
     /// Add a deal pipeline (owners and admins).
@@ -703,6 +704,7 @@ pub mod custom {
     use axum::Json;
     use axum::extract::State;
     use axum::http::StatusCode;
+    use kluis_core::Page;
     use kluis_core::crm::CustomFieldId;
     use kluis_core::crm::ObjectType;
     use kluis_core::crm::custom::{
@@ -724,13 +726,15 @@ pub mod custom {
 
     /// Custom field definitions (also those in the trash, marked `deleted_at`).
     #[utoipa::path(get, path = "/api/v1/custom-fields", tag = "custom-fields", params(CustomFieldQuery),
-        responses((status = 200, body = Vec<CustomField>), (status = 403, body = ErrorBody)))]
+        responses((status = 200, body = Page<CustomField>), (status = 403, body = ErrorBody)))]
     pub async fn list(
         State(s): State<AppState>,
         Authed(a): Authed,
         ApiQuery(q): ApiQuery<CustomFieldQuery>,
-    ) -> ApiResult<Json<Vec<CustomField>>> {
-        Ok(Json(s.kluis.list_custom_fields(&a, q.object_type).await?))
+    ) -> ApiResult<Json<Page<CustomField>>> {
+        Ok(Json(Page::all(
+            s.kluis.list_custom_fields(&a, q.object_type).await?,
+        )))
     }
 
     /// Define a custom field (owners and admins). Its values go in `fields` as `custom.<key>`.
@@ -791,12 +795,12 @@ pub mod custom {
 
     /// Tenant-wide named values for templates.
     #[utoipa::path(get, path = "/api/v1/custom-values", tag = "custom-fields",
-        responses((status = 200, body = Vec<CustomValue>), (status = 403, body = ErrorBody)))]
+        responses((status = 200, body = Page<CustomValue>), (status = 403, body = ErrorBody)))]
     pub async fn values(
         State(s): State<AppState>,
         Authed(a): Authed,
-    ) -> ApiResult<Json<Vec<CustomValue>>> {
-        Ok(Json(s.kluis.list_custom_values(&a).await?))
+    ) -> ApiResult<Json<Page<CustomValue>>> {
+        Ok(Json(Page::all(s.kluis.list_custom_values(&a).await?)))
     }
 
     /// Add a custom value (owners and admins).
@@ -866,6 +870,7 @@ pub mod custom {
 pub mod tags {
     use axum::Json;
     use axum::extract::State;
+    use kluis_core::Page;
     use kluis_core::crm::TagId;
     use kluis_core::crm::tags::{Tag, TagInput, TagUpdate};
 
@@ -876,9 +881,9 @@ pub mod tags {
 
     /// The organisation's tags (also those in the trash, marked `deleted_at`).
     #[utoipa::path(get, path = "/api/v1/tags", tag = "tags",
-        responses((status = 200, body = Vec<Tag>), (status = 403, body = ErrorBody)))]
-    pub async fn list(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<Vec<Tag>>> {
-        Ok(Json(s.kluis.list_tags(&a).await?))
+        responses((status = 200, body = Page<Tag>), (status = 403, body = ErrorBody)))]
+    pub async fn list(State(s): State<AppState>, Authed(a): Authed) -> ApiResult<Json<Page<Tag>>> {
+        Ok(Json(Page::all(s.kluis.list_tags(&a).await?)))
     }
 
     /// Add a tag; put it on records with `tag_ids`.

@@ -80,14 +80,14 @@ pub async fn delete(
 
 /// A user's live sessions (device, IP, last seen). Needs user management; audited.
 #[utoipa::path(get, path = "/api/v1/users/{id}/sessions", tag = "users", params(("id" = uuid::Uuid, Path, description = "user id")),
-    responses((status = 200, body = Vec<SessionInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses((status = 200, body = Page<SessionInfo>), (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 pub async fn sessions(
     State(s): State<AppState>,
     Authed(a): Authed,
     Ctx(c): Ctx,
     IdPath(id): IdPath<UserId>,
-) -> ApiResult<Json<Vec<SessionInfo>>> {
-    Ok(Json(s.kluis.user_sessions(&a, &c, id).await?))
+) -> ApiResult<Json<Page<SessionInfo>>> {
+    Ok(Json(Page::all(s.kluis.user_sessions(&a, &c, id).await?)))
 }
 
 /// End one session of a user. Needs user management (and the owner permission for an owner).

@@ -76,6 +76,7 @@ fn between<'a>(html: &'a str, start: &str, end: &str) -> &'a str {
 
 async fn deal_pipeline(s: &Server, a: &Auth) -> (String, Vec<(String, String)>) {
     let (st, v) = s.get("/api/v1/pipelines?object_type=deal", a).await;
+    let v = v["items"].clone();
     assert_eq!(st, StatusCode::OK, "{v}");
     let p = &v[0];
     let stages = p["stages"]
@@ -245,6 +246,7 @@ async fn deals_board_totals_and_moves(b: Backend) {
     .await;
     let tk_id = tk["id"].as_str().unwrap().to_owned();
     let (_, tp) = s.get("/api/v1/pipelines?object_type=ticket", o).await;
+    let tp = tp["items"].clone();
     let closed = tp[0]["stages"]
         .as_array()
         .unwrap()
@@ -695,6 +697,7 @@ async fn chromium_drags_a_deal_and_moves_it_back_by_keyboard() {
     );
     assert_eq!(v["revision"], 3, "two moves: {v}");
     let (_, versions) = s.get(&format!("/api/v1/deals/{id}/versions"), o).await;
+    let versions = versions["items"].clone();
     assert_eq!(
         versions[1]["deal"]["stage_id"],
         json!(stage_id(&stages, "Qualified")),

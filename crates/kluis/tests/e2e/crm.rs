@@ -169,6 +169,7 @@ async fn contacts_and_companies_end_to_end(b: Backend) {
         json!({"old": "Jansen", "new": "de Vries"})
     );
     let (st, versions) = s.get(&format!("{path}/versions"), o).await;
+    let versions = versions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{versions}");
     assert_eq!(versions[1]["revision"], 1);
     assert_eq!(versions[1]["fields"]["last_name"], "Jansen");
@@ -460,6 +461,7 @@ async fn deals_and_pipelines(b: Backend) {
     let o = &t.owner;
     // A default pipeline exists from the start.
     let (st, p) = s.get("/api/v1/pipelines", &t.key).await;
+    let p = p["items"].clone();
     assert_eq!(st, StatusCode::OK, "{p}");
     let sales = &p[0];
     let stage = |name: &str| -> String {
@@ -1005,6 +1007,7 @@ async fn notes_and_tasks(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     last_event(&s, o, "note.update").await;
     let (_, v) = s.get(&format!("/api/v1/notes/{note}/versions"), o).await;
+    let v = v["items"].clone();
     assert!(
         v[1]["fields"]["body"]
             .as_str()
@@ -1318,6 +1321,7 @@ async fn custom_fields_and_values(b: Backend) {
     let (_, list) = s
         .get("/api/v1/custom-fields?object_type=contact", &t.key)
         .await;
+    let list = list["items"].clone();
     assert_eq!(list.as_array().unwrap().len(), kinds.len());
 
     // Making a field unique later indexes the values records already hold, and is refused while
@@ -1405,6 +1409,7 @@ async fn custom_fields_and_values(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, v) = s.get("/api/v1/custom-values", &t.key).await;
+    let v = v["items"].clone();
     assert_eq!(v[0]["value"], "Nog dichterbij");
     let (st, _) = s
         .call(Method::DELETE, "/api/v1/custom-values/slogan", o, None)
@@ -1413,6 +1418,7 @@ async fn custom_fields_and_values(b: Backend) {
     last_event(&s, o, "custom_value.delete").await;
     // In the trash: listed as such, not changeable, restorable.
     let (_, v) = s.get("/api/v1/custom-values", o).await;
+    let v = v["items"].clone();
     assert!(v[0]["deleted_at"].is_string(), "{v}");
     let (st, _) = s
         .call(
@@ -1429,6 +1435,7 @@ async fn custom_fields_and_values(b: Backend) {
     assert_eq!(st, StatusCode::NO_CONTENT);
     last_event(&s, o, "custom_value.restore").await;
     let (_, v) = s.get("/api/v1/custom-values", o).await;
+    let v = v["items"].clone();
     assert_eq!(
         (v[0]["value"].as_str(), v[0]["deleted_at"].is_null()),
         (Some("Nog dichterbij"), true)
@@ -1555,6 +1562,7 @@ async fn tags_on_records(b: Backend) {
     let (_, v) = s.get(&format!("/api/v1/contacts/{cid}"), o).await;
     assert_eq!(v["tag_ids"], json!([lead_id]));
     let (_, list) = s.get("/api/v1/tags", o).await;
+    let list = list["items"].clone();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let dump = s.database_dump().await;
     assert!(
@@ -1568,6 +1576,7 @@ async fn tickets(b: Backend) {
     let t = tenant_fixture(&s, "support").await;
     let o = &t.owner;
     let (st, p) = s.get("/api/v1/pipelines?object_type=ticket", &t.key).await;
+    let p = p["items"].clone();
     assert_eq!(st, StatusCode::OK, "{p}");
     assert_eq!(p[0]["name"], "Support");
     assert_eq!(p[0]["object_type"], "ticket");
@@ -1678,6 +1687,7 @@ async fn tickets(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::CREATED, "{v}");
     let (_, list) = s.get("/api/v1/pipelines?object_type=ticket", o).await;
+    let list = list["items"].clone();
     assert_eq!(list.as_array().unwrap().len(), 2);
     let (st, _, _) = s
         .call_with(

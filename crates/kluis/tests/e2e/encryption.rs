@@ -558,6 +558,7 @@ async fn dek_rotation_is_online_and_resumable() {
     }
     // CRM data reads back under the new key: record, version, replayed create, custom value.
     let (_, v) = s.get(&format!("{contact}/versions"), &t.owner).await;
+    let v = v["items"].clone();
     assert_eq!(v[0]["fields"]["city"], "Draaiburg");
     assert_eq!(v[1]["fields"]["first_name"], "Roteer");
     let (st, _, again) = s
@@ -571,6 +572,7 @@ async fn dek_rotation_is_online_and_resumable() {
         .await;
     assert_eq!((st, &again), (StatusCode::CREATED, &c));
     let (_, v) = s.get("/api/v1/custom-values", &t.owner).await;
+    let v = v["items"].clone();
     assert_eq!(v[0]["value"], "Draaien");
     // The re-sealed TOTP secret still opens: a code from the app confirms the enrolment.
     let secret =

@@ -180,6 +180,7 @@ async fn csv_import_end_to_end(b: Backend) {
         (StatusCode::OK, Some("committed"))
     );
     let (_, v) = s.get("/api/v1/imports", o).await;
+    let v = v["items"].clone();
     assert_eq!(v.as_array().unwrap().len(), 3);
 
     // UTF-8 with BOM and commas; duplicates: error (default), skip, update.
@@ -225,6 +226,7 @@ async fn csv_import_end_to_end(b: Backend) {
     // The update kept the earlier version.
     let pid = piet["id"].as_str().unwrap();
     let (_, versions) = s.get(&format!("/api/v1/contacts/{pid}/versions"), o).await;
+    let versions = versions["items"].clone();
     assert_eq!(versions[1]["fields"]["first_name"], "Piet", "{versions}");
     assert_eq!(versions[0]["revision"], 2);
 
@@ -384,6 +386,7 @@ async fn csv_import_end_to_end(b: Backend) {
         .await;
     assert_eq!(st, StatusCode::NOT_FOUND);
     let (_, v) = s.get("/api/v1/imports", &other.owner).await;
+    let v = v["items"].clone();
     assert_eq!(v, json!([]));
     let (st, v) = import(&s, o, "object_type=deal", "name\nX\n").await;
     assert_eq!(

@@ -236,6 +236,7 @@ async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         .await;
     assert_eq!(st, StatusCode::OK, "{import}");
     let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
+    let sessions = sessions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{sessions}");
     BRecords {
         import: import["id"].as_str().unwrap().to_owned(),

@@ -804,6 +804,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
     assert_eq!(st, StatusCode::OK);
     let laptop_id = v["session"]["id"].as_str().unwrap().to_owned();
     let (st, list) = s.get("/api/v1/me/sessions", &t.member).await;
+    let list = list["items"].clone();
     assert_eq!(st, StatusCode::OK);
     let laptop = list
         .as_array()
@@ -821,6 +822,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
     let (_, _, laptop_auth) = login_step(&s, "sessies", email, PASSWORD).await;
     let laptop_auth = laptop_auth.unwrap();
     let (_, mine) = s.get("/api/v1/me/sessions", &laptop_auth).await;
+    let mine = mine["items"].clone();
     let laptop2 = mine
         .as_array()
         .unwrap()
@@ -831,6 +833,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
         .unwrap()
         .to_owned();
     let (_, owners) = s.get("/api/v1/me/sessions", &t.owner).await;
+    let owners = owners["items"].clone();
     let owner_session = owners[0]["id"].as_str().unwrap().to_owned();
     assert_eq!(
         s.call(
@@ -875,6 +878,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
         .get(&format!("/api/v1/users/{}/sessions", t.member_id), &t.owner)
         .await;
     assert_eq!(st, StatusCode::OK);
+    let list = list["items"].clone();
     assert!(
         list.as_array()
             .unwrap()
@@ -899,6 +903,7 @@ async fn sessions_are_listed_and_revoked(b: Backend) {
         StatusCode::FORBIDDEN
     );
     let (_, member_sessions) = s.get("/api/v1/me/sessions", &t.member).await;
+    let member_sessions = member_sessions["items"].clone();
     let member_current = member_sessions
         .as_array()
         .unwrap()

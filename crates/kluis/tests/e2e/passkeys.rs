@@ -169,6 +169,7 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
     let passkey_id = reg["passkey"]["id"].as_str().unwrap().to_owned();
     assert_eq!(reg["passkey"]["name"], "Laptop");
     let (_, list) = s.get("/api/v1/me/passkeys", &t.member).await;
+    let list = list["items"].clone();
     assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
     assert!(list[0]["last_used_at"].is_null());
     let (_, st_mfa) = s.get("/api/v1/me/mfa", &t.member).await;
@@ -187,6 +188,7 @@ async fn passkey_registration_and_passwordless_sign_in(b: Backend) {
         (StatusCode::OK, Some("member@sleutel.test"))
     );
     let (_, list) = s.get("/api/v1/me/passkeys", &t.member).await;
+    let list = list["items"].clone();
     assert!(list[0]["last_used_at"].is_string(), "{list}");
 
     // Replays: the same answer again (its ceremony is used up), and the same signed
@@ -510,6 +512,7 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
 
     // The last second factor cannot be removed while the policy requires one.
     let (_, list) = s.get("/api/v1/me/passkeys", &second).await;
+    let list = list["items"].clone();
     let pid = list[0]["id"].as_str().unwrap().to_owned();
     let (st, v) = s
         .call(
