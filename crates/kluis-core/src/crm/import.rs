@@ -146,6 +146,8 @@ pub struct ImportReport {
     /// rolled-back import, what would have happened.
     pub created: u64,
     pub updated: u64,
+    /// Rows that matched a record holding exactly these values already: nothing written.
+    pub unchanged: u64,
     pub skipped: u64,
     /// Rows with an error.
     pub failed: u64,
@@ -505,6 +507,16 @@ fn parse_row(
 }
 
 /// `E-mailadres` -> `e_mailadres`.
+/// Undoes what exports do to cells a spreadsheet would execute (`'=...`, `'+31...`): a file
+/// exported, edited and imported again must not gain an apostrophe in every phone number. Only
+/// an apostrophe before one of those characters is taken off; any other stays.
+fn unneutralise(cell: &str) -> &str {
+    match cell.strip_prefix('\'') {
+        Some(rest) if rest.starts_with(['=', '+', '-', '@', '\t', '\r']) => rest,
+        _ => cell,
+    }
+}
+
 fn normalise_header(h: &str) -> String {
     h.trim()
         .to_lowercase()
@@ -765,6 +777,8 @@ struct Caches {
 enum Outcome {
     Created,
     Updated,
+    /// An update that would change nothing (the row repeats what the record holds).
+    Unchanged,
     Skipped,
 }
 
@@ -868,6 +882,7 @@ impl Kluis {
             rows: 0,
             created: 0,
             updated: 0,
+            unchanged: 0,
             skipped: 0,
             failed: 0,
             committed: 0,
@@ -956,6 +971,7 @@ impl Kluis {
                         *written += 1;
                     }
                     Ok(Outcome::Skipped) => r.skipped += 1,
+                    Ok(Outcome::Unchanged) => r.unchanged += 1,
                     Err(e) => {
                         r.failed += 1;
                         if r.errors.len() < MAX_REPORTED_ERRORS {
@@ -1099,7 +1115,8 @@ impl Kluis {
                             )
                             .await;
                         out.push(match done {
-                            Ok(()) => Ok(Outcome::Updated),
+                            Ok(true) => Ok(Outcome::Updated),
+                            Ok(false) => Ok(Outcome::Unchanged),
                             Err(e) => Err(as_row_error(row, e)?),
                         });
                         continue;
@@ -1162,7 +1179,7 @@ impl Kluis {
             let Some(target) = &run.targets[i] else {
                 continue;
             };
-            let cell = cell.trim();
+            let cell = unneutralise(cell.trim());
             if cell.is_empty() {
                 continue;
             }
@@ -1412,6 +1429,19 @@ struct Run<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn exported_formula_guards_come_off_on_import() {
+        assert_eq!(unneutralise("'+31612345678"), "+31612345678");
+        assert_eq!(unneutralise("'=1+1"), "=1+1");
+        assert_eq!(unneutralise("'-"), "-");
+        assert_eq!(
+            unneutralise("'t Hooft"),
+            "'t Hooft",
+            "a Dutch name keeps its apostrophe"
+        );
+        assert_eq!(unneutralise("O'Brien"), "O'Brien");
+    }
 
     #[test]
     fn delimiter_follows_the_header() {

@@ -471,7 +471,7 @@ impl Kluis {
         row: &CrmRecordRow,
         input: &RecordInput,
         import: Option<Uuid>,
-    ) -> Result<()> {
+    ) -> Result<bool> {
         let t = schema.t;
         let id = row.id;
         let current = open_fields(keys, row)?;
@@ -496,6 +496,42 @@ impl Kluis {
             None => None,
         };
         let changed = fields::changes(&current, &f);
+        // An import row that repeats what the record holds (a file exported, edited elsewhere
+        // and imported again) writes nothing: no new revision, no event. An explicit PATCH
+        // still records itself.
+        if import.is_some()
+            && changed.is_empty()
+            && owner == row.owner_id
+            && company == row.company_id
+            && deal == row.deal
+            && task == row.task
+        {
+            let links_same = match &related {
+                None => true,
+                Some(given) => same_set(
+                    given.iter().map(|r| r.0).collect(),
+                    tx.associations(id)
+                        .await?
+                        .into_iter()
+                        .map(|r| r.0)
+                        .collect(),
+                ),
+            };
+            let tags_same = match &tags {
+                None => true,
+                Some(given) => same_set(
+                    given.iter().map(|t| t.0).collect(),
+                    tx.record_tags(&[id])
+                        .await?
+                        .into_iter()
+                        .map(|(_, t)| t.0)
+                        .collect(),
+                ),
+            };
+            if links_same && tags_same {
+                return Ok(false);
+            }
+        }
         let sensitive = self.guard(tx, &f, changed.keys()).await?;
         let mut details = json!({"changed": changed, "revision": row.revision + 1});
         if owner != row.owner_id {
@@ -533,7 +569,8 @@ impl Kluis {
         self.write_revision(
             tx, keys, actor, ctx, t, row, current, next, "update", details,
         )
-        .await
+        .await?;
+        Ok(true)
     }
 
     /// Keeps `row`'s state as a version and writes the next revision, with its event.
@@ -644,4 +681,13 @@ pub(super) async fn live(tx: &mut TenantTx, t: ObjectType, id: RecordId) -> Resu
         .await?
         .filter(|r| r.deleted_at.is_none())
         .ok_or_else(Error::not_found)
+}
+
+/// Whether two id lists hold the same ids (order and repeats aside).
+fn same_set(mut a: Vec<Uuid>, mut b: Vec<Uuid>) -> bool {
+    a.sort_unstable();
+    a.dedup();
+    b.sort_unstable();
+    b.dedup();
+    a == b
 }

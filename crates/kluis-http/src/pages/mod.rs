@@ -25,6 +25,9 @@ mod sign_in;
 mod tables;
 mod tables_text;
 
+/// Labels of built-in fields (pages, and the Dutch column names of CSV exports).
+pub(crate) use tables_text::field_label;
+
 use askama::Template;
 use axum::Router;
 use axum::extract::Query;

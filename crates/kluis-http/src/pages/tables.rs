@@ -1067,16 +1067,21 @@ async fn export(
         Err(e) => return error_page(texts, x, &user, list_path(t), e.into()),
     };
     let name = list_path(t).trim_start_matches('/').replace('/', "-");
+    // Someone working in Dutch opens the file in Dutch Excel: give it what that expects.
+    let style = match lang {
+        Lang::Nl => crate::export::CsvStyle::DUTCH_EXCEL,
+        Lang::En => crate::export::CsvStyle::PLAIN,
+    };
     crate::export::download(
         &name,
         crate::export::Format::Csv,
-        crate::routes::records::record_csv_header(t),
+        crate::routes::records::record_csv_header(t, style),
         (s.kluis.clone(), export),
         |(kluis, mut export)| async move {
             let r = kluis.export_records_next(&mut export).await;
             (r, (kluis, export))
         },
-        crate::routes::records::record_csv,
+        (crate::routes::records::record_csv, style),
     )
 }
 

@@ -6,7 +6,7 @@ use kluis_core::audit::{AuditEvent, AuditQuery, CheckpointList};
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
 use crate::error::{ApiQuery, ApiResult, ErrorBody};
-use crate::export::{Format, csv_row, download};
+use crate::export::{CsvStyle, Format, csv_row, download};
 
 /// Query the tenant's audit trail: time range, actor, IP, action, object; cursor pagination.
 /// Reading it is itself recorded.
@@ -93,14 +93,14 @@ pub async fn export(
             let r = kluis.audit_export_next(&mut export).await;
             (r, (kluis, export))
         },
-        csv_event,
+        (csv_event, CsvStyle::PLAIN),
     ))
 }
 
-fn csv_event(e: &AuditEvent) -> Vec<u8> {
+fn csv_event(e: &AuditEvent, style: CsvStyle) -> Vec<u8> {
     let s = |v: &serde_json::Value| v.as_str().unwrap_or_default().to_owned();
     let details = serde_json::to_string(&e.details).unwrap_or_default();
-    csv_row(&[
+    style.row(&[
         &e.seq.to_string(),
         &e.at,
         &e.actor,

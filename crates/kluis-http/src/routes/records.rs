@@ -8,6 +8,7 @@ use kluis_core::crm::{IfMatch, ObjectType, Record, RecordQuery};
 use serde::Deserialize;
 
 use crate::error::{ApiError, ApiResult};
+use crate::export::CsvStyle;
 
 /// `If-Match` as the core wants it. Strong comparison: a weak ETag never matches.
 pub struct IfMatchHeader(pub IfMatch);
@@ -92,6 +93,13 @@ pub struct RecordListQuery {
     pub limit: Option<u32>,
     /// Exports only: `jsonl` (default) or `csv`.
     pub format: Option<String>,
+    /// CSV exports only: `,` (default) or `;` (what Dutch Excel splits on).
+    pub delimiter: Option<String>,
+    /// CSV exports only: start with a UTF-8 byte-order mark (Excel then reads UTF-8).
+    pub bom: Option<bool>,
+    /// CSV exports only: `en` (default; field names) or `nl` (Dutch column names that the
+    /// import recognises, amounts with a decimal comma).
+    pub headers: Option<String>,
     pub owner_id: Option<uuid::Uuid>,
     /// Contacts of this company.
     pub company_id: Option<uuid::Uuid>,
@@ -164,12 +172,28 @@ fn unknown_param(name: &str) -> ApiError {
 }
 
 impl RecordListQuery {
-    /// Filters of a list (no `format`).
+    /// Filters of a list (no `format` or CSV style).
     pub fn list_query(&self) -> ApiResult<RecordQuery> {
-        if self.format.is_some() {
-            return Err(unknown_param("format"));
+        for (set, name) in [
+            (self.format.is_some(), "format"),
+            (self.delimiter.is_some(), "delimiter"),
+            (self.bom.is_some(), "bom"),
+            (self.headers.is_some(), "headers"),
+        ] {
+            if set {
+                return Err(unknown_param(name));
+            }
         }
         self.to_query()
+    }
+
+    /// How a CSV export is written (`delimiter`, `bom`, `headers`).
+    pub fn csv_style(&self) -> ApiResult<crate::export::CsvStyle> {
+        crate::export::CsvStyle::from_query(
+            self.delimiter.as_deref(),
+            self.bom,
+            self.headers.as_deref(),
+        )
     }
 
     /// Filters of an export (no paging: an export is the whole result).
@@ -237,9 +261,11 @@ pub struct TrashQuery {
     pub object_type: Option<ObjectType>,
 }
 
-/// Export columns: metadata, every field of the type, then (deals) the deal columns.
-pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
-    let mut cols = vec![
+/// Export columns: metadata, every field of the type, then (deals) the deal columns. Dutch names
+/// of fields are the ones the import maps back to the field (a round trip changes nothing);
+/// metadata columns get names the import ignores.
+pub fn record_csv_header(t: ObjectType, style: CsvStyle) -> Vec<u8> {
+    let mut cols: Vec<&str> = vec![
         "id",
         "created_at",
         "updated_at",
@@ -254,7 +280,11 @@ pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
             "pipeline_id",
             "stage_id",
             "outcome",
-            "amount_minor",
+            if style.dutch {
+                "amount"
+            } else {
+                "amount_minor"
+            },
             "currency",
             "close_date",
             "contact_ids",
@@ -275,10 +305,49 @@ pub fn record_csv_header(t: ObjectType) -> Vec<u8> {
     if t == ObjectType::Task {
         cols.extend(["due_date", "done_at"]);
     }
-    crate::export::csv_row(&cols)
+    if !style.dutch {
+        return style.row(&cols);
+    }
+    let names: Vec<String> = cols.iter().map(|c| dutch_column(c)).collect();
+    style.row(&names)
 }
 
-pub fn record_csv(r: &Record) -> Vec<u8> {
+/// The Dutch column name of an export column.
+fn dutch_column(col: &str) -> String {
+    let meta = match col {
+        "id" => "Id",
+        "created_at" => "Aangemaakt op",
+        "updated_at" => "Gewijzigd op",
+        "created_by" => "Aangemaakt door",
+        "updated_by" => "Gewijzigd door",
+        // Not "Eigenaar": the import reads that column as the owner's email address.
+        "owner_id" => "Eigenaar-id",
+        "company_id" => "Bedrijf-id",
+        "pipeline_id" => "Pijplijn-id",
+        "stage_id" => "Fase-id",
+        "outcome" => "Uitkomst",
+        "amount" => "Bedrag",
+        "currency" => "Valuta",
+        "close_date" => "Verwachte sluitdatum",
+        "contact_ids" => "Contactpersoon-ids",
+        "priority" => "Prioriteit",
+        "related_ids" => "Gekoppeld aan",
+        "due_date" => "Vervaldatum",
+        "done_at" => "Afgerond op",
+        field => return crate::pages::field_label(crate::pages::i18n::Lang::Nl, field),
+    };
+    meta.to_owned()
+}
+
+/// An amount in minor units as Dutch Excel reads a number: `1234,50` (no thousands separator,
+/// which Excel would take for part of the number only in some cells).
+fn decimal_comma(minor: i64) -> String {
+    let sign = if minor < 0 { "-" } else { "" };
+    let m = minor.unsigned_abs();
+    format!("{sign}{},{:02}", m / 100, m % 100)
+}
+
+pub fn record_csv(r: &Record, style: CsvStyle) -> Vec<u8> {
     let opt = |v: Option<String>| v.unwrap_or_default();
     let mut cells = vec![
         r.id.to_string(),
@@ -305,8 +374,13 @@ pub fn record_csv(r: &Record) -> Vec<u8> {
         if r.object_type == ObjectType::Ticket {
             cells.push(opt(d.priority.clone()));
         } else {
+            let amount = if style.dutch {
+                d.amount_minor.map(decimal_comma)
+            } else {
+                d.amount_minor.map(|v| v.to_string())
+            };
             cells.extend([
-                opt(d.amount_minor.map(|v| v.to_string())),
+                opt(amount),
                 opt(d.currency.clone()),
                 opt(d.close_date.clone()),
             ]);
@@ -332,7 +406,7 @@ pub fn record_csv(r: &Record) -> Vec<u8> {
     if let Some(t) = &r.task {
         cells.extend([opt(t.due_date.clone()), opt(t.done_at.clone())]);
     }
-    crate::export::csv_row(&cells)
+    style.row(&cells)
 }
 
 macro_rules! record_routes {
@@ -380,6 +454,7 @@ macro_rules! record_routes {
                 ApiQuery(q): ApiQuery<RecordListQuery>,
             ) -> ApiResult<axum::response::Response> {
                 let format = crate::export::Format::parse(q.format.as_deref())?;
+                let style = q.csv_style()?;
                 let query = q.export_query()?;
                 let export = s
                     .kluis
@@ -388,13 +463,13 @@ macro_rules! record_routes {
                 Ok(crate::export::download(
                     $file,
                     format,
-                    super::record_csv_header($t),
+                    super::record_csv_header($t, style),
                     (s.kluis.clone(), export),
                     |(kluis, mut export)| async move {
                         let r = kluis.export_records_next(&mut export).await;
                         (r, (kluis, export))
                     },
-                    super::record_csv,
+                    (super::record_csv, style),
                 ))
             }
 

@@ -11,7 +11,8 @@ use crate::support::{Auth, Backend, Server, code, on_both, tenant_fixture};
 on_both!(
     csv_import_end_to_end,
     hostile_csv_corpus,
-    a_million_rows_all_or_nothing
+    a_million_rows_all_or_nothing,
+    dutch_excel_export_import_round_trip
 );
 
 const CSV: &str = "text/csv";
@@ -564,4 +565,128 @@ async fn a_million_rows_all_or_nothing(b: Backend) {
     // The server is still fine.
     let (st, _) = import(&s, o, "object_type=contact", "email\nna@miljoen.test\n").await;
     assert_eq!(st, StatusCode::OK);
+}
+
+/// Export as Dutch Excel expects it (`;`, BOM, Dutch headers), change one cell, import the file
+/// again: exactly that one value changes; every other record keeps its revision, no record is
+/// added, and phone numbers (exported with a formula guard) come back unchanged.
+async fn dutch_excel_export_import_round_trip(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "rondje").await;
+    let o = &t.owner;
+    let people = [
+        (
+            "Zoë",
+            "de Vries",
+            "zoe@rondje.test",
+            "+31 6 12345678",
+            "Den Haag",
+        ),
+        (
+            "Daniël",
+            "'t Hooft",
+            "daniel@rondje.test",
+            "020-1234567",
+            "Utrecht",
+        ),
+        ("Anna", "Jansen", "anna@rondje.test", "", "=Zwolle"),
+    ];
+    for (first, last, email, phone, city) in people {
+        let mut fields =
+            json!({"first_name": first, "last_name": last, "email": email, "city": city});
+        if !phone.is_empty() {
+            fields["phone"] = json!(phone);
+        }
+        let (st, v) = s
+            .post("/api/v1/contacts", o, json!({ "fields": fields }))
+            .await;
+        assert_eq!(st, StatusCode::CREATED, "{v}");
+    }
+    let before: Vec<Value> = {
+        let (_, v) = s.get("/api/v1/contacts?limit=200", o).await;
+        v["items"].as_array().unwrap().clone()
+    };
+
+    let (st, body) = s
+        .get(
+            "/api/v1/contacts/export?format=csv&delimiter=%3B&bom=true&headers=nl",
+            o,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{body}");
+    let text = body.as_str().unwrap().to_owned();
+    let csv_text = text
+        .strip_prefix('\u{feff}')
+        .expect("a UTF-8 byte-order mark first");
+    let mut r = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .from_reader(csv_text.as_bytes());
+    let headers = r.headers().unwrap().clone();
+    for want in [
+        "Voornaam",
+        "Achternaam",
+        "E-mail",
+        "Telefoon",
+        "Plaats",
+        "Eigenaar-id",
+    ] {
+        assert!(headers.iter().any(|h| h == want), "{want} in {headers:?}");
+    }
+    let city = headers.iter().position(|h| h == "Plaats").unwrap();
+    let phone = headers.iter().position(|h| h == "Telefoon").unwrap();
+    let mut rows: Vec<csv::StringRecord> = r.records().map(|r| r.unwrap()).collect();
+    assert_eq!(rows.len(), 3);
+    assert!(
+        rows.iter().any(|r| &r[phone] == "'+31612345678"),
+        "phones carry the formula guard: {rows:?}"
+    );
+    // Edit one cell, as someone in Excel would, and save as CSV again.
+    let zoe = rows
+        .iter()
+        .position(|r| r.iter().any(|c| c == "Zoë"))
+        .unwrap();
+    let mut edited: Vec<String> = rows[zoe].iter().map(str::to_owned).collect();
+    edited[city] = "Rotterdam".into();
+    rows[zoe] = csv::StringRecord::from(edited);
+    let mut w = csv::WriterBuilder::new()
+        .delimiter(b';')
+        .from_writer(Vec::new());
+    w.write_record(&headers).unwrap();
+    for row in &rows {
+        w.write_record(row).unwrap();
+    }
+    let mut file = "\u{feff}".as_bytes().to_vec();
+    file.extend(w.into_inner().unwrap());
+
+    let (st, v) = import(&s, o, "object_type=contact&on_duplicate=update", file).await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let report = if v["report"].is_object() {
+        &v["report"]
+    } else {
+        &v
+    };
+    assert_eq!(
+        (
+            report["created"].as_u64(),
+            report["updated"].as_u64(),
+            report["unchanged"].as_u64(),
+            report["failed"].as_u64()
+        ),
+        (Some(0), Some(1), Some(2), Some(0)),
+        "{v}"
+    );
+    let (_, v) = s.get("/api/v1/contacts?limit=200", o).await;
+    let after = v["items"].as_array().unwrap().clone();
+    assert_eq!(after.len(), before.len(), "no record added");
+    for old in &before {
+        let new = after.iter().find(|r| r["id"] == old["id"]).unwrap();
+        if old["fields"]["first_name"] == "Zoë" {
+            assert_eq!(new["revision"], 2);
+            let mut expect = old["fields"].clone();
+            expect["city"] = json!("Rotterdam");
+            assert_eq!(new["fields"], expect, "only the edited cell changed");
+        } else {
+            assert_eq!(new, old, "an untouched row changed nothing");
+        }
+    }
 }

@@ -906,7 +906,7 @@ pub async fn status(
 
 pub struct ExportLink {
     pub label: &'static str,
-    pub href: &'static str,
+    pub href: String,
 }
 
 #[derive(Template)]
@@ -930,32 +930,25 @@ pub async fn export_page(State(s): State<AppState>, headers: HeaderMap) -> Respo
     }
     let lang = Lang::of(&headers);
     let b = text::of(lang);
-    let links = vec![
-        ExportLink {
-            label: b.contacts,
-            href: "/api/v1/contacts/export?format=csv",
-        },
-        ExportLink {
-            label: b.companies,
-            href: "/api/v1/companies/export?format=csv",
-        },
-        ExportLink {
-            label: b.deals,
-            href: "/api/v1/deals/export?format=csv",
-        },
-        ExportLink {
-            label: b.tickets,
-            href: "/api/v1/tickets/export?format=csv",
-        },
-        ExportLink {
-            label: b.notes,
-            href: "/api/v1/notes/export?format=csv",
-        },
-        ExportLink {
-            label: b.tasks,
-            href: "/api/v1/tasks/export?format=csv",
-        },
-    ];
+    // In Dutch the files are written the way Dutch Excel opens them (`;`, BOM, Dutch headers).
+    let style = match lang {
+        Lang::Nl => "&delimiter=%3B&bom=true&headers=nl",
+        Lang::En => "",
+    };
+    let links = [
+        (b.contacts, "contacts"),
+        (b.companies, "companies"),
+        (b.deals, "deals"),
+        (b.tickets, "tickets"),
+        (b.notes, "notes"),
+        (b.tasks, "tasks"),
+    ]
+    .into_iter()
+    .map(|(label, path)| ExportLink {
+        label,
+        href: format!("/api/v1/{path}/export?format=csv{style}"),
+    })
+    .collect();
     render(
         StatusCode::OK,
         &ExportPage {
