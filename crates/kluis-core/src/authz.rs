@@ -265,7 +265,10 @@ impl Actor {
             return Err(Error::unauthenticated());
         }
         self.user_id().ok_or_else(|| {
-            Error::forbidden("this action requires a signed-in user, not an API key")
+            Error::forbidden(
+                "this action requires a signed-in user, not an API key; with a key use \
+                 /api/v1/apikeys/{id} for the key itself and /api/v1/users for people",
+            )
         })
     }
 }

@@ -210,11 +210,23 @@ pub(crate) fn apply(
 ) -> Result<Map<String, Value>> {
     let mut out = current.clone();
     for (k, v) in patch {
+        // The message teaches: it names the fields there are (names only, never values).
         let unknown = || {
+            let mut names: Vec<String> = schema
+                .t
+                .fields()
+                .iter()
+                .map(|f| f.name.to_owned())
+                .collect();
+            names.extend(schema.custom.iter().map(|d| format!("custom.{}", d.key)));
             Error::validation(
                 &format!("fields.{k}"),
                 "unknown_field",
-                "no such field on this object type",
+                format!(
+                    "no such field on a {}; the fields are: {}",
+                    schema.t.as_str(),
+                    names.join(", ")
+                ),
             )
         };
         if v.is_null() || v.as_str().is_some_and(|s| s.trim().is_empty()) {

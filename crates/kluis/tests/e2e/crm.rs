@@ -140,6 +140,19 @@ async fn contacts_and_companies_end_to_end(b: Backend) {
         );
         assert!(!v.to_string().contains("geen-email"));
     }
+    // An unknown field names the fields there are (names, never values).
+    let (_, v) = s
+        .post(
+            "/api/v1/contacts",
+            o,
+            json!({"fields": {"shoe_size": "44"}}),
+        )
+        .await;
+    let message = v["error"]["message"].as_str().unwrap();
+    for name in ["first_name", "job_title", "postal_code", "description"] {
+        assert!(message.contains(name), "{message}");
+    }
+    assert!(!message.contains("44"), "{message}");
     let (st, v) = s.get("/api/v1/contacts?sort=name", o).await;
     assert_eq!(
         (st, code(&v)),
