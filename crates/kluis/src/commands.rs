@@ -13,31 +13,38 @@ use kluis_core::{Actor, Kluis, RequestContext, Role, Scope};
 pub enum TenantCmd {
     /// Create a tenant.
     Create {
+        /// Short name in URLs and sign-in, e.g. `acme` (lowercase letters, digits, hyphens).
         #[arg(long)]
         slug: String,
+        /// Display name, e.g. "Acme BV".
         #[arg(long)]
         name: String,
+        /// Print the result as JSON (for scripts).
         #[arg(long)]
         json: bool,
     },
     /// List tenants.
     List {
+        /// Print a JSON array instead of a table.
         #[arg(long)]
         json: bool,
     },
     /// Suspend a tenant (all sign-ins, sessions and keys stop working).
     Suspend {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
     },
     /// Lift a suspension.
     Resume {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
     },
     /// Crypto-shred a tenant: destroy its keys so that all its data, in the database and in
     /// every backup, becomes unreadable. Irreversible.
     Shred {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
         /// Repeat the tenant's slug to confirm.
@@ -50,17 +57,43 @@ pub enum TenantCmd {
 pub enum UserCmd {
     /// Create a user. Without --password-stdin the user is invited (no password yet).
     Create {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// The user's email address (also the sign-in name).
         #[arg(long)]
         email: String,
+        /// owner, admin, manager, member or read_only.
         #[arg(long, default_value = "member")]
         role: String,
+        /// Display name; default: the part of the email before the @.
         #[arg(long)]
         name: Option<String>,
         /// Read the password from standard input (never from the command line).
         #[arg(long)]
         password_stdin: bool,
+        /// Print the created user as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the users of a tenant.
+    List {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable a user: signed out everywhere, cannot sign in (re-enable in the API or pages).
+    Disable {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The user's email address.
+        #[arg(long)]
+        email: String,
+        /// Print the updated user as JSON.
         #[arg(long)]
         json: bool,
     },
@@ -70,15 +103,36 @@ pub enum UserCmd {
 pub enum ApiKeyCmd {
     /// Create an API key; prints the secret once.
     Create {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// What the key is for, e.g. "website form".
         #[arg(long)]
         name: String,
         /// Comma-separated scopes, e.g. users:read,users:write
         #[arg(long, value_delimiter = ',')]
         scopes: Vec<String>,
+        /// Print the key (with its secret) as JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// List a tenant's API keys (never their secrets).
+    List {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// Print a JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke an API key: it stops working at once.
+    Revoke {
+        /// The tenant's slug.
+        #[arg(long)]
+        tenant: String,
+        /// The key's id (from `kluis apikey list`).
+        #[arg(long)]
+        id: uuid::Uuid,
     },
 }
 
@@ -86,6 +140,7 @@ pub enum ApiKeyCmd {
 pub enum PlatformKeyCmd {
     /// Create a platform key; prints the secret once.
     Create {
+        /// What the key is for, e.g. "monitoring".
         #[arg(long)]
         name: String,
     },
@@ -219,6 +274,68 @@ pub async fn user(kluis: &Kluis, cmd: UserCmd) -> anyhow::Result<()> {
                 .await?;
             print(json, &u, |u| format!("created user {} ({})", u.email, u.id))
         }
+        UserCmd::List { tenant, json } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            let all = all_users(kluis, &actor).await?;
+            print(json, &all, |all| {
+                all.iter()
+                    .map(|u| {
+                        format!(
+                            "{}\t{}\t{}\t{}",
+                            u.id,
+                            u.email,
+                            u.role.as_str(),
+                            u.status.as_str()
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        UserCmd::Disable {
+            tenant,
+            email,
+            json,
+        } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            let wanted = kluis_core::Email::parse(&email)
+                .map_err(|_| anyhow::anyhow!("`{email}` is not an email address"))?;
+            let user = all_users(kluis, &actor)
+                .await?
+                .into_iter()
+                .find(|u| {
+                    kluis_core::Email::parse(&u.email).is_ok_and(|e| e.as_str() == wanted.as_str())
+                })
+                .with_context(|| format!("no user {email} in `{tenant}`"))?;
+            let u = kluis
+                .update_user(
+                    &actor,
+                    &console_ctx(),
+                    user.id,
+                    kluis_core::users::UserUpdate {
+                        status: Some("disabled".into()),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            print(json, &u, |u| format!("disabled {} ({})", u.email, u.id))
+        }
+    }
+}
+
+/// Every user of the tenant, page by page.
+async fn all_users(kluis: &Kluis, actor: &Actor) -> anyhow::Result<Vec<kluis_core::users::User>> {
+    let mut out = Vec::new();
+    let mut cursor = None;
+    loop {
+        let page = kluis
+            .list_users(actor, &console_ctx(), cursor.as_deref(), Some(200))
+            .await?;
+        out.extend(page.items);
+        match page.next_cursor {
+            Some(c) => cursor = Some(c),
+            None => return Ok(out),
+        }
     }
 }
 
@@ -252,6 +369,48 @@ pub async fn apikey(kluis: &Kluis, cmd: ApiKeyCmd) -> anyhow::Result<()> {
                 )
             })
         }
+        ApiKeyCmd::List { tenant, json } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            let mut all = Vec::new();
+            let mut cursor = None;
+            loop {
+                let page = kluis
+                    .list_api_keys(&actor, &console_ctx(), cursor.as_deref(), Some(200))
+                    .await?;
+                all.extend(page.items);
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            print(json, &all, |all| {
+                all.iter()
+                    .map(|k| {
+                        let scopes: Vec<String> = k
+                            .scopes
+                            .iter()
+                            .filter_map(|s| serde_json::to_value(s).ok())
+                            .filter_map(|v| v.as_str().map(str::to_owned))
+                            .collect();
+                        let state = if k.revoked_at.is_some() {
+                            "revoked"
+                        } else {
+                            "active"
+                        };
+                        format!("{}\t{}\t{state}\t{}", k.id, k.name, scopes.join(","))
+                    })
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            })
+        }
+        ApiKeyCmd::Revoke { tenant, id } => {
+            let actor = tenant_actor(kluis, &tenant).await?;
+            kluis
+                .revoke_api_key(&actor, &console_ctx(), kluis_core::ApiKeyId(id))
+                .await?;
+            println!("revoked API key {id}");
+            Ok(())
+        }
     }
 }
 
@@ -274,6 +433,7 @@ pub enum KeysCmd {
     RotateKek,
     /// New data-key version for a tenant, then re-encrypt its data online in batches.
     RotateDek {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
         /// Rows per write transaction.
@@ -282,16 +442,20 @@ pub enum KeysCmd {
     },
     /// Finish (or resume after a crash) re-encrypting a tenant's data under its current data key.
     Reencrypt {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// Rows per write transaction.
         #[arg(long, default_value_t = REENCRYPT_BATCH)]
         batch: i64,
     },
     /// Disable data-key versions below VERSION for decrypting records (after `reencrypt` has
     /// finished); a lower VERSION re-enables them.
     MinDecryptionVersion {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// The lowest data-key version that may still decrypt.
         #[arg(long)]
         version: i64,
     },
@@ -301,8 +465,10 @@ pub enum KeysCmd {
         /// PKCS#11 module, e.g. /usr/lib/softhsm/libsofthsm2.so.
         #[arg(long)]
         module: std::path::PathBuf,
+        /// Label of the PKCS#11 token to create the key in.
         #[arg(long)]
         token_label: String,
+        /// Label for the new key (how Kluis finds it later).
         #[arg(long)]
         key_label: String,
         /// File holding the token's user PIN (never given on the command line).
@@ -448,6 +614,7 @@ pub enum AuditCmd {
     /// Verify every log (or one tenant's): sequence, leaf hashes, and the signed checkpoints
     /// kept outside the database. Exits non-zero and names the first broken event.
     Verify {
+        /// One tenant's slug (or `platform`); default: every log.
         #[arg(long)]
         tenant: Option<String>,
     },
@@ -455,27 +622,37 @@ pub enum AuditCmd {
     Checkpoint,
     /// Inclusion proof of one event, or consistency proof between two tree sizes (JSON).
     Prove {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// Sequence number of the event to prove (inclusion proof).
         #[arg(long, conflicts_with = "from")]
         seq: Option<i64>,
+        /// Older tree size (consistency proof from FROM to TO).
         #[arg(long, requires = "to")]
         from: Option<i64>,
+        /// Tree size the proof is against.
         #[arg(long)]
         to: Option<i64>,
     },
     /// Print events as JSON Lines (filters as in the API).
     Events {
+        /// The tenant's slug.
         #[arg(long)]
         tenant: String,
+        /// Only events with this action, e.g. `auth.login`.
         #[arg(long)]
         action: Option<String>,
+        /// Only events by this actor, e.g. `user:<id>` or `apikey:<id>`.
         #[arg(long)]
         actor: Option<String>,
+        /// Only events from this IP address (matched through its blind index).
         #[arg(long)]
         ip: Option<String>,
+        /// RFC 3339 lower bound (inclusive), e.g. 2026-11-25T00:00:00Z.
         #[arg(long)]
         from: Option<String>,
+        /// RFC 3339 upper bound (exclusive).
         #[arg(long)]
         to: Option<String>,
     },
@@ -767,6 +944,7 @@ pub fn verify_checkpoints_offline(
 
 #[derive(clap::Args)]
 pub struct ImportArgs {
+    /// The tenant's slug.
     #[arg(long)]
     tenant: String,
     /// `contact` or `company`.
@@ -792,6 +970,7 @@ pub struct ImportArgs {
     /// JSON object: column header -> field, `""` to ignore.
     #[arg(long)]
     mapping: Option<String>,
+    /// Print the report as JSON.
     #[arg(long)]
     json: bool,
 }

@@ -69,6 +69,11 @@ enum Command {
     Doctor,
     /// Print the OpenAPI document.
     Openapi,
+    /// Print a shell completion script: `kluis completions bash > /etc/bash_completion.d/kluis`.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
 }
 
 #[global_allocator]
@@ -119,6 +124,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Cli::command(), "kluis", &mut std::io::stdout());
+            Ok(())
+        }
         Command::Audit(commands::AuditCmd::VerifyCheckpoints {
             vkey,
             checkpoints,
@@ -148,10 +158,52 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Audit(c) => commands::audit(&kluis, c, cfg.audit_retention_days).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
                 Command::Import(a) => commands::import(&kluis, a).await,
-                Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
+                Command::Serve { .. }
+                | Command::Openapi
+                | Command::Doctor
+                | Command::Completions { .. } => Ok(()),
             };
             commands::finish(&kluis).await;
             r
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every command and every flag says what it is for: walks clap's whole command tree.
+    #[test]
+    fn every_command_and_flag_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            let path = format!("{path} {}", cmd.get_name());
+            if cmd.get_about().is_none() && path != " kluis" {
+                missing.push(format!("{path}: no description"));
+            }
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if matches!(id, "help" | "version") {
+                    continue;
+                }
+                let empty = arg
+                    .get_help()
+                    .is_none_or(|h| h.to_string().trim().is_empty());
+                if empty {
+                    missing.push(format!("{path} --{id}: no help text"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_name() != "help" {
+                    walk(sub, &path, missing);
+                }
+            }
+        }
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        let mut missing = Vec::new();
+        walk(&cmd, "", &mut missing);
+        assert!(missing.is_empty(), "{}", missing.join("\n"));
     }
 }

@@ -14,6 +14,7 @@ on_both!(
     password_policy_rules_and_tenant_strictening,
     suspended_tenant_is_locked_out_and_platform_api,
     key_changes_hold_in_every_process_when_they_return,
+    the_console_lists_disables_and_revokes,
 );
 
 async fn user_count(s: &Server, auth: &Auth) -> usize {
@@ -839,4 +840,87 @@ async fn key_changes_hold_in_every_process_when_they_return(b: Backend) {
         StatusCode::FORBIDDEN,
         "suspended tenant's key still accepted by the other process"
     );
+}
+
+/// `kluis user list|disable`, `kluis apikey list|revoke` against the running server's
+/// database: what the console changes holds in the server at once, and lists are JSON arrays.
+async fn the_console_lists_disables_and_revokes(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "console").await;
+    let users: Value =
+        serde_json::from_str(&s.cli(&["user", "list", "--tenant", "console", "--json"], None))
+            .unwrap();
+    let emails: Vec<&str> = users
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["email"].as_str().unwrap())
+        .collect();
+    assert!(emails.contains(&"member@console.test"), "{users}");
+    assert!(emails.contains(&"owner@console.test"), "{users}");
+    let table = s.cli(&["user", "list", "--tenant", "console"], None);
+    assert!(
+        table.contains("member@console.test\tmember\tactive"),
+        "{table}"
+    );
+
+    // Disable the member (email in any case): its session stops working.
+    assert_eq!(s.get("/api/v1/me", &t.member).await.0, StatusCode::OK);
+    let u: Value = serde_json::from_str(&s.cli(
+        &[
+            "user",
+            "disable",
+            "--tenant",
+            "console",
+            "--email",
+            "Member@Console.TEST",
+            "--json",
+        ],
+        None,
+    ))
+    .unwrap();
+    assert_eq!(u["status"], "disabled", "{u}");
+    assert_eq!(
+        s.get("/api/v1/me", &t.member).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let (ok, _, err) = s.cli_raw(
+        &[
+            "user",
+            "disable",
+            "--tenant",
+            "console",
+            "--email",
+            "nobody@console.test",
+        ],
+        None,
+    );
+    assert!(!ok && err.contains("no user"), "{err}");
+
+    // Keys: listed without secrets; a revoked key stops at once.
+    let keys = s.cli(&["apikey", "list", "--tenant", "console", "--json"], None);
+    assert!(keys.contains(&t.key_id), "{keys}");
+    assert!(!keys.contains(&t.key_secret), "a list never shows a secret");
+    assert_eq!(s.get("/api/v1/users", &t.key).await.0, StatusCode::OK);
+    s.cli(
+        &["apikey", "revoke", "--tenant", "console", "--id", &t.key_id],
+        None,
+    );
+    assert_eq!(
+        s.get("/api/v1/users", &t.key).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    let keys: Value =
+        serde_json::from_str(&s.cli(&["apikey", "list", "--tenant", "console", "--json"], None))
+            .unwrap();
+    assert!(keys[0]["revoked_at"].is_string(), "{keys}");
+
+    // Completions for the shells people use.
+    for shell in ["bash", "zsh", "fish"] {
+        let script = s.cli(&["completions", shell], None);
+        assert!(
+            script.contains("apikey") && script.contains("revoke"),
+            "{shell}"
+        );
+    }
 }

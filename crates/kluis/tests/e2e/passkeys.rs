@@ -535,6 +535,7 @@ async fn passkey_as_second_factor_and_enforced_2fa(b: Backend) {
         "{v}"
     );
     let (st, v) = s.get(&member_passkeys, &t.owner).await;
+    let v = v["items"].clone();
     assert_eq!(
         (st, v.as_array().map(Vec::len)),
         (StatusCode::OK, Some(1)),

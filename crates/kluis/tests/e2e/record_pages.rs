@@ -844,6 +844,7 @@ async fn chromium_record_pages_at_phone_and_desktop_width() {
     let (_, versions) = s
         .get(&format!("/api/v1/contacts/{contact}/versions"), o)
         .await;
+    let versions = versions["items"].clone();
     let cities: Vec<&str> = versions
         .as_array()
         .unwrap()

@@ -266,6 +266,7 @@ async fn settings_pages_change_what_the_api_sees(b: Backend) {
     let (_, v) = s
         .get("/api/v1/custom-fields?object_type=contact", &t.owner)
         .await;
+    let v = v["items"].clone();
     let f = v
         .as_array()
         .unwrap()
@@ -297,6 +298,7 @@ async fn settings_pages_change_what_the_api_sees(b: Backend) {
     let (_, v) = s
         .get("/api/v1/custom-fields?object_type=contact", &t.owner)
         .await;
+    let v = v["items"].clone();
     let f = &v.as_array().unwrap()[0];
     assert_eq!(f["label"], "Klantnr.");
     assert!(f["deleted_at"].is_string(), "{f}");
