@@ -29,12 +29,24 @@ pub struct SetupResult {
 }
 
 impl Kluis {
-    /// When no tenant exists yet, issues a fresh setup token (invalidating older ones) and
-    /// returns it; otherwise None. Called at `kluis serve` start.
-    pub async fn issue_setup_token_if_unconfigured(&self) -> Result<Option<String>> {
+    /// When no tenant exists yet, returns the setup token: `previous` (the link printed at an
+    /// earlier start) while it is unused and unexpired, so a restart before finishing setup
+    /// does not kill the link someone has open; otherwise a fresh one (invalidating older
+    /// ones). None once a tenant exists. Called at `kluis serve` start.
+    pub async fn issue_setup_token_if_unconfigured(
+        &self,
+        previous: Option<&str>,
+    ) -> Result<Option<String>> {
         let mut p = self.store.platform().await?;
         if p.count_tenants().await? > 0 {
             return Ok(None);
+        }
+        if let Some(prev) = previous
+            && p.live_setup_token(&token::hash_secret(prev), self.now())
+                .await?
+                .is_some()
+        {
+            return Ok(Some(prev.to_owned()));
         }
         let secret = token::generate_secret();
         let now = self.now();

@@ -16,8 +16,18 @@ document.addEventListener("DOMContentLoaded", () => {
       body: JSON.stringify(body),
     });
     const data = await res.json();
-    out.textContent = res.ok
-      ? `Done. Sign in to "${data.tenant.slug}" as ${data.owner.email}.`
-      : `Error: ${data.error.message}${data.error.field ? " (" + data.error.field + ")" : ""}`;
+    if (!res.ok) {
+      out.textContent = `Error: ${data.error.message}${data.error.field ? " (" + data.error.field + ")" : ""}`;
+      return;
+    }
+    // Done: the form has served its purpose; lead on to sign-in (text nodes only, no HTML).
+    form.hidden = true;
+    out.textContent = `Done. Sign in to "${data.tenant.slug}" as ${data.owner.email}. `;
+    const link = document.createElement("a");
+    link.href = "/sign-in?organisation=" + encodeURIComponent(data.tenant.slug);
+    link.id = "sign-in-link";
+    link.textContent = "Sign in";
+    out.append(link);
+    form.after(out);
   });
 });

@@ -135,6 +135,19 @@ impl PlatformTx {
         Ok(())
     }
 
+    /// The expiry of an unused, unexpired token with this hash (a setup link still good).
+    pub async fn live_setup_token(&mut self, hash: &[u8], now: i64) -> Result<Option<i64>> {
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_scalar(
+                "SELECT expires_at FROM setup_tokens WHERE token_hash = $1 AND used_at IS NULL AND expires_at > $2",
+            )
+            .bind(hash)
+            .bind(now)
+            .fetch_optional(c)
+            .await?
+        }))
+    }
+
     /// Marks the token used if it is unused and unexpired. Single use is enforced by the
     /// conditional UPDATE: of two concurrent callers only one sees a row affected.
     pub async fn consume_setup_token(&mut self, hash: &[u8], now: i64) -> Result<bool> {

@@ -267,11 +267,29 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let kluis = kluis.with_sso(sso_relying_party(&cfg)?, &base);
     let kluis = kluis.with_webauthn(&base).map_err(|e| anyhow::anyhow!(e))?;
 
-    if let Some(token) = kluis.issue_setup_token_if_unconfigured().await? {
-        // Printed to the console only, never logged: it is a one-time secret.
-        println!(
-            "\n  Kluis is not set up yet. Open this one-time link (valid 1 hour) to create the first organisation:\n\n    {base}/setup#{token}\n"
-        );
+    // The link's secret is kept in the data directory (mode 0600, beside the key files that
+    // matter far more) so that a restart before setup is finished prints the same link; the
+    // file goes once a tenant exists.
+    let link_file = cfg.data_dir.join("setup-link");
+    let previous = std::fs::read_to_string(&link_file).ok();
+    match kluis
+        .issue_setup_token_if_unconfigured(previous.as_deref().map(str::trim))
+        .await?
+    {
+        Some(token) => {
+            if previous.as_deref().map(str::trim) != Some(token.as_str()) {
+                write_private_file(&link_file, token.as_bytes())?;
+            }
+            // Printed to the console only, never logged: it is a one-time secret.
+            println!(
+                "\n  Kluis is not set up yet. Open this one-time link (valid 1 hour; it survives a restart until used) to create the first organisation:\n\n    {base}/setup#{token}\n"
+            );
+        }
+        None => {
+            if previous.is_some() {
+                let _ = std::fs::remove_file(&link_file);
+            }
+        }
     }
     tracing::info!(%addr, engine = ?kluis.store().engine(), "listening");
     println!("kluis: listening on https://{addr}");
@@ -462,4 +480,23 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
             }
         }
     }
+}
+
+/// Writes a secret to `path` with mode 0600 (replacing what was there), through a temporary
+/// file so that a crash leaves the old content or the new, never half of either.
+fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let _ = std::fs::remove_file(&tmp);
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("creating {}", tmp.display()))?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
 }

@@ -18,6 +18,26 @@ async fn setup_link_works_once(b: Backend) {
     );
     let (st, _) = s.get("/setup", &Auth::None).await;
     assert_eq!(st, StatusCode::OK);
+    // A restart before setup is finished prints the same link, which keeps working: someone
+    // who restarts with the setup page open does not lose it. Its secret waits in a 0600 file.
+    let link_file = s.dir.path().join("setup-link");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&link_file).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert!(s.stop().success(), "graceful exit on SIGTERM");
+    s.spawn().await;
+    let printed: Vec<String> = s
+        .logs()
+        .lines()
+        .filter_map(|l| l.split_once("/setup#").map(|(_, t)| t.trim().to_owned()))
+        .collect();
+    assert_eq!(
+        printed,
+        vec![token.clone(), token.clone()],
+        "same link after restart"
+    );
 
     let body = |token: &str, slug: &str, pw: &str| {
         json!({"token": token, "tenant_slug": slug, "tenant_name": "Acme BV", "owner_email": "jan@acme.test",
@@ -77,6 +97,7 @@ async fn setup_link_works_once(b: Backend) {
         before,
         "no new setup link after setup"
     );
+    assert!(!link_file.exists(), "the link's secret is gone once set up");
     let (st, v) = s
         .post(
             "/api/v1/setup",
