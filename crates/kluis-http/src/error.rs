@@ -110,17 +110,32 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let is_json = req
+        let content_type = req
             .headers()
             .get(header::CONTENT_TYPE)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(';').next())
+            .unwrap_or_default();
+        let mut parts = content_type.split(';');
+        let is_json = parts
+            .next()
             .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
         if !is_json {
             return Err(ApiError::new(
                 StatusCode::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
                 "send Content-Type: application/json",
+            ));
+        }
+        // JSON is UTF-8 (RFC 8259); a body declared as anything else would be read wrongly.
+        let other_charset = parts.filter_map(|p| p.split_once('=')).any(|(k, v)| {
+            k.trim().eq_ignore_ascii_case("charset")
+                && !v.trim().trim_matches('"').eq_ignore_ascii_case("utf-8")
+        });
+        if other_charset {
+            return Err(ApiError::new(
+                StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_charset",
+                "JSON bodies are UTF-8: send charset=utf-8 or no charset",
             ));
         }
         let bytes = axum::body::Bytes::from_request(req, state)
@@ -146,6 +161,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for ApiJson<T> {
 }
 
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    // A key given twice is refused: which of the two values counts is otherwise up to the
+    // parser (serde keeps the last for maps), and two readers of one request may disagree.
+    if let Some(path) = duplicate_key(bytes) {
+        let mut e = ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate_field",
+            "a field is given twice",
+        );
+        e.field = Some(path);
+        return Err(e);
+    }
     let de = &mut serde_json::Deserializer::from_slice(bytes);
     match serde_path_to_error::deserialize::<_, T>(de) {
         Ok(v) => Ok(v),
@@ -164,7 +190,9 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
                             "unknown_field",
                             format!("unknown field `{name}`"),
                         );
+                        // The path may already end in the unknown key: name it once.
                         e.field = Some(match &field {
+                            Some(p) if p == &name || p.ends_with(&format!(".{name}")) => p.clone(),
                             Some(p) => format!("{p}.{name}"),
                             None => name,
                         });
@@ -194,6 +222,88 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
             Err(ApiError { field, ..e })
         }
     }
+}
+
+/// The path (`fields.email`) of the first key that appears twice in one JSON object, if any.
+/// A body that is not JSON at all is left for the real parse to report.
+fn duplicate_key(bytes: &[u8]) -> Option<String> {
+    use serde::de::{DeserializeSeed, Deserializer, MapAccess, SeqAccess, Visitor};
+    use std::cell::RefCell;
+
+    struct Walk<'a> {
+        path: String,
+        found: &'a RefCell<Option<String>>,
+    }
+    impl<'de> DeserializeSeed<'de> for Walk<'_> {
+        type Value = ();
+        fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+            d.deserialize_any(self)
+        }
+    }
+    impl<'de> Visitor<'de> for Walk<'_> {
+        type Value = ();
+        fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str("JSON")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+            let mut seen = std::collections::HashSet::new();
+            while let Some(key) = map.next_key::<String>()? {
+                let path = if self.path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{}.{key}", self.path)
+                };
+                if !seen.insert(key) && self.found.borrow().is_none() {
+                    *self.found.borrow_mut() = Some(path.clone());
+                }
+                map.next_value_seed(Walk {
+                    path,
+                    found: self.found,
+                })?;
+            }
+            Ok(())
+        }
+        fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+            let mut i = 0;
+            while seq
+                .next_element_seed(Walk {
+                    path: format!("{}[{i}]", self.path),
+                    found: self.found,
+                })?
+                .is_some()
+            {
+                i += 1;
+            }
+            Ok(())
+        }
+        fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_str<E>(self, _: &str) -> Result<(), E> {
+            Ok(())
+        }
+        fn visit_unit<E>(self) -> Result<(), E> {
+            Ok(())
+        }
+    }
+    let found = RefCell::new(None);
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    let walked = Walk {
+        path: String::new(),
+        found: &found,
+    }
+    .deserialize(&mut de);
+    walked.ok()?;
+    found.into_inner()
 }
 
 /// Path extractor whose rejection is the API's error shape (400 `invalid_id`).
@@ -251,6 +361,27 @@ mod tests {
     use std::sync::{Arc, Mutex};
 
     use super::*;
+
+    #[test]
+    fn a_key_given_twice_is_found_at_any_depth() {
+        assert_eq!(duplicate_key(br#"{"a": 1, "b": 2}"#), None);
+        assert_eq!(duplicate_key(br#"{"a": 1, "a": 2}"#), Some("a".into()));
+        assert_eq!(
+            duplicate_key(br#"{"fields": {"email": "x", "email": "y"}}"#),
+            Some("fields.email".into())
+        );
+        assert_eq!(
+            duplicate_key(br#"{"items": [{"k": 1}, {"k": 1, "k": 2}]}"#),
+            Some("items[1].k".into())
+        );
+        assert_eq!(duplicate_key(b"not json"), None, "left to the real parse");
+        let e = parse_json::<serde_json::Value>(br#"{"fields": {"email": "x", "email": "y"}}"#)
+            .unwrap_err();
+        assert_eq!(
+            (e.code, e.field.as_deref()),
+            ("duplicate_field", Some("fields.email"))
+        );
+    }
 
     #[derive(Clone, Default)]
     struct Captured(Arc<Mutex<Vec<u8>>>);

@@ -125,6 +125,9 @@ pub fn csv_row<S: AsRef<str>>(cells: &[S]) -> Vec<u8> {
     CsvStyle::PLAIN.row(cells)
 }
 
+/// Turns one item into a CSV line in a style.
+pub type CsvRenderer<T> = fn(&T, CsvStyle) -> Vec<u8>;
+
 /// Streams the pages `next` yields as a download named `name.<ext>`. `render_csv` turns one item
 /// into a CSV line in `style` (for CSV; `csv_header` is sent first, after a byte-order mark if
 /// the style asks for one) and JSON Lines use the item's JSON.
@@ -134,7 +137,7 @@ pub fn download<St, T, F, Fut>(
     csv_header: Vec<u8>,
     state: St,
     next: F,
-    (render_csv, style): (fn(&T, CsvStyle) -> Vec<u8>, CsvStyle),
+    (render_csv, style): (CsvRenderer<T>, CsvStyle),
 ) -> Response
 where
     St: Send + 'static,

@@ -131,6 +131,49 @@ async fn malformed_input_gets_4xx_and_writes_nothing(b: Backend) {
         let (st, v) = raw(&s, &t.key, ct, body).await;
         assert_eq!((st, code(&v)), (want_status, want_code), "{name}: {v}");
     }
+    // Loose input found in a newcomer's tour: a charset other than UTF-8, a key given twice,
+    // and an unknown top-level field named once (not `is_admin.is_admin`).
+    let user = br#"{"email": "a@x.test", "display_name": "x", "role": "member"}"#.to_vec();
+    let (st, v) = raw(
+        &s,
+        &t.key,
+        Some("application/json; charset=latin1"),
+        user.clone(),
+    )
+    .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_charset"),
+        "{v}"
+    );
+    // charset=utf-8 passes the media-type check (this body then fails on its role: nothing
+    // is written, the count below still holds).
+    let bad_role = br#"{"email": "a@x.test", "display_name": "x", "role": "god"}"#.to_vec();
+    let (st, v) = raw(
+        &s,
+        &t.key,
+        Some("application/json; charset=UTF-8"),
+        bad_role,
+    )
+    .await;
+    assert_eq!(code(&v), "invalid_field", "{st} {v}");
+    drop(user);
+    let twice =
+        br#"{"email": "b@x.test", "email": "c@x.test", "display_name": "x", "role": "member"}"#;
+    let (st, v) = raw(&s, &t.key, json_ct, twice.to_vec()).await;
+    assert_eq!(
+        (st, code(&v), v["error"]["field"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "duplicate_field",
+            Some("email")
+        ),
+        "{v}"
+    );
+    let extra =
+        br#"{"email": "d@x.test", "display_name": "x", "role": "member", "is_admin": true}"#;
+    let (_, v) = raw(&s, &t.key, json_ct, extra.to_vec()).await;
+    assert_eq!(v["error"]["field"], "is_admin", "{v}");
     // Wrong types in the path and query string.
     let (st, v) = s.get("/api/v1/users/not-a-uuid", &t.key).await;
     assert_eq!((st, code(&v)), (StatusCode::BAD_REQUEST, "invalid_id"));
