@@ -412,7 +412,9 @@ impl Pg {
                     finished,
                     stored_bytes: b.info.repository.delta,
                     database_bytes: b.info.size,
-                    restorable_from: Some(finished),
+                    // pgBackRest keeps the stop time in whole seconds and needs a time target
+                    // strictly after it: the first restorable moment is the next second.
+                    restorable_from: Some(finished + Duration::seconds(1)),
                     restorable_until: Some(until),
                     kept_for,
                     retain_until,
@@ -532,7 +534,14 @@ impl Pg {
     /// read (a wrong passphrase shows up here).
     async fn info(&self) -> Result<InfoStanza> {
         let out = self.run("info", &["--output=json".into()]).await?;
-        let mut stanzas: Vec<InfoStanza> = serde_json::from_str(&out.stdout)
+        // pgBackRest 2.45 copies undecryptable bytes raw into error messages inside the JSON;
+        // control characters are never structural there, so blank them out.
+        let json: String = out
+            .stdout
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .collect();
+        let mut stanzas: Vec<InfoStanza> = serde_json::from_str(&json)
             .map_err(|e| PgError::Parse(format!("info JSON: {e}")))?;
         let stanza = stanzas
             .pop()
@@ -540,9 +549,11 @@ impl Pg {
         for repo in &stanza.repo {
             // 0 ok, 1 missing stanza path, 2 no valid backups: both normal for a new stanza.
             if !matches!(repo.status.code, 0 | 2) {
+                // The message can quote undecryptable bytes at length: keep its start.
+                let message: String = repo.status.message.chars().take(300).collect();
                 return Err(PgError::Repository(self.redact(&format!(
-                    "repo{} status {}: {}",
-                    repo.key, repo.status.code, repo.status.message
+                    "repo{} status {}: {message}",
+                    repo.key, repo.status.code
                 ))));
             }
         }
@@ -941,11 +952,14 @@ fn parse_verify(stdout: &str, stderr: &str) -> Result<Vec<CheckReport>> {
     }
     // Per-file findings, e.g. "P01 INFO: invalid checksum '20261207-102221F/pg_data/base/5/2654.zst'".
     for line in stderr.lines() {
-        let Some((_, msg)) = line.split_once(": ") else {
+        // "INFO: msg" on stderr ("... P01   INFO: msg" when timestamps are on).
+        let Some(msg) = ["INFO: ", "WARN: ", "ERROR: "]
+            .iter()
+            .find_map(|level| line.find(level).map(|i| &line[i + level.len()..]))
+        else {
             continue;
         };
-        let level_ok = line.contains(" INFO: ") || line.contains(" WARN: ") || line.contains(" ERROR: ");
-        if !level_ok || msg.starts_with("verify command") || msg.starts_with("stanza:") {
+        if msg.starts_with("verify command") || msg.starts_with("stanza:") {
             continue;
         }
         let file = msg.split('\'').nth(1).unwrap_or("");
@@ -1190,7 +1204,7 @@ mod tests {
     #[test]
     fn parses_verify_ok_and_tampered() {
         let ok = "stanza: kluis\nstatus: ok\n  archiveId: 15-1, total WAL checked: 3, total valid WAL: 3\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n  backup: 20261207-102221F, status: valid, total files checked: 964, total valid files: 964\n    missing: 0, checksum invalid: 0, size invalid: 0, other: 0\n";
-        let r = parse_verify(ok, "2026-12-07 10:22:27.118 P00   INFO: verify command begin 2.45: --repo1-cipher-pass=<redacted>\n").unwrap();
+        let r = parse_verify(ok, "INFO: verify command begin 2.45: --repo1-cipher-pass=<redacted>\nINFO: stanza: kluis\n      status: ok\n").unwrap();
         assert_eq!(r.len(), 2);
         assert!(r.iter().all(|r| r.ok));
         assert_eq!(r[0].backup_id, "wal:15-1");
@@ -1201,7 +1215,7 @@ mod tests {
         let bad = ok
             .replace("status: ok", "status: error")
             .replace("status: valid, total files checked: 964, total valid files: 964\n    missing: 0, checksum invalid: 0", "status: invalid, total files checked: 964, total valid files: 963\n    missing: 0, checksum invalid: 1");
-        let err = "2026-12-07 10:22:36.299 P01   INFO: invalid checksum '20261207-102221F/pg_data/base/5/2654.zst'\n";
+        let err = "INFO: invalid checksum '20261207-102221F/pg_data/base/5/2654.zst'\n";
         let r = parse_verify(&bad, err).unwrap();
         let b = r.iter().find(|r| r.backup_id == "20261207-102221F").unwrap();
         assert!(!b.ok);

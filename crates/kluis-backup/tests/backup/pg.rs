@@ -1,0 +1,419 @@
+//! PostgreSQL backups through the real pgBackRest, against a dedicated archiving cluster
+//! (kluis-testkit's `pgbackrest` harness). Skipped loudly without pgBackRest or PostgreSQL;
+//! `KLUIS_REQUIRE_PGBACKREST=1` makes that a failure.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use kluis_backup::pgbackrest::{
+    Archiving, BackupKind, CIPHER_OBJECT, Pg, PgConfig, PgError, RestoreTarget,
+};
+use kluis_crypto::envelope::{Kek, LocalKms};
+use kluis_testkit::pgbackrest::{ArchivingCluster, STANZA, archiving_cluster};
+use time::OffsetDateTime;
+
+struct Setup {
+    cluster: ArchivingCluster,
+    repo: PathBuf,
+    kms: LocalKms,
+    pg: Pg,
+}
+
+fn config(cluster: &ArchivingCluster, repo: &Path) -> PgConfig {
+    let mut cfg = PgConfig::new(
+        repo.to_path_buf(),
+        cluster.config_dir().to_path_buf(),
+        cluster.data_dir().to_path_buf(),
+    );
+    cfg.stanza = STANZA.into();
+    cfg.pg_port = cluster.port();
+    cfg.pg_socket_dir = Some(cluster.socket_dir().to_path_buf());
+    cfg.pg_user = cluster.superuser().into();
+    cfg.run_as = cluster.run_as().map(str::to_owned);
+    cfg.pgbackrest = cluster.pgbackrest().to_path_buf();
+    cfg
+}
+
+/// A cluster archiving into a fresh Kluis repository, stanza created and archiving checked.
+async fn setup() -> Option<Setup> {
+    let cluster = archiving_cluster()?;
+    let repo = cluster.scratch_dir("repo").unwrap();
+    let kms = LocalKms::new(Kek::generate().unwrap());
+    let pg = Pg::open(config(&cluster, &repo), &kms).await.unwrap();
+    pg.stanza_create().await.unwrap();
+    pg.check().await.unwrap();
+    Some(Setup {
+        cluster,
+        repo,
+        kms,
+        pg,
+    })
+}
+
+/// pg_dump output minus the per-run `\restrict` key lines (PostgreSQL 15.14+).
+fn normalise(dump: &str) -> String {
+    dump.lines()
+        .filter(|l| !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn server_now(cluster: &ArchivingCluster) -> OffsetDateTime {
+    let micros: i128 = cluster
+        .query(
+            "postgres",
+            "SELECT (extract(epoch FROM clock_timestamp()) * 1000000)::bigint",
+        )
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    OffsetDateTime::from_unix_timestamp_nanos(micros * 1000).unwrap()
+}
+
+fn insert_batch(cluster: &ArchivingCluster, batch: &str, from: u32, rows: u32) {
+    cluster
+        .query(
+            "crm",
+            &format!(
+                "INSERT INTO contacts (id, batch, payload) \
+                 SELECT i, '{batch}', md5(i::text) || ' kluis-plaintext-marker' \
+                 FROM generate_series({from}, {}) i",
+                from + rows - 1
+            ),
+        )
+        .unwrap();
+}
+
+fn count(rows: &str) -> u64 {
+    rows.trim().parse().unwrap()
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn mb_per_s(bytes: u64, took: Duration) -> f64 {
+    bytes as f64 / 1e6 / took.as_secs_f64()
+}
+
+/// Full backup, batch A, moment T, batch B, incremental backup; a restore to T holds exactly
+/// the state at T (full dump compared), an immediate restore of the incremental holds A and B.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pitr_restore_reproduces_the_state_at_t() {
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE contacts (id int PRIMARY KEY, batch text NOT NULL, payload text NOT NULL)",
+    )
+    .unwrap();
+    insert_batch(c, "base", 1, 1000);
+
+    let t0 = Instant::now();
+    let full = s.pg.create(BackupKind::Full).await.unwrap();
+    let full_took = t0.elapsed();
+    assert_eq!(full.engine, "postgres");
+    assert_eq!(full.kind, "full");
+    assert!(full.database_bytes > 0 && full.stored_bytes > 0);
+    assert!(full.finished >= full.started);
+    assert_eq!(full.restorable_from, Some(full.finished + time::Duration::seconds(1)));
+
+    // pgBackRest records a backup's stop time in whole seconds and picks, for a time target, a
+    // backup that stopped strictly before it: T must fall in a later second than the stop.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    insert_batch(c, "A", 10_001, 1000);
+    let state_at_t = normalise(&c.dump("crm").unwrap());
+    let t = server_now(c);
+    // B must commit strictly after T.
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    insert_batch(c, "B", 20_001, 1000);
+    let state_after_b = normalise(&c.dump("crm").unwrap());
+    assert_ne!(state_at_t, state_after_b);
+    // Forces a WAL switch and waits until B's commit is in the repository.
+    s.pg.check().await.unwrap();
+
+    let incr = s.pg.create(BackupKind::Incr).await.unwrap();
+    assert_eq!(incr.kind, "incr");
+    let list = s.pg.list().await.unwrap();
+    assert_eq!(
+        list.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+        [full.id.as_str(), incr.id.as_str()]
+    );
+    assert!(list[1].kept_for.iter().any(|k| k == "latest"), "{list:?}");
+    assert!(list[0].kept_for.iter().any(|k| k == "base" || k == "pitr"));
+    let reach = list[0].restorable_until.unwrap();
+    assert!(reach >= list[1].finished - time::Duration::seconds(1), "{list:?}");
+
+    let t0 = Instant::now();
+    let reports = s.pg.verify().await.unwrap();
+    let verify_took = t0.elapsed();
+    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+    assert!(reports.iter().any(|r| r.backup_id == full.id && r.objects_checked > 100));
+    assert!(reports.iter().any(|r| r.backup_id.starts_with("wal:") && r.objects_checked > 0));
+    let verified: u64 = reports.iter().map(|r| r.bytes_read).sum();
+    assert!(verified > 0);
+
+    // Nothing in the repository is readable without the passphrase.
+    for f in files_under(&s.pg.repo_path()) {
+        let bytes = std::fs::read(&f).unwrap();
+        assert!(
+            !bytes.windows(22).any(|w| w == b"kluis-plaintext-marker"),
+            "plaintext in {}",
+            f.display()
+        );
+    }
+
+    // Restore to T into a new data directory.
+    let pitr_dir = c.scratch_dir("restore-pitr").unwrap().join("data");
+    let t0 = Instant::now();
+    s.pg
+        .restore(&pitr_dir, &RestoreTarget::Time(t), Archiving::Off)
+        .await
+        .unwrap();
+    let restore_took = t0.elapsed();
+    let t1 = Instant::now();
+    {
+        let r = c.start_restored(&pitr_dir).unwrap();
+        let recover_took = t1.elapsed();
+        assert_eq!(
+            count(&r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'B'").unwrap()),
+            0,
+            "{}",
+            r.log_tail()
+        );
+        assert_eq!(
+            count(&r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'A'").unwrap()),
+            1000
+        );
+        assert_eq!(normalise(&r.dump("crm").unwrap()), state_at_t);
+        eprintln!(
+            "pg backup figures: database {:.1} MB; full backup {:.2} s ({:.1} MB/s, {:.1} MB stored); \
+             verify {:.2} s ({:.1} MB read); restore (files) {:.2} s ({:.1} MB/s); recovery to T and start {:.2} s",
+            full.database_bytes as f64 / 1e6,
+            full_took.as_secs_f64(),
+            mb_per_s(full.database_bytes, full_took),
+            full.stored_bytes as f64 / 1e6,
+            verify_took.as_secs_f64(),
+            verified as f64 / 1e6,
+            restore_took.as_secs_f64(),
+            mb_per_s(full.database_bytes, restore_took),
+            recover_took.as_secs_f64(),
+        );
+    }
+
+    // The end of the incremental backup, no further WAL: A and B.
+    let imm_dir = c.scratch_dir("restore-immediate").unwrap().join("data");
+    s.pg
+        .restore(&imm_dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap();
+    let r = c.start_restored(&imm_dir).unwrap();
+    assert_eq!(normalise(&r.dump("crm").unwrap()), state_after_b);
+}
+
+/// A changed or a missing file in pgBackRest's repository is found by verify and refused by
+/// restore.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_finds_tampering_and_restore_refuses_it() {
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE contacts (id int PRIMARY KEY, batch text NOT NULL, payload text NOT NULL)",
+    )
+    .unwrap();
+    insert_batch(c, "base", 1, 5000);
+    let full = s.pg.create(BackupKind::Full).await.unwrap();
+    assert!(s.pg.verify().await.unwrap().iter().all(|r| r.ok));
+
+    // The biggest data file of the backup: the contacts table.
+    let set_dir = s.pg.repo_path().join("backup").join(STANZA).join(&full.id);
+    let mut files: Vec<(u64, PathBuf)> = files_under(&set_dir.join("pg_data/base"))
+        .into_iter()
+        .map(|p| (std::fs::metadata(&p).unwrap().len(), p))
+        .collect();
+    files.sort();
+    let (_, victim) = files.pop().unwrap();
+    let (_, missing) = files.pop().unwrap();
+    let original = std::fs::read(&victim).unwrap();
+    let mut changed = original.clone();
+    let mid = changed.len() / 2;
+    changed[mid] ^= 0x01;
+    std::fs::write(&victim, &changed).unwrap();
+    let moved = missing.with_extension("moved-away");
+    std::fs::rename(&missing, &moved).unwrap();
+
+    let reports = s.pg.verify().await.unwrap();
+    let report = reports.iter().find(|r| r.backup_id == full.id).unwrap();
+    assert!(!report.ok, "{reports:?}");
+    let rel = |p: &Path| {
+        p.strip_prefix(&set_dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    assert!(
+        report.problems.iter().any(|p| p.contains(&rel(&victim))),
+        "the changed file is named: {report:?}"
+    );
+    assert!(
+        report.problems.iter().any(|p| p.contains(&rel(&missing))),
+        "the missing file is named: {report:?}"
+    );
+
+    let dir = c.scratch_dir("restore-tampered").unwrap().join("data");
+    let err = s
+        .pg
+        .restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, PgError::Command { .. }), "{err}");
+
+    // Put everything back: verify passes again (the check above was about these files).
+    std::fs::write(&victim, &original).unwrap();
+    std::fs::rename(&moved, &missing).unwrap();
+    assert!(s.pg.verify().await.unwrap().iter().all(|r| r.ok));
+}
+
+/// A wrong KEK is refused before pgBackRest runs; a passphrase that does not fit the repository
+/// is refused by pgBackRest; the passphrase is in no error, no argv, and only in a 0600 file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_key_or_passphrase_is_refused() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    let full = s.pg.create(BackupKind::Full).await.unwrap();
+
+    let conf = s.pg.config().config_file();
+    let mode = std::fs::metadata(&conf).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "config file mode");
+    let conf_text = std::fs::read_to_string(&conf).unwrap();
+    let pass = conf_text
+        .lines()
+        .find_map(|l| l.strip_prefix("repo1-cipher-pass="))
+        .unwrap()
+        .to_owned();
+    assert_eq!(pass.len(), 64, "256 random bits, hex");
+    let wrapped = std::fs::read_to_string(s.repo.join(CIPHER_OBJECT)).unwrap();
+    assert!(!wrapped.contains(&pass), "the repository holds it wrapped only");
+
+    // Another KEK: refused with a clear error, pgBackRest never runs.
+    let other = LocalKms::new(Kek::generate().unwrap());
+    let err = Pg::open(config(c, &s.repo), &other).await.unwrap_err();
+    assert!(matches!(err, PgError::WrongKey(_)), "{err}");
+    assert!(err.to_string().contains("wrong key"), "{err}");
+
+    // The right KEK but another passphrase (the wrapped object replaced by one from another
+    // repository): pgBackRest cannot decrypt the repository and Kluis refuses it.
+    let elsewhere = c.scratch_dir("repo-elsewhere").unwrap();
+    let mut other_cfg = config(c, &elsewhere);
+    other_cfg.config_dir = c.scratch_dir("conf-elsewhere").unwrap();
+    Pg::open(other_cfg, &s.kms).await.unwrap();
+    std::fs::copy(elsewhere.join(CIPHER_OBJECT), s.repo.join(CIPHER_OBJECT)).unwrap();
+    let wrong = Pg::open(config(c, &s.repo), &s.kms).await.unwrap();
+    let err = wrong.list().await.unwrap_err();
+    assert!(matches!(err, PgError::Repository(_)), "{err}");
+    let reports = wrong.verify().await.unwrap();
+    assert!(reports.iter().any(|r| !r.ok), "{reports:?}");
+    let dir = c.scratch_dir("restore-wrong").unwrap().join("data");
+    let err = wrong
+        .restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap_err();
+    let wrong_pass = std::fs::read_to_string(&conf)
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("repo1-cipher-pass="))
+        .unwrap()
+        .to_owned();
+    assert!(!err.to_string().contains(&wrong_pass) && !err.to_string().contains(&pass));
+
+    // Restoring the right object makes the repository readable again.
+    std::fs::write(s.repo.join(CIPHER_OBJECT), wrapped).unwrap();
+    let right = Pg::open(config(c, &s.repo), &s.kms).await.unwrap();
+    assert_eq!(right.list().await.unwrap()[0].id, full.id);
+}
+
+/// The Kluis schema (kluis-store migrations, row-level security policies, roles' grants)
+/// survives a backup and restore; row counts match.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kluis_database_survives_backup_and_restore() {
+    use kluis_store::rows::NewUser;
+    use kluis_store::{Store, TenantId, UserId};
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    let db = c.create_database("kluis").unwrap();
+    let store = Store::open_postgres(&db.app_url, Some(&db.owner_url), 2)
+        .await
+        .unwrap();
+    for t in 0..3 {
+        let tenant = TenantId::new();
+        let slug = format!("tenant{t}");
+        let mut p = store.platform().await.unwrap();
+        p.insert_tenant(tenant, &slug, &slug, 1).await.unwrap();
+        p.commit().await.unwrap();
+        let mut tx = store.tenant(tenant).begin().await.unwrap();
+        for u in 0..=t {
+            let email = format!("u{u}@{slug}.test");
+            tx.insert_user(&NewUser {
+                id: UserId::new(),
+                email_bidx: email.as_bytes(),
+                email: email.as_bytes(),
+                display_name: b"X",
+                role: kluis_types::Role::Member,
+                password_hash: None,
+                now: 1,
+            })
+            .await
+            .unwrap();
+        }
+        tx.commit().await.unwrap();
+    }
+    drop(store);
+    let counts = "SELECT (SELECT count(*) FROM tenants) || ',' || (SELECT count(*) FROM users)";
+    let policies = "SELECT count(*) FROM pg_policies";
+    let rls = "SELECT string_agg(relname, ',' ORDER BY relname) FROM pg_class \
+               WHERE relrowsecurity";
+    let before = (
+        c.query("kluis", counts).unwrap(),
+        c.query("kluis", policies).unwrap(),
+        c.query("kluis", rls).unwrap(),
+        normalise(&c.dump("kluis").unwrap()),
+    );
+    assert_eq!(before.0, "3,6");
+    assert!(count(&before.1) > 0, "the migrations create RLS policies");
+
+    s.pg.create(BackupKind::Full).await.unwrap();
+    let dir = c.scratch_dir("restore-kluis").unwrap().join("data");
+    s.pg
+        .restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap();
+    let r = c.start_restored(&dir).unwrap();
+    let after = (
+        r.query("kluis", counts).unwrap(),
+        r.query("kluis", policies).unwrap(),
+        r.query("kluis", rls).unwrap(),
+        normalise(&r.dump("kluis").unwrap()),
+    );
+    assert_eq!(after.0, before.0);
+    assert_eq!(after.1, before.1);
+    assert_eq!(after.2, before.2);
+    assert!(after.3 == before.3, "full dump of the Kluis database differs after restore");
+}
