@@ -138,14 +138,16 @@ pub struct PgConfig {
     pub pgbackrest: PathBuf,
     /// pgBackRest `process-max` (parallel compression/transfer).
     pub process_max: u32,
-    /// pgBackRest `compress-type` (`zst`, `lz4`, `gz`, `none`).
+    /// pgBackRest `compress-type` (`zst`, `lz4`, `gz`, `bz2`, `none`).
     pub compress_type: String,
+    /// pgBackRest `compress-level`; `None` for pgBackRest's default of the type.
+    pub compress_level: Option<u32>,
     pub retention: PgRetention,
 }
 
 impl PgConfig {
-    /// Defaults: stanza `kluis`, port 5432, user `postgres`, `pgbackrest` from PATH, zstd,
-    /// one process, the default retention.
+    /// Defaults: stanza `kluis`, port 5432, user `postgres`, `pgbackrest` from PATH, zstd
+    /// level 1, one process, the default retention.
     pub fn new(repo_dir: PathBuf, config_dir: PathBuf, pg_data: PathBuf) -> Self {
         Self {
             repo_dir,
@@ -159,6 +161,7 @@ impl PgConfig {
             pgbackrest: PathBuf::from("pgbackrest"),
             process_max: 1,
             compress_type: "zst".into(),
+            compress_level: Some(1),
             retention: PgRetention::default(),
         }
     }
@@ -365,7 +368,13 @@ impl Pg {
 
     /// Takes a backup and returns it as listed.
     pub async fn create(&self, kind: BackupKind) -> Result<BackupSummary> {
-        let before: BTreeSet<String> = self.info().await?.backup.into_iter().map(|b| b.label).collect();
+        let before: BTreeSet<String> = self
+            .info()
+            .await?
+            .backup
+            .into_iter()
+            .map(|b| b.label)
+            .collect();
         self.run("backup", &[format!("--type={}", kind.as_str())])
             .await?;
         let list = self.list().await?;
@@ -507,7 +516,9 @@ impl Pg {
         // Newest first: expiring a full also expires its dependents, all of which are due too
         // (keep_set keeps every backup a kept one depends on).
         for e in entries.iter().rev() {
-            if keep.contains_key(&e.label) || expired.iter().any(|x: &String| e.depends_on(x, &entries)) {
+            if keep.contains_key(&e.label)
+                || expired.iter().any(|x: &String| e.depends_on(x, &entries))
+            {
                 continue;
             }
             self.run("expire", &[format!("--set={}", e.label)]).await?;
@@ -515,7 +526,10 @@ impl Pg {
         }
         // WAL: keep it for the backups inside the PITR window and the one before it.
         let window_start = now - Duration::days(i64::from(self.cfg.retention.pitr_days));
-        let kept: Vec<&Entry> = entries.iter().filter(|e| !expired.contains(&e.label)).collect();
+        let kept: Vec<&Entry> = entries
+            .iter()
+            .filter(|e| !expired.contains(&e.label))
+            .collect();
         let in_window = kept.iter().filter(|e| e.started >= window_start).count();
         let anchor = usize::from(kept.iter().any(|e| e.started < window_start));
         let n = (in_window + anchor).max(1);
@@ -541,8 +555,8 @@ impl Pg {
             .chars()
             .map(|c| if c.is_control() { ' ' } else { c })
             .collect();
-        let mut stanzas: Vec<InfoStanza> = serde_json::from_str(&json)
-            .map_err(|e| PgError::Parse(format!("info JSON: {e}")))?;
+        let mut stanzas: Vec<InfoStanza> =
+            serde_json::from_str(&json).map_err(|e| PgError::Parse(format!("info JSON: {e}")))?;
         let stanza = stanzas
             .pop()
             .ok_or_else(|| PgError::Parse("info lists no stanza".into()))?;
@@ -608,10 +622,16 @@ impl Pg {
         let _ = writeln!(s, "repo1-path={}", repo_pg.display());
         let _ = writeln!(s, "repo1-cipher-type=aes-256-cbc");
         let _ = writeln!(s, "repo1-cipher-pass={}", self.passphrase.as_str());
-        let _ = writeln!(s, "# Kluis applies its calendar retention itself (expire --set).");
+        let _ = writeln!(
+            s,
+            "# Kluis applies its calendar retention itself (expire --set)."
+        );
         let _ = writeln!(s, "repo1-retention-full-type=count");
         let _ = writeln!(s, "repo1-retention-full={RETENTION_FULL_MAX}");
         let _ = writeln!(s, "compress-type={}", c.compress_type);
+        if let Some(level) = c.compress_level {
+            let _ = writeln!(s, "compress-level={level}");
+        }
         let _ = writeln!(s, "process-max={}", c.process_max);
         let _ = writeln!(s, "start-fast=y");
         let _ = writeln!(s, "lock-path={}", c.config_dir.join("lock").display());
@@ -909,8 +929,10 @@ fn parse_verify(stdout: &str, stderr: &str) -> Result<Vec<CheckReport>> {
             let valid = field_u64(&fields, "total valid WAL")?;
             let mut r = report(format!("wal:{id}"), checked);
             if valid != checked {
-                r.problems
-                    .push(format!("WAL {id}: {} of {checked} segments invalid", checked - valid));
+                r.problems.push(format!(
+                    "WAL {id}: {} of {checked} segments invalid",
+                    checked - valid
+                ));
             }
             reports.push(r);
         } else if let Some(rest) = line.strip_prefix("backup:") {
@@ -1165,9 +1187,13 @@ pub fn keep_set(
         add(&mut keep, e, "latest", now);
     }
     // base: a kept incremental needs its whole chain.
-    let kept: Vec<(String, OffsetDateTime)> = keep.iter().map(|(l, k)| (l.clone(), k.until)).collect();
+    let kept: Vec<(String, OffsetDateTime)> =
+        keep.iter().map(|(l, k)| (l.clone(), k.until)).collect();
     for (label, until) in kept {
-        let mut cur = backups.iter().find(|b| b.label == label).and_then(|b| b.prior.clone());
+        let mut cur = backups
+            .iter()
+            .find(|b| b.label == label)
+            .and_then(|b| b.prior.clone());
         let mut steps = 0;
         while let Some(p) = cur {
             steps += 1;
@@ -1217,12 +1243,23 @@ mod tests {
             .replace("status: valid, total files checked: 964, total valid files: 964\n    missing: 0, checksum invalid: 0", "status: invalid, total files checked: 964, total valid files: 963\n    missing: 0, checksum invalid: 1");
         let err = "INFO: invalid checksum '20261207-102221F/pg_data/base/5/2654.zst'\n";
         let r = parse_verify(&bad, err).unwrap();
-        let b = r.iter().find(|r| r.backup_id == "20261207-102221F").unwrap();
+        let b = r
+            .iter()
+            .find(|r| r.backup_id == "20261207-102221F")
+            .unwrap();
         assert!(!b.ok);
-        assert!(b.problems.iter().any(|p| p.contains("base/5/2654.zst")), "{:?}", b.problems);
+        assert!(
+            b.problems.iter().any(|p| p.contains("base/5/2654.zst")),
+            "{:?}",
+            b.problems
+        );
         assert!(b.problems.iter().any(|p| p.contains("checksum invalid: 1")));
 
-        let r = parse_verify("stanza: kluis\nstatus: error\n  No usable backup.info file\n", "").unwrap();
+        let r = parse_verify(
+            "stanza: kluis\nstatus: error\n  No usable backup.info file\n",
+            "",
+        )
+        .unwrap();
         assert_eq!(r[0].backup_id, "repository");
         assert!(!r[0].ok);
         assert!(parse_verify("", "").is_err(), "no status is not a pass");
@@ -1279,7 +1316,11 @@ mod tests {
         assert_eq!(keep["2024-01-01"].until, at("2034-01-01T00:00:00Z"));
         assert_eq!(keep["2026-01-01"].until, at("2036-01-01T00:00:00Z"));
         assert_eq!(keep["2026-02-01"].until, at("2027-02-01T00:00:00Z"));
-        assert_eq!(keep["2026-12-06"].until, at("2027-01-06T01:00:00Z"), "pitr outlasts daily");
+        assert_eq!(
+            keep["2026-12-06"].until,
+            at("2027-01-06T01:00:00Z"),
+            "pitr outlasts daily"
+        );
         assert!(keep["2026-12-01"].reasons.contains("monthly"));
         assert!(!keep.contains_key("2026-11-06"), "outside every tier");
     }
@@ -1288,15 +1329,39 @@ mod tests {
     fn keep_set_keeps_the_chain_of_a_kept_incremental() {
         let now = at("2026-12-07T12:00:00Z");
         let backups = vec![
-            Entry { label: "F1".into(), started: at("2020-03-05T00:00:00Z"), prior: None },
-            Entry { label: "F2".into(), started: at("2020-03-06T00:00:00Z"), prior: None },
-            Entry { label: "I1".into(), started: at("2020-03-07T00:00:00Z"), prior: Some("F2".into()) },
-            Entry { label: "I2".into(), started: at("2020-03-08T00:00:00Z"), prior: Some("I1".into()) },
+            Entry {
+                label: "F1".into(),
+                started: at("2020-03-05T00:00:00Z"),
+                prior: None,
+            },
+            Entry {
+                label: "F2".into(),
+                started: at("2020-03-06T00:00:00Z"),
+                prior: None,
+            },
+            Entry {
+                label: "I1".into(),
+                started: at("2020-03-07T00:00:00Z"),
+                prior: Some("F2".into()),
+            },
+            Entry {
+                label: "I2".into(),
+                started: at("2020-03-08T00:00:00Z"),
+                prior: Some("I1".into()),
+            },
         ];
-        let policy = PgRetention { daily: 1, monthly: 0, yearly: 0, pitr_days: 1 };
+        let policy = PgRetention {
+            daily: 1,
+            monthly: 0,
+            yearly: 0,
+            pitr_days: 1,
+        };
         let keep = keep_set(&backups, policy, now);
         // I2 is the latest (and the PITR anchor); it needs I1 and F2; F1 is due.
-        assert_eq!(keep.keys().map(String::as_str).collect::<Vec<_>>(), ["F2", "I1", "I2"]);
+        assert_eq!(
+            keep.keys().map(String::as_str).collect::<Vec<_>>(),
+            ["F2", "I1", "I2"]
+        );
         assert!(keep["F2"].reasons.contains("base"));
         assert!(backups[3].depends_on("F2", &backups));
         assert!(!backups[3].depends_on("F1", &backups));

@@ -442,9 +442,14 @@ impl Server {
 
     fn client(&self, program: &Path, database: &str) -> Command {
         let mut cmd = Command::new(program);
-        cmd.arg("-h")
-            .arg(&self.socket_dir)
-            .args(["-p", &self.port.to_string(), "-U", SUPERUSER, "-d", database]);
+        cmd.arg("-h").arg(&self.socket_dir).args([
+            "-p",
+            &self.port.to_string(),
+            "-U",
+            SUPERUSER,
+            "-d",
+            database,
+        ]);
         cmd
     }
 

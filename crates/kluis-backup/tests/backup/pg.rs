@@ -131,7 +131,10 @@ async fn pitr_restore_reproduces_the_state_at_t() {
     assert_eq!(full.kind, "full");
     assert!(full.database_bytes > 0 && full.stored_bytes > 0);
     assert!(full.finished >= full.started);
-    assert_eq!(full.restorable_from, Some(full.finished + time::Duration::seconds(1)));
+    assert_eq!(
+        full.restorable_from,
+        Some(full.finished + time::Duration::seconds(1))
+    );
 
     // pgBackRest records a backup's stop time in whole seconds and picks, for a time target, a
     // backup that stopped strictly before it: T must fall in a later second than the stop.
@@ -157,14 +160,25 @@ async fn pitr_restore_reproduces_the_state_at_t() {
     assert!(list[1].kept_for.iter().any(|k| k == "latest"), "{list:?}");
     assert!(list[0].kept_for.iter().any(|k| k == "base" || k == "pitr"));
     let reach = list[0].restorable_until.unwrap();
-    assert!(reach >= list[1].finished - time::Duration::seconds(1), "{list:?}");
+    assert!(
+        reach >= list[1].finished - time::Duration::seconds(1),
+        "{list:?}"
+    );
 
     let t0 = Instant::now();
     let reports = s.pg.verify().await.unwrap();
     let verify_took = t0.elapsed();
     assert!(reports.iter().all(|r| r.ok), "{reports:?}");
-    assert!(reports.iter().any(|r| r.backup_id == full.id && r.objects_checked > 100));
-    assert!(reports.iter().any(|r| r.backup_id.starts_with("wal:") && r.objects_checked > 0));
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.backup_id == full.id && r.objects_checked > 100)
+    );
+    assert!(
+        reports
+            .iter()
+            .any(|r| r.backup_id.starts_with("wal:") && r.objects_checked > 0)
+    );
     let verified: u64 = reports.iter().map(|r| r.bytes_read).sum();
     assert!(verified > 0);
 
@@ -181,8 +195,7 @@ async fn pitr_restore_reproduces_the_state_at_t() {
     // Restore to T into a new data directory.
     let pitr_dir = c.scratch_dir("restore-pitr").unwrap().join("data");
     let t0 = Instant::now();
-    s.pg
-        .restore(&pitr_dir, &RestoreTarget::Time(t), Archiving::Off)
+    s.pg.restore(&pitr_dir, &RestoreTarget::Time(t), Archiving::Off)
         .await
         .unwrap();
     let restore_took = t0.elapsed();
@@ -191,13 +204,19 @@ async fn pitr_restore_reproduces_the_state_at_t() {
         let r = c.start_restored(&pitr_dir).unwrap();
         let recover_took = t1.elapsed();
         assert_eq!(
-            count(&r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'B'").unwrap()),
+            count(
+                &r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'B'")
+                    .unwrap()
+            ),
             0,
             "{}",
             r.log_tail()
         );
         assert_eq!(
-            count(&r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'A'").unwrap()),
+            count(
+                &r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'A'")
+                    .unwrap()
+            ),
             1000
         );
         assert_eq!(normalise(&r.dump("crm").unwrap()), state_at_t);
@@ -218,8 +237,7 @@ async fn pitr_restore_reproduces_the_state_at_t() {
 
     // The end of the incremental backup, no further WAL: A and B.
     let imm_dir = c.scratch_dir("restore-immediate").unwrap().join("data");
-    s.pg
-        .restore(&imm_dir, &RestoreTarget::Immediate, Archiving::Off)
+    s.pg.restore(&imm_dir, &RestoreTarget::Immediate, Archiving::Off)
         .await
         .unwrap();
     let r = c.start_restored(&imm_dir).unwrap();
@@ -278,11 +296,10 @@ async fn verify_finds_tampering_and_restore_refuses_it() {
     );
 
     let dir = c.scratch_dir("restore-tampered").unwrap().join("data");
-    let err = s
-        .pg
-        .restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
-        .await
-        .unwrap_err();
+    let err =
+        s.pg.restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+            .await
+            .unwrap_err();
     assert!(matches!(err, PgError::Command { .. }), "{err}");
 
     // Put everything back: verify passes again (the check above was about these files).
@@ -311,7 +328,10 @@ async fn wrong_key_or_passphrase_is_refused() {
         .to_owned();
     assert_eq!(pass.len(), 64, "256 random bits, hex");
     let wrapped = std::fs::read_to_string(s.repo.join(CIPHER_OBJECT)).unwrap();
-    assert!(!wrapped.contains(&pass), "the repository holds it wrapped only");
+    assert!(
+        !wrapped.contains(&pass),
+        "the repository holds it wrapped only"
+    );
 
     // Another KEK: refused with a clear error, pgBackRest never runs.
     let other = LocalKms::new(Kek::generate().unwrap());
@@ -401,8 +421,7 @@ async fn kluis_database_survives_backup_and_restore() {
 
     s.pg.create(BackupKind::Full).await.unwrap();
     let dir = c.scratch_dir("restore-kluis").unwrap().join("data");
-    s.pg
-        .restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+    s.pg.restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
         .await
         .unwrap();
     let r = c.start_restored(&dir).unwrap();
@@ -415,5 +434,121 @@ async fn kluis_database_survives_backup_and_restore() {
     assert_eq!(after.0, before.0);
     assert_eq!(after.1, before.1);
     assert_eq!(after.2, before.2);
-    assert!(after.3 == before.3, "full dump of the Kluis database differs after restore");
+    assert!(
+        after.3 == before.3,
+        "full dump of the Kluis database differs after restore"
+    );
+}
+
+/// Benchmark, not a test: `KLUIS_PG_BENCH_MB=512 cargo test -p kluis-backup --test backup
+/// pg::bench -- --ignored --nocapture`. Full backup, verify and restore of a database of that
+/// size next to a plain `cp -a` of its data directory in the same run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_backup_and_restore_throughput() {
+    let Some(mut s) = setup().await else { return };
+    // Variants: KLUIS_PG_BENCH_PROCESS_MAX=2, KLUIS_PG_BENCH_COMPRESS=lz4 | zst:3 | none.
+    let mut cfg = config(&s.cluster, &s.repo);
+    if let Some(n) = std::env::var("KLUIS_PG_BENCH_PROCESS_MAX")
+        .ok()
+        .and_then(|v| v.parse().ok())
+    {
+        cfg.process_max = n;
+    }
+    if let Ok(v) = std::env::var("KLUIS_PG_BENCH_COMPRESS") {
+        let (kind, level) = v.split_once(':').unwrap_or((&v, ""));
+        cfg.compress_type = kind.into();
+        cfg.compress_level = level.parse().ok();
+    }
+    eprintln!(
+        "pg bench: process-max {}, compress {} level {:?}",
+        cfg.process_max, cfg.compress_type, cfg.compress_level
+    );
+    s.pg = Pg::open(cfg, &s.kms).await.unwrap();
+    let c = &s.cluster;
+    let mb: u64 = std::env::var("KLUIS_PG_BENCH_MB")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(256);
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE contacts (id bigint PRIMARY KEY, payload bytea NOT NULL)",
+    )
+    .unwrap();
+    // Kluis stores sealed (AES-GCM) values: random, incompressible bytes, 192 per row here;
+    // about 260 bytes per row on disk with the tuple header and the primary key.
+    let rows = mb * 1_000_000 / 260;
+    let random_hex = ["md5(random()::text)"; 12].join(" || ");
+    c.query(
+        "crm",
+        &format!(
+            "ALTER TABLE contacts ALTER payload SET STORAGE EXTERNAL; \
+             INSERT INTO contacts SELECT i, decode({random_hex}, 'hex') \
+             FROM generate_series(1, {rows}) i"
+        ),
+    )
+    .unwrap();
+    c.query("crm", "CHECKPOINT").unwrap();
+    s.pg.check().await.unwrap();
+
+    let copy_dir = c.scratch_dir("cp-copy").unwrap();
+    let t0 = Instant::now();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(c.data_dir())
+        .arg(&copy_dir)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let cp_took = t0.elapsed();
+
+    let t0 = Instant::now();
+    let full = s.pg.create(BackupKind::Full).await.unwrap();
+    let full_took = t0.elapsed();
+    c.query(
+        "crm",
+        "UPDATE contacts SET payload = 'changed' WHERE id % 1000 = 0",
+    )
+    .unwrap();
+    let t0 = Instant::now();
+    let incr = s.pg.create(BackupKind::Incr).await.unwrap();
+    let incr_took = t0.elapsed();
+    let t0 = Instant::now();
+    let reports = s.pg.verify().await.unwrap();
+    let verify_took = t0.elapsed();
+    assert!(reports.iter().all(|r| r.ok), "{reports:?}");
+    let read: u64 = reports.iter().map(|r| r.bytes_read).sum();
+    let dir = c.scratch_dir("restore-bench").unwrap().join("data");
+    let t0 = Instant::now();
+    s.pg.restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap();
+    let restore_took = t0.elapsed();
+    let t0 = Instant::now();
+    let r = c.start_restored(&dir).unwrap();
+    let start_took = t0.elapsed();
+    assert_eq!(
+        count(&r.query("crm", "SELECT count(*) FROM contacts").unwrap()),
+        rows
+    );
+    let db = full.database_bytes;
+    eprintln!(
+        "pg bench: cluster {:.0} MB; cp -a {:.2} s ({:.0} MB/s); full backup {:.2} s ({:.0} MB/s, {:.0}% of cp, {:.0} MB stored); \
+         incr {:.2} s ({:.1} MB stored); verify {:.2} s ({:.0} MB read); restore {:.2} s ({:.0} MB/s); start+recovery {:.2} s",
+        db as f64 / 1e6,
+        cp_took.as_secs_f64(),
+        mb_per_s(db, cp_took),
+        full_took.as_secs_f64(),
+        mb_per_s(db, full_took),
+        100.0 * cp_took.as_secs_f64() / full_took.as_secs_f64(),
+        full.stored_bytes as f64 / 1e6,
+        incr_took.as_secs_f64(),
+        incr.stored_bytes as f64 / 1e6,
+        verify_took.as_secs_f64(),
+        read as f64 / 1e6,
+        restore_took.as_secs_f64(),
+        mb_per_s(db, restore_took),
+        start_took.as_secs_f64(),
+    );
 }
