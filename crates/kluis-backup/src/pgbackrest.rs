@@ -672,8 +672,17 @@ impl Pg {
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
-            .kill_on_drop(true);
-        let out = cmd.output().await.map_err(|e| PgError::Spawn {
+            // Its own process group, so a cancelled run can be stopped as a whole: with
+            // `runuser` in between, killing our direct child would leave pgBackRest running.
+            .process_group(0);
+        let child = cmd.spawn().map_err(|e| PgError::Spawn {
+            program: c.pgbackrest.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        let mut guard = GroupGuard(child.id());
+        let out = child.wait_with_output().await;
+        guard.0 = None;
+        let out = out.map_err(|e| PgError::Spawn {
             program: c.pgbackrest.display().to_string(),
             reason: e.to_string(),
         })?;
@@ -703,6 +712,23 @@ impl Pg {
 
     fn redact(&self, text: &str) -> String {
         text.replace(self.passphrase.as_str(), "<redacted>")
+    }
+}
+
+/// Sends SIGTERM to a pgBackRest process group that is still running when its future is
+/// dropped (the caller gave up): pgBackRest stops cleanly and a later backup resumes.
+struct GroupGuard(Option<u32>);
+
+impl Drop for GroupGuard {
+    fn drop(&mut self) {
+        if let Some(pgid) = self.0 {
+            let _ = std::process::Command::new("kill")
+                .args(["-TERM", "--", &format!("-{pgid}")])
+                .stdin(Stdio::null())
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 

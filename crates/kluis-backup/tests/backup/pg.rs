@@ -552,3 +552,177 @@ async fn bench_backup_and_restore_throughput() {
         start_took.as_secs_f64(),
     );
 }
+
+/// pgBackRest processes running `command` for this test's stanza (their command line names its
+/// private config file), by pid.
+fn pgbackrest_pids(config_file: &Path, command: &str) -> Vec<u32> {
+    let needle = format!("--config={}", config_file.display());
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<u32>().ok()) else {
+            continue;
+        };
+        let Ok(cmdline) = std::fs::read(e.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = cmdline
+            .split(|b| *b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        let is_pgbackrest = args.first().is_some_and(|a| a.ends_with("pgbackrest"));
+        // The main process (`backup`) and its workers (`backup:local`), which inherit its lock.
+        let for_command = args
+            .iter()
+            .any(|a| a == command || a.starts_with(&format!("{command}:")));
+        if is_pgbackrest && args.contains(&needle) && for_command {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// `kill -9` of pgBackRest in the middle of a backup leaves the previous backup verified and
+/// restorable, and the next backup completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_backup_keeps_the_previous_backup() {
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE contacts (id int PRIMARY KEY, batch text NOT NULL, payload text NOT NULL)",
+    )
+    .unwrap();
+    insert_batch(c, "A", 1, 1000);
+    let first = s.pg.create(BackupKind::Full).await.unwrap();
+    let state = normalise(&c.dump("crm").unwrap());
+    // Enough incompressible data that level-19 zstd takes seconds.
+    c.query(
+        "crm",
+        "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(random()::text), ''), 'hex') AS b \
+         FROM generate_series(1, 10000) i, generate_series(1, 100) j GROUP BY i",
+    )
+    .unwrap();
+    let state_with_blobs = normalise(&c.dump("crm").unwrap());
+
+    // Slow compression so the backup is surely still running when it is killed.
+    let mut slow = config(c, &s.repo);
+    slow.compress_level = Some(19);
+    let pg = std::sync::Arc::new(Pg::open(slow, &s.kms).await.unwrap());
+    let running = tokio::spawn({
+        let pg = pg.clone();
+        async move { pg.create(BackupKind::Full).await }
+    });
+    // Wait until pgBackRest is writing the new backup's files, then kill -9 it.
+    let backup_dir = pg.repo_path().join("backup").join(STANZA);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let partial = std::fs::read_dir(&backup_dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .any(|n| n.ends_with('F') && n != first.id);
+        if partial {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second backup never started");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pids = pgbackrest_pids(&pg.config().config_file(), "backup");
+    assert!(!pids.is_empty(), "pgBackRest backup is running");
+    for pid in &pids {
+        let _ = std::process::Command::new("kill")
+            .args(["-KILL", &pid.to_string()])
+            .status();
+    }
+    let err = running.await.unwrap().unwrap_err();
+    assert!(matches!(err, PgError::Command { .. }), "{err}");
+
+    // The partial backup is not listed; the previous one verifies and restores.
+    let list = pg.list().await.unwrap();
+    assert_eq!(
+        list.iter().map(|b| b.id.as_str()).collect::<Vec<_>>(),
+        [first.id.as_str()]
+    );
+    let reports = pg.verify().await.unwrap();
+    let first_report = reports.iter().find(|r| r.backup_id == first.id).unwrap();
+    assert!(first_report.ok, "{reports:?}");
+    let dir = c.scratch_dir("restore-after-kill").unwrap().join("data");
+    pg.restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap();
+    {
+        let r = c.start_restored(&dir).unwrap();
+        assert_eq!(normalise(&r.dump("crm").unwrap()), state);
+    }
+
+    // The next run completes (pgBackRest resumes or replaces the partial backup).
+    let pg = Pg::open(config(c, &s.repo), &s.kms).await.unwrap();
+    let next = pg.create(BackupKind::Full).await.unwrap();
+    assert!(pg.verify().await.unwrap().iter().all(|r| r.ok));
+    let dir = c.scratch_dir("restore-next").unwrap().join("data");
+    pg.restore(&dir, &RestoreTarget::Immediate, Archiving::Off)
+        .await
+        .unwrap();
+    let r = c.start_restored(&dir).unwrap();
+    assert_eq!(normalise(&r.dump("crm").unwrap()), state_with_blobs);
+    assert_eq!(pg.list().await.unwrap().last().unwrap().id, next.id);
+}
+
+/// Pruning with the real pgBackRest: what the calendar no longer keeps is expired, the rest
+/// stays listed and restorable.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_expires_what_retention_no_longer_keeps() {
+    use kluis_backup::pgbackrest::PgRetention;
+    let Some(mut s) = setup().await else { return };
+    let mut cfg = config(&s.cluster, &s.repo);
+    // One day of everything: of three backups taken today, only the newest is "daily".
+    cfg.retention = PgRetention {
+        daily: 1,
+        monthly: 0,
+        yearly: 0,
+        pitr_days: 0,
+    };
+    s.pg = Pg::open(cfg, &s.kms).await.unwrap();
+    let c = &s.cluster;
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE contacts (id int PRIMARY KEY, batch text NOT NULL, payload text NOT NULL)",
+    )
+    .unwrap();
+    let mut ids = Vec::new();
+    for (i, kind) in [BackupKind::Full, BackupKind::Full, BackupKind::Diff]
+        .into_iter()
+        .enumerate()
+    {
+        insert_batch(c, "A", 1 + 1000 * i as u32, 1000);
+        ids.push(s.pg.create(kind).await.unwrap().id);
+    }
+    let state = normalise(&c.dump("crm").unwrap());
+    let now = OffsetDateTime::now_utc();
+    let before = s.pg.list_at(now).await.unwrap();
+    // The diff is daily+latest, its full is its base; the first full is due.
+    assert_eq!(before[0].kept_for, Vec::<String>::new(), "{before:?}");
+    assert_eq!(before[1].kept_for, ["base"]);
+    assert!(before[2].kept_for.contains(&"latest".to_owned()));
+
+    let expired = s.pg.prune(now).await.unwrap();
+    assert_eq!(expired, [ids[0].clone()]);
+    let after = s.pg.list_at(now).await.unwrap();
+    assert_eq!(
+        after.iter().map(|b| b.id.clone()).collect::<Vec<_>>(),
+        ids[1..]
+    );
+    assert!(s.pg.verify().await.unwrap().iter().all(|r| r.ok));
+    // Pruning again finds nothing due.
+    assert!(s.pg.prune(now).await.unwrap().is_empty());
+
+    let dir = c.scratch_dir("restore-pruned").unwrap().join("data");
+    s.pg.restore(&dir, &RestoreTarget::Latest, Archiving::Off)
+        .await
+        .unwrap();
+    let r = c.start_restored(&dir).unwrap();
+    assert_eq!(normalise(&r.dump("crm").unwrap()), state);
+}
