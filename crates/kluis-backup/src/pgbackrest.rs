@@ -136,6 +136,9 @@ pub struct PgConfig {
     pub run_as: Option<String>,
     /// The pgBackRest binary.
     pub pgbackrest: PathBuf,
+    /// PostgreSQL's server binaries (`pg_ctl`, `psql`) for scratch restores (drills); `None`:
+    /// `/usr/lib/postgresql/<the backup's major version>/bin`, then PATH.
+    pub pg_bin_dir: Option<PathBuf>,
     /// pgBackRest `process-max` (parallel compression/transfer).
     pub process_max: u32,
     /// pgBackRest `compress-type` (`zst`, `lz4`, `gz`, `bz2`, `none`).
@@ -159,6 +162,7 @@ impl PgConfig {
             pg_user: "postgres".into(),
             run_as: None,
             pgbackrest: PathBuf::from("pgbackrest"),
+            pg_bin_dir: None,
             process_max: 1,
             compress_type: "zst".into(),
             compress_level: Some(1),
@@ -200,7 +204,8 @@ impl PgConfig {
             &self.pg_data,
             &self.pgbackrest,
         ];
-        for p in paths.into_iter().chain(self.pg_socket_dir.as_ref()) {
+        let optional = self.pg_socket_dir.iter().chain(self.pg_bin_dir.iter());
+        for p in paths.into_iter().chain(optional) {
             let s = p.to_string_lossy();
             if s.contains(['\n', '\r']) || p.to_str().is_none() {
                 return Err(PgError::Config(format!("unusable path {s:?}")));
@@ -506,6 +511,102 @@ impl Pg {
         self.run("restore", &args).await.map(|_| ())
     }
 
+    /// Restores into `<scratch>/data` (archiving off) and starts a PostgreSQL on it that is
+    /// reachable only through a private unix socket in `<scratch>/sock` (no TCP, trust auth on
+    /// that socket alone, via its own `hba_file`): for restore drills, whose checks (row counts,
+    /// audit verification) then connect with [`ScratchCluster::url`]. Returns once recovery has
+    /// finished. `scratch` must be new or empty; [`ScratchCluster::stop`] removes it.
+    pub async fn start_scratch(
+        &self,
+        scratch: &Path,
+        target: &RestoreTarget,
+    ) -> Result<ScratchCluster> {
+        let info = self.info().await?;
+        let bin_dir = match &self.cfg.pg_bin_dir {
+            Some(d) => d.clone(),
+            None => default_bin_dir(info.db.last().map(|d| d.version.as_str()))?,
+        };
+        let ids = match &self.cfg.run_as {
+            Some(user) => Some(os_ids(user).await?),
+            None => None,
+        };
+        let sock = scratch.join("sock");
+        for dir in [scratch, sock.as_path()] {
+            tokio::fs::create_dir_all(dir)
+                .await
+                .map_err(|e| io("creating", dir, e))?;
+            tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+                .await
+                .map_err(|e| io("restricting", dir, e))?;
+            if let Some((uid, gid)) = ids {
+                std::os::unix::fs::chown(dir, Some(uid), Some(gid))
+                    .map_err(|e| io("handing over", dir, e))?;
+            }
+        }
+        let hba = scratch.join("pg_hba.conf");
+        write_private(
+            &hba,
+            b"# Kluis restore drill: the private socket only\nlocal all all trust\n",
+            ids,
+        )
+        .await?;
+        let data_dir = scratch.join("data");
+        self.restore(&data_dir, target, Archiving::Off).await?;
+        let cluster = ScratchCluster {
+            scratch: scratch.to_path_buf(),
+            data_dir,
+            socket_dir: sock,
+            bin_dir,
+            run_as: self.cfg.run_as.clone(),
+            user: self.cfg.pg_user.clone(),
+            running: true,
+        };
+        let options = format!(
+            "-p {SCRATCH_PORT} -c listen_addresses= -k {} -c unix_socket_permissions=0700 \
+             -c hba_file={} -c archive_mode=off",
+            cluster.socket_dir.display(),
+            hba.display()
+        );
+        let log = scratch.join("postgres.log");
+        let start = cluster
+            .pg_ctl(&[
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "300".as_ref(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "start".as_ref(),
+            ])
+            .await;
+        if let Err(e) = start {
+            let tail = tokio::fs::read_to_string(&log).await.unwrap_or_default();
+            let tail: Vec<&str> = tail.lines().rev().take(20).collect();
+            return Err(PgError::Io(format!(
+                "starting the scratch PostgreSQL: {e}; log: {}",
+                tail.into_iter().rev().collect::<Vec<_>>().join(" | ")
+            )));
+        }
+        // pg_ctl returns once connections are accepted; recovery may still be replaying WAL.
+        let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(600);
+        loop {
+            if cluster
+                .query("postgres", "SELECT pg_is_in_recovery()")
+                .await?
+                == "f"
+            {
+                return Ok(cluster);
+            }
+            if tokio::time::Instant::now() > deadline {
+                return Err(PgError::Io(
+                    "scratch PostgreSQL still recovering after 10 minutes".into(),
+                ));
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+    }
+
     /// Expires the backups retention no longer keeps (as of `now`) and WAL older than the PITR
     /// window; returns the labels expired. Never expires the newest backup.
     pub async fn prune(&self, now: OffsetDateTime) -> Result<Vec<String>> {
@@ -715,6 +816,183 @@ impl Pg {
     }
 }
 
+/// The port number of scratch clusters: only names the socket file, in a private directory.
+const SCRATCH_PORT: u16 = 5432;
+
+/// A PostgreSQL started on a scratch restore by [`Pg::start_scratch`]. Stop it with
+/// [`ScratchCluster::stop`]; dropping it stops it immediately (best effort) and leaves the files.
+#[derive(Debug)]
+pub struct ScratchCluster {
+    scratch: PathBuf,
+    data_dir: PathBuf,
+    socket_dir: PathBuf,
+    bin_dir: PathBuf,
+    run_as: Option<String>,
+    user: String,
+    running: bool,
+}
+
+impl ScratchCluster {
+    /// A connection URL for `database` over the private socket, as the superuser (row-level
+    /// security does not hide rows from it, so counts are complete).
+    pub fn url(&self, database: &str) -> String {
+        format!(
+            "postgres://{}@localhost/{database}?host={}&port={SCRATCH_PORT}",
+            self.user,
+            self.socket_dir.display()
+        )
+    }
+
+    /// The restored data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
+    /// Runs `sql` with psql as the superuser; unaligned, tuples-only output, trimmed.
+    pub async fn query(&self, database: &str, sql: &str) -> Result<String> {
+        let psql = Some(self.bin_dir.join("psql"))
+            .filter(|p| p.is_file())
+            .unwrap_or_else(|| PathBuf::from("psql"));
+        let out = tokio::process::Command::new(psql)
+            .args(["-X", "-w", "-q", "-t", "-A", "-v", "ON_ERROR_STOP=1", "-h"])
+            .arg(&self.socket_dir)
+            .args([
+                "-p",
+                &SCRATCH_PORT.to_string(),
+                "-U",
+                &self.user,
+                "-d",
+                database,
+                "-c",
+                sql,
+            ])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output()
+            .await
+            .map_err(|e| PgError::Io(format!("running psql: {e}")))?;
+        if !out.status.success() {
+            return Err(PgError::Io(format!(
+                "psql on the scratch cluster: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    }
+
+    /// `SELECT count(*)` of each table (plain identifiers only), in order.
+    pub async fn row_counts(&self, database: &str, tables: &[&str]) -> Result<Vec<(String, u64)>> {
+        let mut out = Vec::with_capacity(tables.len());
+        for t in tables {
+            let plain = !t.is_empty()
+                && t.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                && !t.as_bytes()[0].is_ascii_digit();
+            if !plain {
+                return Err(PgError::Config(format!("not a plain table name: {t:?}")));
+            }
+            let n = self
+                .query(database, &format!("SELECT count(*) FROM {t}"))
+                .await?;
+            let n = n
+                .parse()
+                .map_err(|e| PgError::Parse(format!("count of {t}: {n:?}: {e}")))?;
+            out.push(((*t).to_owned(), n));
+        }
+        Ok(out)
+    }
+
+    /// Stops the server (fast shutdown) and removes the scratch directory.
+    pub async fn stop(mut self) -> Result<()> {
+        self.pg_ctl(&["-m".as_ref(), "fast".as_ref(), "stop".as_ref()])
+            .await?;
+        self.running = false;
+        tokio::fs::remove_dir_all(&self.scratch)
+            .await
+            .map_err(|e| io("removing", &self.scratch, e))
+    }
+
+    async fn pg_ctl(&self, args: &[&std::ffi::OsStr]) -> Result<()> {
+        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = tokio::process::Command::new(runuser_path());
+                c.args(["-u", user, "--"]).arg(&pg_ctl);
+                c
+            }
+            None => tokio::process::Command::new(&pg_ctl),
+        };
+        let out = cmd
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(args)
+            .current_dir("/")
+            .stdin(Stdio::null())
+            // The postmaster must not share our process group (a Ctrl-C for us is not for it).
+            .process_group(0)
+            .output()
+            .await
+            .map_err(|e| PgError::Io(format!("running pg_ctl: {e}")))?;
+        if !out.status.success() {
+            return Err(PgError::Io(format!(
+                "pg_ctl: {}{}",
+                String::from_utf8_lossy(&out.stdout).trim(),
+                String::from_utf8_lossy(&out.stderr).trim()
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Drop for ScratchCluster {
+    fn drop(&mut self) {
+        if !self.running {
+            return;
+        }
+        let pg_ctl = self.bin_dir.join("pg_ctl");
+        let mut cmd = match &self.run_as {
+            Some(user) => {
+                let mut c = std::process::Command::new(runuser_path());
+                c.args(["-u", user, "--"]).arg(&pg_ctl);
+                c
+            }
+            None => std::process::Command::new(&pg_ctl),
+        };
+        let _ = cmd
+            .arg("-D")
+            .arg(&self.data_dir)
+            .args(["-m", "immediate", "stop"])
+            .current_dir("/")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+    }
+}
+
+/// `/usr/lib/postgresql/<major>/bin` (Debian's layout) for the backup's major version, else
+/// wherever `pg_ctl` is on PATH.
+fn default_bin_dir(major: Option<&str>) -> Result<PathBuf> {
+    if let Some(v) = major.filter(|v| v.bytes().all(|b| b.is_ascii_digit() || b == b'.')) {
+        let dir = Path::new("/usr/lib/postgresql").join(v).join("bin");
+        if dir.join("pg_ctl").is_file() {
+            return Ok(dir);
+        }
+    }
+    std::env::var_os("PATH")
+        .and_then(|path| {
+            std::env::split_paths(&path)
+                .find(|d| d.join("pg_ctl").is_file() && d.join("psql").is_file())
+        })
+        .ok_or_else(|| {
+            PgError::Config(format!(
+                "no PostgreSQL {} binaries (pg_ctl, psql) found; set pg_bin_dir",
+                major.unwrap_or("")
+            ))
+        })
+}
+
 /// Sends SIGTERM to a pgBackRest process group that is still running when its future is
 /// dropped (the caller gave up): pgBackRest stops cleanly and a later backup resumes.
 struct GroupGuard(Option<u32>);
@@ -881,6 +1159,13 @@ struct InfoStanza {
     backup: Vec<InfoBackup>,
     #[serde(default)]
     repo: Vec<InfoRepo>,
+    #[serde(default)]
+    db: Vec<InfoDb>,
+}
+
+#[derive(Debug, Deserialize)]
+struct InfoDb {
+    version: String,
 }
 
 #[derive(Debug, Deserialize)]

@@ -438,6 +438,35 @@ async fn kluis_database_survives_backup_and_restore() {
         after.3 == before.3,
         "full dump of the Kluis database differs after restore"
     );
+    drop(r);
+
+    // The drill path the CLI uses: a scratch cluster on a private socket, checked over the
+    // URL it hands out (sqlx, as kluis-core connects) and by row counts.
+    let scratch = c.scratch_dir("drill").unwrap();
+    let drill =
+        s.pg.start_scratch(&scratch, &RestoreTarget::Latest)
+            .await
+            .unwrap();
+    let counts = drill
+        .row_counts("kluis", &["tenants", "users"])
+        .await
+        .unwrap();
+    assert_eq!(counts, [("tenants".to_owned(), 3), ("users".to_owned(), 6)]);
+    let pool = sqlx::PgPool::connect(&drill.url("kluis")).await.unwrap();
+    let users: i64 = sqlx::query_scalar("SELECT count(*) FROM users")
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+    assert_eq!(users, 6);
+    pool.close().await;
+    assert!(
+        drill
+            .row_counts("kluis", &["users; DROP TABLE users"])
+            .await
+            .is_err()
+    );
+    drill.stop().await.unwrap();
+    assert!(!scratch.exists(), "stop removes the scratch directory");
 }
 
 /// Benchmark, not a test: `KLUIS_PG_BENCH_MB=512 cargo test -p kluis-backup --test backup
