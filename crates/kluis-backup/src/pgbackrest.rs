@@ -341,7 +341,9 @@ impl Pg {
                 tokio::fs::create_dir_all(&cfg.repo_dir)
                     .await
                     .map_err(|e| io("creating", &cfg.repo_dir, e))?;
-                write_private(&cipher_path, &json, None).await?;
+                // Never replaces one written meanwhile by a concurrent first open: that one
+                // may already be in use.
+                write_private(&cipher_path, &json, None, false).await?;
                 Zeroizing::new(hex::encode(key.expose_secret()))
             }
             Err(e) => return Err(io("reading", &cipher_path, e)),
@@ -548,6 +550,7 @@ impl Pg {
             &hba,
             b"# Kluis restore drill: the private socket only\nlocal all all trust\n",
             ids,
+            true,
         )
         .await?;
         let data_dir = scratch.join("data");
@@ -747,7 +750,7 @@ impl Pg {
         }
         let _ = writeln!(s, "pg1-user={}", c.pg_user);
         let s = Zeroizing::new(s);
-        write_private(&c.config_file(), s.as_bytes(), ids).await
+        write_private(&c.config_file(), s.as_bytes(), ids, true).await
     }
 
     /// Runs one pgBackRest command; a non-zero exit is an error carrying stderr (redacted).
@@ -1052,9 +1055,15 @@ async fn os_ids(user: &str) -> Result<(u32, u32)> {
     Ok((id("-u").await?, id("-g").await?))
 }
 
-/// Writes a file readable only by its owner, atomically (temp file + rename), then hands it
-/// to `owner` if given.
-async fn write_private(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> Result<()> {
+/// Writes a file readable only by its owner, atomically (temp file, then rename, or a hard
+/// link when `replace` is false so that an existing file is never overwritten), handed to
+/// `owner` if given.
+async fn write_private(
+    path: &Path,
+    bytes: &[u8],
+    owner: Option<(u32, u32)>,
+    replace: bool,
+) -> Result<()> {
     let path = path.to_path_buf();
     let bytes = Zeroizing::new(bytes.to_vec());
     tokio::task::spawn_blocking(move || {
@@ -1070,12 +1079,25 @@ async fn write_private(path: &Path, bytes: &[u8], owner: Option<(u32, u32)>) -> 
             if let Some((uid, gid)) = owner {
                 std::os::unix::fs::chown(&tmp, Some(uid), Some(gid))?;
             }
-            std::fs::rename(&tmp, &path)
+            if replace {
+                std::fs::rename(&tmp, &path)
+            } else {
+                std::fs::hard_link(&tmp, &path)
+            }
         })();
-        if result.is_err() {
+        if result.is_err() || !replace {
             let _ = std::fs::remove_file(&tmp);
         }
-        result.map_err(|e| io("writing", &path, e))
+        result.map_err(|e| {
+            if e.kind() == std::io::ErrorKind::AlreadyExists && !replace {
+                PgError::Repository(format!(
+                    "{} was created concurrently; open the repository again",
+                    path.display()
+                ))
+            } else {
+                io("writing", &path, e)
+            }
+        })
     })
     .await
     .map_err(|e| PgError::Io(format!("writing a private file: {e}")))?
