@@ -139,11 +139,31 @@ async fn pitr_restore_reproduces_the_state_at_t() {
     // pgBackRest records a backup's stop time in whole seconds and picks, for a time target, a
     // backup that stopped strictly before it: T must fall in a later second than the stop.
     tokio::time::sleep(Duration::from_millis(1100)).await;
-    insert_batch(c, "A", 10_001, 1000);
-    let state_at_t = normalise(&c.dump("crm").unwrap());
-    let t = server_now(c);
-    // B must commit strictly after T.
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    // Batch A in four steps (inserts, an update, a delete), a candidate moment after each; T is
+    // one of them at random, and everything after T (the later steps, batch B) must be absent.
+    let mut moments = Vec::new();
+    for step in 0..4u32 {
+        insert_batch(c, "A", 10_001 + step * 250, 250);
+        match step {
+            1 => c.query(
+                "crm",
+                "UPDATE contacts SET payload = 'updated' WHERE id % 7 = 0",
+            ),
+            2 => c.query(
+                "crm",
+                "DELETE FROM contacts WHERE batch = 'base' AND id % 5 = 0",
+            ),
+            _ => Ok(String::new()),
+        }
+        .unwrap();
+        let dump = normalise(&c.dump("crm").unwrap());
+        moments.push((server_now(c), dump, 250 * u64::from(step + 1)));
+        // The next commit must fall strictly after this moment.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let pick = usize::from(uuid::Uuid::new_v4().as_bytes()[0]) % moments.len();
+    let (t, state_at_t, a_rows_at_t) = moments.swap_remove(pick);
+    eprintln!("pitr: restoring to moment {pick} of 4 ({t})");
     insert_batch(c, "B", 20_001, 1000);
     let state_after_b = normalise(&c.dump("crm").unwrap());
     assert_ne!(state_at_t, state_after_b);
@@ -217,7 +237,7 @@ async fn pitr_restore_reproduces_the_state_at_t() {
                 &r.query("crm", "SELECT count(*) FROM contacts WHERE batch = 'A'")
                     .unwrap()
             ),
-            1000
+            a_rows_at_t
         );
         assert_eq!(normalise(&r.dump("crm").unwrap()), state_at_t);
         eprintln!(
@@ -611,7 +631,7 @@ fn pgbackrest_pids(config_file: &Path, command: &str) -> Vec<u32> {
 }
 
 /// `kill -9` of pgBackRest in the middle of a backup leaves the previous backup verified and
-/// restorable, and the next backup completes.
+/// restorable; a cancelled run stops pgBackRest; the next backup completes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_backup_keeps_the_previous_backup() {
     let Some(s) = setup().await else { return };
@@ -684,6 +704,22 @@ async fn kill_9_mid_backup_keeps_the_previous_backup() {
     {
         let r = c.start_restored(&dir).unwrap();
         assert_eq!(normalise(&r.dump("crm").unwrap()), state);
+    }
+
+    // A run whose caller gives up (the future dropped) stops pgBackRest as a whole, workers
+    // behind `runuser` included, instead of leaving it running.
+    let cancelled = tokio::time::timeout(Duration::from_millis(1500), pg.create(BackupKind::Full));
+    assert!(
+        cancelled.await.is_err(),
+        "the slow backup outlived the timeout"
+    );
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !pgbackrest_pids(&pg.config().config_file(), "backup").is_empty() {
+        assert!(
+            Instant::now() < deadline,
+            "pgBackRest still running after cancellation"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
     // The next run completes (pgBackRest resumes or replaces the partial backup).
