@@ -244,6 +244,16 @@ impl ArchivingCluster {
         log_tail(&self.server.log_file)
     }
 
+    /// Stops the server like a crash (`pg_ctl -m immediate`: no shutdown checkpoint and no
+    /// final archiving), e.g. to measure what the repository alone holds.
+    pub fn crash(&self) -> Result<()> {
+        let mut stop = server_command(&self.bins.pg_ctl, self.as_postgres_user, &self.root_dir);
+        stop.arg("-D")
+            .arg(&self.server.data_dir)
+            .args(["-m", "immediate", "stop"]);
+        run(&mut stop).map(|_| ())
+    }
+
     fn start(bins: Binaries, pgbackrest: PathBuf) -> Result<Self> {
         let as_postgres_user = running_as_root();
         if as_postgres_user {
@@ -298,9 +308,11 @@ impl ArchivingCluster {
             config_file.display()
         );
         // fsync stays on (the default) here: this cluster's durability is what is under test.
+        // Nothing else is set on the command line, which would override `ALTER SYSTEM` (a test
+        // may tune archive_timeout that way).
         let extra = format!(
             "-c wal_level=replica -c archive_mode=on -c archive_command={} \
-             -c archive_timeout=0 -c max_wal_senders=3",
+             -c max_wal_senders=3",
             shell_quote(&archive_command)
         );
         let server = Server::start(

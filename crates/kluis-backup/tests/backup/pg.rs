@@ -791,3 +791,80 @@ async fn prune_expires_what_retention_no_longer_keeps() {
     let r = c.start_restored(&dir).unwrap();
     assert_eq!(normalise(&r.dump("crm").unwrap()), state);
 }
+
+/// Benchmark, not a test: RPO of PostgreSQL backups. `KLUIS_PG_ARCHIVE_TIMEOUT=1 cargo test -p
+/// kluis-backup --test backup pg::bench_rpo -- --ignored --nocapture`. Autocommitted inserts
+/// for 10 s under `archive_timeout`, then the server crashes (`-m immediate`, nothing more is
+/// archived); a restore from the repository alone is compared with what was acknowledged.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "benchmark; run explicitly"]
+async fn bench_rpo_after_crash() {
+    let Some(s) = setup().await else { return };
+    let c = &s.cluster;
+    let timeout: u32 = std::env::var("KLUIS_PG_ARCHIVE_TIMEOUT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(1);
+    c.query("postgres", "CREATE DATABASE crm").unwrap();
+    c.query(
+        "crm",
+        "CREATE TABLE writes (id int PRIMARY KEY, at timestamptz NOT NULL DEFAULT clock_timestamp())",
+    )
+    .unwrap();
+    c.query(
+        "postgres",
+        &format!("ALTER SYSTEM SET archive_timeout = '{timeout}s'"),
+    )
+    .unwrap();
+    c.query("postgres", "SELECT pg_reload_conf()").unwrap();
+    s.pg.create(BackupKind::Full).await.unwrap();
+
+    let url = format!(
+        "postgres://{}@localhost/crm?host={}&port={}",
+        c.superuser(),
+        c.socket_dir().display(),
+        c.port()
+    );
+    let pool = sqlx::PgPool::connect(&url).await.unwrap();
+    let start = Instant::now();
+    let mut acked = 0i32;
+    while start.elapsed() < Duration::from_secs(10) {
+        sqlx::query("INSERT INTO writes (id) VALUES ($1)")
+            .bind(acked + 1)
+            .execute(&pool)
+            .await
+            .unwrap();
+        acked += 1;
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let crashed_at = server_now(c);
+    pool.close().await;
+    c.crash().unwrap();
+
+    let dir = c.scratch_dir("restore-rpo").unwrap().join("data");
+    s.pg.restore(&dir, &RestoreTarget::Latest, Archiving::Off)
+        .await
+        .unwrap();
+    let r = c.start_restored(&dir).unwrap();
+    let row = r
+        .query(
+            "crm",
+            "SELECT coalesce(max(id), 0) || '|' || coalesce((extract(epoch FROM max(at)) * 1000000)::bigint, 0) FROM writes",
+        )
+        .unwrap();
+    let (max_id, max_at) = row.split_once('|').unwrap();
+    let max_id: i32 = max_id.parse().unwrap();
+    let last_at =
+        OffsetDateTime::from_unix_timestamp_nanos(max_at.parse::<i128>().unwrap() * 1000).unwrap();
+    let missing = acked - max_id;
+    eprintln!(
+        "pg rpo: archive_timeout {timeout} s; {acked} writes acknowledged in 10 s ({:.0}/s); \
+         {missing} missing after restore from the repository, covering the last {:.2} s before the crash",
+        f64::from(acked) / 10.0,
+        (crashed_at - last_at).as_seconds_f64()
+    );
+    assert!(
+        missing >= 0,
+        "the restore holds writes that were never acknowledged?"
+    );
+}
