@@ -20,14 +20,14 @@ use std::fs;
 use std::io::Write as _;
 use std::os::unix::process::CommandExt as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command};
+use std::process::{Child, Command, Stdio};
 
 use anyhow::{Context as _, Result};
 
 use crate::{
     APP_ROLE, Binaries, OWNER_ROLE, SUPERUSER, TestDatabase, chown_to_postgres, find_in_path,
-    free_port, is_executable, log_tail, run, running_as_root, server_command, shell_quote,
-    spawn_watchdog,
+    free_port, is_executable, log_tail, run, running_as_root, runuser_path, server_command,
+    shell_quote,
 };
 
 /// Environment variable that turns "pgBackRest not installed" into a failure.
@@ -202,8 +202,13 @@ impl ArchivingCluster {
     /// and socket, with archiving off so it never pushes into the repository it came from.
     /// Returns once recovery has finished and the server accepts writes.
     pub fn start_restored(&self, data_dir: &Path) -> Result<RestoredServer<'_>> {
-        let name = data_dir
-            .file_name()
+        // Tests restore into `<scratch>/data`: name the socket and log after the scratch dir.
+        let named = if data_dir.file_name().is_some_and(|n| n == "data") {
+            data_dir.parent().and_then(Path::file_name)
+        } else {
+            data_dir.file_name()
+        };
+        let name = named
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "restored".into());
         let socket_dir = self.scratch_dir(&format!("{name}.sock"))?;
@@ -273,7 +278,7 @@ impl ArchivingCluster {
         let log_file = root_dir.join("postgres.log");
         fs::create_dir(&socket_dir).context("creating socket directory")?;
         fs::create_dir(&config_dir).context("creating config directory")?;
-        let watchdog = spawn_watchdog(&bins, as_postgres_user, &root_dir, &data_dir)?;
+        let watchdog = spawn_watchdog(&bins, as_postgres_user, &root_dir)?;
         if as_postgres_user {
             chown_to_postgres(&root_dir)?;
         }
@@ -489,4 +494,37 @@ impl Server {
         let out = run(&mut cmd).with_context(|| format!("pg_dump of {database}"))?;
         String::from_utf8(out.stdout).context("pg_dump output is not UTF-8")
     }
+}
+
+/// Detached shell that, once this test process is gone, stops every postmaster under
+/// `root_dir` (the archiving one in `data`, restored ones in `<name>/data`) and removes the
+/// directory. Unlike the shared cluster's watchdog it cannot know the restored data
+/// directories in advance, hence the glob.
+fn spawn_watchdog(bins: &Binaries, as_postgres_user: bool, root_dir: &Path) -> Result<Child> {
+    let runuser = if as_postgres_user {
+        format!(
+            "{} -u {SUPERUSER} -- ",
+            shell_quote(&runuser_path().to_string_lossy())
+        )
+    } else {
+        String::new()
+    };
+    let script = format!(
+        "while kill -0 {pid} 2>/dev/null; do sleep 1; done; cd /; \
+         for d in {root}/data {root}/*/data; do \
+           [ -f \"$d/postmaster.pid\" ] && {runuser}{pg_ctl} -D \"$d\" -m immediate stop >/dev/null 2>&1; \
+         done; rm -rf {root}",
+        pid = std::process::id(),
+        pg_ctl = shell_quote(&bins.pg_ctl.to_string_lossy()),
+        root = shell_quote(&root_dir.to_string_lossy()),
+    );
+    Command::new("sh")
+        .arg("-c")
+        .arg(script)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .process_group(0)
+        .spawn()
+        .context("spawning the cluster watchdog")
 }
