@@ -649,7 +649,7 @@ async fn kill_9_mid_backup_keeps_the_previous_backup() {
     c.query(
         "crm",
         "CREATE TABLE blobs AS SELECT i, decode(string_agg(md5(random()::text), ''), 'hex') AS b \
-         FROM generate_series(1, 10000) i, generate_series(1, 100) j GROUP BY i",
+         FROM generate_series(1, 5000) i, generate_series(1, 100) j GROUP BY i",
     )
     .unwrap();
     let state_with_blobs = normalise(&c.dump("crm").unwrap());
