@@ -665,7 +665,8 @@ impl Pg {
             .pop()
             .ok_or_else(|| PgError::Parse("info lists no stanza".into()))?;
         for repo in &stanza.repo {
-            // 0 ok, 1 missing stanza path, 2 no valid backups: both normal for a new stanza.
+            // 0 ok, 2 no valid backups (a new stanza). Anything else is an error: 1 missing
+            // stanza path (no stanza-create yet), 99 other (e.g. info files that do not decrypt).
             if !matches!(repo.status.code, 0 | 2) {
                 // The message can quote undecryptable bytes at length: keep its start.
                 let message: String = repo.status.message.chars().take(300).collect();
@@ -768,9 +769,6 @@ impl Pg {
             .arg(format!("--stanza={}", c.stanza))
             .args(args)
             .arg(command)
-            // pgBackRest reads PGBACKREST_* options from the environment: none may sneak in.
-            .env_remove("PGBACKREST_REPO1_CIPHER_PASS")
-            .env_remove("PGBACKREST_CONFIG")
             // The caller's cwd may be unreadable for the server's OS user.
             .current_dir("/")
             .stdin(Stdio::null())
@@ -779,6 +777,13 @@ impl Pg {
             // Its own process group, so a cancelled run can be stopped as a whole: with
             // `runuser` in between, killing our direct child would leave pgBackRest running.
             .process_group(0);
+        // pgBackRest reads PGBACKREST_* options from the environment: only the config Kluis
+        // wrote may count.
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("PGBACKREST_") {
+                cmd.env_remove(key);
+            }
+        }
         let child = cmd.spawn().map_err(|e| PgError::Spawn {
             program: c.pgbackrest.display().to_string(),
             reason: e.to_string(),
