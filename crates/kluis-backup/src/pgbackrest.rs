@@ -145,6 +145,9 @@ pub struct PgConfig {
     pub compress_type: String,
     /// pgBackRest `compress-level`; `None` for pgBackRest's default of the type.
     pub compress_level: Option<u32>,
+    /// pgBackRest `repo1-bundle`: small files packed into bundles (fewer files to write, sync
+    /// and encrypt one by one).
+    pub bundle: bool,
     pub retention: PgRetention,
 }
 
@@ -166,6 +169,7 @@ impl PgConfig {
             process_max: 1,
             compress_type: "zst".into(),
             compress_level: Some(1),
+            bundle: false,
             retention: PgRetention::default(),
         }
     }
@@ -736,6 +740,9 @@ impl Pg {
         let _ = writeln!(s, "compress-type={}", c.compress_type);
         if let Some(level) = c.compress_level {
             let _ = writeln!(s, "compress-level={level}");
+        }
+        if c.bundle {
+            let _ = writeln!(s, "repo1-bundle=y");
         }
         let _ = writeln!(s, "process-max={}", c.process_max);
         let _ = writeln!(s, "start-fast=y");

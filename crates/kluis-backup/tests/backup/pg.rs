@@ -496,7 +496,8 @@ async fn kluis_database_survives_backup_and_restore() {
 #[ignore = "benchmark; run explicitly"]
 async fn bench_backup_and_restore_throughput() {
     let Some(mut s) = setup().await else { return };
-    // Variants: KLUIS_PG_BENCH_PROCESS_MAX=2, KLUIS_PG_BENCH_COMPRESS=lz4 | zst:3 | none.
+    // Variants: KLUIS_PG_BENCH_PROCESS_MAX=2, KLUIS_PG_BENCH_COMPRESS=lz4 | zst:3 | none,
+    // KLUIS_PG_BENCH_BUNDLE=1.
     let mut cfg = config(&s.cluster, &s.repo);
     if let Some(n) = std::env::var("KLUIS_PG_BENCH_PROCESS_MAX")
         .ok()
@@ -509,9 +510,10 @@ async fn bench_backup_and_restore_throughput() {
         cfg.compress_type = kind.into();
         cfg.compress_level = level.parse().ok();
     }
+    cfg.bundle = std::env::var("KLUIS_PG_BENCH_BUNDLE").is_ok_and(|v| v == "1");
     eprintln!(
-        "pg bench: process-max {}, compress {} level {:?}",
-        cfg.process_max, cfg.compress_type, cfg.compress_level
+        "pg bench: process-max {}, compress {} level {:?}, bundle {}",
+        cfg.process_max, cfg.compress_type, cfg.compress_level, cfg.bundle
     );
     s.pg = Pg::open(cfg, &s.kms).await.unwrap();
     let c = &s.cluster;
