@@ -404,7 +404,7 @@ impl Pg {
     /// [`Pg::list`] with retention evaluated at `now`.
     pub async fn list_at(&self, now: OffsetDateTime) -> Result<Vec<BackupSummary>> {
         let info = self.info().await?;
-        let newest_wal = self.newest_wal_time(&info).await;
+        let segments = self.archived_segments(&info).await;
         let entries: Vec<Entry> = info.backup.iter().map(Entry::from).collect();
         let keep = keep_set(&entries, self.cfg.retention, now);
         info.backup
@@ -412,14 +412,15 @@ impl Pg {
             .map(|b| {
                 let started = ts(b.timestamp.start)?;
                 let finished = ts(b.timestamp.stop)?;
-                // PITR from a backup reaches as far as the archive goes while its WAL is kept.
-                let archive_kept = info.archive.iter().any(|a| {
-                    matches!((&a.min, &b.archive.start), (Some(min), Some(start)) if min <= start)
-                });
-                let until = match newest_wal {
-                    Some(t) if archive_kept && t > finished => t,
-                    _ => finished,
-                };
+                // PITR from a backup reaches as far as the archived WAL runs on without a gap
+                // from the backup's last segment: until that segment reached the repository.
+                let until = b
+                    .archive
+                    .stop
+                    .as_deref()
+                    .and_then(|stop| wal_reach(&segments, stop))
+                    .filter(|t| *t > finished)
+                    .unwrap_or(finished);
                 let (kept_for, retain_until) = keep
                     .get(&b.label)
                     .map(|k| (k.reasons.iter().cloned().collect(), Some(k.until)))
@@ -683,23 +684,55 @@ impl Pg {
         Ok(stanza)
     }
 
-    /// When the newest archived WAL file reached the repository: how far PITR reaches.
-    async fn newest_wal_time(&self, info: &InfoStanza) -> Option<OffsetDateTime> {
-        let mut newest = None;
-        for a in &info.archive {
-            let dir = self
-                .repo_path()
-                .join("archive")
-                .join(&self.cfg.stanza)
-                .join(&a.id);
-            let Some(t) = newest_mtime(&dir).await else {
-                continue;
-            };
-            if newest.is_none_or(|n| t > n) {
-                newest = Some(t);
+    /// Every archived WAL segment of this stanza (from the local repository) with the time it
+    /// reached the repository.
+    async fn archived_segments(&self, info: &InfoStanza) -> BTreeMap<Segment, OffsetDateTime> {
+        let dirs: Vec<PathBuf> = info
+            .archive
+            .iter()
+            .map(|a| {
+                self.repo_path()
+                    .join("archive")
+                    .join(&self.cfg.stanza)
+                    .join(&a.id)
+            })
+            .collect();
+        tokio::task::spawn_blocking(move || {
+            let mut out = BTreeMap::new();
+            for dir in dirs {
+                let Ok(subdirs) = std::fs::read_dir(&dir) else {
+                    continue;
+                };
+                for sub in subdirs.flatten() {
+                    let Ok(files) = std::fs::read_dir(sub.path()) else {
+                        continue;
+                    };
+                    for f in files.flatten() {
+                        let name = f.file_name();
+                        // `<24 hex>-<sha1>.<ext>`; skips `.backup` history and `.partial` files.
+                        let Some(seg) = name
+                            .to_str()
+                            .and_then(|n| n.split_once('-'))
+                            .and_then(|(seg, _)| Segment::parse(seg))
+                        else {
+                            continue;
+                        };
+                        let Some(t) = f
+                            .metadata()
+                            .ok()
+                            .and_then(|m| m.modified().ok())
+                            .map(OffsetDateTime::from)
+                        else {
+                            continue;
+                        };
+                        out.insert(seg, t);
+                    }
+                }
             }
-        }
-        newest
+            out
+        })
+        .await
+        .unwrap_or_default()
     }
 
     async fn write_config(&self) -> Result<()> {
@@ -1130,20 +1163,6 @@ async fn dir_size(dir: &Path) -> u64 {
         .unwrap_or(0)
 }
 
-async fn newest_mtime(dir: &Path) -> Option<OffsetDateTime> {
-    let dir = dir.to_path_buf();
-    tokio::task::spawn_blocking(move || {
-        walk(&dir)
-            .iter()
-            .filter_map(|m| m.modified().ok())
-            .max()
-            .map(OffsetDateTime::from)
-    })
-    .await
-    .ok()
-    .flatten()
-}
-
 fn walk(dir: &Path) -> Vec<std::fs::Metadata> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -1183,6 +1202,62 @@ fn pg_timestamp(t: OffsetDateTime) -> Result<String> {
     ))
 }
 
+/// A WAL segment name: timeline, log and segment number (`TTTTTTTTLLLLLLLLSSSSSSSS`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Segment {
+    timeline: u32,
+    log: u32,
+    seg: u32,
+}
+
+/// Segments per log id with PostgreSQL's default 16 MiB segments (`initdb --wal-segsize`
+/// changes it; then a log-id boundary reads as a gap and the reach is understated, never
+/// overstated).
+const SEGMENTS_PER_LOG: u32 = 0x100;
+
+impl Segment {
+    fn parse(name: &str) -> Option<Self> {
+        if name.len() != 24 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return None;
+        }
+        let part = |i: usize| u32::from_str_radix(&name[i..i + 8], 16).ok();
+        Some(Self {
+            timeline: part(0)?,
+            log: part(8)?,
+            seg: part(16)?,
+        })
+    }
+
+    fn next(self) -> Self {
+        if self.seg + 1 >= SEGMENTS_PER_LOG {
+            Self {
+                log: self.log.wrapping_add(1),
+                seg: 0,
+                ..self
+            }
+        } else {
+            Self {
+                seg: self.seg + 1,
+                ..self
+            }
+        }
+    }
+}
+
+/// When the last segment of the unbroken run starting at `stop` reached the repository, or
+/// `None` if `stop` itself is missing.
+fn wal_reach(segments: &BTreeMap<Segment, OffsetDateTime>, stop: &str) -> Option<OffsetDateTime> {
+    let mut cur = Segment::parse(stop)?;
+    let mut reach = *segments.get(&cur)?;
+    loop {
+        cur = cur.next();
+        match segments.get(&cur) {
+            Some(t) => reach = reach.max(*t),
+            None => return Some(reach),
+        }
+    }
+}
+
 // ---- pgBackRest `info --output=json` (the fields Kluis reads) ----
 
 #[derive(Debug, Deserialize)]
@@ -1218,7 +1293,6 @@ struct InfoRepo {
 #[derive(Debug, Deserialize)]
 struct InfoArchive {
     id: String,
-    min: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -1251,7 +1325,7 @@ struct InfoRepoSizes {
 
 #[derive(Debug, Deserialize)]
 struct InfoBackupArchive {
-    start: Option<String>,
+    stop: Option<String>,
 }
 
 // ---- verify's text output ----
@@ -1608,6 +1682,26 @@ mod tests {
         assert_eq!(r[0].backup_id, "repository");
         assert!(!r[0].ok);
         assert!(parse_verify("", "").is_err(), "no status is not a pass");
+    }
+
+    #[test]
+    fn wal_reach_stops_at_the_first_gap() {
+        let t = |s: i64| OffsetDateTime::from_unix_timestamp(1_800_000_000 + s).unwrap();
+        let mut segs = BTreeMap::new();
+        for (name, at) in [
+            ("0000000100000000000000FE", 1),
+            ("0000000100000000000000FF", 2),
+            ("000000010000000100000000", 3),
+            ("000000010000000100000001", 4),
+            // 02 is missing: PITR cannot cross it.
+            ("000000010000000100000003", 9),
+        ] {
+            segs.insert(Segment::parse(name).unwrap(), t(at));
+        }
+        assert_eq!(wal_reach(&segs, "0000000100000000000000FE"), Some(t(4)));
+        assert_eq!(wal_reach(&segs, "000000010000000100000003"), Some(t(9)));
+        assert_eq!(wal_reach(&segs, "000000010000000100000002"), None);
+        assert_eq!(Segment::parse("0000000100000000000000FE.00000028"), None);
     }
 
     #[test]
