@@ -569,11 +569,12 @@ impl Pg {
             user: self.cfg.pg_user.clone(),
             running: true,
         };
+        // pg_ctl hands these to postgres through a shell: quote the paths.
         let options = format!(
             "-p {SCRATCH_PORT} -c listen_addresses= -k {} -c unix_socket_permissions=0700 \
              -c hba_file={} -c archive_mode=off",
-            cluster.socket_dir.display(),
-            hba.display()
+            shell_quote(&cluster.socket_dir.to_string_lossy()),
+            shell_quote(&hba.to_string_lossy())
         );
         let log = scratch.join("postgres.log");
         let start = cluster
@@ -1017,6 +1018,10 @@ impl Drop for ScratchCluster {
             .stderr(Stdio::null())
             .status();
     }
+}
+
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
 }
 
 /// `/usr/lib/postgresql/<major>/bin` (Debian's layout) for the backup's major version, else
