@@ -10,6 +10,7 @@
 //! database must satisfy (the audit log verifies, row counts match) is checked by the caller
 //! through kluis-core.
 
+pub mod pgbackrest;
 pub mod repo;
 pub mod report;
 
