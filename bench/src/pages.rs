@@ -17,6 +17,7 @@ use crate::{
     wait_until_ready,
 };
 
+#[derive(Debug)]
 pub struct PagesArgs {
     pub contacts: usize,
     pub deals: usize,
@@ -51,7 +52,13 @@ pub async fn run(bin: &std::path::Path, args: &PagesArgs) -> Result<String> {
     };
     cli.run(
         &[
-            "tenant", "create", "--slug", TENANT_SLUG, "--name", "Bench", "--json",
+            "tenant",
+            "create",
+            "--slug",
+            TENANT_SLUG,
+            "--name",
+            "Bench",
+            "--json",
         ],
         None,
     )?;

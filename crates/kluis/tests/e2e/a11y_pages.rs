@@ -99,12 +99,7 @@ async fn chromium_axe_finds_nothing_serious_on_any_page() {
     )
     .await;
     let (st, _) = s
-        .call(
-            Method::DELETE,
-            &format!("/api/v1/contacts/{gone}"),
-            o,
-            None,
-        )
+        .call(Method::DELETE, &format!("/api/v1/contacts/{gone}"), o, None)
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
 

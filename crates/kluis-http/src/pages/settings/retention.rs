@@ -3,10 +3,10 @@
 //! `kluis-core` service as `PUT /api/v1/settings/trash-retention` (settings permission,
 //! validation, audit event `settings.trash_retention.update`).
 
+use axum::Form;
 use axum::extract::State;
 use axum::http::HeaderMap;
 use axum::response::Response;
-use axum::Form;
 use kluis_core::settings::TrashRetentionDoc;
 use serde::Deserialize;
 
