@@ -763,13 +763,28 @@ async fn readers_get_no_edit_controls_and_forged_posts_fail(backend: Backend) {
                 ("kind", "text"),
             ],
         ),
-        ("/settings/pipelines/create", vec![("name", "Nep")]),
+        (
+            "/settings/pipelines/create",
+            vec![("name", "Nep"), ("object_type", "deal"), ("stages", "A\nB")],
+        ),
         (
             "/settings/users/invite",
-            vec![("email", "nep@lezen.test"), ("role", "owner")],
+            vec![
+                ("email", "nep@lezen.test"),
+                ("display_name", "Nep"),
+                ("role", "owner"),
+            ],
         ),
-        ("/settings/api-keys/create", vec![("name", "nep")]),
-        ("/settings/sensitive-data", vec![]),
+        (
+            "/settings/users/update",
+            vec![("user", t.owner_id.as_str()), ("role", "read_only")],
+        ),
+        (
+            "/settings/api-keys/create",
+            vec![("name", "nep"), ("scope", "crm:write")],
+        ),
+        ("/settings/sensitive-data", vec![("mode", "flag")]),
+        ("/settings/trash-retention", vec![("days", "1")]),
         ("/admin/security/mfa-policy", vec![("policy", "required")]),
     ] {
         forged.push((
