@@ -19,6 +19,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
+mod pages;
+
 const PASSWORD: &str = "Bench-Passw0rd!x";
 const TENANT_SLUG: &str = "bench";
 const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
@@ -45,6 +47,14 @@ usage: cargo run --release -p kluis-bench -- [options]
                      scenario alike instead of whichever ran during it
   --connections LIST concurrency levels (default 1,64)
   --json             print machine-readable results on stdout
+
+  --pages            instead: the web pages next to the JSON API for the same
+                     data (contacts table, record page, deals board, search),
+                     p50/p99 of each, one connection
+  --contacts N       --pages: contacts to import (default 10000)
+  --deals N          --pages: deals to create (default 200)
+  --requests N       --pages: timed requests per page and per API call
+                     (default 200)
 ";
 
 #[derive(Debug)]
@@ -55,6 +65,7 @@ struct Args {
     rounds: u32,
     connections: Vec<usize>,
     json: bool,
+    pages: Option<pages::PagesArgs>,
 }
 
 impl Args {
@@ -66,7 +77,15 @@ impl Args {
             rounds: 3,
             connections: vec![1, TARGET_CONNECTIONS],
             json: false,
+            pages: None,
         };
+        let mut page_args = pages::PagesArgs {
+            contacts: 10_000,
+            deals: 200,
+            requests: 200,
+            rounds: 0,
+        };
+        let mut want_pages = false;
         let mut it = std::env::args().skip(1);
         while let Some(arg) = it.next() {
             let mut value = |name: &str| {
@@ -93,6 +112,17 @@ impl Args {
                         .collect::<Result<_>>()?;
                 }
                 "--json" => args.json = true,
+                "--pages" => want_pages = true,
+                "--contacts" | "--deals" | "--requests" => {
+                    let n: usize = value(&arg)?
+                        .parse()
+                        .with_context(|| format!("{arg} needs a whole number"))?;
+                    match arg.as_str() {
+                        "--contacts" => page_args.contacts = n,
+                        "--deals" => page_args.deals = n,
+                        _ => page_args.requests = n.max(1),
+                    }
+                }
                 "-h" | "--help" => {
                     print!("{USAGE}");
                     return Ok(None);
@@ -102,6 +132,10 @@ impl Args {
         }
         if args.duration.is_zero() {
             bail!("--duration must be positive");
+        }
+        if want_pages {
+            page_args.rounds = args.rounds as usize;
+            args.pages = Some(page_args);
         }
         Ok(Some(args))
     }
@@ -146,6 +180,10 @@ async fn run(args: Args) -> Result<ExitCode> {
     }
     let bin = locate_binary(args.bin.as_deref())?;
     progress(format!("binary: {}", bin.display()));
+    if let Some(p) = &args.pages {
+        print!("{}", pages::run(&bin, p).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
 
     // Removed on drop, after the server guard below has stopped the server.
     let scratch = tempfile::Builder::new()

@@ -166,6 +166,76 @@ impl Kluis {
     }
 }
 
+/// How long deleted CRM records stay restorable in this tenant's trash before the daily
+/// retention job purges them for good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TrashRetentionDoc {
+    /// Days, 1 to 365; `null`: the server's default (`trash_retention_days`, 30 unless the
+    /// operator changed it).
+    pub days: Option<u16>,
+}
+
+/// The bounds of a tenant's own trash retention, in days.
+pub const TRASH_RETENTION_DAYS: std::ops::RangeInclusive<u16> = 1..=365;
+
+impl Kluis {
+    pub async fn trash_retention_setting(&self, actor: &Actor) -> Result<TrashRetentionDoc> {
+        actor.require(Permission::SettingsRead)?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        Ok(TrashRetentionDoc {
+            days: stored_trash_retention(&mut tx).await?,
+        })
+    }
+
+    pub async fn set_trash_retention_setting(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        doc: TrashRetentionDoc,
+    ) -> Result<TrashRetentionDoc> {
+        actor.require(Permission::SettingsManage)?;
+        if let Some(d) = doc.days
+            && !TRASH_RETENTION_DAYS.contains(&d)
+        {
+            return Err(Error::validation(
+                "days",
+                "invalid_days",
+                "a number of days from 1 to 365, or null for the server's default",
+            ));
+        }
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let before = stored_trash_retention(&mut tx).await?;
+        let policy = effective_policy(&mut tx).await?;
+        let json =
+            serde_json::to_string(&policy).map_err(|_| Error::internal("serialise policy"))?;
+        tx.put_trash_retention_days(doc.days.map(i64::from), &json, self.now())
+            .await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = crate::audit::Event {
+            action: "settings.trash_retention.update",
+            success: true,
+            object_type: Some("settings"),
+            object_id: Some("trash_retention".into()),
+            details: serde_json::json!({"old": before, "new": doc.days}),
+        };
+        self.audit(&mut tx, &keys, &crate::audit::actor_label(actor), ctx, ev)
+            .await?;
+        tx.commit().await?;
+        Ok(doc)
+    }
+}
+
+/// The tenant's own trash retention in days, if it set one (a value outside the bounds, which
+/// the database's CHECK already refuses, reads as unset).
+pub(crate) async fn stored_trash_retention(tx: &mut TenantTx) -> Result<Option<u16>> {
+    Ok(tx
+        .trash_retention_days()
+        .await?
+        .and_then(|d| u16::try_from(d).ok())
+        .filter(|d| TRASH_RETENTION_DAYS.contains(d)))
+}
+
 /// The organisation's default language for emails (a user's own choice wins).
 #[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]

@@ -84,6 +84,7 @@ macro_rules! on_both {
 }
 
 on_both!(trash_is_restorable_until_retention_purges_it);
+on_both!(a_tenants_own_trash_retention_is_honoured);
 on_both!(version_restore_brings_back_exact_values);
 on_both!(idempotency_keys_expire_after_a_day);
 on_both!(reset_links_expire_are_limited_and_die_with_the_password);
@@ -269,6 +270,100 @@ async fn trash_is_restorable_until_retention_purges_it(f: Fixture) {
     f.clock.advance(20 * DAY);
     k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap();
     assert!(k.list_custom_values(a).await.unwrap().is_empty());
+}
+
+/// A tenant's own trash retention (settings) wins over the server's default in the purge job;
+/// it is bounded to 1..=365 days and audited (the permission is checked in the e2e tests).
+async fn a_tenants_own_trash_retention_is_honoured(f: Fixture) {
+    use kluis_core::settings::TrashRetentionDoc;
+    let (k, a, ctx) = (&f.kluis, &f.actor, RequestContext::default());
+    assert_eq!(
+        k.trash_retention_setting(a).await.unwrap(),
+        TrashRetentionDoc { days: None },
+        "the server's default until set"
+    );
+    for bad in [0, 366, 1000] {
+        let e = k
+            .set_trash_retention_setting(a, &ctx, TrashRetentionDoc { days: Some(bad) })
+            .await
+            .unwrap_err();
+        assert_eq!(e.kind, ErrorKind::Validation, "{bad} days");
+    }
+    k.set_trash_retention_setting(a, &ctx, TrashRetentionDoc { days: Some(7) })
+        .await
+        .unwrap();
+    assert_eq!(k.trash_retention_setting(a).await.unwrap().days, Some(7));
+    let mut ids = Vec::new();
+    for i in 0..2 {
+        let r = k
+            .create_record(
+                a,
+                &ctx,
+                ObjectType::Contact,
+                input(json!({"fields": {"email": format!("r{i}@bewaar.test")}})),
+                None,
+            )
+            .await
+            .unwrap();
+        ids.push(r.id);
+    }
+    k.delete_record(a, &ctx, ObjectType::Contact, ids[0], &IfMatch::Missing)
+        .await
+        .unwrap();
+    // Day 6: within the tenant's 7 days (and the server's 30): nothing goes.
+    f.clock.advance(6 * DAY);
+    assert_eq!(
+        k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap(),
+        0
+    );
+    k.delete_record(a, &ctx, ObjectType::Contact, ids[1], &IfMatch::Missing)
+        .await
+        .unwrap();
+    // Day 8: #0 is past the tenant's 7 days, though well inside the server's 30.
+    f.clock.advance(2 * DAY);
+    assert_eq!(
+        k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap(),
+        1
+    );
+    let trash = k.list_trash(a, &ctx, None, None, None).await.unwrap();
+    assert_eq!(
+        trash.items.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![ids[1]]
+    );
+    // Back to the server's default: #1 (deleted on day 6) now waits for 30 days.
+    k.set_trash_retention_setting(a, &ctx, TrashRetentionDoc { days: None })
+        .await
+        .unwrap();
+    f.clock.advance(10 * DAY);
+    assert_eq!(
+        k.purge_expired_trash(a.tenant(), 30 * DAY).await.unwrap(),
+        0
+    );
+    let ev = k
+        .audit_events(
+            a,
+            &ctx,
+            &kluis_core::audit::AuditQuery {
+                action: Some("settings.trash_retention.update".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev.items.len(), 2, "both changes audited");
+    let changes: Vec<_> = ev
+        .items
+        .iter()
+        .map(|e| json!({"old": e.details["old"], "new": e.details["new"]}))
+        .collect();
+    assert!(
+        changes.contains(&json!({"old": null, "new": 7})),
+        "{changes:?}"
+    );
+    assert!(
+        changes.contains(&json!({"old": 7, "new": null})),
+        "{changes:?}"
+    );
 }
 
 async fn version_restore_brings_back_exact_values(f: Fixture) {

@@ -243,6 +243,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_sensitive,
             routes::settings::put_sensitive
         ))
+        .routes(routes!(
+            routes::settings::get_trash_retention,
+            routes::settings::put_trash_retention
+        ))
         .routes(routes!(routes::imports::list, routes::imports::create))
         .routes(routes!(routes::imports::get))
         .routes(routes!(

@@ -335,6 +335,45 @@ impl TenantTx {
         Ok(())
     }
 
+    /// The tenant's own trash retention in days; None when never set (the server's default).
+    pub async fn trash_retention_days(&mut self) -> Result<Option<i64>> {
+        let t = self.tenant;
+        Ok(
+            on_conn!(&mut self.tx, |c| sqlx::query_scalar::<_, Option<i64>>(
+                "SELECT trash_retention_days FROM tenant_settings WHERE tenant_id = $1"
+            )
+            .bind(t)
+            .fetch_optional(c)
+            .await?)
+            .flatten(),
+        )
+    }
+
+    /// Sets (or with None, clears) the tenant's trash retention; `policy_json` is the password
+    /// policy to store if the tenant has no settings row yet.
+    pub async fn put_trash_retention_days(
+        &mut self,
+        days: Option<i64>,
+        policy_json: &str,
+        now: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| {
+            sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, password_policy, trash_retention_days, updated_at) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (tenant_id) DO UPDATE SET trash_retention_days = excluded.trash_retention_days, updated_at = excluded.updated_at"
+        )
+        .bind(t)
+        .bind(policy_json)
+        .bind(days)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected()
+        });
+        Ok(())
+    }
+
     pub async fn put_password_policy(&mut self, policy_json: &str, now: i64) -> Result<()> {
         let t = self.tenant;
         on_conn!(&mut self.tx, |c| {

@@ -5,6 +5,8 @@
 #[path = "e2e/support.rs"]
 mod support;
 
+#[path = "e2e/a11y_pages.rs"]
+mod a11y_pages;
 #[path = "e2e/api.rs"]
 mod api;
 #[path = "e2e/audit.rs"]
@@ -19,6 +21,8 @@ mod encryption;
 mod import;
 #[path = "e2e/isolation.rs"]
 mod isolation;
+#[path = "e2e/isolation_pages.rs"]
+mod isolation_pages;
 #[path = "e2e/mail.rs"]
 mod mail;
 #[path = "e2e/mfa.rs"]
@@ -29,6 +33,8 @@ mod pages;
 mod passkeys;
 #[path = "e2e/record_pages.rs"]
 mod record_pages;
+#[path = "e2e/retention_pages.rs"]
+mod retention_pages;
 #[path = "e2e/saml.rs"]
 mod saml;
 #[path = "e2e/scim.rs"]

@@ -220,9 +220,18 @@ impl Kluis {
         Ok(())
     }
 
-    /// The retention job: purges trash entries older than `retention_ms` and forgets expired
-    /// Idempotency-Key outcomes, for one tenant. Returns the number of records purged.
+    /// The retention job: purges trash entries older than the tenant's own trash retention
+    /// (settings, [`Kluis::set_trash_retention_setting`]) or, when it set none, `retention_ms`
+    /// (the server's default), and forgets expired Idempotency-Key outcomes, for one tenant.
+    /// Returns the number of records purged.
     pub async fn purge_expired_trash(&self, tenant: TenantId, retention_ms: i64) -> Result<u64> {
+        let retention_ms = {
+            let mut tx = self.store.tenant(tenant).begin_read().await?;
+            match crate::settings::stored_trash_retention(&mut tx).await? {
+                Some(days) => i64::from(days) * 86_400_000,
+                None => retention_ms,
+            }
+        };
         let before = self.now() - retention_ms;
         let mut purged = 0;
         loop {

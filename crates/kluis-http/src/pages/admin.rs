@@ -202,14 +202,14 @@ struct Shown {
     new_scim_token: Option<String>,
 }
 
-/// Only for people who may change security settings or manage users; everyone else gets a
-/// plain 403 page (the services would refuse them anyway).
+/// Only for people who may change security settings or manage users; everyone else gets the
+/// app's 403 page (the services would refuse them anyway).
 fn may_administer(user: &PageUser) -> bool {
     user.actor.can(Permission::SettingsManage) || user.actor.can(Permission::UsersManage)
 }
 
-fn forbidden(t: &Text) -> Response {
-    (StatusCode::FORBIDDEN, t.err_forbidden).into_response()
+fn forbidden(headers: &HeaderMap, user: &PageUser) -> Response {
+    super::errors::forbidden_page(headers, Some(user))
 }
 
 pub async fn page(
@@ -224,7 +224,7 @@ pub async fn page(
         Err(r) => return r,
     };
     if !may_administer(&user) {
-        return forbidden(t);
+        return forbidden(&headers, &user);
     }
     let notice = q
         .done
@@ -248,7 +248,7 @@ pub async fn page(
 async fn poster(s: &AppState, headers: &HeaderMap, csrf: &str) -> Result<PageUser, Response> {
     let user = super::form_page_user(s, headers, csrf).await?;
     if !may_administer(&user) {
-        return Err(forbidden(Lang::of(headers).text()));
+        return Err(forbidden(headers, &user));
     }
     Ok(user)
 }

@@ -871,6 +871,15 @@ async fn edit(
     }
     let base = format!("{}/{}", view::plural(t), id);
     if changed.is_empty() {
+        // Nothing to save, but answer as the service would have: a record this tenant does
+        // not have is a 404, and who may not write gets a 403, never a "saved".
+        let may = match s.kluis.get_record(a, t, id).await {
+            Ok(_) => a.require(Permission::CrmWrite),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = may {
+            return error_page(&headers, nav(), &e);
+        }
         return see_other(&format!("{base}?done=saved"), HeaderMap::new());
     }
     let mut input = RecordInput::default();

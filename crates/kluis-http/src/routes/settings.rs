@@ -1,7 +1,7 @@
 use axum::Json;
 use axum::extract::State;
 use kluis_core::mfa::MfaPolicyDoc;
-use kluis_core::settings::{LocaleDoc, PasswordPolicyDoc, SensitiveDataDoc};
+use kluis_core::settings::{LocaleDoc, PasswordPolicyDoc, SensitiveDataDoc, TrashRetentionDoc};
 
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
@@ -50,6 +50,29 @@ pub async fn put_sensitive(
     ApiJson(d): ApiJson<SensitiveDataDoc>,
 ) -> ApiResult<Json<SensitiveDataDoc>> {
     Ok(Json(s.kluis.set_sensitive_data_setting(&a, &c, d).await?))
+}
+
+/// How long deleted records stay restorable in the trash (`null`: the server's default).
+#[utoipa::path(get, path = "/api/v1/settings/trash-retention", tag = "settings",
+    responses((status = 200, body = TrashRetentionDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_trash_retention(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<TrashRetentionDoc>> {
+    Ok(Json(s.kluis.trash_retention_setting(&a).await?))
+}
+
+/// Set the trash retention in days (1 to 365), or `null` for the server's default; the daily
+/// retention job purges what is older.
+#[utoipa::path(put, path = "/api/v1/settings/trash-retention", tag = "settings", request_body = TrashRetentionDoc,
+    responses((status = 200, body = TrashRetentionDoc), (status = 422, body = ErrorBody)))]
+pub async fn put_trash_retention(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(d): ApiJson<TrashRetentionDoc>,
+) -> ApiResult<Json<TrashRetentionDoc>> {
+    Ok(Json(s.kluis.set_trash_retention_setting(&a, &c, d).await?))
 }
 
 /// The organisation's default language for emails (`en` or `nl`).

@@ -11,13 +11,14 @@ use crate::support::{Auth, Backend, Server, TenantFixture, on_both, tenant_fixtu
 on_both!(tenant_a_cannot_touch_tenant_b_on_any_route);
 
 /// A snapshot of everything B has that the API can show, read as B.
-async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
+pub(crate) async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
     let mut out = serde_json::Map::new();
     for path in [
         "/api/v1/users",
         "/api/v1/apikeys",
         "/api/v1/settings/password-policy",
         "/api/v1/settings/sensitive-data",
+        "/api/v1/settings/trash-retention",
         "/api/v1/settings/mfa",
         "/api/v1/me/mfa",
         "/api/v1/me/sessions",
@@ -119,6 +120,7 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
             Some(json!({"current_password": "x", "new_password": "y"}))
         }
         ("PUT", "/api/v1/settings/sensitive-data") => Some(json!({"mode": "flag"})),
+        ("PUT", "/api/v1/settings/trash-retention") => Some(json!({"days": 5})),
         ("POST", "/api/v1/platform/tenants") => Some(json!({"slug": "evil", "name": "Evil"})),
         ("POST", "/api/v1/auth/login") => {
             Some(json!({"tenant": "x", "email": "x@x.test", "password": "x"}))
@@ -132,23 +134,23 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
 }
 
 /// B's CRM records: a contact, a company and a contact in the trash.
-struct BRecords {
+pub(crate) struct BRecords {
     /// B's owner's session.
-    session: String,
-    contact: String,
-    company: String,
-    trashed: String,
-    deal: String,
-    pipeline: String,
-    note: String,
-    task: String,
-    custom_field: String,
-    tag: String,
-    ticket: String,
-    import: String,
+    pub(crate) session: String,
+    pub(crate) contact: String,
+    pub(crate) company: String,
+    pub(crate) trashed: String,
+    pub(crate) deal: String,
+    pub(crate) pipeline: String,
+    pub(crate) note: String,
+    pub(crate) task: String,
+    pub(crate) custom_field: String,
+    pub(crate) tag: String,
+    pub(crate) ticket: String,
+    pub(crate) import: String,
 }
 
-async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
+pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
     let mut ids = Vec::new();
     for (path, fields) in [
         (

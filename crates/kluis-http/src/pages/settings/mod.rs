@@ -8,6 +8,7 @@ mod apikeys;
 mod audit;
 mod crm;
 pub mod fmt;
+mod retention;
 pub mod text;
 mod users;
 
@@ -18,7 +19,7 @@ use axum::response::Response;
 use axum::routing::{get, post};
 use axum::{Form, Router};
 use kluis_core::Permission;
-use kluis_core::settings::SensitiveDataDoc;
+use kluis_core::settings::{SensitiveDataDoc, TrashRetentionDoc};
 use serde::Deserialize;
 
 use super::i18n::{Lang, Text};
@@ -32,6 +33,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/settings", get(index))
         .route("/settings/sensitive-data", post(sensitive_data))
+        .route("/settings/trash-retention", post(retention::update))
         .route("/settings/users", get(users::page))
         .route("/settings/users/invite", post(users::invite))
         .route("/settings/users/update", post(users::update))
@@ -60,6 +62,7 @@ pub struct Who {
     pub user: PageUser,
     pub t: &'static Text,
     pub x: &'static SText,
+    pub lang: Lang,
 }
 
 impl Who {
@@ -135,6 +138,7 @@ fn who(user: PageUser, headers: &HeaderMap) -> Who {
         user,
         t: lang.text(),
         x: SText::of(lang),
+        lang,
     }
 }
 
@@ -165,21 +169,29 @@ struct IndexPage {
     mail_configured: bool,
     /// None for someone who may manage users but not settings.
     sensitive: Option<SensitiveDataDoc>,
+    /// The trash retention form's strings and value (None: may not read settings).
+    rt: &'static retention::RetentionText,
+    retention: Option<TrashRetentionDoc>,
 }
 
 async fn show_index(s: &AppState, w: &Who, status: StatusCode, notice: Option<Notice>) -> Response {
-    let sensitive = if w.user.actor.can(Permission::SettingsRead) {
-        match s.kluis.sensitive_data_setting(&w.user.actor).await {
-            Ok(d) => Some(d),
+    let (sensitive, retention) = if w.user.actor.can(Permission::SettingsRead) {
+        let read = async {
+            let d = s.kluis.sensitive_data_setting(&w.user.actor).await?;
+            let r = s.kluis.trash_retention_setting(&w.user.actor).await?;
+            Ok::<_, kluis_core::Error>((d, r))
+        };
+        match read.await {
+            Ok((d, r)) => (Some(d), Some(r)),
             Err(e) => {
                 let (st, n) = w.error(e);
-                return render_index(s, w, st, n, None);
+                return render_index(s, w, st, n, None, None);
             }
         }
     } else {
-        None
+        (None, None)
     };
-    render_index(s, w, status, notice, sensitive)
+    render_index(s, w, status, notice, sensitive, retention)
 }
 
 fn render_index(
@@ -188,6 +200,7 @@ fn render_index(
     status: StatusCode,
     notice: Option<Notice>,
     sensitive: Option<SensitiveDataDoc>,
+    retention: Option<TrashRetentionDoc>,
 ) -> Response {
     render(
         status,
@@ -200,6 +213,8 @@ fn render_index(
             section: "index",
             mail_configured: s.kluis.mail_configured(),
             sensitive,
+            rt: retention::RetentionText::of(w.lang),
+            retention,
         },
     )
 }
