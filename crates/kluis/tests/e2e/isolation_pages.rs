@@ -242,6 +242,10 @@ async fn pages_never_reach_another_tenant(backend: Backend) {
     let (_, b_ticket_pipes) = s
         .get("/api/v1/pipelines?object_type=ticket", &b.owner)
         .await;
+    let (b_deal_pipes, b_ticket_pipes) = (
+        b_deal_pipes["items"].clone(),
+        b_ticket_pipes["items"].clone(),
+    );
     let b_deal_stages = stage_ids(&b_deal_pipes);
     let b_ticket_stages = stage_ids(&b_ticket_pipes);
     let b_ticket_pipeline = b_ticket_pipes[0]["id"].as_str().unwrap().to_owned();
@@ -611,6 +615,7 @@ async fn readers_get_no_edit_controls_and_forged_posts_fail(backend: Backend) {
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (_, pipes) = s.get("/api/v1/pipelines?object_type=deal", o).await;
     let (_, tpipes) = s.get("/api/v1/pipelines?object_type=ticket", o).await;
+    let (pipes, tpipes) = (pipes["items"].clone(), tpipes["items"].clone());
     let records = [
         ("contacts", contact.clone()),
         ("companies", company.clone()),
