@@ -150,13 +150,14 @@ fn now() -> OffsetDateTime {
 
 fn compact(t: OffsetDateTime) -> String {
     format!(
-        "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
+        "{:04}{:02}{:02}T{:02}{:02}{:02}.{:03}Z",
         t.year(),
         u8::from(t.month()),
         t.day(),
         t.hour(),
         t.minute(),
-        t.second()
+        t.second(),
+        t.millisecond()
     )
 }
 
@@ -166,9 +167,12 @@ pub fn new_generation_id(t: OffsetDateTime) -> String {
     format!("{}-{}", compact(t), hex::encode(r))
 }
 
-/// The start time encoded in a generation id.
+/// The start time encoded in a generation id (`YYYYMMDDTHHMMSS.mmmZ-<random>`).
 pub fn generation_time(id: &str) -> Option<OffsetDateTime> {
-    let s = id.get(..16)?;
+    let s = id.get(..20)?;
+    if s.get(15..16)? != "." || s.get(19..20)? != "Z" {
+        return None;
+    }
     let n = |a: usize, b: usize| s.get(a..b)?.parse::<u32>().ok();
     let date = time::Date::from_calendar_date(
         i32::try_from(n(0, 4)?).ok()?,
@@ -182,7 +186,8 @@ pub fn generation_time(id: &str) -> Option<OffsetDateTime> {
         u8::try_from(n(13, 15)?).ok()?,
     )
     .ok()?;
-    Some(date.with_time(t).assume_utc())
+    let ms = i64::from(n(16, 19)?);
+    Some(date.with_time(t).assume_utc() + time::Duration::milliseconds(ms))
 }
 
 fn open_conn(db: &Path) -> Result<Connection, BackupError> {

@@ -1,0 +1,8 @@
+//! The crate's one integration-test binary: one `#[path]` module per area.
+
+#[path = "backup/local.rs"]
+mod local;
+#[path = "backup/retention.rs"]
+mod retention;
+#[path = "backup/sqlite.rs"]
+mod sqlite;
