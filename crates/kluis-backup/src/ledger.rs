@@ -43,6 +43,16 @@ pub fn tombstone(dir: &Path, tenant: &str) -> std::io::Result<()> {
 /// Copies new or changed root keys from `dir` into the ledger and deletes the entries of
 /// tombstoned tenants.
 pub async fn sync(repo: &Repo, dir: &Path) -> Result<LedgerSync, BackupError> {
+    sync_cached(repo, dir, &mut std::collections::HashMap::new()).await
+}
+
+/// [`sync`] remembering what it stored (`cache`: tenant -> bytes last written), so a caller
+/// that syncs often (the shipper) reads the repository only for changed keys.
+pub async fn sync_cached(
+    repo: &Repo,
+    dir: &Path,
+    cache: &mut std::collections::HashMap<String, Vec<u8>>,
+) -> Result<LedgerSync, BackupError> {
     let mut out = LedgerSync::default();
     let entries = match std::fs::read_dir(dir) {
         Ok(e) => e,
@@ -64,6 +74,9 @@ pub async fn sync(repo: &Repo, dir: &Path) -> Result<LedgerSync, BackupError> {
             continue;
         }
         let local = std::fs::read(dir.join(format!("{t}.key")))?;
+        if cache.get(&t) == Some(&local) {
+            continue;
+        }
         let name = format!("{LEDGER_PREFIX}{t}.key");
         let same = match repo.get(&name).await {
             Ok(b) => b == local,
@@ -71,11 +84,13 @@ pub async fn sync(repo: &Repo, dir: &Path) -> Result<LedgerSync, BackupError> {
             Err(e) => return Err(e.into()),
         };
         if !same {
-            repo.put_mutable(&name, local).await?;
-            out.copied.push(t);
+            repo.put_mutable(&name, local.clone()).await?;
+            out.copied.push(t.clone());
         }
+        cache.insert(t, local);
     }
     for t in shredded {
+        cache.remove(&t);
         if forget(repo, &t).await? {
             out.forgotten.push(t);
         }

@@ -1,5 +1,6 @@
 //! `kluis`: the server (`kluis serve`) and the admin CLI in one binary.
 
+mod backup;
 mod commands;
 mod config;
 mod serve;
@@ -69,6 +70,9 @@ enum Command {
     Doctor,
     /// Print the OpenAPI document.
     Openapi,
+    /// Backups: create, list, verify, restore (to a point in time), prune, drill.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
 }
 
 #[global_allocator]
@@ -115,6 +119,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::finish(&kluis).await;
             r
         }
+        Command::Backup(c) => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
+            backup::run(&cfg, c).await
+        }
         Command::Openapi => {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
@@ -141,14 +149,23 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open(&cfg).await?;
             let r = match other {
-                Command::Tenant(c) => commands::tenant(&kluis, c).await,
+                Command::Tenant(c) => {
+                    let shred = matches!(c, commands::TenantCmd::Shred { .. });
+                    let r = commands::tenant(&kluis, c).await;
+                    if shred && r.is_ok() {
+                        backup::after_shred(&cfg).await?;
+                    }
+                    r
+                }
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
                 Command::Audit(c) => commands::audit(&kluis, c, cfg.audit_retention_days).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
                 Command::Import(a) => commands::import(&kluis, a).await,
-                Command::Serve { .. } | Command::Openapi | Command::Doctor => Ok(()),
+                Command::Serve { .. } | Command::Openapi | Command::Doctor | Command::Backup(_) => {
+                    Ok(())
+                }
             };
             commands::finish(&kluis).await;
             r

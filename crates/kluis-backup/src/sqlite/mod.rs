@@ -38,7 +38,10 @@ use crate::seal::{BackupKey, CHUNK};
 use crate::{BackupError, Backups};
 use wal::WalPos;
 
-pub use restore::{PruneOutcome, RestoreOutcome, generations, list, prune, restore, verify};
+pub use restore::{
+    PruneOutcome, RestoreOutcome, generations, list, prune, restore, signing_seed, snapshot_info,
+    verify,
+};
 
 /// Object names of a generation, under `sqlite/<generation>/`.
 pub const PREFIX: &str = "sqlite";
@@ -70,6 +73,9 @@ pub struct SnapshotInfo {
     /// The committed end of the WAL the snapshot includes (None: there was no WAL).
     pub wal: Option<WalPos>,
     pub kept_for: Vec<String>,
+    /// Rows per table in the snapshot (restore drills compare a restore against them).
+    #[serde(default)]
+    pub row_counts: std::collections::BTreeMap<String, i64>,
 }
 
 /// Tuning of the shipper.
@@ -354,6 +360,7 @@ impl Shipper {
         let (pos, snap, snapshot_at) = positioned?;
         released?;
         let page_size: u32 = snap.query_row("PRAGMA page_size", [], |r| r.get(0))?;
+        let row_counts = row_counts(&snap)?;
         {
             let mut dst = Connection::open(&tmp)?;
             let backup = rusqlite::backup::Backup::new(&snap, &mut dst)?;
@@ -390,6 +397,7 @@ impl Shipper {
                 chunks,
                 wal: pos,
                 kept_for: kept_for.iter().map(|s| (*s).to_owned()).collect(),
+                row_counts,
             }),
         });
         self.write_part(false).await?;
@@ -569,6 +577,26 @@ pub struct PartInfo {
     #[serde(with = "time::serde::rfc3339")]
     pub shipped_until: OffsetDateTime,
     pub segments: u64,
+}
+
+/// Rows per table, as one read transaction sees them.
+pub fn row_counts(
+    c: &Connection,
+) -> Result<std::collections::BTreeMap<String, i64>, BackupError> {
+    let tables: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut out = std::collections::BTreeMap::new();
+    for t in tables {
+        let n: i64 = c.query_row(
+            &format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\"")),
+            [],
+            |r| r.get(0),
+        )?;
+        out.insert(t, n);
+    }
+    Ok(out)
 }
 
 fn snapshot_tmp(db: &Path) -> PathBuf {

@@ -602,3 +602,31 @@ pub async fn prune(b: &Backups, now: OffsetDateTime) -> Result<PruneOutcome, Bac
     }
     Ok(out)
 }
+
+/// The audit signing key stored with generation `id` (for an installation restored into a new
+/// data directory).
+pub async fn signing_seed(
+    b: &Backups,
+    id: &str,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, BackupError> {
+    let wrapped = b.repo.get(&key_name(id)).await?;
+    let key = BackupKey::unwrap(&b.kms, b.repo_id, id, &wrapped)?;
+    let name = super::signing_key_name(id);
+    Ok(zeroize::Zeroizing::new(key.open(&name, &b.repo.get(&name).await?)?))
+}
+
+/// What manifest part 0 of generation `id` says about its snapshot (checked signature).
+pub async fn snapshot_info(b: &Backups, id: &str) -> Result<SnapshotInfo, BackupError> {
+    let wrapped = b.repo.get(&key_name(id)).await?;
+    let key = BackupKey::unwrap(&b.kms, b.repo_id, id, &wrapped)?;
+    let part0 = manifest::part_name(&gen_prefix(id), 0);
+    let body = manifest::open_part(
+        &key,
+        &part0,
+        &b.repo.get(&part0).await?,
+        b.trusted.as_ref(),
+        (b.repo_id, id, 0),
+    )?;
+    serde_json::from_value(body.info)
+        .map_err(|_| BackupError::Invalid(format!("{id}: no snapshot description")))
+}
