@@ -91,20 +91,49 @@ pub async fn sync_cached(
     }
     for t in shredded {
         cache.remove(&t);
-        if forget(repo, &t).await? {
+        let seen = format!("!{t}");
+        if cache.contains_key(&seen) {
+            continue;
+        }
+        let forgot = forget(repo, &t).await?;
+        cache.insert(seen, Vec::new());
+        if forgot {
             out.forgotten.push(t);
         }
     }
     Ok(out)
 }
 
-/// Deletes a tenant's ledger entry; false if there was none.
+/// Deletes a tenant's ledger entry and leaves a marker (no key material) saying the tenant
+/// was shredded on purpose, so a restore can re-apply the shred instead of reporting a lost
+/// key. False if there was no entry.
 pub async fn forget(repo: &Repo, tenant: &str) -> Result<bool, BackupError> {
+    let marker = format!("{LEDGER_PREFIX}{tenant}{TOMBSTONE}");
+    if matches!(repo.get(&marker).await, Err(RepoError::NotFound(_))) {
+        let when = time::OffsetDateTime::now_utc().unix_timestamp().to_string();
+        repo.put_mutable(&marker, when.into_bytes()).await?;
+    }
     match repo.delete(&format!("{LEDGER_PREFIX}{tenant}.key")).await {
         Ok(()) => Ok(true),
         Err(RepoError::NotFound(_)) => Ok(false),
         Err(e) => Err(e.into()),
     }
+}
+
+/// Tenants the ledger records as shredded.
+pub async fn shredded(repo: &Repo) -> Result<Vec<String>, BackupError> {
+    Ok(repo
+        .list(LEDGER_PREFIX)
+        .await?
+        .into_iter()
+        .filter_map(|o| {
+            o.name
+                .strip_prefix(LEDGER_PREFIX)
+                .and_then(|n| n.strip_suffix(TOMBSTONE))
+                .filter(|t| is_tenant_id(t))
+                .map(str::to_owned)
+        })
+        .collect())
 }
 
 /// Writes every ledger key into `dir` (mode 0600) that is not there yet; never writes a key
@@ -116,6 +145,7 @@ pub async fn restore_keys(repo: &Repo, dir: &Path) -> Result<Vec<String>, Backup
         .recursive(true)
         .mode(0o700)
         .create(dir)?;
+    let gone = shredded(repo).await?;
     let mut out = Vec::new();
     for o in repo.list(LEDGER_PREFIX).await? {
         let Some(t) = o
@@ -126,7 +156,7 @@ pub async fn restore_keys(repo: &Repo, dir: &Path) -> Result<Vec<String>, Backup
         else {
             continue;
         };
-        if dir.join(format!("{t}{TOMBSTONE}")).exists() {
+        if gone.iter().any(|g| g == t) || dir.join(format!("{t}{TOMBSTONE}")).exists() {
             continue;
         }
         let path = dir.join(format!("{t}.key"));

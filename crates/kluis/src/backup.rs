@@ -271,7 +271,7 @@ pub async fn run(cfg: &Config, cmd: BackupCmd) -> anyhow::Result<()> {
         BackupCmd::Drill(r) => {
             let kluis = serve::open(cfg).await?;
             let b = open_backups(cfg, r.repo.as_deref(), kms_for(cfg, None)?, false).await?;
-            let report = drill(cfg, &b).await;
+            let report = drill(cfg, &b, r.repo.as_deref()).await;
             record_drill(&kluis, &report).await?;
             crate::commands::finish(&kluis).await;
             if r.json {
@@ -332,6 +332,8 @@ pub struct RestoreReport {
     pub data_dir: PathBuf,
     pub restore: sqlite::RestoreOutcome,
     pub tenant_keys_restored: usize,
+    /// Tenants shredded after the backup was taken, shredded again in the restored copy.
+    pub tenants_reshredded: Vec<String>,
     pub audit_ok: bool,
     /// One line per log: `ok platform: 12 events, 2 checkpoints` / `BROKEN ...` /
     /// `unreadable ...` (a shredded tenant: its key is gone for good).
@@ -368,6 +370,16 @@ pub async fn restore_into(
     at: Option<OffsetDateTime>,
     kek_file: Option<&Path>,
 ) -> anyhow::Result<RestoreReport> {
+    restore_generation_into(cfg, repo, None, at, kek_file).await
+}
+
+async fn restore_generation_into(
+    cfg: &Config,
+    repo: Option<&str>,
+    generation: Option<&str>,
+    at: Option<OffsetDateTime>,
+    kek_file: Option<&Path>,
+) -> anyhow::Result<RestoreReport> {
     use base64::Engine;
     let db = sqlite_path(cfg)?;
     if db.exists() {
@@ -387,7 +399,10 @@ pub async fn restore_into(
         write_private(&cfg.kek_path(), &std::fs::read(k)?)?;
     }
     let b = open_backups(cfg, repo, kms, false).await?;
-    let restore = sqlite::restore(&b, at, &db).await?;
+    let restore = match generation {
+        Some(id) => sqlite::restore_generation(&b, id, at, &db).await?,
+        None => sqlite::restore(&b, at, &db).await?,
+    };
     let signer_path = signing_key_path(cfg);
     if !signer_path.exists() {
         let seed = sqlite::signing_seed(&b, &restore.generation).await?;
@@ -406,19 +421,40 @@ pub async fn restore_into(
     let mut plain = cfg.clone();
     plain.backup_repo = None;
     let kluis = serve::open(&plain).await?;
-    let (audit_ok, audit) = verify_audit(&kluis).await?;
+    // Tenants shredded after this backup was taken: shred them here too (their keys were not
+    // restored; this makes the restored database say so, with an audit event).
+    let shredded = kluis_backup::ledger::shredded(&b.repo).await?;
+    let mut reshredded = Vec::new();
+    for t in &shredded {
+        let Ok(id) = t.parse::<uuid::Uuid>() else { continue };
+        let id = TenantId(id);
+        let op = kluis_core::tenants::PlatformActor::console();
+        let ctx = kluis_core::RequestContext {
+            ip: "console".into(),
+            user_agent: "kluis-backup-restore".into(),
+            request_id: String::new(),
+        };
+        match kluis.shred_tenant(&op, &ctx, id).await {
+            Ok(()) => reshredded.push(t.clone()),
+            // Not in this backup, or shredded in it already.
+            Err(e) if e.kind == kluis_core::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(tenant = %t, error = %e, "re-applying a shred"),
+        }
+    }
+    let (audit_ok, audit) = verify_audit(&kluis, &shredded).await?;
     crate::commands::finish(&kluis).await;
     Ok(RestoreReport {
         data_dir: cfg.data_dir.clone(),
         restore,
         tenant_keys_restored: keys.len(),
+        tenants_reshredded: reshredded,
         audit_ok,
         audit,
         row_counts,
     })
 }
 
-async fn verify_audit(kluis: &Kluis) -> anyhow::Result<(bool, Vec<String>)> {
+async fn verify_audit(kluis: &Kluis, shredded: &[String]) -> anyhow::Result<(bool, Vec<String>)> {
     let op = kluis_core::tenants::PlatformActor::console();
     let mut logs = vec![("platform".to_owned(), TenantId::PLATFORM, true)];
     let mut cursor = None;
@@ -448,8 +484,11 @@ async fn verify_audit(kluis: &Kluis) -> anyhow::Result<(bool, Vec<String>)> {
                     lines.push(format!("BROKEN  {name}: first broken event {seq}: {why}"));
                 }
             },
-            // A shredded tenant (suspended, keys destroyed) cannot be read, by design.
-            Err(e) if !active && e.kind == kluis_core::ErrorKind::Unavailable => {
+            // A shredded tenant (keys destroyed) cannot be read, by design.
+            Err(e)
+                if e.kind == kluis_core::ErrorKind::Unavailable
+                    && (!active || shredded.contains(&id.0.to_string())) =>
+            {
                 lines.push(format!("unreadable {name}: {e} (shredded)"));
             }
             Err(e) => {
@@ -494,7 +533,7 @@ pub struct DrillReport {
 /// Restores the latest backup into scratch space (twice: as of its snapshot, to compare row
 /// counts with the manifest; and to the latest shipped state, to verify the audit logs), and
 /// removes the scratch space again.
-pub async fn drill(cfg: &Config, b: &Backups) -> DrillReport {
+pub async fn drill(cfg: &Config, b: &Backups, repo: Option<&str>) -> DrillReport {
     let started = std::time::Instant::now();
     let mut report = DrillReport {
         ok: false,
@@ -507,7 +546,7 @@ pub async fn drill(cfg: &Config, b: &Backups) -> DrillReport {
     let scratch = cfg
         .data_dir
         .join(format!("drill-{}", uuid::Uuid::new_v4().simple()));
-    if let Err(e) = drill_in(cfg, b, &scratch, &mut report).await {
+    if let Err(e) = drill_in(cfg, b, repo, &scratch, &mut report).await {
         report.problems.push(format!("{e:#}"));
     }
     let _ = std::fs::remove_dir_all(&scratch);
@@ -519,14 +558,14 @@ pub async fn drill(cfg: &Config, b: &Backups) -> DrillReport {
 async fn drill_in(
     cfg: &Config,
     b: &Backups,
+    repo: Option<&str>,
     scratch: &Path,
     report: &mut DrillReport,
 ) -> anyhow::Result<()> {
     let gens = sqlite::generations(b).await?;
-    let latest = gens
-        .iter()
-        .rev()
-        .find(|g| g.complete)
+    // The generation a restore of the latest state uses.
+    let latest = *sqlite::candidates(&gens, None)
+        .first()
         .context("no complete backup to drill")?;
     report.generation = Some(latest.id.clone());
     let v = sqlite::verify(b, &latest.id).await?;
@@ -548,10 +587,17 @@ async fn drill_in(
         c
     };
     let kek = (cfg.kms != "pkcs11").then(|| cfg.kek_path());
-    let repo = b_location(cfg);
+    let repo = repo.map(str::to_owned).or_else(|| cfg.backup_repo.clone());
     // 1. As of the snapshot: row counts must equal those recorded in the signed manifest.
     let c1 = scratch_cfg("snapshot");
-    let r1 = restore_into(&c1, repo.as_deref(), Some(info.snapshot_at), kek.as_deref()).await?;
+    let r1 = restore_generation_into(
+        &c1,
+        repo.as_deref(),
+        Some(&latest.id),
+        Some(info.snapshot_at),
+        kek.as_deref(),
+    )
+    .await?;
     if r1.restore.generation != latest.id {
         report.problems.push(format!(
             "restore as of the snapshot used {} instead of {}",
@@ -590,10 +636,6 @@ async fn drill_in(
         r2.audit.iter().filter(|l| l.starts_with("ok")).count()
     ));
     Ok(())
-}
-
-fn b_location(cfg: &Config) -> Option<String> {
-    cfg.backup_repo.clone()
 }
 
 fn print_drill(r: &DrillReport) {
@@ -815,7 +857,7 @@ fn drill_loop(
     while !stop.load(Ordering::SeqCst) {
         if std::time::Instant::now() >= next {
             next = std::time::Instant::now() + every;
-            let report = rt.block_on(drill(cfg, &b));
+            let report = rt.block_on(drill(cfg, &b, None));
             let _ = tx.send(Note::Drilled(report));
         }
         std::thread::sleep(Duration::from_secs(1));

@@ -39,8 +39,8 @@ use crate::{BackupError, Backups};
 use wal::WalPos;
 
 pub use restore::{
-    PruneOutcome, RestoreOutcome, generations, list, prune, restore, signing_seed, snapshot_info,
-    verify,
+    GenView, PruneOutcome, RestoreOutcome, candidates, generations, list, prune, restore,
+    restore_generation, signing_seed, snapshot_info, verify,
 };
 
 /// Object names of a generation, under `sqlite/<generation>/`.

@@ -399,13 +399,57 @@ pub async fn restore(
         )));
     }
     let gens = generations(b).await?;
-    let candidates: Vec<&GenView> = gens
+    let candidates = candidates(&gens, at);
+    restore_from(b, &candidates, at, target).await
+}
+
+/// Restores generation `id` (as of `at`, or its latest shipped state).
+pub async fn restore_generation(
+    b: &Backups,
+    id: &str,
+    at: Option<OffsetDateTime>,
+    target: &Path,
+) -> Result<RestoreOutcome, BackupError> {
+    if target.exists() {
+        return Err(BackupError::Io(format!(
+            "{} exists; restore writes a new database",
+            target.display()
+        )));
+    }
+    let gens = generations(b).await?;
+    let g: Vec<&GenView> = gens.iter().filter(|g| g.id == id && g.complete).collect();
+    if g.is_empty() {
+        return Err(BackupError::NotFound(format!("no complete backup {id}")));
+    }
+    restore_from(b, &g, at, target).await
+}
+
+/// The complete generations that can restore `at` (None: the latest state), best first.
+/// Several may overlap (the server's continuous one, a `kluis backup create` taken
+/// meanwhile): prefer one whose shipped changes reach `at` (the latest snapshot among those:
+/// fewest frames to apply); otherwise the one that reaches closest to it.
+pub fn candidates(gens: &[GenView], at: Option<OffsetDateTime>) -> Vec<&GenView> {
+    let end = |g: &GenView| g.last_stamp.map_or(g.started, |s| s.max(g.started));
+    let mut c: Vec<&GenView> = gens
         .iter()
-        .rev()
         .filter(|g| g.complete && at.is_none_or(|t| g.started <= t))
         .collect();
+    c.sort_by_key(|g| {
+        let covers = at.is_some_and(|t| end(g) >= t);
+        let primary = if covers { g.started } else { end(g) };
+        std::cmp::Reverse((covers, primary, g.started))
+    });
+    c
+}
+
+async fn restore_from(
+    b: &Backups,
+    candidates: &[&GenView],
+    at: Option<OffsetDateTime>,
+    target: &Path,
+) -> Result<RestoreOutcome, BackupError> {
     let mut chosen = None;
-    for g in candidates {
+    for &g in candidates {
         let mut report = CheckReport {
             backup_id: g.id.clone(),
             ok: false,
