@@ -33,6 +33,32 @@ async fn contact_names(s: &Server, auth: &Auth) -> Vec<String> {
     names
 }
 
+fn time_now() -> String {
+    let out = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .unwrap();
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+/// A fresh installation directory (a server started once for its certificate, then stopped
+/// and emptied of database and keys), restored from `repo`.
+async fn restored_server(repo: &str, kek: &str, at: Option<&str>) -> (Server, Value) {
+    let mut s = Server::start(Backend::Sqlite).await;
+    s.stop();
+    for name in ["kluis.db", "kluis.db-wal", "kluis.db-shm"] {
+        let _ = std::fs::remove_file(s.dir.path().join(name));
+    }
+    std::fs::remove_dir_all(s.dir.path().join("keys")).unwrap();
+    let mut args = vec!["backup", "restore", "--repo", repo, "--kek-file", kek, "--json"];
+    if let Some(at) = at {
+        args.extend(["--at", at]);
+    }
+    let (ok, out, err) = s.cli_raw(&args, None);
+    assert!(ok, "restore failed: {err}\n{out}");
+    (s, serde_json::from_str(&out).unwrap())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     let repo_dir = tempfile::tempdir().unwrap();
@@ -58,9 +84,13 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     for n in ["dirk", "eva"] {
         add_contact(&a, &acme.key, n).await;
     }
+    let expected = contact_names(&a, &acme.key).await;
+    // A moment before the shred, once everything so far is shipped.
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let before_shred = time_now();
+    tokio::time::sleep(Duration::from_millis(100)).await;
     // Shredding reaches the key ledger.
     a.cli(&["tenant", "shred", "--tenant", "gone", "--confirm", "gone"], None);
-    let expected = contact_names(&a, &acme.key).await;
     assert_eq!(expected, vec!["anna", "bram", "cees", "dirk", "eva"]);
     // Shipped within the second; leave it three.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -73,19 +103,8 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     a.stop();
 
     // A new installation directory: restore into it (KEK from the old one), then serve it.
-    let mut b = Server::start(Backend::Sqlite).await;
-    b.stop();
-    for name in ["kluis.db", "kluis.db-wal", "kluis.db-shm"] {
-        let _ = std::fs::remove_file(b.dir.path().join(name));
-    }
-    std::fs::remove_dir_all(b.dir.path().join("keys")).unwrap();
     let kek = a.dir.path().join("keys/kek.key").display().to_string();
-    let (ok, out, err) = b.cli_raw(
-        &["backup", "restore", "--repo", &repo, "--kek-file", &kek, "--json"],
-        None,
-    );
-    assert!(ok, "restore failed: {err}\n{out}");
-    let report: Value = serde_json::from_str(&out).unwrap();
+    let (mut b, report) = restored_server(&repo, &kek, None).await;
     assert_eq!(report["audit_ok"], true, "{report}");
     let audit = report["audit"].to_string();
     assert!(audit.contains("ok      platform"), "{audit}");
@@ -98,6 +117,17 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     assert_ne!(st, StatusCode::OK, "{v}");
     assert!(!b.dir.path().join(format!("keys/tenants/{}.key", gone.id)).exists());
     b.stop();
+
+    // Restoring the moment before the shred: the tenant is in that database, but its key
+    // is not in the ledger any more; the restore shreds it again and it stays unreadable.
+    let (mut c, report) = restored_server(&repo, &kek, Some(&before_shred)).await;
+    assert_eq!(report["tenants_reshredded"], json!([gone.id]), "{report}");
+    assert!(report["audit"].to_string().contains("unreadable gone"), "{report}");
+    c.spawn().await;
+    assert_eq!(contact_names(&c, &acme.key).await, expected);
+    let (st, v) = c.get("/api/v1/contacts", &gone.key).await;
+    assert_ne!(st, StatusCode::OK, "{v}");
+    c.stop();
 
     // A drill on the original installation passes and is recorded.
     let (ok, out, err) = a.cli_raw(&["backup", "drill", "--json"], None);
