@@ -208,7 +208,9 @@ impl LocalRepo {
                     } else {
                         format!("{rel}/{file_name}")
                     };
-                    let meta = entry.metadata().map_err(|e| io("listing", &entry.path(), e))?;
+                    let meta = entry
+                        .metadata()
+                        .map_err(|e| io("listing", &entry.path(), e))?;
                     if meta.is_dir() {
                         // Only descend where the prefix can still match.
                         let as_dir = format!("{name}/");
@@ -239,10 +241,10 @@ impl LocalRepo {
             if path.symlink_metadata().is_err() {
                 return Err(RepoError::NotFound(name));
             }
-            if let Some(until) = this.retention_of(&name)? {
-                if OffsetDateTime::now_utc() < until {
-                    return Err(RepoError::Retained { name, until });
-                }
+            if let Some(until) = this.retention_of(&name)?
+                && OffsetDateTime::now_utc() < until
+            {
+                return Err(RepoError::Retained { name, until });
             }
             std::fs::remove_file(&path).map_err(|e| io("deleting", &path, e))?;
             let side = this.sidecar_path(&name);

@@ -1,4 +1,5 @@
 //! The crate's one integration-test binary: one `#[path]` module per area.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 #[path = "backup/local.rs"]
 mod local;

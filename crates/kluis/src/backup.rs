@@ -189,7 +189,11 @@ pub async fn run(cfg: &Config, cmd: BackupCmd) -> anyhow::Result<()> {
                     s.restorable_until.map(ts).unwrap_or_else(|| "-".into()),
                     s.stored_bytes as f64 / 1e6,
                     s.database_bytes as f64 / 1e6,
-                    if s.kept_for.is_empty() { "(due)".to_owned() } else { s.kept_for.join(",") },
+                    if s.kept_for.is_empty() {
+                        "(due)".to_owned()
+                    } else {
+                        s.kept_for.join(",")
+                    },
                     s.retain_until.map(ts).unwrap_or_else(|| "-".into()),
                 );
             }
@@ -200,7 +204,11 @@ pub async fn run(cfg: &Config, cmd: BackupCmd) -> anyhow::Result<()> {
             let gens = sqlite::generations(&b).await?;
             let ids: Vec<String> = match id {
                 Some(id) => vec![id],
-                None => gens.iter().filter(|g| g.complete).map(|g| g.id.clone()).collect(),
+                None => gens
+                    .iter()
+                    .filter(|g| g.complete)
+                    .map(|g| g.id.clone())
+                    .collect(),
             };
             let mut reports = Vec::new();
             for id in &ids {
@@ -224,7 +232,10 @@ pub async fn run(cfg: &Config, cmd: BackupCmd) -> anyhow::Result<()> {
                     }
                 }
                 for g in gens.iter().filter(|g| !g.complete) {
-                    println!("skipped {}: incomplete (interrupted while taking its snapshot)", g.id);
+                    println!(
+                        "skipped {}: incomplete (interrupted while taking its snapshot)",
+                        g.id
+                    );
                 }
             }
             if failed > 0 {
@@ -426,7 +437,9 @@ async fn restore_generation_into(
     let shredded = kluis_backup::ledger::shredded(&b.repo).await?;
     let mut reshredded = Vec::new();
     for t in &shredded {
-        let Ok(id) = t.parse::<uuid::Uuid>() else { continue };
+        let Ok(id) = t.parse::<uuid::Uuid>() else {
+            continue;
+        };
         let id = TenantId(id);
         let op = kluis_core::tenants::PlatformActor::console();
         let ctx = kluis_core::RequestContext {
@@ -459,7 +472,9 @@ async fn verify_audit(kluis: &Kluis, shredded: &[String]) -> anyhow::Result<(boo
     let mut logs = vec![("platform".to_owned(), TenantId::PLATFORM, true)];
     let mut cursor = None;
     loop {
-        let page = kluis.list_tenants(&op, cursor.as_deref(), Some(200)).await?;
+        let page = kluis
+            .list_tenants(&op, cursor.as_deref(), Some(200))
+            .await?;
         logs.extend(
             page.items
                 .iter()

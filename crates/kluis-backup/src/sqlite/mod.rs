@@ -248,9 +248,10 @@ impl Shipper {
     /// one is older than `generation_every`, or when WAL continuity cannot be proven.
     pub async fn tick(&mut self) -> Result<TickOutcome, BackupError> {
         let mut out = TickOutcome::default();
-        let stale = self.current.as_ref().is_none_or(|g| {
-            (now() - g.started).unsigned_abs() >= self.cfg.generation_every
-        });
+        let stale = self
+            .current
+            .as_ref()
+            .is_none_or(|g| (now() - g.started).unsigned_abs() >= self.cfg.generation_every);
         if stale {
             out.new_generation = Some(self.rotate("scheduled").await?);
             return Ok(out);
@@ -285,7 +286,8 @@ impl Shipper {
             }
         }
         let due = self.current.as_ref().is_some_and(|g| {
-            !g.pending.is_empty() && (now() - g.last_part_at).unsigned_abs() >= self.cfg.manifest_every
+            !g.pending.is_empty()
+                && (now() - g.last_part_at).unsigned_abs() >= self.cfg.manifest_every
         });
         if due {
             self.write_part(false).await?;
@@ -346,16 +348,18 @@ impl Shipper {
         let tmp = snapshot_tmp(&self.db);
         let _ = std::fs::remove_file(&tmp);
         self.lock.execute_batch("BEGIN IMMEDIATE")?;
-        let positioned = (|| -> Result<(Option<WalPos>, Connection, OffsetDateTime), BackupError> {
-            let pos = match wal::read_header(&self.wal)? {
-                Some(h) => Some(wal::scan_committed(&self.wal, &h)?),
-                None => None,
-            };
-            let snap = open_conn(&self.db)?;
-            snap.execute_batch("BEGIN")?;
-            let _: i64 = snap.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
-            Ok((pos, snap, now()))
-        })();
+        let positioned =
+            (|| -> Result<(Option<WalPos>, Connection, OffsetDateTime), BackupError> {
+                let pos = match wal::read_header(&self.wal)? {
+                    Some(h) => Some(wal::scan_committed(&self.wal, &h)?),
+                    None => None,
+                };
+                let snap = open_conn(&self.db)?;
+                snap.execute_batch("BEGIN")?;
+                let _: i64 =
+                    snap.query_row("SELECT count(*) FROM sqlite_schema", [], |r| r.get(0))?;
+                Ok((pos, snap, now()))
+            })();
         let released = self.lock.execute_batch("COMMIT");
         let (pos, snap, snapshot_at) = positioned?;
         released?;
@@ -509,7 +513,13 @@ impl Shipper {
             Ok(Ship::Done { .. }) => Some(self.ckpt.query_row(
                 "PRAGMA wal_checkpoint(PASSIVE)",
                 [],
-                |r| Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get::<_, i64>(2)?)),
+                |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, i64>(1)?,
+                        r.get::<_, i64>(2)?,
+                    ))
+                },
             )),
             _ => None,
         };
@@ -580,9 +590,7 @@ pub struct PartInfo {
 }
 
 /// Rows per table, as one read transaction sees them.
-pub fn row_counts(
-    c: &Connection,
-) -> Result<std::collections::BTreeMap<String, i64>, BackupError> {
+pub fn row_counts(c: &Connection) -> Result<std::collections::BTreeMap<String, i64>, BackupError> {
     let tables: Vec<String> = c
         .prepare("SELECT name FROM sqlite_schema WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")?
         .query_map([], |r| r.get(0))?

@@ -101,7 +101,9 @@ async fn check(
     let wrapped = match b.repo.get(&key_name(&g.id)).await {
         Ok(w) => w,
         Err(crate::RepoError::NotFound(_)) => {
-            report.problems.push(format!("missing: {}", key_name(&g.id)));
+            report
+                .problems
+                .push(format!("missing: {}", key_name(&g.id)));
             return Ok(None);
         }
         Err(e) => return Err(e.into()),
@@ -171,9 +173,7 @@ async fn check(
                 continue;
             }
             if recorded.insert(e.name.clone(), e.clone()).is_some() {
-                report
-                    .problems
-                    .push(format!("{}: listed twice", e.name));
+                report.problems.push(format!("{}: listed twice", e.name));
             }
         }
         prev = Some(manifest::sha256_hex(&stored));
@@ -189,9 +189,10 @@ async fn check(
         return Ok(None);
     };
     if !key_recorded {
-        report
-            .problems
-            .push(format!("{}: changed or not in the manifest", key_name(&g.id)));
+        report.problems.push(format!(
+            "{}: changed or not in the manifest",
+            key_name(&g.id)
+        ));
     }
     // Every recorded object: present, same size and hash, opens under its name.
     let mut segments: Vec<(u64, String, i64)> = Vec::new();
@@ -208,9 +209,9 @@ async fn check(
         report.objects_checked += 1;
         report.bytes_read += stored.len() as u64;
         if stored.len() as u64 != e.size || manifest::sha256_hex(&stored) != e.sha256 {
-            report
-                .problems
-                .push(format!("changed: {name} (size or SHA-256 differs from the manifest)"));
+            report.problems.push(format!(
+                "changed: {name} (size or SHA-256 differs from the manifest)"
+            ));
             continue;
         }
         if let Err(err) = key.open(name, &stored) {
@@ -219,10 +220,10 @@ async fn check(
         }
         if name.contains("/snap/") {
             snap_chunks += 1;
-        } else if name.contains("/wal/") {
-            if let Some((s, ms)) = seg_parts(name) {
-                segments.push((s, name.clone(), ms));
-            }
+        } else if name.contains("/wal/")
+            && let Some((s, ms)) = seg_parts(name)
+        {
+            segments.push((s, name.clone(), ms));
         }
     }
     if snap_chunks != info.chunks {
@@ -241,7 +242,9 @@ async fn check(
             continue;
         }
         match seg_parts(&o.name) {
-            Some((s, ms)) if o.name.contains("/wal/") && !closed && max_recorded.is_none_or(|m| s > m) => {
+            Some((s, ms))
+                if o.name.contains("/wal/") && !closed && max_recorded.is_none_or(|m| s > m) =>
+            {
                 let stored = b.repo.get(&o.name).await?;
                 report.objects_checked += 1;
                 report.bytes_read += stored.len() as u64;
@@ -333,9 +336,13 @@ pub async fn list(b: &Backups, now: OffsetDateTime) -> Result<Vec<BackupSummary>
             let wrapped = b.repo.get(&key_name(&g.id)).await?;
             let key = BackupKey::unwrap(&b.kms, b.repo_id, &g.id, &wrapped)?;
             let stored = b.repo.get(&part0).await?;
-            if let Ok(body) =
-                manifest::open_part(&key, &part0, &stored, b.trusted.as_ref(), (b.repo_id, &g.id, 0))
-            {
+            if let Ok(body) = manifest::open_part(
+                &key,
+                &part0,
+                &stored,
+                b.trusted.as_ref(),
+                (b.repo_id, &g.id, 0),
+            ) {
                 finished = body.written;
                 info = serde_json::from_value(body.info).ok();
             }
@@ -501,9 +508,8 @@ async fn restore_from(
             return Err(e);
         }
     };
-    let check = rusqlite::Connection::open(&tmp).and_then(|c| {
-        c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
-    });
+    let check = rusqlite::Connection::open(&tmp)
+        .and_then(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0)));
     match check {
         Ok(s) if s == "ok" => {}
         Ok(s) => {
@@ -553,7 +559,8 @@ async fn write_restore(
         let plain = l.key.open(&name, &b.repo.get(&name).await?)?;
         f.write_all(&plain)?;
     }
-    let cutoff = at.map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX));
+    let cutoff =
+        at.map(|t| i64::try_from(t.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX));
     let chosen: Vec<&(String, i64)> = l
         .segments
         .iter()
@@ -656,7 +663,9 @@ pub async fn signing_seed(
     let wrapped = b.repo.get(&key_name(id)).await?;
     let key = BackupKey::unwrap(&b.kms, b.repo_id, id, &wrapped)?;
     let name = super::signing_key_name(id);
-    Ok(zeroize::Zeroizing::new(key.open(&name, &b.repo.get(&name).await?)?))
+    Ok(zeroize::Zeroizing::new(
+        key.open(&name, &b.repo.get(&name).await?)?,
+    ))
 }
 
 /// What manifest part 0 of generation `id` says about its snapshot (checked signature).

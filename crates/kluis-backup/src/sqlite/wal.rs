@@ -89,7 +89,9 @@ pub fn parse_header(h: &[u8; WAL_HEADER]) -> Option<WalPos> {
         _ => return None,
     };
     let page_size = be32(h, 8);
-    if be32(h, 4) != 3_007_000 || !(512..=65536).contains(&page_size) || !page_size.is_power_of_two()
+    if be32(h, 4) != 3_007_000
+        || !(512..=65536).contains(&page_size)
+        || !page_size.is_power_of_two()
     {
         return None;
     }
@@ -162,4 +164,3 @@ pub fn scan_committed(wal: &Path, from: &WalPos) -> std::io::Result<WalPos> {
     }
     Ok(committed)
 }
-

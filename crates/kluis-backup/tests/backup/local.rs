@@ -17,7 +17,9 @@ async fn repo() -> (tempfile::TempDir, Repo) {
 async fn locked_objects_are_write_once_and_kept_until_their_retention() {
     let (dir, repo) = repo().await;
     let until = OffsetDateTime::now_utc() + Duration::days(1);
-    repo.put_locked("g/a/1", b"one".to_vec(), until).await.unwrap();
+    repo.put_locked("g/a/1", b"one".to_vec(), until)
+        .await
+        .unwrap();
     assert_eq!(repo.get("g/a/1").await.unwrap(), b"one");
     // No overwrite, no delete before retention ends.
     assert!(matches!(
@@ -54,14 +56,21 @@ async fn locked_objects_are_write_once_and_kept_until_their_retention() {
     let past = OffsetDateTime::now_utc() - Duration::seconds(1);
     repo.put_locked("g/old", b"x".to_vec(), past).await.unwrap();
     repo.delete("g/old").await.unwrap();
-    assert!(matches!(repo.get("g/old").await, Err(RepoError::NotFound(_))));
+    assert!(matches!(
+        repo.get("g/old").await,
+        Err(RepoError::NotFound(_))
+    ));
 }
 
 #[tokio::test]
 async fn mutable_objects_can_be_replaced_and_deleted() {
     let (_dir, repo) = repo().await;
-    repo.put_mutable("ledger/t.key", b"k1".to_vec()).await.unwrap();
-    repo.put_mutable("ledger/t.key", b"k2".to_vec()).await.unwrap();
+    repo.put_mutable("ledger/t.key", b"k1".to_vec())
+        .await
+        .unwrap();
+    repo.put_mutable("ledger/t.key", b"k2".to_vec())
+        .await
+        .unwrap();
     assert_eq!(repo.get("ledger/t.key").await.unwrap(), b"k2");
     let l = repo.list("ledger/").await.unwrap();
     assert_eq!(l[0].retain_until, None);
@@ -75,7 +84,9 @@ async fn mutable_objects_can_be_replaced_and_deleted() {
 #[tokio::test]
 async fn names_outside_the_contract_are_refused() {
     let (_dir, repo) = repo().await;
-    for bad in ["", "/abs", "a//b", "a/../b", "..", "a/./b", "sp ace", "a\\b", "é"] {
+    for bad in [
+        "", "/abs", "a//b", "a/../b", "..", "a/./b", "sp ace", "a\\b", "é",
+    ] {
         assert!(
             matches!(
                 repo.put_mutable(bad, b"x".to_vec()).await,
@@ -107,7 +118,9 @@ async fn ledger_forgets_shredded_tenants_and_restore_never_recreates_them() {
     assert!(s.forgotten.is_empty());
     // Restore into a fresh directory: a comes back, b does not.
     let fresh = dir.path().join("restored-tenants");
-    let written = kluis_backup::ledger::restore_keys(&repo, &fresh).await.unwrap();
+    let written = kluis_backup::ledger::restore_keys(&repo, &fresh)
+        .await
+        .unwrap();
     assert_eq!(written, vec![a.to_string()]);
     assert_eq!(
         std::fs::read(fresh.join(format!("{a}.key"))).unwrap(),

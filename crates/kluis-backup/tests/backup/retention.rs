@@ -41,10 +41,7 @@ fn calendar(policy: &RetentionPolicy) -> Vec<GenFacts> {
     let mut complete_starts = Vec::new();
     for (i, s) in starts.iter().enumerate() {
         let (lock, _) = policy.lock_for_new(&complete_starts, *s);
-        let last = starts
-            .get(i + 1)
-            .copied()
-            .unwrap_or(dt(2023, 6, 30, 12, 0));
+        let last = starts.get(i + 1).copied().unwrap_or(dt(2023, 6, 30, 12, 0));
         gens.push(GenFacts {
             id: id(*s),
             started: *s,

@@ -58,9 +58,16 @@ fn dump(db: &Path) -> Vec<String> {
     let c = Connection::open(db).unwrap();
     let mut out = Vec::new();
     let tables: Vec<(String, String)> = c
-        .prepare("SELECT name, sql FROM sqlite_schema WHERE type IN ('table','index') ORDER BY name")
+        .prepare(
+            "SELECT name, sql FROM sqlite_schema WHERE type IN ('table','index') ORDER BY name",
+        )
         .unwrap()
-        .query_map([], |r| Ok((r.get(0)?, r.get::<_, Option<String>>(1)?.unwrap_or_default())))
+        .query_map([], |r| {
+            Ok((
+                r.get(0)?,
+                r.get::<_, Option<String>>(1)?.unwrap_or_default(),
+            ))
+        })
         .unwrap()
         .map(Result::unwrap)
         .collect();
@@ -69,7 +76,9 @@ fn dump(db: &Path) -> Vec<String> {
         if !sql.starts_with("CREATE TABLE") {
             continue;
         }
-        let mut st = c.prepare(&format!("SELECT * FROM \"{name}\" ORDER BY rowid")).unwrap();
+        let mut st = c
+            .prepare(&format!("SELECT * FROM \"{name}\" ORDER BY rowid"))
+            .unwrap();
         let n = st.column_count();
         let rows = st
             .query_map([], |r| {
@@ -102,12 +111,19 @@ fn write_batch(app: &Connection, tag: &str, n: usize, big: usize) {
         [],
     )
     .unwrap();
-    tx.execute("DELETE FROM contacts WHERE id % 11 = 0", []).unwrap();
-    tx.execute("INSERT INTO notes(body) VALUES (?1)", [tag]).unwrap();
+    tx.execute("DELETE FROM contacts WHERE id % 11 = 0", [])
+        .unwrap();
+    tx.execute("INSERT INTO notes(body) VALUES (?1)", [tag])
+        .unwrap();
     tx.commit().unwrap();
 }
 
-async fn restore_dump(b: &Backups, at: Option<OffsetDateTime>, dir: &Path, name: &str) -> Vec<String> {
+async fn restore_dump(
+    b: &Backups,
+    at: Option<OffsetDateTime>,
+    dir: &Path,
+    name: &str,
+) -> Vec<String> {
     let target = dir.join(name);
     sqlite::restore(b, at, &target).await.unwrap();
     dump(&target)
@@ -129,7 +145,12 @@ async fn restore_to_a_moment_reproduces_exactly_the_state_then() {
     let mut points = Vec::new();
     let mut checkpoints = 0;
     for round in 0..8 {
-        write_batch(&f.app, &format!("r{round}"), 40 + round * 10, 500 + round * 100);
+        write_batch(
+            &f.app,
+            &format!("r{round}"),
+            40 + round * 10,
+            500 + round * 100,
+        );
         if round % 3 == 0 {
             // Several commits in one tick.
             write_batch(&f.app, &format!("r{round}b"), 5, 50);
@@ -155,7 +176,10 @@ async fn restore_to_a_moment_reproduces_exactly_the_state_then() {
         assert_eq!(&got, expected, "state at point {i} differs");
         assert_ne!(&got, &latest);
     }
-    assert_eq!(restore_dump(&f.b, None, out.path(), "latest.db").await, latest);
+    assert_eq!(
+        restore_dump(&f.b, None, out.path(), "latest.db").await,
+        latest
+    );
     // The generation (open: its tail not yet in a manifest) verifies.
     let r = sqlite::verify(&f.b, &generation).await.unwrap();
     assert!(r.ok, "{:?}", r.problems);
@@ -184,7 +208,10 @@ async fn a_checkpoint_by_someone_else_starts_a_new_generation() {
     write_batch(&f.app, "d", 30, 100);
     s.tick().await.unwrap();
     let out = tempfile::tempdir().unwrap();
-    assert_eq!(restore_dump(&f.b, None, out.path(), "x.db").await, dump(&f.db));
+    assert_eq!(
+        restore_dump(&f.b, None, out.path(), "x.db").await,
+        dump(&f.db)
+    );
     for g in [g1, g2] {
         let r = sqlite::verify(&f.b, &g).await.unwrap();
         assert!(r.ok, "{g}: {:?}", r.problems);
@@ -334,11 +361,18 @@ async fn a_wrong_kek_is_refused() {
     assert!(!target.exists());
     // A manifest signed by another key is refused when the installation's key is required.
     let b = Backups {
-        trusted: Some(CheckpointSigner::generate("kluis-audit").unwrap().verifier()),
+        trusted: Some(
+            CheckpointSigner::generate("kluis-audit")
+                .unwrap()
+                .verifier(),
+        ),
         ..f.b.clone()
     };
     let r = sqlite::verify(&b, &g).await.unwrap();
-    assert!(!r.ok && r.problems.iter().any(|p| p.contains("another key")), "{r:?}");
+    assert!(
+        !r.ok && r.problems.iter().any(|p| p.contains("another key")),
+        "{r:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -360,7 +394,12 @@ async fn prune_deletes_only_what_is_due() {
     let g2 = sqlite::create_snapshot(&b, &f.db).await.unwrap();
     let out = sqlite::prune(&b, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(out.deleted, vec![g1.clone()]);
-    let left: Vec<String> = sqlite::generations(&b).await.unwrap().into_iter().map(|g| g.id).collect();
+    let left: Vec<String> = sqlite::generations(&b)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|g| g.id)
+        .collect();
     assert_eq!(left, vec![g2.clone()]);
     tokio::time::sleep(Duration::from_millis(5)).await;
     // A backup taken under the default policy is locked for (at least) 30 days. Even a
@@ -394,7 +433,9 @@ async fn child_takes_a_backup() {
     let seed: [u8; 32] = std::fs::read(dir.join("seed")).unwrap().try_into().unwrap();
     let signer = Arc::new(CheckpointSigner::from_bytes("kluis-audit", &seed).unwrap());
     let b = backups_at(&dir.join("repo"), kms, signer).await;
-    sqlite::create_snapshot(&b, &dir.join("kluis.db")).await.unwrap();
+    sqlite::create_snapshot(&b, &dir.join("kluis.db"))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -433,7 +474,10 @@ async fn a_backup_killed_half_way_leaves_the_previous_one_restorable() {
         std::thread::sleep(Duration::from_millis(2));
     };
     child.wait().unwrap();
-    assert!(killed_mid_way, "the child finished before it could be killed");
+    assert!(
+        killed_mid_way,
+        "the child finished before it could be killed"
+    );
     let gens = sqlite::generations(&f.b).await.unwrap();
     assert_eq!(gens.len(), 2);
     let partial = gens.iter().find(|g| g.id != g1).unwrap();
@@ -445,7 +489,10 @@ async fn a_backup_killed_half_way_leaves_the_previous_one_restorable() {
     let g3 = sqlite::create_snapshot(&f.b, &f.db).await.unwrap();
     let r = sqlite::verify(&f.b, &g3).await.unwrap();
     assert!(r.ok, "{:?}", r.problems);
-    assert_eq!(restore_dump(&f.b, None, out.path(), "r3.db").await, dump(&f.db));
+    assert_eq!(
+        restore_dump(&f.b, None, out.path(), "r3.db").await,
+        dump(&f.db)
+    );
     let listed = sqlite::list(&f.b, OffsetDateTime::now_utc()).await.unwrap();
     assert_eq!(listed.iter().filter(|s| s.kind == "incomplete").count(), 1);
 }

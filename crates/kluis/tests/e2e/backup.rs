@@ -50,7 +50,15 @@ async fn restored_server(repo: &str, kek: &str, at: Option<&str>) -> (Server, Va
         let _ = std::fs::remove_file(s.dir.path().join(name));
     }
     std::fs::remove_dir_all(s.dir.path().join("keys")).unwrap();
-    let mut args = vec!["backup", "restore", "--repo", repo, "--kek-file", kek, "--json"];
+    let mut args = vec![
+        "backup",
+        "restore",
+        "--repo",
+        repo,
+        "--kek-file",
+        kek,
+        "--json",
+    ];
     if let Some(at) = at {
         args.extend(["--at", at]);
     }
@@ -79,7 +87,8 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     add_contact(&a, &gone.key, "geheim").await;
 
     // An explicit backup while the server runs, then more writes (only in shipped WAL).
-    let created: Value = serde_json::from_str(&a.cli(&["backup", "create", "--json"], None)).unwrap();
+    let created: Value =
+        serde_json::from_str(&a.cli(&["backup", "create", "--json"], None)).unwrap();
     assert_eq!(created["engine"], "sqlite");
     for n in ["dirk", "eva"] {
         add_contact(&a, &acme.key, n).await;
@@ -90,7 +99,10 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     let before_shred = time_now();
     tokio::time::sleep(Duration::from_millis(100)).await;
     // Shredding reaches the key ledger.
-    a.cli(&["tenant", "shred", "--tenant", "gone", "--confirm", "gone"], None);
+    a.cli(
+        &["tenant", "shred", "--tenant", "gone", "--confirm", "gone"],
+        None,
+    );
     assert_eq!(expected, vec!["anna", "bram", "cees", "dirk", "eva"]);
     // Shipped within the second; leave it three.
     tokio::time::sleep(Duration::from_secs(3)).await;
@@ -115,14 +127,22 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     // The shredded tenant stays unreadable: its key was never restored.
     let (st, v) = b.get("/api/v1/contacts", &gone.key).await;
     assert_ne!(st, StatusCode::OK, "{v}");
-    assert!(!b.dir.path().join(format!("keys/tenants/{}.key", gone.id)).exists());
+    assert!(
+        !b.dir
+            .path()
+            .join(format!("keys/tenants/{}.key", gone.id))
+            .exists()
+    );
     b.stop();
 
     // Restoring the moment before the shred: the tenant is in that database, but its key
     // is not in the ledger any more; the restore shreds it again and it stays unreadable.
     let (mut c, report) = restored_server(&repo, &kek, Some(&before_shred)).await;
     assert_eq!(report["tenants_reshredded"], json!([gone.id]), "{report}");
-    assert!(report["audit"].to_string().contains("unreadable gone"), "{report}");
+    assert!(
+        report["audit"].to_string().contains("unreadable gone"),
+        "{report}"
+    );
     c.spawn().await;
     assert_eq!(contact_names(&c, &acme.key).await, expected);
     let (st, v) = c.get("/api/v1/contacts", &gone.key).await;
