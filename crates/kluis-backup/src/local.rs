@@ -25,6 +25,9 @@ use crate::repo::{ObjectInfo, RepoError, check_name};
 #[derive(Debug, Clone)]
 pub struct LocalRepo {
     root: PathBuf,
+    /// Files and directories written since the last [`LocalRepo::flush`], not yet synced:
+    /// syncing every 4 MiB object on its own ran at a third of the disk's streaming rate.
+    unsynced: std::sync::Arc<std::sync::Mutex<Vec<PathBuf>>>,
 }
 
 fn io(what: &str, path: &Path, e: std::io::Error) -> RepoError {
@@ -52,7 +55,46 @@ impl LocalRepo {
         for sub in ["objects", "retention", "tmp"] {
             mkdir(&root.join(sub))?;
         }
-        Ok(LocalRepo { root })
+        Ok(LocalRepo {
+            root,
+            unsynced: Default::default(),
+        })
+    }
+
+    fn defer_sync(&self, paths: impl IntoIterator<Item = PathBuf>) {
+        if let Ok(mut v) = self.unsynced.lock() {
+            v.extend(paths);
+        }
+    }
+
+    /// Makes every object written so far durable (data, retention records, directories).
+    pub async fn flush(&self) -> Result<(), RepoError> {
+        let pending = match self.unsynced.lock() {
+            Ok(mut v) => std::mem::take(&mut *v),
+            Err(_) => return Err(RepoError::Io("repository state poisoned".into())),
+        };
+        if pending.is_empty() {
+            return Ok(());
+        }
+        blocking(move || {
+            let mut dirs = std::collections::BTreeSet::new();
+            for p in &pending {
+                match std::fs::File::open(p) {
+                    Ok(f) => f.sync_all().map_err(|e| io("syncing", p, e))?,
+                    // Deleted meanwhile (pruned): nothing to make durable.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(io("syncing", p, e)),
+                }
+                if let Some(d) = p.parent() {
+                    dirs.insert(d.to_path_buf());
+                }
+            }
+            for d in dirs {
+                sync_dir(&d)?;
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// The repository's directory.
@@ -68,8 +110,8 @@ impl LocalRepo {
         self.root.join("retention").join(format!("{name}.until"))
     }
 
-    /// Writes `bytes` to a fresh temporary file with `mode`, synced; returns its path.
-    fn write_tmp(&self, bytes: &[u8], mode: u32) -> Result<PathBuf, RepoError> {
+    /// Writes `bytes` to a fresh temporary file with `mode` (synced if `sync`); returns its path.
+    fn write_tmp(&self, bytes: &[u8], mode: u32, sync: bool) -> Result<PathBuf, RepoError> {
         let tmp = self
             .root
             .join("tmp")
@@ -81,7 +123,7 @@ impl LocalRepo {
             .open(&tmp)
             .map_err(|e| io("creating", &tmp, e))?;
         f.write_all(bytes)
-            .and_then(|_| f.sync_all())
+            .and_then(|_| if sync { f.sync_all() } else { Ok(()) })
             .map_err(|e| io("writing", &tmp, e))?;
         std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))
             .map_err(|e| io("chmod", &tmp, e))?;
@@ -135,9 +177,15 @@ impl LocalRepo {
             mkdir(parent)?;
         }
         // Retention first (see the module note); an orphan sidecar from a crash is replaced.
-        let stamp = self.write_tmp(retain_until.unix_timestamp().to_string().as_bytes(), 0o444)?;
+        // Synced at once: after a crash, an object must never outlive its retention record
+        // (an unreadable record refuses deletion anyway).
+        let stamp = self.write_tmp(
+            retain_until.unix_timestamp().to_string().as_bytes(),
+            0o444,
+            true,
+        )?;
         std::fs::rename(&stamp, &side).map_err(|e| io("recording retention of", &side, e))?;
-        let tmp = self.write_tmp(bytes, 0o444)?;
+        let tmp = self.write_tmp(bytes, 0o444, false)?;
         let linked = std::fs::hard_link(&tmp, &dst);
         let _ = std::fs::remove_file(&tmp);
         match linked {
@@ -147,9 +195,7 @@ impl LocalRepo {
             }
             Err(e) => return Err(io("storing", &dst, e)),
         }
-        if let Some(parent) = dst.parent() {
-            sync_dir(parent)?;
-        }
+        self.defer_sync([dst, side]);
         Ok(())
     }
 
@@ -165,7 +211,7 @@ impl LocalRepo {
             if let Some(parent) = dst.parent() {
                 mkdir(parent)?;
             }
-            let tmp = this.write_tmp(&bytes, 0o600)?;
+            let tmp = this.write_tmp(&bytes, 0o600, true)?;
             std::fs::rename(&tmp, &dst).map_err(|e| io("storing", &dst, e))?;
             if let Some(parent) = dst.parent() {
                 sync_dir(parent)?;

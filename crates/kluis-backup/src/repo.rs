@@ -7,6 +7,8 @@
 //! - `put_mutable` writes an object that may be replaced or deleted at any time: the key ledger
 //!   (tenant root keys, which shredding must be able to destroy) and the shipper's position.
 //! - `delete` of a locked object before its retention ends is refused with `RepoError::Retained`.
+//! - `put_locked` objects are durable once `flush` returns (a local repository syncs in
+//!   batches; S3 is durable per PUT).
 //! - Names are relative, `/`-separated, of `[A-Za-z0-9._-]` segments; anything else is refused.
 
 use time::OffsetDateTime;
@@ -102,6 +104,16 @@ impl Repo {
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError> {
         match self {
             Repo::Local(r) => r.list(prefix).await,
+        }
+    }
+
+    /// Makes every object written so far durable. `put_locked` may return before its
+    /// object is on stable storage (locally: synced in batches); writers call this before a
+    /// manifest part names the objects and after writing it. (S3: a no-op, a completed PUT is
+    /// durable.)
+    pub async fn flush(&self) -> Result<(), RepoError> {
+        match self {
+            Repo::Local(r) => r.flush().await,
         }
     }
 

@@ -495,6 +495,8 @@ impl Shipper {
             segments += 1;
             first = false;
         }
+        // Shipped means durable in the repository.
+        self.b.repo.flush().await?;
         g.pos = Some(to);
         g.expect_restart = false;
         g.shipped_until = stamp;
@@ -565,10 +567,13 @@ impl Shipper {
             signer: signer.verifier().to_vkey(),
         };
         let name = manifest::part_name(&gen_prefix(&g.id), g.part_seq);
+        // The objects it names are durable before the part is written.
+        self.b.repo.flush().await?;
         let stored = manifest::seal_part(&g.key, &signer, &name, &body)?;
         let sha = manifest::sha256_hex(&stored);
         let lock = self.b.policy.lock_for_segment(g.lock_until, now());
         self.b.repo.put_locked(&name, stored, lock).await?;
+        self.b.repo.flush().await?;
         g.prev_part = Some(sha);
         g.part_seq += 1;
         g.last_part_at = now();
