@@ -421,6 +421,9 @@ impl Shipper {
         let mut total = 0u64;
         let mut n = 0u64;
         let mut entries = Vec::new();
+        // One object in flight while the next is read and sealed (the write runs on a
+        // blocking thread): at most two chunks in memory.
+        let mut inflight: Option<tokio::task::JoinHandle<Result<(), crate::RepoError>>> = None;
         loop {
             let mut buf = Vec::with_capacity(CHUNK);
             (&mut f).take(CHUNK as u64).read_to_end(&mut buf)?;
@@ -431,11 +434,22 @@ impl Shipper {
             let name = snap_name(id, n);
             let sealed = key.seal(&name, &buf)?;
             entries.push(Entry::of(&name, &sealed));
-            self.b.repo.put_locked(&name, sealed, lock_until).await?;
+            if let Some(h) = inflight.take() {
+                h.await
+                    .map_err(|e| BackupError::Io(format!("backup writer: {e}")))??;
+            }
+            let repo = self.b.repo.clone();
+            inflight = Some(tokio::spawn(async move {
+                repo.put_locked(&name, sealed, lock_until).await
+            }));
             n += 1;
             if buf.len() < CHUNK {
                 break;
             }
+        }
+        if let Some(h) = inflight.take() {
+            h.await
+                .map_err(|e| BackupError::Io(format!("backup writer: {e}")))??;
         }
         Ok((total, n, entries))
     }
