@@ -736,11 +736,15 @@ impl Schedule {
         let b = open_backups(cfg, None, kms_for(cfg, None)?, true).await?;
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<Note>();
+        kluis.update_backup_status(|s| {
+            s.configured = true;
+            s.repository = cfg.backup_repo.clone();
+        });
         let shipper = {
-            let (stop, tx, cfg, b) = (stop.clone(), tx.clone(), cfg.clone(), b.clone());
+            let (stop, tx, cfg, b, k) = (stop.clone(), tx.clone(), cfg.clone(), b.clone(), kluis.clone());
             std::thread::Builder::new()
                 .name("backup-shipper".into())
-                .spawn(move || ship_loop(&cfg, b, &db, &stop, &tx))?
+                .spawn(move || ship_loop(&cfg, b, &db, &stop, &tx, &k))?
         };
         let k = kluis.clone();
         tokio::spawn(async move {
@@ -748,6 +752,11 @@ impl Schedule {
                 let r = match &n {
                     Note::Pruned(out) => record_prune(&k, out).await,
                     Note::Drilled(d) => {
+                        k.update_backup_status(|s| {
+                            s.last_drill = Some(ts(d.at));
+                            s.last_drill_backup = d.generation.clone();
+                            s.last_drill_ok = Some(d.ok);
+                        });
                         if !d.ok {
                             tracing::error!(problems = ?d.problems, "ALERT: backup restore drill failed");
                         }
@@ -794,6 +803,7 @@ fn ship_loop(
     db: &Path,
     stop: &AtomicBool,
     tx: &tokio::sync::mpsc::UnboundedSender<Note>,
+    kluis: &Kluis,
 ) {
     let Some(rt) = runtime() else { return };
     rt.block_on(async {
@@ -809,6 +819,8 @@ fn ship_loop(
         let mut last_sync = std::time::Instant::now() - Duration::from_secs(3600);
         let mut last_prune = std::time::Instant::now();
         let mut failing = false;
+        let mut last_ok = std::time::Instant::now();
+        let mut last_alert = std::time::Instant::now() - Duration::from_secs(7200);
         while !stop.load(Ordering::SeqCst) {
             let began = std::time::Instant::now();
             match shipper.tick().await {
@@ -820,12 +832,28 @@ fn ship_loop(
                         tracing::info!("backup shipping recovered");
                     }
                     failing = false;
+                    // Everything committed before this tick is in the repository now.
+                    let now = OffsetDateTime::now_utc();
+                    last_ok = std::time::Instant::now();
+                    kluis.update_backup_status(|s| {
+                        s.generation = shipper.generation().map(str::to_owned);
+                        s.last_backup = Some(ts(now));
+                        s.last_backup_unix = Some(now.unix_timestamp());
+                        s.shipping_error = None;
+                    });
                 }
                 Err(e) => {
                     if !failing {
                         tracing::error!(error = %e, "ALERT: backup shipping failed");
                     }
                     failing = true;
+                    kluis.update_backup_status(|s| s.shipping_error = Some(e.to_string()));
+                    if last_ok.elapsed() > Duration::from_secs(26 * 3600)
+                        && last_alert.elapsed() > Duration::from_secs(3600)
+                    {
+                        last_alert = std::time::Instant::now();
+                        tracing::error!("ALERT: the latest backup is older than 26 hours");
+                    }
                 }
             }
             if last_sync.elapsed() >= Duration::from_secs(5) {
