@@ -36,8 +36,8 @@ async fn main() {
         .nth(1)
         .and_then(|s| s.parse().ok())
         .unwrap_or(256);
-    let dir = tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into()))
-        .unwrap();
+    let dir =
+        tempfile::tempdir_in(std::env::var("BENCH_DIR").unwrap_or_else(|_| "/tmp".into())).unwrap();
     let db = dir.path().join("kluis.db");
     let c = app(&db);
     c.execute_batch(
@@ -48,7 +48,8 @@ async fn main() {
     // Sealed values look random: use pseudo-random bytes so nothing compresses.
     let mut x: u64 = 0x9E37_79B9_7F4A_7C15;
     let mut rows = 0u64;
-    while std::fs::metadata(&db).unwrap().len() + std::fs::metadata(dir.path().join("kluis.db-wal")).map_or(0, |m| m.len())
+    while std::fs::metadata(&db).unwrap().len()
+        + std::fs::metadata(dir.path().join("kluis.db-wal")).map_or(0, |m| m.len())
         < target_mb * 1_000_000
     {
         let tx = c.unchecked_transaction().unwrap();
@@ -69,7 +70,8 @@ async fn main() {
             rows += 1;
         }
         tx.commit().unwrap();
-        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())).unwrap();
+        c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))
+            .unwrap();
     }
     let db_bytes = std::fs::metadata(&db).unwrap().len();
     println!("database: {:.1} MB, {rows} rows", mb(db_bytes));
@@ -149,7 +151,9 @@ async fn main() {
                     [format!("rpo {i}")],
                 )
                 .unwrap();
-                acks.lock().unwrap().push((c.last_insert_rowid(), Instant::now()));
+                acks.lock()
+                    .unwrap()
+                    .push((c.last_insert_rowid(), Instant::now()));
                 i += 1;
                 std::thread::sleep(Duration::from_millis(5));
             }

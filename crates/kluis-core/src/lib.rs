@@ -8,8 +8,8 @@
 pub mod account_links;
 pub mod apikeys;
 pub mod audit;
-pub mod backup_status;
 pub mod authz;
+pub mod backup_status;
 // Benchmark hooks into crate-private write paths; compiled only for the benches and tests
 // (the `bench` feature, which only the dev-dependency on this crate turns on), never into
 // the server.

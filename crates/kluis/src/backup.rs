@@ -741,7 +741,13 @@ impl Schedule {
             s.repository = cfg.backup_repo.clone();
         });
         let shipper = {
-            let (stop, tx, cfg, b, k) = (stop.clone(), tx.clone(), cfg.clone(), b.clone(), kluis.clone());
+            let (stop, tx, cfg, b, k) = (
+                stop.clone(),
+                tx.clone(),
+                cfg.clone(),
+                b.clone(),
+                kluis.clone(),
+            );
             std::thread::Builder::new()
                 .name("backup-shipper".into())
                 .spawn(move || ship_loop(&cfg, b, &db, &stop, &tx, &k))?

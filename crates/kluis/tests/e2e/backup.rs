@@ -116,10 +116,16 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     let (st, status) = a.get("/api/v1/platform/backups", &ops).await;
     assert_eq!(st, StatusCode::OK, "{status}");
     assert_eq!(status["configured"], true, "{status}");
-    assert!(status["last_backup_age_secs"].as_i64().unwrap() <= 5, "{status}");
+    assert!(
+        status["last_backup_age_secs"].as_i64().unwrap() <= 5,
+        "{status}"
+    );
     assert_eq!(status["alerts"], json!([]), "{status}");
     let (st, _) = a.get("/api/v1/platform/backups", &acme.key).await;
-    assert!(st == StatusCode::UNAUTHORIZED || st == StatusCode::FORBIDDEN, "{st}");
+    assert!(
+        st == StatusCode::UNAUTHORIZED || st == StatusCode::FORBIDDEN,
+        "{st}"
+    );
     a.stop();
 
     // A new installation directory: restore into it (KEK from the old one), then serve it.
