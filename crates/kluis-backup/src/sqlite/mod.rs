@@ -266,11 +266,12 @@ impl Shipper {
                 return Ok(out);
             }
         }
-        let big = self
-            .current
-            .as_ref()
-            .and_then(|g| g.pos)
-            .is_some_and(|p| p.offset() >= self.cfg.checkpoint_bytes);
+        // Once a checkpoint backfilled everything, nothing is gained by another until a
+        // writer has restarted the WAL (and the lock would be taken every tick on an idle
+        // database).
+        let big = self.current.as_ref().is_some_and(|g| {
+            !g.expect_restart && g.pos.is_some_and(|p| p.offset() >= self.cfg.checkpoint_bytes)
+        });
         if big {
             match self.checkpoint().await? {
                 Some(Ship::ContinuityLost(why)) => {
