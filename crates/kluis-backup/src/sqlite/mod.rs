@@ -270,7 +270,9 @@ impl Shipper {
         // writer has restarted the WAL (and the lock would be taken every tick on an idle
         // database).
         let big = self.current.as_ref().is_some_and(|g| {
-            !g.expect_restart && g.pos.is_some_and(|p| p.offset() >= self.cfg.checkpoint_bytes)
+            !g.expect_restart
+                && g.pos
+                    .is_some_and(|p| p.offset() >= self.cfg.checkpoint_bytes)
         });
         if big {
             match self.checkpoint().await? {
@@ -677,6 +679,10 @@ impl FrameReader {
 pub async fn create_snapshot(b: &Backups, db: &Path) -> Result<String, BackupError> {
     let mut s = Shipper::open(b.clone(), db, ShipperConfig::default())?;
     let id = s.start_generation().await?;
-    s.close().await?;
+    // Closed without shipping frames: a one-shot backup may run beside a server that is not
+    // shipping (and checkpoints on its own), where the WAL after the snapshot is not ours to
+    // read; the snapshot alone is the backup.
+    s.write_part(true).await?;
+    s.current = None;
     Ok(id)
 }

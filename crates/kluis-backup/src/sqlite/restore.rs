@@ -9,7 +9,7 @@ use time::OffsetDateTime;
 use super::segment;
 use super::wal::WalPos;
 use super::{PREFIX, SnapshotInfo, gen_prefix, generation_time, key_name};
-use crate::manifest::{self, ManifestBody};
+use crate::manifest;
 use crate::report::{BackupSummary, CheckReport};
 use crate::retention::{self, GenFacts};
 use crate::seal::{BackupKey, SealError};
@@ -22,7 +22,6 @@ pub struct GenView {
     pub started: OffsetDateTime,
     /// Has manifest part 0 (its snapshot was stored completely).
     pub complete: bool,
-    /// Has a final manifest part.
     pub objects: Vec<ObjectInfo>,
     pub stored_bytes: u64,
     pub retain_until: Option<OffsetDateTime>,
@@ -84,8 +83,6 @@ struct Loaded {
     info: SnapshotInfo,
     /// Segment names in order with their stamp.
     segments: Vec<(String, i64)>,
-    closed: bool,
-    last_part: Option<ManifestBody>,
 }
 
 /// Opens the key and manifest chain, reads every object back; returns what restore needs and
@@ -124,7 +121,6 @@ async fn check(
     let mut info: Option<SnapshotInfo> = None;
     let mut prev: Option<String> = None;
     let mut closed = false;
-    let mut last_part = None;
     let mut seq = 0u64;
     let mut key_recorded = false;
     loop {
@@ -178,7 +174,6 @@ async fn check(
         }
         prev = Some(manifest::sha256_hex(&stored));
         closed |= body.last;
-        last_part = Some(body);
         seq += 1;
     }
     let Some(info) = info else {
@@ -299,8 +294,6 @@ async fn check(
         key,
         info,
         segments: segments.into_iter().map(|(_, n, ms)| (n, ms)).collect(),
-        closed,
-        last_part,
     }))
 }
 
@@ -493,7 +486,6 @@ async fn restore_from(
             None => "no complete backup in this repository".into(),
         }));
     };
-    let _ = (l.closed, &l.last_part);
     let tmp = {
         let mut s = target.as_os_str().to_owned();
         s.push(".restoring");

@@ -259,7 +259,6 @@ async fn changed_missing_and_reordered_objects_are_detected_and_refused() {
     assert!(r.objects_checked >= 8, "{r:?}");
     let kms = f.b.kms.clone();
     let signer = f.b.signer.clone().unwrap();
-    let objects = f.dir.path().join("repo/objects/sqlite").join(&g);
     let seg = |dir: &Path, i: usize| {
         let mut v: Vec<PathBuf> = std::fs::read_dir(dir.join("wal"))
             .unwrap()
@@ -342,7 +341,6 @@ async fn changed_missing_and_reordered_objects_are_detected_and_refused() {
         }
         assert!(!target.exists(), "{what}: a database was written");
     }
-    let _ = &objects;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
