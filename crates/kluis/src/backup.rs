@@ -401,19 +401,20 @@ async fn restore_generation_into(
     }
     serve::create_private_dir(&cfg.data_dir)?;
     let kms = kms_for(cfg, kek_file)?;
-    if let Some(k) = kek_file
-        && cfg.kek_file.is_none()
-        && cfg.kms != "pkcs11"
-        && !cfg.kek_path().exists()
-    {
-        // The new installation keeps its KEK where it looks for it.
-        write_private(&cfg.kek_path(), &std::fs::read(k)?)?;
-    }
     let b = open_backups(cfg, repo, kms, false).await?;
     let restore = match generation {
         Some(id) => sqlite::restore_generation(&b, id, at, &db).await?,
         None => sqlite::restore(&b, at, &db).await?,
     };
+    if let Some(k) = kek_file
+        && cfg.kek_file.is_none()
+        && cfg.kms != "pkcs11"
+        && !cfg.kek_path().exists()
+    {
+        // The new installation keeps its KEK where it looks for it (only once the restore
+        // has succeeded: a refused restore leaves no key behind).
+        write_private(&cfg.kek_path(), &std::fs::read(k)?)?;
+    }
     let signer_path = signing_key_path(cfg);
     if !signer_path.exists() {
         let seed = sqlite::signing_seed(&b, &restore.generation).await?;

@@ -482,7 +482,11 @@ async fn restore_from(
     }
     let Some((g, l, objects_checked)) = chosen else {
         return Err(BackupError::NotFound(match at {
-            Some(t) => format!("no backup reaches back to {t}"),
+            Some(t) => format!(
+                "no backup reaches back to {}",
+                t.format(&time::format_description::well_known::Rfc3339)
+                    .unwrap_or_default()
+            ),
             None => "no complete backup in this repository".into(),
         }));
     };
