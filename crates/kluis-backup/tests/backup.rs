@@ -1,5 +1,11 @@
-//! The crate's one integration-test binary: each module is one area of the backup suite.
+//! The crate's one integration-test binary: one `#[path]` module per area.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "backup/local.rs"]
+mod local;
 #[path = "backup/pg.rs"]
 mod pg;
+#[path = "backup/retention.rs"]
+mod retention;
+#[path = "backup/sqlite.rs"]
+mod sqlite;

@@ -565,6 +565,32 @@ impl Kluis {
         Ok(tx)
     }
 
+    /// Records an operational event in the platform log: backups (created, pruned, restored,
+    /// drilled) are reported by the `kluis` binary, which knows no other way into the log.
+    pub async fn record_platform_event(
+        &self,
+        actor: &str,
+        action: &str,
+        success: bool,
+        object_type: &str,
+        object_id: &str,
+        details: Value,
+    ) -> Result<()> {
+        let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;
+        let keys = self.keys(&mut tx).await?;
+        let ev = Event {
+            action,
+            success,
+            object_type: Some(object_type),
+            object_id: Some(object_id.to_owned()),
+            details,
+        };
+        self.audit(&mut tx, &keys, actor, &RequestContext::default(), ev)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Creates the platform log's keys on first start.
     pub async fn ensure_platform_keys(&self) -> Result<()> {
         let mut tx = self.store.tenant(TenantId::PLATFORM).begin().await?;

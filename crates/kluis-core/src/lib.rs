@@ -9,6 +9,7 @@ pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod authz;
+pub mod backup_status;
 // Benchmark hooks into crate-private write paths; compiled only for the benches and tests
 // (the `bench` feature, which only the dev-dependency on this crate turns on), never into
 // the server.
@@ -116,6 +117,8 @@ pub struct Kluis {
     pub(crate) mail: Option<Arc<mail::MailRuntime>>,
     /// Passkeys (WebAuthn relying party); None where the server does not offer them.
     pub(crate) webauthn: Option<Arc<passkeys::WebauthnRuntime>>,
+    /// Backups as the running server's schedule reports them (`GET /api/v1/platform/backups`).
+    pub(crate) backup_status: Arc<std::sync::RwLock<backup_status::BackupStatus>>,
 }
 
 impl Kluis {
@@ -144,6 +147,7 @@ impl Kluis {
             sso: None,
             mail: None,
             webauthn: None,
+            backup_status: Arc::default(),
         }
     }
 

@@ -274,6 +274,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))
+        .routes(routes!(routes::platform::backups))
         .routes(routes!(routes::passkeys::register_start))
         .routes(routes!(routes::passkeys::register_finish))
         .routes(routes!(routes::passkeys::list))

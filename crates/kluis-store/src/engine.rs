@@ -94,6 +94,10 @@ pub struct StoreOptions {
     /// not own the tables (ownership would let it disable RLS).
     pub owner_url: Option<String>,
     pub max_connections: u32,
+    /// SQLite only: a backup shipper runs beside the store (kluis-backup). Every connection
+    /// is then opened with `PRAGMA wal_autocheckpoint=0`, so that only the shipper
+    /// checkpoints: the WAL never restarts before the shipper has shipped all of it.
+    pub sqlite_wal_shipping: bool,
 }
 
 impl std::fmt::Debug for StoreOptions {
@@ -112,6 +116,7 @@ impl std::fmt::Debug for StoreOptions {
             )
             .field("owner_url", &self.owner_url.as_ref().map(|_| "[redacted]"))
             .field("max_connections", &self.max_connections)
+            .field("sqlite_wal_shipping", &self.sqlite_wal_shipping)
             .finish()
     }
 }
@@ -151,6 +156,13 @@ pub struct Store {
 impl Store {
     /// Opens (creating if needed) an SQLite database file and migrates it.
     pub async fn open_sqlite(path: &Path) -> Result<Store> {
+        Store::open_sqlite_with(path, false).await
+    }
+
+    /// Like [`Store::open_sqlite`]; with `wal_shipping`, no connection ever checkpoints on its
+    /// own (see [`StoreOptions::sqlite_wal_shipping`]). The direct read-only connections need
+    /// nothing: SQLite checkpoints automatically only after a write commits.
+    pub async fn open_sqlite_with(path: &Path, wal_shipping: bool) -> Result<Store> {
         create_private_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
@@ -172,6 +184,12 @@ impl Store {
             // and put copies of sealed pages and blind indexes in an unlinked file on disk.
             .pragma("temp_store", "MEMORY")
             .busy_timeout(Duration::from_secs(10));
+        // 1000 is SQLite's default; 0 turns automatic checkpoints off (the bulk-write
+        // connection of `begin_bulk` clones these options, so it inherits the setting).
+        let options = options.pragma(
+            "wal_autocheckpoint",
+            if wal_shipping { "0" } else { "1000" },
+        );
         // No liveness ping before each acquire: a local file cannot drop the connection, and
         // every ping is a round trip to the connection's worker thread (measured: the largest
         // cost of a simple authenticated GET).
@@ -253,7 +271,7 @@ impl Store {
             Store::open_postgres(url, options.owner_url.as_deref(), options.max_connections).await
         } else {
             let path = url.strip_prefix("sqlite://").unwrap_or(url);
-            Store::open_sqlite(Path::new(path)).await
+            Store::open_sqlite_with(Path::new(path), options.sqlite_wal_shipping).await
         }
     }
 

@@ -112,6 +112,19 @@ pub struct Config {
     pub mail_sweep_interval_secs: u64,
     /// Lifetime of an invitation link.
     pub invitation_ttl_hours: u64,
+    /// Backup repository: a directory or `s3://bucket/prefix`. Set: `kluis serve` ships the
+    /// SQLite WAL there every second, takes a snapshot daily, prunes and runs a restore drill.
+    pub backup_repo: Option<String>,
+    /// Retention (see `kluis backup prune`): first backup of each of the last N days...
+    pub backup_keep_daily: u32,
+    /// ... every moment of the last N days restorable ...
+    pub backup_keep_pitr_days: u32,
+    /// ... first backup of each of the last N months ...
+    pub backup_keep_monthly: u32,
+    /// ... and of each of the last N years.
+    pub backup_keep_yearly: u32,
+    /// How often `kluis serve` runs a restore drill of the latest backup (0: never).
+    pub backup_drill_interval_hours: u64,
 }
 
 /// A secret setting: Debug never shows it.
@@ -185,6 +198,12 @@ impl Default for Config {
             mail_max_attempts: 10,
             mail_sweep_interval_secs: 60,
             invitation_ttl_hours: 72,
+            backup_repo: None,
+            backup_keep_daily: 7,
+            backup_keep_pitr_days: 30,
+            backup_keep_monthly: 12,
+            backup_keep_yearly: 10,
+            backup_drill_interval_hours: 24,
         }
     }
 }
@@ -241,6 +260,12 @@ const ENV_KEYS: &[&str] = &[
     "mail_max_attempts",
     "mail_sweep_interval_secs",
     "invitation_ttl_hours",
+    "backup_repo",
+    "backup_keep_daily",
+    "backup_keep_pitr_days",
+    "backup_keep_monthly",
+    "backup_keep_yearly",
+    "backup_drill_interval_hours",
 ];
 
 /// Command-line overrides (highest precedence).

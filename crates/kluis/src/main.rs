@@ -1,5 +1,6 @@
 //! `kluis`: the server (`kluis serve`) and the admin CLI in one binary.
 
+mod backup;
 mod commands;
 mod config;
 mod serve;
@@ -74,6 +75,9 @@ enum Command {
         /// bash, zsh, fish, elvish or powershell.
         shell: clap_complete::Shell,
     },
+    /// Backups: create, list, verify, restore (to a point in time), prune, drill.
+    #[command(subcommand)]
+    Backup(backup::BackupCmd),
 }
 
 #[global_allocator]
@@ -120,6 +124,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             commands::finish(&kluis).await;
             r
         }
+        Command::Backup(c) => {
+            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
+            backup::run(&cfg, c).await
+        }
         Command::Openapi => {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
@@ -151,7 +159,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             let kluis = serve::open(&cfg).await?;
             let r = match other {
-                Command::Tenant(c) => commands::tenant(&kluis, c).await,
+                Command::Tenant(c) => {
+                    let shred = matches!(c, commands::TenantCmd::Shred { .. });
+                    let r = commands::tenant(&kluis, c).await;
+                    if shred && r.is_ok() {
+                        backup::after_shred(&cfg).await?;
+                    }
+                    r
+                }
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
@@ -161,7 +176,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::Serve { .. }
                 | Command::Openapi
                 | Command::Doctor
-                | Command::Completions { .. } => Ok(()),
+                | Command::Completions { .. }
+                | Command::Backup(_) => Ok(()),
             };
             commands::finish(&kluis).await;
             r

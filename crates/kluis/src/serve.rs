@@ -68,7 +68,10 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
     create_private_dir(&root_dir)?;
     let kluis = Kluis::new(store, cfg.core(), keks)
         .with_audit_signing(signing)
-        .with_root_key_store(Arc::new(FileRootKeyStore::new(root_dir)));
+        .with_root_key_store(Arc::new(crate::backup::TombstoningRootKeyStore::new(
+            FileRootKeyStore::new(&root_dir),
+            root_dir.clone(),
+        )));
     kluis
         .ensure_platform_keys()
         .await
@@ -78,7 +81,7 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
 
 /// The Ed25519 key that signs audit checkpoints: a 32-byte seed, base64, in a file with mode
 /// 0600 (created on first start; a looser mode refuses to start).
-fn load_audit_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
+pub(crate) fn load_audit_signer(path: &Path) -> anyhow::Result<CheckpointSigner> {
     use base64::Engine;
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
@@ -159,12 +162,13 @@ pub(crate) fn store_options(cfg: &Config) -> StoreOptions {
         database_url: cfg.database_url(),
         owner_url: cfg.database_owner_url.as_ref().map(|s| s.0.clone()),
         max_connections: cfg.database_max_connections,
+        sqlite_wal_shipping: cfg.backup_repo.is_some(),
     }
 }
 
 /// The KEK inside a PKCS#11 token: wrapping and unwrapping happen in the token, the key never
 /// leaves it. Created (non-extractable, sensitive) on first start if the label is free.
-fn open_pkcs11(cfg: &Config) -> anyhow::Result<Arc<dyn Kms>> {
+pub(crate) fn open_pkcs11(cfg: &Config) -> anyhow::Result<Arc<dyn Kms>> {
     use kluis_crypto::envelope::Pkcs11Kms;
     let (Some(module), Some(token), Some(label), Some(pin)) = (
         &cfg.pkcs11_module,
@@ -213,7 +217,7 @@ pub fn load_keks(kek_path: &Path, rotating: bool) -> anyhow::Result<KeyEncryptio
     })
 }
 
-fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
+pub(crate) fn create_private_dir(dir: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::DirBuilderExt;
     if !dir.exists() {
         std::fs::DirBuilder::new()
@@ -310,6 +314,9 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         cfg.audit_retention_days,
         cfg.trash_retention_days,
     ));
+    let backups = crate::backup::Schedule::start(&cfg, &kluis)
+        .await
+        .context("starting the backup schedule")?;
     let app = kluis_http::app(kluis.clone(), &cfg.http());
     let handle: Handle<SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
@@ -331,6 +338,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     server
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
+    if let Some(b) = backups {
+        // Ships the last frames and closes the generation before the database closes.
+        tokio::task::spawn_blocking(move || b.stop()).await?;
+    }
     crate::commands::finish(&kluis).await;
     tracing::info!("stopped");
     Ok(())

@@ -11,6 +11,8 @@ mod a11y_pages;
 mod api;
 #[path = "e2e/audit.rs"]
 mod audit;
+#[path = "e2e/backup.rs"]
+mod backup;
 #[path = "e2e/boards_pages.rs"]
 mod boards_pages;
 #[path = "e2e/crm.rs"]

@@ -62,3 +62,14 @@ pub async fn resume(
 ) -> ApiResult<Json<Tenant>> {
     Ok(Json(s.kluis.set_tenant_suspended(&p, &c, id, false).await?))
 }
+
+/// Backups of this installation: the latest shipped backup and its age, the latest restore
+/// drill and its result, and alerts (backup older than 26 h, failed drill).
+#[utoipa::path(get, path = "/api/v1/platform/backups", tag = "platform",
+    responses((status = 200, body = kluis_core::backup_status::BackupStatus), (status = 401, body = ErrorBody)))]
+pub async fn backups(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+) -> ApiResult<Json<kluis_core::backup_status::BackupStatus>> {
+    Ok(Json(s.kluis.backup_status(&p)))
+}
