@@ -12,6 +12,7 @@
 
 pub mod repo;
 pub mod report;
+pub mod s3;
 
 pub use repo::{ObjectInfo, Repo, RepoError};
 pub use report::{BackupSummary, CheckReport};

@@ -11,6 +11,8 @@
 
 use time::OffsetDateTime;
 
+use crate::s3::S3Repo;
+
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
     #[error("backup object not found: {0}")]
@@ -38,16 +40,54 @@ pub struct ObjectInfo {
 /// here, and async methods stay plain `async fn`.
 pub enum Repo {
     // Local(local::LocalRepo),
-    // S3(s3::S3Repo),
+    S3(S3Repo),
 }
 
 impl Repo {
-    // pub async fn open(location: &str) -> Result<Repo, RepoError>
-    //   a path -> Local; `s3://bucket/prefix` (endpoint and credentials from the environment
-    //   or options) -> S3.
-    // pub async fn put_locked(&self, name: &str, bytes: Vec<u8>, retain_until: OffsetDateTime) -> Result<(), RepoError>
-    // pub async fn put_mutable(&self, name: &str, bytes: Vec<u8>) -> Result<(), RepoError>
-    // pub async fn get(&self, name: &str) -> Result<Vec<u8>, RepoError>
-    // pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError>
-    // pub async fn delete(&self, name: &str) -> Result<(), RepoError>
+    /// `s3://bucket[/prefix]` -> S3 (endpoint and credentials from the environment, see
+    /// [`crate::s3::S3Config::from_env`]); a path -> Local.
+    pub async fn open(location: &str) -> Result<Repo, RepoError> {
+        if location.starts_with("s3://") {
+            return Ok(Repo::S3(S3Repo::open_location(location).await?));
+        }
+        // Replaced by the Local arm when the local repository lands.
+        Err(RepoError::Io(format!(
+            "not an s3:// location (local repositories are not built in yet): {location}"
+        )))
+    }
+
+    pub async fn put_locked(
+        &self,
+        name: &str,
+        bytes: Vec<u8>,
+        retain_until: OffsetDateTime,
+    ) -> Result<(), RepoError> {
+        match self {
+            Repo::S3(r) => r.put_locked(name, bytes, retain_until).await,
+        }
+    }
+
+    pub async fn put_mutable(&self, name: &str, bytes: Vec<u8>) -> Result<(), RepoError> {
+        match self {
+            Repo::S3(r) => r.put_mutable(name, bytes).await,
+        }
+    }
+
+    pub async fn get(&self, name: &str) -> Result<Vec<u8>, RepoError> {
+        match self {
+            Repo::S3(r) => r.get(name).await,
+        }
+    }
+
+    pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError> {
+        match self {
+            Repo::S3(r) => r.list(prefix).await,
+        }
+    }
+
+    pub async fn delete(&self, name: &str) -> Result<(), RepoError> {
+        match self {
+            Repo::S3(r) => r.delete(name).await,
+        }
+    }
 }
