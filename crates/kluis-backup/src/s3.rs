@@ -664,7 +664,13 @@ impl S3Repo {
         for (k, v) in instructions.headers() {
             rb = rb.header(k, v);
         }
-        let resp = rb.body(body).send().await.map_err(|e| {
+        // An empty body still needs its length (RGW answers 411 without it).
+        let resp = rb
+            .header(reqwest::header::CONTENT_LENGTH, body.len())
+            .body(body)
+            .send()
+            .await
+            .map_err(|e| {
             // reqwest's message names the URL (endpoint, bucket, key): no secrets in it.
             RepoError::Io(format!("S3 {method} {url}: {e}"))
         })?;
@@ -788,7 +794,8 @@ fn check_list_prefix(prefix: &str) -> Result<(), RepoError> {
     if prefix.is_empty() {
         return Ok(());
     }
-    check_name(prefix.trim_end_matches('/')).map_err(|_| RepoError::BadName(prefix.to_owned()))
+    let p = prefix.strip_suffix('/').unwrap_or(prefix);
+    check_name(p).map_err(|_| RepoError::BadName(prefix.to_owned()))
 }
 
 #[cfg(test)]
@@ -811,6 +818,7 @@ mod tests {
         assert!(check_list_prefix("").is_ok());
         assert!(check_list_prefix("wal/").is_ok());
         assert!(check_list_prefix("../").is_err());
+        assert!(check_list_prefix("a//").is_err());
     }
 
     #[test]

@@ -1,0 +1,261 @@
+//! The S3 repository against a real S3 server (Ceph radosgw, started by kluis-testkit), plus
+//! direct requests to that server proving that the immutability is the server's: nothing the
+//! repository's credentials can send removes or shortens a locked object version.
+
+use kluis_backup::s3::{S3Config, S3Repo};
+use kluis_backup::{Repo, RepoError};
+use kluis_testkit::s3::{S3Server, s3_server};
+use time::OffsetDateTime;
+
+fn config(s: &S3Server) -> S3Config {
+    S3Config {
+        endpoint: s.endpoint.clone(),
+        region: s.region.clone(),
+        access_key_id: s.access_key.clone(),
+        secret_access_key: s.secret_key.clone(),
+        session_token: None,
+    }
+}
+
+/// A fresh bucket with Object Lock and a repository on it under `prefix`.
+async fn fresh(s: &S3Server, prefix: &str) -> (String, S3Repo) {
+    let bucket = s.unique_bucket("kluis-bk");
+    s.create_bucket(&bucket, true)
+        .await
+        .unwrap_or_else(|e| panic!("create bucket: {e:#}"));
+    let repo = S3Repo::open(config(s), &bucket, prefix)
+        .await
+        .unwrap_or_else(|e| panic!("open: {e}"));
+    (bucket, repo)
+}
+
+/// Every `(key, version id, is delete marker)` in the bucket, from the server itself.
+async fn raw_versions(s: &S3Server, bucket: &str) -> Vec<(String, String, bool)> {
+    let r = s
+        .request("GET", &format!("/{bucket}?versions="), &[], Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("list versions: {e:#}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let text = r.text();
+    let doc = roxmltree::Document::parse(&text).unwrap_or_else(|e| panic!("{e}"));
+    doc.root_element()
+        .children()
+        .filter(|n| n.has_tag_name("Version") || n.has_tag_name("DeleteMarker"))
+        .map(|n| {
+            let t = |tag: &str| {
+                n.children()
+                    .find(|c| c.has_tag_name(tag))
+                    .and_then(|c| c.text())
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            (t("Key"), t("VersionId"), n.has_tag_name("DeleteMarker"))
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_repository_keeps_the_contract() {
+    let Some(s) = s3_server() else { return };
+    let (_bucket, repo) = fresh(s, "kluis/prod").await;
+    // Small pages, so that the contract's listing spans several requests.
+    let repo = Repo::S3(repo.with_page_size(10));
+    crate::contract::repo_contract(&repo).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_refuses_to_remove_a_locked_version() {
+    let Some(s) = s3_server() else { return };
+    let (bucket, repo) = fresh(s, "").await;
+    let until = OffsetDateTime::now_utc() + time::Duration::hours(2);
+    repo.put_locked("base/000001.seg", b"sealed bytes".to_vec(), until)
+        .await
+        .unwrap_or_else(|e| panic!("put_locked: {e}"));
+    let versions = raw_versions(s, &bucket).await;
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    let (key, vid, _) = &versions[0];
+    assert_eq!(key, "base/000001.seg");
+    let obj = format!("/{bucket}/{key}");
+    let with_version = format!("{obj}?versionId={vid}");
+
+    // The server reports COMPLIANCE and our date.
+    let head = s.request("HEAD", &with_version, &[], Vec::new()).await.ok();
+    let head = head.unwrap_or_else(|| panic!("HEAD failed"));
+    assert_eq!(head.header("x-amz-object-lock-mode"), Some("COMPLIANCE"));
+    assert!(head.header("x-amz-object-lock-retain-until-date").is_some());
+
+    // Deleting that very version: refused, with or without the governance bypass.
+    for bypass in [&[][..], &[("x-amz-bypass-governance-retention", "true")][..]] {
+        let r = s.request("DELETE", &with_version, bypass, Vec::new()).await;
+        let r = r.unwrap_or_else(|e| panic!("{e:#}"));
+        assert_eq!(r.status, 403, "delete version (bypass {bypass:?}): {}", r.text());
+    }
+    // Shortening the retention, or switching to GOVERNANCE: refused.
+    let earlier = (OffsetDateTime::now_utc() + time::Duration::seconds(5))
+        .replace_nanosecond(0)
+        .unwrap_or(until)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    for mode in ["COMPLIANCE", "GOVERNANCE"] {
+        let body = format!(
+            "<Retention xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Mode>{mode}</Mode>\
+             <RetainUntilDate>{earlier}</RetainUntilDate></Retention>"
+        );
+        let md5 = {
+            use base64::Engine as _;
+            use md5::Digest as _;
+            base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+        };
+        let r = s
+            .request(
+                "PUT",
+                &format!("{with_version}&retention="),
+                &[
+                    ("content-md5", md5.as_str()),
+                    ("x-amz-bypass-governance-retention", "true"),
+                ],
+                body.into_bytes(),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("{e:#}"));
+        assert!(
+            r.status == 400 || r.status == 403,
+            "shortening retention ({mode}) answered {}: {}",
+            r.status,
+            r.text()
+        );
+    }
+    // Suspending versioning (which would let a PUT replace the bytes) and deleting the bucket:
+    // refused.
+    let body = "<VersioningConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                <Status>Suspended</Status></VersioningConfiguration>";
+    let r = s
+        .request(
+            "PUT",
+            &format!("/{bucket}?versioning="),
+            &[],
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.status, 409, "suspend versioning: {}", r.text());
+    let r = s
+        .request("DELETE", &format!("/{bucket}"), &[], Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.status, 409, "delete bucket: {}", r.text());
+
+    // A plain DELETE only adds a delete marker: the object looks gone, but the locked version
+    // is intact, the repository still refuses to delete it, and may not re-create the name on top.
+    let r = s
+        .request("DELETE", &obj, &[], Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.status, 204, "{}", r.text());
+    assert!(matches!(
+        repo.get("base/000001.seg").await,
+        Err(RepoError::NotFound(_))
+    ));
+    assert!(matches!(
+        repo.delete("base/000001.seg").await,
+        Err(RepoError::Retained { .. })
+    ));
+    let r = s
+        .request("GET", &with_version, &[], Vec::new())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!((r.status, r.body.as_slice()), (200, &b"sealed bytes"[..]));
+    assert!(
+        raw_versions(s, &bucket)
+            .await
+            .iter()
+            .any(|(_, v, marker)| v == vid && !marker)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mutable_objects_leave_no_old_versions() {
+    // Shredding relies on this: a replaced or deleted ledger key must not survive as an older
+    // version of the object.
+    let Some(s) = s3_server() else { return };
+    let (bucket, repo) = fresh(s, "p").await;
+    for v in ["key v1", "key v2", "key v3"] {
+        repo.put_mutable("ledger/tenant-a.key", v.as_bytes().to_vec())
+            .await
+            .unwrap_or_else(|e| panic!("put_mutable: {e}"));
+    }
+    let versions = raw_versions(s, &bucket).await;
+    assert_eq!(versions.len(), 1, "{versions:?}");
+    assert_eq!(versions[0].0, "p/ledger/tenant-a.key");
+    let r = s
+        .request(
+            "GET",
+            &format!("/{bucket}/p/ledger/tenant-a.key?versionId={}", versions[0].1),
+            &[],
+            Vec::new(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.body, b"key v3");
+    repo.delete("ledger/tenant-a.key")
+        .await
+        .unwrap_or_else(|e| panic!("delete: {e}"));
+    let versions = raw_versions(s, &bucket).await;
+    assert!(versions.is_empty(), "left behind: {versions:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_refuses_buckets_that_cannot_lock() {
+    let Some(s) = s3_server() else { return };
+    // No Object Lock at all.
+    let plain = s.unique_bucket("kluis-plain");
+    s.create_bucket(&plain, false)
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    let e = S3Repo::open(config(s), &plain, "").await.err();
+    let e = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("Object Lock"), "{e}");
+
+    // Object Lock with a default retention: the ledger could not be shredded.
+    let (bucket, _) = fresh(s, "").await;
+    let body = "<ObjectLockConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\">\
+                <ObjectLockEnabled>Enabled</ObjectLockEnabled><Rule><DefaultRetention>\
+                <Mode>COMPLIANCE</Mode><Days>1</Days></DefaultRetention></Rule>\
+                </ObjectLockConfiguration>";
+    let md5 = {
+        use base64::Engine as _;
+        use md5::Digest as _;
+        base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(body.as_bytes()))
+    };
+    let r = s
+        .request(
+            "PUT",
+            &format!("/{bucket}?object-lock="),
+            &[("content-md5", md5.as_str())],
+            body.as_bytes().to_vec(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    let e = S3Repo::open(config(s), &bucket, "").await.err();
+    let e = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("default Object Lock retention"), "{e}");
+
+    // A missing bucket.
+    let e = S3Repo::open(config(s), "kluis-no-such-bucket", "").await.err();
+    let e = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(e.contains("does not exist"), "{e}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_fail_without_echoing_them() {
+    let Some(s) = s3_server() else { return };
+    let (bucket, _) = fresh(s, "").await;
+    let mut cfg = config(s);
+    cfg.secret_access_key = "not-the-secret-Zq8wPl".into();
+    let e = S3Repo::open(cfg, &bucket, "").await.err();
+    let msg = e.map(|e| e.to_string()).unwrap_or_default();
+    assert!(msg.contains("403"), "{msg}");
+    assert!(!msg.contains("Zq8wPl") && !msg.contains(&s.secret_key), "{msg}");
+    assert!(!msg.contains(&s.access_key), "{msg}");
+}
