@@ -259,3 +259,76 @@ async fn wrong_credentials_fail_without_echoing_them() {
     assert!(!msg.contains("Zq8wPl") && !msg.contains(&s.secret_key), "{msg}");
     assert!(!msg.contains(&s.access_key), "{msg}");
 }
+
+/// `Repo::open("s3://bucket/prefix")` as the CLI calls it, with everything from the environment.
+/// The environment is per process, so this runs the `open_from_env_child` test in a child
+/// process of this test binary.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn repo_open_takes_the_environment() {
+    let Some(s) = s3_server() else { return };
+    let (bucket, _) = fresh(s, "").await;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let secret_file = dir.path().join("secret");
+    std::fs::write(&secret_file, format!("{}\n", s.secret_key)).unwrap_or_else(|e| panic!("{e}"));
+    let run = |extra: Vec<(&'static str, String)>, remove: &[&str]| {
+        let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
+        let mut cmd = std::process::Command::new(exe);
+        cmd.args(["--exact", "s3::open_from_env_child", "--ignored", "--nocapture"])
+            .env("KLUIS_TEST_S3_LOCATION", format!("s3://{bucket}/from-env"));
+        for (k, v) in s.env().into_iter().chain(extra) {
+            cmd.env(k, v);
+        }
+        for k in remove {
+            cmd.env_remove(k);
+        }
+        let out = cmd.output().unwrap_or_else(|e| panic!("{e}"));
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        (out.status.success(), text)
+    };
+    // Secret in the environment.
+    let (ok, out) = run(vec![], &[]);
+    assert!(ok && out.contains("child: round trip ok"), "{out}");
+    // Secret in a file instead.
+    let (ok, out) = run(
+        vec![(
+            "AWS_SECRET_ACCESS_KEY_FILE",
+            secret_file.to_string_lossy().into_owned(),
+        )],
+        &["AWS_SECRET_ACCESS_KEY"],
+    );
+    assert!(ok && out.contains("child: round trip ok"), "{out}");
+    // Plain http to a host that is not loopback: refused before any request.
+    let (ok, out) = run(
+        vec![("KLUIS_S3_ENDPOINT", "http://s3.example.com".to_owned())],
+        &[],
+    );
+    assert!(!ok && out.contains("only allowed to a loopback address"), "{out}");
+    assert!(!out.contains(&s.secret_key), "the secret leaked: {out}");
+    // No credentials at all.
+    let (ok, out) = run(vec![], &["AWS_ACCESS_KEY_ID"]);
+    assert!(!ok && out.contains("AWS_ACCESS_KEY_ID is not set"), "{out}");
+}
+
+/// Run only by [`repo_open_takes_the_environment`], in its own process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a child process of repo_open_takes_the_environment"]
+async fn open_from_env_child() {
+    let location = std::env::var("KLUIS_TEST_S3_LOCATION").unwrap_or_default();
+    let repo = match Repo::open(&location).await {
+        Ok(r) => r,
+        Err(e) => panic!("child: open failed: {e}"),
+    };
+    repo.put_mutable("state/position", b"42".to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("child: {e}"));
+    assert_eq!(
+        repo.get("state/position").await.ok().as_deref(),
+        Some(&b"42"[..])
+    );
+    assert!(matches!(&repo, Repo::S3(r) if r.prefix() == "from-env/"));
+    println!("child: round trip ok");
+}
