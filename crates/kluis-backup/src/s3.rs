@@ -256,7 +256,9 @@ impl S3Repo {
         let body = String::from_utf8_lossy(&r.body);
         if !r.status.is_success() {
             return Err(match r.error_code().as_str() {
-                "NoSuchBucket" => RepoError::Io(format!("S3 bucket {} does not exist", self.bucket)),
+                "NoSuchBucket" => {
+                    RepoError::Io(format!("S3 bucket {} does not exist", self.bucket))
+                }
                 "ObjectLockConfigurationNotFoundError" => self.no_lock_error(),
                 code => self.http_error("GET ?object-lock", "", r.status, code),
             });
@@ -267,7 +269,10 @@ impl S3Repo {
         if xml_child_text(root, "ObjectLockEnabled").as_deref() != Some("Enabled") {
             return Err(self.no_lock_error());
         }
-        if root.descendants().any(|n| n.has_tag_name("DefaultRetention")) {
+        if root
+            .descendants()
+            .any(|n| n.has_tag_name("DefaultRetention"))
+        {
             return Err(RepoError::Io(format!(
                 "S3 bucket {} has a default Object Lock retention; the key ledger must stay \
                  deletable, so backups need a bucket without a default rule (Kluis sets \
@@ -671,9 +676,9 @@ impl S3Repo {
             .send()
             .await
             .map_err(|e| {
-            // reqwest's message names the URL (endpoint, bucket, key): no secrets in it.
-            RepoError::Io(format!("S3 {method} {url}: {e}"))
-        })?;
+                // reqwest's message names the URL (endpoint, bucket, key): no secrets in it.
+                RepoError::Io(format!("S3 {method} {url}: {e}"))
+            })?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
@@ -727,9 +732,13 @@ fn check_endpoint(endpoint: &str) -> Result<String, RepoError> {
     let url = url::Url::parse(endpoint).map_err(|e| bad(&format!("not a URL ({e})")))?;
     if !url.username().is_empty() || url.password().is_some() {
         // Not echoed: the URL would carry the secret.
-        return Err(bad("credentials in the URL are refused; use AWS_ACCESS_KEY_ID etc."));
+        return Err(bad(
+            "credentials in the URL are refused; use AWS_ACCESS_KEY_ID etc.",
+        ));
     }
-    if url.query().is_some() || url.fragment().is_some() || url.path().trim_end_matches('/') != ""
+    if url.query().is_some()
+        || url.fragment().is_some()
+        || !url.path().trim_end_matches('/').is_empty()
     {
         return Err(bad(&format!("{endpoint} must be scheme://host[:port]")));
     }
@@ -804,7 +813,12 @@ mod tests {
 
     #[test]
     fn names() {
-        for good in ["a", "base/2026-12-07/000001.seg", "ledger/t-1.key", "A_b.c-d"] {
+        for good in [
+            "a",
+            "base/2026-12-07/000001.seg",
+            "ledger/t-1.key",
+            "A_b.c-d",
+        ] {
             assert!(check_name(good).is_ok(), "{good}");
         }
         for bad in [
@@ -858,7 +872,9 @@ mod tests {
             .unwrap_or(OffsetDateTime::UNIX_EPOCH);
         assert_eq!(ceil_second(t).unix_timestamp(), 1_700_000_001);
         assert_eq!(
-            parse_s3_time("2026-12-07T11:45:18Z").map(|t| t.unix_timestamp()).ok(),
+            parse_s3_time("2026-12-07T11:45:18Z")
+                .map(|t| t.unix_timestamp())
+                .ok(),
             Some(1_796_643_918)
         );
         assert!(parse_s3_time("2026-12-07T11:45:18.123Z").is_ok());

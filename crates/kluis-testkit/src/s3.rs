@@ -195,7 +195,9 @@ impl S3Server {
         } else {
             &[]
         };
-        let r = self.request("PUT", &format!("/{name}"), headers, Vec::new()).await?;
+        let r = self
+            .request("PUT", &format!("/{name}"), headers, Vec::new())
+            .await?;
         if r.status != 200 {
             bail!("creating bucket {name}: HTTP {} {}", r.status, r.text());
         }

@@ -42,17 +42,32 @@ async fn names_are_validated(repo: &Repo, run: &str) {
     ];
     for name in &bad {
         let put = repo.put_locked(name, b"x".to_vec(), hour_from_now()).await;
-        assert!(matches!(put, Err(RepoError::BadName(_))), "put_locked {name:?}: {put:?}");
+        assert!(
+            matches!(put, Err(RepoError::BadName(_))),
+            "put_locked {name:?}: {put:?}"
+        );
         let put = repo.put_mutable(name, b"x".to_vec()).await;
-        assert!(matches!(put, Err(RepoError::BadName(_))), "put_mutable {name:?}: {put:?}");
+        assert!(
+            matches!(put, Err(RepoError::BadName(_))),
+            "put_mutable {name:?}: {put:?}"
+        );
         let get = repo.get(name).await;
-        assert!(matches!(get, Err(RepoError::BadName(_))), "get {name:?}: {get:?}");
+        assert!(
+            matches!(get, Err(RepoError::BadName(_))),
+            "get {name:?}: {get:?}"
+        );
         let del = repo.delete(name).await;
-        assert!(matches!(del, Err(RepoError::BadName(_))), "delete {name:?}: {del:?}");
+        assert!(
+            matches!(del, Err(RepoError::BadName(_))),
+            "delete {name:?}: {del:?}"
+        );
     }
     for prefix in ["../", "/", "a//", "x y"] {
         let l = repo.list(prefix).await;
-        assert!(matches!(l, Err(RepoError::BadName(_))), "list {prefix:?}: {l:?}");
+        assert!(
+            matches!(l, Err(RepoError::BadName(_))),
+            "list {prefix:?}: {l:?}"
+        );
     }
     // None of them left anything behind.
     assert_eq!(repo.list(run).await.map(|l| l.len()).ok(), Some(0));
@@ -61,9 +76,15 @@ async fn names_are_validated(repo: &Repo, run: &str) {
 async fn missing_objects(repo: &Repo, run: &str) {
     let name = format!("{run}/missing/nothing.seg");
     assert!(matches!(repo.get(&name).await, Err(RepoError::NotFound(n)) if n == name));
-    assert!(matches!(repo.delete(&name).await, Err(RepoError::NotFound(_))));
+    assert!(matches!(
+        repo.delete(&name).await,
+        Err(RepoError::NotFound(_))
+    ));
     assert_eq!(
-        repo.list(&format!("{run}/missing/")).await.map(|l| l.len()).ok(),
+        repo.list(&format!("{run}/missing/"))
+            .await
+            .map(|l| l.len())
+            .ok(),
         Some(0)
     );
 }
@@ -79,7 +100,10 @@ async fn locked_objects_stay(repo: &Repo, run: &str) {
 
     // Create-only: the same name again is refused, locked or not.
     let again = repo.put_locked(&name, b"evil".to_vec(), until).await;
-    assert!(matches!(again, Err(RepoError::Exists(ref n)) if *n == name), "{again:?}");
+    assert!(
+        matches!(again, Err(RepoError::Exists(ref n)) if *n == name),
+        "{again:?}"
+    );
     let over = repo.put_mutable(&name, b"evil".to_vec()).await;
     assert!(
         matches!(over, Err(RepoError::Retained { .. } | RepoError::Exists(_))),
@@ -124,8 +148,14 @@ async fn mutable_objects_change(repo: &Repo, run: &str) {
     repo.put_mutable(&name, b"v2, longer".to_vec())
         .await
         .unwrap_or_else(|e| panic!("replacing {name}: {e}"));
-    assert_eq!(repo.get(&name).await.ok().as_deref(), Some(&b"v2, longer"[..]));
-    let listed = repo.list(&format!("{run}/ledger/")).await.unwrap_or_default();
+    assert_eq!(
+        repo.get(&name).await.ok().as_deref(),
+        Some(&b"v2, longer"[..])
+    );
+    let listed = repo
+        .list(&format!("{run}/ledger/"))
+        .await
+        .unwrap_or_default();
     assert_eq!(listed.len(), 1, "{listed:?}");
     assert_eq!(listed[0].size, 10);
     assert_eq!(listed[0].retain_until, None);
@@ -133,7 +163,10 @@ async fn mutable_objects_change(repo: &Repo, run: &str) {
         .await
         .unwrap_or_else(|e| panic!("deleting {name}: {e}"));
     assert!(matches!(repo.get(&name).await, Err(RepoError::NotFound(_))));
-    assert!(matches!(repo.delete(&name).await, Err(RepoError::NotFound(_))));
+    assert!(matches!(
+        repo.delete(&name).await,
+        Err(RepoError::NotFound(_))
+    ));
     // A deleted name can be written again.
     repo.put_mutable(&name, b"v3".to_vec())
         .await
@@ -181,7 +214,10 @@ async fn listing(repo: &Repo, run: &str) {
     // The whole run, the locked objects of the other steps included.
     let run_all = repo.list(&format!("{run}/")).await.unwrap_or_default();
     assert!(run_all.len() > MANY + 2, "{}", run_all.len());
-    assert!(run_all.windows(2).all(|w| w[0].name < w[1].name), "not sorted");
+    assert!(
+        run_all.windows(2).all(|w| w[0].name < w[1].name),
+        "not sorted"
+    );
 }
 
 async fn retention_ends(repo: &Repo, run: &str) {
@@ -195,14 +231,18 @@ async fn retention_ends(repo: &Repo, run: &str) {
         Err(RepoError::Retained { .. })
     ));
     // Past the date (rounded up to whole seconds, plus slack) the object may go.
-    let wait = (until - OffsetDateTime::now_utc()).whole_milliseconds().max(0) as u64 + 2500;
+    let wait = (until - OffsetDateTime::now_utc())
+        .whole_milliseconds()
+        .max(0) as u64
+        + 2500;
     tokio::time::sleep(Duration::from_millis(wait)).await;
     repo.delete(&name)
         .await
         .unwrap_or_else(|e| panic!("delete after retention: {e}"));
     assert!(matches!(repo.get(&name).await, Err(RepoError::NotFound(_))));
-    assert!(repo
-        .list(&format!("{run}/short/"))
-        .await
-        .is_ok_and(|l| l.is_empty()));
+    assert!(
+        repo.list(&format!("{run}/short/"))
+            .await
+            .is_ok_and(|l| l.is_empty())
+    );
 }

@@ -85,10 +85,18 @@ async fn the_server_refuses_to_remove_a_locked_version() {
     assert!(head.header("x-amz-object-lock-retain-until-date").is_some());
 
     // Deleting that very version: refused, with or without the governance bypass.
-    for bypass in [&[][..], &[("x-amz-bypass-governance-retention", "true")][..]] {
+    for bypass in [
+        &[][..],
+        &[("x-amz-bypass-governance-retention", "true")][..],
+    ] {
         let r = s.request("DELETE", &with_version, bypass, Vec::new()).await;
         let r = r.unwrap_or_else(|e| panic!("{e:#}"));
-        assert_eq!(r.status, 403, "delete version (bypass {bypass:?}): {}", r.text());
+        assert_eq!(
+            r.status,
+            403,
+            "delete version (bypass {bypass:?}): {}",
+            r.text()
+        );
     }
     // Shortening the retention, or switching to GOVERNANCE: refused.
     let earlier = (OffsetDateTime::now_utc() + time::Duration::seconds(5))
@@ -190,7 +198,10 @@ async fn mutable_objects_leave_no_old_versions() {
     let r = s
         .request(
             "GET",
-            &format!("/{bucket}/p/ledger/tenant-a.key?versionId={}", versions[0].1),
+            &format!(
+                "/{bucket}/p/ledger/tenant-a.key?versionId={}",
+                versions[0].1
+            ),
             &[],
             Vec::new(),
         )
@@ -242,7 +253,9 @@ async fn open_refuses_buckets_that_cannot_lock() {
     assert!(e.contains("default Object Lock retention"), "{e}");
 
     // A missing bucket.
-    let e = S3Repo::open(config(s), "kluis-no-such-bucket", "").await.err();
+    let e = S3Repo::open(config(s), "kluis-no-such-bucket", "")
+        .await
+        .err();
     let e = e.map(|e| e.to_string()).unwrap_or_default();
     assert!(e.contains("does not exist"), "{e}");
 }
@@ -256,7 +269,10 @@ async fn wrong_credentials_fail_without_echoing_them() {
     let e = S3Repo::open(cfg, &bucket, "").await.err();
     let msg = e.map(|e| e.to_string()).unwrap_or_default();
     assert!(msg.contains("403"), "{msg}");
-    assert!(!msg.contains("Zq8wPl") && !msg.contains(&s.secret_key), "{msg}");
+    assert!(
+        !msg.contains("Zq8wPl") && !msg.contains(&s.secret_key),
+        "{msg}"
+    );
     assert!(!msg.contains(&s.access_key), "{msg}");
 }
 
@@ -273,8 +289,13 @@ async fn repo_open_takes_the_environment() {
     let run = |extra: Vec<(&'static str, String)>, remove: &[&str]| {
         let exe = std::env::current_exe().unwrap_or_else(|e| panic!("{e}"));
         let mut cmd = std::process::Command::new(exe);
-        cmd.args(["--exact", "s3::open_from_env_child", "--ignored", "--nocapture"])
-            .env("KLUIS_TEST_S3_LOCATION", format!("s3://{bucket}/from-env"));
+        cmd.args([
+            "--exact",
+            "s3::open_from_env_child",
+            "--ignored",
+            "--nocapture",
+        ])
+        .env("KLUIS_TEST_S3_LOCATION", format!("s3://{bucket}/from-env"));
         for (k, v) in s.env().into_iter().chain(extra) {
             cmd.env(k, v);
         }
@@ -306,7 +327,10 @@ async fn repo_open_takes_the_environment() {
         vec![("KLUIS_S3_ENDPOINT", "http://s3.example.com".to_owned())],
         &[],
     );
-    assert!(!ok && out.contains("only allowed to a loopback address"), "{out}");
+    assert!(
+        !ok && out.contains("only allowed to a loopback address"),
+        "{out}"
+    );
     assert!(!out.contains(&s.secret_key), "the secret leaked: {out}");
     // No credentials at all.
     let (ok, out) = run(vec![], &["AWS_ACCESS_KEY_ID"]);
