@@ -11,11 +11,15 @@
 //! marker. A shredded tenant's root key must really go, so `put_mutable` and `delete` remove
 //! every older version of the key by version id.
 //!
-//! Create-only: `put_locked` first asks with HEAD and then sends `If-None-Match: *`. Servers that
-//! honour the header (AWS since 2024) refuse a concurrent second writer with 412; servers that
-//! ignore it (Ceph RGW 16) leave a small race between the HEAD and the PUT, in which a second
-//! writer adds a newer version on top. Both versions stay locked, and the signed manifest's
-//! SHA-256 tells which bytes belong to the backup.
+//! Create-only: `put_locked` first lists the key's versions (any stored version, even one hidden
+//! behind a delete marker, means the name is taken) and then sends `If-None-Match: *`. Servers
+//! that honour the header (AWS since 2024) refuse a concurrent second writer with 412; servers
+//! that ignore it (Ceph RGW 16) leave a small race between the check and the PUT, in which a
+//! second writer adds a newer version on top. Both versions stay locked, and the signed
+//! manifest's SHA-256 tells which bytes belong to the backup.
+//!
+//! One PUT per object (no multipart upload), so an object is at most 5 GiB; it is held in
+//! memory while it is sent. Callers chunk large files.
 //!
 //! Requests are signed with AWS Signature V4 by the `aws-sigv4` crate, sent with path-style
 //! addressing (`https://endpoint/bucket/key`) over rustls. Credentials come from the
@@ -53,6 +57,8 @@ pub const SECRET_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 pub const SECRET_KEY_FILE_ENV: &str = "AWS_SECRET_ACCESS_KEY_FILE";
 pub const SESSION_TOKEN_ENV: &str = "AWS_SESSION_TOKEN";
 
+/// The largest single PUT S3 accepts.
+const MAX_PUT: u64 = 5 << 30;
 /// ListObjectsV2's own maximum.
 const DEFAULT_PAGE_SIZE: u32 = 1000;
 /// HEAD requests in flight while a listing collects retention dates.
@@ -311,8 +317,16 @@ impl S3Repo {
                 "retention date {until} for {name} is not in the future"
             )));
         }
+        if bytes.len() as u64 > MAX_PUT {
+            return Err(RepoError::Io(format!(
+                "{name}: {} bytes is more than one S3 PUT takes (5 GiB); write smaller objects",
+                bytes.len()
+            )));
+        }
         let key = self.key(name);
-        if self.head(&key, None).await?.is_some() {
+        // Any stored version counts, not only the current one: a delete marker put on top of a
+        // locked object (by anyone with a plain DELETE) must not free its name.
+        if self.versions(&key).await?.iter().any(|v| !v.delete_marker) {
             return Err(RepoError::Exists(name.to_owned()));
         }
         let until_s = until

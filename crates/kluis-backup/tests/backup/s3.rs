@@ -168,6 +168,10 @@ async fn the_server_refuses_to_remove_a_locked_version() {
         repo.delete("base/000001.seg").await,
         Err(RepoError::Retained { .. })
     ));
+    let again = repo
+        .put_locked("base/000001.seg", b"replacement".to_vec(), until)
+        .await;
+    assert!(matches!(again, Err(RepoError::Exists(_))), "{again:?}");
     let r = s
         .request("GET", &with_version, &[], Vec::new())
         .await
