@@ -332,7 +332,7 @@ impl S3Repo {
         let until_s = until
             .format(&Rfc3339)
             .map_err(|e| RepoError::Io(format!("formatting {until}: {e}")))?;
-        let mut headers = checksum_headers(&bytes);
+        let mut headers = object_headers(&bytes);
         headers.extend([
             ("x-amz-object-lock-mode", "COMPLIANCE".to_owned()),
             ("x-amz-object-lock-retain-until-date", until_s),
@@ -376,7 +376,7 @@ impl S3Repo {
                 until,
             });
         }
-        let headers = checksum_headers(&bytes);
+        let headers = object_headers(&bytes);
         let r = self
             .send(Method::PUT, Some(&key), &[], &headers, bytes)
             .await?;
@@ -666,18 +666,26 @@ impl S3Repo {
             .build()
             .map_err(|e| RepoError::Io(format!("S3 signing parameters: {e}")))?
             .into();
+        // One SHA-256 of the body serves the signature and, on object PUTs, the checksum that
+        // servers knowing `x-amz-checksum-sha256` verify.
+        let sha = Sha256::digest(&body);
+        let mut headers = headers.to_vec();
+        if method == Method::PUT && key.is_some() {
+            headers.push(("x-amz-checksum-sha256", B64.encode(sha)));
+            headers.push(("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()));
+        }
         let signable = SignableRequest::new(
             method.as_str(),
             url.as_str(),
             headers.iter().map(|(k, v)| (*k, v.as_str())),
-            SignableBody::Bytes(&body),
+            SignableBody::Precomputed(hex::encode(sha)),
         )
         .map_err(|e| RepoError::Io(format!("S3 request: {e}")))?;
         let (instructions, _signature) = sign(signable, &params)
             .map_err(|e| RepoError::Io(format!("S3 signing: {e}")))?
             .into_parts();
         let mut rb = self.http.request(method.clone(), &url);
-        for (k, v) in headers {
+        for (k, v) in &headers {
             rb = rb.header(*k, v);
         }
         for (k, v) in instructions.headers() {
@@ -708,14 +716,12 @@ impl S3Repo {
     }
 }
 
-/// Content-MD5 (what Object Lock has always required on PUT) plus SHA-256 (checked by servers
-/// that know the newer checksum headers).
-fn checksum_headers(bytes: &[u8]) -> Vec<(&'static str, String)> {
+/// Content-MD5 (what Object Lock has always required on PUT). The SHA-256 checksum header is
+/// added by `send`, which hashes the body once for it and for the signature.
+fn object_headers(bytes: &[u8]) -> Vec<(&'static str, String)> {
     vec![
         ("content-type", "application/octet-stream".to_owned()),
         ("content-md5", B64.encode(Md5::digest(bytes))),
-        ("x-amz-checksum-sha256", B64.encode(Sha256::digest(bytes))),
-        ("x-amz-sdk-checksum-algorithm", "SHA256".to_owned()),
     ]
 }
 
