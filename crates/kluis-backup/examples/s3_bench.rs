@@ -29,6 +29,7 @@ async fn main() -> anyhow::Result<()> {
         access_key_id: s.access_key.clone(),
         secret_access_key: s.secret_key.clone(),
         session_token: None,
+        ca_file: None,
     };
     let repo = S3Repo::open(cfg, &bucket, "bench").await?;
     // Incompressible bytes, as sealed objects are.

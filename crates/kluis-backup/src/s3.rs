@@ -56,6 +56,8 @@ pub const SECRET_KEY_ENV: &str = "AWS_SECRET_ACCESS_KEY";
 /// A file holding the secret key (preferred to the variable: not in the process environment).
 pub const SECRET_KEY_FILE_ENV: &str = "AWS_SECRET_ACCESS_KEY_FILE";
 pub const SESSION_TOKEN_ENV: &str = "AWS_SESSION_TOKEN";
+/// PEM file of extra CA certificates to trust (an on-premises gateway with a private CA).
+pub const CA_FILE_ENV: &str = "KLUIS_S3_CA_FILE";
 
 /// The largest single PUT S3 accepts.
 const MAX_PUT: u64 = 5 << 30;
@@ -80,6 +82,8 @@ pub struct S3Config {
     pub access_key_id: String,
     pub secret_access_key: String,
     pub session_token: Option<String>,
+    /// Extra CA certificates (PEM) trusted besides the public roots.
+    pub ca_file: Option<std::path::PathBuf>,
 }
 
 impl fmt::Debug for S3Config {
@@ -89,6 +93,7 @@ impl fmt::Debug for S3Config {
             .field("region", &self.region)
             .field("access_key_id", &"<redacted>")
             .field("secret_access_key", &"<redacted>")
+            .field("ca_file", &self.ca_file)
             .finish()
     }
 }
@@ -128,6 +133,7 @@ impl S3Config {
             access_key_id,
             secret_access_key,
             session_token: var(SESSION_TOKEN_ENV),
+            ca_file: var(CA_FILE_ENV).map(Into::into),
         })
     }
 }
@@ -185,7 +191,6 @@ struct Version {
 
 /// What HEAD says about the current version of a key.
 struct Head {
-    size: u64,
     /// Set when the version is under Object Lock in COMPLIANCE mode.
     retain_until: Option<OffsetDateTime>,
     /// Object Lock mode as the server reports it (COMPLIANCE, GOVERNANCE).
@@ -213,11 +218,28 @@ impl S3Repo {
             format!("{prefix}/")
         };
         let endpoint = check_endpoint(&cfg.endpoint)?;
-        let http = reqwest::Client::builder()
+        let mut http = reqwest::Client::builder()
             // A redirect would send a signed request elsewhere; S3 does not need them.
             .redirect(reqwest::redirect::Policy::none())
+            .https_only(!endpoint.starts_with("http://"))
             .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(600))
+            .timeout(Duration::from_secs(600));
+        if let Some(path) = &cfg.ca_file {
+            let pem = std::fs::read(path)
+                .map_err(|e| RepoError::Io(format!("S3 CA file {}: {e}", path.display())))?;
+            let certs = reqwest::Certificate::from_pem_bundle(&pem)
+                .map_err(|e| RepoError::Io(format!("S3 CA file {}: {e}", path.display())))?;
+            if certs.is_empty() {
+                return Err(RepoError::Io(format!(
+                    "S3 CA file {} holds no certificate",
+                    path.display()
+                )));
+            }
+            for c in certs {
+                http = http.add_root_certificate(c);
+            }
+        }
+        let http = http
             .build()
             .map_err(|e| RepoError::Io(format!("S3 client: {e}")))?;
         let repo = S3Repo {
@@ -459,7 +481,7 @@ impl S3Repo {
             let head = self.head(&key, None).await?;
             Ok::<_, RepoError>(head.map(|h| ObjectInfo {
                 name,
-                size: if h.size > 0 { h.size } else { size },
+                size,
                 retain_until: h.retain_until,
             }))
         }))
@@ -559,9 +581,10 @@ impl S3Repo {
                 if !(delete_marker || n.has_tag_name("Version")) {
                     continue;
                 }
-                // The prefix also matches longer keys (`a` and `a.1`): keep the exact one.
+                // The prefix also matches longer keys (`a.1`, `a/b`), which sort after `a`
+                // itself: the first of them ends the exact key's versions.
                 if xml_child_text(n, "Key").as_deref() != Some(key) {
-                    continue;
+                    return Ok(out);
                 }
                 if let Some(version_id) = xml_child_text(n, "VersionId") {
                     out.push(Version {
@@ -606,10 +629,6 @@ impl S3Repo {
             None => None,
         };
         Ok(Some(Head {
-            size: r
-                .header("content-length")
-                .and_then(|s| s.parse().ok())
-                .unwrap_or(0),
             // GOVERNANCE can be bypassed, so only COMPLIANCE counts as retained.
             retain_until: retain_until.filter(|_| lock_mode.as_deref() == Some("COMPLIANCE")),
             lock_mode,
@@ -699,14 +718,19 @@ impl S3Repo {
             .await
             .map_err(|e| {
                 // reqwest's message names the URL (endpoint, bucket, key): no secrets in it.
-                RepoError::Io(format!("S3 {method} {url}: {e}"))
+                RepoError::Io(format!("S3 {method} {url}: {}", error_chain(&e)))
             })?;
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| RepoError::Io(format!("S3 {method} {url}: reading the reply: {e}")))?
+            .map_err(|e| {
+                RepoError::Io(format!(
+                    "S3 {method} {url}: reading the reply: {}",
+                    error_chain(&e)
+                ))
+            })?
             .to_vec();
         Ok(Reply {
             status,
@@ -723,6 +747,21 @@ fn object_headers(bytes: &[u8]) -> Vec<(&'static str, String)> {
         ("content-type", "application/octet-stream".to_owned()),
         ("content-md5", B64.encode(Md5::digest(bytes))),
     ]
+}
+
+/// An error and its causes ("error sending request: ... : invalid peer certificate: ...").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        let c_s = c.to_string();
+        if !out.contains(&c_s) {
+            out.push_str(": ");
+            out.push_str(&c_s);
+        }
+        cur = c.source();
+    }
+    out
 }
 
 fn xml_child_text(node: roxmltree::Node<'_, '_>, tag: &str) -> Option<String> {
@@ -881,6 +920,7 @@ mod tests {
             access_key_id: "AKIAEXAMPLEKEY".into(),
             secret_access_key: "wJalrXUtnFEMI-secret".into(),
             session_token: Some("token-secret".into()),
+            ca_file: None,
         };
         let d = format!("{c:?}");
         assert!(!d.contains("AKIAEXAMPLEKEY") && !d.contains("wJalr") && !d.contains("token"));

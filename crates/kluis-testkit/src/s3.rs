@@ -63,6 +63,10 @@ fn missing() -> Option<String> {
 pub struct S3Server {
     /// `http://127.0.0.1:PORT`
     pub endpoint: String,
+    /// `https://localhost:PORT`, the same gateway over TLS with the certificate in `ca_file`.
+    pub tls_endpoint: String,
+    /// PEM of the gateway's self-signed certificate (trust it as a private CA).
+    pub ca_file: PathBuf,
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
@@ -137,13 +141,27 @@ impl S3Server {
         spawn_watchdog(&dir)?;
         let script = dir.join("s3_server.sh");
         std::fs::write(&script, SCRIPT)?;
-        let (mon_port, rgw_port) = (crate::smtp::free_port(), crate::smtp::free_port());
+        let (mon_port, rgw_port, tls_port) = (
+            crate::smtp::free_port(),
+            crate::smtp::free_port(),
+            crate::smtp::free_port(),
+        );
         let data = dir.join("ceph");
+        // HTTPS too, with a self-signed certificate that tests trust as a private CA.
+        let ca_file = dir.join("s3-cert.pem");
+        let key_file = dir.join("s3-key.pem");
+        let ck = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .context("certificate")?;
+        std::fs::write(&ca_file, ck.cert.pem())?;
+        std::fs::write(&key_file, ck.signing_key.serialize_pem())?;
         let mut child = Command::new("bash")
             .arg(&script)
             .arg(&data)
             .arg(mon_port.to_string())
             .arg(rgw_port.to_string())
+            .arg(tls_port.to_string())
+            .arg(&ca_file)
+            .arg(&key_file)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -175,6 +193,8 @@ impl S3Server {
         };
         Ok(S3Server {
             endpoint: format!("http://127.0.0.1:{rgw_port}"),
+            tls_endpoint: format!("https://localhost:{tls_port}"),
+            ca_file,
             region: REGION.to_owned(),
             access_key: access_key.to_owned(),
             secret_key: secret_key.to_owned(),
