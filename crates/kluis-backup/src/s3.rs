@@ -721,6 +721,9 @@ impl S3Repo {
                 RepoError::Io(format!("S3 {method} {url}: {}", error_chain(&e)))
             })?;
         let status = resp.status();
+        // Method, URL (endpoint, bucket, key) and status only: never headers, which carry the
+        // signature and session token.
+        tracing::debug!(target: "kluis_backup::s3", %method, %url, status = status.as_u16(), "S3 request");
         let headers = resp.headers().clone();
         let body = resp
             .bytes()

@@ -1,5 +1,15 @@
 //! The repository contract (src/repo.rs), exercised against any `Repo`: every kind of
-//! repository must pass [`repo_contract`].
+//! repository must pass [`repo_contract`]. Spelled out, beyond the doc comment of repo.rs:
+//! - bad names (empty, absolute, `..`/`.` segments, empty segments, characters outside
+//!   `[A-Za-z0-9._-]`) give `BadName` from every method, and from `list` for a bad prefix;
+//! - `get`/`delete` of a missing name give `NotFound`;
+//! - `put_locked` of an existing name gives `Exists`; `put_mutable` over a locked object gives
+//!   `Retained` or `Exists`; neither changes the bytes; `put_locked` with a date in the past is
+//!   an error and writes nothing;
+//! - `delete` before the retention date gives `Retained` with that date (to the second), and
+//!   succeeds after it;
+//! - `list(prefix)` matches names by string prefix (`many/obj-01` finds `obj-010`..`obj-019`),
+//!   returns them sorted, with sizes, and `retain_until` for locked objects only.
 
 use std::time::Duration;
 
