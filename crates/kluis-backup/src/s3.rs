@@ -409,10 +409,15 @@ impl S3Repo {
             // No versioning (cannot happen with Object Lock): nothing older survives.
             return Ok(());
         };
-        for v in self.versions(&key).await? {
-            if v.version_id != new_version {
-                self.delete_version(name, &key, &v.version_id).await?;
-            }
+        // Versions are listed newest first: remove only those older than ours, so that two
+        // writers racing on one name cannot delete each other's version and leave nothing.
+        let versions = self.versions(&key).await?;
+        for v in versions
+            .iter()
+            .skip_while(|v| v.version_id != new_version)
+            .skip(1)
+        {
+            self.delete_version(name, &key, &v.version_id).await?;
         }
         Ok(())
     }

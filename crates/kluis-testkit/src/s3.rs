@@ -114,7 +114,17 @@ pub fn s3_server() -> Option<&'static S3Server> {
         if missing().is_some() {
             return Ok(None);
         }
-        S3Server::start().map(Some).map_err(|e| format!("{e:#}"))
+        // A second attempt (fresh directory and ports) if a loaded machine upset the first.
+        S3Server::start()
+            .or_else(|e| {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "the test S3 server did not start ({e:#}); trying once more"
+                );
+                S3Server::start()
+            })
+            .map(Some)
+            .map_err(|e| format!("{e:#}"))
     });
     match state {
         Ok(Some(s)) => Some(s),
@@ -179,6 +189,7 @@ impl S3Server {
         }
         let status = child.wait()?;
         if !status.success() || !lines.contains("READY") {
+            stop_daemons(&data);
             let log = std::fs::read_to_string(data.join("log/setup.log")).unwrap_or_default();
             bail!("s3_server.sh exited with {status}; output: {lines}; setup log: {log}");
         }
@@ -301,6 +312,23 @@ impl S3Server {
             headers,
             body,
         })
+    }
+}
+
+/// Kills whatever daemons a failed start left running (their pid files are in `run/`).
+fn stop_daemons(data: &std::path::Path) {
+    let Ok(entries) = std::fs::read_dir(data.join("run")) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.path().extension().is_some_and(|x| x == "pid")
+            && let Ok(pid) = std::fs::read_to_string(e.path())
+        {
+            let _ = Command::new("kill")
+                .args(["-9", pid.trim()])
+                .stderr(Stdio::null())
+                .status();
+        }
     }
 }
 
