@@ -2,7 +2,8 @@
 //! memstore cluster, started by kluis-testkit): put_locked, put_mutable and get in MB/s, one
 //! request at a time and four at a time, plus a listing. A benchmark, not a test.
 //!
-//! `cargo run -p kluis-backup --example s3_bench [-- OBJECT_MIB COUNT]` (defaults 8 and 16).
+//! `cargo run --release -p kluis-backup --example s3_bench [-- OBJECT_MIB COUNT]` (defaults 8
+//! and 16); figures from this machine are in the backup section of ARCHITECTURE.md.
 
 use std::time::Instant;
 
