@@ -138,7 +138,9 @@ impl S3Config {
     }
 }
 
-/// A bucket with Object Lock, used as a backup repository.
+/// A bucket with Object Lock, used as a backup repository. Cloning is cheap (the HTTP client's
+/// connection pool is shared).
+#[derive(Clone)]
 pub struct S3Repo {
     http: reqwest::Client,
     /// `scheme://host[:port]/bucket`
