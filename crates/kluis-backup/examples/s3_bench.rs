@@ -1,9 +1,11 @@
 //! Throughput of the S3 repository against the loopback test server (Ceph radosgw on a one-node
 //! memstore cluster, started by kluis-testkit): put_locked, put_mutable and get in MB/s, one
-//! request at a time and four at a time, plus a listing. A benchmark, not a test.
+//! request at a time and four at a time, plus listings of many small objects. A benchmark, not
+//! a test.
 //!
-//! `cargo run --release -p kluis-backup --example s3_bench [-- OBJECT_MIB COUNT]` (defaults 8
-//! and 16); figures from this machine are in the backup section of ARCHITECTURE.md.
+//! `cargo run --release -p kluis-backup --example s3_bench [-- OBJECT_MIB COUNT SMALL]`
+//! (defaults 8, 16 and 2000 small objects for the listing); figures from this machine are in
+//! the backup section of ARCHITECTURE.md.
 
 use std::time::Instant;
 
@@ -19,6 +21,7 @@ async fn main() -> anyhow::Result<()> {
         .collect();
     let mib = args.first().copied().unwrap_or(8);
     let count = args.get(1).copied().unwrap_or(16);
+    let small = args.get(2).copied().unwrap_or(2000);
     let Some(s) = kluis_testkit::s3::s3_server() else {
         return Ok(());
     };
@@ -92,12 +95,39 @@ async fn main() -> anyhow::Result<()> {
     }
     report("get, 4 at a time", total_mb, t);
 
+    // Listing cost: many small objects (WAL segments are many and small).
     let t = Instant::now();
-    let listed = repo.list("").await?;
+    let results: Vec<_> = futures_util::stream::iter((0..small).map(|i| {
+        let repo = &repo;
+        async move {
+            repo.put_mutable(&format!("small/{i:06}"), vec![7u8; 1024])
+                .await
+        }
+    }))
+    .buffer_unordered(16)
+    .collect()
+    .await;
+    results.into_iter().collect::<Result<Vec<_>, _>>()?;
     println!(
         "{:<28} {:>8} objects in {:>7.1} ms",
-        "list (with retention)",
+        "put_mutable 1 KiB, 16 at a time",
+        small,
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let listed = repo.list("small/").await?;
+    println!(
+        "{:<28} {:>8} objects in {:>7.1} ms",
+        "list (HEAD each: retention)",
         listed.len(),
+        t.elapsed().as_secs_f64() * 1e3
+    );
+    let t = Instant::now();
+    let names = repo.list_names("small/").await?;
+    println!(
+        "{:<28} {:>8} objects in {:>7.1} ms",
+        "list_names (pages only)",
+        names.len(),
         t.elapsed().as_secs_f64() * 1e3
     );
     Ok(())

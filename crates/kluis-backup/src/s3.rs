@@ -64,7 +64,7 @@ const MAX_PUT: u64 = 5 << 30;
 /// ListObjectsV2's own maximum.
 const DEFAULT_PAGE_SIZE: u32 = 1000;
 /// HEAD requests in flight while a listing collects retention dates.
-const LIST_HEAD_CONCURRENCY: usize = 8;
+const LIST_HEAD_CONCURRENCY: usize = 16;
 
 /// RFC 3986 unreserved characters stay; everything else is percent-encoded (SigV4's rule).
 const QUERY_ENCODE: &AsciiSet = &NON_ALPHANUMERIC
@@ -439,7 +439,37 @@ impl S3Repo {
 
     /// Every object whose name starts with `prefix` ("" for all), sorted by name, with its size
     /// and, for locked objects, the retention date.
+    ///
+    /// ListObjectsV2 carries no retention, so this costs one HEAD per object (16 in flight);
+    /// callers that only need names and sizes should use [`S3Repo::list_names`].
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError> {
+        let found = self.list_names(prefix).await?;
+        let heads = futures_util::stream::iter(found.into_iter().map(|(name, size)| async move {
+            let key = self.key(&name);
+            let head = self.head(&key, None).await?;
+            Ok::<_, RepoError>(head.map(|h| ObjectInfo {
+                name,
+                size,
+                retain_until: h.retain_until,
+            }))
+        }))
+        .buffered(LIST_HEAD_CONCURRENCY)
+        .collect::<Vec<_>>()
+        .await;
+        let mut out = Vec::with_capacity(heads.len());
+        for h in heads {
+            // An object deleted between the listing and its HEAD is simply gone.
+            if let Some(info) = h? {
+                out.push(info);
+            }
+        }
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
+    /// Names and sizes of the objects whose name starts with `prefix`, sorted: one request per
+    /// page of up to 1000, no retention dates.
+    pub async fn list_names(&self, prefix: &str) -> Result<Vec<(String, u64)>, RepoError> {
         check_list_prefix(prefix)?;
         let full_prefix = self.key(prefix);
         let page = self.page_size.to_string();
@@ -482,28 +512,8 @@ impl S3Repo {
                 ));
             }
         }
-        // ListObjectsV2 carries no retention; HEAD each object, a few at a time.
-        let heads = futures_util::stream::iter(found.into_iter().map(|(name, size)| async move {
-            let key = self.key(&name);
-            let head = self.head(&key, None).await?;
-            Ok::<_, RepoError>(head.map(|h| ObjectInfo {
-                name,
-                size,
-                retain_until: h.retain_until,
-            }))
-        }))
-        .buffered(LIST_HEAD_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
-        let mut out = Vec::with_capacity(heads.len());
-        for h in heads {
-            // An object deleted between the listing and its HEAD is simply gone.
-            if let Some(info) = h? {
-                out.push(info);
-            }
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
+        found.sort();
+        Ok(found)
     }
 
     /// Deletes every version of an object; refused while any version is under retention.

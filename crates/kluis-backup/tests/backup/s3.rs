@@ -60,8 +60,23 @@ async fn s3_repository_keeps_the_contract() {
     let Some(s) = s3_server() else { return };
     let (_bucket, repo) = fresh(s, "kluis/prod").await;
     // Small pages, so that the contract's listing spans several requests.
-    let repo = Repo::S3(repo.with_page_size(10));
+    let s3 = repo.with_page_size(10);
+    let repo = Repo::S3(s3.clone());
     crate::contract::repo_contract(&repo).await;
+    // The names-only listing (no HEAD per object) agrees with the full one.
+    let full: Vec<(String, u64)> = repo
+        .list("")
+        .await
+        .unwrap_or_else(|e| panic!("list: {e}"))
+        .into_iter()
+        .map(|o| (o.name, o.size))
+        .collect();
+    let names = s3
+        .list_names("")
+        .await
+        .unwrap_or_else(|e| panic!("list_names: {e}"));
+    assert!(full.len() > crate::contract::MANY, "{}", full.len());
+    assert_eq!(names, full);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
