@@ -401,3 +401,38 @@ async fn https_with_a_private_ca() {
         Some(&b"over tls"[..])
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_goes_past_the_servers_1000_key_page() {
+    use futures_util::StreamExt as _;
+    let Some(s) = s3_server() else { return };
+    let (_bucket, repo) = fresh(s, "big").await;
+    const N: usize = 1001;
+    let results: Vec<_> = futures_util::stream::iter((0..N).map(|i| {
+        let repo = &repo;
+        async move {
+            repo.put_mutable(&format!("wal/{i:06}"), vec![1u8; i % 7])
+                .await
+        }
+    }))
+    .buffer_unordered(16)
+    .collect()
+    .await;
+    for r in results {
+        r.unwrap_or_else(|e| panic!("put: {e}"));
+    }
+    let names = repo
+        .list_names("wal/")
+        .await
+        .unwrap_or_else(|e| panic!("list_names: {e}"));
+    let want: Vec<(String, u64)> = (0..N)
+        .map(|i| (format!("wal/{i:06}"), (i % 7) as u64))
+        .collect();
+    assert_eq!(names, want);
+    let full = repo
+        .list("wal/")
+        .await
+        .unwrap_or_else(|e| panic!("list: {e}"));
+    assert_eq!(full.len(), N);
+    assert!(full.iter().all(|o| o.retain_until.is_none()));
+}
