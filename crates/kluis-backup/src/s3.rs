@@ -189,6 +189,7 @@ impl Reply {
 struct Version {
     version_id: String,
     delete_marker: bool,
+    size: u64,
 }
 
 /// What HEAD says about the current version of a key.
@@ -391,14 +392,24 @@ impl S3Repo {
     pub async fn put_mutable(&self, name: &str, bytes: Vec<u8>) -> Result<(), RepoError> {
         check_name(name)?;
         let key = self.key(name);
-        if let Some(h) = self.head(&key, None).await?
-            && let Some(until) = h.retain_until
-            && until > OffsetDateTime::now_utc()
+        // Every stored version, not only the current one: a locked object hidden behind a
+        // delete marker still holds the name.
+        let now = OffsetDateTime::now_utc();
+        for v in self
+            .versions(&key)
+            .await?
+            .iter()
+            .filter(|v| !v.delete_marker)
         {
-            return Err(RepoError::Retained {
-                name: name.to_owned(),
-                until,
-            });
+            if let Some(h) = self.head(&key, Some(&v.version_id)).await?
+                && let Some(until) = h.retain_until
+                && until > now
+            {
+                return Err(RepoError::Retained {
+                    name: name.to_owned(),
+                    until,
+                });
+            }
         }
         let headers = object_headers(&bytes);
         let r = self
@@ -425,10 +436,22 @@ impl S3Repo {
     }
 
     /// The current bytes of an object.
+    /// The object's bytes (see `resolve` for which version that is).
     pub async fn get(&self, name: &str) -> Result<Vec<u8>, RepoError> {
         check_name(name)?;
+        let key = self.key(name);
+        let versions = self.versions(&key).await?;
+        let Some(v) = self.resolve(&key, &versions).await? else {
+            return Err(RepoError::NotFound(name.to_owned()));
+        };
         let r = self
-            .send(Method::GET, Some(&self.key(name)), &[], &[], Vec::new())
+            .send(
+                Method::GET,
+                Some(&key),
+                &[("versionId", v.version_id.as_str())],
+                &[],
+                Vec::new(),
+            )
             .await?;
         match r.status {
             s if s.is_success() => Ok(r.body),
@@ -440,22 +463,23 @@ impl S3Repo {
     /// Every object whose name starts with `prefix` ("" for all), sorted by name, with its size
     /// and, for locked objects, the retention date.
     ///
-    /// ListObjectsV2 carries no retention, so this costs one HEAD per object (16 in flight);
-    /// callers that only need names and sizes should use [`S3Repo::list_names`].
+    /// Listings carry no retention, so this costs one HEAD per object (16 in flight); callers
+    /// that only need names and sizes should use [`S3Repo::list_names`].
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError> {
-        let found = self.list_names(prefix).await?;
-        let heads = futures_util::stream::iter(found.into_iter().map(|(name, size)| async move {
-            let key = self.key(&name);
-            let head = self.head(&key, None).await?;
-            Ok::<_, RepoError>(head.map(|h| ObjectInfo {
-                name,
-                size,
-                retain_until: h.retain_until,
+        let found = self.list_resolved(prefix).await?;
+        let heads =
+            futures_util::stream::iter(found.into_iter().map(|(name, size, version)| async move {
+                let key = self.key(&name);
+                let head = self.head(&key, Some(&version)).await?;
+                Ok::<_, RepoError>(head.map(|h| ObjectInfo {
+                    name,
+                    size,
+                    retain_until: h.retain_until,
+                }))
             }))
-        }))
-        .buffered(LIST_HEAD_CONCURRENCY)
-        .collect::<Vec<_>>()
-        .await;
+            .buffered(LIST_HEAD_CONCURRENCY)
+            .collect::<Vec<_>>()
+            .await;
         let mut out = Vec::with_capacity(heads.len());
         for h in heads {
             // An object deleted between the listing and its HEAD is simply gone.
@@ -463,57 +487,48 @@ impl S3Repo {
                 out.push(info);
             }
         }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(out)
     }
 
     /// Names and sizes of the objects whose name starts with `prefix`, sorted: one request per
-    /// page of up to 1000, no retention dates.
+    /// page of up to 1000 versions, no retention dates.
     pub async fn list_names(&self, prefix: &str) -> Result<Vec<(String, u64)>, RepoError> {
+        Ok(self
+            .list_resolved(prefix)
+            .await?
+            .into_iter()
+            .map(|(name, size, _)| (name, size))
+            .collect())
+    }
+
+    /// `(name, size, version id)` of each object under `prefix`. Built on the version listing,
+    /// not ListObjectsV2, so that a delete marker cannot hide an object (see `resolve`).
+    async fn list_resolved(&self, prefix: &str) -> Result<Vec<(String, u64, String)>, RepoError> {
         check_list_prefix(prefix)?;
-        let full_prefix = self.key(prefix);
-        let page = self.page_size.to_string();
-        let mut token: Option<String> = None;
-        let mut found: Vec<(String, u64)> = Vec::new();
-        loop {
-            let mut q = vec![
-                ("list-type", "2"),
-                ("prefix", full_prefix.as_str()),
-                ("max-keys", page.as_str()),
-            ];
-            if let Some(t) = &token {
-                q.push(("continuation-token", t.as_str()));
+        let all = self.versions_under(&self.key(prefix), false).await?;
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < all.len() {
+            let key = all[i].0.clone();
+            let mut versions = Vec::new();
+            while i < all.len() && all[i].0 == key {
+                let (_, v) = &all[i];
+                versions.push(Version {
+                    version_id: v.version_id.clone(),
+                    delete_marker: v.delete_marker,
+                    size: v.size,
+                });
+                i += 1;
             }
-            let r = self.send(Method::GET, None, &q, &[], Vec::new()).await?;
-            if !r.status.is_success() {
-                return Err(self.http_error("LIST", prefix, r.status, &r.error_code()));
-            }
-            let body = String::from_utf8_lossy(&r.body);
-            let doc = roxmltree::Document::parse(&body)
-                .map_err(|e| RepoError::Io(format!("S3 listing reply: {e}")))?;
-            let root = doc.root_element();
-            for c in root.children().filter(|n| n.has_tag_name("Contents")) {
-                let key = xml_child_text(c, "Key").unwrap_or_default();
-                let size = xml_child_text(c, "Size")
-                    .and_then(|s| s.parse().ok())
-                    .unwrap_or(0);
-                if let Some(name) = key.strip_prefix(&self.prefix) {
-                    found.push((name.to_owned(), size));
-                }
-            }
-            let truncated = xml_child_text(root, "IsTruncated").as_deref() == Some("true");
-            token = xml_child_text(root, "NextContinuationToken");
-            if !truncated {
-                break;
-            }
-            if token.is_none() {
-                return Err(RepoError::Io(
-                    "S3 listing is truncated but has no continuation token".into(),
-                ));
+            let Some(name) = key.strip_prefix(&self.prefix) else {
+                continue;
+            };
+            if let Some(v) = self.resolve(&key, &versions).await? {
+                out.push((name.to_owned(), v.size, v.version_id.clone()));
             }
         }
-        found.sort();
-        Ok(found)
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        Ok(out)
     }
 
     /// Deletes every version of an object; refused while any version is under retention.
@@ -575,19 +590,40 @@ impl S3Repo {
         }
     }
 
-    /// All versions and delete markers of exactly `key`.
+    /// All versions and delete markers of exactly `key`, newest first.
     async fn versions(&self, key: &str) -> Result<Vec<Version>, RepoError> {
+        Ok(self
+            .versions_under(key, true)
+            .await?
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect())
+    }
+
+    /// Every version and delete marker of the keys starting with `prefix`, by key and newest
+    /// first within a key. `exact`: only the key equal to `prefix` (longer keys such as `a.1`
+    /// or `a/b` sort after `a`, so the first of them ends the listing).
+    async fn versions_under(
+        &self,
+        prefix: &str,
+        exact: bool,
+    ) -> Result<Vec<(String, Version)>, RepoError> {
         let mut out = Vec::new();
+        let page = self.page_size.to_string();
         let mut markers: Option<(String, String)> = None;
         loop {
-            let mut q = vec![("versions", ""), ("prefix", key)];
+            let mut q = vec![
+                ("versions", ""),
+                ("prefix", prefix),
+                ("max-keys", page.as_str()),
+            ];
             if let Some((k, v)) = &markers {
                 q.push(("key-marker", k.as_str()));
                 q.push(("version-id-marker", v.as_str()));
             }
             let r = self.send(Method::GET, None, &q, &[], Vec::new()).await?;
             if !r.status.is_success() {
-                return Err(self.http_error("LIST VERSIONS", key, r.status, &r.error_code()));
+                return Err(self.http_error("LIST VERSIONS", prefix, r.status, &r.error_code()));
             }
             let body = String::from_utf8_lossy(&r.body);
             let doc = roxmltree::Document::parse(&body)
@@ -598,16 +634,22 @@ impl S3Repo {
                 if !(delete_marker || n.has_tag_name("Version")) {
                     continue;
                 }
-                // The prefix also matches longer keys (`a.1`, `a/b`), which sort after `a`
-                // itself: the first of them ends the exact key's versions.
-                if xml_child_text(n, "Key").as_deref() != Some(key) {
+                let key = xml_child_text(n, "Key").unwrap_or_default();
+                if exact && key != prefix {
                     return Ok(out);
                 }
                 if let Some(version_id) = xml_child_text(n, "VersionId") {
-                    out.push(Version {
-                        version_id,
-                        delete_marker,
-                    });
+                    let size = xml_child_text(n, "Size")
+                        .and_then(|s| s.parse().ok())
+                        .unwrap_or(0);
+                    out.push((
+                        key,
+                        Version {
+                            version_id,
+                            delete_marker,
+                            size,
+                        },
+                    ));
                 }
             }
             if xml_child_text(root, "IsTruncated").as_deref() != Some("true") {
@@ -625,6 +667,33 @@ impl S3Repo {
                 }
             }
         }
+    }
+
+    /// Which stored version of a key is the object (`versions` newest first). Normally there
+    /// is exactly one: locked objects are create-only and `put_mutable` removes older
+    /// versions. More appear only through writes by someone else holding the credentials (a
+    /// newer version or a delete marker on top of a locked object, which the server allows) or
+    /// a crash inside `put_mutable`. Then the oldest version under COMPLIANCE lock wins (the
+    /// first write of a locked name: what the backup wrote), else the newest (a mutable
+    /// object's latest value). Delete markers never hide an object from Kluis.
+    async fn resolve<'v>(
+        &self,
+        key: &str,
+        versions: &'v [Version],
+    ) -> Result<Option<&'v Version>, RepoError> {
+        let real: Vec<&Version> = versions.iter().filter(|v| !v.delete_marker).collect();
+        if real.len() <= 1 {
+            return Ok(real.first().copied());
+        }
+        let mut oldest_locked = None;
+        for v in &real {
+            if let Some(h) = self.head(key, Some(&v.version_id)).await?
+                && h.lock_mode.as_deref() == Some("COMPLIANCE")
+            {
+                oldest_locked = Some(*v);
+            }
+        }
+        Ok(oldest_locked.or(real.first().copied()))
     }
 
     /// HEAD of the current (or a given) version; None when there is none (or the current one

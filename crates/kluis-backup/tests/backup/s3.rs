@@ -169,17 +169,41 @@ async fn the_server_refuses_to_remove_a_locked_version() {
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.status, 409, "delete bucket: {}", r.text());
 
-    // A plain DELETE only adds a delete marker: the object looks gone, but the locked version
-    // is intact, the repository still refuses to delete it, and may not re-create the name on top.
+    // A plain DELETE only adds a delete marker, and a plain PUT a newer version on top: the
+    // server allows both. Neither hides nor replaces the backup: the repository still reads
+    // the locked version, lists it, refuses to delete it, and will not re-create the name.
     let r = s
         .request("DELETE", &obj, &[], Vec::new())
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.status, 204, "{}", r.text());
-    assert!(matches!(
-        repo.get("base/000001.seg").await,
-        Err(RepoError::NotFound(_))
-    ));
+    let plain = s.request("GET", &obj, &[], Vec::new()).await;
+    assert_eq!(
+        plain.map(|r| r.status).ok(),
+        Some(404),
+        "hidden to plain GET"
+    );
+    assert_eq!(
+        repo.get("base/000001.seg").await.ok().as_deref(),
+        Some(&b"sealed bytes"[..])
+    );
+    let forged = s
+        .request("PUT", &obj, &[], b"forged bytes, longer".to_vec())
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(forged.status, 200, "{}", forged.text());
+    assert_eq!(
+        repo.get("base/000001.seg").await.ok().as_deref(),
+        Some(&b"sealed bytes"[..])
+    );
+    let listed = repo.list("base/").await.unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(listed.len(), 1, "{listed:?}");
+    assert_eq!(listed[0].size, 12);
+    assert!(
+        listed[0]
+            .retain_until
+            .is_some_and(|t| t > OffsetDateTime::now_utc())
+    );
     assert!(matches!(
         repo.delete("base/000001.seg").await,
         Err(RepoError::Retained { .. })
@@ -228,6 +252,23 @@ async fn mutable_objects_leave_no_old_versions() {
         .await
         .unwrap_or_else(|e| panic!("{e:#}"));
     assert_eq!(r.body, b"key v3");
+    // Two unlocked versions (as a crash between put_mutable's PUT and its clean-up leaves):
+    // the newest is the value.
+    let r = s
+        .request(
+            "PUT",
+            &format!("/{bucket}/p/ledger/tenant-a.key"),
+            &[],
+            b"key v4".to_vec(),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e:#}"));
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert_eq!(raw_versions(s, &bucket).await.len(), 2);
+    assert_eq!(
+        repo.get("ledger/tenant-a.key").await.ok().as_deref(),
+        Some(&b"key v4"[..])
+    );
     repo.delete("ledger/tenant-a.key")
         .await
         .unwrap_or_else(|e| panic!("delete: {e}"));
