@@ -11,6 +11,12 @@
 //! marker. A shredded tenant's root key must really go, so `put_mutable` and `delete` remove
 //! every older version of the key by version id.
 //!
+//! Versioning also means that anyone holding the bucket's credentials can put a delete marker
+//! or a newer version on top of a locked object (the server allows both; it only protects the
+//! locked version itself). Kluis reads and lists through the version listing and takes, for a
+//! key with several versions, the oldest one under COMPLIANCE lock (what the backup wrote), so
+//! such writes neither hide nor replace a backup object.
+//!
 //! Create-only: `put_locked` first lists the key's versions (any stored version, even one hidden
 //! behind a delete marker, means the name is taken) and then sends `If-None-Match: *`. Servers
 //! that honour the header (AWS since 2024) refuse a concurrent second writer with 412; servers
