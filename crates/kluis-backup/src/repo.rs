@@ -85,6 +85,13 @@ impl Repo {
         }
     }
 
+    /// Makes every object written so far durable (S3: a completed PUT already is).
+    pub async fn flush(&self) -> Result<(), RepoError> {
+        match self {
+            Repo::S3(r) => r.flush().await,
+        }
+    }
+
     pub async fn delete(&self, name: &str) -> Result<(), RepoError> {
         match self {
             Repo::S3(r) => r.delete(name).await,

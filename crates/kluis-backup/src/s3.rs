@@ -537,6 +537,12 @@ impl S3Repo {
         Ok(out)
     }
 
+    /// Nothing to do: S3 acknowledges a PUT once the object is stored durably (the local
+    /// repository syncs files in batches and needs this before a manifest names them).
+    pub async fn flush(&self) -> Result<(), RepoError> {
+        Ok(())
+    }
+
     /// Deletes every version of an object; refused while any version is under retention.
     pub async fn delete(&self, name: &str) -> Result<(), RepoError> {
         check_name(name)?;

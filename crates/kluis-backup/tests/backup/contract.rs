@@ -108,6 +108,7 @@ async fn locked_objects_stay(repo: &Repo, run: &str) {
     repo.put_locked(&name, first.clone(), until)
         .await
         .unwrap_or_else(|e| panic!("put_locked {name}: {e}"));
+    repo.flush().await.unwrap_or_else(|e| panic!("flush: {e}"));
     assert_eq!(repo.get(&name).await.ok().as_deref(), Some(&first[..]));
 
     // Create-only: the same name again is refused, locked or not.
