@@ -17,6 +17,7 @@ pub mod pgbackrest;
 pub mod repo;
 pub mod report;
 pub mod retention;
+pub mod s3;
 pub mod seal;
 pub mod sqlite;
 

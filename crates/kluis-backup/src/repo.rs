@@ -14,6 +14,7 @@
 use time::OffsetDateTime;
 
 use crate::local::LocalRepo;
+use crate::s3::S3Repo;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RepoError {
@@ -61,7 +62,7 @@ pub(crate) fn check_name(name: &str) -> Result<(), RepoError> {
 /// here, and async methods stay plain `async fn`.
 pub enum Repo {
     Local(LocalRepo),
-    // S3(s3::S3Repo),
+    S3(S3Repo),
 }
 
 impl Repo {
@@ -69,9 +70,7 @@ impl Repo {
     /// or options) -> S3.
     pub async fn open(location: &str) -> Result<Repo, RepoError> {
         if location.starts_with("s3://") {
-            return Err(RepoError::Io(
-                "S3 repositories are not available in this build".into(),
-            ));
+            return Ok(Repo::S3(S3Repo::open_location(location).await?));
         }
         let path = location.strip_prefix("file://").unwrap_or(location);
         Ok(Repo::Local(LocalRepo::open(path)?))
@@ -85,18 +84,21 @@ impl Repo {
     ) -> Result<(), RepoError> {
         match self {
             Repo::Local(r) => r.put_locked(name, bytes, retain_until).await,
+            Repo::S3(r) => r.put_locked(name, bytes, retain_until).await,
         }
     }
 
     pub async fn put_mutable(&self, name: &str, bytes: Vec<u8>) -> Result<(), RepoError> {
         match self {
             Repo::Local(r) => r.put_mutable(name, bytes).await,
+            Repo::S3(r) => r.put_mutable(name, bytes).await,
         }
     }
 
     pub async fn get(&self, name: &str) -> Result<Vec<u8>, RepoError> {
         match self {
             Repo::Local(r) => r.get(name).await,
+            Repo::S3(r) => r.get(name).await,
         }
     }
 
@@ -104,6 +106,7 @@ impl Repo {
     pub async fn list(&self, prefix: &str) -> Result<Vec<ObjectInfo>, RepoError> {
         match self {
             Repo::Local(r) => r.list(prefix).await,
+            Repo::S3(r) => r.list(prefix).await,
         }
     }
 
@@ -114,12 +117,15 @@ impl Repo {
     pub async fn flush(&self) -> Result<(), RepoError> {
         match self {
             Repo::Local(r) => r.flush().await,
+            // A completed PUT is durable.
+            Repo::S3(_) => Ok(()),
         }
     }
 
     pub async fn delete(&self, name: &str) -> Result<(), RepoError> {
         match self {
             Repo::Local(r) => r.delete(name).await,
+            Repo::S3(r) => r.delete(name).await,
         }
     }
 }

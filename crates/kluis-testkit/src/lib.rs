@@ -66,6 +66,7 @@ macro_rules! on_both {
 pub mod layering;
 pub mod oidc;
 pub mod pgbackrest;
+pub mod s3;
 pub mod saml;
 pub mod smtp;
 pub mod webauthn;

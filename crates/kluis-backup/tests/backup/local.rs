@@ -128,3 +128,9 @@ async fn ledger_forgets_shredded_tenants_and_restore_never_recreates_them() {
     );
     assert!(!fresh.join(format!("{b}.key")).exists());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_repository_keeps_the_contract() {
+    let (_dir, repo) = repo().await;
+    crate::contract::repo_contract(&repo).await;
+}
