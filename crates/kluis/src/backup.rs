@@ -124,7 +124,8 @@ fn sqlite_path(cfg: &Config) -> anyhow::Result<PathBuf> {
     let url = cfg.database_url();
     if url.starts_with("postgres") {
         bail!(
-            "this installation uses PostgreSQL: its backups are taken with pgBackRest (kluis backup --engine postgres)"
+            "this installation uses PostgreSQL: `kluis backup` drives SQLite installations only so far; \
+             back PostgreSQL up with pgBackRest (see the README, \"Backups\")"
         );
     }
     Ok(PathBuf::from(url.strip_prefix("sqlite://").unwrap_or(&url)))
