@@ -187,6 +187,12 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/settings/sensitive-data",
         "settings.sensitive_data.update",
     ),
+    // Exercised with its event by retention_pages::trash_retention_is_set_on_the_settings_page.
+    (
+        "PUT",
+        "/api/v1/settings/trash-retention",
+        "settings.trash_retention.update",
+    ),
     // Exercised with their events by sso::sso_login_links_and_creates_users and
     // sso::sso_required_blocks_passwords.
     ("PUT", "/api/v1/settings/sso", "settings.sso.update"),

@@ -464,7 +464,10 @@ async fn dashboard_figures_and_error_pages(b: Backend) {
     let (st, _, html) = get(&c, &s, "/export").await;
     assert_eq!(st, StatusCode::OK, "{html}");
     assert!(
-        html.contains("href=\"/api/v1/deals/export?format=csv\""),
+        // This browser asks for Dutch: the links ask for what Dutch Excel opens.
+        html.contains(
+            "href=\"/api/v1/deals/export?format=csv&amp;delimiter=%3B&amp;bom=true&amp;headers=nl\""
+        ),
         "{html}"
     );
     let r = c
