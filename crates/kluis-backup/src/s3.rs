@@ -52,7 +52,7 @@ use sha2::{Digest as _, Sha256};
 use time::OffsetDateTime;
 use time::format_description::well_known::Rfc3339;
 
-use crate::repo::{ObjectInfo, RepoError};
+use crate::repo::{ObjectInfo, RepoError, check_name};
 
 /// Environment variables read by [`S3Config::from_env`].
 pub const ENDPOINT_ENV: &str = "KLUIS_S3_ENDPOINT";
@@ -935,26 +935,6 @@ fn check_bucket_name(b: &str) -> Result<(), RepoError> {
         Ok(())
     } else {
         Err(RepoError::Io(format!("invalid S3 bucket name: {b:?}")))
-    }
-}
-
-/// The repository's name rule: relative, `/`-separated segments of `[A-Za-z0-9._-]`, none of
-/// them `.` or `..`.
-pub(crate) fn check_name(name: &str) -> Result<(), RepoError> {
-    let ok = !name.is_empty()
-        && name.len() <= 512
-        && name.split('/').all(|seg| {
-            !seg.is_empty()
-                && seg != "."
-                && seg != ".."
-                && seg
-                    .bytes()
-                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b'-'))
-        });
-    if ok {
-        Ok(())
-    } else {
-        Err(RepoError::BadName(name.to_owned()))
     }
 }
 
