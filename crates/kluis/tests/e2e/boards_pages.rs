@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::pages::{browser, field, get, post};
+use crate::pages::{field, get, post};
 use crate::support::{Auth, Backend, PASSWORD, Server, on_both, tenant_fixture};
 
 on_both!(
@@ -15,25 +15,8 @@ on_both!(
     import_wizard_with_a_dutch_excel_file,
 );
 
-/// Signs a browser in through the sign-in page.
 async fn sign_in(s: &Server, org: &str, email: &str) -> reqwest::Client {
-    let c = browser(s);
-    let (_, _, html) = get(&c, s, "/sign-in").await;
-    let ft = field(&html, "form_token");
-    let (st, _, body) = post(
-        &c,
-        s,
-        "/sign-in",
-        &[
-            ("form_token", &ft),
-            ("organisation", org),
-            ("email", email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
-    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
-    c
+    crate::pages::signed_in(s, org, email).await.0
 }
 
 async fn dutch(c: &reqwest::Client, s: &Server) {

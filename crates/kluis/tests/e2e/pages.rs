@@ -106,6 +106,35 @@ pub fn totp_step(secret_b32: &str, steps: u64) -> String {
     totp::code_at(&secret, now + 30 * steps).unwrap()
 }
 
+/// A browser signed in through the sign-in page (which answers with a redirect), and its
+/// session's CSRF token as the pages carry it. The page tests share it.
+pub async fn signed_in(s: &Server, org: &str, email: &str) -> (reqwest::Client, String) {
+    let c = browser(s);
+    let (_, _, html) = get(&c, s, "/sign-in").await;
+    let ft = field(&html, "form_token");
+    let (st, loc, body) = post(
+        &c,
+        s,
+        "/sign-in",
+        &[
+            ("form_token", &ft),
+            ("organisation", org),
+            ("email", email),
+            ("password", PASSWORD),
+        ],
+    )
+    .await;
+    assert_eq!(
+        (st, loc.as_str()),
+        (StatusCode::SEE_OTHER, "/account"),
+        "{body}"
+    );
+    let (st, _, html) = get(&c, s, "/account").await;
+    assert_eq!(st, StatusCode::OK, "{html}");
+    let csrf = field(&html, "csrf");
+    (c, csrf)
+}
+
 /// The value of `<input ... name="NAME" value="...">` in a page.
 pub fn field(html: &str, name: &str) -> String {
     let at = html

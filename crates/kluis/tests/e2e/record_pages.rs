@@ -6,7 +6,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::pages::{browser, field, get, post};
+use crate::pages::{field, get, post};
 use crate::support::{Backend, PASSWORD, Server, on_both, tenant_fixture};
 
 on_both!(
@@ -14,28 +14,8 @@ on_both!(
     record_pages_refuse_readers_and_strangers
 );
 
-/// A browser signed in through the sign-in page, and its session's CSRF token.
 async fn sign_in(s: &Server, org: &str, email: &str) -> (reqwest::Client, String) {
-    let c = browser(s);
-    let (_, _, html) = get(&c, s, "/sign-in").await;
-    let ft = field(&html, "form_token");
-    let (st, _, body) = post(
-        &c,
-        s,
-        "/sign-in",
-        &[
-            ("form_token", &ft),
-            ("organisation", org),
-            ("email", email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
-    assert_eq!(st, StatusCode::SEE_OTHER, "{body}");
-    let (st, _, html) = get(&c, s, "/tasks").await;
-    assert_eq!(st, StatusCode::OK, "{html}");
-    let csrf = field(&html, "csrf");
-    (c, csrf)
+    crate::pages::signed_in(s, org, email).await
 }
 
 fn unescape(v: &str) -> String {

@@ -9,40 +9,16 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
-use crate::pages::{browser, field, get, post, totp_now};
-use crate::support::{Auth, Backend, PASSWORD, Server, on_both, tenant_fixture};
+use crate::pages::{browser, get, post, totp_now};
+use crate::support::{Auth, Backend, Server, on_both, tenant_fixture};
 
 on_both!(
     settings_pages_change_what_the_api_sees,
     members_get_the_403_page
 );
 
-/// Signs in through the sign-in page; the browser and the CSRF token of its pages.
 async fn sign_in(s: &Server, org: &str, email: &str) -> (reqwest::Client, String) {
-    let c = browser(s);
-    let (_, _, html) = get(&c, s, "/sign-in").await;
-    let ft = field(&html, "form_token");
-    let (st, loc, body) = post(
-        &c,
-        s,
-        "/sign-in",
-        &[
-            ("form_token", &ft),
-            ("organisation", org),
-            ("email", email),
-            ("password", PASSWORD),
-        ],
-    )
-    .await;
-    assert_eq!(
-        (st, loc.as_str()),
-        (StatusCode::SEE_OTHER, "/account"),
-        "{body}"
-    );
-    let (st, _, html) = get(&c, s, "/account").await;
-    assert_eq!(st, StatusCode::OK);
-    let csrf = field(&html, "csrf");
-    (c, csrf)
+    crate::pages::signed_in(s, org, email).await
 }
 
 fn user_by_email(list: &Value, email: &str) -> Value {
