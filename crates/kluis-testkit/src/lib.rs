@@ -287,31 +287,7 @@ impl PgCluster {
             chown_to_postgres(&root_dir)?;
         }
 
-        let mut initdb = server_command(&bins.initdb, as_postgres_user, &root_dir);
-        initdb.arg("-D").arg(&data_dir).args([
-            "-U",
-            SUPERUSER,
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-        ]);
-        run(&mut initdb).context("initdb")?;
-
-        // Superuser only via the socket (its directory is 0700, owned by the
-        // cluster user); everything else over TCP with a password, like prod.
-        fs::write(
-            data_dir.join("pg_hba.conf"),
-            "# written by kluis-testkit\n\
-             local all postgres trust\n\
-             host  all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .context("writing pg_hba.conf")?;
-        if as_postgres_user {
-            chown_to_postgres(&data_dir.join("pg_hba.conf"))?;
-        }
+        init_cluster(&bins, as_postgres_user, &root_dir, &data_dir)?;
 
         let port = start_server(
             &bins,
@@ -502,6 +478,40 @@ fn run(cmd: &mut Command) -> Result<Output> {
         );
     }
     Ok(out)
+}
+
+/// `initdb` of a new cluster in `data_dir`, and its access rules: the superuser only via the
+/// socket (its directory is 0700, owned by the cluster user); everything else over TCP with a
+/// password, like production. Shared by the test cluster and the archiving clusters.
+fn init_cluster(
+    bins: &Binaries,
+    as_postgres_user: bool,
+    root_dir: &Path,
+    data_dir: &Path,
+) -> Result<()> {
+    let mut initdb = server_command(&bins.initdb, as_postgres_user, root_dir);
+    initdb.arg("-D").arg(data_dir).args([
+        "-U",
+        SUPERUSER,
+        "-E",
+        "UTF8",
+        "--locale=C",
+        "--no-sync",
+        "--auth-local=trust",
+        "--auth-host=scram-sha-256",
+    ]);
+    run(&mut initdb).context("initdb")?;
+    fs::write(
+        data_dir.join("pg_hba.conf"),
+        "# written by kluis-testkit\n\
+         local all postgres trust\n\
+         host  all all 127.0.0.1/32 scram-sha-256\n",
+    )
+    .context("writing pg_hba.conf")?;
+    if as_postgres_user {
+        chown_to_postgres(&data_dir.join("pg_hba.conf"))?;
+    }
+    Ok(())
 }
 
 fn free_port() -> Result<u16> {

@@ -26,8 +26,8 @@ use anyhow::{Context as _, Result};
 
 use crate::{
     APP_ROLE, Binaries, OWNER_ROLE, SUPERUSER, TestDatabase, chown_to_postgres, find_in_path,
-    free_port, is_executable, log_tail, run, running_as_root, runuser_path, server_command,
-    shell_quote,
+    free_port, init_cluster, is_executable, log_tail, run, running_as_root, runuser_path,
+    server_command, shell_quote,
 };
 
 /// Environment variable that turns "pgBackRest not installed" into a failure.
@@ -283,28 +283,7 @@ impl ArchivingCluster {
             chown_to_postgres(&root_dir)?;
         }
 
-        let mut initdb = server_command(&bins.initdb, as_postgres_user, &root_dir);
-        initdb.arg("-D").arg(&data_dir).args([
-            "-U",
-            SUPERUSER,
-            "-E",
-            "UTF8",
-            "--locale=C",
-            "--no-sync",
-            "--auth-local=trust",
-            "--auth-host=scram-sha-256",
-        ]);
-        run(&mut initdb).context("initdb")?;
-        fs::write(
-            data_dir.join("pg_hba.conf"),
-            "# written by kluis-testkit (pgbackrest)\n\
-             local all postgres trust\n\
-             host  all all 127.0.0.1/32 scram-sha-256\n",
-        )
-        .context("writing pg_hba.conf")?;
-        if as_postgres_user {
-            chown_to_postgres(&data_dir.join("pg_hba.conf"))?;
-        }
+        init_cluster(&bins, as_postgres_user, &root_dir, &data_dir)?;
 
         let config_file = config_dir.join("pgbackrest.conf");
         let archive_command = format!(

@@ -6,7 +6,7 @@
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
-use crate::pages::{field, get, post};
+use crate::pages::{assert_no_inline_code, field, get, post};
 use crate::support::{Auth, Backend, PASSWORD, Server, on_both, tenant_fixture};
 
 on_both!(
@@ -22,28 +22,6 @@ async fn sign_in(s: &Server, org: &str, email: &str) -> reqwest::Client {
 async fn dutch(c: &reqwest::Client, s: &Server) {
     let (st, _, _) = get(c, s, "/lang/nl?next=/account").await;
     assert_eq!(st, StatusCode::SEE_OTHER);
-}
-
-/// No inline script, inline style or event handler (the CSP forbids them).
-fn assert_no_inline_code(html: &str) {
-    let lower = html.to_ascii_lowercase();
-    let mut rest = lower.as_str();
-    while let Some(i) = rest.find("<script") {
-        let tag_end = rest[i..].find('>').unwrap() + i;
-        assert!(rest[i..tag_end].contains(" src="), "inline script: {html}");
-        rest = &rest[tag_end..];
-    }
-    assert!(!lower.contains(" style="), "inline style attribute");
-    assert!(!lower.contains("<style"), "inline style element");
-    for attr in [
-        " onclick=",
-        " onload=",
-        " onsubmit=",
-        " ondrop=",
-        "javascript:",
-    ] {
-        assert!(!lower.contains(attr), "inline handler {attr}");
-    }
 }
 
 /// The part of the page from `start` up to the next `end`.

@@ -173,7 +173,7 @@ fn location(r: &reqwest::Response) -> String {
 
 /// No inline script, inline style or event-handler attribute: the CSP (`script-src 'self'`,
 /// `style-src 'self'`) would block them, and their absence is what makes that CSP possible.
-fn assert_no_inline_code(html: &str) {
+pub fn assert_no_inline_code(html: &str) {
     let lower = html.to_ascii_lowercase();
     let mut rest = lower.as_str();
     while let Some(i) = rest.find("<script") {
@@ -188,6 +188,7 @@ fn assert_no_inline_code(html: &str) {
         " onload=",
         " onsubmit=",
         " onerror=",
+        " ondrop=",
         "javascript:",
     ] {
         assert!(!lower.contains(attr), "inline handler {attr}");

@@ -7,6 +7,7 @@
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 
+use crate::pages::assert_no_inline_code;
 use crate::support::{Auth, Backend, PASSWORD, Server, on_both, tenant_fixture};
 
 on_both!(
@@ -151,14 +152,6 @@ fn next_link(html: &str) -> Option<String> {
             .replace("&#38;", "&")
             .replace("&amp;", "&"),
     )
-}
-
-fn assert_no_inline_code(html: &str) {
-    let lower = html.to_ascii_lowercase();
-    assert!(!lower.contains(" style="), "inline style attribute");
-    assert!(!lower.contains("<style"), "inline style element");
-    assert!(!lower.contains("<script>"), "inline script");
-    assert!(!lower.contains(" onclick="), "inline handler");
 }
 
 async fn read_only_user(s: &Server, slug: &str) -> Auth {
