@@ -29,6 +29,8 @@ pub enum ErrorKind {
     PreconditionRequired,
     /// 423: the tenant's data is locked by its own key holder (customer-managed key revoked).
     Locked,
+    /// 429: a rate limit is spent.
+    TooManyRequests,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -27,6 +27,7 @@ pub mod lockout;
 pub mod mail;
 pub mod mfa;
 pub mod passkeys;
+pub mod ratelimit;
 pub mod saml;
 pub mod scim;
 pub mod sensitive;
@@ -75,6 +76,8 @@ pub struct CoreConfig {
     pub password_reset_ttl: Duration,
     /// Lifetime of an invitation link.
     pub invitation_ttl: Duration,
+    /// API rate limits (see [`ratelimit`]).
+    pub rate_limits: ratelimit::RateLimits,
 }
 
 impl Default for CoreConfig {
@@ -90,6 +93,7 @@ impl Default for CoreConfig {
             login: lockout::LoginLimits::default(),
             password_reset_ttl: Duration::from_secs(30 * 60),
             invitation_ttl: Duration::from_secs(72 * 3600),
+            rate_limits: ratelimit::RateLimits::default(),
         }
     }
 }
@@ -119,6 +123,8 @@ pub struct Kluis {
     pub(crate) webauthn: Option<Arc<passkeys::WebauthnRuntime>>,
     /// Backups as the running server's schedule reports them (`GET /api/v1/platform/backups`).
     pub(crate) backup_status: Arc<std::sync::RwLock<backup_status::BackupStatus>>,
+    /// This process's shares of the rate-limit windows.
+    pub(crate) rate_limiter: Arc<ratelimit::RateLimiter>,
 }
 
 impl Kluis {
@@ -148,6 +154,7 @@ impl Kluis {
             mail: None,
             webauthn: None,
             backup_status: Arc::default(),
+            rate_limiter: Arc::default(),
         }
     }
 

@@ -24,10 +24,14 @@ impl FromRequestParts<AppState> for Authed {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        if let Some(bearer) = bearer(&parts.headers)? {
-            return Ok(Authed(state.kluis.authenticate_api_key(bearer).await?));
-        }
-        Ok(Authed(session_actor(parts, state, SessionUse::Api).await?))
+        let actor = match bearer(&parts.headers)? {
+            Some(bearer) => state.kluis.authenticate_api_key(bearer).await?,
+            None => session_actor(parts, state, SessionUse::Api).await?,
+        };
+        // Every authenticated API request counts against the caller's rate limits.
+        let decision = state.kluis.rate_limit(&actor).await?;
+        crate::ratelimit::enforce(&parts.extensions, decision)?;
+        Ok(Authed(actor))
     }
 }
 

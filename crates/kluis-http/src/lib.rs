@@ -7,6 +7,7 @@ pub mod error;
 pub mod export;
 mod headers;
 pub mod pages;
+mod ratelimit;
 pub mod routes;
 pub mod tls;
 
@@ -275,6 +276,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::platform::suspend))
         .routes(routes!(routes::platform::resume))
         .routes(routes!(routes::platform::backups))
+        .routes(routes!(
+            routes::platform::get_rate_limits,
+            routes::platform::put_rate_limits
+        ))
         .routes(routes!(routes::passkeys::register_start))
         .routes(routes!(routes::passkeys::register_finish))
         .routes(routes!(routes::passkeys::list))
@@ -331,6 +336,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .fallback(pages::errors::fallback)
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))
+        .layer(middleware::from_fn(ratelimit::headers))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(
             ServiceBuilder::new()

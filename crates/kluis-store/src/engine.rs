@@ -74,6 +74,7 @@ pub const TENANT_TABLES: &[&str] = &[
     "scim_group_members",
     "saml_configs",
     "saml_seen_assertions",
+    "rate_windows",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

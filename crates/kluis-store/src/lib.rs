@@ -15,6 +15,7 @@ mod mail;
 mod mfa;
 pub mod passkeys;
 mod platform;
+mod rate;
 pub mod rows;
 pub mod saml;
 pub mod scim;
@@ -30,6 +31,7 @@ pub use kluis_types::ids::{
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;
 pub use platform::PlatformTx;
+pub use rate::RateOverrides;
 pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};
 
 /// Storage errors. Messages never contain bound values (which may be secrets or personal data).

@@ -68,6 +68,12 @@ pub struct Config {
     pub login_ip_max_failures: u32,
     pub login_ip_window_secs: u64,
     pub login_daily_max_failures: u32,
+    /// API requests per 10-second window per API key or signed-in user (0: no limit). The
+    /// tenant as a whole gets five times this; operators override per tenant.
+    pub rate_limit_burst: u32,
+    pub rate_limit_window_secs: u32,
+    /// API requests per UTC day per tenant (0: no limit).
+    pub rate_limit_daily: u32,
     pub body_limit_bytes: usize,
     pub request_timeout_secs: u64,
     /// Largest CSV import upload.
@@ -176,6 +182,9 @@ impl Default for Config {
             login_ip_max_failures: 100,
             login_ip_window_secs: 15 * 60,
             login_daily_max_failures: 50,
+            rate_limit_burst: 190,
+            rate_limit_window_secs: 10,
+            rate_limit_daily: 1_000_000,
             body_limit_bytes: 1024 * 1024,
             request_timeout_secs: 30,
             import_max_bytes: 512 * 1024 * 1024,
@@ -230,6 +239,9 @@ const ENV_KEYS: &[&str] = &[
     "login_ip_max_failures",
     "login_ip_window_secs",
     "login_daily_max_failures",
+    "rate_limit_burst",
+    "rate_limit_window_secs",
+    "rate_limit_daily",
     "body_limit_bytes",
     "request_timeout_secs",
     "import_max_bytes",
@@ -334,6 +346,9 @@ impl Config {
         }
         if self.login_daily_max_failures < self.login_max_failures {
             bail!("login_daily_max_failures must be at least login_max_failures");
+        }
+        if !(1..=86_400).contains(&self.rate_limit_window_secs) {
+            bail!("rate_limit_window_secs must be between 1 and 86400");
         }
         if self.login_lockout_secs == 0 || self.login_ip_window_secs == 0 {
             bail!("login_lockout_secs and login_ip_window_secs must be positive");
@@ -442,6 +457,12 @@ impl Config {
                 daily_max_failures: i64::from(self.login_daily_max_failures),
             },
             invitation_ttl: Duration::from_secs(self.invitation_ttl_hours * 3600),
+            rate_limits: kluis_core::ratelimit::RateLimits {
+                burst: i64::from(self.rate_limit_burst),
+                tenant_burst: i64::from(self.rate_limit_burst) * 5,
+                window_secs: i64::from(self.rate_limit_window_secs),
+                daily: i64::from(self.rate_limit_daily),
+            },
             ..Default::default()
         }
     }

@@ -73,3 +73,29 @@ pub async fn backups(
 ) -> ApiResult<Json<kluis_core::backup_status::BackupStatus>> {
     Ok(Json(s.kluis.backup_status(&p)))
 }
+
+/// A tenant's rate-limit overrides (null: the installation's default).
+#[utoipa::path(get, path = "/api/v1/platform/tenants/{id}/rate-limits", tag = "platform", params(("id" = uuid::Uuid, Path, description = "tenant id")),
+    responses((status = 200, body = kluis_core::ratelimit::RateLimitsDoc), (status = 404, body = ErrorBody)))]
+pub async fn get_rate_limits(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    IdPath(id): IdPath<TenantId>,
+) -> ApiResult<Json<kluis_core::ratelimit::RateLimitsDoc>> {
+    Ok(Json(s.kluis.rate_overrides(&p, id).await?))
+}
+
+/// Raise or lower one tenant's rate limits; each process applies them at its next lease of
+/// the quota (within one window).
+#[utoipa::path(put, path = "/api/v1/platform/tenants/{id}/rate-limits", tag = "platform", params(("id" = uuid::Uuid, Path, description = "tenant id")),
+    request_body = kluis_core::ratelimit::RateLimitsDoc,
+    responses((status = 200, body = kluis_core::ratelimit::RateLimitsDoc), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_rate_limits(
+    State(s): State<AppState>,
+    PlatformAuthed(p): PlatformAuthed,
+    Ctx(c): Ctx,
+    IdPath(id): IdPath<TenantId>,
+    ApiJson(doc): ApiJson<kluis_core::ratelimit::RateLimitsDoc>,
+) -> ApiResult<Json<kluis_core::ratelimit::RateLimitsDoc>> {
+    Ok(Json(s.kluis.set_rate_overrides(&p, &c, id, doc).await?))
+}

@@ -97,10 +97,13 @@ impl Server {
 
     fn command(&self) -> Command {
         let mut c = Command::new(env!("CARGO_BIN_EXE_kluis"));
-        c.args(self.base_args()).env(
-            "KLUIS_LOG",
-            "debug,sqlx=warn,hyper=info,h2=info,rustls=info",
-        );
+        c.args(self.base_args())
+            .env(
+                "KLUIS_LOG",
+                "debug,sqlx=warn,hyper=info,h2=info,rustls=info",
+            )
+            // Tests send bursts no person would; e2e/ratelimit.rs sets the real limits back.
+            .env("KLUIS_RATE_LIMIT_BURST", "1000000");
         for (k, v) in &self.env {
             c.env(k, v);
         }
