@@ -26,6 +26,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod operations;
 pub mod passkeys;
 pub mod ratelimit;
 pub mod saml;
@@ -125,6 +126,8 @@ pub struct Kluis {
     pub(crate) backup_status: Arc<std::sync::RwLock<backup_status::BackupStatus>>,
     /// This process's shares of the rate-limit windows.
     pub(crate) rate_limiter: Arc<ratelimit::RateLimiter>,
+    /// The last operational snapshot (`/metrics`).
+    pub(crate) ops_cache: Arc<operations::OpsCache>,
 }
 
 impl Kluis {
@@ -155,6 +158,7 @@ impl Kluis {
             webauthn: None,
             backup_status: Arc::default(),
             rate_limiter: Arc::default(),
+            ops_cache: Arc::default(),
         }
     }
 

@@ -264,6 +264,7 @@ impl Kluis {
         {
             return Ok(None);
         }
+        metrics::counter!("kluis_lockouts_total").increment(1);
         let ev = Event {
             action: "auth.lockout",
             success: true,

@@ -181,6 +181,8 @@ impl Kluis {
             match state {
                 Ok(s) => decision.states.push(s),
                 Err(s) => {
+                    metrics::counter!("kluis_rate_limited_total", "policy" => s.policy)
+                        .increment(1);
                     decision.refused = Some(s);
                     return Ok(decision);
                 }

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod error;
 pub mod export;
 mod headers;
+pub mod metrics;
 pub mod pages;
 mod ratelimit;
 pub mod routes;
@@ -33,7 +34,7 @@ use crate::error::ApiError;
 
 pub use headers::CSP;
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HttpConfig {
     /// Largest accepted request body.
     pub body_limit: usize,
@@ -43,6 +44,20 @@ pub struct HttpConfig {
     pub import_max_bytes: u64,
     /// Deadline of an import request (upload and import).
     pub import_timeout: Duration,
+    /// The process's Prometheus recorder ([`metrics::install`]); None: `/metrics` answers 404.
+    pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+}
+
+impl std::fmt::Debug for HttpConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HttpConfig")
+            .field("body_limit", &self.body_limit)
+            .field("request_timeout", &self.request_timeout)
+            .field("import_max_bytes", &self.import_max_bytes)
+            .field("import_timeout", &self.import_timeout)
+            .field("metrics", &self.metrics.is_some())
+            .finish()
+    }
 }
 
 impl Default for HttpConfig {
@@ -52,6 +67,7 @@ impl Default for HttpConfig {
             request_timeout: Duration::from_secs(30),
             import_max_bytes: 512 * 1024 * 1024,
             import_timeout: Duration::from_secs(3600),
+            metrics: None,
         }
     }
 }
@@ -65,6 +81,7 @@ pub struct AppStateInner {
     pub kluis: Kluis,
     openapi_json: String,
     import_max_bytes: u64,
+    metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
 }
 
 impl std::ops::Deref for AppState {
@@ -90,6 +107,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
+        .routes(routes!(metrics::scrape))
         .routes(routes!(routes::setup::complete))
         .routes(routes!(routes::auth::login))
         .routes(routes!(routes::auth::logout))
@@ -320,6 +338,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         kluis,
         openapi_json,
         import_max_bytes: config.import_max_bytes,
+        metrics: config.metrics.clone(),
     }));
     let x_request_id = HeaderName::from_static("x-request-id");
 
@@ -337,6 +356,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))
         .layer(middleware::from_fn(ratelimit::headers))
+        .layer(middleware::from_fn(metrics::track))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(
             ServiceBuilder::new()

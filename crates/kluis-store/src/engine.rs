@@ -150,7 +150,7 @@ pub(crate) enum Tx {
 /// The store: a pool for one engine. Cheap to clone.
 #[derive(Clone)]
 pub struct Store {
-    pool: Pool,
+    pub(crate) pool: Pool,
     seals: Arc<SealBudget>,
 }
 

@@ -13,6 +13,7 @@ mod direct;
 mod engine;
 mod mail;
 mod mfa;
+mod ops;
 pub mod passkeys;
 mod platform;
 mod rate;
@@ -30,6 +31,7 @@ pub use kluis_types::ids::{
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;
+pub use ops::{OpsCounts, PoolStats};
 pub use platform::PlatformTx;
 pub use rate::RateOverrides;
 pub use tenant::{AuditVisitor, SEAL_RESERVE, TenantTx};

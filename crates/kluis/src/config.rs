@@ -505,6 +505,7 @@ impl Config {
             request_timeout: Duration::from_secs(self.request_timeout_secs),
             import_max_bytes: self.import_max_bytes,
             import_timeout: Duration::from_secs(self.import_timeout_secs),
+            metrics: None,
         }
     }
 }

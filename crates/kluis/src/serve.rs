@@ -243,6 +243,16 @@ fn init_logging(format: &str) {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    let mut http = cfg.http();
+    // One recorder per process, before any background job records; `/metrics` (platform key)
+    // renders it.
+    http.metrics = match kluis_http::metrics::install() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics are off");
+            None
+        }
+    };
     init_logging(&cfg.log_format);
     let kluis = open(&cfg).await?;
 
@@ -317,7 +327,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     let backups = crate::backup::Schedule::start(&cfg, &kluis)
         .await
         .context("starting the backup schedule")?;
-    let app = kluis_http::app(kluis.clone(), &cfg.http());
+    let app = kluis_http::app(kluis.clone(), &http);
     let handle: Handle<SocketAddr> = Handle::new();
     tokio::spawn(shutdown_on_signal(handle.clone()));
 
@@ -439,9 +449,12 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
     let mut tick = tokio::time::interval(Duration::from_secs(86_400));
     loop {
         tick.tick().await;
+        metrics::counter!("kluis_job_runs_total", "job" => "daily_maintenance").increment(1);
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .unwrap_or_default();
+        metrics::gauge!("kluis_job_last_run_timestamp_seconds", "job" => "daily_maintenance")
+            .set(now.as_secs_f64());
         let cutoff = i64::try_from(now.as_millis()).unwrap_or(i64::MAX)
             - i64::try_from(retention_days)
                 .unwrap_or(i64::MAX)

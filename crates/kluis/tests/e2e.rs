@@ -27,6 +27,8 @@ mod isolation;
 mod isolation_pages;
 #[path = "e2e/mail.rs"]
 mod mail;
+#[path = "e2e/metrics.rs"]
+mod metrics;
 #[path = "e2e/mfa.rs"]
 mod mfa;
 #[path = "e2e/pages.rs"]

@@ -360,6 +360,16 @@ impl Server {
         )
     }
 
+    /// `GET path` answered as text (not JSON).
+    pub async fn get_text(&self, path: &str, auth: &Auth) -> (StatusCode, String) {
+        let res = auth
+            .apply(self.client.get(self.url(path)))
+            .send()
+            .await
+            .unwrap();
+        (res.status(), res.text().await.unwrap())
+    }
+
     pub async fn get(&self, path: &str, auth: &Auth) -> (StatusCode, Value) {
         self.call(Method::GET, path, auth, None).await
     }
