@@ -26,6 +26,7 @@ pub mod keys;
 pub mod lockout;
 pub mod mail;
 pub mod mfa;
+pub mod network;
 pub mod operations;
 pub mod passkeys;
 pub mod ratelimit;
@@ -128,6 +129,8 @@ pub struct Kluis {
     pub(crate) rate_limiter: Arc<ratelimit::RateLimiter>,
     /// The last operational snapshot (`/metrics`).
     pub(crate) ops_cache: Arc<operations::OpsCache>,
+    /// Organisations' IP allowlists as recently read.
+    pub(crate) allowlists: Arc<network::AllowlistCache>,
 }
 
 impl Kluis {
@@ -159,6 +162,7 @@ impl Kluis {
             backup_status: Arc::default(),
             rate_limiter: Arc::default(),
             ops_cache: Arc::default(),
+            allowlists: Arc::default(),
         }
     }
 

@@ -119,6 +119,25 @@ impl Kluis {
     pub async fn login(&self, input: LoginInput, ctx: &RequestContext) -> Result<LoginOutcome> {
         let (lookup, account) = self.find_login_user(&input).await?;
         let gate = self.count_attempt(&account, ctx).await?;
+        // From outside the organisation's allowlist the password is not even checked: no
+        // guessing from elsewhere, and the answer says nothing about the password.
+        if let (Some(tenant), user) = lookup.ids()
+            && let Err(e) = self.check_network(tenant, &ctx.ip).await
+        {
+            if e.code == "ip_not_allowed" {
+                self.login_failed(
+                    Some(tenant),
+                    user,
+                    "ip_not_allowed",
+                    &account,
+                    &gate,
+                    &input,
+                    ctx,
+                )
+                .await?;
+            }
+            return Err(e);
+        }
         self.attempt_delay(gate.account_failures).await;
         let hash = match (&gate.refused, &lookup) {
             (None, Lookup::Found(_, u)) => u.password_hash.clone(),
@@ -283,6 +302,8 @@ impl Kluis {
             ms(self.config.session_absolute_timeout)
         };
         let expires_at = now + lifetime;
+        // Every sign-in method (password, second factor, passkey, OIDC, SAML) ends here.
+        self.check_network(tenant, &ctx.ip).await?;
         let mut tx = self.store.tenant(tenant).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let user_row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;

@@ -25,7 +25,14 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let actor = match bearer(&parts.headers)? {
-            Some(bearer) => state.kluis.authenticate_api_key(bearer).await?,
+            Some(bearer) => {
+                let actor = state.kluis.authenticate_api_key(bearer).await?;
+                state
+                    .kluis
+                    .check_network(actor.tenant(), &peer_ip(&parts.extensions))
+                    .await?;
+                actor
+            }
             None => session_actor(parts, state, SessionUse::Api).await?,
         };
         // Every authenticated API request counts against the caller's rate limits.
@@ -55,10 +62,42 @@ async fn session_actor(
         ));
     }
     let csrf = parts.headers.get(CSRF_HEADER).and_then(|v| v.to_str().ok());
-    Ok(state
+    let actor = state
         .kluis
         .authenticate_session_for(&cookie, csrf, state_changing, usage)
-        .await?)
+        .await?;
+    state
+        .kluis
+        .check_network(actor.tenant(), &peer_ip(&parts.extensions))
+        .await?;
+    Ok(actor)
+}
+
+/// The TCP peer's address ("" when unknown, which an IP allowlist refuses). No forwarding
+/// headers are trusted: Kluis terminates TLS itself.
+pub(crate) fn peer_ip(ext: &axum::http::Extensions) -> String {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip().to_string())
+        .unwrap_or_default()
+}
+
+tokio::task_local! {
+    /// The peer address of the request this task serves, for the page handlers, which see
+    /// headers but not the connection (set by [`remember_peer`] around every request).
+    static PEER: String;
+}
+
+pub(crate) async fn remember_peer(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let ip = peer_ip(req.extensions());
+    PEER.scope(ip, next.run(req)).await
+}
+
+/// The peer address of the current request ("" outside one).
+pub(crate) fn current_peer() -> String {
+    PEER.try_with(Clone::clone).unwrap_or_default()
 }
 
 /// A session cookie waiting for its second factor (`POST /api/v1/auth/mfa` only).
@@ -153,11 +192,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip().to_string())
-            .unwrap_or_default();
+        let ip = peer_ip(&parts.extensions);
         let header = |name: &str| {
             parts
                 .headers

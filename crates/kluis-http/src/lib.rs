@@ -266,6 +266,10 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_trash_retention,
             routes::settings::put_trash_retention
         ))
+        .routes(routes!(
+            routes::settings::get_ip_allowlist,
+            routes::settings::put_ip_allowlist
+        ))
         .routes(routes!(routes::imports::list, routes::imports::create))
         .routes(routes!(routes::imports::get))
         .routes(routes!(
@@ -357,6 +361,7 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .layer(middleware::map_response(json_for_bare_errors))
         .layer(middleware::from_fn(ratelimit::headers))
         .layer(middleware::from_fn(metrics::track))
+        .layer(middleware::from_fn(auth::remember_peer))
         .layer(DefaultBodyLimit::max(config.body_limit))
         .layer(
             ServiceBuilder::new()

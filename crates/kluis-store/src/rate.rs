@@ -1,4 +1,5 @@
-//! Shared rate-limit windows: the quota the server processes take from between them.
+//! Shared rate-limit windows (the quota the server processes take from between them) and the
+//! other per-organisation network settings: rate-limit overrides and the IP allowlist.
 
 use crate::{Result, TenantTx, on_conn};
 
@@ -103,6 +104,46 @@ impl TenantTx {
         .await?
         .rows_affected()
         });
+        Ok(())
+    }
+}
+
+impl TenantTx {
+    /// The organisation's IP allowlist (JSON array of CIDR blocks), if it set one.
+    pub async fn ip_allowlist(&mut self) -> Result<Option<String>> {
+        let t = self.tenant;
+        Ok(
+            on_conn!(&mut self.tx, |c| sqlx::query_scalar::<_, Option<String>>(
+                "SELECT ip_allowlist FROM tenant_settings WHERE tenant_id = $1"
+            )
+            .bind(t)
+            .fetch_optional(c)
+            .await?)
+            .flatten(),
+        )
+    }
+
+    /// Sets (or with None, clears) the allowlist; `policy_json` is the password policy to store
+    /// if the tenant has no settings row yet.
+    pub async fn put_ip_allowlist(
+        &mut self,
+        json: Option<&str>,
+        policy_json: &str,
+        now: i64,
+    ) -> Result<()> {
+        let t = self.tenant;
+        on_conn!(&mut self.tx, |c| sqlx::query(
+            "INSERT INTO tenant_settings (tenant_id, password_policy, ip_allowlist, updated_at) \
+             VALUES ($1, $2, $3, $4) ON CONFLICT (tenant_id) DO UPDATE SET \
+             ip_allowlist = excluded.ip_allowlist, updated_at = excluded.updated_at"
+        )
+        .bind(t)
+        .bind(policy_json)
+        .bind(json)
+        .bind(now)
+        .execute(c)
+        .await?
+        .rows_affected());
         Ok(())
     }
 }

@@ -7,6 +7,8 @@ mod support;
 
 #[path = "e2e/a11y_pages.rs"]
 mod a11y_pages;
+#[path = "e2e/allowlist.rs"]
+mod allowlist;
 #[path = "e2e/api.rs"]
 mod api;
 #[path = "e2e/audit.rs"]

@@ -285,8 +285,16 @@ pub async fn page_user(s: &AppState, headers: &HeaderMap) -> Result<PageUser, Re
         .kluis
         .authenticate_session_for(&token, None, false, SessionUse::Api)
         .await
+        .map(|a| (a.tenant(), a))
     {
-        Ok(actor) => {
+        Ok((tenant, actor)) => {
+            if let Err(e) = s
+                .kluis
+                .check_network(tenant, &crate::auth::current_peer())
+                .await
+            {
+                return Err(redirect_for(&e));
+            }
             let name = s
                 .kluis
                 .me(&actor)
@@ -322,7 +330,14 @@ pub async fn form_user(
         .authenticate_session_for(&token, Some(csrf), true, usage)
         .await
     {
-        Ok(actor) => Ok(actor),
+        Ok(actor) => match s
+            .kluis
+            .check_network(actor.tenant(), &crate::auth::current_peer())
+            .await
+        {
+            Ok(()) => Ok(actor),
+            Err(e) => Err(redirect_for(&e)),
+        },
         Err(e) if e.code == "csrf_failed" => {
             Err((StatusCode::FORBIDDEN, "form expired: reload the page").into_response())
         }

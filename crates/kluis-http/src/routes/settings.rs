@@ -120,3 +120,27 @@ pub async fn put_mfa(
 ) -> ApiResult<Json<MfaPolicyDoc>> {
     Ok(Json(s.kluis.set_mfa_policy(&a, &c, doc).await?))
 }
+
+/// The organisation's IP allowlist: CIDR blocks from which its people may sign in and its
+/// sessions and API keys are accepted (empty: any address).
+#[utoipa::path(get, path = "/api/v1/settings/ip-allowlist", tag = "settings",
+    responses((status = 200, body = kluis_core::network::IpAllowlistDoc), (status = 403, body = ErrorBody)))]
+pub async fn get_ip_allowlist(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<kluis_core::network::IpAllowlistDoc>> {
+    Ok(Json(s.kluis.ip_allowlist(&a).await?))
+}
+
+/// Replace the IP allowlist (at most 100 entries, IPv4 and IPv6). A list that leaves out the
+/// address of the request that saves it is refused (`422 allowlist_excludes_you`).
+#[utoipa::path(put, path = "/api/v1/settings/ip-allowlist", tag = "settings", request_body = kluis_core::network::IpAllowlistDoc,
+    responses((status = 200, body = kluis_core::network::IpAllowlistDoc), (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
+pub async fn put_ip_allowlist(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(d): ApiJson<kluis_core::network::IpAllowlistDoc>,
+) -> ApiResult<Json<kluis_core::network::IpAllowlistDoc>> {
+    Ok(Json(s.kluis.set_ip_allowlist(&a, &c, d).await?))
+}
