@@ -22,8 +22,8 @@
 //! behind one.
 
 pub use kluis_store::{
-    AuditVisitor, OutboxRow, PlatformTx, SEAL_RESERVE, Store, StoreError, StoreOptions, TenantTx,
-    ThrottleBucket,
+    AuditVisitor, OutboxRow, PlatformTx, RateOverrides, SEAL_RESERVE, Store, StoreError,
+    StoreOptions, TenantTx, ThrottleBucket,
 };
 
 /// Row types of the tenant and platform tables.
@@ -47,6 +47,10 @@ pub mod sso {
 }
 
 /// SAML configuration rows.
+pub mod status {
+    pub use kluis_store::status::*;
+}
+
 pub mod saml {
     pub use kluis_store::saml::*;
 }

@@ -37,6 +37,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod status;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -131,6 +132,8 @@ pub struct Kluis {
     pub(crate) ops_cache: Arc<operations::OpsCache>,
     /// Organisations' IP allowlists as recently read.
     pub(crate) allowlists: Arc<network::AllowlistCache>,
+    /// The maintenance announced at sign-in, as recently read.
+    pub(crate) announcement: Arc<status::AnnouncementCache>,
 }
 
 impl Kluis {
@@ -163,6 +166,7 @@ impl Kluis {
             rate_limiter: Arc::default(),
             ops_cache: Arc::default(),
             allowlists: Arc::default(),
+            announcement: Arc::default(),
         }
     }
 

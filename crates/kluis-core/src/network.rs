@@ -74,7 +74,7 @@ fn not_allowed() -> Error {
     )
 }
 
-async fn stored(tx: &mut kluis_store::TenantTx) -> Result<Vec<IpNet>> {
+async fn stored(tx: &mut crate::db::TenantTx) -> Result<Vec<IpNet>> {
     match tx.ip_allowlist().await? {
         Some(json) => {
             let cidrs: Vec<String> = serde_json::from_str(&json)

@@ -14,8 +14,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use crate::authz::{Actor, Principal};
+use crate::db::RateOverrides;
 use crate::{Error, Kluis, Result, TenantId};
-use kluis_store::RateOverrides;
 
 /// A tenant's overrides of the installation's limits (null: the installation's default).
 #[derive(

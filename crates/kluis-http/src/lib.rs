@@ -108,6 +108,9 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::health::healthz))
         .routes(routes!(routes::health::readyz))
         .routes(routes!(metrics::scrape))
+        .routes(routes!(routes::status::public))
+        .routes(routes!(routes::status::post))
+        .routes(routes!(routes::status::resolve))
         .routes(routes!(routes::setup::complete))
         .routes(routes!(routes::auth::login))
         .routes(routes!(routes::auth::logout))
@@ -357,6 +360,10 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         .merge(pages::routes())
         .nest("/scim/v2", routes::scim::router())
         .fallback(pages::errors::fallback)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            routes::status::notice_header,
+        ))
         .with_state(state)
         .layer(middleware::map_response(json_for_bare_errors))
         .layer(middleware::from_fn(ratelimit::headers))

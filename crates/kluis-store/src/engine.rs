@@ -78,7 +78,8 @@ pub const TENANT_TABLES: &[&str] = &[
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
-pub const PLATFORM_TABLES: &[&str] = &["tenants", "setup_tokens", "platform_keys"];
+pub const PLATFORM_TABLES: &[&str] =
+    &["tenants", "setup_tokens", "platform_keys", "status_notices"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

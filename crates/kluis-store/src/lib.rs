@@ -21,6 +21,7 @@ pub mod rows;
 pub mod saml;
 pub mod scim;
 pub mod sso;
+pub mod status;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};

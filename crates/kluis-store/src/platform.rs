@@ -7,7 +7,7 @@ use crate::rows::{PlatformKeyRow, TenantRow};
 use crate::{Result, on_conn};
 
 pub struct PlatformTx {
-    tx: Tx,
+    pub(crate) tx: Tx,
 }
 
 const TENANT_COLS: &str = "id, slug, name, status, created_at, updated_at";

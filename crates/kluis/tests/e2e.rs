@@ -55,6 +55,8 @@ mod server;
 mod settings_pages;
 #[path = "e2e/sso.rs"]
 mod sso;
+#[path = "e2e/status.rs"]
+mod status;
 #[path = "e2e/tables_pages.rs"]
 mod tables_pages;
 #[path = "e2e/tls.rs"]

@@ -22,6 +22,7 @@ mod record;
 pub mod settings;
 pub mod shell;
 mod sign_in;
+mod status;
 mod tables;
 mod tables_text;
 
@@ -52,6 +53,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/", get(|| async { Redirect::to("/contacts") }))
         .route("/sign-in", get(sign_in::page).post(sign_in::submit))
+        .route("/status", get(status::page))
         .route(
             "/sign-in/2fa",
             get(sign_in::mfa_page).post(sign_in::mfa_submit),

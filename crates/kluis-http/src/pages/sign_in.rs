@@ -36,15 +36,22 @@ pub struct SignInQuery {
     organisation: Option<String>,
 }
 
-pub async fn page(headers: HeaderMap, Query(q): Query<SignInQuery>) -> Response {
-    let t = Lang::of(&headers).text();
+pub async fn page(
+    State(s): State<AppState>,
+    headers: HeaderMap,
+    Query(q): Query<SignInQuery>,
+) -> Response {
+    let lang = Lang::of(&headers);
+    let t = lang.text();
     let token = FormToken::for_page(&headers);
+    // Maintenance is announced here from 24 hours before it starts (seed 001).
+    let notice = super::status::announcement(&s, lang).await;
     let mut res = render(
         StatusCode::OK,
         &SignInPage {
             t,
             nav: Nav::anonymous("/sign-in"),
-            notice: None,
+            notice,
             form_token: &token.value,
             organisation: q.organisation.as_deref().unwrap_or(""),
             email: "",

@@ -13,6 +13,7 @@ pub mod scim;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod status;
 pub mod users;
 
 use serde::Deserialize;

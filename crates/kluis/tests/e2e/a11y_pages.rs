@@ -171,7 +171,7 @@ async fn chromium_axe_finds_nothing_serious_on_any_page() {
         "users": [
             {"name": "owner", "organisation": "toegang", "email": "owner@toegang.test", "password": PASSWORD, "pages": owner},
             {"name": "reader", "organisation": "toegang", "email": "reader@toegang.test", "password": PASSWORD, "pages": reader},
-            {"name": "visitor", "pages": [page("sign-in", "/sign-in", 200)]},
+            {"name": "visitor", "pages": [page("sign-in", "/sign-in", 200), page("status", "/status", 200)]},
         ],
     });
     let (ok, out, err) = tools.run("axe.mjs", &input);
