@@ -214,6 +214,27 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/platform/tenants/{id}/resume",
         "tenant.resume",
     ),
+    // Exercised with their events by ratelimit::, allowlist:: and status:: (issue 18).
+    (
+        "PUT",
+        "/api/v1/platform/tenants/{id}/rate-limits",
+        "tenant.rate_limits.update",
+    ),
+    (
+        "PUT",
+        "/api/v1/settings/ip-allowlist",
+        "settings.ip_allowlist.update",
+    ),
+    (
+        "POST",
+        "/api/v1/platform/status/notices",
+        "status.notice.post",
+    ),
+    (
+        "POST",
+        "/api/v1/platform/status/notices/{id}/resolve",
+        "status.notice.resolve",
+    ),
     // Passkeys: exercised with their events by passkeys::*. A start only stores the ceremony
     // state (no event); its finish is audited.
     (
