@@ -27,6 +27,7 @@ pub mod lockout;
 pub mod mail;
 pub mod mfa;
 pub mod passkeys;
+pub mod roles;
 pub mod saml;
 pub mod scim;
 pub mod sensitive;
@@ -46,6 +47,7 @@ pub use authz::{Actor, AuthStage, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Store;
 pub use error::{Error, ErrorKind};
+pub use kluis_types::ids::{RoleId, TeamId};
 pub use kluis_types::{ApiKeyId, Email, Phone, RecordId, SessionId, Status, TenantId, UserId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

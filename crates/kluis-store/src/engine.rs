@@ -74,6 +74,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "scim_group_members",
     "saml_configs",
     "saml_seen_assertions",
+    "roles",
+    "user_custom_roles",
+    "teams",
+    "team_members",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -14,6 +14,7 @@ mod engine;
 mod mail;
 mod mfa;
 pub mod passkeys;
+pub mod perms;
 mod platform;
 pub mod rows;
 pub mod saml;
@@ -24,8 +25,8 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub(crate) use kluis_types::ids;
 pub use kluis_types::ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
-    TagId, TenantId, UserId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, RoleId, SavedViewId, SessionId,
+    StageId, TagId, TeamId, TenantId, UserId,
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;
