@@ -469,11 +469,42 @@ async fn record_scope_holds_on_every_route_and_page(backend: Backend) {
         )
         .await;
     assert_eq!((st, code(&v)), (StatusCode::CONFLICT, "role_in_use"));
+    let (st, spare) = s
+        .post("/api/v1/roles", owner, json!({"name": "Ongebruikt"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{spare}");
+    let (st, _) = s
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/roles/{}", spare["id"].as_str().unwrap()),
+            owner,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, v) = s
+        .call(
+            Method::PATCH,
+            &format!("/api/v1/teams/{team}"),
+            owner,
+            Some(json!({"name": "Zuid"})),
+        )
+        .await;
+    assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("Zuid")), "{v}");
+    let (st, _) = s
+        .call(Method::DELETE, &format!("/api/v1/teams/{team}"), owner, None)
+        .await;
+    assert_eq!(st, StatusCode::NO_CONTENT);
+    let (st, _) = s.get(&format!("/api/v1/teams/{team}"), owner).await;
+    assert_eq!(st, StatusCode::NOT_FOUND);
     for a in [
         "role.create",
         "role.update",
+        "role.delete",
         "user.custom_role",
         "team.create",
+        "team.update",
+        "team.delete",
         "team.member_add",
         "team.member_remove",
     ] {
