@@ -188,31 +188,46 @@ async fn run() -> Result<()> {
         .await?;
     let member = bs::user_actor(t, me, Role::Member);
 
-    let mut results = Vec::new();
-    for scope in [RecordScope::All, RecordScope::Team, RecordScope::Own] {
-        kluis
-            .update_role(
-                &console,
-                &ctx,
-                &role.id,
-                RolePatch {
-                    objects: Some(rules(scope)),
-                    ..Default::default()
-                },
-            )
-            .await?;
-        // Warm the page cache the same way for each scope.
-        pages(&kluis, &member, &ctx).await?;
-        let (p50, p99) = pcts(pages(&kluis, &member, &ctx).await?);
-        results.push((scope, p50, p99));
+    // Rounds that alternate the scopes, so a burst of other load on the machine falls on
+    // all three alike rather than on whichever scope ran then.
+    let scopes = [RecordScope::All, RecordScope::Team, RecordScope::Own];
+    let mut samples: Vec<Vec<Duration>> = vec![Vec::new(); scopes.len()];
+    for round in 0..4 {
+        for (k, scope) in scopes.iter().enumerate() {
+            kluis
+                .update_role(
+                    &console,
+                    &ctx,
+                    &role.id,
+                    RolePatch {
+                        objects: Some(rules(*scope)),
+                        ..Default::default()
+                    },
+                )
+                .await?;
+            let lat = pages(&kluis, &member, &ctx).await?;
+            // The first round warms the page cache for each scope and is not counted.
+            if round > 0 {
+                samples[k].extend(lat);
+            }
+        }
     }
-    let all_p99 = results[0].2;
+    let results: Vec<(RecordScope, Duration, Duration)> = scopes
+        .iter()
+        .zip(samples)
+        .map(|(s, lat)| {
+            let (p50, p99) = pcts(lat);
+            (*s, p50, p99)
+        })
+        .collect();
+    let (all_p50, all_p99) = (results[0].1, results[0].2);
     for (scope, p50, p99) in &results {
         let ratio = p99.as_secs_f64() / all_p99.as_secs_f64();
         println!(
-            "list page (50 contacts, first and next pages, incl. role lookup and audit event) scope {:<4}: p50 {} p99 {}  p99 {:.2}x of \"all\"  target <= 1.2x: {}",
+            "list page (50 contacts, first and next pages, incl. role lookup and audit event) scope {:<4}: p50 {} ({:.2}x) p99 {} ({:.2}x of \"all\")  target p99 <= 1.2x: {}",
             format!("{scope:?}").to_lowercase(),
             ms(*p50),
+            p50.as_secs_f64() / all_p50.as_secs_f64(),
             ms(*p99),
             ratio,
             if ratio <= 1.2 { "meets" } else { "MISSES" }

@@ -490,9 +490,18 @@ async fn record_scope_holds_on_every_route_and_page(backend: Backend) {
             Some(json!({"name": "Zuid"})),
         )
         .await;
-    assert_eq!((st, v["name"].as_str()), (StatusCode::OK, Some("Zuid")), "{v}");
+    assert_eq!(
+        (st, v["name"].as_str()),
+        (StatusCode::OK, Some("Zuid")),
+        "{v}"
+    );
     let (st, _) = s
-        .call(Method::DELETE, &format!("/api/v1/teams/{team}"), owner, None)
+        .call(
+            Method::DELETE,
+            &format!("/api/v1/teams/{team}"),
+            owner,
+            None,
+        )
         .await;
     assert_eq!(st, StatusCode::NO_CONTENT);
     let (st, _) = s.get(&format!("/api/v1/teams/{team}"), owner).await;
