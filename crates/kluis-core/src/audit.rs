@@ -386,6 +386,44 @@ pub struct AuditEvent {
     pub leaf_hash: String,
 }
 
+/// Field rules over the trail: a record event's changed values (`details.changed`, and a
+/// version restore's or import's copies of them) lose hidden fields and show masked ones
+/// masked, as the record itself would for this reader.
+fn redact_events(access: &crate::authz::Access, events: &mut [AuditEvent]) {
+    if access.rules().fields.is_empty() {
+        return;
+    }
+    for e in events {
+        let Some(t) = e
+            .object_type
+            .as_deref()
+            .and_then(crate::crm::ObjectType::parse)
+        else {
+            continue;
+        };
+        let fv = access.fields(t);
+        if fv.is_empty() {
+            continue;
+        }
+        if let Some(Value::Object(changed)) = e.details.get_mut("changed") {
+            changed.retain(|k, _| fv.rule(k) != Some(crate::authz::FieldRule::Hidden));
+            for (k, v) in changed.iter_mut() {
+                if fv.rule(k) == Some(crate::authz::FieldRule::Masked) {
+                    mask_all(v);
+                }
+            }
+        }
+    }
+}
+
+fn mask_all(v: &mut Value) {
+    match v {
+        Value::Object(m) => m.values_mut().for_each(mask_all),
+        Value::Array(a) => a.iter_mut().for_each(mask_all),
+        other => *other = crate::authz::mask_value(other),
+    }
+}
+
 /// Query parameters of the audit API and CLI.
 #[derive(Debug, Clone, Default, Deserialize, utoipa::IntoParams)]
 #[into_params(parameter_in = Query)]
@@ -418,6 +456,8 @@ pub struct CheckpointList {
 pub struct AuditExport {
     tenant: TenantId,
     query: AuditQuery,
+    /// The reader's field rules, applied to every page.
+    access: crate::authz::Access,
 }
 
 /// The result of verifying one log.
@@ -609,7 +649,9 @@ impl Kluis {
         q: &AuditQuery,
     ) -> Result<Page<AuditEvent>> {
         actor.require(Permission::AuditRead)?;
-        let page = self.query_log(actor.tenant(), q).await?;
+        let access = self.audit_in_scope(actor, q).await?;
+        let mut page = self.query_log(actor.tenant(), q).await?;
+        redact_events(&access, &mut page.items);
         // Reading the log is itself recorded, as a count.
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
@@ -636,6 +678,7 @@ impl Kluis {
         format: &str,
     ) -> Result<AuditExport> {
         actor.require(Permission::AuditRead)?;
+        let access = self.audit_in_scope(actor, q).await?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let filters = json!({"format": format, "from": q.from, "to": q.to, "actor": q.actor, "action": q.action, "object_id": q.object_id, "ip": q.ip});
@@ -650,6 +693,7 @@ impl Kluis {
             .await?;
         tx.commit().await?;
         Ok(AuditExport {
+            access,
             tenant: actor.tenant(),
             query: AuditQuery {
                 cursor: None,
@@ -667,12 +711,37 @@ impl Kluis {
         if export.query.limit.is_none() {
             return Ok(None);
         }
-        let page = self.query_log(export.tenant, &export.query).await?;
+        let mut page = self.query_log(export.tenant, &export.query).await?;
+        redact_events(&export.access, &mut page.items);
         match page.next_cursor {
             Some(c) => export.query.cursor = Some(c),
             None => export.query.limit = None,
         }
         Ok(Some(page.items))
+    }
+
+    /// Record scope over the trail: an actor whose role reaches only some records may read
+    /// the events of one record in reach (`object_id`), never the whole log, whose events name
+    /// and describe records outside it.
+    async fn audit_in_scope(&self, actor: &Actor, q: &AuditQuery) -> Result<crate::authz::Access> {
+        let access = self.access(actor).await?;
+        if !access.rules().narrows_scope() {
+            return Ok(access);
+        }
+        let Some(id) = q.object_id.as_deref() else {
+            access.require_every_record()?;
+            return Ok(access);
+        };
+        let id: kluis_types::RecordId = id.parse().map_err(|_| Error::not_found())?;
+        let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let row = tx.any_record(id).await?.ok_or_else(Error::not_found)?;
+        let t = crate::crm::ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        let vis = access.require(t, crate::authz::Right::Read)?;
+        if vis.shows(row.owner_id) {
+            Ok(access)
+        } else {
+            Err(Error::not_found())
+        }
     }
 
     /// One page of any log, for the console (`kluis audit events`).

@@ -4,9 +4,13 @@
 //! so a handler cannot invent one for another tenant. Every service starts with
 //! [`Actor::require`], and every tenant transaction is opened for `actor.tenant()`.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
-use crate::{ApiKeyId, Error, Result, SessionId, TenantId, UserId};
+use crate::crm::ObjectType;
+use crate::db::rows::OwnerScope;
+use crate::{ApiKeyId, Error, ErrorKind, Result, SessionId, TenantId, UserId};
 
 /// A permission a service asks for. Later issues add variants (contacts, deals, ...); a new
 /// variant is granted to nobody until the tables below say otherwise.
@@ -157,6 +161,416 @@ impl Scope {
     }
 }
 
+// ---- rights per object type (built-in and custom roles) ----------------------------------
+
+/// What may be done with records of one object type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Right {
+    Read,
+    Create,
+    Update,
+    Delete,
+    Export,
+    Import,
+    /// Reveal a masked field's value.
+    Unmask,
+}
+
+/// Which records of a type a role reaches: those its holder owns, those owned by anyone who
+/// shares a team with them, or all. Ordered from narrow to wide.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordScope {
+    /// The narrowest is the default: a rule that names no scope widens nothing.
+    #[default]
+    Own,
+    Team,
+    All,
+}
+
+/// A role's rights on one object type. A right not set is refused.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ObjectRights {
+    #[serde(default)]
+    pub read: bool,
+    #[serde(default)]
+    pub create: bool,
+    #[serde(default)]
+    pub update: bool,
+    #[serde(default)]
+    pub delete: bool,
+    #[serde(default)]
+    pub export: bool,
+    #[serde(default)]
+    pub import: bool,
+    /// May reveal a masked field's value (one field of one record at a time; audited).
+    #[serde(default)]
+    pub unmask: bool,
+    #[serde(default)]
+    pub scope: RecordScope,
+}
+
+impl ObjectRights {
+    pub fn has(&self, r: Right) -> bool {
+        match r {
+            Right::Read => self.read,
+            Right::Create => self.create,
+            Right::Update => self.update,
+            Right::Delete => self.delete,
+            Right::Export => self.export,
+            Right::Import => self.import,
+            Right::Unmask => self.unmask,
+        }
+    }
+
+    /// Both sets at once: each right held by both, the narrower scope.
+    pub fn intersect(&self, o: &ObjectRights) -> ObjectRights {
+        ObjectRights {
+            read: self.read && o.read,
+            create: self.create && o.create,
+            update: self.update && o.update,
+            delete: self.delete && o.delete,
+            export: self.export && o.export,
+            import: self.import && o.import,
+            unmask: self.unmask && o.unmask,
+            scope: self.scope.min(o.scope),
+        }
+    }
+}
+
+/// The CRM rules of a role: rights per object type. An object type the map does not name is
+/// refused entirely (deny by default). Built-in roles are expressed in the same shape, so
+/// there is one question: "may this actor do X on type T, and on which records".
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RoleRules {
+    #[serde(default)]
+    pub objects: BTreeMap<ObjectType, ObjectRights>,
+    /// Field rules per object type: field name (`email`, `custom.<key>`) to rule. A field
+    /// not named is shown and writable as the type's rights say.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub fields: BTreeMap<ObjectType, BTreeMap<String, FieldRule>>,
+}
+
+/// What a role may see of one field.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldRule {
+    /// Absent from every output (API, pages, exports, versions, audit payloads), not
+    /// searchable, not writable.
+    Hidden,
+    /// Shown, not writable.
+    ReadOnly,
+    /// Shown masked (`j***@acme.nl`, `******5678`), not searchable, not writable; revealed
+    /// one value at a time by a role with `unmask`.
+    Masked,
+}
+
+/// The field rules of one object type for one actor.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldView {
+    rules: BTreeMap<String, FieldRule>,
+}
+
+impl FieldView {
+    pub fn is_empty(&self) -> bool {
+        self.rules.is_empty()
+    }
+
+    pub fn rule(&self, field: &str) -> Option<FieldRule> {
+        self.rules.get(field).copied()
+    }
+
+    /// Whether a field's value may be matched by search or an exact lookup.
+    pub fn searchable(&self, field: &str) -> bool {
+        self.rule(field).is_none()
+    }
+
+    /// Removes hidden fields and masks masked ones, in place.
+    pub fn redact(&self, fields: &mut serde_json::Map<String, serde_json::Value>) {
+        if self.rules.is_empty() {
+            return;
+        }
+        fields.retain(|k, _| self.rule(k) != Some(FieldRule::Hidden));
+        for (k, v) in fields.iter_mut() {
+            if self.rule(k) == Some(FieldRule::Masked) {
+                *v = mask_value(v);
+            }
+        }
+    }
+
+    /// Refuses a write that sets a field this role may not write. `current` is the record's
+    /// present value map (None on create); a field sent unchanged is not a write (forms send
+    /// every field they show).
+    pub fn check_write(
+        &self,
+        input: &serde_json::Map<String, serde_json::Value>,
+        current: Option<&serde_json::Map<String, serde_json::Value>>,
+    ) -> Result<()> {
+        for (k, v) in input {
+            if self.rule(k).is_none() {
+                continue;
+            }
+            let unchanged = match current {
+                Some(cur) => cur.get(k).unwrap_or(&serde_json::Value::Null) == v,
+                None => v.is_null() || v.as_str().is_some_and(str::is_empty),
+            };
+            if !unchanged {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "field_read_only",
+                    "your role may not change this field",
+                )
+                .with_field(format!("fields.{k}")));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A masked display value: an email keeps its first character and domain (`j***@acme.nl`),
+/// anything else its last four characters (`******5678`); short values are masked whole.
+pub fn mask_value(v: &serde_json::Value) -> serde_json::Value {
+    let serde_json::Value::String(s) = v else {
+        return if v.is_null() {
+            serde_json::Value::Null
+        } else {
+            serde_json::Value::String("******".to_owned())
+        };
+    };
+    if s.is_empty() {
+        return v.clone();
+    }
+    if let Some((local, domain)) = s.split_once('@')
+        && let Some(first) = local.chars().next()
+    {
+        return serde_json::Value::String(format!("{first}***@{domain}"));
+    }
+    let chars: Vec<char> = s.chars().collect();
+    if chars.len() <= 6 {
+        return serde_json::Value::String("******".to_owned());
+    }
+    let tail: String = chars[chars.len() - 4..].iter().collect();
+    serde_json::Value::String(format!("******{tail}"))
+}
+
+impl RoleRules {
+    /// A built-in role's rules, from its permission table: every type, every record.
+    pub fn built_in(role: Role) -> RoleRules {
+        RoleRules::uniform(|p| role.grants(p))
+    }
+
+    /// What an API key's scopes allow on records (any record: the creator's role narrows it).
+    fn of_scopes(scopes: &[Scope]) -> RoleRules {
+        RoleRules::uniform(|p| scopes.iter().any(|s| s.grants(p)))
+    }
+
+    fn uniform(has: impl Fn(Permission) -> bool) -> RoleRules {
+        let write = has(Permission::CrmWrite);
+        let rights = ObjectRights {
+            read: has(Permission::CrmRead),
+            create: write,
+            update: write,
+            delete: write,
+            export: has(Permission::CrmExport),
+            import: has(Permission::CrmImport),
+            // Built-in roles see every value in full: nothing is masked for them.
+            unmask: has(Permission::CrmRead),
+            scope: RecordScope::All,
+        };
+        RoleRules {
+            objects: ObjectType::ALL.into_iter().map(|t| (t, rights)).collect(),
+            fields: BTreeMap::new(),
+        }
+    }
+
+    pub fn rights(&self, t: ObjectType) -> ObjectRights {
+        self.objects.get(&t).copied().unwrap_or_default()
+    }
+
+    pub fn field_view(&self, t: ObjectType) -> FieldView {
+        FieldView {
+            rules: self.fields.get(&t).cloned().unwrap_or_default(),
+        }
+    }
+
+    /// Both at once: rights intersected, field rules of both (the stricter where both name
+    /// a field).
+    fn intersect(&self, o: &RoleRules) -> RoleRules {
+        let mut fields = self.fields.clone();
+        for (t, rules) in &o.fields {
+            let mine = fields.entry(*t).or_default();
+            for (f, r) in rules {
+                let stricter = match (mine.get(f), r) {
+                    (Some(FieldRule::Hidden), _) | (_, FieldRule::Hidden) => FieldRule::Hidden,
+                    (Some(FieldRule::Masked), _) | (_, FieldRule::Masked) => FieldRule::Masked,
+                    _ => FieldRule::ReadOnly,
+                };
+                mine.insert(f.clone(), stricter);
+            }
+        }
+        RoleRules {
+            objects: ObjectType::ALL
+                .into_iter()
+                .map(|t| (t, self.rights(t).intersect(&o.rights(t))))
+                .collect(),
+            fields,
+        }
+    }
+
+    /// True when some type is limited to a subset of its records.
+    pub fn narrows_scope(&self) -> bool {
+        ObjectType::ALL
+            .into_iter()
+            .any(|t| self.rights(t).scope != RecordScope::All)
+    }
+}
+
+/// The records an actor reaches within one object type, as the query layer applies it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    /// Records owned by this user.
+    Own(UserId),
+    /// Records owned by this user or anyone sharing a team with them (`mates` includes `me`).
+    Team {
+        me: UserId,
+        mates: Vec<UserId>,
+    },
+    /// No record at all (a scope narrower than "all" with no person to anchor it).
+    Nothing,
+}
+
+impl Visibility {
+    /// Whether a record with this owner is within reach.
+    pub fn shows(&self, owner: Option<UserId>) -> bool {
+        match self {
+            Visibility::All => true,
+            Visibility::Own(me) => owner == Some(*me),
+            Visibility::Team { mates, .. } => owner.is_some_and(|o| mates.contains(&o)),
+            Visibility::Nothing => false,
+        }
+    }
+
+    /// For audit details: which scope applied.
+    pub fn store_scope_name(&self) -> &'static str {
+        match self {
+            Visibility::All => "all",
+            Visibility::Own(_) => "own",
+            Visibility::Team { .. } => "team",
+            Visibility::Nothing => "none",
+        }
+    }
+
+    /// The store's form of the same rule (a list filter in SQL).
+    pub(crate) fn store_scope(&self) -> OwnerScope {
+        match self {
+            Visibility::All => OwnerScope::All,
+            Visibility::Own(me) => OwnerScope::Own(*me),
+            Visibility::Team { me, .. } => OwnerScope::Team(*me),
+            // A nil owner id matches no record (owners are real users).
+            Visibility::Nothing => OwnerScope::Own(UserId(uuid::Uuid::nil())),
+        }
+    }
+}
+
+/// An actor's CRM rights for one request, resolved from their role (built-in or custom),
+/// their key's scopes and their teams. Only [`crate::Kluis::access`] makes one.
+#[derive(Debug, Clone)]
+pub struct Access {
+    rules: RoleRules,
+    /// Whose "own" records: the user, or the person who made the API key.
+    me: Option<UserId>,
+    mates: Vec<UserId>,
+}
+
+/// Where a CRM right comes from, before the database tells the custom role and teams.
+pub(crate) enum AccessSource {
+    /// Every right on every record (the console).
+    Everything,
+    /// Nothing (a pending sign-in, the SCIM token, a key whose maker is gone).
+    Nothing,
+    /// A person: their custom role if they hold one, else their built-in role.
+    User { id: UserId, role: Role },
+    /// A key: its scopes, narrowed by its maker's role (None: made at the console).
+    Key { id: ApiKeyId, scopes: Vec<Scope> },
+}
+
+impl Access {
+    pub(crate) fn new(rules: RoleRules, me: Option<UserId>, mates: Vec<UserId>) -> Access {
+        Access { rules, me, mates }
+    }
+
+    /// Narrows to what an API key's scopes allow.
+    pub(crate) fn with_scopes(mut self, scopes: &[Scope]) -> Access {
+        self.rules = self.rules.intersect(&RoleRules::of_scopes(scopes));
+        self
+    }
+
+    pub fn rules(&self) -> &RoleRules {
+        &self.rules
+    }
+
+    pub fn can(&self, t: ObjectType, r: Right) -> bool {
+        self.rules.rights(t).has(r)
+    }
+
+    /// The single CRM check: deny unless the role grants `r` on `t`; then the records in reach.
+    pub fn require(&self, t: ObjectType, r: Right) -> Result<Visibility> {
+        if !self.can(t, r) {
+            return Err(Error::forbidden(
+                "your role or key scopes do not allow this action on this object type",
+            ));
+        }
+        Ok(self.visibility(t))
+    }
+
+    /// The field rules of `t` for this actor.
+    pub fn fields(&self, t: ObjectType) -> FieldView {
+        self.rules.field_view(t)
+    }
+
+    /// The records of `t` in reach (whatever the right).
+    pub fn visibility(&self, t: ObjectType) -> Visibility {
+        match (self.rules.rights(t).scope, self.me) {
+            (RecordScope::All, _) => Visibility::All,
+            (_, None) => Visibility::Nothing,
+            (RecordScope::Own, Some(me)) => Visibility::Own(me),
+            (RecordScope::Team, Some(me)) => Visibility::Team {
+                me,
+                mates: self.mates.clone(),
+            },
+        }
+    }
+
+    /// Reading things that span every record (the audit trail, an import that may touch any
+    /// record) needs scope "all" on every type.
+    pub fn require_every_record(&self) -> Result<()> {
+        if self.rules.narrows_scope() {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "scope_too_narrow",
+                "your role reaches only some records; this action spans all of them",
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum Principal {
     User {
@@ -274,6 +688,25 @@ impl Actor {
 }
 
 impl Actor {
+    /// Where this actor's CRM rights come from (see [`crate::Kluis::access`]).
+    pub(crate) fn access_source(&self) -> AccessSource {
+        if self.stage != AuthStage::Full {
+            return AccessSource::Nothing;
+        }
+        match &self.principal {
+            Principal::User { id, role, .. } => AccessSource::User {
+                id: *id,
+                role: *role,
+            },
+            Principal::ApiKey { id, scopes } => AccessSource::Key {
+                id: *id,
+                scopes: scopes.clone(),
+            },
+            Principal::Console => AccessSource::Everything,
+            Principal::Scim { .. } => AccessSource::Nothing,
+        }
+    }
+
     /// The console operator for one tenant (CLI only; never reachable over HTTP).
     pub fn console(tenant: TenantId) -> Actor {
         Actor::new(tenant, Principal::Console)
@@ -352,6 +785,132 @@ mod tests {
         assert!(a.require(Permission::UsersRead).is_ok());
         assert!(a.require(Permission::UsersManage).is_err());
         assert!(a.require_user().is_err());
+    }
+
+    #[test]
+    fn built_in_rules_are_the_permission_table_in_the_object_shape() {
+        for role in Role::ALL {
+            let rules = RoleRules::built_in(role);
+            for t in ObjectType::ALL {
+                let r = rules.rights(t);
+                assert_eq!(r.read, role.grants(Permission::CrmRead));
+                assert_eq!(r.create, role.grants(Permission::CrmWrite));
+                assert_eq!(r.delete, role.grants(Permission::CrmWrite));
+                assert_eq!(r.export, role.grants(Permission::CrmExport));
+                assert_eq!(r.import, role.grants(Permission::CrmImport));
+                assert_eq!(r.scope, RecordScope::All);
+            }
+        }
+        assert!(
+            !RoleRules::built_in(Role::Member)
+                .rights(ObjectType::Contact)
+                .export
+        );
+    }
+
+    #[test]
+    fn custom_rules_deny_what_they_do_not_name() {
+        let rules: RoleRules = serde_json::from_value(serde_json::json!({
+            "objects": {"contact": {"read": true}}
+        }))
+        .unwrap();
+        let c = rules.rights(ObjectType::Contact);
+        assert!(c.read && !c.create && !c.update && !c.delete && !c.export && !c.import);
+        // A rule that names no scope gets the narrowest.
+        assert_eq!(c.scope, RecordScope::Own);
+        assert_eq!(rules.rights(ObjectType::Deal), ObjectRights::default());
+        // Unknown keys are refused rather than ignored (a typo must not widen or narrow
+        // rights silently).
+        assert!(
+            serde_json::from_value::<RoleRules>(serde_json::json!({
+                "objects": {"contact": {"raed": true}}
+            }))
+            .is_err()
+        );
+    }
+
+    #[test]
+    fn a_key_gets_its_scopes_within_its_makers_rules() {
+        let me = UserId::new();
+        let mut objects = BTreeMap::new();
+        objects.insert(
+            ObjectType::Contact,
+            ObjectRights {
+                read: true,
+                create: true,
+                update: true,
+                delete: true,
+                export: false,
+                import: false,
+                unmask: false,
+                scope: RecordScope::Team,
+            },
+        );
+        let access = Access::new(
+            RoleRules {
+                objects,
+                fields: BTreeMap::new(),
+            },
+            Some(me),
+            vec![me],
+        )
+        .with_scopes(&[Scope::CrmRead, Scope::CrmExport]);
+        // Read: both allow it. Export: the scope does, the role does not. Write: the role
+        // does, the scope does not.
+        assert!(access.can(ObjectType::Contact, Right::Read));
+        assert!(!access.can(ObjectType::Contact, Right::Export));
+        assert!(!access.can(ObjectType::Contact, Right::Create));
+        assert!(!access.can(ObjectType::Deal, Right::Read));
+        assert_eq!(
+            access.require(ObjectType::Contact, Right::Read).unwrap(),
+            Visibility::Team {
+                me,
+                mates: vec![me]
+            }
+        );
+        assert!(access.require(ObjectType::Deal, Right::Read).is_err());
+        assert!(access.require_every_record().is_err());
+    }
+
+    #[test]
+    fn visibility_shows_only_what_its_scope_reaches() {
+        let (me, mate, other) = (UserId::new(), UserId::new(), UserId::new());
+        let own = Visibility::Own(me);
+        assert!(own.shows(Some(me)));
+        assert!(!own.shows(Some(other)));
+        assert!(!own.shows(None));
+        let team = Visibility::Team {
+            me,
+            mates: vec![me, mate],
+        };
+        assert!(team.shows(Some(mate)) && team.shows(Some(me)));
+        assert!(!team.shows(Some(other)) && !team.shows(None));
+        assert!(Visibility::All.shows(None));
+        assert!(!Visibility::Nothing.shows(Some(me)));
+        // Scope without a person to anchor it reaches nothing, never everything.
+        let mut objects = BTreeMap::new();
+        objects.insert(
+            ObjectType::Contact,
+            ObjectRights {
+                read: true,
+                ..Default::default()
+            },
+        );
+        let anchorless = Access::new(
+            RoleRules {
+                objects,
+                fields: BTreeMap::new(),
+            },
+            None,
+            Vec::new(),
+        );
+        assert_eq!(
+            anchorless
+                .require(ObjectType::Contact, Right::Read)
+                .unwrap(),
+            Visibility::Nothing
+        );
+        assert_ne!(Visibility::Nothing.store_scope(), OwnerScope::All);
     }
 
     #[test]

@@ -704,6 +704,19 @@ pub async fn insert_contacts(
     Ok(())
 }
 
+/// A signed-in person (as session authentication makes one), for benches that measure what a
+/// user's role changes.
+pub fn user_actor(tenant: TenantId, user: crate::UserId, role: crate::Role) -> Actor {
+    Actor::new(
+        tenant,
+        crate::Principal::User {
+            id: user,
+            role,
+            session: None,
+        },
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

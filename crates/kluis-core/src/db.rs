@@ -31,6 +31,11 @@ pub mod rows {
     pub use kluis_store::rows::*;
 }
 
+/// Custom roles and teams.
+pub mod perms {
+    pub use kluis_store::perms::*;
+}
+
 /// Passkey rows and ceremonies.
 pub mod passkeys {
     pub use kluis_store::passkeys::*;

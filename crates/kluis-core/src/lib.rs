@@ -30,6 +30,7 @@ pub mod network;
 pub mod operations;
 pub mod passkeys;
 pub mod ratelimit;
+pub mod roles;
 pub mod saml;
 pub mod scim;
 pub mod sensitive;
@@ -50,6 +51,7 @@ pub use authz::{Actor, AuthStage, Permission, Principal, Role, Scope};
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use db::Store;
 pub use error::{Error, ErrorKind};
+pub use kluis_types::ids::{RoleId, TeamId};
 pub use kluis_types::{ApiKeyId, Email, Phone, RecordId, SessionId, Status, TenantId, UserId};
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -294,6 +294,28 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_locale,
             routes::settings::put_locale
         ))
+        .routes(routes!(routes::roles::list, routes::roles::create))
+        .routes(routes!(routes::roles::assignments))
+        .routes(routes!(
+            routes::roles::get,
+            routes::roles::update,
+            routes::roles::delete
+        ))
+        .routes(routes!(routes::roles::assign))
+        .routes(routes!(
+            routes::roles::list_teams,
+            routes::roles::create_team
+        ))
+        .routes(routes!(
+            routes::roles::get_team,
+            routes::roles::update_team,
+            routes::roles::delete_team
+        ))
+        .routes(routes!(
+            routes::roles::add_member,
+            routes::roles::remove_member
+        ))
+        .routes(routes!(routes::roles::unmask))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
         .routes(routes!(routes::audit::export))

@@ -4,8 +4,8 @@
 use crate::engine::Tx;
 use crate::ids::{PipelineId, RecordId, SavedViewId, StageId, TagId, UserId};
 use crate::rows::{
-    CrmRecordRow, CrmVersionRow, CustomFieldRow, CustomValueRow, IdempotencyRow, PipelineRow,
-    RecordFilter, RecordWrite, SavedViewRow, StageRow, TagRow,
+    CrmRecordRow, CrmVersionRow, CustomFieldRow, CustomValueRow, IdempotencyRow, OwnerScope,
+    PipelineRow, RecordFilter, RecordWrite, SavedViewRow, StageRow, TagRow,
 };
 use crate::{Result, TenantTx, on_conn};
 
@@ -367,6 +367,20 @@ impl TenantTx {
                 "AND $11 IS NULL AND $12 IS NULL",
             )
         };
+        // Record scope as a plain comparison, so "own" seeks the (tenant, type, owner, id)
+        // index; "team" asks the membership table once per statement.
+        let (scope, scope_user) = match f.scope {
+            OwnerScope::All => ("AND $25 IS NULL".to_owned(), None),
+            OwnerScope::Own(u) => (format!("AND {r}owner_id = $25"), Some(u)),
+            OwnerScope::Team(u) => (
+                format!(
+                    "AND ({r}owner_id = $25 OR {r}owner_id IN (SELECT m2.user_id FROM team_members m1 \
+                     JOIN team_members m2 ON m2.tenant_id = m1.tenant_id AND m2.team_id = m1.team_id \
+                     WHERE m1.tenant_id = $1 AND m1.user_id = $25))"
+                ),
+                Some(u),
+            ),
+        };
         let cols = crate::tenant::prefixed_cols(r, RECORD_COLS);
         let sql = format!(
             "SELECT {cols} FROM {from} {lookup} \
@@ -382,7 +396,7 @@ impl TenantTx {
              AND ($20 IS NULL OR ({r}done_at IS NOT NULL) = $20) \
              AND ($21 IS NULL OR {r}due_date >= $21) AND ($22 IS NULL OR {r}due_date <= $22) \
              AND ($23 IS NULL OR {r}id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
-             AND ($24 IS NULL OR {r}priority = $24) \
+             AND ($24 IS NULL OR {r}priority = $24) {scope} \
              ORDER BY {r}id {order} LIMIT $13"
         );
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
@@ -412,6 +426,7 @@ impl TenantTx {
         .bind(f.due_to.as_deref())
         .bind(f.tag_id)
         .bind(f.priority.as_deref())
+        .bind(scope_user)
         .fetch_all(c)
         .await?))
     }

@@ -75,6 +75,10 @@ pub const TENANT_TABLES: &[&str] = &[
     "saml_configs",
     "saml_seen_assertions",
     "rate_windows",
+    "roles",
+    "user_custom_roles",
+    "teams",
+    "team_members",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -15,6 +15,7 @@ mod mail;
 mod mfa;
 mod ops;
 pub mod passkeys;
+pub mod perms;
 mod platform;
 mod rate;
 pub mod rows;
@@ -27,8 +28,8 @@ mod tenant;
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub(crate) use kluis_types::ids;
 pub use kluis_types::ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, SavedViewId, SessionId, StageId,
-    TagId, TenantId, UserId,
+    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, RoleId, SavedViewId, SessionId,
+    StageId, TagId, TeamId, TenantId, UserId,
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;

@@ -330,6 +330,8 @@ pub struct CrmVersionRow {
 #[derive(Debug, Default, Clone)]
 pub struct RecordFilter {
     pub object_type: Option<String>,
+    /// Whose records the reader may see (record scope of their role).
+    pub scope: OwnerScope,
     /// The trash instead of live records.
     pub deleted: bool,
     pub owner_id: Option<UserId>,
@@ -397,6 +399,16 @@ pub struct CustomValueRow {
     pub updated_at: i64,
     pub updated_by: String,
     pub deleted_at: Option<i64>,
+}
+
+/// Record scope as the store applies it: every record, those one user owns, or those owned by
+/// anyone who shares a team with that user (the user included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OwnerScope {
+    #[default]
+    All,
+    Own(UserId),
+    Team(UserId),
 }
 
 /// A tag; `name` is sealed, `name_bidx` its blind index.

@@ -84,6 +84,14 @@ id_type!(
     /// A saved view of a record table.
     SavedViewId
 );
+id_type!(
+    /// A custom role of a tenant (rights per object type, record scope).
+    RoleId
+);
+id_type!(
+    /// A team of users (record scope "team").
+    TeamId
+);
 
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.

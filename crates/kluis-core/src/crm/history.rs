@@ -11,10 +11,12 @@ impl Kluis {
         t: ObjectType,
         id: RecordId,
     ) -> Result<Vec<RecordVersion>> {
-        actor.require(Permission::CrmRead)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let vis = access.require(t, Right::Read)?;
+        let fv = access.fields(t);
         let keys = self.keys(&mut tx).await?;
-        let row = live(&mut tx, t, id).await?;
+        let row = live_in(&mut tx, &vis, t, id).await?;
         let is_deal = matches!(t, ObjectType::Deal | ObjectType::Ticket);
         let mut out = vec![RecordVersion {
             revision: row.revision,
@@ -36,6 +38,9 @@ impl Kluis {
             });
         }
         drop(tx);
+        for v in &mut out {
+            fv.redact(&mut v.fields);
+        }
         self.audit_read(actor, ctx, t, "versions", out.len())
             .await?;
         Ok(out)
@@ -53,10 +58,19 @@ impl Kluis {
         revision: i64,
         if_match: &IfMatch,
     ) -> Result<Record> {
-        actor.require(Permission::CrmWrite)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let vis = access.require(t, Right::Update)?;
+        if !access.fields(t).is_empty() {
+            // A restore rewrites every field, those this role may not write included.
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "field_read_only",
+                "your role may not change some fields of this record, so it cannot restore a version",
+            ));
+        }
         let keys = self.keys(&mut tx).await?;
-        let row = live(&mut tx, t, id).await?;
+        let row = live_in(&mut tx, &vis, t, id).await?;
         if_match.check(row.revision, true)?;
         let v = tx
             .versions(id)
@@ -129,16 +143,37 @@ impl Kluis {
         limit: Option<u32>,
     ) -> Result<Page<Record>> {
         actor.require(Permission::CrmRead)?;
-        let after = validate::cursor::<RecordId>(cursor)?;
+        let mut after = validate::cursor::<RecordId>(cursor)?;
         let limit = page_limit(limit)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let access = self.access_in(&mut tx, actor).await?;
         let keys = self.keys(&mut tx).await?;
+        let scope = match t {
+            Some(t) => access.require(t, Right::Read)?.store_scope(),
+            None => Default::default(),
+        };
         let filter = RecordFilter {
             object_type: t.map(|t| t.as_str().to_owned()),
             deleted: true,
+            scope,
             ..Default::default()
         };
-        let rows = tx.list_records(&filter, after, limit + 1).await?;
+        // Across types each row is held to its own type's right and scope; pages of rows
+        // are read until enough are in reach (or the trash ends).
+        let mut rows = Vec::new();
+        loop {
+            let batch = tx.list_records(&filter, after, limit + 1).await?;
+            let end = (batch.len() as i64) <= limit;
+            after = batch.last().map(|r| r.id);
+            rows.extend(batch.into_iter().filter(|r| {
+                ObjectType::parse(&r.object_type).is_some_and(|t| {
+                    access.can(t, Right::Read) && access.visibility(t).shows(r.owner_id)
+                })
+            }));
+            if end || rows.len() as i64 > limit {
+                break;
+            }
+        }
         let mut page = crate::users::page(
             rows,
             limit,
@@ -147,6 +182,9 @@ impl Kluis {
         )?;
         self.enrich(&mut tx, &mut page.items).await?;
         drop(tx);
+        for r in &mut page.items {
+            access.fields(r.object_type).redact(&mut r.fields);
+        }
         for t in ObjectType::ALL {
             let n = page.items.iter().filter(|r| r.object_type == t).count();
             if n > 0 {
@@ -163,16 +201,13 @@ impl Kluis {
         ctx: &RequestContext,
         id: RecordId,
     ) -> Result<Record> {
-        actor.require(Permission::CrmWrite)?;
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
         let keys = self.keys(&mut tx).await?;
-        let row = tx
-            .any_record(id)
-            .await?
-            .filter(|r| r.deleted_at.is_some())
-            .ok_or_else(Error::not_found)?;
+        let row = trashed_in(&mut tx, &access, id).await?;
         let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        access.require(t, Right::Delete)?;
         let f = open_fields(&keys, &row)?;
         let schema = self.schema(&mut tx, t).await?;
         self.check_duplicate(&mut tx, &schema, id, &lookups(&keys, &schema, &f))
@@ -186,8 +221,9 @@ impl Kluis {
             event(t, "restore", id, json!({})),
         )
         .await?;
-        let rec = self.load(&mut tx, &keys, t, id).await?;
+        let mut rec = self.load(&mut tx, &keys, t, id).await?;
         tx.commit().await?;
+        access.fields(t).redact(&mut rec.fields);
         Ok(rec)
     }
 
@@ -200,13 +236,11 @@ impl Kluis {
     ) -> Result<()> {
         actor.require(Permission::CrmPurge)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
         let keys = self.keys(&mut tx).await?;
-        let row = tx
-            .any_record(id)
-            .await?
-            .filter(|r| r.deleted_at.is_some())
-            .ok_or_else(Error::not_found)?;
+        let row = trashed_in(&mut tx, &access, id).await?;
         let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        access.require(t, Right::Delete)?;
         tx.purge_record(id).await?;
         self.audit(
             &mut tx,
@@ -273,4 +307,21 @@ impl Kluis {
             tx.commit().await?;
         }
     }
+}
+
+/// A trashed record the actor may read (its type's right and record scope); else not found.
+async fn trashed_in(
+    tx: &mut TenantTx,
+    access: &crate::authz::Access,
+    id: RecordId,
+) -> Result<CrmRecordRow> {
+    tx.any_record(id)
+        .await?
+        .filter(|r| r.deleted_at.is_some())
+        .filter(|r| {
+            ObjectType::parse(&r.object_type).is_some_and(|t| {
+                access.can(t, Right::Read) && access.visibility(t).shows(r.owner_id)
+            })
+        })
+        .ok_or_else(Error::not_found)
 }

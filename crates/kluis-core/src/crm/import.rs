@@ -16,6 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::{self, Read};
 use std::sync::{Arc, Mutex};
 
+use crate::authz::Right;
 use crate::db::TenantTx;
 use kluis_types::RecordId;
 use serde::{Deserialize, Serialize};
@@ -825,6 +826,20 @@ impl Kluis {
     ) -> Result<ImportReport> {
         self.may_import(actor)?;
         let t = opts.object_type;
+        // An import creates and may update any record of the type (matching rows by email or
+        // domain), so it needs those rights and record scope "all".
+        let access = self.access(actor).await?;
+        for r in [Right::Import, Right::Create, Right::Update] {
+            access.require(t, r)?;
+        }
+        access.require_every_record()?;
+        if !access.fields(t).is_empty() {
+            return Err(Error::new(
+                ErrorKind::Forbidden,
+                "field_read_only",
+                "your role may not write some fields of this type, so it cannot import",
+            ));
+        }
         if !matches!(t, ObjectType::Contact | ObjectType::Company) {
             return Err(Error::validation(
                 "object_type",

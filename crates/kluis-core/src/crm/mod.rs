@@ -51,6 +51,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use crate::audit::{Event, actor_label};
+use crate::authz::{FieldView, Right, Visibility};
 use crate::keys::TenantKeys;
 use crate::users::rfc3339;
 use crate::{
@@ -60,7 +61,19 @@ use crate::{
 use custom::Schema;
 
 /// The object types with a record API.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    PartialOrd,
+    Ord,
+    Hash,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ObjectType {
     Contact,
@@ -367,6 +380,22 @@ fn stale() -> Error {
     )
 }
 
+/// `POST /api/v1/records/{id}/unmask`: which masked field to reveal.
+#[derive(Debug, Clone, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UnmaskInput {
+    /// A field the caller's role shows masked, e.g. `email` or `custom.iban`.
+    pub field: String,
+}
+
+/// One revealed value.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct Unmasked {
+    pub field: String,
+    #[schema(value_type = Object)]
+    pub value: Value,
+}
+
 /// An earlier (or the current) state of a record.
 #[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct RecordVersion {
@@ -415,6 +444,7 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
         "restore_version",
         "list",
         "versions",
-        "export"
+        "export",
+        "unmask"
     )
 }

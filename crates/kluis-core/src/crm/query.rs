@@ -9,6 +9,9 @@ pub(super) const EXPORT_PAGE: i64 = 500;
 /// An authorised, recorded export in progress (see [`Kluis::export_records`]).
 pub struct RecordExport {
     pub(super) tenant: TenantId,
+    /// The exporter's record scope and field rules, fixed when the export was authorised.
+    pub(super) vis: Visibility,
+    pub(super) fields: FieldView,
     pub(super) object_type: ObjectType,
     pub(super) query: RecordQuery,
     pub(super) after: Option<RecordId>,
@@ -18,11 +21,13 @@ pub struct RecordExport {
 /// The store filter of a list query.
 pub(super) fn record_filter(
     t: ObjectType,
+    vis: &Visibility,
     q: &RecordQuery,
     lookup: Option<(String, Vec<u8>)>,
 ) -> RecordFilter {
     RecordFilter {
         object_type: Some(t.as_str().to_owned()),
+        scope: vis.store_scope(),
         deleted: false,
         owner_id: q.owner_id,
         company_id: q.company_id,
@@ -56,37 +61,83 @@ impl Kluis {
         cursor: Option<&str>,
         limit: Option<u32>,
     ) -> Result<Page<Record>> {
-        actor.require(Permission::CrmRead)?;
+        let access = self.access(actor).await?;
+        let vis = access.require(t, Right::Read)?;
+        let fv = access.fields(t);
         let after = validate::cursor::<RecordId>(cursor)?;
         let page = self
-            .query_records(actor.tenant(), t, &q, after, page_limit(limit)?)
+            .query_records(
+                actor.tenant(),
+                (&vis, &fv),
+                t,
+                &q,
+                after,
+                page_limit(limit)?,
+            )
             .await?;
         self.audit_read(actor, ctx, t, "list", page.items.len())
             .await?;
         Ok(page)
     }
 
-    /// One page of live records matching `q` (no authorisation, no audit: callers do both).
+    /// One page of live records matching `q` within `vis` (the caller authorised and chose
+    /// `vis`, and records the read).
     pub(super) async fn query_records(
         &self,
         tenant: TenantId,
+        (vis, fv): (&Visibility, &FieldView),
         t: ObjectType,
         q: &RecordQuery,
         after: Option<RecordId>,
         limit: i64,
     ) -> Result<Page<Record>> {
+        let mut page = self
+            .query_unredacted(tenant, (vis, fv), t, q, after, limit)
+            .await?;
+        for r in &mut page.items {
+            fv.redact(&mut r.fields);
+        }
+        Ok(page)
+    }
+
+    async fn query_unredacted(
+        &self,
+        tenant: TenantId,
+        (vis, fv): (&Visibility, &FieldView),
+        t: ObjectType,
+        q: &RecordQuery,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Page<Record>> {
+        // A field the reader may not see cannot be looked up either: a hit would tell its value.
+        for (name, asked) in [
+            ("email", &q.email),
+            ("phone", &q.phone),
+            ("domain", &q.domain),
+        ] {
+            if asked.is_some() && !fv.searchable(name) {
+                return Err(Error::new(
+                    ErrorKind::Forbidden,
+                    "field_hidden",
+                    "your role may not search on this field",
+                )
+                .with_field(name));
+            }
+        }
         if let Some(text) = q.q.as_deref().filter(|s| !s.trim().is_empty()) {
             if text.chars().count() > 200 {
                 return Err(Error::validation("q", "too_long", "at most 200 characters"));
             }
-            let filter = record_filter(t, q, None);
+            let filter = record_filter(t, vis, q, None);
             deals::check_filter(t, &filter, q)?;
-            return self.search_page(tenant, t, q, text, after, limit).await;
+            return self
+                .search_page(tenant, (vis, fv), t, q, text, after, limit)
+                .await;
         }
         let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
         let lookup = self.query_lookup(&keys, t, q)?;
-        let filter = record_filter(t, q, lookup);
+        let filter = record_filter(t, vis, q, lookup);
         deals::check_filter(t, &filter, q)?;
         let rows = tx.list_records(&filter, after, limit + 1).await?;
         let mut page = crate::users::page(
@@ -109,9 +160,12 @@ impl Kluis {
         q: RecordQuery,
         format: &str,
     ) -> Result<RecordExport> {
-        actor.require(Permission::CrmExport)?;
+        let access = self.access(actor).await?;
+        let vis = access.require(t, Right::Export)?;
+        let fv = access.fields(t);
         // Validate the filters before recording anything.
-        self.query_records(actor.tenant(), t, &q, None, 1).await?;
+        self.query_records(actor.tenant(), (&vis, &fv), t, &q, None, 1)
+            .await?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
         let filters = json!({
@@ -123,6 +177,7 @@ impl Kluis {
             "pipeline_id": q.pipeline_id, "stage_id": q.stage_id, "outcome": q.outcome,
             "close_from": q.close_from, "close_to": q.close_to, "contact_id": q.contact_id,
             "q": q.q.as_deref().is_some_and(|s| !s.trim().is_empty()),
+            "scope": vis.store_scope_name(),
         });
         let ev = Event {
             action: action_name(t, "export"),
@@ -136,6 +191,8 @@ impl Kluis {
         tx.commit().await?;
         Ok(RecordExport {
             tenant: actor.tenant(),
+            vis,
+            fields: fv,
             object_type: t,
             query: q,
             after: None,
@@ -149,7 +206,14 @@ impl Kluis {
             return Ok(None);
         }
         let page = self
-            .query_records(e.tenant, e.object_type, &e.query, e.after, EXPORT_PAGE)
+            .query_records(
+                e.tenant,
+                (&e.vis, &e.fields),
+                e.object_type,
+                &e.query,
+                e.after,
+                EXPORT_PAGE,
+            )
             .await?;
         e.after = page.items.last().map(|r| r.id);
         e.done = page.next_cursor.is_none();

@@ -135,9 +135,13 @@ impl Kluis {
         input: RecordInput,
         idem: Option<&Idempotency>,
     ) -> Result<Record> {
-        actor.require(Permission::CrmWrite)?;
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let vis = access.require(t, Right::Create)?;
+        let fv = access.fields(t);
+        owner_in_scope(&vis, input.owner_id.unwrap_or(actor.user_id()))?;
+        fv.check_write(&input.fields, None)?;
         let keys = self.keys(&mut tx).await?;
         let idem_hash = match idem {
             Some(i) => Some((
@@ -147,8 +151,9 @@ impl Kluis {
             None => None,
         };
         if let Some((key_hash, request)) = &idem_hash
-            && let Some(done) = self.replay(&mut tx, &keys, key_hash, request).await?
+            && let Some(mut done) = self.replay(&mut tx, &keys, key_hash, request).await?
         {
+            fv.redact(&mut done.fields);
             return Ok(done);
         }
         let id = RecordId::new();
@@ -169,6 +174,8 @@ impl Kluis {
             self.count_sealed(&mut tx, &keys, sealed_n).await?;
         }
         tx.commit().await?;
+        let mut rec = rec;
+        fv.redact(&mut rec.fields);
         Ok(rec)
     }
 
@@ -429,11 +436,14 @@ impl Kluis {
     }
 
     pub async fn get_record(&self, actor: &Actor, t: ObjectType, id: RecordId) -> Result<Record> {
-        actor.require(Permission::CrmRead)?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let vis = access.require(t, Right::Read)?;
         let keys = self.keys(&mut tx).await?;
-        live(&mut tx, t, id).await?;
-        self.load(&mut tx, &keys, t, id).await
+        live_in(&mut tx, &vis, t, id).await?;
+        let mut rec = self.load(&mut tx, &keys, t, id).await?;
+        access.fields(t).redact(&mut rec.fields);
+        Ok(rec)
     }
 
     pub async fn update_record(
@@ -445,16 +455,23 @@ impl Kluis {
         if_match: &IfMatch,
         input: RecordInput,
     ) -> Result<Record> {
-        actor.require(Permission::CrmWrite)?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let vis = access.require(t, Right::Update)?;
+        let fv = access.fields(t);
         let keys = self.keys(&mut tx).await?;
-        let row = live(&mut tx, t, id).await?;
+        let row = live_in(&mut tx, &vis, t, id).await?;
         if_match.check(row.revision, true)?;
+        owner_in_scope(&vis, input.owner_id.unwrap_or(row.owner_id))?;
+        if !fv.is_empty() {
+            fv.check_write(&input.fields, Some(&open_fields(&keys, &row)?))?;
+        }
         let schema = self.schema(&mut tx, t).await?;
         self.update_in(&mut tx, &keys, &schema, actor, ctx, &row, &input, None)
             .await?;
-        let rec = self.load(&mut tx, &keys, t, id).await?;
+        let mut rec = self.load(&mut tx, &keys, t, id).await?;
         tx.commit().await?;
+        fv.redact(&mut rec.fields);
         Ok(rec)
     }
 
@@ -651,11 +668,14 @@ impl Kluis {
         id: RecordId,
         if_match: &IfMatch,
     ) -> Result<()> {
-        actor.require(Permission::CrmWrite)?;
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let vis = self
+            .access_in(&mut tx, actor)
+            .await?
+            .require(t, Right::Delete)?;
         let keys = self.keys(&mut tx).await?;
-        let row = live(&mut tx, t, id).await?;
+        let row = live_in(&mut tx, &vis, t, id).await?;
         if_match.check(row.revision, false)?;
         if !tx
             .set_record_deleted(id, Some((self.now(), &label)))
@@ -676,11 +696,90 @@ impl Kluis {
     }
 }
 
+impl Kluis {
+    /// Reveals one masked field of one record, to a role that shows it masked and may unmask
+    /// it. An audited act: the event names the field, never its value.
+    pub async fn unmask_field(
+        &self,
+        actor: &Actor,
+        ctx: &RequestContext,
+        id: RecordId,
+        input: UnmaskInput,
+    ) -> Result<Unmasked> {
+        let mut tx = self.store.tenant(actor.tenant()).begin().await?;
+        let access = self.access_in(&mut tx, actor).await?;
+        let row = tx
+            .any_record(id)
+            .await?
+            .filter(|r| r.deleted_at.is_none())
+            .ok_or_else(Error::not_found)?;
+        let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
+        let vis = access.require(t, Right::Read)?;
+        if !vis.shows(row.owner_id) {
+            return Err(Error::not_found());
+        }
+        if access.fields(t).rule(&input.field) != Some(crate::authz::FieldRule::Masked) {
+            return Err(Error::validation(
+                "field",
+                "not_masked",
+                "your role does not show this field masked",
+            ));
+        }
+        access.require(t, Right::Unmask)?;
+        let keys = self.keys(&mut tx).await?;
+        let value = open_fields(&keys, &row)?
+            .remove(&input.field)
+            .unwrap_or(Value::Null);
+        self.audit(
+            &mut tx,
+            &keys,
+            &actor_label(actor),
+            ctx,
+            event(t, "unmask", id, json!({"field": input.field})),
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(Unmasked {
+            field: input.field,
+            value,
+        })
+    }
+}
+
 pub(super) async fn live(tx: &mut TenantTx, t: ObjectType, id: RecordId) -> Result<CrmRecordRow> {
     tx.record(t.as_str(), id)
         .await?
         .filter(|r| r.deleted_at.is_none())
         .ok_or_else(Error::not_found)
+}
+
+/// A live record within the reader's record scope; one outside it is "not found", exactly
+/// like a record that does not exist, so scope does not reveal what exists.
+pub(super) async fn live_in(
+    tx: &mut TenantTx,
+    vis: &Visibility,
+    t: ObjectType,
+    id: RecordId,
+) -> Result<CrmRecordRow> {
+    let row = live(tx, t, id).await?;
+    if !vis.shows(row.owner_id) {
+        return Err(Error::not_found());
+    }
+    Ok(row)
+}
+
+/// A record may only be given an owner within the writer's own scope (else it would vanish
+/// from their reach, or be planted in someone else's).
+pub(super) fn owner_in_scope(vis: &Visibility, owner: Option<UserId>) -> Result<()> {
+    if vis.shows(owner) {
+        Ok(())
+    } else {
+        Err(Error::new(
+            ErrorKind::Forbidden,
+            "owner_out_of_scope",
+            "your role reaches only records you (or your team) own; set owner_id accordingly",
+        ))
+    }
 }
 
 /// Whether two id lists hold the same ids (order and repeats aside).

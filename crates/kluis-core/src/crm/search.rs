@@ -27,6 +27,7 @@ use crate::db::rows::{AuditFilter, CrmRecordRow, RecordFilter};
 use serde_json::{Map, Value};
 
 use super::{ObjectType, Record, RecordQuery, fields, open_fields, to_record};
+use crate::authz::{FieldView, Visibility};
 use crate::keys::TenantKeys;
 use crate::{Error, Kluis, Page, Result, TenantId};
 use kluis_types::RecordId;
@@ -293,6 +294,19 @@ fn entry_of(keys: &TenantKeys, t: ObjectType, r: &CrmRecordRow) -> Result<Entry>
     })
 }
 
+/// With field rules, a match must hold on the fields the reader may see: the index covers
+/// every field, and a hit on a hidden or masked one would tell its value. (A contact found
+/// through its company's name then needs the words in its own visible fields.)
+fn visible_text_matches(fv: &FieldView, t: ObjectType, r: &Record, words: &[String]) -> bool {
+    if fv.is_empty() {
+        return true;
+    }
+    let mut visible = r.fields.clone();
+    visible.retain(|k, _| fv.searchable(k));
+    let text = entry_text(t, &visible);
+    words.iter().all(|w| text.contains(w.as_str()))
+}
+
 /// Rows per page while building.
 const BUILD_PAGE: i64 = 1000;
 
@@ -428,9 +442,11 @@ impl Kluis {
     /// One page of live records of type `t` whose text contains every word of `text` (a
     /// contact also when its company's does), filtered by `q`, in id order. No
     /// authorisation, no audit: the list that calls it does both.
+    #[allow(clippy::too_many_arguments)]
     pub(super) async fn search_page(
         &self,
         tenant: TenantId,
+        (vis, fv): (&Visibility, &FieldView),
         t: ObjectType,
         q: &RecordQuery,
         text: &str,
@@ -477,14 +493,20 @@ impl Kluis {
         for chunk in candidates.chunks(LOAD_BATCH) {
             let mut recs = Vec::with_capacity(chunk.len());
             for id in chunk {
+                // Record scope holds here as in lists: a match outside it is never loaded
+                // further, so neither its fields nor its existence reach the answer.
                 if let Some(r) = tx.record(t.as_str(), *id).await?
+                    && vis.shows(r.owner_id)
                     && row_passes(q, &r)
                 {
                     recs.push(to_record(&keys, r)?);
                 }
             }
             self.enrich(&mut tx, &mut recs).await?;
-            items.extend(recs.into_iter().filter(|r| record_passes(q, r)));
+            items.extend(
+                recs.into_iter()
+                    .filter(|r| record_passes(q, r) && visible_text_matches(fv, t, r, &words)),
+            );
             if items.len() > want {
                 break;
             }

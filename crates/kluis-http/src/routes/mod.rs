@@ -8,6 +8,7 @@ pub mod keys;
 pub mod passkeys;
 pub mod platform;
 pub mod records;
+pub mod roles;
 pub mod saml;
 pub mod scim;
 pub mod settings;

@@ -153,6 +153,26 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/custom-values/{key}/restore",
         "custom_value.restore",
     ),
+    // Exercised with their events by permissions::record_scope_holds_on_every_route_and_page
+    // and permissions::field_rules_hold_in_every_output (unmask).
+    ("POST", "/api/v1/roles", "role.create"),
+    ("PATCH", "/api/v1/roles/{id}", "role.update"),
+    ("DELETE", "/api/v1/roles/{id}", "role.delete"),
+    ("PUT", "/api/v1/users/{id}/custom-role", "user.custom_role"),
+    ("POST", "/api/v1/teams", "team.create"),
+    ("PATCH", "/api/v1/teams/{id}", "team.update"),
+    ("DELETE", "/api/v1/teams/{id}", "team.delete"),
+    (
+        "PUT",
+        "/api/v1/teams/{id}/members/{user_id}",
+        "team.member_add",
+    ),
+    (
+        "DELETE",
+        "/api/v1/teams/{id}/members/{user_id}",
+        "team.member_remove",
+    ),
+    ("POST", "/api/v1/records/{id}/unmask", "contact.unmask"),
     // Exercised with their events by crm::tags_on_records.
     ("POST", "/api/v1/tags", "tag.create"),
     ("PATCH", "/api/v1/tags/{id}", "tag.update"),

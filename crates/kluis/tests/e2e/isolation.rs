@@ -34,6 +34,9 @@ pub(crate) async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/tags",
         "/api/v1/tickets",
         "/api/v1/pipelines?object_type=ticket",
+        "/api/v1/roles",
+        "/api/v1/roles/assignments",
+        "/api/v1/teams",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -82,6 +85,16 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
             Some(json!({"fields": {"subject": "pwned"}, "priority": "urgent"}))
         }
         ("POST", "/api/v1/tags") => Some(json!({"name": "Van A"})),
+        ("POST", "/api/v1/roles") => {
+            Some(json!({"name": "Van A", "objects": {"contact": {"read": true, "scope": "all"}}}))
+        }
+        ("PATCH", _) if path.starts_with("/api/v1/roles/") => {
+            Some(json!({"name": "pwned", "objects": {}}))
+        }
+        ("PUT", _) if path.ends_with("/custom-role") => Some(json!({"role_id": null})),
+        ("POST", _) if path.ends_with("/unmask") => Some(json!({"field": "email"})),
+        ("POST", "/api/v1/teams") => Some(json!({"name": "Van A"})),
+        ("PATCH", _) if path.starts_with("/api/v1/teams/") => Some(json!({"name": "pwned"})),
         ("PATCH", _) if path.starts_with("/api/v1/tags/") => Some(json!({"name": "pwned"})),
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
         ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
@@ -148,6 +161,8 @@ pub(crate) struct BRecords {
     pub(crate) tag: String,
     pub(crate) ticket: String,
     pub(crate) import: String,
+    pub(crate) role: String,
+    pub(crate) team: String,
 }
 
 pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -237,11 +252,44 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{import}");
+    let (st, role) = s
+        .post(
+            "/api/v1/roles",
+            &b.owner,
+            json!({"name": "Rol B", "objects": {"contact": {"read": true, "update": true, "scope": "team"}}}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{role}");
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/users/{}/custom-role", b.member_id),
+            &b.owner,
+            Some(json!({"role_id": role["id"]})),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, team) = s
+        .post("/api/v1/teams", &b.owner, json!({"name": "Team B"}))
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{team}");
+    let team = team["id"].as_str().unwrap().to_owned();
+    let (st, v) = s
+        .call(
+            Method::PUT,
+            &format!("/api/v1/teams/{team}/members/{}", b.member_id),
+            &b.owner,
+            None,
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
     let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
     let sessions = sessions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{sessions}");
     BRecords {
         import: import["id"].as_str().unwrap().to_owned(),
+        role: role["id"].as_str().unwrap().to_owned(),
+        team,
         session: sessions[0]["id"].as_str().unwrap().to_owned(),
         ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
@@ -265,7 +313,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
     let path = path
         .replace("{revision}", "1")
         .replace("{session_id}", &r.session)
-        .replace("{passkey_id}", &r.session);
+        .replace("{passkey_id}", &r.session)
+        .replace("{user_id}", &b.member_id);
     let id = if path.starts_with("/api/v1/contacts/{id}") {
         &r.contact
     } else if path.starts_with("/api/v1/companies/{id}") {
@@ -286,6 +335,12 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.task
     } else if path.starts_with("/api/v1/pipelines/{id}") {
         &r.pipeline
+    } else if path.starts_with("/api/v1/records/{id}") {
+        &r.contact
+    } else if path.starts_with("/api/v1/roles/{id}") {
+        &r.role
+    } else if path.starts_with("/api/v1/teams/{id}") {
+        &r.team
     } else if path.starts_with("/api/v1/imports/{id}") {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
@@ -339,6 +394,10 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         records.deal.as_str(),
         records.pipeline.as_str(),
         "Deal B",
+        "Rol B",
+        "Team B",
+        records.role.as_str(),
+        records.team.as_str(),
         "Geheime notitie B",
         "Taak B",
         "Slogan van B",
