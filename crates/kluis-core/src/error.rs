@@ -29,6 +29,8 @@ pub enum ErrorKind {
     PreconditionRequired,
     /// 423: the tenant's data is locked by its own key holder (customer-managed key revoked).
     Locked,
+    /// 413: an upload over a size limit or a quota.
+    TooLarge,
 }
 
 #[derive(Debug, thiserror::Error)]

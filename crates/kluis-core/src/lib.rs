@@ -21,6 +21,7 @@ pub mod crm;
 pub mod customer_key;
 pub mod db;
 mod error;
+pub mod files;
 mod key_uses;
 pub mod keys;
 pub mod lockout;
@@ -119,6 +120,8 @@ pub struct Kluis {
     pub(crate) webauthn: Option<Arc<passkeys::WebauthnRuntime>>,
     /// Backups as the running server's schedule reports them (`GET /api/v1/platform/backups`).
     pub(crate) backup_status: Arc<std::sync::RwLock<backup_status::BackupStatus>>,
+    /// Files on records; None where the server does not offer them (CLI, unit tests).
+    pub(crate) files: Option<Arc<files::FilesRuntime>>,
 }
 
 impl Kluis {
@@ -148,6 +151,7 @@ impl Kluis {
             mail: None,
             webauthn: None,
             backup_status: Arc::default(),
+            files: None,
         }
     }
 

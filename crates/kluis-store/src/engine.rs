@@ -74,6 +74,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "scim_group_members",
     "saml_configs",
     "saml_seen_assertions",
+    "crm_files",
+    "crm_file_versions",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
