@@ -622,10 +622,12 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// The byte at position `i` of the big test file (cheap, and not constant, so a misplaced
-/// chunk would show).
-fn pattern(i: u64) -> u8 {
-    (i.wrapping_mul(2_654_435_761) >> 13) as u8
+/// MiB number `n` of the big test file: a fixed pseudo-random block with `n` in its first
+/// bytes, so a chunk moved to another place would show.
+fn block(base: &[u8], n: u64) -> Vec<u8> {
+    let mut b = base.to_vec();
+    b[..8].copy_from_slice(&n.to_le_bytes());
+    b
 }
 
 /// A 1 GiB upload and download (size: `KLUIS_FILES_BIG_MIB`, default 1024) keep the server's
@@ -666,11 +668,15 @@ async fn a_large_upload_keeps_server_memory_flat() {
     // Upload: generated on the fly, 1 MiB at a time.
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let peak_up = sampler(stop.clone());
-    let piece = 1024 * 1024u64;
-    let stream = futures_util::stream::iter(0..mib).map(move |n| {
-        let start = n * piece;
-        Ok::<_, std::io::Error>((start..start + piece).map(pattern).collect::<Vec<u8>>())
-    });
+    let piece = 1024 * 1024usize;
+    let base: std::sync::Arc<Vec<u8>> = std::sync::Arc::new(
+        (0..piece as u64)
+            .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect(),
+    );
+    let b2 = base.clone();
+    let stream = futures_util::stream::iter(0..mib)
+        .map(move |n| Ok::<_, std::io::Error>(block(&b2, n)));
     use futures_util::StreamExt;
     let started = Instant::now();
     let rb = s
@@ -698,13 +704,17 @@ async fn a_large_upload_keeps_server_memory_flat() {
     assert_eq!(res.status(), StatusCode::OK);
     let mut body = res.bytes_stream();
     let mut pos = 0u64;
+    let mut pending: Vec<u8> = Vec::with_capacity(2 * piece);
     while let Some(chunk) = body.next().await {
-        let chunk = chunk.unwrap();
-        for (k, b) in chunk.iter().enumerate() {
-            assert_eq!(*b, pattern(pos + k as u64), "byte {}", pos + k as u64);
+        pending.extend_from_slice(&chunk.unwrap());
+        while pending.len() >= piece {
+            let n = pos / piece as u64;
+            assert!(pending[..piece] == block(&base, n)[..], "MiB {n} differs");
+            pending.drain(..piece);
+            pos += piece as u64;
         }
-        pos += chunk.len() as u64;
     }
+    pos += pending.len() as u64;
     let down_secs = started.elapsed().as_secs_f64();
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak_down = peak_down.join().unwrap();
