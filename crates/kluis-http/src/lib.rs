@@ -402,9 +402,8 @@ async fn deadline(
 ) -> Response {
     let path = req.uri().path();
     // File uploads and downloads stream large bodies: they get the import deadline.
-    let file_transfer = path.starts_with("/api/v1/")
-        && (path.ends_with("/files") || path.ends_with("/content"))
-        || path.starts_with("/records/") && path.contains("/files");
+    let file_transfer = path.ends_with("/files")
+        || path.starts_with("/api/v1/files/") && path.ends_with("/content");
     let limit =
         if req.method() == axum::http::Method::POST && path == "/api/v1/imports" || file_transfer {
             d.import

@@ -17,7 +17,8 @@ on_both!(
     eicar_is_refused_on_every_upload_path,
     scanner_outage_leaves_files_pending_until_a_rescan,
     moved_ciphertext_does_not_open,
-    other_tenants_cannot_reach_files
+    other_tenants_cannot_reach_files,
+    files_on_the_record_page
 );
 
 const CANARY: &str = "KANARIE-7f3a9c-vertrouwelijk";
@@ -675,8 +676,8 @@ async fn a_large_upload_keeps_server_memory_flat() {
             .collect(),
     );
     let b2 = base.clone();
-    let stream = futures_util::stream::iter(0..mib)
-        .map(move |n| Ok::<_, std::io::Error>(block(&b2, n)));
+    let stream =
+        futures_util::stream::iter(0..mib).map(move |n| Ok::<_, std::io::Error>(block(&b2, n)));
     use futures_util::StreamExt;
     let started = Instant::now();
     let rb = s
@@ -738,4 +739,115 @@ async fn a_large_upload_keeps_server_memory_flat() {
         grew_down < 64,
         "server memory grew by {grew_down} MiB during a {mib} MiB download"
     );
+}
+
+/// A multipart form body: the CSRF token first, then the file.
+fn multipart(csrf: &str, name: &str, bytes: &[u8]) -> (String, Vec<u8>) {
+    let boundary = "kluis-test-boundary-5f3c";
+    let mut b = Vec::new();
+    b.extend_from_slice(
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"csrf\"\r\n\r\n{csrf}\r\n")
+            .as_bytes(),
+    );
+    b.extend_from_slice(
+        format!(
+            "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+        )
+        .as_bytes(),
+    );
+    b.extend_from_slice(bytes);
+    b.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), b)
+}
+
+/// The record page's files section: upload (EICAR refused there too), list, delete, restore.
+async fn files_on_the_record_page(b: Backend) {
+    let Some(clamd) = Clamd::start() else { return };
+    let s = server(b, &clamd, &[]).await;
+    let t = tenant_fixture(&s, "pagina").await;
+    let cid = contact(&s, &t.owner, "p@pagina.test").await;
+    let (c, csrf) = crate::pages::signed_in(&s, "pagina", "owner@pagina.test").await;
+    let page = format!("/contacts/{cid}");
+    let (st, _, html) = crate::pages::get(&c, &s, &page).await;
+    assert_eq!(st, StatusCode::OK);
+    assert!(html.contains("id=\"file-upload\""), "{html}");
+
+    let post = |name: &str, bytes: &[u8]| {
+        let (ct, body) = multipart(&csrf, name, bytes);
+        c.post(s.url(&format!("{page}/files")))
+            .header("content-type", ct)
+            .body(body)
+            .send()
+    };
+    // EICAR through the page: refused, quarantined, never offered for download.
+    let res = post("eicar.com", EICAR).await.unwrap();
+    assert_eq!(res.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (_, l) = s
+        .get(&format!("/api/v1/contacts/{cid}/files"), &t.owner)
+        .await;
+    assert_eq!(l["items"][0]["status"], "infected");
+    // A clean file: uploaded, listed with a download link.
+    let res = post("offerte.txt", format!("{CANARY} offerte").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), StatusCode::SEE_OTHER);
+    let (_, _, html) = crate::pages::get(&c, &s, &page).await;
+    assert!(html.contains("offerte.txt"), "{html}");
+    let (_, l) = s
+        .get(&format!("/api/v1/contacts/{cid}/files"), &t.owner)
+        .await;
+    let f = l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == "offerte.txt")
+        .unwrap();
+    let id = f["id"].as_str().unwrap().to_owned();
+    assert!(html.contains(&format!("/api/v1/files/{id}/content")));
+    // A post without the form's token is refused and stores nothing.
+    let (ct, body) = multipart("verkeerd", "x.txt", b"x");
+    let res = c
+        .post(s.url(&format!("{page}/files")))
+        .header("content-type", ct)
+        .body(body)
+        .send()
+        .await
+        .unwrap();
+    assert!(res.status().is_client_error(), "{}", res.status());
+    // Delete and restore through the page.
+    let (st, _, _) = crate::pages::post(
+        &c,
+        &s,
+        &format!("{page}/files/delete"),
+        &[("csrf", &csrf), ("file", &id)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, l) = s
+        .get(
+            &format!("/api/v1/contacts/{cid}/files?trashed=true"),
+            &t.owner,
+        )
+        .await;
+    assert_eq!(l["items"][0]["id"], id.as_str());
+    let (st, _, _) = crate::pages::post(
+        &c,
+        &s,
+        &format!("{page}/files/restore"),
+        &[("csrf", &csrf), ("file", &id)],
+    )
+    .await;
+    assert_eq!(st, StatusCode::SEE_OTHER);
+    let (_, l) = s
+        .get(&format!("/api/v1/contacts/{cid}/files"), &t.owner)
+        .await;
+    assert!(
+        l["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["id"] == id.as_str())
+    );
+    let ev = actions(&s, &t.owner, "file.quarantine").await;
+    assert_eq!(ev.len(), 1);
 }
