@@ -16,6 +16,7 @@ use serde_json::{Value, json};
 
 use super::{Cli, PASSWORD, Server, TENANT_SLUG, free_port, json_str, progress, wait_until_ready};
 
+#[derive(Debug)]
 pub struct FilesArgs {
     pub mib: u64,
     pub rounds: usize,

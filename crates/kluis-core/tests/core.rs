@@ -215,6 +215,29 @@ async fn deleted_files_are_restorable_until_the_file_trash_purges_them(f: Fixtur
             ("system", ids[1].to_string())
         ]
     );
+
+    // A record purged from the trash takes its files (rows and sealed blobs) with it.
+    let last = k
+        .upload_file(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            r.id,
+            "drie.txt",
+            body(b"drie"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored(dir.path()), 1);
+    k.delete_record(a, &ctx, ObjectType::Contact, r.id, &IfMatch::Missing)
+        .await
+        .unwrap();
+    k.purge_from_trash(a, &ctx, r.id).await.unwrap();
+    assert_eq!(stored(dir.path()), 0);
+    assert_eq!(
+        k.file_info(a, last.id).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
 }
 
 fn input(v: Value) -> RecordInput {

@@ -289,6 +289,13 @@ impl Drop for TempGuard {
     }
 }
 
+/// Removes blobs whose rows are gone (after the transaction that deleted them committed).
+pub(crate) async fn remove_blobs(paths: Vec<PathBuf>) {
+    for p in paths {
+        LocalBlobs::remove(&p).await;
+    }
+}
+
 /// Bytes sniffed for the content type.
 const SNIFF: usize = 8192;
 
@@ -924,6 +931,29 @@ impl Kluis {
             LocalBlobs::remove(&p).await;
         }
         Ok(())
+    }
+
+    /// Deletes the rows of every file of a record being purged (in the purge's transaction)
+    /// and returns their blobs, to remove once it commits: a purged record's files go with it.
+    pub(crate) async fn purge_record_files(
+        &self,
+        tx: &mut TenantTx,
+        record: RecordId,
+    ) -> Result<Vec<PathBuf>> {
+        let Some(rt) = self.files.clone() else {
+            return Ok(Vec::new());
+        };
+        let tenant = tx.tenant();
+        let mut blobs = Vec::new();
+        for trashed in [false, true] {
+            for f in tx.files_of_record(record, trashed).await? {
+                for v in tx.file_versions(f.id).await? {
+                    blobs.push(rt.blobs.path(tenant, v.blob_id));
+                }
+                tx.purge_file(f.id).await?;
+            }
+        }
+        Ok(blobs)
     }
 
     /// The retention job: purges files that have been in the file trash longer than the
