@@ -166,6 +166,24 @@ async fn one_server(
     let mut out = Vec::new();
     for _ in 0..args.rounds {
         let file = tokio::fs::File::open(src).await?;
+        // Read in 1 MiB pieces, as a client like curl writes large bodies (reqwest's own file
+        // body reads 8 KiB at a time).
+        let body = futures_util::stream::unfold(file, |mut f| async move {
+            let mut buf = vec![0u8; 1 << 20];
+            let mut n = 0;
+            while n < buf.len() {
+                match tokio::io::AsyncReadExt::read(&mut f, &mut buf[n..]).await {
+                    Ok(0) => break,
+                    Ok(k) => n += k,
+                    Err(e) => return Some((Err(e), f)),
+                }
+            }
+            if n == 0 {
+                return None;
+            }
+            buf.truncate(n);
+            Some((Ok::<_, std::io::Error>(buf), f))
+        });
         let started = Instant::now();
         let res = client
             .post(format!("{base}/api/v1/contacts/{cid}/files?name=bench.bin"))
@@ -173,7 +191,7 @@ async fn one_server(
             .header("x-csrf-token", &csrf)
             .header("content-type", "application/octet-stream")
             .header("content-length", size.to_string())
-            .body(reqwest::Body::from(file))
+            .body(reqwest::Body::wrap_stream(body))
             .send()
             .await?;
         let status = res.status();
