@@ -106,6 +106,17 @@ pub fn check_length(s: &AppState, headers: &HeaderMap) -> ApiResult<()> {
     Ok(())
 }
 
+/// An upload refused before its body was read to the end: the connection cannot carry another
+/// request (the rest of the body would be read as one), so HTTP/1.1 clients are told to close it.
+pub fn refused(e: kluis_core::Error, version: axum::http::Version) -> Response {
+    let mut res = ApiError::from(e).into_response();
+    if version == axum::http::Version::HTTP_11 {
+        res.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    }
+    res
+}
+
 /// 201 for a stored file, 202 when it waits for the malware scan.
 pub fn created(info: FileInfo) -> Response {
     let status = if info.status == "pending" {
@@ -195,14 +206,17 @@ macro_rules! record_file_routes {
                 Ctx(c): Ctx,
                 IdPath(id): IdPath<RecordId>,
                 ApiQuery(q): ApiQuery<UploadQuery>,
+                version: axum::http::Version,
                 headers: HeaderMap,
                 body: Body,
             ) -> ApiResult<Response> {
                 check_length(&s, &headers)?;
                 let stream = body.into_data_stream().boxed();
                 let name = q.name.unwrap_or_default();
-                let info = s.kluis.upload_file(&a, &c, $t, id, &name, stream).await?;
-                Ok(created(info))
+                Ok(match s.kluis.upload_file(&a, &c, $t, id, &name, stream).await {
+                    Ok(info) => created(info),
+                    Err(e) => super::refused(e, version),
+                })
             }
         }
     };
@@ -283,16 +297,22 @@ pub async fn replace(
     Authed(a): Authed,
     Ctx(c): Ctx,
     IdPath(id): IdPath<Uuid>,
+    version: axum::http::Version,
     headers: HeaderMap,
     body: Body,
 ) -> ApiResult<Response> {
     use futures_util::StreamExt;
     check_length(&s, &headers)?;
-    let info = s
-        .kluis
-        .replace_file(&a, &c, id, body.into_data_stream().boxed())
-        .await?;
-    Ok(created(info))
+    Ok(
+        match s
+            .kluis
+            .replace_file(&a, &c, id, body.into_data_stream().boxed())
+            .await
+        {
+            Ok(info) => created(info),
+            Err(e) => refused(e, version),
+        },
+    )
 }
 
 /// Rename a file (the new extension must still match the content).

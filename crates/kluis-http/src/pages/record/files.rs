@@ -180,7 +180,17 @@ pub async fn upload(
         Ok(format!("{base}?done=file_uploaded#files"))
     }
     .await;
-    after(&headers, &user, t, result)
+    let refused = result.is_err();
+    let mut res = after(&headers, &user, t, result);
+    if refused {
+        // The rest of the form may be unread: this connection cannot carry another request.
+        // (hyper drops the header on HTTP/2, where it does not apply.)
+        res.headers_mut().insert(
+            axum::http::header::CONNECTION,
+            axum::http::HeaderValue::from_static("close"),
+        );
+    }
+    res
 }
 
 async fn set_trashed(
