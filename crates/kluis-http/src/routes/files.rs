@@ -200,6 +200,7 @@ macro_rules! record_file_routes {
                 request_body(content = Vec<u8>, content_type = "application/octet-stream"),
                 responses((status = 201, body = FileInfo), (status = 202, body = FileInfo),
                     (status = 404, body = ErrorBody), (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
+            #[expect(clippy::too_many_arguments, reason = "axum extractors")]
             pub async fn upload(
                 State(s): State<AppState>,
                 Authed(a): Authed,
