@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, Result, bail};
 use serde_json::{Value, json};
 
+mod files;
 mod pages;
 
 const PASSWORD: &str = "Bench-Passw0rd!x";
@@ -55,6 +56,11 @@ usage: cargo run --release -p kluis-bench -- [options]
   --deals N          --pages: deals to create (default 200)
   --requests N       --pages: timed requests per page and per API call
                      (default 200)
+
+  --files MIB        instead: upload and download of a MIB MiB file on a
+                     contact, next to `cp` of the same file, with malware
+                     scanning off and on (a private clamd); --rounds N runs
+                     each N times and reports the best
 ";
 
 #[derive(Debug)]
@@ -66,6 +72,7 @@ struct Args {
     connections: Vec<usize>,
     json: bool,
     pages: Option<pages::PagesArgs>,
+    files: Option<files::FilesArgs>,
 }
 
 impl Args {
@@ -78,6 +85,7 @@ impl Args {
             connections: vec![1, TARGET_CONNECTIONS],
             json: false,
             pages: None,
+            files: None,
         };
         let mut page_args = pages::PagesArgs {
             contacts: 10_000,
@@ -113,6 +121,15 @@ impl Args {
                 }
                 "--json" => args.json = true,
                 "--pages" => want_pages = true,
+                "--files" => {
+                    let mib: u64 = value("--files")?
+                        .parse()
+                        .context("--files needs a size in MiB")?;
+                    args.files = Some(files::FilesArgs {
+                        mib: mib.max(1),
+                        rounds: 1,
+                    });
+                }
                 "--contacts" | "--deals" | "--requests" => {
                     let n: usize = value(&arg)?
                         .parse()
@@ -132,6 +149,9 @@ impl Args {
         }
         if args.duration.is_zero() {
             bail!("--duration must be positive");
+        }
+        if let Some(f) = args.files.as_mut() {
+            f.rounds = args.rounds as usize;
         }
         if want_pages {
             page_args.rounds = args.rounds as usize;
@@ -180,6 +200,10 @@ async fn run(args: Args) -> Result<ExitCode> {
     }
     let bin = locate_binary(args.bin.as_deref())?;
     progress(format!("binary: {}", bin.display()));
+    if let Some(f) = &args.files {
+        print!("{}", files::run(&bin, f).await?);
+        return Ok(ExitCode::SUCCESS);
+    }
     if let Some(p) = &args.pages {
         print!("{}", pages::run(&bin, p).await?);
         return Ok(ExitCode::SUCCESS);
@@ -476,9 +500,21 @@ struct Server {
 
 impl Server {
     fn start(bin: &Path, data_dir: &Path, log_path: &Path, port: u16) -> Result<Self> {
+        Self::start_with_env(bin, data_dir, log_path, port, &[])
+    }
+
+    /// `env`: extra `KLUIS_*` settings for this server.
+    fn start_with_env(
+        bin: &Path,
+        data_dir: &Path,
+        log_path: &Path,
+        port: u16,
+        env: &[(&str, String)],
+    ) -> Result<Self> {
         // Output goes to a file: a full pipe would stall the server.
         let log = std::fs::File::create(log_path).context("creating server log")?;
         let child = Command::new(bin)
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
             .arg("--data-dir")
             .arg(data_dir)
             .args(["serve", "--listen", &format!("127.0.0.1:{port}")])

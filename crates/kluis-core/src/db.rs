@@ -51,6 +51,11 @@ pub mod sso {
     pub use kluis_store::sso::*;
 }
 
+/// Files on records: rows of files and their versions.
+pub mod files {
+    pub use kluis_store::files::*;
+}
+
 /// SAML configuration rows.
 pub mod status {
     pub use kluis_store::status::*;

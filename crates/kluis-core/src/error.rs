@@ -31,6 +31,8 @@ pub enum ErrorKind {
     Locked,
     /// 429: a rate limit is spent.
     TooManyRequests,
+    /// 413: an upload over a size limit or a quota.
+    TooLarge,
 }
 
 #[derive(Debug, thiserror::Error)]

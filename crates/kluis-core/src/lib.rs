@@ -21,6 +21,7 @@ pub mod crm;
 pub mod customer_key;
 pub mod db;
 mod error;
+pub mod files;
 mod key_uses;
 pub mod keys;
 pub mod lockout;
@@ -136,6 +137,8 @@ pub struct Kluis {
     pub(crate) allowlists: Arc<network::AllowlistCache>,
     /// The maintenance announced at sign-in, as recently read.
     pub(crate) announcement: Arc<status::AnnouncementCache>,
+    /// Files on records; None where the server does not offer them (CLI, unit tests).
+    pub(crate) files: Option<Arc<files::FilesRuntime>>,
 }
 
 impl Kluis {
@@ -169,6 +172,7 @@ impl Kluis {
             ops_cache: Arc::default(),
             allowlists: Arc::default(),
             announcement: Arc::default(),
+            files: None,
         }
     }
 

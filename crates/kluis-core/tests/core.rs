@@ -91,6 +91,154 @@ on_both!(reset_links_expire_are_limited_and_die_with_the_password);
 on_both!(account_locked_email_is_localized);
 on_both!(undeliverable_mail_fails_for_good);
 on_both!(a_create_answers_exactly_what_a_read_returns);
+on_both!(deleted_files_are_restorable_until_the_file_trash_purges_them);
+
+/// A file body as the HTTP layer hands it over: a stream of byte chunks.
+fn body(
+    bytes: &[u8],
+) -> futures_util::stream::Iter<std::vec::IntoIter<Result<Vec<u8>, std::io::Error>>> {
+    let parts: Vec<Result<Vec<u8>, std::io::Error>> =
+        bytes.chunks(10_000).map(|c| Ok(c.to_vec())).collect();
+    futures_util::stream::iter(parts)
+}
+
+/// The file trash keeps a deleted file restorable for 90 days (the default) and purges it,
+/// every version and its sealed blobs, after that; an organisation's own trash retention wins.
+async fn deleted_files_are_restorable_until_the_file_trash_purges_them(f: Fixture) {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = kluis_core::files::FilesConfig::new(dir.path());
+    cfg.clamd = None;
+    let k = f.kluis.clone().with_files(cfg).unwrap();
+    let (a, ctx) = (&f.actor, RequestContext::default());
+    let r = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(json!({"fields": {"email": "bestand@prullenbak.test"}})),
+            None,
+        )
+        .await
+        .unwrap();
+    let mut ids = Vec::new();
+    for name in ["een.txt", "twee.txt"] {
+        let info = k
+            .upload_file(
+                a,
+                &ctx,
+                ObjectType::Contact,
+                r.id,
+                name,
+                body(&[b'x'; 70_000]),
+            )
+            .await
+            .unwrap();
+        assert_eq!(info.status, "unscanned");
+        ids.push(info.id);
+    }
+    k.replace_file(a, &ctx, ids[0], body(b"tweede versie"))
+        .await
+        .unwrap();
+    let stored = |d: &std::path::Path| {
+        std::fs::read_dir(d)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name() != "tmp")
+            .map(|e| std::fs::read_dir(e.path()).unwrap().count())
+            .sum::<usize>()
+    };
+    assert_eq!(stored(dir.path()), 3);
+
+    // Day 0: both deleted. Day 89: restore #1; nothing purged yet.
+    for id in &ids {
+        k.delete_file(a, &ctx, *id).await.unwrap();
+    }
+    f.clock.advance(89 * DAY);
+    assert_eq!(k.purge_expired_files(a.tenant()).await.unwrap(), 0);
+    k.restore_file(a, &ctx, ids[1]).await.unwrap();
+    // Day 91: #0 (both versions) purged for good; #1 is live.
+    f.clock.advance(2 * DAY);
+    assert_eq!(k.purge_expired_files(a.tenant()).await.unwrap(), 1);
+    let e = k.restore_file(a, &ctx, ids[0]).await.unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    assert_eq!(
+        k.file_info(a, ids[0]).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+    let mut d = k.download_file(a, &ctx, ids[1], None).await.unwrap();
+    let mut got = Vec::new();
+    while let Some(c) = d.next_chunk().await.unwrap() {
+        got.extend(c);
+    }
+    assert_eq!(got, vec![b'x'; 70_000]);
+    assert_eq!(
+        stored(dir.path()),
+        1,
+        "the purged file's sealed blobs are gone"
+    );
+
+    // The organisation's own trash retention (5 days) applies to files too.
+    k.set_trash_retention_setting(
+        a,
+        &ctx,
+        kluis_core::settings::TrashRetentionDoc { days: Some(5) },
+    )
+    .await
+    .unwrap();
+    k.delete_file(a, &ctx, ids[1]).await.unwrap();
+    f.clock.advance(4 * DAY);
+    assert_eq!(k.purge_expired_files(a.tenant()).await.unwrap(), 0);
+    f.clock.advance(2 * DAY);
+    assert_eq!(k.purge_expired_files(a.tenant()).await.unwrap(), 1);
+    assert_eq!(stored(dir.path()), 0);
+    // Both purges are the system's, in the audit trail.
+    let purges = k
+        .audit_events(
+            a,
+            &ctx,
+            &kluis_core::audit::AuditQuery {
+                action: Some("file.purge".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    let purged: Vec<_> = purges
+        .items
+        .iter()
+        .map(|e| (e.actor.as_str(), e.object_id.clone().unwrap_or_default()))
+        .collect();
+    assert_eq!(
+        purged,
+        vec![
+            ("system", ids[0].to_string()),
+            ("system", ids[1].to_string())
+        ]
+    );
+
+    // A record purged from the trash takes its files (rows and sealed blobs) with it.
+    let last = k
+        .upload_file(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            r.id,
+            "drie.txt",
+            body(b"drie"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(stored(dir.path()), 1);
+    k.delete_record(a, &ctx, ObjectType::Contact, r.id, &IfMatch::Missing)
+        .await
+        .unwrap();
+    k.purge_from_trash(a, &ctx, r.id).await.unwrap();
+    assert_eq!(stored(dir.path()), 0);
+    assert_eq!(
+        k.file_info(a, last.id).await.unwrap_err().kind,
+        ErrorKind::NotFound
+    );
+}
 
 fn input(v: Value) -> RecordInput {
     serde_json::from_value(v).unwrap()

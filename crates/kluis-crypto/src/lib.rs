@@ -9,6 +9,7 @@
 //! | [`blind_index`] | HMAC-SHA256 blind indexes for exact-match search on encrypted columns |
 //! | [`merkle`] | RFC 6962 Merkle trees with inclusion and consistency proofs |
 //! | [`checkpoint`] | Ed25519-signed C2SP checkpoints (signed tree heads) |
+//! | [`filestream`] | files: chunked AES-256-GCM (STREAM) bound to tenant, file, version and position |
 //! | [`totp`] | RFC 6238 one-time codes, `otpauth://` URIs and their QR code (SVG), recovery codes |
 //!
 //! ```
@@ -27,6 +28,7 @@ pub mod checkpoint;
 mod encoding;
 pub mod envelope;
 mod error;
+pub mod filestream;
 #[doc(hidden)]
 pub mod hazmat;
 mod mac;

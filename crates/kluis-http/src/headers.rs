@@ -35,9 +35,20 @@ const ALWAYS: [(HeaderName, &str); 8] = [
 /// header: axum wraps every route in each layer, so nine layers meant nine boxed services
 /// cloned and nine nested futures per request.
 pub async fn add(mut res: Response) -> Response {
+    let file = res
+        .extensions()
+        .get::<crate::routes::files::FileResponse>()
+        .is_some();
     let h = res.headers_mut();
     for (name, value) in ALWAYS {
         h.insert(name, HeaderValue::from_static(value));
+    }
+    if file {
+        // A stored file: nothing may load or run, even if a browser renders it.
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(crate::routes::files::FILE_CSP),
+        );
     }
     // Handlers that may be cached (static assets) say so; everything else is not stored.
     if !h.contains_key(header::CACHE_CONTROL) {

@@ -345,6 +345,35 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::scim::get_settings,
             routes::scim::put_settings
         ))
+        .routes(routes!(
+            routes::files::contacts::list,
+            routes::files::contacts::upload
+        ))
+        .routes(routes!(
+            routes::files::companies::list,
+            routes::files::companies::upload
+        ))
+        .routes(routes!(
+            routes::files::deals::list,
+            routes::files::deals::upload
+        ))
+        .routes(routes!(
+            routes::files::tickets::list,
+            routes::files::tickets::upload
+        ))
+        .routes(routes!(
+            routes::files::notes::list,
+            routes::files::notes::upload
+        ))
+        .routes(routes!(
+            routes::files::get,
+            routes::files::rename,
+            routes::files::delete
+        ))
+        .routes(routes!(routes::files::download, routes::files::replace))
+        .routes(routes!(routes::files::versions))
+        .routes(routes!(routes::files::restore))
+        .routes(routes!(routes::files::purge))
         .routes(routes!(routes::saml::start))
         .routes(routes!(routes::saml::acs))
         .routes(routes!(routes::saml::metadata))
@@ -431,12 +460,16 @@ async fn deadline(
     req: Request,
     next: Next,
 ) -> Response {
-    let limit = if req.method() == axum::http::Method::POST && req.uri().path() == "/api/v1/imports"
-    {
-        d.import
-    } else {
-        d.request
-    };
+    let path = req.uri().path();
+    // File uploads and downloads stream large bodies: they get the import deadline.
+    let file_transfer = path.ends_with("/files")
+        || path.starts_with("/api/v1/files/") && path.ends_with("/content");
+    let limit =
+        if req.method() == axum::http::Method::POST && path == "/api/v1/imports" || file_transfer {
+            d.import
+        } else {
+            d.request
+        };
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(res) => res,
         Err(_) => StatusCode::REQUEST_TIMEOUT.into_response(),

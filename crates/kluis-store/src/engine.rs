@@ -79,6 +79,8 @@ pub const TENANT_TABLES: &[&str] = &[
     "user_custom_roles",
     "teams",
     "team_members",
+    "crm_files",
+    "crm_file_versions",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].

@@ -11,6 +11,7 @@
 pub(crate) mod crm;
 mod direct;
 mod engine;
+pub mod files;
 mod mail;
 mod mfa;
 mod ops;

@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use anyhow::{Context as _, Result, bail};
 
 pub mod browser;
+pub mod clamav;
 
 /// The two database engines every suite runs on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -131,6 +131,25 @@ pub struct Config {
     pub backup_keep_yearly: u32,
     /// How often `kluis serve` runs a restore drill of the latest backup (0: never).
     pub backup_drill_interval_hours: u64,
+    /// Files on records: where their sealed bytes are kept (default `<data_dir>/files`).
+    pub files_dir: Option<PathBuf>,
+    /// Largest file accepted (default 100 MiB).
+    pub files_max_bytes: u64,
+    /// Stored file bytes per organisation, every version and the file trash included
+    /// (default 10 GiB).
+    pub files_tenant_quota_bytes: u64,
+    /// Deleted files stay restorable this long (unless the organisation set its own trash
+    /// retention), then are purged. Default 90.
+    pub files_trash_retention_days: u32,
+    /// Scan every uploaded file with ClamAV's clamd before it can be downloaded (default on).
+    /// Off is an operator's explicit choice: files are then served unscanned.
+    pub files_scan: bool,
+    /// clamd's unix socket (Debian's clamav-daemon: /run/clamav/clamd.ctl).
+    pub clamav_socket: PathBuf,
+    /// How long to wait for clamd (connect, each write, the verdict).
+    pub clamav_timeout_secs: u64,
+    /// How often files left pending (scanner unavailable) are scanned again.
+    pub files_rescan_interval_secs: u64,
 }
 
 /// A secret setting: Debug never shows it.
@@ -213,6 +232,14 @@ impl Default for Config {
             backup_keep_monthly: 12,
             backup_keep_yearly: 10,
             backup_drill_interval_hours: 24,
+            files_dir: None,
+            files_max_bytes: 100 * 1024 * 1024,
+            files_tenant_quota_bytes: 10 * 1024 * 1024 * 1024,
+            files_trash_retention_days: 90,
+            files_scan: true,
+            clamav_socket: PathBuf::from("/run/clamav/clamd.ctl"),
+            clamav_timeout_secs: 60,
+            files_rescan_interval_secs: 30,
         }
     }
 }
@@ -252,6 +279,14 @@ const ENV_KEYS: &[&str] = &[
     "audit_checkpoint_every_events",
     "audit_retention_days",
     "trash_retention_days",
+    "files_dir",
+    "files_max_bytes",
+    "files_tenant_quota_bytes",
+    "files_trash_retention_days",
+    "files_scan",
+    "clamav_socket",
+    "clamav_timeout_secs",
+    "files_rescan_interval_secs",
     "kms",
     "key_max_age_days",
     "pkcs11_module",
@@ -383,6 +418,15 @@ impl Config {
         if !(1..=3650).contains(&self.trash_retention_days) {
             bail!("trash_retention_days must be between 1 and 3650");
         }
+        if self.files_max_bytes == 0 || self.files_tenant_quota_bytes == 0 {
+            bail!("files_max_bytes and files_tenant_quota_bytes must be positive");
+        }
+        if !(1..=3650).contains(&self.files_trash_retention_days) {
+            bail!("files_trash_retention_days must be between 1 and 3650");
+        }
+        if self.clamav_timeout_secs == 0 || self.files_rescan_interval_secs == 0 {
+            bail!("clamav_timeout_secs and files_rescan_interval_secs must be positive");
+        }
         if self.api_key_cache_ms > 5000 {
             bail!("api_key_cache_ms must be between 0 and 5000");
         }
@@ -425,6 +469,23 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// Files on records, as the core takes them.
+    pub fn files(&self) -> kluis_core::files::FilesConfig {
+        let mut c = kluis_core::files::FilesConfig::new(
+            self.files_dir
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("files")),
+        );
+        c.max_file_bytes = self.files_max_bytes;
+        c.tenant_quota_bytes = self.files_tenant_quota_bytes;
+        c.trash_retention_days = self.files_trash_retention_days;
+        c.clamd = self.files_scan.then(|| kluis_core::files::Clamd {
+            socket: self.clamav_socket.clone(),
+            timeout: std::time::Duration::from_secs(self.clamav_timeout_secs),
+        });
+        c
     }
 
     pub fn database_url(&self) -> String {

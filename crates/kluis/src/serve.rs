@@ -71,7 +71,9 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
         .with_root_key_store(Arc::new(crate::backup::TombstoningRootKeyStore::new(
             FileRootKeyStore::new(&root_dir),
             root_dir.clone(),
-        )));
+        )))
+        .with_files(cfg.files())
+        .context("file storage")?;
     kluis
         .ensure_platform_keys()
         .await
@@ -318,6 +320,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
         cfg.audit_checkpoint_every_events,
     ));
+    if cfg.files_scan {
+        tokio::spawn(rescan_loop(
+            kluis.clone(),
+            Duration::from_secs(cfg.files_rescan_interval_secs),
+        ));
+    } else {
+        tracing::warn!("files_scan = false: uploaded files are served without a malware scan");
+    }
     tokio::spawn(daily_maintenance(
         kluis.clone(),
         cfg.key_max_age_days,
@@ -438,6 +448,40 @@ async fn redirect_listener(addr: SocketAddr, https_port: u16, handle: Handle<Soc
     }
 }
 
+/// Scans files left pending while the malware scanner was unavailable, for every tenant.
+async fn rescan_loop(kluis: Kluis, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let mut cursor = None;
+        loop {
+            let Ok(page) = kluis
+                .list_tenants(
+                    &kluis_core::tenants::PlatformActor::console(),
+                    cursor.as_deref(),
+                    Some(200),
+                )
+                .await
+            else {
+                break;
+            };
+            for t in &page.items {
+                match kluis.rescan_pending_files(t.id).await {
+                    Ok((0, _)) => {}
+                    Ok((n, left)) => {
+                        tracing::info!(tenant = %t.slug, scanned = n, pending = left, "file rescan")
+                    }
+                    Err(e) => tracing::error!(tenant = %t.slug, error = %e, "file rescan"),
+                }
+            }
+            match page.next_cursor {
+                Some(c) => cursor = Some(c),
+                None => break,
+            }
+        }
+    }
+}
+
 /// Daily (and at start): applies audit retention to every log, purges trash entries older than
 /// the trash retention, and warns about tenants whose current data key is older than the
 /// rotation policy.
@@ -486,6 +530,11 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
                     .await
                 {
                     tracing::error!(tenant = %t.slug, error = %e, "mail housekeeping");
+                }
+                match kluis.purge_expired_files(t.id).await {
+                    Ok(0) => {}
+                    Ok(n) => tracing::info!(tenant = %t.slug, purged = n, "file trash retention"),
+                    Err(e) => tracing::error!(tenant = %t.slug, error = %e, "file trash retention"),
                 }
                 match kluis.purge_expired_trash(t.id, trash_ms).await {
                     Ok(0) => {}

@@ -21,6 +21,8 @@ mod boards_pages;
 mod crm;
 #[path = "e2e/encryption.rs"]
 mod encryption;
+#[path = "e2e/files.rs"]
+mod files;
 #[path = "e2e/import.rs"]
 mod import;
 #[path = "e2e/isolation.rs"]

@@ -242,15 +242,22 @@ impl Kluis {
         let t = ObjectType::parse(&row.object_type).ok_or_else(Error::not_found)?;
         access.require(t, Right::Delete)?;
         tx.purge_record(id).await?;
+        let blobs = self.purge_record_files(&mut tx, id).await?;
         self.audit(
             &mut tx,
             &keys,
             &actor_label(actor),
             ctx,
-            event(t, "purge", id, json!({"reason": "requested"})),
+            event(
+                t,
+                "purge",
+                id,
+                json!({"reason": "requested", "files": blobs.len()}),
+            ),
         )
         .await?;
         tx.commit().await?;
+        crate::files::remove_blobs(blobs).await;
         Ok(())
     }
 
@@ -287,6 +294,7 @@ impl Kluis {
                 return Ok(purged);
             }
             let keys = self.keys(&mut tx).await?;
+            let mut blobs = Vec::new();
             for id in ids {
                 let Some(row) = tx.any_record(id).await? else {
                     continue;
@@ -294,17 +302,20 @@ impl Kluis {
                 let t = ObjectType::parse(&row.object_type)
                     .ok_or_else(|| Error::internal("unknown object type stored"))?;
                 tx.purge_record(id).await?;
+                let files = self.purge_record_files(&mut tx, id).await?;
                 let ev = event(
                     t,
                     "purge",
                     id,
-                    json!({"reason": "trash_retention", "deleted_at": row.deleted_at.map(rfc3339)}),
+                    json!({"reason": "trash_retention", "deleted_at": row.deleted_at.map(rfc3339), "files": files.len()}),
                 );
+                blobs.extend(files);
                 self.audit(&mut tx, &keys, "system", &RequestContext::default(), ev)
                     .await?;
                 purged += 1;
             }
             tx.commit().await?;
+            crate::files::remove_blobs(blobs).await;
         }
     }
 }

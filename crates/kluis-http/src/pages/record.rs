@@ -9,6 +9,7 @@
 //! the same values, the page shows both (yours and the stored one) and offers to apply yours on
 //! the new revision; when they changed other values only, yours are applied on top.
 
+mod files;
 mod text;
 mod view;
 
@@ -70,6 +71,16 @@ pub fn routes() -> Router<AppState> {
                 post(restore_version),
             )
             .route(&format!("/{p}/{{id}}/trash"), post(trash));
+    }
+    for p in ["contacts", "companies", "deals", "tickets", "notes"] {
+        r = r
+            // Streamed into the file service, which enforces the file size limit.
+            .route(
+                &format!("/{p}/{{id}}/files"),
+                post(files::upload).layer(axum::extract::DefaultBodyLimit::disable()),
+            )
+            .route(&format!("/{p}/{{id}}/files/delete"), post(files::delete))
+            .route(&format!("/{p}/{{id}}/files/restore"), post(files::restore));
     }
     r
 }
@@ -340,6 +351,8 @@ struct RecordPage {
     /// Notes and tasks can be about contacts, companies and deals.
     can_annotate: bool,
     timeline: Vec<Item>,
+    /// Contacts, companies, deals, tickets and notes: their files.
+    files: Option<files::FilesView>,
 }
 
 /// What an edit that was not saved brings back to the page.
@@ -375,9 +388,9 @@ async fn record_page(
         Err(r) => return r,
     };
     let t = record_type(&uri);
-    let (_, _, r) = texts(&headers);
+    let (lang, _, r) = texts(&headers);
     let unsaved = Unsaved {
-        notice: done_notice(r, q.done.as_deref()),
+        notice: done_notice(r, q.done.as_deref()).or_else(|| files::done(lang, q.done.as_deref())),
         ..Unsaved::default()
     };
     match parse_id(&id) {
@@ -558,6 +571,7 @@ async fn build(
         ObjectType::Contact | ObjectType::Company | ObjectType::Deal
     );
     let timeline = timeline(s, ctx, headers, a, &rec, &specs, &cat.users, can_annotate).await?;
+    let files = files::view(s, a, lang, t, id).await?;
 
     Ok(RecordPage {
         t: tt,
@@ -607,6 +621,7 @@ async fn build(
         can_annotate,
         timeline,
         base,
+        files,
     })
 }
 

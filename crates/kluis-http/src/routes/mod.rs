@@ -2,6 +2,7 @@ pub mod account_links;
 pub mod apikeys;
 pub mod audit;
 pub mod auth;
+pub mod files;
 pub mod health;
 pub mod imports;
 pub mod keys;

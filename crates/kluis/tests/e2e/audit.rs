@@ -277,6 +277,18 @@ const EXPECTED: &[(&str, &str, &str)] = &[
         "/api/v1/users/{id}/passkeys/{passkey_id}",
         "passkey.delete",
     ),
+    // Files: exercised with their events by files::* (upload, download, rename, replace,
+    // delete, restore, purge; infected uploads are `file.quarantine`).
+    ("POST", "/api/v1/contacts/{id}/files", "file.upload"),
+    ("POST", "/api/v1/companies/{id}/files", "file.upload"),
+    ("POST", "/api/v1/deals/{id}/files", "file.upload"),
+    ("POST", "/api/v1/tickets/{id}/files", "file.upload"),
+    ("POST", "/api/v1/notes/{id}/files", "file.upload"),
+    ("PATCH", "/api/v1/files/{id}", "file.rename"),
+    ("DELETE", "/api/v1/files/{id}", "file.delete"),
+    ("PUT", "/api/v1/files/{id}/content", "file.replace"),
+    ("POST", "/api/v1/files/{id}/restore", "file.restore"),
+    ("POST", "/api/v1/files/{id}/purge", "file.purge"),
     // SCIM admin routes: exercised with their events by scim::*.
     ("POST", "/api/v1/scim/token", "scim.token.create"),
     ("DELETE", "/api/v1/scim/token", "scim.token.revoke"),

@@ -96,6 +96,7 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("POST", "/api/v1/teams") => Some(json!({"name": "Van A"})),
         ("PATCH", _) if path.starts_with("/api/v1/teams/") => Some(json!({"name": "pwned"})),
         ("PATCH", _) if path.starts_with("/api/v1/tags/") => Some(json!({"name": "pwned"})),
+        ("PATCH", _) if path.starts_with("/api/v1/files/") => Some(json!({"name": "pwned.txt"})),
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
         ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
         ("PATCH", _) if path.starts_with("/api/v1/notes/") => {
@@ -163,6 +164,8 @@ pub(crate) struct BRecords {
     pub(crate) import: String,
     pub(crate) role: String,
     pub(crate) team: String,
+    /// A file on B's contact.
+    pub(crate) file: String,
 }
 
 pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -283,6 +286,19 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
+    let (st, file) = s
+        .upload(
+            &format!("/api/v1/contacts/{}/files?name=bestand-van-b.txt", ids[1]),
+            &b.owner,
+            "application/octet-stream",
+            b"Bestandsinhoud van B".to_vec(),
+        )
+        .await;
+    // 201 with a scanner, 202 (pending) without one: the isolation walk needs neither.
+    assert!(
+        st == StatusCode::CREATED || st == StatusCode::ACCEPTED,
+        "{file}"
+    );
     let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
     let sessions = sessions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{sessions}");
@@ -290,6 +306,7 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         import: import["id"].as_str().unwrap().to_owned(),
         role: role["id"].as_str().unwrap().to_owned(),
         team,
+        file: file["id"].as_str().unwrap().to_owned(),
         session: sessions[0]["id"].as_str().unwrap().to_owned(),
         ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
@@ -341,6 +358,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.role
     } else if path.starts_with("/api/v1/teams/{id}") {
         &r.team
+    } else if path.starts_with("/api/v1/files/{id}") {
+        &r.file
     } else if path.starts_with("/api/v1/imports/{id}") {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
@@ -408,6 +427,9 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         records.task.as_str(),
         records.import.as_str(),
         records.session.as_str(),
+        records.file.as_str(),
+        "bestand-van-b.txt",
+        "Bestandsinhoud van B",
     ];
     let mut exercised = 0;
 
@@ -468,6 +490,19 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         .get(&format!("/api/v1/users/{}", b.member_id), &b.key)
         .await;
     assert_eq!(st, StatusCode::OK);
+    // B's file is still B's: same name, same version, in the same place.
+    let (st, f) = s
+        .get(&format!("/api/v1/files/{}", records.file), &b.owner)
+        .await;
+    assert_eq!(st, StatusCode::OK, "{f}");
+    assert_eq!(
+        (
+            f["name"].as_str(),
+            f["version"].as_i64(),
+            f["deleted_at"].is_null()
+        ),
+        (Some("bestand-van-b.txt"), Some(1), true)
+    );
 
     // Tampering with the tenant part of a credential does not move it to another tenant.
     let forged = a

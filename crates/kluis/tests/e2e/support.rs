@@ -191,6 +191,11 @@ impl Server {
         }
     }
 
+    /// The server process's id (to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("running").id()
+    }
+
     /// Everything the server process printed (stdout and stderr; CLI runs are not included).
     pub fn logs(&self) -> String {
         self.output.lock().unwrap().clone()
@@ -548,7 +553,7 @@ pub enum Auth {
 }
 
 impl Auth {
-    fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+    pub fn apply(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
         match self {
             Auth::None => rb,
             Auth::Bearer(t) => rb.bearer_auth(t),
