@@ -373,7 +373,10 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &b.member_id
     } else if path.starts_with("/api/v1/apikeys/{id}") {
         &b.key_id
-    } else if path.starts_with("/api/v1/platform/tenants/{id}") {
+    } else if path.starts_with("/api/v1/platform/tenants/{id}")
+        || path.starts_with("/api/v1/platform/status/notices/{id}")
+    {
+        // Platform routes: tenant credentials are refused whatever the id.
         &b.id
     } else if path.starts_with("/sso/saml/{tenant}/") {
         // Public SAML endpoints (ACS, SP metadata) of tenant B.
