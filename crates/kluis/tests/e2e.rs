@@ -53,3 +53,5 @@ mod sso;
 mod tables_pages;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/witness.rs"]
+mod witness;
