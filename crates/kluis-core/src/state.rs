@@ -109,20 +109,30 @@ impl Kluis {
             let Ok(id) = Uuid::parse_str(oid) else {
                 continue;
             };
+            // A row that does not open (a disabled key version) gets no digest rather than
+            // failing the change: verification then counts it as legacy.
             let digest = if is_record {
                 match tx.any_record(kluis_types::RecordId(id)).await? {
-                    Some(r) => Some(record_row_digest(
-                        keys,
-                        id,
-                        r.revision,
-                        r.deleted_at.is_some(),
-                        &r.fields,
-                    )?),
+                    Some(r) => {
+                        match record_row_digest(
+                            keys,
+                            id,
+                            r.revision,
+                            r.deleted_at.is_some(),
+                            &r.fields,
+                        ) {
+                            Ok(d) => Some(d),
+                            Err(_) => continue,
+                        }
+                    }
                     None => None,
                 }
             } else {
                 match tx.user(kluis_types::UserId(id)).await? {
-                    Some(u) => Some(user_digest(keys, &u)?),
+                    Some(u) => match user_digest(keys, &u) {
+                        Ok(d) => Some(d),
+                        Err(_) => continue,
+                    },
                     None => None,
                 }
             };
