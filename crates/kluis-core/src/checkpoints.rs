@@ -59,7 +59,7 @@ impl Pending {
         let signed = s.signed.get(&tenant).copied().unwrap_or(0);
         let e = s.logs.entry(tenant).or_insert((end, now, false));
         e.0 = e.0.max(end);
-        let due = e.0 - signed >= every;
+        let due = e.0 - signed >= every && !e.2;
         e.2 |= due;
         drop(s);
         if due {
@@ -153,6 +153,11 @@ impl Kluis {
             match self.sign_checkpoint(tenant).await {
                 Ok((size, note)) => {
                     if let Ok(mut s) = self.audit_pending.state.lock() {
+                        // The per-N rule counts from this attempt: a long transaction (an
+                        // import) that is not committed yet wakes us every N events, not on
+                        // every append.
+                        let tried = s.signed.get(&tenant).copied().unwrap_or(0).max(end);
+                        s.signed.insert(tenant, tried);
                         // Covered, or an append whose transaction never committed (its
                         // numbers are reused): drop it. Otherwise a newer append is pending.
                         let stale = now - since > 60_000;

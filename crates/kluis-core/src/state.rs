@@ -183,36 +183,61 @@ struct Expected {
 struct Collector {
     keys: Arc<TenantKeys>,
     exp: Expected,
+    /// Relevant events not yet applied: (seq, object id, is a record, sealed details).
+    pending: Vec<(i64, Uuid, bool, Vec<u8>)>,
 }
 
-impl AuditVisitor for Collector {
-    fn visit(&mut self, e: AuditEventRef<'_>) -> bool {
-        self.exp.events += 1;
-        let (Some(ty), Some(oid)) = (e.object_type, e.object_id) else {
-            return true;
-        };
-        let is_record = RECORD_TYPES.contains(&ty);
-        if e.outcome != "success" || !(is_record || ty == "user") {
-            return true;
-        }
-        let Ok(id) = Uuid::parse_str(oid) else {
-            return true;
-        };
-        let d: Option<StateDetails> = self
-            .keys
-            .open_retained(
+/// Events decrypted per parallel batch.
+const STATE_BATCH: usize = 4096;
+
+fn threads() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get().min(4))
+}
+
+/// Runs `f` over `items` on up to [`threads`] threads, results in input order.
+fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let n = threads();
+    if n < 2 || items.len() < 64 {
+        return items.iter().map(&f).collect();
+    }
+    let chunk = items.len().div_ceil(n);
+    std::thread::scope(|sc| {
+        let handles: Vec<_> = items
+            .chunks(chunk)
+            .map(|c| sc.spawn(|| c.iter().map(&f).collect::<Vec<R>>()))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap_or_default())
+            .collect()
+    })
+}
+
+impl Collector {
+    fn flush(&mut self) {
+        let keys = &self.keys;
+        let opened = par_map(&self.pending, |(seq, _, _, sealed)| {
+            keys.open_retained(
                 "audit_events",
                 "details",
-                Uuid::from_u64_pair(0, e.seq as u64),
-                e.details,
+                Uuid::from_u64_pair(0, *seq as u64),
+                sealed,
             )
             .ok()
-            .and_then(|p| serde_json::from_slice(&p).ok());
+            .and_then(|p| serde_json::from_slice::<StateDetails>(&p).ok())
+        });
+        let pending = std::mem::take(&mut self.pending);
+        for ((seq, id, is_record, _), d) in pending.into_iter().zip(opened) {
+            self.apply(seq, id, is_record, d);
+        }
+    }
+
+    fn apply(&mut self, seq: i64, id: Uuid, is_record: bool, d: Option<StateDetails>) {
         let Some(d) = d else {
             self.exp
                 .unreadable
-                .push((e.seq, "audit event details do not open".into()));
-            return true;
+                .push((seq, "audit event details do not open".into()));
+            return;
         };
         let seen = match &d.state {
             None => Seen::Legacy,
@@ -240,6 +265,27 @@ impl AuditVisitor for Collector {
             self.exp.records.insert(id, seen);
         } else {
             self.exp.users.insert(id, seen);
+        }
+    }
+}
+
+impl AuditVisitor for Collector {
+    fn visit(&mut self, e: AuditEventRef<'_>) -> bool {
+        self.exp.events += 1;
+        let (Some(ty), Some(oid)) = (e.object_type, e.object_id) else {
+            return true;
+        };
+        let is_record = RECORD_TYPES.contains(&ty);
+        if e.outcome != "success" || !(is_record || ty == "user") {
+            return true;
+        }
+        let Ok(id) = Uuid::parse_str(oid) else {
+            return true;
+        };
+        self.pending
+            .push((e.seq, id, is_record, e.details.to_vec()));
+        if self.pending.len() >= STATE_BATCH {
+            self.flush();
         }
         true
     }
@@ -301,10 +347,13 @@ impl Kluis {
                 Collector {
                     keys: keys.clone(),
                     exp: Expected::default(),
+                    pending: Vec::with_capacity(STATE_BATCH),
                 },
             )
             .await?;
         drop(tx);
+        let mut c = c;
+        c.flush();
         let mut exp = c.exp;
         report.events = exp.events;
         for (seq, why) in exp.unreadable.drain(..) {
@@ -324,7 +373,10 @@ impl Kluis {
             drop(tx);
             let Some(last) = batch.last() else { break };
             after = Some(last.0);
-            for (id, revision, deleted_at, sealed) in batch {
+            let digests = par_map(&batch, |(id, revision, deleted_at, sealed)| {
+                record_row_digest(&keys, id.0, *revision, deleted_at.is_some(), sealed)
+            });
+            for ((id, _, deleted_at, _), actual) in batch.into_iter().zip(digests) {
                 report.records += 1;
                 let id = id.0;
                 let table = if deleted_at.is_some() {
@@ -332,7 +384,6 @@ impl Kluis {
                 } else {
                     "crm_records"
                 };
-                let actual = record_row_digest(&keys, id, revision, deleted_at.is_some(), &sealed);
                 let problem = match (exp.records.remove(&id), actual) {
                     (_, Err(_)) => Some("its fields do not decrypt (altered outside Kluis)"),
                     (Some(Seen::State(want)), Ok(got)) if want == got => None,

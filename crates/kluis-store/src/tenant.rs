@@ -1130,6 +1130,8 @@ impl TenantTx {
     }
 
     /// The newest event about `object_id` (state verification samples records this way).
+    /// `seq + 0` keeps SQLite from walking the primary key backwards over the whole log
+    /// instead of using the object index.
     pub async fn latest_audit_event_for(
         &mut self,
         object_id: &str,
@@ -1138,7 +1140,7 @@ impl TenantTx {
         Ok(on_conn!(&mut self.tx, |c| {
             sqlx::query_as(
             "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
-             WHERE tenant_id = $1 AND object_id = $2 AND outcome = 'success' ORDER BY seq DESC LIMIT 1"
+             WHERE tenant_id = $1 AND object_id = $2 AND outcome = 'success' ORDER BY seq + 0 DESC LIMIT 1"
         )
         .bind(t)
         .bind(object_id)
