@@ -158,7 +158,7 @@ async fn run() -> Result<()> {
         if ratio >= 50.0 { "meets" } else { "MISSES" }
     );
     let t0 = Instant::now();
-    let sample = kluis.verify_state(t, Some(10_000)).await?;
+    let sample = kluis.verify_state(t, Some(100)).await?;
     println!(
         "1c. verify_state (sample of {} records): {:.2} s",
         sample.records,
