@@ -519,6 +519,8 @@ impl Kluis {
         self.count_sealed(tx, keys, n).await?;
         // The request's context goes into every event's details.
         let mut evs = evs;
+        // Record and user events carry a digest of the state they left (state verification).
+        self.attach_state(tx, keys, &mut evs).await?;
         let mut plains = Vec::with_capacity(evs.len());
         for ev in &mut evs {
             if let Value::Object(m) = &mut ev.details {
@@ -577,7 +579,10 @@ impl Kluis {
                 many => tx.insert_audit_events(many).await,
             };
             match res {
-                Ok(()) => break first,
+                Ok(()) => {
+                    self.audit_pending.appended(tenant, first + n, self.now());
+                    break first;
+                }
                 Err(crate::db::StoreError::AuditHeadMoved) if attempt < 3 => continue,
                 Err(e) => return Err(e.into()),
             }
@@ -806,7 +811,7 @@ impl Kluis {
         })
     }
 
-    fn audit_signing(&self) -> Result<&AuditSigning> {
+    pub(crate) fn audit_signing(&self) -> Result<&AuditSigning> {
         self.audit_signing.as_deref().ok_or_else(|| {
             Error::new(
                 ErrorKind::Unavailable,
@@ -833,9 +838,8 @@ impl Kluis {
         let mut tx = self.store.tenant(tenant).begin().await?;
         let size = tx.audit_size().await?;
         let (last, last_at) = tx
-            .audit_checkpoints()
+            .last_audit_checkpoint()
             .await?
-            .last()
             .map(|c| (c.size, c.at))
             .unwrap_or((0, 0));
         let grown = size - last;
@@ -843,7 +847,7 @@ impl Kluis {
         if size == 0 || !due {
             return Ok(None);
         }
-        let root = tree_root(&mut tx, size).await?;
+        let root = self.incremental_root(&mut tx, tenant, size).await?;
         let note = signing.signer.sign(&origin(tenant), size as u64, &root)?;
         tx.insert_audit_checkpoint(size, &root, &note, self.now())
             .await?;
@@ -1152,7 +1156,7 @@ pub fn verify_checkpoint_notes(vkey: &str, notes: &[String]) -> Result<Vec<(u64,
     Ok(out)
 }
 
-fn origin(tenant: TenantId) -> String {
+pub(crate) fn origin(tenant: TenantId) -> String {
     format!("kluis.audit/{}", tenant.0)
 }
 
@@ -1161,7 +1165,7 @@ fn truncation_origin(tenant: TenantId) -> String {
     format!("kluis.audit/{}/truncated", tenant.0)
 }
 
-fn parse_range(json: &str) -> Option<merkle::Frontier> {
+pub(crate) fn parse_range(json: &str) -> Option<merkle::Frontier> {
     let pairs: Vec<(u64, String)> = serde_json::from_str(json).ok()?;
     let mut range = Vec::with_capacity(pairs.len());
     for (n, h) in pairs {
@@ -1171,7 +1175,7 @@ fn parse_range(json: &str) -> Option<merkle::Frontier> {
 }
 
 /// Root of the first `size` events, continuing from the retention marker's compact range.
-async fn tree_root(tx: &mut TenantTx, size: i64) -> Result<Hash> {
+pub(crate) async fn tree_root(tx: &mut TenantTx, size: i64) -> Result<Hash> {
     let (truncated, range, _) = tx.audit_truncation().await?;
     let mut frontier = match (truncated, range.as_deref()) {
         (0, _) => merkle::Frontier::default(),
@@ -1253,7 +1257,7 @@ fn checkpoint_file(dir: &std::path::Path, tenant: TenantId) -> PathBuf {
     dir.join(format!("{}.checkpoints", tenant.0))
 }
 
-fn append_checkpoint_file(
+pub(crate) fn append_checkpoint_file(
     dir: &std::path::Path,
     tenant: TenantId,
     size: i64,

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::db::TenantTx;
 use crate::db::rows::Reseal;
-use kluis_crypto::blind_index::{BlindIndexKey, blind_index};
+use kluis_crypto::blind_index::{BlindIndexKey, blind_index, state_digest};
 use kluis_crypto::envelope::{
     self, DataKey, Kek, KeyRing, Kms, LocalKms, SealContext, tenant_wrap_aad,
 };
@@ -193,6 +193,11 @@ impl TenantKeys {
     /// Blind index of a normalised value in a domain (e.g. `audit_events.ip`).
     pub(crate) fn blind(&self, domain: &str, normalised: &str) -> [u8; 32] {
         blind_index(&self.index, domain, normalised)
+    }
+
+    /// Keyed digest of a stored state (see `crate::state`).
+    pub(crate) fn state_digest(&self, domain: &str, parts: &[&[u8]]) -> [u8; 32] {
+        state_digest(&self.index, domain, parts)
     }
 
     pub(crate) fn email_index(&self, email: &kluis_types::Email) -> [u8; 32] {
@@ -728,6 +733,7 @@ impl Kluis {
         )
         .await?;
         tx.commit().await?;
+        self.checkpoint_soon(tenant);
         Ok(version)
     }
 
@@ -758,6 +764,7 @@ impl Kluis {
         progress(&p);
         self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
             .await?;
+        self.checkpoint_soon(tenant);
         Ok(p)
     }
 }

@@ -16,6 +16,7 @@ pub mod backup_status;
 #[cfg(feature = "bench")]
 #[doc(hidden)]
 pub mod bench_support;
+pub mod checkpoints;
 mod clock;
 pub mod crm;
 pub mod customer_key;
@@ -39,6 +40,7 @@ pub mod sessions;
 pub mod settings;
 pub mod setup;
 pub mod sso;
+pub mod state;
 pub mod status;
 pub mod tenants;
 pub mod tokens;
@@ -115,6 +117,8 @@ pub struct Kluis {
     pub(crate) api_key_cache: Arc<apikeys::cache::ApiKeyCache>,
     pub(crate) key_uses: Arc<key_uses::KeyUses>,
     pub(crate) audit_signing: Option<Arc<audit::AuditSigning>>,
+    /// Logs with events no checkpoint covers yet (see `checkpoints`).
+    pub(crate) audit_pending: Arc<checkpoints::Pending>,
     pub(crate) root_keys: Arc<dyn keys::RootKeyStore>,
     /// CSV imports running in this process (progress reports).
     pub(crate) imports: Arc<crm::import::Imports>,
@@ -161,6 +165,7 @@ impl Kluis {
             clock,
             keks: Arc::new(keks),
             audit_signing: None,
+            audit_pending: Arc::default(),
             root_keys: Arc::new(keys::MemoryRootKeyStore::default()),
             imports: Arc::default(),
             search: Arc::default(),

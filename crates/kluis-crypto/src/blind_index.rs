@@ -72,6 +72,22 @@ pub fn blind_index(key: &BlindIndexKey, domain: &str, normalised_value: &str) ->
     hmac_sha256(&key.0, &[&input])
 }
 
+/// Keyed digest of a stored state: `HMAC-SHA256(key, "kluis.state/v1" || lp(domain) ||
+/// lp(part) ...)` with every part length-prefixed (u32be). Audit events carry it so the state
+/// a change produced can later be compared with what the database holds, without putting
+/// plaintext or guessable hashes of personal data in the log. The fixed tag keeps these
+/// digests apart from blind indexes made with the same key.
+pub fn state_digest(key: &BlindIndexKey, domain: &str, parts: &[&[u8]]) -> [u8; 32] {
+    let mut input =
+        Vec::with_capacity(32 + domain.len() + parts.iter().map(|p| 4 + p.len()).sum::<usize>());
+    input.extend_from_slice(b"kluis.state/v1");
+    put_len_prefixed(&mut input, domain.as_bytes());
+    for p in parts {
+        put_len_prefixed(&mut input, p);
+    }
+    hmac_sha256(&key.0, &[&input])
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::expect_used)]
 mod tests {

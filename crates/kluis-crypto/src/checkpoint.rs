@@ -287,6 +287,203 @@ pub fn verify(note: &str, verifier: &CheckpointVerifier) -> Result<Checkpoint, C
     parse_body(text)
 }
 
+/// Algorithm byte of C2SP `cosignature/v1` (Ed25519 timestamped cosignatures) in key ids.
+const ALG_COSIGNATURE_V1: u8 = 0x04;
+
+fn cosig_key_hash(name: &str, public_key: &[u8; 32]) -> [u8; 4] {
+    let mut h = Sha256::new();
+    h.update(name.as_bytes());
+    h.update(b"\n");
+    h.update([ALG_COSIGNATURE_V1]);
+    h.update(public_key);
+    let digest = h.finalize();
+    [digest[0], digest[1], digest[2], digest[3]]
+}
+
+/// What a `cosignature/v1` signature covers: a header with the time, then the checkpoint text.
+fn cosigned_message(time: u64, text: &str) -> String {
+    format!("cosignature/v1\ntime {time}\n{text}")
+}
+
+/// The note text of a signed note (every line up to and including the blank line's `\n`
+/// predecessor), or an error if it has no signature block.
+fn note_text(note: &str) -> Result<&str, CryptoError> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or(CryptoError::MalformedCheckpoint("no signature block"))?;
+    Ok(&note[..=split])
+}
+
+/// A witness's key: signs C2SP `tlog-cosignature` (`cosignature/v1`) lines over checkpoints it
+/// has checked. The private key is wiped on drop.
+pub struct Cosigner {
+    name: String,
+    key: SigningKey,
+}
+
+impl Cosigner {
+    /// A cosigner from a 32-byte Ed25519 seed.
+    pub fn from_bytes(name: &str, seed: &[u8; 32]) -> Result<Self, CryptoError> {
+        if !is_valid_name(name) {
+            return Err(CryptoError::InvalidKeyName);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key: SigningKey::from_bytes(seed),
+        })
+    }
+
+    /// A cosigner with a fresh random key.
+    pub fn generate(name: &str) -> Result<Self, CryptoError> {
+        let seed = Zeroizing::new(try_random_bytes::<32>()?);
+        Self::from_bytes(name, &seed)
+    }
+
+    /// The 32-byte seed, for storage in a private file only.
+    pub fn to_bytes(&self) -> Zeroizing<[u8; 32]> {
+        Zeroizing::new(self.key.to_bytes())
+    }
+
+    /// The verifier key string `<name>+<hex key id>+<base64(0x04 || public key)>`.
+    pub fn vkey(&self) -> String {
+        let public = self.key.verifying_key().to_bytes();
+        let mut key = Vec::with_capacity(33);
+        key.push(ALG_COSIGNATURE_V1);
+        key.extend_from_slice(&public);
+        format!(
+            "{}+{}+{}",
+            self.name,
+            hex::encode(cosig_key_hash(&self.name, &public)),
+            STANDARD.encode(key)
+        )
+    }
+
+    /// The signature line (with its trailing newline) cosigning `note`'s checkpoint at `time`
+    /// (seconds since the epoch). The caller must have verified the note and its consistency.
+    pub fn cosign(&self, note: &str, time: u64) -> Result<String, CryptoError> {
+        let text = note_text(note)?;
+        let sig = self
+            .key
+            .sign(cosigned_message(time, text).as_bytes())
+            .to_bytes();
+        let public = self.key.verifying_key().to_bytes();
+        let mut bytes = Vec::with_capacity(4 + 8 + 64);
+        bytes.extend_from_slice(&cosig_key_hash(&self.name, &public));
+        bytes.extend_from_slice(&time.to_be_bytes());
+        bytes.extend_from_slice(&sig);
+        Ok(format!(
+            "{SIG_PREFIX}{} {}\n",
+            self.name,
+            STANDARD.encode(bytes)
+        ))
+    }
+}
+
+impl fmt::Debug for Cosigner {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("Cosigner").field(&self.vkey()).finish()
+    }
+}
+
+/// A witness's public key, for checking its cosignatures.
+#[derive(Clone, PartialEq, Eq)]
+pub struct CosignatureVerifier {
+    name: String,
+    key_hash: [u8; 4],
+    key: VerifyingKey,
+}
+
+impl CosignatureVerifier {
+    /// Parses `<name>+<hex key id>+<base64(0x04 || public key)>`, checking the key id.
+    pub fn from_vkey(vkey: &str) -> Result<Self, CryptoError> {
+        let mut parts = vkey.splitn(3, '+');
+        let (Some(name), Some(hash_hex), Some(key_b64)) =
+            (parts.next(), parts.next(), parts.next())
+        else {
+            return Err(CryptoError::InvalidPublicKey);
+        };
+        let key = STANDARD
+            .decode(key_b64)
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
+        let Some((&ALG_COSIGNATURE_V1, key)) = key.split_first() else {
+            return Err(CryptoError::InvalidPublicKey);
+        };
+        let key: [u8; 32] = key.try_into().map_err(|_| CryptoError::InvalidPublicKey)?;
+        if !is_valid_name(name) {
+            return Err(CryptoError::InvalidKeyName);
+        }
+        let key_hash = cosig_key_hash(name, &key);
+        if hash_hex.len() != 8 || hash_hex != hex::encode(key_hash) {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        Ok(Self {
+            name: name.to_owned(),
+            key_hash,
+            key: ed25519_public_key(&key)?,
+        })
+    }
+
+    /// The witness's key name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+impl fmt::Debug for CosignatureVerifier {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_tuple("CosignatureVerifier")
+            .field(&self.name)
+            .finish()
+    }
+}
+
+/// Finds `witness`'s cosignature on `note` and checks it: returns the checkpoint and the
+/// cosignature's time. The log's own signature is NOT checked here (use [`verify`] too).
+pub fn verify_cosignature(
+    note: &str,
+    witness: &CosignatureVerifier,
+) -> Result<(Checkpoint, u64), CryptoError> {
+    let text = note_text(note)?;
+    let sigs = &note[text.len() + 1..];
+    let mut found = None;
+    for line in sigs.lines().take(MAX_SIGNATURES) {
+        let Some((name, b64)) = line
+            .strip_prefix(SIG_PREFIX)
+            .and_then(|l| l.split_once(' '))
+        else {
+            continue;
+        };
+        if name != witness.name {
+            continue;
+        }
+        let Ok(sig) = STANDARD.decode(b64) else {
+            continue;
+        };
+        if sig.len() != 4 + 8 + 64 || sig[..4] != witness.key_hash {
+            continue;
+        }
+        let mut time = [0u8; 8];
+        time.copy_from_slice(&sig[4..12]);
+        let time = u64::from_be_bytes(time);
+        if !ed25519_verify(
+            &witness.key,
+            cosigned_message(time, text).as_bytes(),
+            &sig[12..],
+        ) {
+            return Err(CryptoError::BadSignature);
+        }
+        found = Some(time);
+    }
+    let time = found.ok_or(CryptoError::NoValidSignature)?;
+    Ok((parse_body(text)?, time))
+}
+
+/// Parses a checkpoint's body without checking any signature (for a witness's 409 handling
+/// and the like: callers verify the signature separately).
+pub fn parse_unverified(note: &str) -> Result<Checkpoint, CryptoError> {
+    parse_body(note_text(note)?)
+}
+
 fn parse_body(text: &str) -> Result<Checkpoint, CryptoError> {
     let malformed = CryptoError::MalformedCheckpoint;
     // `text` ends with '\n', so the last split element is empty.
@@ -524,5 +721,28 @@ mod tests {
         let again = CheckpointSigner::from_bytes("log", &s.to_bytes()).unwrap();
         assert_eq!(s.verifier(), again.verifier());
         assert!(format!("{s:?}").contains(&s.verifier().to_vkey()));
+    }
+
+    #[test]
+    fn cosignatures_round_trip_and_bind_the_checkpoint() {
+        let s = signer();
+        let w = Cosigner::from_bytes("witness.example", &[7; 32]).unwrap();
+        let wv = CosignatureVerifier::from_vkey(&w.vkey()).unwrap();
+        let note = s.sign(ORIGIN, 9, &[4; 32]).unwrap();
+        let line = w.cosign(&note, 1_700_000_000).unwrap();
+        let cosigned = format!("{note}{line}");
+        let (cp, time) = verify_cosignature(&cosigned, &wv).unwrap();
+        assert_eq!((cp.size, time), (9, 1_700_000_000));
+        // The log's signature still verifies with the cosignature appended.
+        assert_eq!(verify(&cosigned, &s.verifier()).unwrap().size, 9);
+        // The cosignature does not carry over to another checkpoint.
+        let other = s.sign(ORIGIN, 10, &[4; 32]).unwrap();
+        assert!(verify_cosignature(&format!("{other}{line}"), &wv).is_err());
+        // Nor is the log's own key a witness key (algorithm byte differs).
+        assert!(CosignatureVerifier::from_vkey(&s.verifier().to_vkey()).is_err());
+        assert!(matches!(
+            verify_cosignature(&note, &wv),
+            Err(CryptoError::NoValidSignature)
+        ));
     }
 }

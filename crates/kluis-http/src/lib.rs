@@ -318,6 +318,7 @@ fn api_routes() -> OpenApiRouter<AppState> {
         .routes(routes!(routes::roles::unmask))
         .routes(routes!(routes::audit::events))
         .routes(routes!(routes::audit::checkpoints))
+        .routes(routes!(routes::audit::checkpoint))
         .routes(routes!(routes::audit::export))
         .routes(routes!(routes::platform::list, routes::platform::create))
         .routes(routes!(routes::platform::suspend))

@@ -927,6 +927,29 @@ impl TenantTx {
         .await?))
     }
 
+    /// `(id, revision, deleted_at, sealed fields)` of records (live and in the trash) in id
+    /// order, for state verification.
+    #[allow(clippy::type_complexity)]
+    pub async fn record_state_batch(
+        &mut self,
+        after: Option<RecordId>,
+        limit: i64,
+    ) -> Result<Vec<(RecordId, i64, Option<i64>, Vec<u8>)>> {
+        let t = self.tenant;
+        let sql = format!(
+            "SELECT id, revision, deleted_at, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+            crate::tenant::keyset(after.is_some())
+        );
+        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
+            sqlx::AssertSqlSafe(sql.clone())
+        )
+        .bind(t)
+        .bind(after)
+        .bind(limit)
+        .fetch_all(c)
+        .await?))
+    }
+
     /// Replaces a record's sealed fields with the same values under another key: not a change,
     /// so revision and times stay.
     pub async fn reseal_record(&mut self, id: RecordId, sealed: &[u8]) -> Result<()> {

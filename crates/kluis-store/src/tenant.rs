@@ -1129,6 +1129,59 @@ impl TenantTx {
         Ok(())
     }
 
+    /// The newest event about `object_id` (state verification samples records this way).
+    /// `seq + 0` keeps SQLite from walking the primary key backwards over the whole log
+    /// instead of using the object index.
+    pub async fn latest_audit_event_for(
+        &mut self,
+        object_id: &str,
+    ) -> Result<Option<AuditEventRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
+             WHERE tenant_id = $1 AND object_id = $2 AND outcome = 'success' ORDER BY seq + 0 DESC LIMIT 1"
+        )
+        .bind(t)
+        .bind(object_id)
+        .fetch_optional(c)
+        .await?
+        }))
+    }
+
+    /// The newest checkpoint only (the checkpoint timer asks often; the full list grows).
+    pub async fn last_audit_checkpoint(&mut self) -> Result<Option<AuditCheckpointRow>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT size, root, note, at FROM audit_checkpoints WHERE tenant_id = $1 ORDER BY size DESC LIMIT 1"
+        )
+        .bind(t)
+        .fetch_optional(c)
+        .await?
+        }))
+    }
+
+    /// `(seq, leaf_hash)` of up to `limit` events from `from` on, in order: only what a root
+    /// needs, without the sealed details.
+    pub async fn audit_leaf_hashes(
+        &mut self,
+        from: i64,
+        limit: i64,
+    ) -> Result<Vec<(i64, Vec<u8>)>> {
+        let t = self.tenant;
+        Ok(on_conn!(&mut self.tx, |c| {
+            sqlx::query_as(
+            "SELECT seq, leaf_hash FROM audit_events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
+        )
+        .bind(t)
+        .bind(from)
+        .bind(limit)
+        .fetch_all(c)
+        .await?
+        }))
+    }
+
     pub async fn audit_checkpoints(&mut self) -> Result<Vec<AuditCheckpointRow>> {
         let t = self.tenant;
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(

@@ -483,6 +483,10 @@ pub async fn finish(kluis: &Kluis) {
     if let Err(e) = kluis.flush_key_uses().await {
         eprintln!("warning: key uses could not be recorded in the platform log: {e}");
     }
+    // Every command that wrote audit events leaves them under a signed checkpoint.
+    kluis
+        .sign_pending_checkpoints(std::time::Duration::ZERO)
+        .await;
     kluis.store().close().await;
 }
 
@@ -617,6 +621,20 @@ pub enum AuditCmd {
         /// One tenant's slug (or `platform`); default: every log.
         #[arg(long)]
         tenant: Option<String>,
+        /// Also compare each log with what a witness holds: its URL (`kluis witness serve`),
+        /// or a FILE with a saved checkpoint (a signed note, or the JSON of
+        /// GET /api/v1/audit/checkpoint). Fails on rollback (the log is shorter) or fork
+        /// (another root at that size). Repeat for several.
+        #[arg(long = "witness")]
+        witnesses: Vec<String>,
+        /// The witness's verifier key (cosignature/v1): its cosignature must then be on what
+        /// it holds, so a forged state file or a stand-in witness is refused.
+        #[arg(long)]
+        witness_key: Option<String>,
+        /// Also prove that every live record, version, trash entry and user is what the
+        /// latest audit event for it says, and that none exists without one.
+        #[arg(long)]
+        state: bool,
     },
     /// Sign a checkpoint of every log that grew (the server also does this periodically).
     Checkpoint,
@@ -730,11 +748,22 @@ pub async fn audit(kluis: &Kluis, cmd: AuditCmd, retention_days: u64) -> anyhow:
             }
             Ok(())
         }
-        AuditCmd::Verify { tenant } => {
+        AuditCmd::Verify {
+            tenant,
+            witnesses,
+            witness_key,
+            state,
+        } => {
             let logs = match tenant {
                 Some(t) => vec![(t.clone(), log_id(kluis, &t).await?)],
                 None => all_logs(kluis).await?,
             };
+            let witness_key = witness_key
+                .map(|k| kluis_crypto::checkpoint::CosignatureVerifier::from_vkey(k.trim()))
+                .transpose()
+                .map_err(|_| {
+                    anyhow::anyhow!("--witness-key: not a witness key (cosignature/v1)")
+                })?;
             let mut broken = false;
             for (name, id) in logs {
                 let r = kluis.verify_log(id).await?;
@@ -746,6 +775,44 @@ pub async fn audit(kluis: &Kluis, cmd: AuditCmd, retention_days: u64) -> anyhow:
                     Some((seq, why)) => {
                         broken = true;
                         println!("BROKEN  {name}: first broken event {seq}: {why}");
+                    }
+                }
+                let origin = format!("kluis.audit/{}", id.0);
+                for w in &witnesses {
+                    let held = crate::witness::fetch_held(w, &origin).await?;
+                    let Some(note) = held else {
+                        continue; // the witness holds nothing of this log
+                    };
+                    if let Some(k) = &witness_key
+                        && kluis_crypto::checkpoint::verify_cosignature(&note, k).is_err()
+                    {
+                        broken = true;
+                        println!(
+                            "BROKEN  {name}: what {w} holds carries no valid cosignature of the given witness key"
+                        );
+                        continue;
+                    }
+                    match kluis.check_external_checkpoint(id, &note).await? {
+                        Ok(size) => println!(
+                            "ok      {name}: consistent with the checkpoint at {size} held by {w}"
+                        ),
+                        Err(why) => {
+                            broken = true;
+                            println!("BROKEN  {name}: {why} (held by {w})");
+                        }
+                    }
+                }
+                if state {
+                    let r = kluis.verify_state(id, None).await?;
+                    for p in &r.problems {
+                        broken = true;
+                        println!("BROKEN  {name}: state: {p}");
+                    }
+                    if r.problems.is_empty() {
+                        println!(
+                            "ok      {name}: state of {} records, {} versions, {} users matches the log",
+                            r.records, r.versions, r.users
+                        );
                     }
                 }
             }
@@ -878,6 +945,66 @@ pub async fn doctor(kluis: &Kluis, cfg: &crate::config::Config) -> anyhow::Resul
                 Some(false),
                 format!("{name}: no data key (shredded or never provisioned)"),
             ),
+        }
+    }
+    // The audit trail: how much of each log no signed checkpoint covers yet, and whether the
+    // database state is what the log says (state verification, as configured).
+    let idle_ms = i64::try_from(cfg.audit_checkpoint_idle_secs * 1000).unwrap_or(i64::MAX);
+    let sample = match cfg.doctor_state_check.as_str() {
+        "sample" => Some(Some(cfg.doctor_state_sample)),
+        "full" => Some(None),
+        _ => None,
+    };
+    for (name, id) in all_logs(kluis).await? {
+        let tail = kluis.unsigned_tail(id).await?;
+        match tail.oldest_age_ms {
+            None => line(
+                Some(true),
+                format!("{name}: every audit event is under a signed checkpoint"),
+            ),
+            Some(age) => line(
+                // A running server signs within the idle period; far older means it is not
+                // signing (or not running: the next start signs).
+                if age > idle_ms * 5 + 60_000 {
+                    None
+                } else {
+                    Some(true)
+                },
+                format!(
+                    "{name}: unsigned audit tail of {} events, oldest {:.1} s old (signed within {} s while the server runs)",
+                    tail.events,
+                    age as f64 / 1000.0,
+                    cfg.audit_checkpoint_idle_secs
+                ),
+            ),
+        }
+        if let Some(sample) = sample {
+            let r = kluis.verify_state(id, sample).await?;
+            let what = if r.sampled { "sampled" } else { "full" };
+            if r.problems.is_empty() {
+                line(
+                    Some(true),
+                    format!(
+                        "{name}: state verification ({what}): {} records, {} versions, {} users match the audit log ({} legacy, {} changed meanwhile)",
+                        r.records, r.versions, r.users, r.legacy, r.concurrent
+                    ),
+                );
+            }
+            for p in r.problems.iter().take(20) {
+                line(
+                    Some(false),
+                    format!("{name}: state verification ({what}): {p}"),
+                );
+            }
+            if r.problems.len() > 20 {
+                line(
+                    Some(false),
+                    format!(
+                        "{name}: ... and {} more (run `kluis audit verify --state`)",
+                        r.problems.len() - 20
+                    ),
+                );
+            }
         }
     }
     if failed > 0 {

@@ -87,6 +87,17 @@ pub struct Config {
     pub audit_checkpoint_interval_secs: u64,
     /// ... or as soon as a log has grown by this many events.
     pub audit_checkpoint_every_events: u64,
+    /// A log this process appended to is signed this many seconds after its oldest unsigned
+    /// event (and at once after a bulk operation and at shutdown): the worst-case unsigned
+    /// window after a crash.
+    pub audit_checkpoint_idle_secs: u64,
+    /// Witnesses checkpoints are pushed to, each `<URL> <witness verifier key>` (see
+    /// `kluis witness serve`); their cosignatures are kept next to the checkpoint files.
+    pub audit_witnesses: Vec<String>,
+    /// `kluis doctor`'s state verification: `full`, `sample` (up to
+    /// doctor_state_sample records per log) or `off`.
+    pub doctor_state_check: String,
+    pub doctor_state_sample: u64,
     /// Audit events older than this are removed (with a signed truncation marker). Default 6 years.
     pub audit_retention_days: u64,
     /// Deleted CRM records stay restorable in the trash this long, then are purged for good.
@@ -212,6 +223,10 @@ impl Default for Config {
             log_format: "json".into(),
             audit_checkpoint_interval_secs: 60,
             audit_checkpoint_every_events: 1000,
+            audit_checkpoint_idle_secs: 2,
+            audit_witnesses: Vec::new(),
+            doctor_state_check: "full".into(),
+            doctor_state_sample: 10_000,
             audit_retention_days: 6 * 365,
             trash_retention_days: 30,
             sso_ca_file: None,
@@ -277,6 +292,10 @@ const ENV_KEYS: &[&str] = &[
     "log_format",
     "audit_checkpoint_interval_secs",
     "audit_checkpoint_every_events",
+    "audit_checkpoint_idle_secs",
+    "audit_witnesses",
+    "doctor_state_check",
+    "doctor_state_sample",
     "audit_retention_days",
     "trash_retention_days",
     "files_dir",
@@ -435,6 +454,13 @@ impl Config {
         }
         if self.import_max_bytes == 0 || self.import_timeout_secs == 0 {
             anyhow::bail!("import_max_bytes and import_timeout_secs must be positive");
+        }
+        if !(1..=60).contains(&self.audit_checkpoint_idle_secs) {
+            bail!("audit_checkpoint_idle_secs must be between 1 and 60");
+        }
+        crate::witness::parse_peers(&self.audit_witnesses)?;
+        if !matches!(self.doctor_state_check.as_str(), "full" | "sample" | "off") {
+            bail!("doctor_state_check must be `full`, `sample` or `off`");
         }
         if self.audit_checkpoint_interval_secs == 0 {
             bail!("audit_checkpoint_interval_secs must be positive");

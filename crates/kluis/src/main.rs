@@ -4,6 +4,7 @@ mod backup;
 mod commands;
 mod config;
 mod serve;
+mod witness;
 
 use std::path::PathBuf;
 
@@ -78,6 +79,9 @@ enum Command {
     /// Backups: create, list, verify, restore (to a point in time), prune, drill.
     #[command(subcommand)]
     Backup(backup::BackupCmd),
+    /// An audit-log witness (C2SP tlog-witness): cosigns consistent checkpoints only.
+    #[command(subcommand)]
+    Witness(witness::WitnessCmd),
 }
 
 #[global_allocator]
@@ -128,6 +132,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(None))?;
             backup::run(&cfg, c).await
         }
+        Command::Witness(c) => witness::run(c).await,
         Command::Openapi => {
             println!("{}", kluis_http::openapi().to_pretty_json()?);
             Ok(())
@@ -177,6 +182,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 | Command::Openapi
                 | Command::Doctor
                 | Command::Completions { .. }
+                | Command::Witness(_)
                 | Command::Backup(_) => Ok(()),
             };
             commands::finish(&kluis).await;

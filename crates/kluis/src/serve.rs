@@ -74,6 +74,7 @@ pub async fn open_with(cfg: &Config, rotating_kek: bool) -> anyhow::Result<Kluis
         )))
         .with_files(cfg.files())
         .context("file storage")?;
+    kluis.set_checkpoint_every(cfg.audit_checkpoint_every_events);
     kluis
         .ensure_platform_keys()
         .await
@@ -117,45 +118,79 @@ pub(crate) fn load_audit_signer(path: &Path) -> anyhow::Result<CheckpointSigner>
     Ok(CheckpointSigner::from_bytes(NAME, &seed)?)
 }
 
-/// Signs a checkpoint of every log that grew by `every_events` events, or grew at all in the
-/// last `interval`. Checks every few seconds.
-async fn checkpoint_loop(kluis: Kluis, interval: Duration, every_events: u64) {
+/// Keeps every log's unsigned tail small: signs a log this process appended to
+/// `idle` after its oldest unsigned event, at once when it reaches `every_events` or a bulk
+/// operation asks, and pushes each new checkpoint to the witnesses. Every `interval`, it also
+/// sweeps all logs (events other processes wrote: CLI commands, other servers).
+async fn checkpoint_loop(
+    kluis: Kluis,
+    interval: Duration,
+    idle: Duration,
+    every_events: u64,
+    mut pusher: crate::witness::Pusher,
+) {
     let max_age_ms = i64::try_from(interval.as_millis()).unwrap_or(i64::MAX);
     let every = i64::try_from(every_events).unwrap_or(i64::MAX);
-    let mut tick = tokio::time::interval(interval.min(Duration::from_secs(5)));
-    tick.tick().await;
-    loop {
-        tick.tick().await;
-        let mut ids = vec![kluis_core::TenantId::PLATFORM];
-        let mut cursor = None;
-        loop {
-            match kluis
-                .list_tenants(
-                    &kluis_core::tenants::PlatformActor::console(),
-                    cursor.as_deref(),
-                    Some(200),
-                )
-                .await
-            {
-                Ok(page) => {
-                    ids.extend(page.items.iter().map(|t| t.id));
-                    match page.next_cursor {
-                        Some(c) => cursor = Some(c),
-                        None => break,
-                    }
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "listing tenants for checkpoints");
-                    break;
-                }
-            }
+    // On start: sign what an earlier process left unsigned (a crash, a killed CLI command),
+    // and bring the witnesses up to the latest checkpoint (they may have been down).
+    for id in all_log_ids(&kluis).await {
+        if let Err(e) = kluis.checkpoint_log(id).await {
+            tracing::error!(tenant = %id, error = %e, "audit checkpoint failed");
         }
-        for id in ids {
-            if let Err(e) = kluis.checkpoint_log_when(id, every, max_age_ms).await {
-                tracing::error!(tenant = %id, error = %e, "audit checkpoint failed");
+        if !pusher.is_empty()
+            && let Ok(l) = kluis.latest_checkpoint_of(id).await
+        {
+            pusher.push(&kluis, id, &l.checkpoint).await;
+        }
+    }
+    let mut last_sweep = tokio::time::Instant::now();
+    loop {
+        // Wake at least twice per idle period so no pending log waits much over `idle`.
+        kluis.wait_checkpoint_due(idle / 2).await;
+        for s in kluis.sign_pending_checkpoints(idle).await {
+            pusher.push(&kluis, s.tenant, &s.note).await;
+        }
+        if last_sweep.elapsed() < interval.min(Duration::from_secs(60)) {
+            continue;
+        }
+        last_sweep = tokio::time::Instant::now();
+        for id in all_log_ids(&kluis).await {
+            match kluis.checkpoint_log_when(id, every, max_age_ms).await {
+                Ok(Some(note)) => pusher.push(&kluis, id, &note).await,
+                Ok(None) => {}
+                Err(e) => tracing::error!(tenant = %id, error = %e, "audit checkpoint failed"),
             }
         }
     }
+}
+
+/// The platform log and every tenant's.
+pub(crate) async fn all_log_ids(kluis: &Kluis) -> Vec<kluis_core::TenantId> {
+    let mut ids = vec![kluis_core::TenantId::PLATFORM];
+    let mut cursor = None;
+    loop {
+        match kluis
+            .list_tenants(
+                &kluis_core::tenants::PlatformActor::console(),
+                cursor.as_deref(),
+                Some(200),
+            )
+            .await
+        {
+            Ok(page) => {
+                ids.extend(page.items.iter().map(|t| t.id));
+                match page.next_cursor {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "listing tenants for checkpoints");
+                break;
+            }
+        }
+    }
+    ids
 }
 
 /// How to reach the database, from the configuration.
@@ -315,10 +350,13 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         let k = kluis.clone();
         tokio::spawn(async move { k.run_mail_sender().await });
     }
-    tokio::spawn(checkpoint_loop(
+    let pusher = crate::witness::Pusher::new(crate::witness::parse_peers(&cfg.audit_witnesses)?)?;
+    let checkpoints = tokio::spawn(checkpoint_loop(
         kluis.clone(),
         Duration::from_secs(cfg.audit_checkpoint_interval_secs),
+        Duration::from_secs(cfg.audit_checkpoint_idle_secs),
         cfg.audit_checkpoint_every_events,
+        pusher,
     ));
     if cfg.files_scan {
         tokio::spawn(rescan_loop(
@@ -361,6 +399,14 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if let Some(b) = backups {
         // Ships the last frames and closes the generation before the database closes.
         tokio::task::spawn_blocking(move || b.stop()).await?;
+    }
+    // Clean shutdown: every event this process wrote gets a signed checkpoint, and the
+    // witnesses a copy, before the database closes.
+    checkpoints.abort();
+    let mut pusher =
+        crate::witness::Pusher::new(crate::witness::parse_peers(&cfg.audit_witnesses)?)?;
+    for s in kluis.sign_pending_checkpoints(Duration::ZERO).await {
+        pusher.push(&kluis, s.tenant, &s.note).await;
     }
     crate::commands::finish(&kluis).await;
     tracing::info!("stopped");

@@ -65,3 +65,5 @@ mod status;
 mod tables_pages;
 #[path = "e2e/tls.rs"]
 mod tls;
+#[path = "e2e/witness.rs"]
+mod witness;

@@ -291,6 +291,9 @@ impl Kluis {
                     purged += 1;
                 }
                 tx.commit().await?;
+                if purged > 0 {
+                    self.checkpoint_soon(tenant);
+                }
                 return Ok(purged);
             }
             let keys = self.keys(&mut tx).await?;

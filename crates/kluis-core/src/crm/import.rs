@@ -1366,6 +1366,8 @@ impl Kluis {
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
+        // A bulk operation: its events get a checkpoint now, not a timer tick later.
+        self.checkpoint_soon(actor.tenant());
         Ok(())
     }
 

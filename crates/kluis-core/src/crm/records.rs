@@ -316,9 +316,12 @@ impl Kluis {
             }
         };
         let sensitive = guard::scan_fields(block, &f, f.keys())?;
-        let sealed = seal_fields(keys, id, &f)?;
+        let plain = serde_json::to_vec(&f).map_err(|_| Error::internal("record encoding"))?;
+        let sealed = keys.seal("crm_records", "fields", record_ctx_id(id), &plain)?;
+        // The state this create leaves (computed here: an import writes many at once).
+        let state = crate::state::record_digest(keys, id.0, 1, false, &plain);
         let changed = fields::changes(&Map::new(), &f);
-        let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company});
+        let mut details = json!({"changed": changed, "owner_id": owner, "company_id": company, "state": hex::encode(state)});
         match t {
             ObjectType::Deal | ObjectType::Ticket => details["deal"] = json!(deal),
             ObjectType::Task => details["task"] = json!(task),
@@ -617,6 +620,11 @@ impl Kluis {
         };
         let plain = serde_json::to_vec(&stored).map_err(|_| Error::internal("version encoding"))?;
         let sealed_version = keys.seal("crm_versions", "fields", record_ctx_id(row.id), &plain)?;
+        let mut details = details;
+        details["version"] = json!({
+            "revision": row.revision,
+            "state": hex::encode(crate::state::version_digest(keys, row.id.0, row.revision, &plain)),
+        });
         tx.insert_version(
             row.id,
             row.revision,
@@ -625,7 +633,16 @@ impl Kluis {
             &row.updated_by,
         )
         .await?;
-        let sealed = seal_fields(keys, row.id, &next.fields)?;
+        let next_plain =
+            serde_json::to_vec(&next.fields).map_err(|_| Error::internal("record encoding"))?;
+        let sealed = keys.seal("crm_records", "fields", record_ctx_id(row.id), &next_plain)?;
+        details["state"] = json!(hex::encode(crate::state::record_digest(
+            keys,
+            row.id.0,
+            row.revision + 1,
+            false,
+            &next_plain
+        )));
         let updated = tx
             .update_record(
                 row.revision,

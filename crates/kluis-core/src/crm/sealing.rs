@@ -12,15 +12,6 @@ pub(crate) fn open_fields(keys: &TenantKeys, r: &CrmRecordRow) -> Result<Map<Str
     serde_json::from_slice(&plain).map_err(|_| Error::internal("stored record fields unreadable"))
 }
 
-pub(super) fn seal_fields(
-    keys: &TenantKeys,
-    id: RecordId,
-    f: &Map<String, Value>,
-) -> Result<Vec<u8>> {
-    let plain = serde_json::to_vec(f).map_err(|_| Error::internal("record encoding"))?;
-    keys.seal("crm_records", "fields", record_ctx_id(id), &plain)
-}
-
 pub(super) fn to_record(keys: &TenantKeys, r: CrmRecordRow) -> Result<Record> {
     let fields = open_fields(keys, &r)?;
     Ok(Record {

@@ -2,6 +2,7 @@ use axum::Json;
 use axum::extract::State;
 use kluis_core::Page;
 use kluis_core::audit::{AuditEvent, AuditQuery, CheckpointList};
+use kluis_core::checkpoints::LatestCheckpoint;
 
 use crate::AppState;
 use crate::auth::{Authed, Ctx};
@@ -30,6 +31,19 @@ pub async fn checkpoints(
     Authed(a): Authed,
 ) -> ApiResult<Json<CheckpointList>> {
     Ok(Json(s.kluis.audit_checkpoints(&a).await?))
+}
+
+/// The latest signed checkpoint of the tenant's log with every witness cosignature gathered
+/// for it (C2SP signed note), so the tenant's auditors can keep their own copies and later run
+/// `kluis audit verify --witness FILE` (or any tlog tooling) against them.
+#[utoipa::path(get, path = "/api/v1/audit/checkpoint", tag = "audit",
+    responses((status = 200, body = LatestCheckpoint), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+pub async fn checkpoint(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<LatestCheckpoint>> {
+    Ok(Json(s.kluis.latest_checkpoint(&a).await?))
 }
 
 #[derive(Debug, serde::Deserialize, utoipa::IntoParams)]

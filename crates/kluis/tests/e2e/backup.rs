@@ -138,6 +138,13 @@ async fn backup_restore_into_a_new_data_dir_and_serve_it() {
     assert!(audit.contains("unreadable gone"), "{audit}");
     b.spawn().await;
     assert_eq!(contact_names(&b, &acme.key).await, expected);
+    // The restored database is what its audit log says: records and users match the state
+    // digests their events carry (issue 26).
+    let state = b.cli(&["audit", "verify", "--tenant", "acme", "--state"], None);
+    assert!(
+        state.contains("ok      acme: state of 5 records"),
+        "{state}"
+    );
     // The shredded tenant stays unreadable: its key was never restored.
     let (st, v) = b.get("/api/v1/contacts", &gone.key).await;
     assert_ne!(st, StatusCode::OK, "{v}");

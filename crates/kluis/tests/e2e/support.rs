@@ -171,6 +171,19 @@ impl Server {
         (child, addr.rsplit(':').next().unwrap().parse().unwrap())
     }
 
+    /// Sets (or replaces) a `KLUIS_*` setting for the next `spawn` and CLI runs.
+    pub fn set_env(&mut self, key: &str, value: &str) {
+        self.env.retain(|(k, _)| k != key);
+        self.env.push((key.to_owned(), value.to_owned()));
+    }
+
+    /// SIGKILL: the process gets no chance to clean up (a crash, an OOM kill, power loss).
+    pub fn kill(&mut self) {
+        let mut child = self.child.take().expect("running");
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+
     /// Sends SIGTERM and waits for the exit status.
     pub fn stop(&mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
