@@ -39,10 +39,10 @@ mod mfa;
 mod pages;
 #[path = "e2e/passkeys.rs"]
 mod passkeys;
-#[path = "e2e/ratelimit.rs"]
-mod ratelimit;
 #[path = "e2e/permissions.rs"]
 mod permissions;
+#[path = "e2e/ratelimit.rs"]
+mod ratelimit;
 #[path = "e2e/record_pages.rs"]
 mod record_pages;
 #[path = "e2e/retention_pages.rs"]
