@@ -36,13 +36,6 @@ use kluis_crypto::merkle;
 const WRITE_TARGET: f64 = 0.10;
 const VERIFY_TARGET: f64 = 1_000_000.0;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     // Like the server: a multi-threaded runtime (this machine has 2 cores).
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -148,7 +141,7 @@ async fn write_latency(dir: &Path) -> Result<()> {
     let ctx = bs::bench_context();
     let json = bs::baseline_policy_json()?;
     let doc = kluis.password_policy(&actor).await?;
-    let writes = env_u64("KLUIS_BENCH_WRITES", 2000) as usize;
+    let writes = kluis_core::bench_support::env_u64("KLUIS_BENCH_WRITES", 2000) as usize;
     // Warm-up: keys cached, pages in cache, WAL grown.
     for _ in 0..100 {
         bs::write_without_audit(&kluis, t, &json).await?;
@@ -314,8 +307,8 @@ async fn append_throughput(dir: &Path) -> Result<()> {
 
 /// 3. Verification of a large log, and where the time goes.
 async fn verification(dir: &Path) -> Result<()> {
-    let n = env_u64("KLUIS_BENCH_EVENTS", 1_000_000);
-    let every = env_u64("KLUIS_BENCH_CHECKPOINT_EVERY", 1000);
+    let n = kluis_core::bench_support::env_u64("KLUIS_BENCH_EVENTS", 1_000_000);
+    let every = kluis_core::bench_support::env_u64("KLUIS_BENCH_CHECKPOINT_EVERY", 1000);
     let kluis = open(dir, "verify").await?;
     let t = tenant(&kluis, "verify").await?;
     println!("3. verification of a {n}-event log (checkpoint every {every} events)");

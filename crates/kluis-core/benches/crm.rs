@@ -23,13 +23,6 @@ use kluis_core::users::NewUserInput;
 use kluis_core::{Actor, CoreConfig, Kluis, RequestContext, Role, Store};
 use kluis_crypto::envelope::{Kek, LocalKms};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -63,7 +56,7 @@ fn rss_kb() -> u64 {
 }
 
 async fn run() -> Result<()> {
-    let n = env_u64("KLUIS_BENCH_CONTACTS", 200_000);
+    let n = kluis_core::bench_support::env_u64("KLUIS_BENCH_CONTACTS", 200_000);
     let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,

@@ -23,13 +23,6 @@ use kluis_core::tenants::{NewTenantInput, PlatformActor};
 use kluis_core::{Actor, CoreConfig, Kluis, RequestContext, Store};
 use kluis_crypto::envelope::{Kek, LocalKms};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 const CITIES: [&str; 5] = ["Amsterdam", "Rotterdam", "Den Haag", "Utrecht", "Eindhoven"];
 
 fn row(i: u64) -> [String; 5] {
@@ -51,7 +44,7 @@ fn main() -> Result<()> {
 }
 
 async fn run() -> Result<()> {
-    let n = env_u64("KLUIS_BENCH_ROWS", 200_000);
+    let n = kluis_core::bench_support::env_u64("KLUIS_BENCH_ROWS", 200_000);
     let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,

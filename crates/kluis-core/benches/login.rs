@@ -35,13 +35,6 @@ const PASSWORD: &str = "Vlinder-Kast42!";
 const P50_TARGET_MS: f64 = 150.0;
 const DAILY_TARGET: usize = 100;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -145,7 +138,7 @@ async fn latency_and_throughput(dir: &std::path::Path) -> Result<()> {
     }
     // Sequential: one sign-in at a time, each a real argon2id verification plus the session
     // and audit writes.
-    let n = env_u64("KLUIS_BENCH_LOGINS", 60);
+    let n = kluis_core::bench_support::env_u64("KLUIS_BENCH_LOGINS", 60);
     let mut lat = Vec::with_capacity(n as usize);
     for i in 0..n {
         let t0 = Instant::now();
@@ -177,7 +170,7 @@ async fn latency_and_throughput(dir: &std::path::Path) -> Result<()> {
         "sustained sign-ins (distinct users, {} cores):",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
-    let secs = env_u64("KLUIS_BENCH_SECS", 10);
+    let secs = kluis_core::bench_support::env_u64("KLUIS_BENCH_SECS", 10);
     for conc in [1u64, 2, 4, 8] {
         let deadline = Instant::now() + Duration::from_secs(secs);
         let t0 = Instant::now();

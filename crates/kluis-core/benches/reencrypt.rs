@@ -44,13 +44,6 @@ const SAMPLE: usize = 1000;
 /// Users per transaction while building the table.
 const SETUP_PER_TX: u64 = 20_000;
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     // Like the server: a multi-threaded runtime (this machine has 2 cores).
     let rt = tokio::runtime::Builder::new_multi_thread()
@@ -114,8 +107,8 @@ impl Probe {
 }
 
 async fn run() -> Result<()> {
-    let records = env_u64("KLUIS_BENCH_RECORDS", 1_000_000);
-    let batch = i64::try_from(env_u64("KLUIS_BENCH_BATCH", 2000))?;
+    let records = kluis_core::bench_support::env_u64("KLUIS_BENCH_RECORDS", 1_000_000);
+    let batch = i64::try_from(kluis_core::bench_support::env_u64("KLUIS_BENCH_BATCH", 2000))?;
     let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,

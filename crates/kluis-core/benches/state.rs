@@ -31,13 +31,6 @@ use kluis_crypto::checkpoint::CheckpointSigner;
 use kluis_crypto::envelope::{Kek, LocalKms};
 use serde_json::{Map, json};
 
-fn env_u64(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.replace('_', "").parse().ok())
-        .unwrap_or(default)
-}
-
 fn main() -> Result<()> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -87,7 +80,7 @@ fn contact(i: u64) -> RecordInput {
 }
 
 async fn run() -> Result<()> {
-    let n = env_u64("KLUIS_BENCH_ROWS", 200_000);
+    let n = kluis_core::bench_support::env_u64("KLUIS_BENCH_ROWS", 200_000);
     let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,
@@ -167,8 +160,8 @@ async fn run() -> Result<()> {
     drop(kluis);
 
     // 2. Write throughput with and without the short checkpoint timer.
-    let secs = env_u64("KLUIS_BENCH_WRITE_SECS", 10);
-    let idle = Duration::from_millis(env_u64("KLUIS_BENCH_IDLE_MS", 2000));
+    let secs = kluis_core::bench_support::env_u64("KLUIS_BENCH_WRITE_SECS", 10);
+    let idle = Duration::from_millis(kluis_core::bench_support::env_u64("KLUIS_BENCH_IDLE_MS", 2000));
     let (kluis, t) = open(tmp.path(), "timer").await?;
     let actor = Actor::console(t);
     let mut i = 0u64;

@@ -19,6 +19,14 @@ use crate::audit::{Event, actor_label};
 use crate::{Actor, Error, Kluis, RequestContext, Result, TenantId};
 
 /// A request context as a browser request would have one (the audit event seals these).
+/// A size or count from the environment (`1_000_000` allowed), or `default`.
+pub fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.replace('_', "").parse().ok())
+        .unwrap_or(default)
+}
+
 pub fn bench_context() -> RequestContext {
     RequestContext {
         ip: "203.0.113.7".into(),
