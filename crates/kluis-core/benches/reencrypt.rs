@@ -108,7 +108,10 @@ impl Probe {
 
 async fn run() -> Result<()> {
     let records = kluis_core::bench_support::env_u64("KLUIS_BENCH_RECORDS", 1_000_000);
-    let batch = i64::try_from(kluis_core::bench_support::env_u64("KLUIS_BENCH_BATCH", 2000))?;
+    let batch = i64::try_from(kluis_core::bench_support::env_u64(
+        "KLUIS_BENCH_BATCH",
+        2000,
+    ))?;
     let tmp = match std::env::var_os("KLUIS_BENCH_DIR") {
         Some(d) => tempfile::tempdir_in(d)?,
         None => tempfile::tempdir()?,

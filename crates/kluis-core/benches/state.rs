@@ -161,7 +161,10 @@ async fn run() -> Result<()> {
 
     // 2. Write throughput with and without the short checkpoint timer.
     let secs = kluis_core::bench_support::env_u64("KLUIS_BENCH_WRITE_SECS", 10);
-    let idle = Duration::from_millis(kluis_core::bench_support::env_u64("KLUIS_BENCH_IDLE_MS", 2000));
+    let idle = Duration::from_millis(kluis_core::bench_support::env_u64(
+        "KLUIS_BENCH_IDLE_MS",
+        2000,
+    ));
     let (kluis, t) = open(tmp.path(), "timer").await?;
     let actor = Actor::console(t);
     let mut i = 0u64;

@@ -280,6 +280,11 @@ fn init_logging(format: &str) {
 }
 
 pub async fn run(cfg: Config) -> anyhow::Result<()> {
+    // Signal handlers first: from here on SIGTERM/SIGINT mean a clean shutdown (final
+    // checkpoint), never the default kill, however early they come.
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate()).context("installing the SIGTERM handler")?;
+    let int = signal(SignalKind::interrupt()).context("installing the SIGINT handler")?;
     let mut http = cfg.http();
     // One recorder per process, before any background job records; `/metrics` (platform key)
     // renders it.
@@ -377,7 +382,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .context("starting the backup schedule")?;
     let app = kluis_http::app(kluis.clone(), &http);
     let handle: Handle<SocketAddr> = Handle::new();
-    tokio::spawn(shutdown_on_signal(handle.clone()));
+    tokio::spawn(shutdown_on_signal(handle.clone(), term, int));
 
     if let Some(redirect) = cfg.http_redirect_listen {
         tokio::spawn(redirect_listener(redirect, addr.port(), handle.clone()));
@@ -439,18 +444,17 @@ async fn key_use_loop(kluis: Kluis) {
 }
 
 /// SIGTERM or Ctrl-C: stop accepting, let in-flight requests finish (up to 30 s).
-async fn shutdown_on_signal(handle: Handle<SocketAddr>) {
-    let ctrl_c = tokio::signal::ctrl_c();
-    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-        Ok(mut term) => {
-            tokio::select! {
-                _ = ctrl_c => {},
-                _ = term.recv() => {},
-            }
-        }
-        Err(_) => {
-            let _ = ctrl_c.await;
-        }
+/// The handlers are installed by the caller before the server listens: a SIGTERM that came
+/// between "listening" and this task's first poll would otherwise kill the process outright,
+/// skipping the clean shutdown (the final checkpoint).
+async fn shutdown_on_signal(
+    handle: Handle<SocketAddr>,
+    mut term: tokio::signal::unix::Signal,
+    mut int: tokio::signal::unix::Signal,
+) {
+    tokio::select! {
+        _ = int.recv() => {},
+        _ = term.recv() => {},
     }
     tracing::info!("shutting down");
     handle.graceful_shutdown(Some(Duration::from_secs(30)));

@@ -31,7 +31,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use uuid::Uuid;
 
 use crate::audit::{Event, actor_label};
-use crate::authz::Permission;
+use crate::authz::{Permission, Right};
 use crate::crm::ObjectType;
 use crate::db::TenantTx;
 use crate::db::files::{FileRow, FileVersionRow};
@@ -353,21 +353,42 @@ impl Kluis {
         })
     }
 
-    /// The record a file hangs on must be live and of the type the route names.
-    async fn live_record(tx: &mut TenantTx, t: ObjectType, id: RecordId) -> Result<()> {
+    /// The record a file hangs on must be live, of the type the route names, and within the
+    /// actor's role: `right` on its type and the record in the role's scope (out of scope reads
+    /// as not found, as the record itself does).
+    async fn live_record(
+        &self,
+        tx: &mut TenantTx,
+        actor: &Actor,
+        right: Right,
+        t: ObjectType,
+        id: RecordId,
+    ) -> Result<()> {
         if !carries_files(t) {
             return Err(Error::not_found());
         }
-        tx.record(t.as_str(), id)
+        let vis = self.access_in(tx, actor).await?.require(t, right)?;
+        let row = tx
+            .record(t.as_str(), id)
             .await?
             .filter(|r| r.deleted_at.is_none())
             .ok_or_else(Error::not_found)?;
+        if !vis.shows(row.owner_id) {
+            return Err(Error::not_found());
+        }
         Ok(())
     }
 
     /// A file of the actor's tenant whose record is live; `trashed`: whether it must be in the
     /// file trash (Some(true)), must not be (Some(false)), or either (None).
-    async fn file_row(tx: &mut TenantTx, id: Uuid, trashed: Option<bool>) -> Result<FileRow> {
+    async fn file_row(
+        &self,
+        tx: &mut TenantTx,
+        actor: &Actor,
+        right: Right,
+        id: Uuid,
+        trashed: Option<bool>,
+    ) -> Result<FileRow> {
         let f = tx.file(id).await?.ok_or_else(Error::not_found)?;
         if let Some(want) = trashed
             && f.deleted_at.is_some() != want
@@ -375,7 +396,7 @@ impl Kluis {
             return Err(Error::not_found());
         }
         let t = ObjectType::parse(&f.object_type).ok_or_else(Error::not_found)?;
-        Self::live_record(tx, t, f.record_id).await?;
+        self.live_record(tx, actor, right, t, f.record_id).await?;
         Ok(f)
     }
 
@@ -396,7 +417,8 @@ impl Kluis {
         actor.require(Permission::CrmRead)?;
         self.files_rt()?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        Self::live_record(&mut tx, t, record).await?;
+        self.live_record(&mut tx, actor, Right::Read, t, record)
+            .await?;
         let keys = self.keys(&mut tx).await?;
         let retention = self.trash_retention_ms(&mut tx).await?;
         let mut out = Vec::new();
@@ -412,7 +434,7 @@ impl Kluis {
         actor.require(Permission::CrmRead)?;
         self.files_rt()?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        let f = Self::file_row(&mut tx, id, None).await?;
+        let f = self.file_row(&mut tx, actor, Right::Read, id, None).await?;
         let keys = self.keys(&mut tx).await?;
         let retention = self.trash_retention_ms(&mut tx).await?;
         let v = Self::current_version(&mut tx, &f).await?;
@@ -424,7 +446,7 @@ impl Kluis {
         actor.require(Permission::CrmRead)?;
         self.files_rt()?;
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
-        let f = Self::file_row(&mut tx, id, None).await?;
+        let f = self.file_row(&mut tx, actor, Right::Read, id, None).await?;
         Ok(tx
             .file_versions(id)
             .await?
@@ -589,7 +611,8 @@ impl Kluis {
         let tenant = actor.tenant();
         let (keys, used) = {
             let mut tx = self.store.tenant(tenant).begin_read().await?;
-            Self::live_record(&mut tx, t, record).await?;
+            self.live_record(&mut tx, actor, Right::Update, t, record)
+                .await?;
             let keys = self.keys(&mut tx).await?;
             (keys, tx.file_usage().await?)
         };
@@ -611,7 +634,8 @@ impl Kluis {
         let now = self.now();
         let v = Self::version_row(&stored, id, 1, now, &label);
         let mut tx = self.store.tenant(tenant).begin().await?;
-        Self::live_record(&mut tx, t, record).await?;
+        self.live_record(&mut tx, actor, Right::Update, t, record)
+            .await?;
         self.check_quota(&mut tx, stored.size).await?;
         let keys = self.keys(&mut tx).await?;
         let f = FileRow {
@@ -680,7 +704,9 @@ impl Kluis {
         let tenant = actor.tenant();
         let (keys, used, name, version) = {
             let mut tx = self.store.tenant(tenant).begin_read().await?;
-            let f = Self::file_row(&mut tx, id, Some(false)).await?;
+            let f = self
+                .file_row(&mut tx, actor, Right::Update, id, Some(false))
+                .await?;
             let keys = self.keys(&mut tx).await?;
             let name = open_name(&keys, &f)?;
             let version = tx.max_file_version(id).await? + 1;
@@ -702,7 +728,9 @@ impl Kluis {
         let now = self.now();
         let v = Self::version_row(&stored, id, version, now, &label);
         let mut tx = self.store.tenant(tenant).begin().await?;
-        let f = Self::file_row(&mut tx, id, Some(false)).await?;
+        let f = self
+            .file_row(&mut tx, actor, Right::Update, id, Some(false))
+            .await?;
         if tx.max_file_version(id).await? >= version {
             return Err(Error::new(
                 ErrorKind::Conflict,
@@ -762,7 +790,9 @@ impl Kluis {
         let tenant = actor.tenant();
         let label = actor_label(actor);
         let mut tx = self.store.tenant(tenant).begin().await?;
-        let f = Self::file_row(&mut tx, id, Some(false)).await?;
+        let f = self
+            .file_row(&mut tx, actor, Right::Read, id, Some(false))
+            .await?;
         let v = tx
             .file_version(id, version.unwrap_or(f.current_version))
             .await?
@@ -820,7 +850,9 @@ impl Kluis {
         let name = sniff::check_name(name)?;
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        let f = Self::file_row(&mut tx, id, Some(false)).await?;
+        let f = self
+            .file_row(&mut tx, actor, Right::Update, id, Some(false))
+            .await?;
         let v = Self::current_version(&mut tx, &f).await?;
         // The new name must still fit the content (no renaming a program into "offerte.pdf").
         if !sniff::name_fits(&name, &v.content_type) {
@@ -871,7 +903,9 @@ impl Kluis {
         self.files_rt()?;
         let label = actor_label(actor);
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        let f = Self::file_row(&mut tx, id, Some(!trash)).await?;
+        let f = self
+            .file_row(&mut tx, actor, Right::Delete, id, Some(!trash))
+            .await?;
         let keys = self.keys(&mut tx).await?;
         let now = self.now();
         tx.set_file_deleted(id, trash.then_some((now, label.as_str())))
@@ -889,7 +923,8 @@ impl Kluis {
         actor.require(Permission::CrmPurge)?;
         self.files_rt()?;
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
-        Self::file_row(&mut tx, id, Some(true)).await?;
+        self.file_row(&mut tx, actor, Right::Delete, id, Some(true))
+            .await?;
         self.purge_in(
             tx,
             id,
