@@ -59,6 +59,9 @@ pub(crate) fn actor_label(actor: &Actor) -> String {
         Principal::ApiKey { id, .. } => format!("apikey:{id}"),
         Principal::Console => "console".to_owned(),
         Principal::Scim { token } => format!("scim:{token}"),
+        Principal::Support {
+            operator, grant, ..
+        } => format!("support:{operator}:{grant}"),
     }
 }
 

@@ -496,6 +496,8 @@ pub struct Access {
     /// Whose "own" records: the user, or the person who made the API key.
     me: Option<UserId>,
     mates: Vec<UserId>,
+    /// Support access: deleting, exporting and importing are refused as blocked actions.
+    support: bool,
 }
 
 /// Where a CRM right comes from, before the database tells the custom role and teams.
@@ -508,11 +510,54 @@ pub(crate) enum AccessSource {
     User { id: UserId, role: Role },
     /// A key: its scopes, narrowed by its maker's role (None: made at the console).
     Key { id: ApiKeyId, scopes: Vec<Scope> },
+    /// Support access under a grant: every record, read (and create/change with `write`),
+    /// contact details masked.
+    Support { write: bool },
 }
 
 impl Access {
     pub(crate) fn new(rules: RoleRules, me: Option<UserId>, mates: Vec<UserId>) -> Access {
-        Access { rules, me, mates }
+        Access {
+            rules,
+            me,
+            mates,
+            support: false,
+        }
+    }
+
+    /// Support access: every record of every type, read (and create/change with `write`),
+    /// built-in fields holding contact details (email, phone) masked; each may be revealed one
+    /// value at a time (audited).
+    pub(crate) fn support(write: bool, masked: impl Fn(ObjectType) -> Vec<&'static str>) -> Access {
+        let rights = ObjectRights {
+            read: true,
+            create: write,
+            update: write,
+            delete: false,
+            export: false,
+            import: false,
+            unmask: true,
+            scope: RecordScope::All,
+        };
+        let rules = RoleRules {
+            objects: ObjectType::ALL.into_iter().map(|t| (t, rights)).collect(),
+            fields: ObjectType::ALL
+                .into_iter()
+                .map(|t| {
+                    let f = masked(t)
+                        .into_iter()
+                        .map(|n| (n.to_owned(), FieldRule::Masked))
+                        .collect();
+                    (t, f)
+                })
+                .collect(),
+        };
+        Access {
+            rules,
+            me: None,
+            mates: Vec::new(),
+            support: true,
+        }
     }
 
     /// Narrows to what an API key's scopes allow.
@@ -531,6 +576,9 @@ impl Access {
 
     /// The single CRM check: deny unless the role grants `r` on `t`; then the records in reach.
     pub fn require(&self, t: ObjectType, r: Right) -> Result<Visibility> {
+        if self.support && matches!(r, Right::Delete | Right::Export | Right::Import) {
+            return Err(crate::support::support_action_blocked());
+        }
         if !self.can(t, r) {
             return Err(Error::forbidden(
                 "your role or key scopes do not allow this action on this object type",
@@ -590,6 +638,43 @@ pub enum Principal {
     Scim {
         token: uuid::Uuid,
     },
+    /// A platform operator under an approved support grant (see [`crate::support`]).
+    Support {
+        operator: kluis_types::ids::OperatorId,
+        grant: kluis_types::ids::SupportGrantId,
+        /// Read-write grant (create and change records); otherwise read only.
+        write: bool,
+    },
+}
+
+/// What support access may do. Seed 000's high-risk actions are refused whatever the grant
+/// says: settings (domain, SSO, SCIM), exports, API keys, imports, deleting records, and
+/// anything about people's accounts and keys.
+fn support_allows(write: bool, p: Permission) -> bool {
+    use Permission::*;
+    match p {
+        UsersRead | SettingsRead | AuditRead | CrmRead => true,
+        CrmWrite => write,
+        _ => false,
+    }
+}
+
+/// Whether a permission is one of the actions support access never reaches.
+fn support_blocks(p: Permission) -> bool {
+    use Permission::*;
+    matches!(
+        p,
+        UsersManage
+            | OwnersManage
+            | ApiKeysManage
+            | SettingsManage
+            | EncryptionKeysManage
+            | CrmPurge
+            | CrmExport
+            | CrmImport
+            | SsoManage
+            | ScimManage
+    )
 }
 
 /// How far a signed-in person got. Only `Full` actors pass [`Actor::require`] or
@@ -646,7 +731,18 @@ impl Actor {
     pub fn user_id(&self) -> Option<UserId> {
         match self.principal {
             Principal::User { id, .. } => Some(id),
-            Principal::ApiKey { .. } | Principal::Console | Principal::Scim { .. } => None,
+            Principal::ApiKey { .. }
+            | Principal::Console
+            | Principal::Scim { .. }
+            | Principal::Support { .. } => None,
+        }
+    }
+
+    /// The support grant this request runs under, if any.
+    pub fn support_grant(&self) -> Option<kluis_types::ids::SupportGrantId> {
+        match self.principal {
+            Principal::Support { grant, .. } => Some(grant),
+            _ => None,
         }
     }
 
@@ -659,11 +755,15 @@ impl Actor {
             Principal::ApiKey { scopes, .. } => scopes.iter().any(|s| s.grants(p)),
             Principal::Console => true,
             Principal::Scim { .. } => p == Permission::ScimProvision,
+            Principal::Support { write, .. } => support_allows(*write, p),
         }
     }
 
     /// The single authorization check: deny unless the table grants `p`.
     pub fn require(&self, p: Permission) -> Result<()> {
+        if matches!(self.principal, Principal::Support { .. }) && support_blocks(p) {
+            return Err(crate::support::support_action_blocked());
+        }
         if self.can(p) {
             Ok(())
         } else {
@@ -677,6 +777,10 @@ impl Actor {
     pub fn require_user(&self) -> Result<UserId> {
         if self.stage != AuthStage::Full {
             return Err(Error::unauthenticated());
+        }
+        if matches!(self.principal, Principal::Support { .. }) {
+            // Account actions (passwords, second factors, keys) belong to the tenant's people.
+            return Err(crate::support::support_action_blocked());
         }
         self.user_id().ok_or_else(|| {
             Error::forbidden(
@@ -704,6 +808,7 @@ impl Actor {
             },
             Principal::Console => AccessSource::Everything,
             Principal::Scim { .. } => AccessSource::Nothing,
+            Principal::Support { write, .. } => AccessSource::Support { write: *write },
         }
     }
 
@@ -724,6 +829,7 @@ impl Actor {
                 "API keys cannot manage API keys; sign in as an admin",
             )),
             Principal::Scim { .. } => Err(Error::forbidden("the SCIM token cannot manage keys")),
+            Principal::Support { .. } => Err(crate::support::support_action_blocked()),
         }
     }
 }

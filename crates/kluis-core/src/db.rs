@@ -56,11 +56,15 @@ pub mod files {
     pub use kluis_store::files::*;
 }
 
-/// SAML configuration rows.
+/// Operators, their sessions and support-access grants.
+pub mod support {
+    pub use kluis_store::support::*;
+}
 pub mod status {
     pub use kluis_store::status::*;
 }
 
+/// SAML configuration rows.
 pub mod saml {
     pub use kluis_store::saml::*;
 }

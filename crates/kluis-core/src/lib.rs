@@ -42,6 +42,7 @@ pub mod setup;
 pub mod sso;
 pub mod state;
 pub mod status;
+pub mod support;
 pub mod tenants;
 pub mod tokens;
 pub mod users;
@@ -86,6 +87,8 @@ pub struct CoreConfig {
     pub invitation_ttl: Duration,
     /// API rate limits (see [`ratelimit`]).
     pub rate_limits: ratelimit::RateLimits,
+    /// Thresholds of the support-access watching rules.
+    pub support: support::SupportWatch,
 }
 
 impl Default for CoreConfig {
@@ -102,6 +105,7 @@ impl Default for CoreConfig {
             password_reset_ttl: Duration::from_secs(30 * 60),
             invitation_ttl: Duration::from_secs(72 * 3600),
             rate_limits: ratelimit::RateLimits::default(),
+            support: support::SupportWatch::default(),
         }
     }
 }

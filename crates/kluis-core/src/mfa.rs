@@ -159,7 +159,7 @@ async fn new_recovery_codes(
 }
 
 impl Kluis {
-    fn now_secs(&self) -> u64 {
+    pub(crate) fn now_secs(&self) -> u64 {
         u64::try_from(self.now() / 1000).unwrap_or(0)
     }
 

@@ -157,6 +157,8 @@ impl Kluis {
         let caller = match actor.principal() {
             Principal::ApiKey { id, .. } => format!("key:{id}"),
             Principal::User { id, .. } => format!("user:{id}"),
+            // Per operator, so several grants do not multiply an operator's quota.
+            Principal::Support { operator, .. } => format!("operator:{operator}"),
             Principal::Console | Principal::Scim { .. } => return Ok(RateDecision::default()),
         };
         let tenant = actor.tenant();

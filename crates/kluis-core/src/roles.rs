@@ -205,6 +205,7 @@ impl Kluis {
         match actor.access_source() {
             AccessSource::Everything => return Ok(everything()),
             AccessSource::Nothing => return Ok(nothing()),
+            AccessSource::Support { write } => return Ok(support_access(write)),
             AccessSource::User { .. } | AccessSource::Key { .. } => {}
         }
         let mut tx = self.store.tenant(actor.tenant()).begin_read().await?;
@@ -216,6 +217,7 @@ impl Kluis {
         match actor.access_source() {
             AccessSource::Everything => Ok(everything()),
             AccessSource::Nothing => Ok(nothing()),
+            AccessSource::Support { write } => Ok(support_access(write)),
             AccessSource::User { id, role } => user_access(tx, id, role).await,
             AccessSource::Key { id, scopes } => {
                 let Some(maker) = tx.api_key_creator(id).await? else {
@@ -240,6 +242,7 @@ impl Kluis {
             Principal::ApiKey { .. } | Principal::Scim { .. } => Err(Error::forbidden(
                 "roles and teams are managed by owners and admins, not with a key",
             )),
+            Principal::Support { .. } => Err(crate::support::support_action_blocked()),
         }
     }
 
@@ -601,6 +604,10 @@ fn everything() -> Access {
         None,
         Vec::new(),
     )
+}
+
+fn support_access(write: bool) -> Access {
+    Access::support(write, ObjectType::contact_detail_fields)
 }
 
 fn nothing() -> Access {

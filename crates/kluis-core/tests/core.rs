@@ -1142,3 +1142,235 @@ fn the_http_layer_never_names_the_store() {
     let found = kluis_testkit::layering::files_naming(&http, "sqlx", &[]);
     assert!(found.is_empty(), "kluis-http names sqlx: {found:?}");
 }
+
+// ---- support access -----------------------------------------------------------------------
+
+on_both!(support_grants_expire_are_watched_and_owners_are_told);
+
+/// A signed-in operator from `kluis operator create`'s output (password and TOTP).
+async fn operator_session(
+    k: &Kluis,
+    clock: &ManualClock,
+    created: &kluis_core::support::OperatorCreated,
+) -> (String, kluis_core::support::Operator) {
+    use kluis_core::Clock;
+    let secret = kluis_crypto::totp::secret_from_base32(&created.totp_secret).unwrap();
+    let now = u64::try_from(clock.now_ms() / 1000).unwrap();
+    let code = kluis_crypto::totp::code_at(&secret, now).unwrap();
+    let signin = kluis_core::support::OperatorSignIn {
+        email: created.email.clone(),
+        password: created.password.clone(),
+        code: code.clone(),
+    };
+    // A wrong password with the right code, then the right pair; the same code never twice.
+    let wrong = kluis_core::support::OperatorSignIn {
+        password: "Niet-Het-Wachtwoord-1".into(),
+        ..signin.clone()
+    };
+    let ctx = RequestContext::default();
+    assert_eq!(
+        k.operator_sign_in(&ctx, &wrong).await.err().unwrap().kind,
+        ErrorKind::Unauthenticated
+    );
+    let s = k.operator_sign_in(&ctx, &signin).await.unwrap();
+    assert_eq!(
+        k.operator_sign_in(&ctx, &signin).await.err().unwrap().kind,
+        ErrorKind::Unauthenticated,
+        "a TOTP code is accepted once"
+    );
+    let op = k.authenticate_operator(&s.token).await.unwrap();
+    (s.token, op)
+}
+
+/// Grants end on time (injectable clock), the watching rules fire (outside office hours, many
+/// grants, a burst of requests), and the owners get an email at the request, the grant, the
+/// first use and each alert.
+async fn support_grants_expire_are_watched_and_owners_are_told(f: Fixture) {
+    use kluis_core::support::{SupportAccessLevel, SupportGrantInput, SupportRequestInput};
+    let smtp = SmtpServer::start(false);
+    let k = match &smtp {
+        Some(s) => with_mail(&f, s),
+        None => f.kluis.clone(),
+    };
+    let (a, ctx) = (&f.actor, RequestContext::default());
+    k.create_user(
+        a,
+        &ctx,
+        NewUserInput {
+            email: "eigenaar@tijd.test".into(),
+            display_name: "Eigenaar".into(),
+            role: kluis_core::Role::Owner,
+            password: Some(PASSWORD.into()),
+        },
+    )
+    .await
+    .unwrap();
+    let created = k
+        .create_operator(&PlatformActor::console(), &ctx, "ops@kluis.test", "Ops")
+        .await
+        .unwrap();
+    let (token, op) = operator_session(&k, &f.clock, &created).await;
+    let req = k
+        .request_support_access(
+            &op,
+            &ctx,
+            &SupportRequestInput {
+                tenant: "tijd".into(),
+                reason: "ticket 4711: import fails".into(),
+                access: SupportAccessLevel::Read,
+                hours: 1,
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(req.status, "requested");
+    let use_it = |grant: String| {
+        let (k, token) = (k.clone(), token.clone());
+        async move {
+            k.authenticate_support(
+                &token,
+                &grant,
+                &RequestContext::default(),
+                "GET",
+                "/api/v1/contacts",
+            )
+            .await
+        }
+    };
+    // Not approved yet: nothing opens.
+    assert_eq!(
+        use_it(req.id.to_string()).await.err().unwrap().code,
+        "support_grant_invalid"
+    );
+    let g = k.approve_support_request(a, &ctx, req.id).await.unwrap();
+    assert_eq!(g.status, "active");
+    let actor = use_it(g.id.to_string()).await.unwrap();
+    assert_eq!(actor.tenant(), a.tenant());
+    assert_eq!(actor.support_grant(), Some(g.id));
+    // Monday 2026-09-21 16:13 in Amsterdam: office hours, no alert yet.
+    f.clock.advance(3_600_000 - 1);
+    use_it(g.id.to_string()).await.unwrap();
+    f.clock.advance(1);
+    assert_eq!(
+        use_it(g.id.to_string()).await.err().unwrap().code,
+        "support_grant_invalid",
+        "a one-hour grant ends one hour after approval"
+    );
+    assert_eq!(
+        k.get_support_grant(a, g.id).await.unwrap().status,
+        "expired"
+    );
+
+    // Saturday: a grant given on the owner's initiative; its first use is outside office hours.
+    f.clock.advance(5 * DAY);
+    let (token, _) = operator_session(&k, &f.clock, &created).await;
+    let give = |hours| SupportGrantInput {
+        operator: "ops@kluis.test".into(),
+        reason: "migration help, ticket 4712".into(),
+        access: SupportAccessLevel::Write,
+        hours,
+    };
+    let weekend = k.grant_support_access(a, &ctx, &give(2)).await.unwrap();
+    k.authenticate_support(
+        &token,
+        &weekend.id.to_string(),
+        &ctx,
+        "GET",
+        "/api/v1/deals",
+    )
+    .await
+    .unwrap();
+    // A burst: more than 120 requests within one minute under one grant.
+    for _ in 0..121 {
+        k.authenticate_support(
+            &token,
+            &weekend.id.to_string(),
+            &ctx,
+            "GET",
+            "/api/v1/deals",
+        )
+        .await
+        .unwrap();
+    }
+    // More than five grants to one operator within a day.
+    for _ in 0..4 {
+        k.grant_support_access(a, &ctx, &give(1)).await.unwrap();
+    }
+    let tenant = f.actor.tenant();
+    let alerts = |rule: &'static str| {
+        let k = k.clone();
+        async move {
+            k.audit_events(
+                &Actor::console(tenant),
+                &RequestContext::default(),
+                &kluis_core::audit::AuditQuery {
+                    action: Some("support.alert".into()),
+                    limit: Some(100),
+                    ..Default::default()
+                },
+            )
+            .await
+            .unwrap()
+            .items
+            .into_iter()
+            .filter(|e| e.details["rule"] == rule)
+            .count()
+        }
+    };
+    assert_eq!(alerts("outside_office_hours").await, 1);
+    assert_eq!(alerts("bulk_reads").await, 1);
+    assert_eq!(alerts("many_grants").await, 0, "five grants are not many");
+    k.grant_support_access(a, &ctx, &give(1)).await.unwrap();
+    assert_eq!(
+        alerts("many_grants").await,
+        1,
+        "the sixth grant in a day is"
+    );
+    // Revoked: the next request is refused.
+    k.revoke_support_grant(a, &ctx, weekend.id).await.unwrap();
+    assert_eq!(
+        k.authenticate_support(&token, &weekend.id.to_string(), &ctx, "GET", "/")
+            .await
+            .err()
+            .unwrap()
+            .code,
+        "support_grant_invalid"
+    );
+    // The activity of the weekend grant: its requests, from the audit log.
+    let activity = k.support_grant_activity(a, weekend.id).await.unwrap();
+    assert_eq!(
+        activity
+            .iter()
+            .filter(|e| e.action == "support.access")
+            .count(),
+        122
+    );
+    assert!(
+        activity
+            .iter()
+            .all(|e| e.actor == format!("support:{}:{}", op.id, weekend.id))
+    );
+
+    let Some(smtp) = smtp else {
+        return;
+    };
+    k.send_due_mail().await.unwrap();
+    // Request, approval, first use; weekend grant, its first use, two alerts; five more
+    // grants and the many-grants alert: 13 emails to the one owner.
+    let mails = smtp.wait_for(13, std::time::Duration::from_secs(30));
+    let subjects: Vec<&str> = mails.iter().map(|m| m.subject.as_str()).collect();
+    let count = |s: &str| subjects.iter().filter(|x| **x == s).count();
+    assert_eq!(count("Kluis support asks for access"), 1, "{subjects:?}");
+    assert_eq!(
+        count("Support access to your organisation was granted"),
+        7,
+        "{subjects:?}"
+    );
+    assert_eq!(
+        count("Kluis support is now working in your organisation"),
+        2
+    );
+    assert_eq!(count("Unusual support access to your organisation"), 3);
+    assert!(mails.iter().all(|m| m.rcpt_tos == ["eigenaar@tijd.test"]));
+    assert!(mails[0].text.contains("ticket 4711"));
+}

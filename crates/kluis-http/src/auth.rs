@@ -25,6 +25,33 @@ impl FromRequestParts<AppState> for Authed {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let actor = match bearer(&parts.headers)? {
+            // A platform operator under a support grant (the grant names the tenant).
+            Some(bearer) if bearer.starts_with(kluis_core::support::OPERATOR_TOKEN_PREFIX) => {
+                let grant = parts
+                    .headers
+                    .get(kluis_core::support::GRANT_HEADER)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or_default();
+                let route = parts
+                    .extensions
+                    .get::<axum::extract::MatchedPath>()
+                    .map(|m| m.as_str().to_owned())
+                    .unwrap_or_else(|| parts.uri.path().to_owned());
+                if support_blocked(&parts.method, &route) {
+                    return Err(kluis_core::support::support_action_blocked().into());
+                }
+                let ctx = request_context(parts);
+                state
+                    .kluis
+                    .authenticate_support(
+                        bearer,
+                        grant,
+                        &ctx,
+                        parts.method.as_str(),
+                        parts.uri.path(),
+                    )
+                    .await?
+            }
             Some(bearer) => {
                 let actor = state.kluis.authenticate_api_key(bearer).await?;
                 state
@@ -100,6 +127,39 @@ pub(crate) fn current_peer() -> String {
     PEER.try_with(Clone::clone).unwrap_or_default()
 }
 
+/// Seed 000's high-risk actions, refused under support access before any handler runs (and
+/// again by the core's permission check, whatever the route): app keys (even viewing them),
+/// encryption keys, imports, exports, deleting anything, people, roles, teams, SCIM, custom
+/// fields and pipelines, every
+/// setting change, and the support-access decisions themselves.
+fn support_blocked(method: &Method, route: &str) -> bool {
+    let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
+    let any = [
+        "/api/v1/apikeys",
+        "/api/v1/keys/",
+        "/api/v1/imports",
+        "/api/v1/me",
+        "/api/v1/support-access/",
+        "/api/v1/audit/export",
+    ];
+    let writes = [
+        "/api/v1/settings",
+        "/api/v1/users",
+        "/api/v1/roles",
+        "/api/v1/teams",
+        "/api/v1/scim",
+        "/api/v1/auth/",
+        "/api/v1/custom-fields",
+        "/api/v1/custom-values",
+        "/api/v1/pipelines",
+    ];
+    *method == Method::DELETE
+        || route.ends_with("/export")
+        || route.ends_with("/purge")
+        || any.iter().any(|p| route.starts_with(p))
+        || (write && writes.iter().any(|p| route.starts_with(p)))
+}
+
 /// A session cookie waiting for its second factor (`POST /api/v1/auth/mfa` only).
 pub struct ChallengeAuthed(pub Actor);
 
@@ -129,6 +189,20 @@ impl FromRequestParts<AppState> for EnrolAuthed {
         }
         Ok(EnrolAuthed(
             session_actor(parts, state, SessionUse::Enrolment).await?,
+        ))
+    }
+}
+
+/// A signed-in support operator (operator session token), outside any tenant.
+pub struct OperatorAuthed(pub kluis_core::support::Operator);
+
+impl FromRequestParts<AppState> for OperatorAuthed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let bearer = bearer(&parts.headers)?.ok_or_else(kluis_core::Error::unauthenticated)?;
+        Ok(OperatorAuthed(
+            state.kluis.authenticate_operator(bearer).await?,
         ))
     }
 }
@@ -192,19 +266,22 @@ impl<S: Send + Sync> FromRequestParts<S> for Ctx {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        let ip = peer_ip(&parts.extensions);
-        let header = |name: &str| {
-            parts
-                .headers
-                .get(name)
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_owned()
-        };
-        Ok(Ctx(RequestContext {
-            ip,
-            user_agent: header("user-agent"),
-            request_id: header("x-request-id"),
-        }))
+        Ok(Ctx(request_context(parts)))
+    }
+}
+
+fn request_context(parts: &Parts) -> RequestContext {
+    let header = |name: &str| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned()
+    };
+    RequestContext {
+        ip: peer_ip(&parts.extensions),
+        user_agent: header("user-agent"),
+        request_id: header("x-request-id"),
     }
 }

@@ -81,11 +81,19 @@ pub const TENANT_TABLES: &[&str] = &[
     "team_members",
     "crm_files",
     "crm_file_versions",
+    "support_grants",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
-pub const PLATFORM_TABLES: &[&str] =
-    &["tenants", "setup_tokens", "platform_keys", "status_notices"];
+pub const PLATFORM_TABLES: &[&str] = &[
+    "tenants",
+    "setup_tokens",
+    "platform_keys",
+    "status_notices",
+    "operators",
+    "operator_sessions",
+    "operator_grant_log",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {

@@ -24,13 +24,14 @@ pub mod saml;
 pub mod scim;
 pub mod sso;
 pub mod status;
+pub mod support;
 mod tenant;
 
 pub use engine::{Engine, PLATFORM_TABLES, Store, StoreOptions, TENANT_TABLES, TenantScope};
 pub(crate) use kluis_types::ids;
 pub use kluis_types::ids::{
-    ApiKeyId, CustomFieldId, PipelineId, PlatformKeyId, RecordId, RoleId, SavedViewId, SessionId,
-    StageId, TagId, TeamId, TenantId, UserId,
+    ApiKeyId, CustomFieldId, OperatorId, PipelineId, PlatformKeyId, RecordId, RoleId, SavedViewId,
+    SessionId, StageId, SupportGrantId, TagId, TeamId, TenantId, UserId,
 };
 pub use mail::OutboxRow;
 pub use mfa::ThrottleBucket;

@@ -93,6 +93,15 @@ id_type!(
     TeamId
 );
 
+id_type!(
+    /// A platform operator (support staff), outside every tenant.
+    OperatorId
+);
+id_type!(
+    /// A support-access grant: one operator, one tenant, at most 24 hours.
+    SupportGrantId
+);
+
 impl TenantId {
     /// The nil id: the platform's own audit log and keys live under it. No tenant has it.
     pub const PLATFORM: TenantId = TenantId(Uuid::nil());

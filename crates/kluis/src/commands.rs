@@ -146,6 +146,26 @@ pub enum PlatformKeyCmd {
     },
 }
 
+#[derive(Subcommand)]
+pub enum OperatorCmd {
+    /// Create a support operator; prints the generated password and TOTP secret once (both are
+    /// needed at every sign-in).
+    Create {
+        #[arg(long)]
+        email: String,
+        #[arg(long)]
+        name: String,
+        /// Print JSON (id, email, password, totp_secret, otpauth_uri).
+        #[arg(long)]
+        json: bool,
+    },
+    /// Disable an operator and end their sessions (their grants stop working at once).
+    Disable {
+        #[arg(long)]
+        email: String,
+    },
+}
+
 fn console_ctx() -> RequestContext {
     RequestContext {
         ip: "console".into(),
@@ -421,6 +441,32 @@ pub async fn platform_key(kluis: &Kluis, cmd: PlatformKeyCmd) -> anyhow::Result<
                 .create_platform_key(&PlatformActor::console(), &console_ctx(), &name)
                 .await?;
             println!("{secret}");
+            Ok(())
+        }
+    }
+}
+
+pub async fn operator(kluis: &Kluis, cmd: OperatorCmd) -> anyhow::Result<()> {
+    match cmd {
+        OperatorCmd::Create { email, name, json } => {
+            let o = kluis
+                .create_operator(&PlatformActor::console(), &console_ctx(), &email, &name)
+                .await?;
+            if json {
+                println!("{}", serde_json::to_string(&o)?);
+            } else {
+                println!("operator {} <{}>", o.id, o.email);
+                println!("password: {}", o.password);
+                println!("TOTP secret: {}", o.totp_secret);
+                println!("{}", o.otpauth_uri);
+            }
+            Ok(())
+        }
+        OperatorCmd::Disable { email } => {
+            kluis
+                .disable_operator(&PlatformActor::console(), &console_ctx(), &email)
+                .await?;
+            println!("disabled operator {email}");
             Ok(())
         }
     }

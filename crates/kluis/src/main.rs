@@ -59,6 +59,9 @@ enum Command {
     /// Manage platform administration keys (for /api/v1/platform).
     #[command(subcommand)]
     PlatformKey(commands::PlatformKeyCmd),
+    /// Support operators (platform staff who reach a tenant only through a grant).
+    #[command(subcommand)]
+    Operator(commands::OperatorCmd),
     /// Key management.
     #[command(subcommand)]
     Keys(commands::KeysCmd),
@@ -175,6 +178,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 Command::User(c) => commands::user(&kluis, c).await,
                 Command::Apikey(c) => commands::apikey(&kluis, c).await,
                 Command::PlatformKey(c) => commands::platform_key(&kluis, c).await,
+                Command::Operator(c) => commands::operator(&kluis, c).await,
                 Command::Audit(c) => commands::audit(&kluis, c, cfg.audit_retention_days).await,
                 Command::Keys(c) => commands::keys(&kluis, c).await,
                 Command::Import(a) => commands::import(&kluis, a).await,

@@ -61,6 +61,8 @@ mod settings_pages;
 mod sso;
 #[path = "e2e/status.rs"]
 mod status;
+#[path = "e2e/support_access.rs"]
+mod support_access;
 #[path = "e2e/tables_pages.rs"]
 mod tables_pages;
 #[path = "e2e/tls.rs"]

@@ -114,6 +114,16 @@ impl ObjectType {
         self.fields().iter().map(|f| f.name).collect()
     }
 
+    /// Built-in fields that hold contact details (email addresses, phone numbers): masked
+    /// under support access.
+    pub(crate) fn contact_detail_fields(self) -> Vec<&'static str> {
+        self.fields()
+            .iter()
+            .filter(|f| matches!(f.kind, fields::Kind::Email | fields::Kind::Phone))
+            .map(|f| f.name)
+            .collect()
+    }
+
     fn fields(self) -> &'static [fields::Field] {
         match self {
             ObjectType::Contact => fields::CONTACT,

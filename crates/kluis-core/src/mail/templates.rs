@@ -135,6 +135,87 @@ pub(crate) fn account_locked(
     render(to, subject, &lines, Some(reset_page))
 }
 
+/// Support access: a request, a grant, its first use, or a watching rule's alert.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn support_access(
+    l: Locale,
+    to: &Recipient<'_>,
+    notice: crate::support::SupportNotice,
+    operator: &str,
+    reason: &str,
+    expires_utc: &str,
+    page: &str,
+) -> OutgoingMail {
+    use crate::support::SupportNotice as N;
+    let org = to.organisation;
+    let (subject, what) = match (l, notice) {
+        (Locale::En, N::Requested) => (
+            "Kluis support asks for access".to_owned(),
+            format!(
+                "{operator} of Kluis support asks for access to {org}. Nothing is opened until an owner or admin approves it."
+            ),
+        ),
+        (Locale::Nl, N::Requested) => (
+            "Kluis-support vraagt toegang".to_owned(),
+            format!(
+                "{operator} van Kluis-support vraagt toegang tot {org}. Er wordt niets geopend tot een eigenaar of beheerder dit goedkeurt."
+            ),
+        ),
+        (Locale::En, N::Granted) => (
+            "Support access to your organisation was granted".to_owned(),
+            format!("{operator} of Kluis support has access to {org} until {expires_utc} (UTC)."),
+        ),
+        (Locale::Nl, N::Granted) => (
+            "Supporttoegang tot je organisatie is verleend".to_owned(),
+            format!(
+                "{operator} van Kluis-support heeft toegang tot {org} tot {expires_utc} (UTC)."
+            ),
+        ),
+        (Locale::En, N::FirstUse) => (
+            "Kluis support is now working in your organisation".to_owned(),
+            format!(
+                "{operator} of Kluis support just used the access to {org} for the first time."
+            ),
+        ),
+        (Locale::Nl, N::FirstUse) => (
+            "Kluis-support werkt nu in je organisatie".to_owned(),
+            format!(
+                "{operator} van Kluis-support gebruikte de toegang tot {org} zojuist voor het eerst."
+            ),
+        ),
+        (Locale::En, N::Alert(rule)) => (
+            "Unusual support access to your organisation".to_owned(),
+            format!(
+                "The use of support access to {org} by {operator} matched the rule \"{rule}\". You can revoke the access at once."
+            ),
+        ),
+        (Locale::Nl, N::Alert(rule)) => (
+            "Ongebruikelijke supporttoegang tot je organisatie".to_owned(),
+            format!(
+                "Het gebruik van supporttoegang tot {org} door {operator} viel onder de regel \"{rule}\". Je kunt de toegang direct intrekken."
+            ),
+        ),
+    };
+    let (hello, why, see) = match l {
+        Locale::En => (
+            format!("Hello {},", to.name),
+            format!("Reason given: {reason}"),
+            "Every request made under this access is listed here, where you can also end it:",
+        ),
+        Locale::Nl => (
+            format!("Hallo {},", to.name),
+            format!("Opgegeven reden: {reason}"),
+            "Elk verzoek onder deze toegang staat hier, waar je de toegang ook kunt beëindigen:",
+        ),
+    };
+    render(
+        to,
+        subject,
+        &[hello, what, why, see.to_owned(), LINK.to_owned()],
+        Some(page),
+    )
+}
+
 /// Placeholder line replaced by the link (a plain line in text, an anchor in HTML).
 const LINK: &str = "\u{0}link";
 

@@ -16,6 +16,7 @@ pub mod settings;
 pub mod setup;
 pub mod sso;
 pub mod status;
+pub mod support;
 pub mod users;
 
 use serde::Deserialize;

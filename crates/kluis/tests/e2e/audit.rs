@@ -296,6 +296,31 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     // Exercised with their events by saml::* (need pysaml2 and xmlsec1).
     ("PUT", "/api/v1/settings/sso/saml", "settings.sso.update"),
     ("POST", "/sso/saml/{tenant}/acs", "auth.login"),
+    // Support access: exercised with their events by support_access::* (the operator's
+    // sign-in and sign-out in the platform log, the rest in the tenant's).
+    ("POST", "/api/v1/operator/sessions", "operator.sign_in"),
+    (
+        "DELETE",
+        "/api/v1/operator/sessions/current",
+        "operator.sign_out",
+    ),
+    ("POST", "/api/v1/support-access/requests", "support.request"),
+    (
+        "POST",
+        "/api/v1/support-access/requests/{id}/approve",
+        "support.approve",
+    ),
+    (
+        "POST",
+        "/api/v1/support-access/requests/{id}/refuse",
+        "support.refuse",
+    ),
+    ("POST", "/api/v1/support-access/grants", "support.grant"),
+    (
+        "POST",
+        "/api/v1/support-access/grants/{id}/revoke",
+        "support.revoke",
+    ),
 ];
 
 pub(crate) async fn events(s: &Server, auth: &Auth, query: &str) -> Vec<Value> {

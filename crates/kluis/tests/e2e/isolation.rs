@@ -166,6 +166,8 @@ pub(crate) struct BRecords {
     pub(crate) team: String,
     /// A file on B's contact.
     pub(crate) file: String,
+    /// A support-access grant B's owner gave an operator.
+    pub(crate) grant: String,
 }
 
 pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -302,7 +304,20 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
     let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
     let sessions = sessions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{sessions}");
+    // An operator (unique per server, since b_records runs once per server) with a grant in B.
+    let op_email = format!("op-{}@kluis.test", &b.id[..8]);
+    crate::support_access::create_operator(s, &op_email);
+    let (st, grant) = s
+        .post(
+            "/api/v1/support-access/grants",
+            &b.owner,
+            json!({"operator": op_email, "reason": "Geheim B support reason",
+                   "access": "read", "hours": 1}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{grant}");
     BRecords {
+        grant: grant["id"].as_str().unwrap().to_owned(),
         import: import["id"].as_str().unwrap().to_owned(),
         role: role["id"].as_str().unwrap().to_owned(),
         team,
@@ -364,6 +379,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
         &r.trashed
+    } else if path.starts_with("/api/v1/support-access/") {
+        &r.grant
     } else if path.starts_with("/api/v1/me/sessions/{id}")
         // B has no passkeys: any id of B's (A must get a 404 either way).
         || path.starts_with("/api/v1/me/passkeys/{id}")
@@ -459,7 +476,11 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
                         assert!(!st.is_server_error(), "{method} {url}: {st} {v}")
                     }
                     // Platform routes need a platform key: tenant credentials are refused.
-                    "platform" => assert_eq!(
+                    // The operator's sign-in is public (a tenant's credentials are no operator's).
+                    "operator" if path == "/api/v1/operator/sessions" => {
+                        assert!(st.is_client_error(), "{method} {url} as tenant A: {st} {v}")
+                    }
+                    "platform" | "operator" => assert_eq!(
                         st,
                         StatusCode::UNAUTHORIZED,
                         "{method} {url} as tenant A: {v}"

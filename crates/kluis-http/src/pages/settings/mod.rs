@@ -9,6 +9,7 @@ mod audit;
 mod crm;
 pub mod fmt;
 mod retention;
+mod support;
 pub mod text;
 mod users;
 
@@ -53,6 +54,8 @@ pub fn routes() -> Router<AppState> {
         .route("/settings/tags/create", post(crm::tag_create))
         .route("/settings/tags/update", post(crm::tag_update))
         .route("/settings/tags/delete", post(crm::tag_delete))
+        .route("/settings/support-access", get(support::page))
+        .route("/settings/support-access/decide", post(support::decide))
         .route("/settings/audit", get(audit::page))
         .route("/settings/audit/export", get(audit::export))
 }
