@@ -130,8 +130,7 @@ pub(crate) fn current_peer() -> String {
 /// Seed 000's high-risk actions, refused under support access before any handler runs (and
 /// again by the core's permission check, whatever the route): app keys (even viewing them),
 /// encryption keys, imports, exports, deleting anything, people, roles, teams, SCIM, custom
-/// fields and pipelines, every
-/// setting change, and the support-access decisions themselves.
+/// fields and pipelines, every setting change, and the support-access decisions themselves.
 fn support_blocked(method: &Method, route: &str) -> bool {
     let write = !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS);
     let any = [
