@@ -105,6 +105,7 @@ macro_rules! bind_list_records {
             .bind(scope_user)
     }};
 }
+#[cfg(feature = "testing")]
 pub(crate) use bind_list_records;
 
 /// The statement of [`TenantTx::list_records`]: cursor `$4`, binds in that method's order.

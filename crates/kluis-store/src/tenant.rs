@@ -167,6 +167,7 @@ macro_rules! bind_audit_page {
             .bind($limit)
     }};
 }
+#[cfg(feature = "testing")]
 pub(crate) use bind_audit_page;
 
 pub(crate) const AUDIT_LEAF_HASHES: &str = "SELECT seq, leaf_hash FROM audit_events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
