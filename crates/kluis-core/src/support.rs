@@ -956,7 +956,7 @@ impl Kluis {
                     .filter(|u| u.role == Role::Owner && u.status == crate::Status::Active),
             );
         }
-        let expires = g.expires_at.map(|e| utc_minutes(e)).unwrap_or_default();
+        let expires = g.expires_at.map(utc_minutes).unwrap_or_default();
         for u in owners {
             let (email, name) = self.recipient_of(keys, &u).await?;
             let locale = self.locale_for(tx, u.id).await?;

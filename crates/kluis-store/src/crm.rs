@@ -39,6 +39,150 @@ pub(crate) fn placeholders(sqlite: bool, rows: usize, width: usize) -> String {
         .join(", ")
 }
 
+pub(crate) fn record_fields_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT id, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+        crate::tenant::keyset(has_cursor)
+    )
+}
+
+pub(crate) fn record_state_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT id, revision, deleted_at, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+        crate::tenant::keyset(has_cursor)
+    )
+}
+
+/// Versions after the cursor `($2, $3)`, a row-value comparison both engines seek.
+pub(crate) fn versions_page_sql(has_cursor: bool) -> String {
+    let cursor = if has_cursor {
+        "(record_id, revision) > ($2, $3)"
+    } else {
+        "$2 IS NULL AND $3 = 0"
+    };
+    format!(
+        "SELECT record_id, revision, fields FROM crm_versions WHERE tenant_id = $1 AND {cursor} \
+         ORDER BY record_id, revision LIMIT $4"
+    )
+}
+
+/// The parameters of [`list_records_sql`] bound to a query, in order (shared with the plan
+/// test, so it explains the statement with the same binds).
+macro_rules! bind_list_records {
+    ($q:expr, $t:expr, $f:expr, $after:expr, $limit:expr) => {{
+        let f: &$crate::rows::RecordFilter = $f;
+        let (field, bidx) = f.lookup.as_ref().map_or((None, None), |(f, b)| {
+            (Some(f.as_str()), Some(b.as_slice()))
+        });
+        let scope_user = match f.scope {
+            $crate::rows::OwnerScope::All => None,
+            $crate::rows::OwnerScope::Own(u) | $crate::rows::OwnerScope::Team(u) => Some(u),
+        };
+        $q.bind($t)
+            .bind(f.object_type.as_deref())
+            .bind(f.deleted)
+            .bind($after)
+            .bind(f.owner_id)
+            .bind(f.company_id)
+            .bind(f.created_from)
+            .bind(f.created_to)
+            .bind(f.updated_from)
+            .bind(f.updated_to)
+            .bind(field)
+            .bind(bidx)
+            .bind($limit)
+            .bind(f.pipeline_id)
+            .bind(f.stage_id)
+            .bind(f.outcome.as_deref())
+            .bind(f.close_from.as_deref())
+            .bind(f.close_to.as_deref())
+            .bind(f.associated_with)
+            .bind(f.done)
+            .bind(f.due_from.as_deref())
+            .bind(f.due_to.as_deref())
+            .bind(f.tag_id)
+            .bind(f.priority.as_deref())
+            .bind(scope_user)
+    }};
+}
+#[cfg(feature = "testing")]
+pub(crate) use bind_list_records;
+
+/// The statement of [`TenantTx::list_records`]: cursor `$4`, binds in that method's order.
+pub(crate) fn list_records_sql(f: &RecordFilter, has_cursor: bool) -> String {
+    let (cmp, order) = if f.descending {
+        ("<", "DESC")
+    } else {
+        (">", "ASC")
+    };
+    // Type, trash state and cursor as plain comparisons, so both engines seek the
+    // (tenant_id, object_type, deleted_at, id) index; the other filters are residual. An
+    // exact-match lookup instead drives from `crm_lookup` (a handful of rows) and joins the
+    // records, so it never walks the type's index: `CROSS JOIN` makes SQLite keep that
+    // order (its planner would otherwise walk the records to avoid a sort); PostgreSQL plans
+    // it freely with its statistics.
+    let r = if f.lookup.is_some() { "r." } else { "" };
+    let object_type = if f.object_type.is_some() {
+        format!("{r}object_type = $2")
+    } else {
+        "$2 IS NULL".to_owned()
+    };
+    let deleted = if f.deleted {
+        format!("{r}deleted_at IS NOT NULL AND $3")
+    } else {
+        format!("{r}deleted_at IS NULL AND NOT $3")
+    };
+    let cursor = if has_cursor {
+        format!("{r}id {cmp} $4")
+    } else {
+        "$4 IS NULL".to_owned()
+    };
+    let (from, lookup) = if f.lookup.is_some() {
+        (
+            "crm_lookup l CROSS JOIN crm_records r \
+             WHERE r.tenant_id = l.tenant_id AND r.id = l.record_id \
+             AND l.tenant_id = $1 AND l.object_type = $2 AND l.field = $11 AND l.bidx = $12 \
+             AND r.tenant_id = $1"
+                .to_owned(),
+            "",
+        )
+    } else {
+        (
+            "crm_records WHERE tenant_id = $1".to_owned(),
+            "AND $11 IS NULL AND $12 IS NULL",
+        )
+    };
+    // Record scope as a plain comparison, so "own" seeks the (tenant, type, owner, id)
+    // index; "team" asks the membership table once per statement.
+    let scope = match f.scope {
+        OwnerScope::All => "AND $25 IS NULL".to_owned(),
+        OwnerScope::Own(_) => format!("AND {r}owner_id = $25"),
+        OwnerScope::Team(_) => format!(
+            "AND ({r}owner_id = $25 OR {r}owner_id IN (SELECT m2.user_id FROM team_members m1 \
+                 JOIN team_members m2 ON m2.tenant_id = m1.tenant_id AND m2.team_id = m1.team_id \
+                 WHERE m1.tenant_id = $1 AND m1.user_id = $25))"
+        ),
+    };
+    let cols = crate::tenant::prefixed_cols(r, RECORD_COLS);
+    format!(
+        "SELECT {cols} FROM {from} {lookup} \
+         AND {object_type} AND {deleted} \
+         AND {cursor} AND ($5 IS NULL OR {r}owner_id = $5) \
+         AND ($6 IS NULL OR {r}company_id = $6) \
+         AND ($7 IS NULL OR {r}created_at >= $7) AND ($8 IS NULL OR {r}created_at < $8) \
+         AND ($9 IS NULL OR {r}updated_at >= $9) AND ($10 IS NULL OR {r}updated_at < $10) \
+         AND ($14 IS NULL OR {r}pipeline_id = $14) AND ($15 IS NULL OR {r}stage_id = $15) \
+         AND ($16 IS NULL OR {r}stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
+         AND ($17 IS NULL OR {r}close_date >= $17) AND ($18 IS NULL OR {r}close_date <= $18) \
+         AND ($19 IS NULL OR {r}id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
+         AND ($20 IS NULL OR ({r}done_at IS NOT NULL) = $20) \
+         AND ($21 IS NULL OR {r}due_date >= $21) AND ($22 IS NULL OR {r}due_date <= $22) \
+         AND ($23 IS NULL OR {r}id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
+         AND ($24 IS NULL OR {r}priority = $24) {scope} \
+         ORDER BY {r}id {order} LIMIT $13"
+    )
+}
+
 impl TenantTx {
     pub async fn insert_record(&mut self, r: &RecordWrite<'_>) -> Result<()> {
         self.insert_records(std::slice::from_ref(r)).await
@@ -322,111 +466,14 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<CrmRecordRow>> {
         let t = self.tenant;
-        let (cmp, order) = if f.descending {
-            ("<", "DESC")
-        } else {
-            (">", "ASC")
-        };
-        let (field, bidx) = f.lookup.as_ref().map_or((None, None), |(f, b)| {
-            (Some(f.as_str()), Some(b.as_slice()))
-        });
-        // Type, trash state and cursor as plain comparisons, so both engines seek the
-        // (tenant_id, object_type, deleted_at, id) index; the other filters are residual. An
-        // exact-match lookup instead drives from `crm_lookup` (a handful of rows) and joins the
-        // records, so it never walks the type's index: `CROSS JOIN` makes SQLite keep that
-        // order (its planner would otherwise walk the records to avoid a sort); PostgreSQL plans
-        // it freely with its statistics.
-        let r = if f.lookup.is_some() { "r." } else { "" };
-        let object_type = if f.object_type.is_some() {
-            format!("{r}object_type = $2")
-        } else {
-            "$2 IS NULL".to_owned()
-        };
-        let deleted = if f.deleted {
-            format!("{r}deleted_at IS NOT NULL AND $3")
-        } else {
-            format!("{r}deleted_at IS NULL AND NOT $3")
-        };
-        let cursor = if after.is_some() {
-            format!("{r}id {cmp} $4")
-        } else {
-            "$4 IS NULL".to_owned()
-        };
-        let (from, lookup) = if f.lookup.is_some() {
-            (
-                "crm_lookup l CROSS JOIN crm_records r \
-                 WHERE r.tenant_id = l.tenant_id AND r.id = l.record_id \
-                 AND l.tenant_id = $1 AND l.object_type = $2 AND l.field = $11 AND l.bidx = $12 \
-                 AND r.tenant_id = $1"
-                    .to_owned(),
-                "",
-            )
-        } else {
-            (
-                "crm_records WHERE tenant_id = $1".to_owned(),
-                "AND $11 IS NULL AND $12 IS NULL",
-            )
-        };
-        // Record scope as a plain comparison, so "own" seeks the (tenant, type, owner, id)
-        // index; "team" asks the membership table once per statement.
-        let (scope, scope_user) = match f.scope {
-            OwnerScope::All => ("AND $25 IS NULL".to_owned(), None),
-            OwnerScope::Own(u) => (format!("AND {r}owner_id = $25"), Some(u)),
-            OwnerScope::Team(u) => (
-                format!(
-                    "AND ({r}owner_id = $25 OR {r}owner_id IN (SELECT m2.user_id FROM team_members m1 \
-                     JOIN team_members m2 ON m2.tenant_id = m1.tenant_id AND m2.team_id = m1.team_id \
-                     WHERE m1.tenant_id = $1 AND m1.user_id = $25))"
-                ),
-                Some(u),
-            ),
-        };
-        let cols = crate::tenant::prefixed_cols(r, RECORD_COLS);
-        let sql = format!(
-            "SELECT {cols} FROM {from} {lookup} \
-             AND {object_type} AND {deleted} \
-             AND {cursor} AND ($5 IS NULL OR {r}owner_id = $5) \
-             AND ($6 IS NULL OR {r}company_id = $6) \
-             AND ($7 IS NULL OR {r}created_at >= $7) AND ($8 IS NULL OR {r}created_at < $8) \
-             AND ($9 IS NULL OR {r}updated_at >= $9) AND ($10 IS NULL OR {r}updated_at < $10) \
-             AND ($14 IS NULL OR {r}pipeline_id = $14) AND ($15 IS NULL OR {r}stage_id = $15) \
-             AND ($16 IS NULL OR {r}stage_id IN (SELECT id FROM crm_stages WHERE tenant_id = $1 AND outcome = $16)) \
-             AND ($17 IS NULL OR {r}close_date >= $17) AND ($18 IS NULL OR {r}close_date <= $18) \
-             AND ($19 IS NULL OR {r}id IN (SELECT record_id FROM crm_associations WHERE tenant_id = $1 AND other_id = $19)) \
-             AND ($20 IS NULL OR ({r}done_at IS NOT NULL) = $20) \
-             AND ($21 IS NULL OR {r}due_date >= $21) AND ($22 IS NULL OR {r}due_date <= $22) \
-             AND ($23 IS NULL OR {r}id IN (SELECT record_id FROM crm_record_tags WHERE tenant_id = $1 AND tag_id = $23)) \
-             AND ($24 IS NULL OR {r}priority = $24) {scope} \
-             ORDER BY {r}id {order} LIMIT $13"
-        );
-        Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
-            sqlx::AssertSqlSafe(sql.clone())
+        let sql = list_records_sql(f, after.is_some());
+        Ok(on_conn!(&mut self.tx, |c| bind_list_records!(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone())),
+            t,
+            f,
+            after,
+            limit
         )
-        .bind(t)
-        .bind(f.object_type.as_deref())
-        .bind(f.deleted)
-        .bind(after)
-        .bind(f.owner_id)
-        .bind(f.company_id)
-        .bind(f.created_from)
-        .bind(f.created_to)
-        .bind(f.updated_from)
-        .bind(f.updated_to)
-        .bind(field)
-        .bind(bidx)
-        .bind(limit)
-        .bind(f.pipeline_id)
-        .bind(f.stage_id)
-        .bind(f.outcome.as_deref())
-        .bind(f.close_from.as_deref())
-        .bind(f.close_to.as_deref())
-        .bind(f.associated_with)
-        .bind(f.done)
-        .bind(f.due_from.as_deref())
-        .bind(f.due_to.as_deref())
-        .bind(f.tag_id)
-        .bind(f.priority.as_deref())
-        .bind(scope_user)
         .fetch_all(c)
         .await?))
     }
@@ -912,11 +959,7 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<(RecordId, Vec<u8>)>> {
         let t = self.tenant;
-        // A plain `id > $2` (not `$2 IS NULL OR ...`) so SQLite seeks instead of rescanning.
-        let sql = format!(
-            "SELECT id, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
-            crate::tenant::keyset(after.is_some())
-        );
+        let sql = record_fields_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql.clone())
         )
@@ -936,10 +979,7 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<(RecordId, i64, Option<i64>, Vec<u8>)>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT id, revision, deleted_at, fields FROM crm_records WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
-            crate::tenant::keyset(after.is_some())
-        );
+        let sql = record_state_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql.clone())
         )
@@ -974,15 +1014,7 @@ impl TenantTx {
     ) -> Result<Vec<(RecordId, i64, Vec<u8>)>> {
         let t = self.tenant;
         let (id, rev) = after.map_or((None, 0), |(i, r)| (Some(i), r));
-        let cursor = if after.is_some() {
-            "(record_id, revision) > ($2, $3)"
-        } else {
-            "$2 IS NULL AND $3 = 0"
-        };
-        let sql = format!(
-            "SELECT record_id, revision, fields FROM crm_versions WHERE tenant_id = $1 AND {cursor} \
-             ORDER BY record_id, revision LIMIT $4"
-        );
+        let sql = versions_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql.clone())
         )

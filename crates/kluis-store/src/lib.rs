@@ -17,6 +17,8 @@ mod mfa;
 mod ops;
 pub mod passkeys;
 pub mod perms;
+#[cfg(feature = "testing")]
+mod plans;
 mod platform;
 mod rate;
 pub mod rows;

@@ -12,6 +12,14 @@ pub struct PlatformTx {
 
 const TENANT_COLS: &str = "id, slug, name, status, created_at, updated_at";
 
+/// Tenants after the cursor `$1`, as a plain comparison so the primary key is sought.
+pub(crate) fn tenants_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT {TENANT_COLS} FROM tenants WHERE {} ORDER BY id LIMIT $2",
+        crate::tenant::when_set(has_cursor, "id > $1", 1)
+    )
+}
+
 impl PlatformTx {
     pub(crate) fn new(tx: Tx) -> Self {
         PlatformTx { tx }
@@ -68,9 +76,7 @@ impl PlatformTx {
         after: Option<TenantId>,
         limit: i64,
     ) -> Result<Vec<TenantRow>> {
-        let sql = format!(
-            "SELECT {TENANT_COLS} FROM tenants WHERE ($1 IS NULL OR id > $1) ORDER BY id LIMIT $2"
-        );
+        let sql = tenants_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
         )

@@ -105,6 +105,73 @@ pub(crate) fn keyset(has_cursor: bool) -> &'static str {
     if has_cursor { "id > $2" } else { "$2 IS NULL" }
 }
 
+/// `cond` when its parameter `$n` is set, else `$n IS NULL` (still bound, so the numbering
+/// stays). The form `($n IS NULL OR cond)` hides `cond` from SQLite's planner: no index seek on
+/// it, whatever the bound value.
+pub(crate) fn when_set(set: bool, cond: &str, n: u8) -> String {
+    if set {
+        cond.to_owned()
+    } else {
+        format!("${n} IS NULL")
+    }
+}
+
+pub(crate) fn users_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+        keyset(has_cursor)
+    )
+}
+
+pub(crate) fn sessions_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+        keyset(has_cursor)
+    )
+}
+
+pub(crate) fn api_keys_page_sql(has_cursor: bool) -> String {
+    format!(
+        "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
+        keyset(has_cursor)
+    )
+}
+
+/// One page of audit events after the cursor `$2`; binds in [`TenantTx::audit_events`] order.
+pub(crate) fn audit_page_sql(has_cursor: bool, f: &AuditFilter) -> String {
+    format!(
+        "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
+         WHERE tenant_id = $1 AND {} AND {} AND {} AND {} AND {} AND {} AND {} ORDER BY seq LIMIT $9",
+        when_set(has_cursor, "seq > $2", 2),
+        when_set(f.from.is_some(), "at >= $3", 3),
+        when_set(f.to.is_some(), "at < $4", 4),
+        when_set(f.actor.is_some(), "actor = $5", 5),
+        when_set(f.action.is_some(), "action = $6", 6),
+        when_set(f.object_id.is_some(), "object_id = $7", 7),
+        when_set(f.ip_bidx.is_some(), "ip_bidx = $8", 8),
+    )
+}
+
+/// The parameters of [`audit_page_sql`], in order (shared with the plan test).
+macro_rules! bind_audit_page {
+    ($q:expr, $t:expr, $after:expr, $f:expr, $limit:expr) => {{
+        let f: &$crate::rows::AuditFilter = $f;
+        $q.bind($t)
+            .bind($after)
+            .bind(f.from)
+            .bind(f.to)
+            .bind(f.actor.as_deref())
+            .bind(f.action.as_deref())
+            .bind(f.object_id.as_deref())
+            .bind(f.ip_bidx.as_deref())
+            .bind($limit)
+    }};
+}
+#[cfg(feature = "testing")]
+pub(crate) use bind_audit_page;
+
+pub(crate) const AUDIT_LEAF_HASHES: &str = "SELECT seq, leaf_hash FROM audit_events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3";
+
 // Statements run by both the sqlx path and the direct SQLite path (`direct.rs`): one text each.
 // The direct path decodes columns by position, in the order of the column lists above.
 static USER_BY_ID: LazyLock<String> =
@@ -445,10 +512,7 @@ impl TenantTx {
     /// Keyset pagination in id order (ids are time-ordered UUIDv7).
     pub async fn list_users(&mut self, after: Option<UserId>, limit: i64) -> Result<Vec<UserRow>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {USER_COLS} FROM users WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
-            keyset(after.is_some())
-        );
+        let sql = users_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
         )
@@ -685,9 +749,7 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<ApiKeyRow>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {KEY_COLS} FROM api_keys WHERE tenant_id = $1 AND ($2 IS NULL OR id > $2) ORDER BY id LIMIT $3"
-        );
+        let sql = api_keys_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
         )
@@ -1045,25 +1107,16 @@ impl TenantTx {
         f: &AuditFilter,
     ) -> Result<Vec<AuditEventRow>> {
         let t = self.tenant;
-        Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT seq, at, actor, action, outcome, object_type, object_id, details, leaf_hash FROM audit_events \
-             WHERE tenant_id = $1 AND ($2 IS NULL OR seq > $2) AND ($3 IS NULL OR at >= $3) AND ($4 IS NULL OR at < $4) \
-             AND ($5 IS NULL OR actor = $5) AND ($6 IS NULL OR action = $6) AND ($7 IS NULL OR object_id = $7) \
-             AND ($8 IS NULL OR ip_bidx = $8) ORDER BY seq LIMIT $9"
+        let sql = audit_page_sql(after.is_some(), f);
+        Ok(on_conn!(&mut self.tx, |c| bind_audit_page!(
+            sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())),
+            t,
+            after,
+            f,
+            limit
         )
-        .bind(t)
-        .bind(after)
-        .bind(f.from)
-        .bind(f.to)
-        .bind(f.actor.as_deref())
-        .bind(f.action.as_deref())
-        .bind(f.object_id.as_deref())
-        .bind(f.ip_bidx.as_deref())
-        .bind(limit)
         .fetch_all(c)
-        .await?
-        }))
+        .await?))
     }
 
     /// Visits every stored event with `seq >= from`, in sequence order, until `f` returns
@@ -1171,14 +1224,12 @@ impl TenantTx {
     ) -> Result<Vec<(i64, Vec<u8>)>> {
         let t = self.tenant;
         Ok(on_conn!(&mut self.tx, |c| {
-            sqlx::query_as(
-            "SELECT seq, leaf_hash FROM audit_events WHERE tenant_id = $1 AND seq >= $2 ORDER BY seq LIMIT $3"
-        )
-        .bind(t)
-        .bind(from)
-        .bind(limit)
-        .fetch_all(c)
-        .await?
+            sqlx::query_as(AUDIT_LEAF_HASHES)
+                .bind(t)
+                .bind(from)
+                .bind(limit)
+                .fetch_all(c)
+                .await?
         }))
     }
 
@@ -1246,10 +1297,7 @@ impl TenantTx {
         limit: i64,
     ) -> Result<Vec<SessionRow>> {
         let t = self.tenant;
-        let sql = format!(
-            "SELECT {SESSION_COLS} FROM sessions WHERE tenant_id = $1 AND {} ORDER BY id LIMIT $3",
-            keyset(after.is_some())
-        );
+        let sql = sessions_page_sql(after.is_some());
         Ok(on_conn!(&mut self.tx, |c| sqlx::query_as(
             sqlx::AssertSqlSafe(sql)
         )

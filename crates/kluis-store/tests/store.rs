@@ -763,3 +763,81 @@ async fn sqlite_stale_audit_head_is_refused_then_recovers() {
         .await;
     assert!(matches!(err, Err(kluis_store::StoreError::AuditHeadMoved)));
 }
+
+/// The table a keyset plan reads and how its cursor shows in the plan (SQLite, PostgreSQL).
+fn keyset_target(name: &str) -> (&'static str, &'static str, &'static str) {
+    match name {
+        "audit_events" | "audit_events_by_actor" => ("audit_events", "seq>?", "seq >"),
+        "audit_leaf_hashes" => ("audit_events", "seq>?", "seq >="),
+        "users" => ("users", "id>?", "id >"),
+        "sessions" => ("sessions", "id>?", "id >"),
+        "api_keys" => ("api_keys", "id>?", "id >"),
+        "record_fields" | "record_state" | "records" => ("crm_records", "id>?", "id >"),
+        "records_desc" => ("crm_records", "id<?", "id <"),
+        "versions" => (
+            "crm_versions",
+            "(record_id,revision)>(?,?)",
+            "ROW(record_id, revision) > ROW(",
+        ),
+        "tenants" => ("tenants", "id>?", "id >"),
+        other => panic!("no expectation for keyset plan {other}"),
+    }
+}
+
+// Every keyset page seeks its index at the cursor and reads in index order: no full scan of
+// the table and no temporary b-tree (sort), so a page costs the same at any size. The form
+// `($2 IS NULL OR seq > $2)` failed this: SQLite walked the tenant's rows from the start.
+on_both!(keyset_pages_seek_their_index);
+async fn keyset_pages_seek_their_index(b: Backend) {
+    let s = &b.store;
+    let a = tenant(s, "a").await;
+    let mut tx = s.tenant(a).begin_read().await.unwrap();
+    let mut plans = tx.keyset_plans().await.unwrap();
+    drop(tx);
+    let mut p = s.platform().await.unwrap();
+    plans.extend(p.keyset_plans().await.unwrap());
+    drop(p);
+    assert_eq!(plans.len(), 12, "every keyset page is explained");
+    let pg = s.engine() == Engine::Postgres;
+    for (name, plan) in &plans {
+        let (table, sqlite_cursor, pg_cursor) = keyset_target(name);
+        eprintln!("{name}:\n{plan}");
+        let lines: Vec<&str> = plan.lines().map(str::trim).collect();
+        if pg {
+            assert!(
+                !lines
+                    .iter()
+                    .any(|l| l.contains(&format!("Seq Scan on {table}"))),
+                "{name}: full scan\n{plan}"
+            );
+            assert!(
+                !lines
+                    .iter()
+                    .any(|l| l.starts_with("Sort") || l.starts_with("->  Sort")),
+                "{name}: sorts\n{plan}"
+            );
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l.starts_with("Index Cond:") && l.contains(pg_cursor)),
+                "{name}: the cursor is not an index condition\n{plan}"
+            );
+        } else {
+            assert!(
+                !lines
+                    .iter()
+                    .any(|l| l.starts_with(&format!("SCAN {table}"))),
+                "{name}: full scan\n{plan}"
+            );
+            assert!(
+                !lines.iter().any(|l| l.contains("TEMP B-TREE")),
+                "{name}: sorts\n{plan}"
+            );
+            assert!(
+                lines.iter().any(|l| l.starts_with(&format!("SEARCH {table}"))
+                    && l.contains(sqlite_cursor)),
+                "{name}: the cursor is not sought\n{plan}"
+            );
+        }
+    }
+}

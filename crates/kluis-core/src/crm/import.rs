@@ -922,15 +922,52 @@ impl Kluis {
         drop(rx);
         let _ = parser.await;
         let mut r = lock(&report).clone();
-        if let Err(e) = outcome {
-            // Storage or key failure: nothing of the open transaction was kept.
-            tracing::error!(import = %id, error = %e, "import stopped");
-            r.fatal.get_or_insert(row_error(
-                r.rows + 1,
-                None,
-                e.code,
-                "the import stopped because of a server error",
-            ));
+        let open = match outcome {
+            Ok(open) => open,
+            Err(e) => {
+                // Storage or key failure: nothing of the open transaction was kept.
+                tracing::error!(import = %id, error = %e, "import stopped");
+                r.fatal.get_or_insert(row_error(
+                    r.rows + 1,
+                    None,
+                    e.code,
+                    "the import stopped because of a server error",
+                ));
+                None
+            }
+        };
+        // All-or-nothing: the import's own event commits in the transaction of its rows, so
+        // the rows are never kept without it, and the answer is what that COMMIT did.
+        if let Some((mut tx, keys, written)) = open {
+            let mut done = r.clone();
+            done.committed += written;
+            done.status = ImportStatus::Committed;
+            done.finished_at = Some(rfc3339(self.now()));
+            let ev = import_event(&done);
+            let committed = async {
+                self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
+                    .await?;
+                tx.commit().await?;
+                Ok::<(), Error>(())
+            }
+            .await;
+            match committed {
+                Ok(()) => {
+                    *lock(&report) = done.clone();
+                    self.finish_tracking(id);
+                    self.checkpoint_soon(actor.tenant());
+                    return Ok(done);
+                }
+                Err(e) => {
+                    tracing::error!(import = %id, error = %e, "import commit failed");
+                    r.fatal.get_or_insert(row_error(
+                        r.rows + 1,
+                        None,
+                        e.code,
+                        "the import stopped because of a server error; nothing was imported",
+                    ));
+                }
+            }
         }
         r.status = if r.fatal.is_some() {
             ImportStatus::Failed
@@ -948,11 +985,14 @@ impl Kluis {
         Ok(r)
     }
 
+    /// Reads and writes the rows. An all-or-nothing import without row errors returns its
+    /// transaction still open (with its keys and the number of records written): the caller
+    /// adds the import's event and commits.
     async fn run_import(
         &self,
         run: &Run<'_>,
         rx: &mut tokio::sync::mpsc::Receiver<Msg>,
-    ) -> Result<()> {
+    ) -> Result<Option<(TenantTx, Arc<TenantKeys>, u64)>> {
         let single = run.opts.dry_run || run.opts.mode == ImportMode::AllOrNothing;
         let mut open: Option<(TenantTx, Arc<TenantKeys>, Caches, u64)> = None;
         while let Some(msg) = rx.recv().await {
@@ -960,7 +1000,7 @@ impl Kluis {
                 Msg::Rows(rows) => rows,
                 Msg::Fatal(e) => {
                     lock(run.report).fatal = Some(e);
-                    return Ok(());
+                    return Ok(None);
                 }
                 Msg::Header { .. } => return Err(Error::internal("second header")),
             };
@@ -1003,14 +1043,13 @@ impl Kluis {
             }
         }
         let failed = lock(run.report).failed;
-        if let Some((tx, _, _, written)) = open.take()
+        if let Some((tx, keys, _, written)) = open.take()
             && !run.opts.dry_run
             && failed == 0
         {
-            tx.commit().await?;
-            lock(run.report).committed += written;
+            return Ok(Some((tx, keys, written)));
         }
-        Ok(())
+        Ok(None)
     }
 
     /// One batch of rows, in order: inputs and checks row by row, the duplicate check for the
@@ -1350,19 +1389,7 @@ impl Kluis {
     ) -> Result<()> {
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let keys = self.keys(&mut tx).await?;
-        let ev = Event {
-            action: "crm.import",
-            success: matches!(r.status, ImportStatus::Committed | ImportStatus::DryRun),
-            object_type: Some(r.object_type.as_str()),
-            object_id: Some(r.id.to_string()),
-            details: json!({
-                "status": r.status, "dry_run": r.dry_run, "mode": r.mode,
-                "on_duplicate": r.on_duplicate, "encoding": r.encoding, "delimiter": r.delimiter,
-                "columns": r.columns, "rows": r.rows, "created": r.created, "updated": r.updated,
-                "skipped": r.skipped, "failed": r.failed, "committed": r.committed,
-                "fatal": r.fatal.as_ref().map(|f| &f.code),
-            }),
-        };
+        let ev = import_event(r);
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
             .await?;
         tx.commit().await?;
@@ -1420,6 +1447,23 @@ impl Kluis {
             .filter(|t| t.tenant == actor.tenant())
             .map(|t| lock(&t.report).clone())
             .ok_or_else(Error::not_found)
+    }
+}
+
+/// The import as one audit event: options, columns and counts (no cell values).
+fn import_event(r: &ImportReport) -> Event<'static> {
+    Event {
+        action: "crm.import",
+        success: matches!(r.status, ImportStatus::Committed | ImportStatus::DryRun),
+        object_type: Some(r.object_type.as_str()),
+        object_id: Some(r.id.to_string()),
+        details: json!({
+            "status": r.status, "dry_run": r.dry_run, "mode": r.mode,
+            "on_duplicate": r.on_duplicate, "encoding": r.encoding, "delimiter": r.delimiter,
+            "columns": r.columns, "rows": r.rows, "created": r.created, "updated": r.updated,
+            "skipped": r.skipped, "failed": r.failed, "committed": r.committed,
+            "fatal": r.fatal.as_ref().map(|f| &f.code),
+        }),
     }
 }
 

@@ -169,6 +169,11 @@ async fn csv_import_end_to_end(b: Backend) {
     let last = items.last().unwrap();
     assert_eq!(last["object_id"], import_id.as_str());
     assert_eq!(last["details"]["created"], 3);
+    // Written in the import's own transaction, before its COMMIT: it states the outcome.
+    assert_eq!(
+        (&last["details"]["status"], &last["details"]["committed"]),
+        (&json!("committed"), &json!(3))
+    );
     assert!(
         !last.to_string().contains("jose@invoer.test"),
         "no cell values in the event"
