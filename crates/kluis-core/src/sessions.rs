@@ -140,13 +140,13 @@ impl Kluis {
         }
         self.attempt_delay(gate.account_failures).await;
         let hash = match (&gate.refused, &lookup) {
-            (None, Lookup::Found(_, u)) => u.password_hash.clone(),
+            (None, Lookup::Found(t, u)) => u.password_hash.clone().map(|h| (*t, u.id, h)),
             _ => None,
         };
         let ok = match hash {
-            Some(h) => {
-                let pw = input.password.clone();
-                blocking(move || password::verify_password(&pw, &h)).await??
+            Some((t, id, h)) => {
+                self.verify_user_password(t, id, &h, input.password.clone())
+                    .await?
             }
             None => {
                 // Same work as a real check: unknown and locked accounts cost one argon2
@@ -658,13 +658,14 @@ impl Kluis {
         };
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
-        let current_ok = match row.password_hash.clone() {
-            Some(h) => {
-                let pw = input.current_password.clone();
-                blocking(move || password::verify_password(&pw, &h)).await??
-            }
-            None => false,
-        };
+        let keys = self.keys(&mut tx).await?;
+        let current_ok = crate::passwords::verify_with(
+            &keys,
+            user.0,
+            row.password_hash.as_deref(),
+            input.current_password.clone(),
+        )
+        .await?;
         if !current_ok {
             return Err(Error::validation(
                 "current_password",
@@ -674,8 +675,9 @@ impl Kluis {
         }
         let policy = effective_policy(&mut tx).await?;
         check_password(&policy, &input.new_password).map_err(|e| e.with_field("new_password"))?;
-        let pw = input.new_password;
-        let hash = blocking(move || password::hash_password(&pw)).await??;
+        let hash = self
+            .new_password_hash(&mut tx, user, input.new_password)
+            .await?;
         let now = self.now();
         tx.update_user(
             user,
@@ -689,7 +691,7 @@ impl Kluis {
         let n = tx.revoke_user_sessions(user, keep, now).await?;
         // Reset links mailed earlier stop working with the password they were meant to replace.
         tx.delete_user_tokens(user, None).await?;
-        let keys = self.keys(&mut tx).await?;
+        
         let ev = Event::ok("auth.password_change", "user", user)
             .with(json!({"other_sessions_revoked": n}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)
