@@ -20,8 +20,8 @@ use crate::keys::TenantKeys;
 use crate::mail::templates::{self, Recipient};
 use crate::settings::{check_password, effective_policy};
 use crate::{
-    Actor, Error, ErrorKind, Kluis, Permission, RequestContext, Result, Role, TenantId, UserId,
-    ms, tokens, validate,
+    Actor, Error, ErrorKind, Kluis, Permission, RequestContext, Result, Role, TenantId, UserId, ms,
+    tokens, validate,
 };
 
 /// Live reset links a user may have at once; further requests send nothing.

@@ -584,13 +584,9 @@ impl Kluis {
                 "totp"
             }
             (None, Some(pw)) => {
-                let ok = crate::passwords::verify_with(
-                    &keys,
-                    user.0,
-                    row.password_hash.as_deref(),
-                    pw,
-                )
-                .await?;
+                let ok =
+                    crate::passwords::verify_with(&keys, user.0, row.password_hash.as_deref(), pw)
+                        .await?;
                 if !ok {
                     return Err(Error::validation(
                         "password",

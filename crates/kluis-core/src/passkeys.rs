@@ -512,13 +512,9 @@ impl Kluis {
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let method = match (input.password, input.code) {
             (Some(pw), None) => {
-                let ok = crate::passwords::verify_with(
-                    &keys,
-                    user.0,
-                    row.password_hash.as_deref(),
-                    pw,
-                )
-                .await?;
+                let ok =
+                    crate::passwords::verify_with(&keys, user.0, row.password_hash.as_deref(), pw)
+                        .await?;
                 if !ok {
                     return Err(Error::validation(
                         "password",

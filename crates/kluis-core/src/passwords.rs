@@ -60,7 +60,8 @@ pub(crate) async fn verify_with(
         return Ok(false);
     };
     let (phc, _) = open(keys, user, stored)?;
-    blocking(move || password::verify_password(&password, &phc)).await?
+    blocking(move || password::verify_password(&password, &phc))
+        .await?
         .map_err(Error::from)
 }
 
@@ -85,28 +86,25 @@ impl Kluis {
         Ok(stored)
     }
 
-    /// Checks `password` against a user's stored hash. A right password whose hash is stored
-    /// in an old form (plain, or under a retired data key) gets its hash re-sealed under the
-    /// current key, in its own transaction, only if the row still holds what was checked.
-    pub(crate) async fn verify_user_password(
+    /// The PHC string inside a user's stored hash, and whether the stored form is stale.
+    pub(crate) async fn open_password_hash(
         &self,
         tenant: TenantId,
         user: UserId,
         stored: &str,
-        password: String,
-    ) -> Result<bool> {
-        let mut tx = self.store.tenant(tenant).begin().await?;
+    ) -> Result<(String, bool)> {
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
         let keys = self.keys(&mut tx).await?;
-        let (phc, stale) = open(&keys, user.0, stored)?;
-        drop(tx);
-        let ok = blocking(move || password::verify_password(&password, &phc)).await??;
-        if ok && stale {
-            // Best effort: a failure leaves the old (still verifying) form in place.
-            if let Err(e) = self.reseal_one(tenant, user, stored).await {
-                tracing::warn!(tenant = %tenant, error = %e, "re-sealing a password hash failed");
-            }
+        open(&keys, user.0, stored)
+    }
+
+    /// After a successful sign-in: a hash stored in an old form (plain, or under a retired
+    /// data key) is re-sealed under the current key, only if the row still holds it. Best
+    /// effort: a failure leaves the old form, which still verifies.
+    pub(crate) async fn reseal_after_sign_in(&self, tenant: TenantId, user: UserId, stored: &str) {
+        if let Err(e) = self.reseal_one(tenant, user, stored).await {
+            tracing::warn!(tenant = %tenant, error = %e, "re-sealing a password hash failed");
         }
-        Ok(ok)
     }
 
     async fn reseal_one(&self, tenant: TenantId, user: UserId, stored: &str) -> Result<bool> {

@@ -117,7 +117,19 @@ impl Kluis {
     /// the same work. A correct password leads to a full session, or to a pending one when a
     /// second factor is due (`mfa::second_step_due`).
     pub async fn login(&self, input: LoginInput, ctx: &RequestContext) -> Result<LoginOutcome> {
-        let (lookup, account) = self.find_login_user(&input).await?;
+        let (mut lookup, account) = self.find_login_user(&input).await?;
+        // The sealed hash is opened now, before the attempt gate below holds a connection
+        // (a second one per sign-in would starve the pool under a burst of guesses).
+        let mut stale_hash = None;
+        if let Lookup::Found(t, u) = &mut lookup
+            && let Some(stored) = u.password_hash.take()
+        {
+            let (phc, stale) = self.open_password_hash(*t, u.id, &stored).await?;
+            u.password_hash = Some(phc);
+            if stale {
+                stale_hash = Some(stored);
+            }
+        }
         let gate = self.count_attempt(&account, ctx).await?;
         // From outside the organisation's allowlist the password is not even checked: no
         // guessing from elsewhere, and the answer says nothing about the password.
@@ -140,13 +152,13 @@ impl Kluis {
         }
         self.attempt_delay(gate.account_failures).await;
         let hash = match (&gate.refused, &lookup) {
-            (None, Lookup::Found(t, u)) => u.password_hash.clone().map(|h| (*t, u.id, h)),
+            (None, Lookup::Found(_, u)) => u.password_hash.clone(),
             _ => None,
         };
         let ok = match hash {
-            Some((t, id, h)) => {
-                self.verify_user_password(t, id, &h, input.password.clone())
-                    .await?
+            Some(h) => {
+                let pw = input.password.clone();
+                blocking(move || password::verify_password(&pw, &h)).await??
             }
             None => {
                 // Same work as a real check: unknown and locked accounts cost one argon2
@@ -189,6 +201,10 @@ impl Kluis {
         let second_step = self.second_step_due(tenant, &user_row).await?;
         self.attempt_succeeded(&account, &gate, second_step.is_none())
             .await?;
+        if let Some(stored) = stale_hash {
+            self.reseal_after_sign_in(tenant, user_row.id, &stored)
+                .await;
+        }
         match second_step {
             None => {
                 self.start_session(tenant, user_row.id, SessionStage::Password, "password", ctx)
@@ -691,7 +707,7 @@ impl Kluis {
         let n = tx.revoke_user_sessions(user, keep, now).await?;
         // Reset links mailed earlier stop working with the password they were meant to replace.
         tx.delete_user_tokens(user, None).await?;
-        
+
         let ev = Event::ok("auth.password_change", "user", user)
             .with(json!({"other_sessions_revoked": n}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)

@@ -44,9 +44,7 @@ impl Default for DrainLimits {
 
 /// Total size of a header block the way HTTP/2's SETTINGS_MAX_HEADER_LIST_SIZE counts it.
 fn header_bytes(h: &HeaderMap) -> usize {
-    h.iter()
-        .map(|(k, v)| k.as_str().len() + v.len() + 32)
-        .sum()
+    h.iter().map(|(k, v)| k.as_str().len() + v.len() + 32).sum()
 }
 
 struct Shared {
@@ -95,10 +93,7 @@ pub async fn layer(
     req: Request,
     next: Next,
 ) -> Response {
-    let uri_len = req
-        .uri()
-        .path_and_query()
-        .map_or(0, |p| p.as_str().len());
+    let uri_len = req.uri().path_and_query().map_or(0, |p| p.as_str().len());
     let early = if uri_len > MAX_URI_BYTES {
         Some(ApiError::new(
             StatusCode::URI_TOO_LONG,

@@ -516,10 +516,21 @@ const SECURITY_TXT_VALIDITY: time::Duration = time::Duration::days(180);
 async fn security_txt(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
     let cfg = &s.security_txt;
     if cfg.contact.is_empty() {
-        return ApiError::new(StatusCode::NOT_FOUND, "not_found", "no security contact is configured")
-            .into_response();
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no security contact is configured",
+        )
+        .into_response();
     }
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; charset=utf-8")], render_security_txt(cfg, time::OffsetDateTime::now_utc())).into_response()
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        render_security_txt(cfg, time::OffsetDateTime::now_utc()),
+    )
+        .into_response()
 }
 
 fn render_security_txt(cfg: &SecurityTxt, now: time::OffsetDateTime) -> String {
@@ -589,11 +600,15 @@ mod security_txt_tests {
     #[test]
     fn fields_as_rfc_9116_wants_them() {
         let cfg = SecurityTxt {
-            contact: vec!["mailto:security@example.test".into(), "https://example.test/report".into()],
+            contact: vec![
+                "mailto:security@example.test".into(),
+                "https://example.test/report".into(),
+            ],
             policy: Some("https://example.test/SECURITY.md".into()),
             canonical: Some("https://crm.example.test/.well-known/security.txt".into()),
         };
-        let now = time::OffsetDateTime::from_unix_timestamp_nanos(1_796_661_015_250_000_000).unwrap();
+        let now =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_796_661_015_250_000_000).unwrap();
         assert_eq!(
             render_security_txt(&cfg, now),
             "Contact: mailto:security@example.test\nContact: https://example.test/report\n\

@@ -272,9 +272,12 @@ mod tests {
         let pem = std::fs::read(&cert).unwrap();
 
         // A later start well before expiry keeps it.
-        let (_, _, g) =
-            ensure_self_signed(dir.path(), Some("crm.example.test"), t0 + time::Duration::days(59))
-                .unwrap();
+        let (_, _, g) = ensure_self_signed(
+            dir.path(),
+            Some("crm.example.test"),
+            t0 + time::Duration::days(59),
+        )
+        .unwrap();
         assert_eq!(g, Generated::Kept);
         assert_eq!(std::fs::read(&cert).unwrap(), pem);
 
@@ -291,7 +294,12 @@ mod tests {
         // Another configured host: replaced.
         let (_, _, g) = ensure_self_signed(dir.path(), Some("other.example.test"), t1).unwrap();
         assert_eq!(g, Generated::Renewed("named for another host"));
-        assert!(inspect(&cert).unwrap().1.contains(&"other.example.test".to_owned()));
+        assert!(
+            inspect(&cert)
+                .unwrap()
+                .1
+                .contains(&"other.example.test".to_owned())
+        );
 
         // A damaged certificate: replaced, not a refusal to start.
         std::fs::write(&cert, b"garbage").unwrap();

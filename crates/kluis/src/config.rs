@@ -421,12 +421,18 @@ impl Config {
         if self.login_lockout_secs == 0 || self.login_ip_window_secs == 0 {
             bail!("login_lockout_secs and login_ip_window_secs must be positive");
         }
-        for u in self.security_contact.iter().chain(&self.security_policy_url) {
+        for u in self
+            .security_contact
+            .iter()
+            .chain(&self.security_policy_url)
+        {
             let scheme_ok = ["mailto:", "https://", "tel:"]
                 .iter()
                 .any(|p| u.starts_with(p));
             if !scheme_ok || u.chars().any(char::is_control) {
-                bail!("security_contact / security_policy_url: `{u}` must be a mailto:, https:// or tel: URI");
+                bail!(
+                    "security_contact / security_policy_url: `{u}` must be a mailto:, https:// or tel: URI"
+                );
             }
         }
         if self

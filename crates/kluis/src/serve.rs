@@ -392,8 +392,7 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     if generated {
         tokio::spawn(renew_generated_cert(cfg.clone(), rustls_config.clone()));
     }
-    let acceptor = RustlsAcceptor::new(rustls_config)
-        .handshake_timeout(Duration::from_secs(10));
+    let acceptor = RustlsAcceptor::new(rustls_config).handshake_timeout(Duration::from_secs(10));
     let mut server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
         .handle(handle)
@@ -474,8 +473,12 @@ fn ensure_generated_cert(cfg: &Config) -> anyhow::Result<(std::path::PathBuf, st
     .context("self-signed certificate")?;
     match what {
         Generated::Kept => {}
-        Generated::Created => tracing::info!(cert = %cert.display(), "generated a self-signed certificate (90 days)"),
-        Generated::Renewed(why) => tracing::warn!(cert = %cert.display(), reason = why, "renewed the self-signed certificate"),
+        Generated::Created => {
+            tracing::info!(cert = %cert.display(), "generated a self-signed certificate (90 days)")
+        }
+        Generated::Renewed(why) => {
+            tracing::warn!(cert = %cert.display(), reason = why, "renewed the self-signed certificate")
+        }
     }
     Ok((cert, key))
 }

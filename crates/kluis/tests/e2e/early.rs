@@ -40,7 +40,14 @@ fn send(
     let mut c = Command::new("curl");
     c.args(["-sS", http, "--max-time", "20", "--cacert"])
         .arg(&cert)
-        .args(["-X", method, "-o", "-", "-w", "\n%{http_version} %{http_code}"]);
+        .args([
+            "-X",
+            method,
+            "-o",
+            "-",
+            "-w",
+            "\n%{http_version} %{http_code}",
+        ]);
     for (k, v) in headers {
         c.args(["-H", &format!("{k}: {v}")]);
     }
@@ -178,7 +185,10 @@ async fn oversized_headers_and_targets_get_the_json_error() {
                 http,
                 method,
                 "/api/v1/contacts",
-                &[("x-filler", &big_header), ("content-type", "application/json")],
+                &[
+                    ("x-filler", &big_header),
+                    ("content-type", "application/json"),
+                ],
                 with_body,
             );
             assert!(ok, "{http} {method} big header: {err}");
@@ -213,5 +223,8 @@ async fn oversized_headers_and_targets_get_the_json_error() {
         None,
     );
     assert!(ok);
-    assert_eq!((status, v["error"]["code"].as_str()), (401, Some("unauthenticated")));
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (401, Some("unauthenticated"))
+    );
 }

@@ -34,7 +34,11 @@ fn systemd_unit_is_sandboxed() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let score: f64 = text
         .lines()
         .find_map(|l| l.split_once("Overall exposure level for kluis.service:"))
@@ -110,10 +114,16 @@ async fn serve_refuses_root_unless_told() {
     for allow in [None, Some("false")] {
         let o = run(allow);
         let err = String::from_utf8_lossy(&o.stderr);
-        assert!(!o.status.success(), "served as root with KLUIS_ALLOW_ROOT={allow:?}");
+        assert!(
+            !o.status.success(),
+            "served as root with KLUIS_ALLOW_ROOT={allow:?}"
+        );
         assert!(err.contains("refusing to run as root"), "{err}");
         // Refused before anything was created.
-        assert!(!dir.path().join("data").exists(), "data directory created before the refusal");
+        assert!(
+            !dir.path().join("data").exists(),
+            "data directory created before the refusal"
+        );
     }
     // Told: it starts (the harness runs every other test this way).
     let s = Server::start(Backend::Sqlite).await;
@@ -135,7 +145,10 @@ async fn security_txt_follows_rfc_9116() {
                 "KLUIS_SECURITY_CONTACT",
                 "[\"mailto:security@example.test\", \"https://example.test/report\"]",
             ),
-            ("KLUIS_SECURITY_POLICY_URL", "https://example.test/SECURITY.md"),
+            (
+                "KLUIS_SECURITY_POLICY_URL",
+                "https://example.test/SECURITY.md",
+            ),
             ("KLUIS_PUBLIC_URL", "https://crm.example.test"),
         ],
     )
@@ -161,7 +174,10 @@ async fn security_txt_follows_rfc_9116() {
     };
     assert_eq!(
         field("Contact"),
-        ["mailto:security@example.test", "https://example.test/report"]
+        [
+            "mailto:security@example.test",
+            "https://example.test/report"
+        ]
     );
     assert_eq!(field("Policy"), ["https://example.test/SECURITY.md"]);
     assert_eq!(
@@ -171,11 +187,9 @@ async fn security_txt_follows_rfc_9116() {
     // Expires: once, RFC 3339, in the future and less than a year ahead (RFC 9116 2.5.5).
     let expires = field("Expires");
     assert_eq!(expires.len(), 1, "{body}");
-    let at = time::OffsetDateTime::parse(
-        &expires[0],
-        &time::format_description::well_known::Rfc3339,
-    )
-    .unwrap();
+    let at =
+        time::OffsetDateTime::parse(&expires[0], &time::format_description::well_known::Rfc3339)
+            .unwrap();
     let ahead = at - time::OffsetDateTime::now_utc();
     assert!(
         ahead > time::Duration::days(170) && ahead < time::Duration::days(365),
@@ -186,7 +200,14 @@ async fn security_txt_follows_rfc_9116() {
     for l in body.lines() {
         let name = l.split(':').next().unwrap();
         assert!(
-            ["Contact", "Expires", "Policy", "Canonical", "Preferred-Languages"].contains(&name),
+            [
+                "Contact",
+                "Expires",
+                "Policy",
+                "Canonical",
+                "Preferred-Languages"
+            ]
+            .contains(&name),
             "unexpected line {l:?}"
         );
     }

@@ -1061,9 +1061,16 @@ async fn recovery_codes_are_regenerated(b: Backend) {
         10,
         "codes repeat"
     );
-    assert!(new.iter().all(|n| !old.contains(n)), "an old code came back");
+    assert!(
+        new.iter().all(|n| !old.contains(n)),
+        "an old code came back"
+    );
     let (st, v) = s.get("/api/v1/me/mfa", &t.member).await;
-    assert_eq!((st, v["recovery_codes_left"].as_i64()), (StatusCode::OK, Some(10)), "{v}");
+    assert_eq!(
+        (st, v["recovery_codes_left"].as_i64()),
+        (StatusCode::OK, Some(10)),
+        "{v}"
+    );
     let ev = events(&s, &t.owner, "&action=mfa.recovery_codes.regenerate").await;
     assert_eq!(ev.len(), 1, "{ev:?}");
     assert_eq!(ev[0]["object_id"], t.member_id);
@@ -1072,17 +1079,37 @@ async fn recovery_codes_are_regenerated(b: Backend) {
     let (_, _, pending) = login_step(&s, "herstel", email, PASSWORD).await;
     let pending = pending.unwrap();
     let (st, v) = s
-        .post("/api/v1/auth/mfa", &pending, json!({"recovery_code": old[0]}))
+        .post(
+            "/api/v1/auth/mfa",
+            &pending,
+            json!({"recovery_code": old[0]}),
+        )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_code"), "{v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_code"),
+        "{v}"
+    );
     let (_, _, fresh) = login_step(&s, "herstel", email, PASSWORD).await;
     let (st, v) = s
-        .post("/api/v1/auth/mfa", &fresh.unwrap(), json!({"recovery_code": new[0]}))
+        .post(
+            "/api/v1/auth/mfa",
+            &fresh.unwrap(),
+            json!({"recovery_code": new[0]}),
+        )
         .await;
     assert_eq!(st, StatusCode::OK, "{v}");
     let (_, _, again) = login_step(&s, "herstel", email, PASSWORD).await;
     let (st, v) = s
-        .post("/api/v1/auth/mfa", &again.unwrap(), json!({"recovery_code": new[0]}))
+        .post(
+            "/api/v1/auth/mfa",
+            &again.unwrap(),
+            json!({"recovery_code": new[0]}),
+        )
         .await;
-    assert_eq!((st, code(&v)), (StatusCode::UNAUTHORIZED, "invalid_code"), "reused: {v}");
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_code"),
+        "reused: {v}"
+    );
 }

@@ -25,7 +25,11 @@ fn stored_hash(s: &Server, user: &str) -> String {
                 ])
                 .output()
                 .unwrap();
-            assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
             String::from_utf8(out.stdout).unwrap().trim().to_owned()
         }
         Backend::Postgres { .. } => kluis_testkit::pg_cluster()
@@ -45,7 +49,10 @@ fn put_hash(s: &Server, user: &str, hash: &str) {
         Backend::Sqlite => format!("X'{}'", user.replace('-', "")),
         Backend::Postgres { .. } => format!("'{user}'"),
     };
-    sql(s, &format!("UPDATE users SET password_hash = '{hash}' WHERE id = {id};"));
+    sql(
+        s,
+        &format!("UPDATE users SET password_hash = '{hash}' WHERE id = {id};"),
+    );
 }
 
 async fn login_status(s: &Server, email: &str, password: &str) -> StatusCode {
@@ -94,12 +101,23 @@ async fn password_hashes_are_sealed_at_rest(b: Backend) {
         login_status(&s, member, "Wrong-Password-99!").await,
         StatusCode::UNAUTHORIZED
     );
-    assert_eq!(stored_hash(&s, &t.member_id), legacy, "a failed sign-in changes nothing");
+    assert_eq!(
+        stored_hash(&s, &t.member_id),
+        legacy,
+        "a failed sign-in changes nothing"
+    );
     s.login("peper", member, PASSWORD).await;
     let resealed = stored_hash(&s, &t.member_id);
-    assert!(resealed.starts_with(SEALED), "not sealed at sign-in: {resealed}");
+    assert!(
+        resealed.starts_with(SEALED),
+        "not sealed at sign-in: {resealed}"
+    );
     s.login("peper", member, PASSWORD).await;
-    assert_eq!(stored_hash(&s, &t.member_id), resealed, "a current hash is left alone");
+    assert_eq!(
+        stored_hash(&s, &t.member_id),
+        resealed,
+        "a current hash is left alone"
+    );
 
     // ... or all at once by the command.
     put_hash(&s, &t.member_id, &legacy);
@@ -107,7 +125,10 @@ async fn password_hashes_are_sealed_at_rest(b: Backend) {
     assert!(out.contains("sealed 1 password hashes"), "{out}");
     assert!(stored_hash(&s, &t.member_id).starts_with(SEALED));
     let out = s.cli(&["keys", "seal-passwords", "--tenant", "peper"], None);
-    assert!(out.contains("sealed 0 password hashes"), "idempotent: {out}");
+    assert!(
+        out.contains("sealed 0 password hashes"),
+        "idempotent: {out}"
+    );
     s.login("peper", member, PASSWORD).await;
 
     // Rotation: a new data key re-seals every hash; one still under the old key verifies and
@@ -115,13 +136,19 @@ async fn password_hashes_are_sealed_at_rest(b: Backend) {
     let before = stored_hash(&s, &t.owner_id);
     s.cli(&["keys", "rotate-dek", "--tenant", "peper"], None);
     let after = stored_hash(&s, &t.owner_id);
-    assert!(after.starts_with(SEALED) && after != before, "not re-sealed by the rotation");
+    assert!(
+        after.starts_with(SEALED) && after != before,
+        "not re-sealed by the rotation"
+    );
     put_hash(&s, &t.owner_id, &before);
     // Servers re-check their cached key ring every 2 s (keys::CACHE_REVALIDATE).
     tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
     s.login("peper", owner, PASSWORD).await;
     let again = stored_hash(&s, &t.owner_id);
-    assert!(again != before && again.starts_with(SEALED), "old-key hash not re-sealed");
+    assert!(
+        again != before && again.starts_with(SEALED),
+        "old-key hash not re-sealed"
+    );
 
     // None of this is a change the audit log does not vouch for.
     let (ok, out, err) = s.cli_raw(&["audit", "verify", "--tenant", "peper", "--state"], None);

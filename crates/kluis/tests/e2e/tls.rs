@@ -141,7 +141,8 @@ fn validity_days(der: &[u8]) -> (i64, i64) {
 
 async fn generated_certificate_is_short_lived_and_renewed(b: Backend) {
     use rustls::crypto::ring::cipher_suite as cs;
-    let mut s = Server::start_with(b, &[("KLUIS_PUBLIC_URL", "https://crm.example.test:8443")]).await;
+    let mut s =
+        Server::start_with(b, &[("KLUIS_PUBLIC_URL", "https://crm.example.test:8443")]).await;
     let cert_path = s.dir.path().join("tls/cert.pem");
     let pem = std::fs::read(&cert_path).unwrap();
     // Named for the configured host (a client checking that name accepts it), 90 days.
@@ -162,18 +163,35 @@ async fn generated_certificate_is_short_lived_and_renewed(b: Backend) {
     assert!((90..=91).contains(&lifetime), "lifetime {lifetime} days");
     assert!((89..=90).contains(&left), "{left} days left");
     let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
-    let cn = x.subject().iter_common_name().next().unwrap().as_str().unwrap().to_owned();
+    let cn = x
+        .subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
     assert_eq!(cn, "crm.example.test");
 
     // A restart keeps a current certificate.
     assert!(s.stop().success());
     s.spawn().await;
-    assert_eq!(std::fs::read(&cert_path).unwrap(), pem, "current certificate kept");
+    assert_eq!(
+        std::fs::read(&cert_path).unwrap(),
+        pem,
+        "current certificate kept"
+    );
 
     // One that expires in 10 days (as if the server had been down for 80) is replaced at start.
     assert!(s.stop().success());
     let key = rcgen::KeyPair::generate().unwrap();
-    let mut params = rcgen::CertificateParams::new(vec!["crm.example.test".to_owned(), "localhost".to_owned(), "127.0.0.1".to_owned(), "::1".to_owned()]).unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![
+        "crm.example.test".to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .unwrap();
     let now = time::OffsetDateTime::now_utc();
     params.not_before = now - time::Duration::days(80);
     params.not_after = now + time::Duration::days(10);
@@ -187,8 +205,18 @@ async fn generated_certificate_is_short_lived_and_renewed(b: Backend) {
         s.logs()
     );
     let pem2 = std::fs::read(&cert_path).unwrap();
-    let (_, der2) = handshake(s.port, &pem2, "crm.example.test", vec![cs::TLS13_AES_128_GCM_SHA256]).await;
-    assert_ne!(der2, old.der().as_ref(), "the old certificate is still served");
+    let (_, der2) = handshake(
+        s.port,
+        &pem2,
+        "crm.example.test",
+        vec![cs::TLS13_AES_128_GCM_SHA256],
+    )
+    .await;
+    assert_ne!(
+        der2,
+        old.der().as_ref(),
+        "the old certificate is still served"
+    );
     let (_, left) = validity_days(&der2);
     assert!((89..=90).contains(&left), "renewed: {left} days left");
 }
