@@ -19,7 +19,7 @@ def cli(*args, data_dir=data, env=None):
         sys.exit(f"kluis {args} failed: {out.stderr}\n{out.stdout}")
     return out.stdout
 
-env = {"KLUIS_BACKUP_REPO": repo, "KLUIS_BACKUP_DRILL_INTERVAL_HOURS": "0", "KLUIS_LOG": "warn"}
+env = {"KLUIS_ALLOW_ROOT": "true", "KLUIS_BACKUP_REPO": repo, "KLUIS_BACKUP_DRILL_INTERVAL_HOURS": "0", "KLUIS_LOG": "warn"}
 cli("tenant", "create", "--slug", "rpo", "--name", "RPO", "--json", env=env)
 key = json.loads(cli("apikey", "create", "--tenant", "rpo", "--name", "w", "--scopes",
                      "crm:read,crm:write", "--json", env=env))["secret"]

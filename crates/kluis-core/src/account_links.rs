@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use crate::db::TenantTx;
 use crate::db::rows::{UserPatch, UserRow};
-use kluis_crypto::{password, token};
+use kluis_crypto::token;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -20,8 +20,8 @@ use crate::keys::TenantKeys;
 use crate::mail::templates::{self, Recipient};
 use crate::settings::{check_password, effective_policy};
 use crate::{
-    Actor, Error, ErrorKind, Kluis, Permission, RequestContext, Result, Role, TenantId, UserId,
-    blocking, ms, tokens, validate,
+    Actor, Error, ErrorKind, Kluis, Permission, RequestContext, Result, Role, TenantId, UserId, ms,
+    tokens, validate,
 };
 
 /// Live reset links a user may have at once; further requests send nothing.
@@ -369,8 +369,9 @@ impl Kluis {
         }
         let policy = effective_policy(&mut tx).await?;
         check_password(&policy, new_password).map_err(|e| e.with_field(field))?;
-        let pw = new_password.to_owned();
-        let hash = blocking(move || password::hash_password(&pw)).await??;
+        let hash = self
+            .new_password_hash(&mut tx, user, new_password.to_owned())
+            .await?;
         tx.update_user(
             user,
             &UserPatch {

@@ -761,6 +761,7 @@ impl Kluis {
         }
         self.reencrypt_mfa(tenant, &mut p).await?;
         self.reencrypt_scim(tenant, &mut p).await?;
+        p.values_resealed += self.seal_password_hashes(tenant).await?;
         progress(&p);
         self.reencrypt_crm(tenant, batch, &mut p, &mut progress)
             .await?;

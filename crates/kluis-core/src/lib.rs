@@ -31,6 +31,7 @@ pub mod mfa;
 pub mod network;
 pub mod operations;
 pub mod passkeys;
+pub mod passwords;
 pub mod ratelimit;
 pub mod roles;
 pub mod saml;

@@ -14,7 +14,7 @@
 //! towards the account lockout like failed passwords (`lockout.rs`).
 
 use crate::db::TenantTx;
-use kluis_crypto::{password, totp};
+use kluis_crypto::totp;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -26,7 +26,7 @@ use crate::settings::effective_policy;
 use crate::users::user_from_row;
 use crate::{
     Actor, AuthStage, Error, ErrorKind, Kluis, Permission, Principal, RequestContext, Result, Role,
-    SessionId, TenantId, UserId, blocking,
+    SessionId, TenantId, UserId,
 };
 
 /// Codes a pending session may try before it is revoked.
@@ -584,10 +584,9 @@ impl Kluis {
                 "totp"
             }
             (None, Some(pw)) => {
-                let ok = match row.password_hash.clone() {
-                    Some(h) => blocking(move || password::verify_password(&pw, &h)).await??,
-                    None => false,
-                };
+                let ok =
+                    crate::passwords::verify_with(&keys, user.0, row.password_hash.as_deref(), pw)
+                        .await?;
                 if !ok {
                     return Err(Error::validation(
                         "password",

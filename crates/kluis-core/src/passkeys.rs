@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use crate::db::TenantTx;
 use crate::db::passkeys::{CeremonyRow, NewCeremony, PasskeyRow};
-use kluis_crypto::{password, token};
+use kluis_crypto::token;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -42,7 +42,7 @@ use crate::sessions::{LoginOutcome, SessionStage, mfa_required};
 use crate::users::{rfc3339, user_from_row};
 use crate::{
     Actor, AuthStage, Error, ErrorKind, Kluis, Permission, RequestContext, Result, Role, TenantId,
-    UserId, blocking,
+    UserId,
 };
 
 /// How long a started ceremony may take.
@@ -512,10 +512,9 @@ impl Kluis {
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
         let method = match (input.password, input.code) {
             (Some(pw), None) => {
-                let ok = match row.password_hash.clone() {
-                    Some(h) => blocking(move || password::verify_password(&pw, &h)).await??,
-                    None => false,
-                };
+                let ok =
+                    crate::passwords::verify_with(&keys, user.0, row.password_hash.as_deref(), pw)
+                        .await?;
                 if !ok {
                     return Err(Error::validation(
                         "password",

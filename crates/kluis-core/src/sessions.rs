@@ -117,7 +117,19 @@ impl Kluis {
     /// the same work. A correct password leads to a full session, or to a pending one when a
     /// second factor is due (`mfa::second_step_due`).
     pub async fn login(&self, input: LoginInput, ctx: &RequestContext) -> Result<LoginOutcome> {
-        let (lookup, account) = self.find_login_user(&input).await?;
+        let (mut lookup, account) = self.find_login_user(&input).await?;
+        // The sealed hash is opened now, before the attempt gate below holds a connection
+        // (a second one per sign-in would starve the pool under a burst of guesses).
+        let mut stale_hash = None;
+        if let Lookup::Found(t, u) = &mut lookup
+            && let Some(stored) = u.password_hash.take()
+        {
+            let (phc, stale) = self.open_password_hash(*t, u.id, &stored).await?;
+            u.password_hash = Some(phc);
+            if stale {
+                stale_hash = Some(stored);
+            }
+        }
         let gate = self.count_attempt(&account, ctx).await?;
         // From outside the organisation's allowlist the password is not even checked: no
         // guessing from elsewhere, and the answer says nothing about the password.
@@ -189,6 +201,10 @@ impl Kluis {
         let second_step = self.second_step_due(tenant, &user_row).await?;
         self.attempt_succeeded(&account, &gate, second_step.is_none())
             .await?;
+        if let Some(stored) = stale_hash {
+            self.reseal_after_sign_in(tenant, user_row.id, &stored)
+                .await;
+        }
         match second_step {
             None => {
                 self.start_session(tenant, user_row.id, SessionStage::Password, "password", ctx)
@@ -658,13 +674,14 @@ impl Kluis {
         };
         let mut tx = self.store.tenant(actor.tenant()).begin().await?;
         let row = tx.user(user).await?.ok_or_else(Error::unauthenticated)?;
-        let current_ok = match row.password_hash.clone() {
-            Some(h) => {
-                let pw = input.current_password.clone();
-                blocking(move || password::verify_password(&pw, &h)).await??
-            }
-            None => false,
-        };
+        let keys = self.keys(&mut tx).await?;
+        let current_ok = crate::passwords::verify_with(
+            &keys,
+            user.0,
+            row.password_hash.as_deref(),
+            input.current_password.clone(),
+        )
+        .await?;
         if !current_ok {
             return Err(Error::validation(
                 "current_password",
@@ -674,8 +691,9 @@ impl Kluis {
         }
         let policy = effective_policy(&mut tx).await?;
         check_password(&policy, &input.new_password).map_err(|e| e.with_field("new_password"))?;
-        let pw = input.new_password;
-        let hash = blocking(move || password::hash_password(&pw)).await??;
+        let hash = self
+            .new_password_hash(&mut tx, user, input.new_password)
+            .await?;
         let now = self.now();
         tx.update_user(
             user,
@@ -689,7 +707,7 @@ impl Kluis {
         let n = tx.revoke_user_sessions(user, keep, now).await?;
         // Reset links mailed earlier stop working with the password they were meant to replace.
         tx.delete_user_tokens(user, None).await?;
-        let keys = self.keys(&mut tx).await?;
+
         let ev = Event::ok("auth.password_change", "user", user)
             .with(json!({"other_sessions_revoked": n}));
         self.audit(&mut tx, &keys, &actor_label(actor), ctx, ev)

@@ -70,7 +70,9 @@ pub(crate) fn user_digest(keys: &TenantKeys, row: &UserRow) -> Result<Digest> {
             &name,
             row.role.as_str().as_bytes(),
             row.status.as_str().as_bytes(),
-            row.password_hash.as_deref().unwrap_or("").as_bytes(),
+            // The hash inside, not its sealed form: re-sealing under a new data key changes
+            // nothing here (plain hashes from before sealing digest the same).
+            Kluis::password_phc(keys, row.id.0, row.password_hash.as_deref())?.as_bytes(),
         ],
     ))
 }

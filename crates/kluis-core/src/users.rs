@@ -99,6 +99,9 @@ pub(crate) async fn insert_user(
     };
     let keys = kluis.keys(tx).await?;
     let id = UserId::new();
+    let hash = hash
+        .map(|phc| crate::passwords::seal(&keys, id.0, &phc))
+        .transpose()?;
     let bidx = keys.email_index(&email);
     tx.insert_user(&NewUser {
         id,
@@ -119,7 +122,9 @@ pub(crate) async fn insert_user(
         .with_field("email"),
         other => other,
     })?;
-    kluis.count_sealed(tx, &keys, 2).await?;
+    kluis
+        .count_sealed(tx, &keys, 2 + i64::from(hash.is_some()))
+        .await?;
     user_from_row(&keys, tx.user(id).await?.ok_or_else(Error::not_found)?)
 }
 

@@ -3,6 +3,7 @@
 //! tracing to every response, errors included.
 
 pub mod auth;
+pub mod early;
 pub mod error;
 pub mod export;
 mod headers;
@@ -46,6 +47,19 @@ pub struct HttpConfig {
     pub import_timeout: Duration,
     /// The process's Prometheus recorder ([`metrics::install`]); None: `/metrics` answers 404.
     pub metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    /// What `/.well-known/security.txt` publishes.
+    pub security_txt: SecurityTxt,
+}
+
+/// The fields of `/.well-known/security.txt` (RFC 9116) that come from the configuration.
+#[derive(Clone, Debug, Default)]
+pub struct SecurityTxt {
+    /// `Contact:` URIs, in order of preference; empty: the file is not served (404).
+    pub contact: Vec<String>,
+    /// `Policy:` URL.
+    pub policy: Option<String>,
+    /// `Canonical:` URL (from the public URL).
+    pub canonical: Option<String>,
 }
 
 impl std::fmt::Debug for HttpConfig {
@@ -56,6 +70,7 @@ impl std::fmt::Debug for HttpConfig {
             .field("import_max_bytes", &self.import_max_bytes)
             .field("import_timeout", &self.import_timeout)
             .field("metrics", &self.metrics.is_some())
+            .field("security_txt", &self.security_txt)
             .finish()
     }
 }
@@ -68,6 +83,7 @@ impl Default for HttpConfig {
             import_max_bytes: 512 * 1024 * 1024,
             import_timeout: Duration::from_secs(3600),
             metrics: None,
+            security_txt: SecurityTxt::default(),
         }
     }
 }
@@ -82,6 +98,7 @@ pub struct AppStateInner {
     openapi_json: String,
     import_max_bytes: u64,
     metrics: Option<metrics_exporter_prometheus::PrometheusHandle>,
+    security_txt: SecurityTxt,
 }
 
 impl std::ops::Deref for AppState {
@@ -408,11 +425,13 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
         openapi_json,
         import_max_bytes: config.import_max_bytes,
         metrics: config.metrics.clone(),
+        security_txt: config.security_txt.clone(),
     }));
     let x_request_id = HeaderName::from_static("x-request-id");
 
     let router = api
         .route("/api/v1/openapi.json", get(openapi_doc))
+        .route("/.well-known/security.txt", get(security_txt))
         .route("/setup", get(routes::setup::page))
         .route("/assets/setup.js", get(routes::setup::script))
         .route("/reset", get(routes::account_links::reset_page))
@@ -455,6 +474,10 @@ pub fn app(kluis: Kluis, config: &HttpConfig) -> Router {
     // and refused paths.
     router
         .layer(middleware::from_fn(reject_unsafe_paths))
+        .layer(middleware::from_fn_with_state(
+            early::DrainLimits::default(),
+            early::layer,
+        ))
         .layer(middleware::map_response(headers::add))
 }
 
@@ -494,6 +517,53 @@ async fn openapi_doc(axum::extract::State(s): axum::extract::State<AppState>) ->
     )
 }
 
+/// How far ahead security.txt's `Expires` lies: RFC 9116 asks for less than a year, so a
+/// copy that someone mirrors goes stale rather than living forever.
+const SECURITY_TXT_VALIDITY: time::Duration = time::Duration::days(180);
+
+/// `/.well-known/security.txt` (RFC 9116): where to report a vulnerability. `Expires` is
+/// computed at each request; 404 when no contact is configured (the field is mandatory).
+async fn security_txt(axum::extract::State(s): axum::extract::State<AppState>) -> Response {
+    let cfg = &s.security_txt;
+    if cfg.contact.is_empty() {
+        return ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no security contact is configured",
+        )
+        .into_response();
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; charset=utf-8",
+        )],
+        render_security_txt(cfg, time::OffsetDateTime::now_utc()),
+    )
+        .into_response()
+}
+
+fn render_security_txt(cfg: &SecurityTxt, now: time::OffsetDateTime) -> String {
+    let expires = (now + SECURITY_TXT_VALIDITY)
+        .replace_nanosecond(0)
+        .unwrap_or(now)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default();
+    let mut out = String::new();
+    for c in &cfg.contact {
+        out.push_str(&format!("Contact: {c}\n"));
+    }
+    out.push_str(&format!("Expires: {expires}\n"));
+    if let Some(p) = &cfg.policy {
+        out.push_str(&format!("Policy: {p}\n"));
+    }
+    if let Some(c) = &cfg.canonical {
+        out.push_str(&format!("Canonical: {c}\n"));
+    }
+    out.push_str("Preferred-Languages: en, nl\n");
+    out
+}
+
 /// Responses produced by axum or tower themselves (405, 408, 413) carry no body; give them
 /// the API's error shape.
 async fn json_for_bare_errors(res: Response) -> Response {
@@ -531,6 +601,31 @@ async fn reject_unsafe_paths(req: Request, next: Next) -> Response {
         .into_response();
     }
     next.run(req).await
+}
+
+#[cfg(test)]
+mod security_txt_tests {
+    use super::*;
+
+    #[test]
+    fn fields_as_rfc_9116_wants_them() {
+        let cfg = SecurityTxt {
+            contact: vec![
+                "mailto:security@example.test".into(),
+                "https://example.test/report".into(),
+            ],
+            policy: Some("https://example.test/SECURITY.md".into()),
+            canonical: Some("https://crm.example.test/.well-known/security.txt".into()),
+        };
+        let now =
+            time::OffsetDateTime::from_unix_timestamp_nanos(1_796_661_015_250_000_000).unwrap();
+        assert_eq!(
+            render_security_txt(&cfg, now),
+            "Contact: mailto:security@example.test\nContact: https://example.test/report\n\
+             Expires: 2027-06-05T16:30:15Z\nPolicy: https://example.test/SECURITY.md\n\
+             Canonical: https://crm.example.test/.well-known/security.txt\nPreferred-Languages: en, nl\n"
+        );
+    }
 }
 
 #[cfg(test)]

@@ -495,6 +495,13 @@ pub enum KeysCmd {
         #[arg(long, default_value_t = REENCRYPT_BATCH)]
         batch: i64,
     },
+    /// Seal every password hash stored in the old plain form (from before hashes were sealed)
+    /// and re-seal those under an older data key; all tenants, or one. Idempotent.
+    SealPasswords {
+        /// One tenant's slug (default: every tenant).
+        #[arg(long)]
+        tenant: Option<String>,
+    },
     /// Disable data-key versions below VERSION for decrypting records (after `reencrypt` has
     /// finished); a lower VERSION re-enables them.
     MinDecryptionVersion {
@@ -578,6 +585,34 @@ pub async fn keys(kluis: &Kluis, cmd: KeysCmd) -> anyhow::Result<()> {
             let id = log_id(kluis, &tenant).await?;
             let r = kluis.set_min_decryption_version(id, version).await?;
             println!("{}", serde_json::to_string(&r)?);
+            return Ok(());
+        }
+        KeysCmd::SealPasswords { tenant } => {
+            let ids = match tenant {
+                Some(t) => vec![(t.clone(), log_id(kluis, &t).await?)],
+                None => {
+                    let mut all = Vec::new();
+                    let mut cursor = None;
+                    loop {
+                        let page = kluis
+                            .list_tenants(&PlatformActor::console(), cursor.as_deref(), Some(200))
+                            .await?;
+                        all.extend(page.items.iter().map(|t| (t.slug.clone(), t.id)));
+                        match page.next_cursor {
+                            Some(c) => cursor = Some(c),
+                            None => break,
+                        }
+                    }
+                    all
+                }
+            };
+            let mut total = 0;
+            for (slug, id) in ids {
+                let n = kluis.seal_password_hashes(id).await?;
+                eprintln!("  {slug}: {n} password hashes sealed");
+                total += n;
+            }
+            println!("sealed {total} password hashes");
             return Ok(());
         }
         KeysCmd::RotateDek { tenant, batch } => (tenant, batch, true),

@@ -24,6 +24,14 @@ pub struct Config {
     /// PostgreSQL owner role used for migrations (the application role must not own tables).
     pub database_owner_url: Option<Secret>,
     pub database_max_connections: u32,
+    /// Let `kluis serve` run as root (uid 0). Off: it refuses, since a compromise of a root
+    /// process is a compromise of the machine; run it as its own user (deploy/systemd).
+    pub allow_root: bool,
+    /// Where security researchers report vulnerabilities (`mailto:`, `https://` or `tel:` URIs),
+    /// published in `/.well-known/security.txt` (RFC 9116); none: that path answers 404.
+    pub security_contact: Vec<String>,
+    /// The disclosure policy's URL for security.txt (e.g. where SECURITY.md is published).
+    pub security_policy_url: Option<String>,
     /// PEM certificate chain and key; default: a self-signed certificate in data_dir/tls.
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
@@ -190,6 +198,9 @@ impl Default for Config {
             database_url: None,
             database_owner_url: None,
             database_max_connections: 16,
+            allow_root: false,
+            security_contact: Vec::new(),
+            security_policy_url: None,
             tls_cert: None,
             tls_key: None,
             http_redirect_listen: None,
@@ -269,6 +280,9 @@ const ENV_KEYS: &[&str] = &[
     "database_max_connections",
     "tls_cert",
     "tls_key",
+    "allow_root",
+    "security_contact",
+    "security_policy_url",
     "http_redirect_listen",
     "kek_file",
     "session_idle_timeout_secs",
@@ -406,6 +420,27 @@ impl Config {
         }
         if self.login_lockout_secs == 0 || self.login_ip_window_secs == 0 {
             bail!("login_lockout_secs and login_ip_window_secs must be positive");
+        }
+        for u in self
+            .security_contact
+            .iter()
+            .chain(&self.security_policy_url)
+        {
+            let scheme_ok = ["mailto:", "https://", "tel:"]
+                .iter()
+                .any(|p| u.starts_with(p));
+            if !scheme_ok || u.chars().any(char::is_control) {
+                bail!(
+                    "security_contact / security_policy_url: `{u}` must be a mailto:, https:// or tel: URI"
+                );
+            }
+        }
+        if self
+            .security_policy_url
+            .as_deref()
+            .is_some_and(|u| !u.starts_with("https://"))
+        {
+            bail!("security_policy_url must be an https:// URL");
         }
         if self.tls_cert.is_some() != self.tls_key.is_some() {
             bail!("set both tls_cert and tls_key, or neither");
@@ -593,6 +628,14 @@ impl Config {
             import_max_bytes: self.import_max_bytes,
             import_timeout: Duration::from_secs(self.import_timeout_secs),
             metrics: None,
+            security_txt: kluis_http::SecurityTxt {
+                contact: self.security_contact.clone(),
+                policy: self.security_policy_url.clone(),
+                canonical: self
+                    .public_url
+                    .as_deref()
+                    .map(|u| format!("{}/.well-known/security.txt", u.trim_end_matches('/'))),
+            },
         }
     }
 }

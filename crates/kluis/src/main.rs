@@ -46,6 +46,9 @@ enum Command {
         /// Listen address, e.g. 127.0.0.1:8443 (port 0 picks a free port).
         #[arg(long)]
         listen: Option<std::net::SocketAddr>,
+        /// Run even as root (uid 0); also `KLUIS_ALLOW_ROOT=true`. Refused otherwise.
+        #[arg(long)]
+        allow_root: bool,
     },
     /// Manage tenants.
     #[command(subcommand)]
@@ -120,8 +123,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         database_owner_url: cli.global.database_owner_url.clone(),
     };
     match cli.command {
-        Command::Serve { listen } => {
-            let cfg = config::Config::load(cli.global.config.as_deref(), &overrides(listen))?;
+        Command::Serve { listen, allow_root } => {
+            let mut cfg = config::Config::load(cli.global.config.as_deref(), &overrides(listen))?;
+            cfg.allow_root |= allow_root;
+            serve::refuse_root(serve::effective_uid(), cfg.allow_root)?;
             serve::run(cfg).await
         }
         Command::Doctor => {

@@ -298,10 +298,10 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     init_logging(&cfg.log_format);
     let kluis = open(&cfg).await?;
 
+    let generated = cfg.tls_cert.is_none() || cfg.tls_key.is_none();
     let (cert, key) = match (&cfg.tls_cert, &cfg.tls_key) {
         (Some(c), Some(k)) => (c.clone(), k.clone()),
-        _ => kluis_http::tls::ensure_self_signed(&cfg.data_dir.join("tls"))
-            .context("self-signed certificate")?,
+        _ => ensure_generated_cert(&cfg)?,
     };
     let tls = kluis_http::tls::server_config(&cert, &key).context("TLS configuration")?;
 
@@ -388,8 +388,11 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         tokio::spawn(redirect_listener(redirect, addr.port(), handle.clone()));
     }
 
-    let acceptor = RustlsAcceptor::new(RustlsConfig::from_config(tls))
-        .handshake_timeout(Duration::from_secs(10));
+    let rustls_config = RustlsConfig::from_config(tls);
+    if generated {
+        tokio::spawn(renew_generated_cert(cfg.clone(), rustls_config.clone()));
+    }
+    let acceptor = RustlsAcceptor::new(rustls_config).handshake_timeout(Duration::from_secs(10));
     let mut server = axum_server::from_tcp(listener)?
         .acceptor(acceptor)
         .handle(handle)
@@ -398,6 +401,12 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
         .http_builder()
         .http1()
         .header_read_timeout(Duration::from_secs(cfg.header_read_timeout_secs));
+    // Above the application's own limits (kluis_http::early), which answer with the JSON error;
+    // these bare transport refusals are the backstop.
+    server
+        .http_builder()
+        .http2()
+        .max_header_list_size(64 * 1024);
     server
         .serve(app.into_make_service_with_connect_info::<SocketAddr>())
         .await?;
@@ -416,6 +425,83 @@ pub async fn run(cfg: Config) -> anyhow::Result<()> {
     crate::commands::finish(&kluis).await;
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The process's effective user id, read from /proc (a libc call would need `unsafe`, which
+/// the workspace forbids). None where /proc is not mounted.
+pub fn effective_uid() -> Option<u32> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    // "Uid:\treal\teffective\tsaved\tfs"
+    let line = status.lines().find(|l| l.starts_with("Uid:"))?;
+    line.split_whitespace().nth(2)?.parse().ok()
+}
+
+/// `kluis serve` as root only when told (`--allow-root`, `allow_root = true`).
+pub fn refuse_root(euid: Option<u32>, allowed: bool) -> anyhow::Result<()> {
+    match euid {
+        Some(0) if !allowed => anyhow::bail!(
+            "refusing to run as root: run kluis as its own unprivileged user (see deploy/systemd/kluis.service), or pass --allow-root (KLUIS_ALLOW_ROOT=true) if you really mean it"
+        ),
+        Some(0) => {
+            eprintln!("kluis: warning: running as root (--allow-root)");
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The host a generated certificate is named for: the host of `public_url`, if set.
+fn public_host(cfg: &Config) -> Option<String> {
+    let url = cfg.public_url.as_deref()?;
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or_default();
+    let host = match authority.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => authority.rsplit_once(':').map_or(authority, |(h, _)| h),
+    };
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// The generated certificate (data_dir/tls), created or renewed as needed.
+fn ensure_generated_cert(cfg: &Config) -> anyhow::Result<(std::path::PathBuf, std::path::PathBuf)> {
+    use kluis_http::tls::Generated;
+    let (cert, key, what) = kluis_http::tls::ensure_self_signed(
+        &cfg.data_dir.join("tls"),
+        public_host(cfg).as_deref(),
+        time::OffsetDateTime::now_utc(),
+    )
+    .context("self-signed certificate")?;
+    match what {
+        Generated::Kept => {}
+        Generated::Created => {
+            tracing::info!(cert = %cert.display(), "generated a self-signed certificate (90 days)")
+        }
+        Generated::Renewed(why) => {
+            tracing::warn!(cert = %cert.display(), reason = why, "renewed the self-signed certificate")
+        }
+    }
+    Ok((cert, key))
+}
+
+/// A server that runs for months would outlive its generated certificate: check twice a day
+/// and swap a renewed one in without a restart.
+async fn renew_generated_cert(cfg: Config, tls: RustlsConfig) {
+    let mut tick = tokio::time::interval(Duration::from_secs(12 * 3600));
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        let (cert, key) = match ensure_generated_cert(&cfg) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %format!("{e:#}"), "certificate renewal");
+                continue;
+            }
+        };
+        match kluis_http::tls::server_config(&cert, &key) {
+            Ok(c) => tls.reload_from_config(c),
+            Err(e) => tracing::error!(error = %e, "certificate renewal"),
+        }
+    }
 }
 
 /// The OpenID Connect relying party tenants' single sign-on uses.
@@ -622,4 +708,31 @@ fn write_private_file(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     f.sync_all()?;
     std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn root_only_when_allowed() {
+        assert!(super::refuse_root(Some(0), false).is_err());
+        assert!(super::refuse_root(Some(0), true).is_ok());
+        assert!(super::refuse_root(Some(1000), false).is_ok());
+        // This process's own uid is readable.
+        assert!(super::effective_uid().is_some());
+    }
+
+    #[test]
+    fn public_host_is_the_host_of_public_url() {
+        let mut cfg = crate::config::Config::default();
+        assert_eq!(super::public_host(&cfg), None);
+        for (url, host) in [
+            ("https://crm.example.test", "crm.example.test"),
+            ("https://crm.example.test:8443/base?x#y", "crm.example.test"),
+            ("https://[2001:db8::1]:8443/", "2001:db8::1"),
+            ("crm.example.test:443", "crm.example.test"),
+        ] {
+            cfg.public_url = Some(url.to_owned());
+            assert_eq!(super::public_host(&cfg).as_deref(), Some(host), "{url}");
+        }
+    }
 }

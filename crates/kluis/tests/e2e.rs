@@ -19,10 +19,14 @@ mod backup;
 mod boards_pages;
 #[path = "e2e/crm.rs"]
 mod crm;
+#[path = "e2e/early.rs"]
+mod early;
 #[path = "e2e/encryption.rs"]
 mod encryption;
 #[path = "e2e/files.rs"]
 mod files;
+#[path = "e2e/hardening.rs"]
+mod hardening;
 #[path = "e2e/import.rs"]
 mod import;
 #[path = "e2e/isolation.rs"]
@@ -39,6 +43,8 @@ mod mfa;
 mod pages;
 #[path = "e2e/passkeys.rs"]
 mod passkeys;
+#[path = "e2e/peppered.rs"]
+mod peppered;
 #[path = "e2e/permissions.rs"]
 mod permissions;
 #[path = "e2e/ratelimit.rs"]

@@ -20,6 +20,7 @@ on_both!(
     address_throttling_stops_password_spraying,
     login_timing_does_not_reveal_accounts,
     sessions_are_listed_and_revoked,
+    recovery_codes_are_regenerated,
 );
 
 fn now_secs() -> u64 {
@@ -1024,4 +1025,92 @@ async fn codes_from_oathtool_are_accepted() {
 
 fn hex_of(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// Regenerating recovery codes with a current code: ten new codes, the old ones stop working,
+/// a new one signs in once, and the regeneration is audited.
+async fn recovery_codes_are_regenerated(b: Backend) {
+    let s = Server::start(b).await;
+    let t = tenant_fixture(&s, "herstel").await;
+    let email = "member@herstel.test";
+    let (st, e) = s.post("/api/v1/me/mfa/totp", &t.member, json!({})).await;
+    assert_eq!(st, StatusCode::OK, "{e}");
+    let secret = e["secret"].as_str().unwrap().to_owned();
+    let (st, c) = s
+        .post(
+            "/api/v1/me/mfa/totp/confirm",
+            &t.member,
+            json!({"code": totp_code(&secret, 0)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{c}");
+    let old: Vec<String> = serde_json::from_value(c["recovery_codes"].clone()).unwrap();
+
+    // The next time step's code (the enrolment used this one; codes are single-use).
+    let (st, v) = s
+        .post(
+            "/api/v1/me/mfa/recovery-codes",
+            &t.member,
+            json!({"code": totp_code(&secret, 1)}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let new: Vec<String> = serde_json::from_value(v["recovery_codes"].clone()).unwrap();
+    assert_eq!(new.len(), 10);
+    assert_eq!(
+        new.iter().collect::<std::collections::BTreeSet<_>>().len(),
+        10,
+        "codes repeat"
+    );
+    assert!(
+        new.iter().all(|n| !old.contains(n)),
+        "an old code came back"
+    );
+    let (st, v) = s.get("/api/v1/me/mfa", &t.member).await;
+    assert_eq!(
+        (st, v["recovery_codes_left"].as_i64()),
+        (StatusCode::OK, Some(10)),
+        "{v}"
+    );
+    let ev = events(&s, &t.owner, "&action=mfa.recovery_codes.regenerate").await;
+    assert_eq!(ev.len(), 1, "{ev:?}");
+    assert_eq!(ev[0]["object_id"], t.member_id);
+
+    // An old code no longer completes a sign-in; a new one does, once.
+    let (_, _, pending) = login_step(&s, "herstel", email, PASSWORD).await;
+    let pending = pending.unwrap();
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/mfa",
+            &pending,
+            json!({"recovery_code": old[0]}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_code"),
+        "{v}"
+    );
+    let (_, _, fresh) = login_step(&s, "herstel", email, PASSWORD).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/mfa",
+            &fresh.unwrap(),
+            json!({"recovery_code": new[0]}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::OK, "{v}");
+    let (_, _, again) = login_step(&s, "herstel", email, PASSWORD).await;
+    let (st, v) = s
+        .post(
+            "/api/v1/auth/mfa",
+            &again.unwrap(),
+            json!({"recovery_code": new[0]}),
+        )
+        .await;
+    assert_eq!(
+        (st, code(&v)),
+        (StatusCode::UNAUTHORIZED, "invalid_code"),
+        "reused: {v}"
+    );
 }

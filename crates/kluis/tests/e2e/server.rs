@@ -108,9 +108,10 @@ async fn setup_link_works_once(b: Backend) {
     assert_eq!((st, code(&v)), (StatusCode::GONE, "setup_link_invalid"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn security_headers_on_every_response() {
-    let s = Server::start(Backend::Sqlite).await;
+on_both!(security_headers_on_every_response);
+
+async fn security_headers_on_every_response(b: Backend) {
+    let s = Server::start(b).await;
     let t = tenant_fixture(&s, "hdr").await;
     let cases: Vec<(Method, &str, Auth)> = vec![
         (Method::GET, "/healthz", Auth::None),

@@ -1,4 +1,6 @@
-//! TLS: 1.1 is refused during the handshake; 1.2 and 1.3 work, with AEAD suites only.
+//! TLS: 1.1 is refused during the handshake; 1.2 and 1.3 work, with AEAD suites only, in the
+//! server's order; the generated certificate is short-lived, named for the configured host and
+//! renewed at start before it expires.
 
 use std::sync::Arc;
 
@@ -6,7 +8,7 @@ use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{Backend, Server};
+use crate::support::{Backend, Server, on_both};
 
 /// A minimal TLS 1.1 ClientHello (record version 3.1, client_version 3.2, no
 /// supported_versions extension), offering an AEAD suite too so that only the protocol
@@ -28,9 +30,13 @@ fn tls11_client_hello() -> Vec<u8> {
     rec
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tls_1_1_refused_1_2_and_1_3_accepted() {
-    let s = Server::start(Backend::Sqlite).await;
+on_both!(
+    tls_1_1_refused_1_2_and_1_3_accepted,
+    generated_certificate_is_short_lived_and_renewed
+);
+
+async fn tls_1_1_refused_1_2_and_1_3_accepted(b: Backend) {
+    let s = Server::start(b).await;
 
     // TLS 1.1: the server answers with a fatal alert, never a ServerHello.
     let mut sock = TcpStream::connect(("127.0.0.1", s.port)).await.unwrap();
@@ -89,4 +95,128 @@ async fn tls_1_1_refused_1_2_and_1_3_accepted() {
             "{resp}"
         );
     }
+}
+
+/// A TLS 1.3 client that trusts `cert_pem`, offering `suites` in that order; returns the
+/// negotiated suite and the certificate the server presented.
+async fn handshake(
+    port: u16,
+    cert_pem: &[u8],
+    name: &str,
+    suites: Vec<rustls::SupportedCipherSuite>,
+) -> (String, Vec<u8>) {
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(cert_pem) {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = suites;
+    let cfg = rustls::ClientConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(cfg));
+    let tcp = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let tls = connector
+        .connect(ServerName::try_from(name.to_owned()).unwrap(), tcp)
+        .await
+        .unwrap_or_else(|e| panic!("handshake as {name}: {e}"));
+    let (_, conn) = tls.get_ref();
+    (
+        format!("{:?}", conn.negotiated_cipher_suite().unwrap().suite()),
+        conn.peer_certificates().unwrap()[0].as_ref().to_vec(),
+    )
+}
+
+fn validity_days(der: &[u8]) -> (i64, i64) {
+    let (_, x) = x509_parser::parse_x509_certificate(der).unwrap();
+    let now = x509_parser::time::ASN1Time::now().timestamp();
+    let v = x.validity();
+    (
+        (v.not_after.timestamp() - v.not_before.timestamp()) / 86_400,
+        (v.not_after.timestamp() - now) / 86_400,
+    )
+}
+
+async fn generated_certificate_is_short_lived_and_renewed(b: Backend) {
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut s =
+        Server::start_with(b, &[("KLUIS_PUBLIC_URL", "https://crm.example.test:8443")]).await;
+    let cert_path = s.dir.path().join("tls/cert.pem");
+    let pem = std::fs::read(&cert_path).unwrap();
+    // Named for the configured host (a client checking that name accepts it), 90 days.
+    let (suite, der) = handshake(
+        s.port,
+        &pem,
+        "crm.example.test",
+        vec![
+            cs::TLS13_CHACHA20_POLY1305_SHA256,
+            cs::TLS13_AES_128_GCM_SHA256,
+            cs::TLS13_AES_256_GCM_SHA384,
+        ],
+    )
+    .await;
+    // The server's order wins over the client's.
+    assert_eq!(suite, "TLS13_AES_256_GCM_SHA384");
+    let (lifetime, left) = validity_days(&der);
+    assert!((90..=91).contains(&lifetime), "lifetime {lifetime} days");
+    assert!((89..=90).contains(&left), "{left} days left");
+    let (_, x) = x509_parser::parse_x509_certificate(&der).unwrap();
+    let cn = x
+        .subject()
+        .iter_common_name()
+        .next()
+        .unwrap()
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert_eq!(cn, "crm.example.test");
+
+    // A restart keeps a current certificate.
+    assert!(s.stop().success());
+    s.spawn().await;
+    assert_eq!(
+        std::fs::read(&cert_path).unwrap(),
+        pem,
+        "current certificate kept"
+    );
+
+    // One that expires in 10 days (as if the server had been down for 80) is replaced at start.
+    assert!(s.stop().success());
+    let key = rcgen::KeyPair::generate().unwrap();
+    let mut params = rcgen::CertificateParams::new(vec![
+        "crm.example.test".to_owned(),
+        "localhost".to_owned(),
+        "127.0.0.1".to_owned(),
+        "::1".to_owned(),
+    ])
+    .unwrap();
+    let now = time::OffsetDateTime::now_utc();
+    params.not_before = now - time::Duration::days(80);
+    params.not_after = now + time::Duration::days(10);
+    let old = params.self_signed(&key).unwrap();
+    std::fs::write(&cert_path, old.pem()).unwrap();
+    std::fs::write(s.dir.path().join("tls/key.pem"), key.serialize_pem()).unwrap();
+    s.spawn().await;
+    assert!(
+        s.logs().contains("renewed the self-signed certificate"),
+        "{}",
+        s.logs()
+    );
+    let pem2 = std::fs::read(&cert_path).unwrap();
+    let (_, der2) = handshake(
+        s.port,
+        &pem2,
+        "crm.example.test",
+        vec![cs::TLS13_AES_128_GCM_SHA256],
+    )
+    .await;
+    assert_ne!(
+        der2,
+        old.der().as_ref(),
+        "the old certificate is still served"
+    );
+    let (_, left) = validity_days(&der2);
+    assert!((89..=90).contains(&left), "renewed: {left} days left");
 }
