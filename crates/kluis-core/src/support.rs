@@ -184,6 +184,27 @@ pub struct SupportGrant {
     pub actor: String,
 }
 
+fn seal_operator_hash(keys: &TenantKeys, id: OperatorId, phc: &str) -> Result<String> {
+    use base64::Engine;
+    let sealed = keys.seal_str("operators", "password_hash", id.0, phc)?;
+    Ok(format!(
+        "{}{}",
+        crate::passwords::SEALED_PREFIX,
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sealed)
+    ))
+}
+
+fn open_operator_hash(keys: &TenantKeys, id: OperatorId, stored: &str) -> Result<String> {
+    use base64::Engine;
+    let b64 = stored
+        .strip_prefix(crate::passwords::SEALED_PREFIX)
+        .ok_or_else(|| Error::internal("an operator's password hash is not sealed"))?;
+    let sealed = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .map_err(|_| Error::internal("an operator's password hash is malformed"))?;
+    keys.open_str("operators", "password_hash", id.0, &sealed)
+}
+
 fn grant_label(operator: OperatorId, grant: SupportGrantId) -> String {
     format!("support:{operator}:{grant}")
 }
@@ -342,6 +363,9 @@ impl Kluis {
         let keys = self.keys(&mut keys_tx).await?;
         drop(keys_tx);
         let sealed = keys.seal("operators", "totp_secret", id.0, &secret)?;
+        // The hash is sealed under the platform's data key like tenant users' hashes (see
+        // `passwords.rs`): a copy of the database alone gives nothing to guess against.
+        let hash = seal_operator_hash(&keys, id, &hash)?;
         let mut p = self.store.platform().await?;
         if p.operator_by_email(&email).await?.is_some() {
             return Err(Error::new(
@@ -416,7 +440,10 @@ impl Kluis {
         let pw = Zeroizing::new(input.password.clone());
         let (ok_password, row) = match row {
             Some(r) if r.disabled_at.is_none() => {
-                let h = r.password_hash.clone();
+                let mut keys_tx = self.store.tenant(TenantId::PLATFORM).begin_read().await?;
+                let keys = self.keys(&mut keys_tx).await?;
+                drop(keys_tx);
+                let h = open_operator_hash(&keys, r.id, &r.password_hash)?;
                 (
                     blocking(move || password::verify_password(&pw, &h)).await??,
                     Some(r),
