@@ -56,6 +56,21 @@ pub mod files {
     pub use kluis_store::files::*;
 }
 
+/// The incident and breach register.
+pub mod incidents {
+    pub use kluis_store::incidents::*;
+}
+
+/// Retention policies.
+pub mod retention {
+    pub use kluis_store::retention::*;
+}
+
+/// Data-subject requests.
+pub mod privacy {
+    pub use kluis_store::privacy::*;
+}
+
 /// SAML configuration rows.
 pub mod status {
     pub use kluis_store::status::*;

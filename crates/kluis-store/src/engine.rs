@@ -81,11 +81,20 @@ pub const TENANT_TABLES: &[&str] = &[
     "team_members",
     "crm_files",
     "crm_file_versions",
+    "privacy_requests",
+    "audit_redactions",
+    "retention_policies",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
-pub const PLATFORM_TABLES: &[&str] =
-    &["tenants", "setup_tokens", "platform_keys", "status_notices"];
+pub const PLATFORM_TABLES: &[&str] = &[
+    "tenants",
+    "setup_tokens",
+    "platform_keys",
+    "status_notices",
+    "incidents",
+    "incident_tenants",
+];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Engine {
@@ -254,6 +263,10 @@ impl Store {
                 // The audit trail is append-only for the application: no UPDATE or TRUNCATE at all, and the
                 // trigger allows DELETE only below the signed truncation point (retention).
                 format!("REVOKE UPDATE, TRUNCATE ON audit_events FROM {role}"),
+                // ... except the sealed details, which an erasure replaces (data-subject
+                // requests); the trigger allows that only for events in audit_redactions.
+                format!("GRANT UPDATE (details) ON audit_events TO {role}"),
+                format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_redactions FROM {role}"),
                 format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoints FROM {role}"),
                 format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
             ] {
