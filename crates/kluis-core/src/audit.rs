@@ -1059,7 +1059,7 @@ impl Kluis {
             if by <= seq || by >= stored_end {
                 return Ok(not_listed());
             }
-            if !erasures.contains_key(&by) {
+            if let std::collections::hash_map::Entry::Vacant(slot) = erasures.entry(by) {
                 let row = tx
                     .audit_events(Some(by - 1), 1, &AuditFilter::default())
                     .await?
@@ -1073,7 +1073,7 @@ impl Kluis {
                     }
                     _ => Vec::new(),
                 };
-                erasures.insert(by, listed);
+                slot.insert(listed);
             }
             if !erasures.get(&by).is_some_and(|l| l.contains(&seq)) {
                 return Ok(not_listed());
