@@ -224,10 +224,12 @@ impl AuditVisitor for LeafProducer {
     }
 }
 
-/// What the hashing stage found: the recomputed leaf hashes, up to the first broken event.
+/// What the hashing stage found: the recomputed leaf hashes, up to the first broken event,
+/// and the events whose details an erasure replaced: (event, erasure event), still to check.
 struct Hashed {
     leaves: Vec<Hash>,
     first_broken: Option<(i64, String)>,
+    redacted: Vec<(i64, i64)>,
 }
 
 /// The hashing stage: opens each event's details, splices the plaintext into the leaf
@@ -238,8 +240,9 @@ struct LeafHashers {
     handles: Vec<std::thread::JoinHandle<Vec<HashedBatch>>>,
 }
 
-/// (batch position in the log, its leaf hashes, the broken event in it if any).
-type HashedBatch = (usize, Vec<Hash>, Option<(i64, String)>);
+/// (batch position in the log, its leaf hashes, the broken event in it if any, its redacted
+/// events).
+type HashedBatch = (usize, Vec<Hash>, Option<(i64, String)>, Vec<(i64, i64)>);
 
 fn spawn_leaf_hashers(keys: Arc<TenantKeys>) -> Result<(SyncSender<LeafBatch>, LeafHashers)> {
     use std::sync::Mutex;
@@ -271,9 +274,15 @@ fn spawn_leaf_hashers(keys: Arc<TenantKeys>) -> Result<(SyncSender<LeafBatch>, L
                     let Some((index, batch)) = next else { break };
                     let mut leaves = Vec::with_capacity(batch.items.len());
                     let mut broken = None;
+                    let mut redacted = Vec::new();
                     for it in &batch.items {
                         match check_leaf(&keys, &batch.bytes, it, &mut buf) {
-                            Ok(leaf) => leaves.push(leaf),
+                            Ok((leaf, by)) => {
+                                leaves.push(leaf);
+                                if let Some(by) = by {
+                                    redacted.push((it.seq, by));
+                                }
+                            }
                             Err(why) => {
                                 broken = Some((it.seq, why.to_owned()));
                                 // Batches before this one are already taken and finish;
@@ -283,7 +292,7 @@ fn spawn_leaf_hashers(keys: Arc<TenantKeys>) -> Result<(SyncSender<LeafBatch>, L
                             }
                         }
                     }
-                    done.push((index, leaves, broken));
+                    done.push((index, leaves, broken, redacted));
                 }
                 done
             })
@@ -307,12 +316,14 @@ impl LeafHashers {
         let mut out = Hashed {
             leaves: Vec::new(),
             first_broken: None,
+            redacted: Vec::new(),
         };
-        for (expected, (index, leaves, broken)) in parts.into_iter().enumerate() {
+        for (expected, (index, leaves, broken, redacted)) in parts.into_iter().enumerate() {
             if index != expected {
                 break; // a gap after a stop: everything before it is complete
             }
             out.leaves.extend(leaves);
+            out.redacted.extend(redacted);
             if broken.is_some() {
                 out.first_broken = broken;
                 break;
@@ -322,12 +333,22 @@ impl LeafHashers {
     }
 }
 
+/// The details an erasure leaves in an event it redacts (sealed like any details): which
+/// later event did it. See [`Kluis::verify_log`] for how such an event is still checked.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Redacted {
+    pub redacted_by: i64,
+}
+
+/// Checks one event: its leaf hash, and whether an erasure redacted it (the erasure event's
+/// sequence number; the stored leaf hash then stands, checked later against that event).
 fn check_leaf(
     keys: &TenantKeys,
     bytes: &[u8],
     it: &LeafItem,
     buf: &mut Vec<u8>,
-) -> std::result::Result<Hash, &'static str> {
+) -> std::result::Result<(Hash, Option<i64>), &'static str> {
     const ALTERED: &str = "event details were altered (they no longer decrypt)";
     const MISMATCH: &str =
         "event contents do not match its leaf hash (edited, reordered or inserted)";
@@ -344,7 +365,10 @@ fn check_leaf(
     buf.push(b'}');
     let leaf = merkle::leaf_hash(buf);
     if it.stored == Some(leaf) {
-        return Ok(leaf);
+        return Ok((leaf, None));
+    }
+    if let (Ok(r), Some(stored)) = (serde_json::from_slice::<Redacted>(&plain), it.stored) {
+        return Ok((stored, Some(r.redacted_by)));
     }
     // The stored plaintext is the canonical encoding of the details whenever the writer was
     // this code; otherwise parse and re-encode canonically before giving up.
@@ -354,7 +378,7 @@ fn check_leaf(
     buf.push(b'}');
     let leaf = merkle::leaf_hash(buf);
     if it.stored == Some(leaf) {
-        Ok(leaf)
+        Ok((leaf, None))
     } else {
         Err(MISMATCH)
     }
@@ -926,6 +950,13 @@ impl Kluis {
         }
         let leaves = hashed.leaves;
         let stored_end = truncated + leaves.len() as i64;
+        if let Some(broken) = self
+            .check_redactions(tenant, &keys, &hashed.redacted, stored_end)
+            .await?
+        {
+            report.first_broken = Some(broken);
+            return Ok(report);
+        }
         if head != stored_end {
             report.first_broken = Some((
                 stored_end,
@@ -1002,6 +1033,56 @@ impl Kluis {
             }
         }
         Ok(report)
+    }
+
+    /// A redacted event's leaf hash cannot be recomputed (its details are gone), so it stands
+    /// only when a later event of the log, itself verified, is the erasure that lists it: a
+    /// `privacy.erase` event whose details name this event in `redacted`. Someone with database
+    /// access cannot make that event up (its leaf is in the signed tree), so marking another
+    /// event redacted to hide an edit is found.
+    async fn check_redactions(
+        &self,
+        tenant: TenantId,
+        keys: &TenantKeys,
+        redacted: &[(i64, i64)],
+        stored_end: i64,
+    ) -> Result<Option<(i64, String)>> {
+        if redacted.is_empty() {
+            return Ok(None);
+        }
+        let mut tx = self.store.tenant(tenant).begin_read().await?;
+        let mut erasures: std::collections::HashMap<i64, Vec<i64>> = Default::default();
+        for &(seq, by) in redacted {
+            let not_listed = || {
+                Some((
+                    seq,
+                    format!("event {seq} has no details and no erasure event lists it"),
+                ))
+            };
+            if by <= seq || by >= stored_end {
+                return Ok(not_listed());
+            }
+            if let std::collections::hash_map::Entry::Vacant(slot) = erasures.entry(by) {
+                let row = tx
+                    .audit_events(Some(by - 1), 1, &AuditFilter::default())
+                    .await?
+                    .into_iter()
+                    .find(|r| r.seq == by);
+                let listed = match row {
+                    Some(r) if r.action == crate::crm::privacy::ERASE_ACTION => {
+                        let e = open_event(keys, r)?;
+                        serde_json::from_value::<Vec<i64>>(e.details["redacted"].clone())
+                            .unwrap_or_default()
+                    }
+                    _ => Vec::new(),
+                };
+                slot.insert(listed);
+            }
+            if !erasures.get(&by).is_some_and(|l| l.contains(&seq)) {
+                return Ok(not_listed());
+            }
+        }
+        Ok(None)
     }
 
     /// Checks a truncation marker: a note signed by the audit key whose size is the truncation
@@ -1240,7 +1321,7 @@ async fn stored_leaf_hashes(tx: &mut TenantTx, count: i64) -> Result<Vec<Hash>> 
     Ok(leaves)
 }
 
-fn open_event(keys: &TenantKeys, r: AuditEventRow) -> Result<AuditEvent> {
+pub(crate) fn open_event(keys: &TenantKeys, r: AuditEventRow) -> Result<AuditEvent> {
     let plain = keys.open_retained("audit_events", "details", seq_record(r.seq), &r.details)?;
     Ok(AuditEvent {
         seq: r.seq,

@@ -60,6 +60,21 @@ pub mod files {
 pub mod support {
     pub use kluis_store::support::*;
 }
+/// The incident and breach register.
+pub mod incidents {
+    pub use kluis_store::incidents::*;
+}
+
+/// Retention policies.
+pub mod retention {
+    pub use kluis_store::retention::*;
+}
+
+/// Data-subject requests.
+pub mod privacy {
+    pub use kluis_store::privacy::*;
+}
+
 pub mod status {
     pub use kluis_store::status::*;
 }

@@ -23,6 +23,7 @@ pub mod customer_key;
 pub mod db;
 mod error;
 pub mod files;
+pub mod incidents;
 mod key_uses;
 pub mod keys;
 pub mod lockout;

@@ -159,6 +159,9 @@ struct StateDetails {
     state: Option<Value>,
     #[serde(default)]
     version: Option<VersionDetails>,
+    /// The change removed every earlier version (anonymisation by retention).
+    #[serde(default)]
+    versions_dropped: bool,
 }
 
 #[derive(Deserialize)]
@@ -254,7 +257,7 @@ impl Collector {
             if matches!(seen, Seen::Legacy) {
                 self.exp.legacy_records.insert(id);
             }
-            if matches!(seen, Seen::Gone) {
+            if matches!(seen, Seen::Gone) || d.versions_dropped {
                 self.exp.versions.remove(&id);
             }
             if let Some(v) = d.version

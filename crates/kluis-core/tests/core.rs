@@ -1374,3 +1374,265 @@ async fn support_grants_expire_are_watched_and_owners_are_told(f: Fixture) {
     assert!(mails.iter().all(|m| m.rcpt_tos == ["eigenaar@tijd.test"]));
     assert!(mails[0].text.contains("ticket 4711"));
 }
+
+// ---- retention policies (issue 19) ----------------------------------------------------
+
+on_both!(retention_deletes_inactive_contacts_on_time_after_a_dry_run);
+on_both!(retention_anonymises_and_expires_audit_events_after_its_years);
+
+/// `f`'s core with audit signing (audit expiry truncates up to a signed checkpoint).
+fn with_signing(f: &Fixture, dir: &std::path::Path) -> Kluis {
+    f.kluis
+        .clone()
+        .with_audit_signing(kluis_core::audit::AuditSigning {
+            signer: kluis_crypto::checkpoint::CheckpointSigner::generate("test").unwrap(),
+            dir: dir.to_owned(),
+        })
+}
+
+/// How far the clock must move from now to `years` calendar years after `from`, plus `ms`.
+fn until_years_after(f: &Fixture, from: i64, years: i32, ms: i64) -> i64 {
+    use kluis_core::Clock;
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(from) * 1_000_000).unwrap();
+    let day = t.day().min(t.month().length(t.year() + years));
+    let target =
+        t.replace_date(time::Date::from_calendar_date(t.year() + years, t.month(), day).unwrap());
+    (target.unix_timestamp_nanos() / 1_000_000) as i64 + ms - f.clock.now_ms()
+}
+
+async fn retention_deletes_inactive_contacts_on_time_after_a_dry_run(f: Fixture) {
+    use kluis_core::Clock;
+    use kluis_core::crm::retention::RetentionPolicyDoc;
+    let dir = tempfile::tempdir().unwrap();
+    let k = &with_signing(&f, dir.path());
+    let (a, ctx) = (&f.actor, RequestContext::default());
+    let contact = |email: &str| input(json!({"fields": {"email": email}}));
+    let t0 = f.clock.now_ms();
+    let old = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            contact("oud@bewaar.test"),
+            None,
+        )
+        .await
+        .unwrap();
+    let linked = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            contact("gekoppeld@bewaar.test"),
+            None,
+        )
+        .await
+        .unwrap();
+    let note = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Note,
+            input(json!({"fields": {"body": "Gesprek"}, "related_ids": [linked.id]})),
+            None,
+        )
+        .await
+        .unwrap();
+    // A year on: the note about `linked` changes (activity for that person), a new contact.
+    f.clock.advance(365 * DAY);
+    let t1 = f.clock.now_ms();
+    k.update_record(
+        a,
+        &ctx,
+        ObjectType::Note,
+        note.id,
+        &IfMatch::Any,
+        input(json!({"fields": {"body": "Tweede gesprek"}})),
+    )
+    .await
+    .unwrap();
+    let young = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            contact("jong@bewaar.test"),
+            None,
+        )
+        .await
+        .unwrap();
+    let policy = RetentionPolicyDoc {
+        contact_inactive_years: Some(2),
+        contact_action: "delete".into(),
+        audit_years: 6,
+    };
+    k.set_retention_policy(a, &ctx, policy.clone())
+        .await
+        .unwrap();
+
+    // Three years on, but the policy has no dry run yet: the first pass only reports.
+    f.clock.advance(until_years_after(&f, t0, 3, 0));
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(r.dry_run);
+    assert_eq!(r.contacts, vec![old.id]);
+    k.get_record(a, ObjectType::Contact, old.id).await.unwrap();
+    let status = k.retention_status(a).await.unwrap();
+    assert_eq!(status.dry_run.as_ref(), Some(&r));
+    assert!(status.last_run.is_none());
+    // A changed policy needs a new report: setting it again clears it.
+    k.set_retention_policy(a, &ctx, policy.clone())
+        .await
+        .unwrap();
+    assert!(k.retention_status(a).await.unwrap().dry_run.is_none());
+
+    // The new report, then the run: `old` (inactive since t0, three years) goes.
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(r.dry_run);
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(!r.dry_run);
+    assert_eq!(r.contacts, vec![old.id], "inactive for three years");
+    let e = k
+        .get_record(a, ObjectType::Contact, old.id)
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind, ErrorKind::NotFound);
+    // `linked` (note changed at t1) and `young` (created at t1) are due two years after t1:
+    // not a millisecond before.
+    f.clock.advance(until_years_after(&f, t1, 2, 0));
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(r.contacts.is_empty(), "{r:?}");
+    for id in [linked.id, young.id] {
+        k.get_record(a, ObjectType::Contact, id).await.unwrap();
+    }
+    f.clock.advance(1);
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    let mut due = vec![linked.id, young.id];
+    due.sort();
+    assert_eq!(r.contacts, due);
+    for id in due {
+        let e = k.get_record(a, ObjectType::Contact, id).await.unwrap_err();
+        assert_eq!(e.kind, ErrorKind::NotFound);
+    }
+    // Notes are not contacts: the note stays. Each deletion is audited as retention's.
+    k.get_record(a, ObjectType::Note, note.id).await.unwrap();
+    let ev = k
+        .audit_events(
+            a,
+            &ctx,
+            &kluis_core::audit::AuditQuery {
+                action: Some("contact.purge".into()),
+                ..Default::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(ev.items.len(), 3);
+    assert!(
+        ev.items
+            .iter()
+            .all(|e| e.actor == "retention" && e.details["reason"] == "retention")
+    );
+    assert_eq!(
+        k.retention_status(a)
+            .await
+            .unwrap()
+            .last_run
+            .unwrap()
+            .contacts
+            .len(),
+        2
+    );
+    let report = k.verify_log(a.tenant()).await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+}
+
+async fn retention_anonymises_and_expires_audit_events_after_its_years(f: Fixture) {
+    use kluis_core::crm::retention::RetentionPolicyDoc;
+    let dir = tempfile::tempdir().unwrap();
+    let k = &with_signing(&f, dir.path());
+    let (a, ctx) = (&f.actor, RequestContext::default());
+    let t0 = {
+        use kluis_core::Clock;
+        f.clock.now_ms()
+    };
+    let c = k
+        .create_record(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            input(json!({"fields": {"first_name": "Anne", "email": "anne@anoniem.test"}})),
+            None,
+        )
+        .await
+        .unwrap();
+    k.update_record(
+        a,
+        &ctx,
+        ObjectType::Contact,
+        c.id,
+        &IfMatch::Any,
+        input(json!({"fields": {"last_name": "Anoniem"}})),
+    )
+    .await
+    .unwrap();
+    k.checkpoint_log(a.tenant()).await.unwrap();
+    let events_at_start = k.verify_log(a.tenant()).await.unwrap().events;
+    k.set_retention_policy(
+        a,
+        &ctx,
+        RetentionPolicyDoc {
+            contact_inactive_years: Some(1),
+            contact_action: "anonymise".into(),
+            audit_years: 2,
+        },
+    )
+    .await
+    .unwrap();
+    assert!(k.run_retention(a.tenant(), 0).await.unwrap().dry_run);
+    // A year and a millisecond later: the contact is emptied, its versions gone; nothing of
+    // the audit trail is old enough yet.
+    f.clock.advance(until_years_after(&f, t0, 1, 1));
+    k.checkpoint_log(a.tenant()).await.unwrap();
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(!r.dry_run);
+    assert_eq!(r.contacts, vec![c.id]);
+    assert_eq!(r.audit_events, 0);
+    let rec = k.get_record(a, ObjectType::Contact, c.id).await.unwrap();
+    assert!(rec.fields.is_empty(), "{:?}", rec.fields);
+    let versions = k
+        .record_versions(a, &ctx, ObjectType::Contact, c.id)
+        .await
+        .unwrap();
+    assert_eq!(versions.len(), 1, "only the current, empty state");
+    let found = k
+        .list_records(
+            a,
+            &ctx,
+            ObjectType::Contact,
+            RecordQuery {
+                email: Some("anne@anoniem.test".into()),
+                ..Default::default()
+            },
+            None,
+            None,
+        )
+        .await
+        .unwrap();
+    assert!(found.items.is_empty());
+    // Emptied contacts are not anonymised again.
+    f.clock.advance(until_years_after(&f, t0, 2, 0) - 1);
+    k.checkpoint_log(a.tenant()).await.unwrap();
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(r.contacts.is_empty());
+    assert_eq!(r.audit_events, 0, "events of t0 are not two years old yet");
+    // Two years after t0 and a millisecond: the events from t0 expire (up to the last
+    // signed checkpoint), the log still verifies.
+    f.clock.advance(2);
+    k.checkpoint_log(a.tenant()).await.unwrap();
+    let r = k.run_retention(a.tenant(), 0).await.unwrap();
+    assert!(r.audit_events >= events_at_start, "{r:?}");
+    let report = k.verify_log(a.tenant()).await.unwrap();
+    assert!(report.first_broken.is_none(), "{report:?}");
+    let state = k.verify_state(a.tenant(), None).await.unwrap();
+    assert!(state.problems.is_empty(), "{:?}", state.problems);
+}

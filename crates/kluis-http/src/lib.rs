@@ -300,6 +300,21 @@ fn api_routes() -> OpenApiRouter<AppState> {
             routes::settings::get_ip_allowlist,
             routes::settings::put_ip_allowlist
         ))
+        .routes(routes!(
+            routes::settings::get_retention,
+            routes::settings::put_retention
+        ))
+        .routes(routes!(routes::settings::retention_dry_run))
+        .routes(routes!(routes::incidents::list, routes::incidents::create))
+        .routes(routes!(routes::incidents::get))
+        .routes(routes!(routes::incidents::notify_customers))
+        .routes(routes!(routes::incidents::authority_notified))
+        .routes(routes!(routes::incidents::close))
+        .routes(routes!(routes::incidents::export))
+        .routes(routes!(routes::privacy::list, routes::privacy::create))
+        .routes(routes!(routes::privacy::get))
+        .routes(routes!(routes::privacy::export))
+        .routes(routes!(routes::privacy::erase))
         .routes(routes!(routes::imports::list, routes::imports::create))
         .routes(routes!(routes::imports::get))
         .routes(routes!(

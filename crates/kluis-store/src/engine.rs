@@ -82,6 +82,9 @@ pub const TENANT_TABLES: &[&str] = &[
     "crm_files",
     "crm_file_versions",
     "support_grants",
+    "privacy_requests",
+    "audit_redactions",
+    "retention_policies",
 ];
 
 /// Platform tables: not tenant data, never reachable through a [`TenantTx`].
@@ -93,6 +96,8 @@ pub const PLATFORM_TABLES: &[&str] = &[
     "operators",
     "operator_sessions",
     "operator_grant_log",
+    "incidents",
+    "incident_tenants",
 ];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -262,6 +267,10 @@ impl Store {
                 // The audit trail is append-only for the application: no UPDATE or TRUNCATE at all, and the
                 // trigger allows DELETE only below the signed truncation point (retention).
                 format!("REVOKE UPDATE, TRUNCATE ON audit_events FROM {role}"),
+                // ... except the sealed details, which an erasure replaces (data-subject
+                // requests); the trigger allows that only for events in audit_redactions.
+                format!("GRANT UPDATE (details) ON audit_events TO {role}"),
+                format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_redactions FROM {role}"),
                 format!("REVOKE UPDATE, DELETE, TRUNCATE ON audit_checkpoints FROM {role}"),
                 format!("GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}"),
             ] {

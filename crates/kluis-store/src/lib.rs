@@ -12,6 +12,7 @@ pub(crate) mod crm;
 mod direct;
 mod engine;
 pub mod files;
+pub mod incidents;
 mod mail;
 mod mfa;
 mod ops;
@@ -20,7 +21,9 @@ pub mod perms;
 #[cfg(feature = "testing")]
 mod plans;
 mod platform;
+pub mod privacy;
 mod rate;
+pub mod retention;
 pub mod rows;
 pub mod saml;
 pub mod scim;

@@ -618,7 +618,8 @@ async fn rescan_loop(kluis: Kluis, every: Duration) {
     }
 }
 
-/// Daily (and at start): applies audit retention to every log, purges trash entries older than
+/// Daily (and at start): applies each tenant's retention policy (audit retention and inactive
+/// contacts, see `kluis_core::crm::retention`) to every log, purges trash entries older than
 /// the trash retention, and warns about tenants whose current data key is older than the
 /// rotation policy.
 async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, trash_days: u64) {
@@ -658,8 +659,13 @@ async fn daily_maintenance(kluis: Kluis, max_days: u64, retention_days: u64, tra
                 break;
             };
             for t in &page.items {
-                if let Err(e) = kluis.expire_log(t.id, cutoff).await {
-                    tracing::error!(tenant = %t.slug, error = %e, "audit retention");
+                // The tenant's retention policy (contacts, audit years), or the server's
+                // audit retention when it has none.
+                match kluis.run_retention(t.id, cutoff).await {
+                    Ok(r) => {
+                        tracing::info!(tenant = %t.slug, dry_run = r.dry_run, contacts = r.contacts.len(), action = %r.contact_action, audit_events = r.audit_events, "retention")
+                    }
+                    Err(e) => tracing::error!(tenant = %t.slug, error = %e, "retention"),
                 }
                 if let Err(e) = kluis
                     .purge_mail_leftovers(t.id, Duration::from_secs(30 * 86_400))

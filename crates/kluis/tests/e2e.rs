@@ -47,6 +47,8 @@ mod passkeys;
 mod peppered;
 #[path = "e2e/permissions.rs"]
 mod permissions;
+#[path = "e2e/privacy.rs"]
+mod privacy;
 #[path = "e2e/ratelimit.rs"]
 mod ratelimit;
 #[path = "e2e/record_pages.rs"]

@@ -24,9 +24,11 @@ mod history;
 mod idempotency;
 pub mod import;
 pub mod pipelines;
+pub mod privacy;
 mod query;
 mod records;
 mod reencrypt;
+pub mod retention;
 mod sealing;
 pub mod search;
 pub mod tags;
@@ -455,6 +457,7 @@ fn action_name(t: ObjectType, verb: &str) -> &'static str {
         "list",
         "versions",
         "export",
-        "unmask"
+        "unmask",
+        "anonymise"
     )
 }

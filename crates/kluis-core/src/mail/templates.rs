@@ -216,6 +216,92 @@ pub(crate) fn support_access(
     )
 }
 
+/// What an organisation's owners are told about an incident that affects it (seed 003: within
+/// 2 business days). Times are UTC; categories are the register's names.
+pub(crate) struct IncidentNotice<'a> {
+    pub severity: &'a str,
+    pub title: &'a str,
+    pub description: &'a str,
+    pub detected_utc: &'a str,
+    pub categories: &'a [String],
+    pub personal_data_breach: bool,
+    pub measures: &'a str,
+}
+
+pub(crate) fn incident_notice(
+    l: Locale,
+    to: &Recipient<'_>,
+    n: &IncidentNotice<'_>,
+) -> OutgoingMail {
+    let categories = if n.categories.is_empty() {
+        "-".to_owned()
+    } else {
+        n.categories.join(", ")
+    };
+    let (subject, lines) = match l {
+        Locale::En => (
+            format!("Security incident notice ({}): {}", n.severity, n.title),
+            vec![
+                format!("Hello {},", to.name),
+                format!(
+                    "We are informing you, as an owner of {} in Kluis, of a security incident that affects your organisation.",
+                    to.organisation
+                ),
+                format!("What happened: {}", n.description),
+                format!(
+                    "Detected: {} (UTC). Severity: {}.",
+                    n.detected_utc, n.severity
+                ),
+                format!("Data concerned: {categories}."),
+                if n.personal_data_breach {
+                    "This is a breach of personal data. As the controller you may have to notify the Dutch Data Protection Authority (Autoriteit Persoonsgegevens) within 72 hours and, where required, the people concerned.".to_owned()
+                } else {
+                    "On what we know now, no personal data was breached.".to_owned()
+                },
+                format!("Measures taken: {}", n.measures),
+            ],
+        ),
+        Locale::Nl => (
+            format!(
+                "Melding beveiligingsincident ({}): {}",
+                severity_nl(n.severity),
+                n.title
+            ),
+            vec![
+                format!("Hallo {},", to.name),
+                format!(
+                    "Als eigenaar van {} in Kluis informeren we je over een beveiligingsincident dat je organisatie raakt.",
+                    to.organisation
+                ),
+                format!("Wat er gebeurde: {}", n.description),
+                format!(
+                    "Ontdekt: {} (UTC). Ernst: {}.",
+                    n.detected_utc,
+                    severity_nl(n.severity)
+                ),
+                format!("Betrokken gegevens: {categories}."),
+                if n.personal_data_breach {
+                    "Dit is een datalek met persoonsgegevens. Als verwerkingsverantwoordelijke moet je dit mogelijk binnen 72 uur melden bij de Autoriteit Persoonsgegevens en, waar nodig, aan de betrokkenen.".to_owned()
+                } else {
+                    "Voor zover nu bekend zijn er geen persoonsgegevens gelekt.".to_owned()
+                },
+                format!("Genomen maatregelen: {}", n.measures),
+            ],
+        ),
+    };
+    render(to, subject, &lines, None)
+}
+
+fn severity_nl(s: &str) -> &str {
+    match s {
+        "critical" => "kritiek",
+        "high" => "hoog",
+        "medium" => "middel",
+        "low" => "laag",
+        other => other,
+    }
+}
+
 /// Placeholder line replaced by the link (a plain line in text, an anchor in HTML).
 const LINK: &str = "\u{0}link";
 

@@ -1,5 +1,6 @@
 use axum::Json;
 use axum::extract::State;
+use kluis_core::crm::retention::{RetentionPolicyDoc, RetentionReport, RetentionStatus};
 use kluis_core::mfa::MfaPolicyDoc;
 use kluis_core::settings::{LocaleDoc, PasswordPolicyDoc, SensitiveDataDoc, TrashRetentionDoc};
 
@@ -143,4 +144,39 @@ pub async fn put_ip_allowlist(
     ApiJson(d): ApiJson<kluis_core::network::IpAllowlistDoc>,
 ) -> ApiResult<Json<kluis_core::network::IpAllowlistDoc>> {
     Ok(Json(s.kluis.set_ip_allowlist(&a, &c, d).await?))
+}
+
+/// The retention policy (contacts inactive for N years deleted or anonymised; audit events
+/// kept M years), its latest dry-run report and its last run.
+#[utoipa::path(get, path = "/api/v1/settings/retention", tag = "settings",
+    responses((status = 200, body = RetentionStatus), (status = 403, body = ErrorBody)))]
+pub async fn get_retention(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+) -> ApiResult<Json<RetentionStatus>> {
+    Ok(Json(s.kluis.retention_status(&a).await?))
+}
+
+/// Set the retention policy. A new policy acts only after a dry run: the daily job's next
+/// pass reports what it would do and changes nothing (or ask for the report now).
+#[utoipa::path(put, path = "/api/v1/settings/retention", tag = "settings", request_body = RetentionPolicyDoc,
+    responses((status = 200, body = RetentionStatus), (status = 422, body = ErrorBody)))]
+pub async fn put_retention(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+    ApiJson(d): ApiJson<RetentionPolicyDoc>,
+) -> ApiResult<Json<RetentionStatus>> {
+    Ok(Json(s.kluis.set_retention_policy(&a, &c, d).await?))
+}
+
+/// What the policy would delete, anonymise and expire now; recorded, and it lets the policy act.
+#[utoipa::path(post, path = "/api/v1/settings/retention/dry-run", tag = "settings",
+    responses((status = 200, body = RetentionReport), (status = 403, body = ErrorBody)))]
+pub async fn retention_dry_run(
+    State(s): State<AppState>,
+    Authed(a): Authed,
+    Ctx(c): Ctx,
+) -> ApiResult<Json<RetentionReport>> {
+    Ok(Json(s.kluis.retention_dry_run(&a, &c).await?))
 }

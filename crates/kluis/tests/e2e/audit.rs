@@ -289,6 +289,47 @@ const EXPECTED: &[(&str, &str, &str)] = &[
     ("PUT", "/api/v1/files/{id}/content", "file.replace"),
     ("POST", "/api/v1/files/{id}/restore", "file.restore"),
     ("POST", "/api/v1/files/{id}/purge", "file.purge"),
+    // Data-subject requests: exercised with their events by privacy::* (an erasure also
+    // writes `<type>.purge` per record and redacts the events about the subject).
+    ("POST", "/api/v1/privacy/requests", "privacy.request.create"),
+    (
+        "POST",
+        "/api/v1/privacy/requests/{id}/export",
+        "privacy.export",
+    ),
+    (
+        "POST",
+        "/api/v1/privacy/requests/{id}/erase",
+        "privacy.erase",
+    ),
+    // Exercised with their events by privacy::retention_policy_is_set_reported_and_audited.
+    (
+        "PUT",
+        "/api/v1/settings/retention",
+        "settings.retention.update",
+    ),
+    (
+        "POST",
+        "/api/v1/settings/retention/dry-run",
+        "retention.dry_run",
+    ),
+    // Incident register: exercised with their events by privacy::incident_register_*.
+    ("POST", "/api/v1/platform/incidents", "incident.record"),
+    (
+        "POST",
+        "/api/v1/platform/incidents/{id}/notify-customers",
+        "incident.notify_customers",
+    ),
+    (
+        "POST",
+        "/api/v1/platform/incidents/{id}/authority-notified",
+        "incident.authority_notified",
+    ),
+    (
+        "POST",
+        "/api/v1/platform/incidents/{id}/close",
+        "incident.close",
+    ),
     // SCIM admin routes: exercised with their events by scim::*.
     ("POST", "/api/v1/scim/token", "scim.token.create"),
     ("DELETE", "/api/v1/scim/token", "scim.token.revoke"),

@@ -37,6 +37,8 @@ pub(crate) async fn snapshot(s: &Server, b: &TenantFixture) -> Value {
         "/api/v1/roles",
         "/api/v1/roles/assignments",
         "/api/v1/teams",
+        "/api/v1/privacy/requests",
+        "/api/v1/settings/retention",
     ] {
         let (st, v) = s.get(path, &b.owner).await;
         assert_eq!(st, StatusCode::OK, "{path}: {v}");
@@ -97,6 +99,9 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         ("PATCH", _) if path.starts_with("/api/v1/teams/") => Some(json!({"name": "pwned"})),
         ("PATCH", _) if path.starts_with("/api/v1/tags/") => Some(json!({"name": "pwned"})),
         ("PATCH", _) if path.starts_with("/api/v1/files/") => Some(json!({"name": "pwned.txt"})),
+        ("POST", "/api/v1/privacy/requests") => {
+            Some(json!({"kind": "erasure", "email": "iemand@tenant-a.test"}))
+        }
         ("POST", "/api/v1/notes") => Some(json!({"fields": {"body": "Intrusion"}})),
         ("POST", "/api/v1/tasks") => Some(json!({"fields": {"title": "Intrusion"}})),
         ("PATCH", _) if path.starts_with("/api/v1/notes/") => {
@@ -135,6 +140,9 @@ fn body_for(path: &str, method: &Method) -> Option<Value> {
         }
         ("PUT", "/api/v1/settings/sensitive-data") => Some(json!({"mode": "flag"})),
         ("PUT", "/api/v1/settings/trash-retention") => Some(json!({"days": 5})),
+        ("PUT", "/api/v1/settings/retention") => {
+            Some(json!({"contact_inactive_years": 1, "contact_action": "delete", "audit_years": 1}))
+        }
         ("POST", "/api/v1/platform/tenants") => Some(json!({"slug": "evil", "name": "Evil"})),
         ("POST", "/api/v1/auth/login") => {
             Some(json!({"tenant": "x", "email": "x@x.test", "password": "x"}))
@@ -168,6 +176,8 @@ pub(crate) struct BRecords {
     pub(crate) file: String,
     /// A support-access grant B's owner gave an operator.
     pub(crate) grant: String,
+    /// An erasure request about B's contact.
+    pub(crate) privacy_request: String,
 }
 
 pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
@@ -301,6 +311,14 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         st == StatusCode::CREATED || st == StatusCode::ACCEPTED,
         "{file}"
     );
+    let (st, privacy) = s
+        .post(
+            "/api/v1/privacy/requests",
+            &b.owner,
+            json!({"kind": "erasure", "email": "klant@tenant-b.test"}),
+        )
+        .await;
+    assert_eq!(st, StatusCode::CREATED, "{privacy}");
     let (st, sessions) = s.get("/api/v1/me/sessions", &b.owner).await;
     let sessions = sessions["items"].clone();
     assert_eq!(st, StatusCode::OK, "{sessions}");
@@ -322,6 +340,7 @@ pub(crate) async fn b_records(s: &Server, b: &TenantFixture) -> BRecords {
         role: role["id"].as_str().unwrap().to_owned(),
         team,
         file: file["id"].as_str().unwrap().to_owned(),
+        privacy_request: privacy["id"].as_str().unwrap().to_owned(),
         session: sessions[0]["id"].as_str().unwrap().to_owned(),
         ticket: ticket["id"].as_str().unwrap().to_owned(),
         tag: tag["id"].as_str().unwrap().to_owned(),
@@ -375,6 +394,8 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &r.team
     } else if path.starts_with("/api/v1/files/{id}") {
         &r.file
+    } else if path.starts_with("/api/v1/privacy/requests/{id}") {
+        &r.privacy_request
     } else if path.starts_with("/api/v1/imports/{id}") {
         &r.import
     } else if path.starts_with("/api/v1/trash/{id}") {
@@ -392,6 +413,7 @@ fn fill(path: &str, b: &TenantFixture, r: &BRecords) -> String {
         &b.key_id
     } else if path.starts_with("/api/v1/platform/tenants/{id}")
         || path.starts_with("/api/v1/platform/status/notices/{id}")
+        || path.starts_with("/api/v1/platform/incidents/{id}")
     {
         // Platform routes: tenant credentials are refused whatever the id.
         &b.id
@@ -448,6 +470,7 @@ async fn tenant_a_cannot_touch_tenant_b_on_any_route(backend: Backend) {
         records.import.as_str(),
         records.session.as_str(),
         records.file.as_str(),
+        records.privacy_request.as_str(),
         "bestand-van-b.txt",
         "Bestandsinhoud van B",
     ];

@@ -21,7 +21,11 @@ const WAIT: Duration = Duration::from_secs(30);
 const RELAY_PASSWORD: &str = "Relay-Geheim-9!";
 
 /// A server that sends email through `smtp` (STARTTLS, trusting the relay's certificate).
-async fn server_with_mail(b: Backend, smtp: &SmtpServer, extra: &[(&str, &str)]) -> Server {
+pub(crate) async fn server_with_mail(
+    b: Backend,
+    smtp: &SmtpServer,
+    extra: &[(&str, &str)],
+) -> Server {
     let ca = smtp.ca_file().display().to_string();
     let url = smtp.url();
     let mut env = vec![
