@@ -151,8 +151,10 @@ pub enum OperatorCmd {
     /// Create a support operator; prints the generated password and TOTP secret once (both are
     /// needed at every sign-in).
     Create {
+        /// The operator's email address (their sign-in name).
         #[arg(long)]
         email: String,
+        /// Their name, as organisations see it in requests and grants.
         #[arg(long)]
         name: String,
         /// Print JSON (id, email, password, totp_secret, otpauth_uri).
@@ -161,6 +163,7 @@ pub enum OperatorCmd {
     },
     /// Disable an operator and end their sessions (their grants stop working at once).
     Disable {
+        /// The operator's email address.
         #[arg(long)]
         email: String,
     },
